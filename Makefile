@@ -1,0 +1,36 @@
+# Two commands on a fresh machine:
+#   make campaign   set up .venv, then run the main job (a CSP campaign on the shipped models)
+#   make test       set up .venv, then run the test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export CSP_DATA_MIRROR ?= $(abspath ../shared/data)
+export CSP_HOME ?= $(abspath .csp_home)
+export PREFECT_HOME ?= $(abspath .prefect_home)
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+
+.PHONY: setup test campaign lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+campaign: $(STAMP)
+	$(BIN)/csp demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+clean:
+	rm -rf .csp_home .prefect_home

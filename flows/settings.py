@@ -1,0 +1,52 @@
+"""The project's one settings class (environment prefix ``CSP_``); nothing happens at import."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _default_home() -> Path:
+    base = os.environ.get("XDG_DATA_HOME")
+    return (Path(base) if base else Path.home() / ".local" / "share") / "csp"
+
+
+class Settings(BaseSettings):
+    """Where the lake, the data mirror and the models are, and how to compute."""
+
+    model_config = SettingsConfigDict(env_prefix="CSP_", extra="forbid", validate_default=True)
+
+    home: Path = Field(
+        default_factory=_default_home,
+        description="Lake root: Parquet parts under home/lake and the DuckDB catalog home/catalog.duckdb.",
+    )
+    data_mirror: Path | None = Field(
+        default=None,
+        description="Folder holding the public data files (dft/, synth/, experimental/, validation/).",
+    )
+    models_dir: Path = Field(
+        default=_PACKAGE_ROOT / "onnx_models",
+        description="Folder of shipped ONNX model folders (one sub-folder per model).",
+    )
+    device: Literal["cpu", "cuda"] = Field(default="cpu", description="Device for training (torch).")
+    threads: int = Field(default=2, ge=1, le=256, description="Threads per onnxruntime session and DuckDB.")
+
+    def require_mirror(self) -> Path:
+        """The data mirror folder, or a clear error saying how to set it."""
+        if self.data_mirror is None:
+            raise ValueError("No data mirror is configured: set CSP_DATA_MIRROR to the folder of the data files.")
+        mirror = self.data_mirror.expanduser().resolve()
+        if not mirror.is_dir():
+            raise ValueError(f"The data mirror {mirror} is not a folder: set CSP_DATA_MIRROR to the data folder.")
+        return mirror
+
+    @property
+    def exclusions_file(self) -> Path:
+        """The paper's Table 1 file, whose compounds are excluded from training by default."""
+        return self.require_mirror() / "validation" / "table1.json"

@@ -1,0 +1,400 @@
+"""The lake: append-only Parquet parts per table, read through DuckDB views.
+
+Layout under a lake root::
+
+    <root>/lake/<table>/part-<utc>-<uuid>.parquet            (unpartitioned tables)
+    <root>/lake/candidates/<campaign_id>/part-<...>.parquet   (candidates, one folder per campaign)
+    <root>/catalog.duckdb                                      (views for the DuckDB shell)
+
+Writers write ``.tmp-*.parquet`` and rename it into place, so a reader never sees half a part and a
+killed writer loses at most the batch in flight. Every table folder starts with an empty, typed
+seed part, so views never glob an empty folder. Views keep the first row per key (``KEYS``), so a
+retried batch or an interrupted compaction never shows a row twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from storage.schemas import KEYS, SCHEMAS
+
+#: tables stored one folder per value of this column
+PARTITION_BY: dict[str, str] = {"candidates": "campaign_id"}
+_SEED_NAME = "part-00000000T000000-seed.parquet"
+_SAFE_PART = re.compile(r"[^A-Za-z0-9_.-]")
+_ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+
+class LakeError(RuntimeError):
+    """A lake operation could not be carried out (the message says why and what to do)."""
+
+
+class ReadOnlyError(LakeError):
+    """A statement that would write was sent through the read-only query API."""
+
+
+@dataclass(frozen=True)
+class CompactionReport:
+    table: str
+    parts_before: int
+    parts_after: int
+    rows: int
+
+
+def _utc_stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_atomic(table: pa.Table, folder: Path) -> Path:
+    """Write ``table`` as a new part in ``folder``: temporary name, fsync, rename."""
+    folder.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex[:12]
+    tmp = folder / f".tmp-{token}.parquet"
+    final = folder / f"part-{_utc_stamp()}-{token}.parquet"
+    pq.write_table(table, tmp, compression="zstd")
+    with tmp.open("rb") as handle:
+        os.fsync(handle.fileno())
+    tmp.replace(final)
+    _fsync_dir(folder)
+    return final
+
+
+def _partition_folder_name(value: Any) -> str:
+    text = _SAFE_PART.sub("_", str(value))
+    if not text or text.startswith("."):
+        raise LakeError(f"Partition value {value!r} cannot name a folder.")
+    return text
+
+
+def check_read_only(sql: str) -> None:
+    """Raise :class:`ReadOnlyError` unless every statement in ``sql`` only reads."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise LakeError(f"The query could not be parsed: {exc}") from exc
+    if not statements:
+        raise LakeError("The query is empty.")
+    for statement in statements:
+        if statement.type not in _ALLOWED_STATEMENTS:
+            kind = statement.type.name
+            raise ReadOnlyError(
+                f"Refused a {kind} statement: the query interface is read-only; "
+                "the lake is changed only by the ingest, training and campaign flows."
+            )
+
+
+class LakeConnection:
+    """A read-only DuckDB connection with one view per lake table (plus derived views)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._con = con
+
+    def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        """Run a read-only statement with bound parameters; returns a DuckDB relation."""
+        check_read_only(sql)
+        try:
+            return self._con.sql(sql, params=params)
+        except duckdb.Error as exc:
+            raise LakeError(f"The query failed: {exc}") from exc
+
+    def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table:
+        """Run a read-only query and return an Arrow table."""
+        return self.execute(sql, params).to_arrow_table()
+
+    def df(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
+        """Run a read-only query and return a pandas DataFrame."""
+        return self.execute(sql, params).df()
+
+    def tables(self) -> list[str]:
+        rows = self._con.execute(
+            "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY view_name"
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> LakeConnection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Lake:
+    """A lake rooted at ``root``: append-only writers, compaction, and read-only connections."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root).expanduser().resolve()
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def lake_dir(self) -> Path:
+        return self.root / "lake"
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.root / "catalog.duckdb"
+
+    def table_dir(self, table: str) -> Path:
+        if table not in SCHEMAS:
+            raise LakeError(f"Unknown table {table!r}; the lake has {sorted(SCHEMAS)}.")
+        return self.lake_dir / table
+
+    def _glob(self, table: str) -> str:
+        base = self.table_dir(table)
+        pattern = "*/part-*.parquet" if table in PARTITION_BY else "part-*.parquet"
+        return (base / pattern).as_posix()
+
+    def _seed_path(self, table: str) -> Path:
+        base = self.table_dir(table)
+        return (base / "_seed" / _SEED_NAME) if table in PARTITION_BY else base / _SEED_NAME
+
+    def init(self) -> Lake:
+        """Create the folders and the empty typed seed part of every table (idempotent)."""
+        for table, schema in SCHEMAS.items():
+            seed = self._seed_path(table)
+            if not seed.exists():
+                seed.parent.mkdir(parents=True, exist_ok=True)
+                tmp = seed.with_name(f".tmp-seed-{uuid.uuid4().hex[:8]}.parquet")
+                pq.write_table(schema.empty_table(), tmp)
+                tmp.replace(seed)
+        return self
+
+    def parts(self, table: str) -> list[Path]:
+        """Data parts of ``table`` (the empty seed excluded)."""
+        base = self.table_dir(table)
+        pattern = "*/part-*.parquet" if table in PARTITION_BY else "part-*.parquet"
+        return sorted(p for p in base.glob(pattern) if p.name != _SEED_NAME)
+
+    # ------------------------------------------------------------------ writing
+    def _to_table(self, table: str, rows: Iterable[dict[str, Any]] | pa.Table, run_id: str) -> pa.Table:
+        schema = SCHEMAS[table]
+        now = datetime.now(UTC)
+        if isinstance(rows, pa.Table):
+            data = rows
+            if "run_id" not in data.column_names:
+                data = data.append_column("run_id", pa.array([run_id] * data.num_rows, pa.string()))
+            if "written_at" not in data.column_names:
+                data = data.append_column("written_at", pa.array([now] * data.num_rows, schema.field("written_at").type))
+            missing = [n for n in schema.names if n not in data.column_names]
+            if missing:
+                raise LakeError(f"Rows for {table!r} lack the columns {missing}.")
+            return data.select(schema.names).cast(schema)
+        filled = []
+        for row in rows:
+            unknown = set(row) - set(schema.names)
+            if unknown:
+                raise LakeError(f"Rows for {table!r} have columns the schema does not declare: {sorted(unknown)}.")
+            filled.append({"run_id": run_id, "written_at": now, **row})
+        try:
+            return pa.Table.from_pylist(filled, schema=schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise LakeError(f"Rows for {table!r} do not fit its schema: {exc}") from exc
+
+    def _drop_stored_keys(self, table: str, data: pa.Table, glob: str) -> pa.Table:
+        keys = list(KEYS[table])
+        con = duckdb.connect()
+        try:
+            con.register("batch", data.append_column("_ord", pa.array(range(data.num_rows), pa.int64())))
+            on = " AND ".join(f'b."{k}" IS NOT DISTINCT FROM s."{k}"' for k in keys)
+            key_cols = ", ".join(f'"{k}"' for k in keys)
+            # keep the first occurrence of each key within the batch, then drop keys already stored
+            sql = (
+                f"SELECT b.* FROM (SELECT * FROM batch "
+                f"QUALIFY row_number() OVER (PARTITION BY {key_cols} ORDER BY _ord) = 1) b "
+                f"ANTI JOIN (SELECT {key_cols} FROM read_parquet(?)) s ON {on} ORDER BY b._ord"
+            )
+            result = con.sql(sql, params=[glob]).to_arrow_table()
+        finally:
+            con.close()
+        return result.drop_columns(["_ord"]).cast(SCHEMAS[table])
+
+    def append(
+        self,
+        table: str,
+        rows: Iterable[dict[str, Any]] | pa.Table,
+        *,
+        run_id: str,
+        dedupe: bool = True,
+    ) -> int:
+        """Append rows to ``table`` as new part(s); returns how many rows were written.
+
+        With ``dedupe`` (the default) rows whose key is already stored, or repeated within the
+        batch, are skipped, so re-running an ingest or a campaign step writes nothing twice.
+        """
+        self.init()
+        data = self._to_table(table, rows, run_id)
+        if data.num_rows == 0:
+            return 0
+        column = PARTITION_BY.get(table)
+        groups: list[tuple[Path, pa.Table]] = []
+        if column is None:
+            groups.append((self.table_dir(table), data))
+        else:
+            for value in data.column(column).unique().to_pylist():
+                mask = pc.equal(data.column(column), pa.scalar(value, data.schema.field(column).type))
+                folder = self.table_dir(table) / _partition_folder_name(value)
+                groups.append((folder, data.filter(mask)))
+        written = 0
+        for folder, group in groups:
+            if dedupe:
+                folder.mkdir(parents=True, exist_ok=True)
+                glob = (folder / "part-*.parquet").as_posix()
+                has_parts = any(folder.glob("part-*.parquet"))
+                group = self._drop_stored_keys(table, group, glob if has_parts else self._seed_path(table).as_posix())
+            if group.num_rows:
+                _write_atomic(group, folder)
+                written += group.num_rows
+        return written
+
+    # ------------------------------------------------------------------ reading
+    def _view_sql(self, table: str) -> str:
+        keys = ", ".join(f'"{k}"' for k in KEYS[table])
+        glob = self._glob(table).replace("'", "''")
+        return (
+            f"SELECT * FROM read_parquet('{glob}', union_by_name = true) "
+            f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY written_at) = 1"
+        )
+
+    def _create_views(self, con: duckdb.DuckDBPyConnection) -> None:
+        for table in SCHEMAS:
+            con.execute(f"CREATE OR REPLACE VIEW {table} AS {self._view_sql(table)}")
+        con.execute(
+            "CREATE OR REPLACE VIEW campaigns AS SELECT * FROM campaign_events "
+            "QUALIFY row_number() OVER (PARTITION BY campaign_id ORDER BY seq DESC) = 1"
+        )
+        con.execute(f"CREATE OR REPLACE VIEW experimental_linked AS {LINK_SQL}")
+
+    def connect(self, *, read_only: bool = True) -> LakeConnection:
+        """Open a read-only connection with a view per table (always sees the newest parts)."""
+        if not read_only:
+            raise LakeError("Lake connections are read-only; write through Lake.append or the flows.")
+        self.init()
+        con = duckdb.connect()
+        self._create_views(con)
+        return LakeConnection(con)
+
+    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table:
+        """Run one read-only query and return an Arrow table."""
+        with self.connect() as con:
+            return con.arrow(sql, params)
+
+    def count(self, table: str) -> int:
+        with self.connect() as con:
+            return int(con.execute(f"SELECT count(*) FROM {self.table_dir(table).name}").fetchall()[0][0])
+
+    def refresh_catalog(self) -> Path:
+        """Write ``catalog.duckdb`` with the same views, for the DuckDB shell and BI tools."""
+        self.init()
+        tmp = self.catalog_path.with_name(f".tmp-catalog-{uuid.uuid4().hex[:8]}.duckdb")
+        con = duckdb.connect(str(tmp))
+        try:
+            self._create_views(con)
+        finally:
+            con.close()
+        tmp.replace(self.catalog_path)
+        return self.catalog_path
+
+    # ------------------------------------------------------------------ maintenance
+    def compact(self, table: str) -> CompactionReport:
+        """Merge the parts of ``table`` (per partition) into one, losing and duplicating no row."""
+        self.init()
+        base = self.table_dir(table)
+        folders = [p for p in base.iterdir() if p.is_dir() and p.name != "_seed"] if table in PARTITION_BY else [base]
+        before = after = rows = 0
+        keys = ", ".join(f'"{k}"' for k in KEYS[table])
+        for folder in folders:
+            parts = sorted(p for p in folder.glob("part-*.parquet") if p.name != _SEED_NAME)
+            before += len(parts)
+            if len(parts) <= 1:
+                after += len(parts)
+                rows += sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+                continue
+            con = duckdb.connect()
+            try:
+                merged = con.sql(
+                    f"SELECT * FROM read_parquet(?, union_by_name = true) "
+                    f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY written_at) = 1 "
+                    f"ORDER BY written_at",
+                    params=[[p.as_posix() for p in parts]],
+                ).to_arrow_table()
+                distinct = con.execute(
+                    f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM read_parquet(?, union_by_name = true))",
+                    [[p.as_posix() for p in parts]],
+                ).fetchall()[0][0]
+            finally:
+                con.close()
+            merged = merged.select(SCHEMAS[table].names).cast(SCHEMAS[table])
+            if merged.num_rows != distinct:
+                raise LakeError(f"Compaction of {folder} would change the row count; nothing was changed.")
+            _write_atomic(merged, folder)
+            for part in parts:
+                part.unlink()
+            _fsync_dir(folder)
+            after += 1
+            rows += merged.num_rows
+        for stale in base.rglob(".tmp-*.parquet"):
+            stale.unlink()
+        return CompactionReport(table=table, parts_before=before, parts_after=after, rows=rows)
+
+
+#: experimental enthalpies joined to a structure of the same reduced formula. Preference order:
+#: lowest DFT formation enthalpy on the MP/OQMD/GNoME scale; else an experimentally reported
+#: structure (ICSD-labelled / prototype); else the lowest hull distance. Unlinked rows say why.
+LINK_SQL = """
+WITH ranked AS (
+    SELECT reduced_formula, source, source_id, dhf_dft_ev_per_atom, spacegroup,
+        CASE
+            WHEN dhf_dft_ev_per_atom IS NOT NULL AND coalesce(energy_kind, '') NOT LIKE 'castelli%' THEN 1
+            WHEN icsd_label = 1 THEN 2
+            WHEN e_above_hull_ev_per_atom IS NOT NULL THEN 3
+            ELSE 4
+        END AS tier
+    FROM structures
+),
+best AS (
+    SELECT * FROM ranked
+    QUALIFY row_number() OVER (
+        PARTITION BY reduced_formula
+        ORDER BY tier, dhf_dft_ev_per_atom NULLS LAST, source, source_id
+    ) = 1
+)
+SELECT e.*,
+    b.source AS linked_source,
+    b.source_id AS linked_source_id,
+    b.spacegroup AS linked_spacegroup,
+    b.dhf_dft_ev_per_atom AS linked_dhf_dft_ev_per_atom,
+    CASE b.tier
+        WHEN 1 THEN 'lowest DFT formation enthalpy (MP/OQMD/GNoME scale) of the same reduced formula'
+        WHEN 2 THEN 'experimentally reported structure of the same reduced formula (no DFT energy)'
+        WHEN 3 THEN 'lowest hull distance of the same reduced formula (no formation energy)'
+        WHEN 4 THEN 'a structure of the same reduced formula without any energy'
+        ELSE NULL
+    END AS link_method,
+    CASE WHEN b.source IS NULL THEN 'no ingested structure has this reduced formula' END AS unlinked_reason
+FROM experimental_enthalpies e
+LEFT JOIN best b USING (reduced_formula)
+"""
