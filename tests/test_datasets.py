@@ -1,0 +1,72 @@
+"""Lake -> training arrays: exclusions honoured, splits kept, experiment linked to structures."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flows.datasets import export_training_set
+from tests.test_lake import structure_row
+
+
+def exp_row(source_id: str, formula: str, value: float, split: str) -> dict:
+    return dict(
+        source="expt_deltae_jha2019", source_id=source_id, license="x", raw_formula=formula,
+        reduced_formula=formula, elements=sorted({"Mg", "O"}), dhf_exp_ev_per_atom=value,
+        uncertainty_ev_per_atom=None, reference="test", split=split,
+    )
+
+
+def _fill(lake):
+    rows = []
+    for i, formula in enumerate(["MgO", "CaO", "SrO", "BaO", "ZnO"]):
+        row = structure_row(f"s{i}", formula, energy=-1.0 - i)
+        row["source"] = "mp_flla2015"
+        row["icsd_label"] = i % 2
+        rows.append(row)
+    castelli = structure_row("p1", "CdO", energy=1.5)
+    castelli["source"] = "castelli_cdvae"
+    lake.append("structures", [*rows, castelli], run_id="t")
+    lake.append(
+        "experimental_enthalpies",
+        [exp_row("1", "CaO", -3.3, "train"), exp_row("2", "MgO", -3.1, "test"), exp_row("3", "NaCl", -2.1, "train")],
+        run_id="t",
+    )
+
+
+def test_dft_export_excludes_validation_compounds(lake, tmp_path):
+    from csp.dataset import load_arrays
+
+    _fill(lake)
+    summary = export_training_set(lake, tmp_path / "dft.npz", kind="dft", exclude={"MgO"})
+    arrays = load_arrays(summary.path)
+    assert summary.rows == 4 and summary.excluded_rows == 1
+    assert "mp_flla2015:s0" not in set(arrays.ids)  # MgO left out
+    assert "castelli_cdvae" not in set(arrays.source_names)  # other energy scale not mixed in
+    np.testing.assert_allclose(sorted(arrays.target), [-5.0, -4.0, -3.0, -2.0])
+    assert len(summary.sha256) == 64
+
+
+def test_exp_export_uses_linked_structures_and_file_split(lake, tmp_path):
+    from csp.dataset import load_arrays
+
+    _fill(lake)
+    summary = export_training_set(lake, tmp_path / "exp.npz", kind="exp", exclude=set())
+    arrays = load_arrays(summary.path)
+    # NaCl has no structure, so it cannot be a training row
+    assert sorted(arrays.ids) == ["expt_deltae_jha2019:1", "expt_deltae_jha2019:2"]
+    by_id = dict(zip(arrays.ids, arrays.split, strict=True))
+    assert by_id["expt_deltae_jha2019:2"] == 2  # the file's test row stays in test
+    linked = lake.query("SELECT source_id, link_method, unlinked_reason FROM experimental_linked ORDER BY 1")
+    reasons = {r["source_id"]: (r["link_method"], r["unlinked_reason"]) for r in linked.to_pylist()}
+    assert reasons["1"][0].startswith("lowest DFT formation enthalpy")
+    assert reasons["3"] == (None, "no ingested structure has this reduced formula")
+
+
+def test_pu_export_labels(lake, tmp_path):
+    from csp.dataset import load_arrays
+
+    _fill(lake)
+    summary = export_training_set(lake, tmp_path / "pu.npz", kind="pu", exclude={"MgO"})
+    arrays = load_arrays(summary.path)
+    assert set(np.unique(arrays.target)) == {0.0, 1.0}
+    assert summary.rows == 5
