@@ -272,7 +272,7 @@ def angle_cosines(bond_vectors: np.ndarray) -> np.ndarray:
     u = v / np.linalg.norm(v, axis=-1, keepdims=True)
     cos = np.einsum("nax,nbx->nab", u, u)
     k = v.shape[1]
-    return np.take_along_axis(cos, np.broadcast_to(line_graph_partners(k), cos.shape[:1] + (k, k - 1)), 2)
+    return np.take_along_axis(cos, np.broadcast_to(line_graph_partners(k), (cos.shape[0], k, k - 1)), 2)
 
 
 def rbf_expand(values: np.ndarray, vmin: float, vmax: float, bins: int) -> np.ndarray:
