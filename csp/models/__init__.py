@@ -1,0 +1,14 @@
+"""ALIGNN models on fixed-degree crystal graphs (torch; no scatter ops, so ONNX export is exact)."""
+
+from csp.models._alignn import ALIGNN, ALIGNNBackbone, BaggedHeads, RegressionHead, graph_tensors
+from csp.models._config import SMALL_CONFIG, ALIGNNConfig
+
+__all__ = [
+    "ALIGNN",
+    "SMALL_CONFIG",
+    "ALIGNNBackbone",
+    "ALIGNNConfig",
+    "BaggedHeads",
+    "RegressionHead",
+    "graph_tensors",
+]
