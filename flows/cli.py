@@ -16,7 +16,9 @@ app = typer.Typer(help="Crystal-structure prediction calibrated to experiment.",
 lake_app = typer.Typer(help="The Parquet/DuckDB lake.", no_args_is_help=True)
 ingest_app = typer.Typer(help="Ingest data sources into the lake.", no_args_is_help=True)
 app.add_typer(lake_app, name="lake")
+models_app = typer.Typer(help="Trained models: train, export, list, verify.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
+app.add_typer(models_app, name="models")
 
 console = Console()
 err = Console(stderr=True)
@@ -164,7 +166,9 @@ def _print_ingest_reports(reports) -> None:
 
 @ingest_app.command("run")
 def ingest_run(
-    source: Annotated[list[str] | None, typer.Option("--source", "-s", help="Sources (default: all).")] = None,
+    source: Annotated[
+        list[str] | None, typer.Option("--source", "-s", help="Sources (default: all).")
+    ] = None,
 ) -> None:
     """Ingest registered sources from the data mirror (idempotent: re-running adds nothing)."""
     from rich.progress import Progress
@@ -184,7 +188,9 @@ def ingest_run(
         for name in names:
             task = bar.add_task(f"ingest {name}", total=None)
             reports.append(
-                ingest_source(lake, name, mirror, run_id=run_id, progress=lambda n, t=task: bar.update(t, completed=n))
+                ingest_source(
+                    lake, name, mirror, run_id=run_id, progress=lambda n, t=task: bar.update(t, completed=n)
+                )
             )
             bar.remove_task(task)
     lake.refresh_catalog()
@@ -198,8 +204,9 @@ def ingest_folder(
     license: Annotated[str, typer.Option(help="Licence of the data.")] = "unknown",
 ) -> None:
     """Ingest a folder in the ALIGNN/CGCNN convention (id_prop.csv: file,value in eV/atom)."""
-    from storage.ingest import ingest_records, new_run_id
     from storage.readers import read_id_prop_folder
+
+    from storage.ingest import ingest_records, new_run_id
 
     if not folder.is_dir():
         fail(f"{folder} is not a folder.")
@@ -215,11 +222,14 @@ def ingest_optimade(
     path: Annotated[Path, typer.Argument(help="An OPTIMADE JSON structures response.")],
     source: Annotated[str, typer.Option(help="Source name to record on every row.")],
     license: Annotated[str, typer.Option(help="Licence of the data.")] = "unknown",
-    energy_field: Annotated[str | None, typer.Option(help="Attribute holding eV/atom (e.g. _oqmd_delta_e).")] = None,
+    energy_field: Annotated[
+        str | None, typer.Option(help="Attribute holding eV/atom (e.g. _oqmd_delta_e).")
+    ] = None,
 ) -> None:
     """Ingest an OPTIMADE structures response (as served by OQMD, Materials Project and others)."""
-    from storage.ingest import ingest_records, new_run_id
     from storage.readers import read_optimade
+
+    from storage.ingest import ingest_records, new_run_id
 
     if not path.is_file():
         fail(f"{path} is not a file.")
@@ -227,6 +237,115 @@ def ingest_optimade(
     items = read_optimade(path, source=source, license=license, energy_field=energy_field)
     report = ingest_records(lake, items, source=source, run_id=new_run_id())
     _print_ingest_reports([report])
+
+
+@models_app.command("dataset")
+def models_dataset(
+    mode: Annotated[str, typer.Argument(help="dft, transfer or pu.")],
+    out: Annotated[Path, typer.Option(help="Where to write the .npz training set.")],
+) -> None:
+    """Export a training set from the lake (the exclusion list is honoured)."""
+    from flows.training import prepare_dataset
+
+    if mode not in ("dft", "transfer", "pu"):
+        fail(f"Unknown mode {mode!r}; choose dft, transfer or pu.")
+    summary = prepare_dataset(mode, out)
+    console.print(
+        f"{summary.rows} rows -> {out} (splits {summary.per_split}, sources {summary.per_source}, "
+        f"{summary.excluded_rows} excluded, sha256 {summary.sha256[:12]})"
+    )
+
+
+@models_app.command("train")
+def models_train(
+    mode: Annotated[str, typer.Argument(help="dft, transfer or pu.")],
+    name: Annotated[str, typer.Option(help="Model folder name to export to.")],
+    init: Annotated[Path | None, typer.Option(help="DFT run folder (transfer, pu).")] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    hidden: Annotated[int, typer.Option(min=8)] = 64,
+    alignn_layers: Annotated[int, typer.Option(min=0)] = 2,
+    gcn_layers: Annotated[int, typer.Option(min=0)] = 2,
+    n_bags: Annotated[int, typer.Option(min=1)] = 100,
+    time_limit_s: Annotated[float | None, typer.Option()] = None,
+    seed: int = 0,
+    export_model: Annotated[bool, typer.Option("--export/--no-export")] = True,
+) -> None:
+    """Export the training set, train on this machine, export to ONNX and write the model card."""
+    import shlex
+    import sys
+
+    from flows.training import export, prepare_dataset, summary_dict, train
+
+    if mode not in ("dft", "transfer", "pu"):
+        fail(f"Unknown mode {mode!r}; choose dft, transfer or pu.")
+    settings = Settings()
+    work = settings.home / "runs"
+    summary = prepare_dataset(mode, work / f"{name}.npz", settings)
+    console.print(f"training set: {summary.rows} rows {summary.per_split}")
+    model_args = {"hidden": hidden, "alignn_layers": alignn_layers, "gcn_layers": gcn_layers}
+    if mode == "pu":
+        model_args["n_bags"] = n_bags
+    train_args = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "seed": seed,
+        "time_limit_s": time_limit_s,
+        "device": settings.device,
+    }
+    info = train(
+        mode,
+        work / f"{name}.npz",
+        work / name,
+        init=init,
+        model_args=model_args,
+        train_args=train_args,
+        progress=console.print,
+    )
+    console.print(f"metrics: {info.get('metrics', {}).get('test')}")
+    if export_model:
+        command = "csp " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+        folder = export(work / name, name, summary=summary_dict(summary), command=command, settings=settings)
+        console.print(f"exported {folder}")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Shipped model folders with their kind and sha256."""
+    import json
+
+    settings = Settings()
+    view = Table(title=f"models in {settings.models_dir}")
+    for col in ("name", "task", "sha256", "test metrics"):
+        view.add_column(col)
+    for meta_path in sorted(settings.models_dir.glob("*/model.json")):
+        meta = json.loads(meta_path.read_text())
+        test = meta.get("metrics", {}).get("test", {})
+        view.add_row(
+            meta_path.parent.name,
+            meta.get("task", "?"),
+            meta.get("sha256", "")[:12],
+            ", ".join(f"{k}={v:.4g}" for k, v in test.items() if isinstance(v, float | int)),
+        )
+    console.print(view)
+
+
+@models_app.command("verify")
+def models_verify() -> None:
+    """Check every shipped model file against the sha256 in its model.json."""
+    from csp.infer import ModelIntegrityError, OnnxModel
+
+    settings = Settings()
+    bad = 0
+    for meta_path in sorted(settings.models_dir.glob("*/model.json")):
+        try:
+            OnnxModel(meta_path.parent, threads=1)
+            console.print(f"ok  {meta_path.parent.name}")
+        except (ModelIntegrityError, ValueError, FileNotFoundError) as exc:
+            bad += 1
+            err.print(f"BAD {meta_path.parent.name}: {exc}")
+    if bad:
+        raise typer.Exit(1)
 
 
 if __name__ == "__main__":

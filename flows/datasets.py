@@ -86,7 +86,9 @@ def export_training_set(
     """
     from csp.dataset import save_arrays
 
-    chosen = tuple(sources) if sources is not None else (DFT_SOURCES if kind == "dft" else (EXPERIMENT_SOURCE,))
+    chosen = (
+        tuple(sources) if sources is not None else (DFT_SOURCES if kind == "dft" else (EXPERIMENT_SOURCE,))
+    )
     sql, params = _query(kind, chosen)
     table = lake.query(sql, params)
     excluded = set(exclude)

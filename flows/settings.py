@@ -40,10 +40,14 @@ class Settings(BaseSettings):
     def require_mirror(self) -> Path:
         """The data mirror folder, or a clear error saying how to set it."""
         if self.data_mirror is None:
-            raise ValueError("No data mirror is configured: set CSP_DATA_MIRROR to the folder of the data files.")
+            raise ValueError(
+                "No data mirror is configured: set CSP_DATA_MIRROR to the folder of the data files."
+            )
         mirror = self.data_mirror.expanduser().resolve()
         if not mirror.is_dir():
-            raise ValueError(f"The data mirror {mirror} is not a folder: set CSP_DATA_MIRROR to the data folder.")
+            raise ValueError(
+                f"The data mirror {mirror} is not a folder: set CSP_DATA_MIRROR to the data folder."
+            )
         return mirror
 
     @property

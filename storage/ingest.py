@@ -81,7 +81,9 @@ def ingest_records(
             )
         else:
             row = dict(item.row)
-            if item.table == "structures" or ("split" in SOURCE_SPLIT_TABLES[item.table] and "split" not in row):
+            if item.table == "structures" or (
+                "split" in SOURCE_SPLIT_TABLES[item.table] and "split" not in row
+            ):
                 row["split"] = split_of(row["reduced_formula"])
             report.read[item.table] += 1
             pending[item.table].append(row)

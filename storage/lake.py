@@ -198,7 +198,9 @@ class Lake:
             if "run_id" not in data.column_names:
                 data = data.append_column("run_id", pa.array([run_id] * data.num_rows, pa.string()))
             if "written_at" not in data.column_names:
-                data = data.append_column("written_at", pa.array([now] * data.num_rows, schema.field("written_at").type))
+                data = data.append_column(
+                    "written_at", pa.array([now] * data.num_rows, schema.field("written_at").type)
+                )
             missing = [n for n in schema.names if n not in data.column_names]
             if missing:
                 raise LakeError(f"Rows for {table!r} lack the columns {missing}.")
@@ -207,7 +209,9 @@ class Lake:
         for row in rows:
             unknown = set(row) - set(schema.names)
             if unknown:
-                raise LakeError(f"Rows for {table!r} have columns the schema does not declare: {sorted(unknown)}.")
+                raise LakeError(
+                    f"Rows for {table!r} have columns the schema does not declare: {sorted(unknown)}."
+                )
             filled.append({"run_id": run_id, "written_at": now, **row})
         try:
             return pa.Table.from_pylist(filled, schema=schema)
@@ -264,7 +268,9 @@ class Lake:
                 folder.mkdir(parents=True, exist_ok=True)
                 glob = (folder / "part-*.parquet").as_posix()
                 has_parts = any(folder.glob("part-*.parquet"))
-                group = self._drop_stored_keys(table, group, glob if has_parts else self._seed_path(table).as_posix())
+                group = self._drop_stored_keys(
+                    table, group, glob if has_parts else self._seed_path(table).as_posix()
+                )
             if group.num_rows:
                 _write_atomic(group, folder)
                 written += group.num_rows
@@ -323,7 +329,11 @@ class Lake:
         """Merge the parts of ``table`` (per partition) into one, losing and duplicating no row."""
         self.init()
         base = self.table_dir(table)
-        folders = [p for p in base.iterdir() if p.is_dir() and p.name != "_seed"] if table in PARTITION_BY else [base]
+        folders = (
+            [p for p in base.iterdir() if p.is_dir() and p.name != "_seed"]
+            if table in PARTITION_BY
+            else [base]
+        )
         before = after = rows = 0
         keys = ", ".join(f'"{k}"' for k in KEYS[table])
         for folder in folders:

@@ -32,16 +32,26 @@ STRUCTURES = pa.schema(
         pa.field("nsites", pa.int32(), nullable=False),
         pa.field("spacegroup", pa.int16()),
         pa.field("crystal_system", pa.string()),
-        pa.field("lattice_angstrom", _lattice, nullable=False, metadata={"doc": "row-major 3x3, rows a, b, c"}),
+        pa.field(
+            "lattice_angstrom", _lattice, nullable=False, metadata={"doc": "row-major 3x3, rows a, b, c"}
+        ),
         pa.field("species", pa.list_(pa.string()), nullable=False),
         pa.field("frac_coords", pa.list_(_vec3), nullable=False),
         pa.field("volume_angstrom3", _f64, nullable=False),
-        pa.field("dhf_dft_ev_per_atom", _f64, metadata={"doc": "formation enthalpy on the source's own scale"}),
-        pa.field("energy_kind", pa.string(), metadata={"doc": "which column of the source the energy came from"}),
+        pa.field(
+            "dhf_dft_ev_per_atom", _f64, metadata={"doc": "formation enthalpy on the source's own scale"}
+        ),
+        pa.field(
+            "energy_kind", pa.string(), metadata={"doc": "which column of the source the energy came from"}
+        ),
         pa.field("e_above_hull_ev_per_atom", _f64),
-        pa.field("icsd_label", pa.int8(), metadata={"doc": "1 experimentally reported, 0 unlabeled, null no info"}),
+        pa.field(
+            "icsd_label", pa.int8(), metadata={"doc": "1 experimentally reported, 0 unlabeled, null no info"}
+        ),
         pa.field("label_origin", pa.string()),
-        pa.field("split", pa.string(), nullable=False, metadata={"doc": "train/val/test by reduced-formula hash"}),
+        pa.field(
+            "split", pa.string(), nullable=False, metadata={"doc": "train/val/test by reduced-formula hash"}
+        ),
         pa.field("extra_json", pa.string(), metadata={"doc": "source-specific fields as JSON"}),
         *LINEAGE,
     ]

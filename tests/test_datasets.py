@@ -10,9 +10,16 @@ from tests.test_lake import structure_row
 
 def exp_row(source_id: str, formula: str, value: float, split: str) -> dict:
     return dict(
-        source="expt_deltae_jha2019", source_id=source_id, license="x", raw_formula=formula,
-        reduced_formula=formula, elements=sorted({"Mg", "O"}), dhf_exp_ev_per_atom=value,
-        uncertainty_ev_per_atom=None, reference="test", split=split,
+        source="expt_deltae_jha2019",
+        source_id=source_id,
+        license="x",
+        raw_formula=formula,
+        reduced_formula=formula,
+        elements=sorted({"Mg", "O"}),
+        dhf_exp_ev_per_atom=value,
+        uncertainty_ev_per_atom=None,
+        reference="test",
+        split=split,
     )
 
 
@@ -28,7 +35,11 @@ def _fill(lake):
     lake.append("structures", [*rows, castelli], run_id="t")
     lake.append(
         "experimental_enthalpies",
-        [exp_row("1", "CaO", -3.3, "train"), exp_row("2", "MgO", -3.1, "test"), exp_row("3", "NaCl", -2.1, "train")],
+        [
+            exp_row("1", "CaO", -3.3, "train"),
+            exp_row("2", "MgO", -3.1, "test"),
+            exp_row("3", "NaCl", -2.1, "train"),
+        ],
         run_id="t",
     )
 

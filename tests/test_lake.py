@@ -17,21 +17,50 @@ from storage.splits import exclusion_set, load_exclusions, split_of
 
 def structure_row(source_id: str, formula: str = "MgO", energy: float | None = -3.0) -> dict:
     return dict(
-        source="test", source_id=source_id, license="CC0", raw_formula=formula, reduced_formula=formula,
-        elements=["Mg", "O"], nelements=2, nsites=2, spacegroup=225, crystal_system="cubic",
-        lattice_angstrom=[4.2, 0, 0, 0, 4.2, 0, 0, 0, 4.2], species=["Mg", "O"],
-        frac_coords=[[0, 0, 0], [0.5, 0.5, 0.5]], volume_angstrom3=74.1, dhf_dft_ev_per_atom=energy,
-        energy_kind="formation_energy_per_atom", e_above_hull_ev_per_atom=None, icsd_label=1,
-        label_origin="test", split=split_of(formula), extra_json=None,
+        source="test",
+        source_id=source_id,
+        license="CC0",
+        raw_formula=formula,
+        reduced_formula=formula,
+        elements=["Mg", "O"],
+        nelements=2,
+        nsites=2,
+        spacegroup=225,
+        crystal_system="cubic",
+        lattice_angstrom=[4.2, 0, 0, 0, 4.2, 0, 0, 0, 4.2],
+        species=["Mg", "O"],
+        frac_coords=[[0, 0, 0], [0.5, 0.5, 0.5]],
+        volume_angstrom3=74.1,
+        dhf_dft_ev_per_atom=energy,
+        energy_kind="formation_energy_per_atom",
+        e_above_hull_ev_per_atom=None,
+        icsd_label=1,
+        label_origin="test",
+        split=split_of(formula),
+        extra_json=None,
     )
 
 
 def candidate_row(campaign: str, outer: int, inner: int) -> dict:
     return dict(
-        campaign_id=campaign, outer_step=outer, inner_step=inner, formula_units=4, spacegroup=225,
-        wyckoff="4a 4b", lattice_angstrom=[4.2, 0, 0, 0, 4.2, 0, 0, 0, 4.2], numbers=[12, 8],
-        frac_coords=[[0, 0, 0], [0.5, 0.5, 0.5]], dhf_pred_ev_per_atom=-3.0, p_syn=0.9, p_syn_std=0.05,
-        fitness=0.1, valid=True, reject_reason=None, seed=1, seconds=0.1, model_ids=["m"],
+        campaign_id=campaign,
+        outer_step=outer,
+        inner_step=inner,
+        formula_units=4,
+        spacegroup=225,
+        wyckoff="4a 4b",
+        lattice_angstrom=[4.2, 0, 0, 0, 4.2, 0, 0, 0, 4.2],
+        numbers=[12, 8],
+        frac_coords=[[0, 0, 0], [0.5, 0.5, 0.5]],
+        dhf_pred_ev_per_atom=-3.0,
+        p_syn=0.9,
+        p_syn_std=0.05,
+        fitness=0.1,
+        valid=True,
+        reject_reason=None,
+        seed=1,
+        seconds=0.1,
+        model_ids=["m"],
     )
 
 
@@ -95,9 +124,17 @@ def test_compaction_keeps_every_row_once(lake):
 
 @pytest.mark.parametrize(
     "sql",
-    ["DELETE FROM structures", "DROP VIEW structures", "INSERT INTO structures SELECT * FROM structures",
-     "COPY (SELECT 1) TO 'x.csv'", "CREATE TABLE t AS SELECT 1", "SELECT 1; DELETE FROM structures",
-     "ATTACH 'x.duckdb'", "UPDATE structures SET license = 'x'", "SET threads = 1"],
+    [
+        "DELETE FROM structures",
+        "DROP VIEW structures",
+        "INSERT INTO structures SELECT * FROM structures",
+        "COPY (SELECT 1) TO 'x.csv'",
+        "CREATE TABLE t AS SELECT 1",
+        "SELECT 1; DELETE FROM structures",
+        "ATTACH 'x.duckdb'",
+        "UPDATE structures SET license = 'x'",
+        "SET threads = 1",
+    ],
 )
 def test_writes_are_refused(lake, sql):
     with pytest.raises(ReadOnlyError, match="read-only"):
@@ -176,7 +213,11 @@ def test_split_is_stable_and_by_formula():
     assert split_of("MgO") == split_of("MgO")
     splits = [split_of(f"Fe{i}O{i + 1}") for i in range(1, 2000)]
     fractions = {s: splits.count(s) / len(splits) for s in ("train", "val", "test")}
-    assert 0.75 < fractions["train"] < 0.85 and 0.07 < fractions["val"] < 0.13 and 0.07 < fractions["test"] < 0.13
+    assert (
+        0.75 < fractions["train"] < 0.85
+        and 0.07 < fractions["val"] < 0.13
+        and 0.07 < fractions["test"] < 0.13
+    )
 
 
 def test_exclusions_from_table1(data_mirror):
