@@ -18,7 +18,9 @@ ingest_app = typer.Typer(help="Ingest data sources into the lake.", no_args_is_h
 app.add_typer(lake_app, name="lake")
 models_app = typer.Typer(help="Trained models: train, export, list, verify.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
+campaign_app = typer.Typer(help="Crystal-structure prediction campaigns.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+app.add_typer(campaign_app, name="campaign")
 
 console = Console()
 err = Console(stderr=True)
@@ -346,6 +348,192 @@ def models_verify() -> None:
             err.print(f"BAD {meta_path.parent.name}: {exc}")
     if bad:
         raise typer.Exit(1)
+
+
+def _print_top(top: list[dict], title: str) -> None:
+    view = Table(title=title)
+    for col in ("rank", "space group", "a (Å)", "b (Å)", "c (Å)", "dHf (eV/atom)", "P_syn", "FV", "family"):
+        view.add_column(col, justify="right" if col not in ("space group", "family") else "left")
+    for t in top:
+        view.add_row(
+            str(t["rank"]),
+            f"{t['spacegroup_symbol']} ({t['spacegroup']})",
+            f"{t['a']:.3f}",
+            f"{t['b']:.3f}",
+            f"{t['c']:.3f}",
+            f"{t['dhf_pred_ev_per_atom']:.3f}",
+            f"{t['p_syn']:.2f} ± {t['p_syn_std']:.2f}" if t.get("p_syn") is not None else "",
+            f"{t['fitness']:.3f}",
+            str(t["wyckoff"]),
+        )
+    console.print(view)
+
+
+def _run_with_progress(params: dict, campaign_id: str | None, export_dir: Path | None):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from flows.campaigns import CampaignError, run_campaign
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(
+            f"campaign {params.get('composition')}", total=params.get("outer_steps", 200), info=""
+        )
+
+        def progress(p: dict) -> None:
+            bar.update(
+                task,
+                completed=p["outer_step"] + 1,
+                info=f"best FV {p['best_fitness']:.3f}, {p['inner_evaluations']} structures",
+            )
+
+        try:
+            return run_campaign(params, campaign_id=campaign_id, progress=progress, export_dir=export_dir)
+        except CampaignError as exc:
+            fail(str(exc))
+
+
+def _finish(outcome) -> None:
+    from flows.campaigns import public_row
+
+    _print_top(
+        [public_row(t) for t in outcome.top], f"top {len(outcome.top)}: campaign {outcome.campaign_id}"
+    )
+    console.print(
+        f"{outcome.n_candidates} candidates scored in {outcome.elapsed_s:.0f} s "
+        f"({outcome.invalid_share:.1%} invalid). Every candidate is in the lake:\n"
+        f'  csp sql "SELECT outer_step, inner_step, spacegroup, dhf_pred_ev_per_atom, fitness, valid '
+        f"FROM candidates WHERE campaign_id = '{outcome.campaign_id}' ORDER BY fitness NULLS LAST LIMIT 20\"",
+        highlight=False,
+    )
+
+
+@campaign_app.command("run")
+def campaign_run(
+    composition: Annotated[str, typer.Argument(help="Formula to search, e.g. MgO.")],
+    alpha: Annotated[float, typer.Option(help="Weight of (1 - P_syn) in the fitness, 0..1.")] = 0.5,
+    strategy: Annotated[str, typer.Option(help="fixed (one crystal system) or all.")] = "fixed",
+    crystal_system: Annotated[
+        str | None, typer.Option(help="Crystal system for --strategy fixed.")
+    ] = "cubic",
+    optimizer: Annotated[str, typer.Option(help="Outer optimizer: bo, rs, pso or ga.")] = "bo",
+    inner_optimizer: Annotated[str, typer.Option(help="Inner optimizer: pso, rs, ga or bo.")] = "pso",
+    outer_steps: Annotated[int, typer.Option(help="Families tried.")] = 200,
+    inner_steps: Annotated[int, typer.Option(help="Structures per family.")] = 300,
+    batch_size: Annotated[int, typer.Option(help="Structures per scored batch.")] = 30,
+    z_max: Annotated[int, typer.Option(help="Largest number of formula units per cell.")] = 4,
+    seed: int = 0,
+    dhf_source: Annotated[str, typer.Option(help="exp (fine-tuned) or dft enthalpy model.")] = "exp",
+    top_k: int = 5,
+    campaign_id: Annotated[str | None, typer.Option(help="Id (default: generated).")] = None,
+    export_cif: Annotated[Path | None, typer.Option(help="Folder for CIFs of the top structures.")] = None,
+) -> None:
+    """Run a campaign: every candidate lands in the lake; prints the top k."""
+    params = dict(
+        composition=composition,
+        alpha=alpha,
+        strategy=strategy,
+        crystal_system=crystal_system if strategy == "fixed" else None,
+        outer_optimizer=optimizer,
+        inner_optimizer=inner_optimizer,
+        outer_steps=outer_steps,
+        inner_steps=inner_steps,
+        batch_size=batch_size,
+        formula_units_max=z_max,
+        seed=seed,
+        dhf_source=dhf_source,
+        top_k=top_k,
+    )
+    _finish(_run_with_progress(params, campaign_id, export_cif))
+
+
+@campaign_app.command("resume")
+def campaign_resume(
+    campaign_id: Annotated[str, typer.Argument(help="The campaign to continue.")],
+    export_cif: Annotated[Path | None, typer.Option(help="Folder for CIFs of the top structures.")] = None,
+) -> None:
+    """Continue a stopped or killed campaign where it stopped (nothing is scored or written twice)."""
+    from flows.campaigns import CampaignError, stored_parameters
+
+    try:
+        params = stored_parameters(_lake(), campaign_id)
+    except CampaignError as exc:
+        fail(str(exc))
+    _finish(_run_with_progress(params, campaign_id, export_cif))
+
+
+@campaign_app.command("list")
+def campaign_list() -> None:
+    """Campaigns with their latest status."""
+    print_arrow(
+        _lake().query(
+            "SELECT campaign_id, composition, status, n_candidates, round(elapsed_s, 1) AS elapsed_s, reason, "
+            "written_at FROM campaigns ORDER BY written_at DESC"
+        ),
+        max_rows=200,
+    )
+
+
+@campaign_app.command("show")
+def campaign_show(campaign_id: Annotated[str, typer.Argument(help="Campaign id.")]) -> None:
+    """Parameters, status and top structures of one campaign."""
+    import json
+
+    rows = _lake().query("SELECT * FROM campaigns WHERE campaign_id = ?", [campaign_id]).to_pylist()
+    if not rows:
+        fail(f"No campaign {campaign_id!r}; `csp campaign list` shows the ids.")
+    row = rows[0]
+    console.print(f"{campaign_id}: {row['composition']} status={row['status']} reason={row['reason']}")
+    console.print(f"parameters: {row['parameters_json']}", highlight=False)
+    if row["summary_json"]:
+        _print_top(json.loads(row["summary_json"])["top"], "top structures")
+
+
+@campaign_app.command("export")
+def campaign_export(
+    campaign_id: Annotated[str, typer.Argument(help="Campaign id.")],
+    out: Annotated[Path, typer.Option(help="Folder for the CIF files.")],
+    top_k: int = 5,
+) -> None:
+    """Write CIFs of a campaign's top structures (deduplicated) from the stored candidates."""
+    from csp.matching import rank, write_cif
+    from storage.candidates import LakeSink
+
+    rows = [r for r in LakeSink(_lake(), run_id="export").history(campaign_id) if r["stage"] == "outer"]
+    if not rows:
+        fail(f"Campaign {campaign_id!r} has no scored families yet.")
+    out.mkdir(parents=True, exist_ok=True)
+    for item in rank(rows, k=top_k):
+        path = write_cif(item["structure"], out / f"{campaign_id}-rank{item['rank']}.cif")
+        console.print(f"wrote {path}")
+
+
+@app.command("demo")
+def demo() -> None:
+    """The main job: a short MgO campaign (cubic, BO outer, PSO inner) on the shipped models."""
+    params = dict(
+        composition="MgO",
+        alpha=0.5,
+        strategy="fixed",
+        crystal_system="cubic",
+        outer_optimizer="bo",
+        inner_optimizer="pso",
+        outer_steps=20,
+        inner_steps=120,
+        batch_size=30,
+        formula_units_max=4,
+        seed=0,
+        dhf_source="exp",
+        top_k=5,
+    )
+    _finish(_run_with_progress(params, None, None))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,13 @@ class Settings(BaseSettings):
         default=_PACKAGE_ROOT / "onnx_models",
         description="Folder of shipped ONNX model folders (one sub-folder per model).",
     )
+    dft_model: str = Field(default="alignn-dft", description="Model folder of the DFT enthalpy model.")
+    exp_model: str = Field(
+        default="alignn-exp", description="Model folder of the experiment-calibrated model."
+    )
+    pu_model: str = Field(
+        default="alignn-pu", description="Model folder of the PU synthesizability ensemble."
+    )
     device: Literal["cpu", "cuda"] = Field(default="cpu", description="Device for training (torch).")
     threads: int = Field(default=2, ge=1, le=256, description="Threads per onnxruntime session and DuckDB.")
 

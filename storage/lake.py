@@ -325,15 +325,19 @@ class Lake:
         return self.catalog_path
 
     # ------------------------------------------------------------------ maintenance
-    def compact(self, table: str) -> CompactionReport:
-        """Merge the parts of ``table`` (per partition) into one, losing and duplicating no row."""
+    def compact(self, table: str, *, partition: str | None = None) -> CompactionReport:
+        """Merge the parts of ``table`` (per partition) into one, losing and duplicating no row.
+
+        ``partition`` limits a partitioned table (candidates) to one value (a campaign id).
+        """
         self.init()
         base = self.table_dir(table)
-        folders = (
-            [p for p in base.iterdir() if p.is_dir() and p.name != "_seed"]
-            if table in PARTITION_BY
-            else [base]
-        )
+        if partition is not None:
+            folders = [base / _partition_folder_name(partition)]
+        elif table in PARTITION_BY:
+            folders = [p for p in base.iterdir() if p.is_dir() and p.name != "_seed"]
+        else:
+            folders = [base]
         before = after = rows = 0
         keys = ", ".join(f'"{k}"' for k in KEYS[table])
         for folder in folders:

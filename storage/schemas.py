@@ -128,22 +128,34 @@ CAMPAIGN_EVENTS = pa.schema(
 CANDIDATES = pa.schema(
     [
         pa.field("campaign_id", pa.string(), nullable=False),
+        pa.field(
+            "stage",
+            pa.string(),
+            nullable=False,
+            metadata={"doc": "inner (cell/coords) or outer (family result)"},
+        ),
         pa.field("outer_step", pa.int32(), nullable=False),
-        pa.field("inner_step", pa.int32(), nullable=False),
+        pa.field("inner_step", pa.int32(), nullable=False, metadata={"doc": "-1 on the family's outer row"}),
+        pa.field("family_index", pa.int32(), nullable=False),
+        pa.field("formula", pa.string(), nullable=False),
         pa.field("formula_units", pa.int16(), nullable=False),
         pa.field("spacegroup", pa.int16(), nullable=False),
+        pa.field("crystal_system", pa.string(), nullable=False),
         pa.field("wyckoff", pa.string(), nullable=False),
         pa.field("lattice_angstrom", _lattice, nullable=False),
         pa.field("numbers", pa.list_(pa.int16()), nullable=False),
         pa.field("frac_coords", pa.list_(_vec3), nullable=False),
+        pa.field(
+            "x", pa.list_(_f64), nullable=False, metadata={"doc": "the optimizer's unit-cube variables"}
+        ),
         pa.field("dhf_pred_ev_per_atom", _f64),
         pa.field("p_syn", _f64),
         pa.field("p_syn_std", _f64),
         pa.field("fitness", _f64),
         pa.field("valid", pa.bool_(), nullable=False),
-        pa.field("reject_reason", pa.string()),
+        pa.field("reject_reason", pa.string(), nullable=False),
         pa.field("seed", pa.int64(), nullable=False),
-        pa.field("seconds", _f64, nullable=False, metadata={"doc": "wall time since the campaign started"}),
+        pa.field("seconds", _f64, nullable=False, metadata={"doc": "campaign wall time when scored"}),
         pa.field("model_ids", pa.list_(pa.string())),
         *LINEAGE,
     ]

@@ -1,0 +1,298 @@
+"""Campaign wiring shared by the CLI and the Prefect flow: parameters -> search -> lake -> ranking.
+
+``csp.search`` knows nothing of storage or Prefect; this module validates the request, opens the
+shipped models, hands the search a lake-backed sink, records the campaign's events (running,
+completed, failed, interrupted) and ranks the result.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from flows.settings import Settings
+from storage.candidates import LakeSink, record_event
+from storage.lake import Lake
+
+CrystalSystem = Literal[
+    "triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic"
+]
+OptimizerChoice = Literal["rs", "pso", "ga", "bo"]
+
+
+class CampaignParameters(BaseModel):
+    """Flat, typed campaign parameters: what the CLI takes and the Prefect UI draws as a form."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    composition: str = Field(description="Formula to search, e.g. MgO, BaZrO3, K2Se.")
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="Weight of (1 - P_syn) in the fitness.")
+    strategy: Literal["all", "fixed"] = Field("fixed", description="All crystal systems or one fixed system.")
+    crystal_system: CrystalSystem | None = Field(
+        "cubic", description="Crystal system for the fixed strategy."
+    )
+    outer_optimizer: OptimizerChoice = Field(
+        "bo", description="Optimizer over space group + Wyckoff families."
+    )
+    inner_optimizer: OptimizerChoice = Field("pso", description="Optimizer over lattice and coordinates.")
+    outer_steps: int = Field(200, ge=1, le=10_000, description="Families tried.")
+    inner_steps: int = Field(300, ge=1, le=100_000, description="Structures scored per family.")
+    batch_size: int = Field(30, ge=1, le=4096, description="Structures scored per inner batch.")
+    formula_units_min: int = Field(1, ge=1, le=64)
+    formula_units_max: int = Field(4, ge=1, le=64)
+    seed: int = Field(0, ge=0)
+    dhf_source: Literal["dft", "exp"] = Field("exp", description="Enthalpy model: DFT-trained or fine-tuned.")
+    top_k: int = Field(5, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _check(self) -> CampaignParameters:
+        if self.formula_units_min > self.formula_units_max:
+            raise ValueError("formula_units_min must not exceed formula_units_max.")
+        if self.strategy == "fixed" and self.crystal_system is None:
+            raise ValueError("The fixed strategy needs a crystal_system (e.g. cubic).")
+        return self
+
+    def search_config(self) -> Any:
+        from csp.search import SearchConfig
+
+        return SearchConfig(
+            alpha=self.alpha,
+            strategy=self.strategy,
+            crystal_system=self.crystal_system if self.strategy == "fixed" else None,
+            outer_optimizer=self.outer_optimizer,
+            inner_optimizer=self.inner_optimizer,
+            outer_steps=self.outer_steps,
+            inner_steps=self.inner_steps,
+            batch_size=self.batch_size,
+            formula_units=(self.formula_units_min, self.formula_units_max),
+            seed=self.seed,
+            dhf_source=self.dhf_source,
+        )
+
+
+class CampaignError(ValueError):
+    """A campaign request that cannot run (bad composition, parameters or models); one-sentence message."""
+
+
+@dataclass
+class CampaignOutcome:
+    campaign_id: str
+    status: str
+    top: list[dict[str, Any]] = field(default_factory=list)
+    n_candidates: int = 0
+    invalid_share: float = 0.0
+    elapsed_s: float = 0.0
+    reason: str | None = None
+
+
+def new_campaign_id(composition: str) -> str:
+    safe = "".join(ch for ch in composition if ch.isalnum())[:24] or "campaign"
+    return f"{safe}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+def validate(params: dict[str, Any] | CampaignParameters) -> CampaignParameters:
+    """Parameters and composition checked before anything runs; raises :class:`CampaignError`."""
+    from csp.composition import CompositionError, parse_composition
+
+    try:
+        checked = params if isinstance(params, CampaignParameters) else CampaignParameters(**params)
+        checked.search_config()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "parameters"
+        raise CampaignError(f"Invalid {where}: {first['msg']}.") from exc
+    try:
+        parse_composition(checked.composition)
+    except CompositionError as exc:
+        raise CampaignError(str(exc)) from exc
+    return checked
+
+
+def open_scorer(settings: Settings, dhf_source: str) -> Any:
+    """Warm ONNX sessions of the configured models, checked against their sha256."""
+    from csp.infer import Scorer
+    from csp.scoring import ModelScorer
+
+    folders = {
+        "dft": settings.models_dir / settings.dft_model if dhf_source == "dft" else None,
+        "exp": settings.models_dir / settings.exp_model if dhf_source == "exp" else None,
+        "pu": settings.models_dir / settings.pu_model,
+    }
+    for kind, folder in folders.items():
+        if folder is not None and not (folder / "model.json").is_file():
+            raise CampaignError(f"The {kind} model folder {folder} has no model.json; set CSP_MODELS_DIR.")
+    return ModelScorer(Scorer(**folders, threads=settings.threads), dhf_source=dhf_source)
+
+
+def _model_ids(scorer: Any) -> list[str]:
+    return [f"{m.name}:{m.sha256[:12]}" for m in scorer.scorer.models.values()]
+
+
+def run_campaign(
+    params: dict[str, Any] | CampaignParameters,
+    *,
+    campaign_id: str | None = None,
+    settings: Settings | None = None,
+    run_id: str | None = None,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    export_dir: Path | None = None,
+) -> CampaignOutcome:
+    """Run (or resume, when ``campaign_id`` exists) a campaign; every candidate lands in the lake.
+
+    Raises :class:`CampaignError` for a request that cannot run; the lake then holds one ``failed``
+    event with the reason and no candidate.
+    """
+    from csp.composition import parse_composition
+    from csp.matching import rank, write_cif
+    from csp.search import run_search
+
+    settings = settings or Settings()
+    lake = Lake(settings.home).init()
+    raw = params.model_dump() if isinstance(params, CampaignParameters) else dict(params)
+    composition = str(raw.get("composition", ""))
+    campaign_id = campaign_id or new_campaign_id(composition)
+    run_id = run_id or f"campaign-{campaign_id}"
+    try:
+        checked = validate(raw)
+        scorer = open_scorer(settings, checked.dhf_source)
+        comp = parse_composition(checked.composition)
+        from pymatgen.core.periodic_table import Element
+
+        scorer.check_elements([Element(el).Z for el in comp.counts])
+    except (CampaignError, ValueError) as exc:
+        record_event(
+            lake,
+            campaign_id,
+            composition=composition,
+            status="failed",
+            parameters=raw,
+            run_id=run_id,
+            reason=str(exc),
+        )
+        raise CampaignError(str(exc)) from exc
+    model_ids = _model_ids(scorer)
+    parameters = checked.model_dump()
+    record_event(
+        lake,
+        campaign_id,
+        composition=checked.composition,
+        status="running",
+        parameters=parameters,
+        run_id=run_id,
+        model_ids=model_ids,
+    )
+    sink = LakeSink(lake, run_id=run_id, model_ids=model_ids)
+    start = time.perf_counter()
+    try:
+        result = run_search(
+            checked.composition,
+            checked.search_config(),
+            scorer,
+            sink,
+            campaign_id=campaign_id,
+            progress=progress,
+        )
+    except KeyboardInterrupt:
+        record_event(
+            lake,
+            campaign_id,
+            composition=checked.composition,
+            status="interrupted",
+            parameters=parameters,
+            run_id=run_id,
+            model_ids=model_ids,
+            reason="stopped by the user; resume with the same campaign id",
+        )
+        raise
+    except Exception as exc:
+        record_event(
+            lake,
+            campaign_id,
+            composition=checked.composition,
+            status="failed",
+            parameters=parameters,
+            run_id=run_id,
+            model_ids=model_ids,
+            reason=f"{type(exc).__name__}: {exc}",
+        )
+        raise
+    elapsed = time.perf_counter() - start
+    lake.compact("candidates", partition=campaign_id)
+    top = rank(result.outer_rows, k=checked.top_k)
+    if export_dir is not None:
+        export_dir.mkdir(parents=True, exist_ok=True)
+        for item in top:
+            write_cif(item["structure"], export_dir / f"{campaign_id}-rank{item['rank']}.cif")
+    counts = lake.query(
+        "SELECT count(*) AS n, coalesce(avg(CASE WHEN valid THEN 0 ELSE 1 END), 0) AS invalid "
+        "FROM candidates WHERE campaign_id = ? AND stage = 'inner'",
+        [campaign_id],
+    ).to_pylist()[0]
+    summary = {
+        "top": [public_row(t) for t in top],
+        "invalid_share": counts["invalid"],
+        "reject_reasons": dict(result.reject_reasons),
+    }
+    record_event(
+        lake,
+        campaign_id,
+        composition=checked.composition,
+        status="completed",
+        parameters=parameters,
+        run_id=run_id,
+        model_ids=model_ids,
+        n_candidates=int(counts["n"]),
+        elapsed_s=elapsed,
+        summary=summary,
+    )
+    return CampaignOutcome(
+        campaign_id=campaign_id,
+        status="completed",
+        top=top,
+        n_candidates=int(counts["n"]),
+        invalid_share=float(counts["invalid"]),
+        elapsed_s=elapsed,
+    )
+
+
+PUBLIC_KEYS = (
+    "rank",
+    "formula",
+    "spacegroup",
+    "spacegroup_symbol",
+    "a",
+    "b",
+    "c",
+    "alpha",
+    "beta",
+    "gamma",
+    "dhf_pred_ev_per_atom",
+    "p_syn",
+    "p_syn_std",
+    "fitness",
+    "wyckoff",
+    "outer_step",
+    "duplicates",
+)
+
+
+def public_row(item: dict[str, Any]) -> dict[str, Any]:
+    """A ranked entry without its pymatgen objects (JSON-ready)."""
+    return {k: item.get(k) for k in PUBLIC_KEYS}
+
+
+def stored_parameters(lake: Lake, campaign_id: str) -> dict[str, Any]:
+    """The parameters a campaign was started with (for resume)."""
+    rows = lake.query(
+        "SELECT parameters_json, status FROM campaigns WHERE campaign_id = ?", [campaign_id]
+    ).to_pylist()
+    if not rows:
+        raise CampaignError(f"No campaign {campaign_id!r} in the lake; `csp campaign list` shows the ids.")
+    return json.loads(rows[0]["parameters_json"])

@@ -1,0 +1,94 @@
+"""The lake side of a campaign: the search's candidate sink and the campaign event log.
+
+``LakeSink`` implements the two calls the search needs (``append`` a scored batch, read a campaign's
+``history`` back to resume) over the ``candidates`` table; ``storage`` knows nothing of the search
+itself, only the row layout. Campaign status is an append-only event log (``campaign_events``); the
+``campaigns`` view shows each campaign's latest event.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from storage.lake import Lake
+
+
+class LakeSink:
+    """Append each scored batch as one Parquet part in the campaign's folder; read it back to resume."""
+
+    def __init__(self, lake: Lake, *, run_id: str, model_ids: Sequence[str] = ()) -> None:
+        self.lake = lake.init()
+        self.run_id = run_id
+        self.model_ids = list(model_ids)
+
+    def append(self, rows: list[dict[str, Any]]) -> None:
+        out = []
+        for row in rows:
+            rec = dict(row)
+            rec["lattice_angstrom"] = rec.pop("lattice")
+            flat = rec["frac_coords"]
+            rec["frac_coords"] = [flat[i : i + 3] for i in range(0, len(flat), 3)]
+            rec.setdefault("model_ids", self.model_ids)
+            out.append(rec)
+        # the search never writes a key twice (it replays history on resume) and the views keep one
+        # row per key, so appends skip the read-back that deduplication would cost
+        self.lake.append("candidates", out, run_id=self.run_id, dedupe=False)
+
+    def history(self, campaign_id: str) -> list[dict[str, Any]]:
+        table = self.lake.query(
+            "SELECT * EXCLUDE (run_id, written_at, model_ids) FROM candidates WHERE campaign_id = ? "
+            "ORDER BY outer_step, inner_step",
+            [campaign_id],
+        )
+        rows = []
+        for rec in table.to_pylist():
+            rec["lattice"] = rec.pop("lattice_angstrom")
+            rec["frac_coords"] = [v for triple in rec["frac_coords"] for v in triple]
+            rows.append(rec)
+        return rows
+
+
+def record_event(
+    lake: Lake,
+    campaign_id: str,
+    *,
+    composition: str,
+    status: str,
+    parameters: dict[str, Any],
+    run_id: str,
+    reason: str | None = None,
+    model_ids: Sequence[str] = (),
+    n_candidates: int | None = None,
+    elapsed_s: float | None = None,
+    summary: dict[str, Any] | None = None,
+) -> int:
+    """Append the next event of a campaign (running, completed, failed, interrupted); returns its seq."""
+    previous = (
+        lake.query(
+            "SELECT coalesce(max(seq), -1) AS seq FROM campaign_events WHERE campaign_id = ?", [campaign_id]
+        )
+        .column("seq")[0]
+        .as_py()
+    )
+    seq = int(previous) + 1
+    lake.append(
+        "campaign_events",
+        [
+            {
+                "campaign_id": campaign_id,
+                "seq": seq,
+                "composition": composition,
+                "status": status,
+                "reason": reason,
+                "parameters_json": json.dumps(parameters, sort_keys=True),
+                "model_ids": list(model_ids),
+                "n_candidates": n_candidates,
+                "elapsed_s": elapsed_s,
+                "summary_json": json.dumps(summary) if summary is not None else None,
+            }
+        ],
+        run_id=run_id,
+    )
+    return seq
