@@ -244,6 +244,16 @@ def test_prototypes_sharing_a_label_keep_their_rows(tmp_path: Path) -> None:
     assert not rejections and all(r.row["icsd_label"] == 1 for r in records)
 
 
+def test_prototype_without_formula_takes_the_cif_formula(tmp_path: Path) -> None:
+    cif = p1_cif().replace(
+        "_symmetry_Int_Tables_number", "_chemical_formula_sum   'Na1 Cl1'\n_symmetry_Int_Tables_number"
+    )
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"id": "httk_cod:x.cif", "experimental": True, "cif": cif}) + "\n")
+    (record,) = list(read_experimental_prototypes(path, **KW))
+    assert (record.row["raw_formula"], record.row["reduced_formula"]) == ("Na1 Cl1", "NaCl")
+
+
 def test_mp_pymatgen_dict_with_partial_occupancy(tmp_path: Path) -> None:
     site = {"abc": [0, 0, 0], "species": [{"element": "Na", "occu": 0.5}, {"element": "K", "occu": 0.5}]}
     doc = {"lattice": {"matrix": [[4, 0, 0], [0, 4, 0], [0, 0, 4]]}, "sites": [site]}

@@ -3,6 +3,7 @@
 All rows are positives (``icsd_label`` 1, ``label_origin`` ``"experimental_prototype"``). The mineral
 database names its rows by AFLOW prototype label, which several minerals share; those ids get the
 formula appended (``robocrys_mineral:AB2_oP6_58_a_g:Fe2S4``) so that each structure keeps its own row.
+Most COD rows have no ``formula``: ``raw_formula`` is then the CIF's own formula (else the structure's).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from storage.readers._common import DuplicateGuard, Item, Rejection, excerpt
 from storage.readers._rows import iter_json_lines, structure_scalars
-from storage.readers._structure import PendingStructure, finish_all
+from storage.readers._structure import PendingStructure, cif_formula, finish_all
 
 _SHARED_ID_PREFIX = "robocrys_mineral:"
 
@@ -26,10 +27,10 @@ def _pending(path: Path, source: str, license: str) -> Iterator[PendingStructure
             continue
         rec, obj = item
         sid = str(obj.get("id") or "").strip()
-        formula = str(obj.get("formula") or "")
+        formula = str(obj.get("formula") or cif_formula(str(obj.get("cif") or "")))
         if sid.startswith(_SHARED_ID_PREFIX):
             sid = f"{sid}:{formula}"
-        missing = [k for k in ("id", "formula", "cif") if not obj.get(k)]
+        missing = [k for k in ("id", "cif") if not obj.get(k)]
         reason = (f"missing field(s) {missing}" if missing else None) or seen.check(sid, rec.index)
         if obj.get("experimental") is False:
             reason = reason or "record is marked experimental=false in an experimental-structure file"
