@@ -1,0 +1,292 @@
+"""Shared pieces of every reader: the two things a reader yields, file streaming and field checks.
+
+A reader never raises on bad input. It yields a :class:`Record` per good input record and a
+:class:`Rejection` per bad one, and keeps going; a broken file (truncated gzip, undecodable bytes)
+ends in one last :class:`Rejection` after every record that could be read.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import math
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+MAX_ABS_DHF_EV_PER_ATOM = 10.0
+"""Formation enthalpies beyond this magnitude (eV/atom) are physically absurd and rejected."""
+
+EXCERPT_CHARS = 300
+
+TABLES = ("structures", "experimental_enthalpies", "synth_labels")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One good input record, ready for a lake table.
+
+    Attributes:
+        table: ``"structures"``, ``"experimental_enthalpies"`` or ``"synth_labels"``.
+        row: every column of that table's schema except ``split``, ``run_id`` and ``written_at``
+            (``experimental_enthalpies`` rows from a source with its own split also carry ``split``).
+    """
+
+    table: str
+    row: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """One input record (or a whole file) that could not be ingested, destined for ``quarantine``.
+
+    Attributes:
+        file: the file's name as given to the reader (no directories).
+        row: 0-based record index in the file (the header line of a CSV is not a record).
+        source_id: the record's id in its source when it could be read, else ``None``.
+        reason: one sentence saying what is wrong.
+        raw_excerpt: the start of the offending input, for a human to look at.
+    """
+
+    file: str
+    row: int
+    source_id: str | None
+    reason: str
+    raw_excerpt: str
+
+
+Item = Record | Rejection
+
+
+class Reader(Protocol):
+    """The call signature every reader has (plus optional reader-specific keywords)."""
+
+    def __call__(self, path: Path, *, source: str, license: str, **kwargs: Any) -> Iterator[Item]: ...
+
+
+def excerpt(raw: Any, limit: int = EXCERPT_CHARS) -> str:
+    """Return the first ``limit`` characters of ``raw`` (as text), marking a cut with an ellipsis."""
+    text = raw if isinstance(raw, str) else repr(raw)
+    text = text.encode("utf-8", errors="replace").decode("utf-8")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def has_undecodable(text: str) -> bool:
+    """Whether ``text`` holds bytes that were not valid UTF-8 (decoded with ``surrogateescape``)."""
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
+class LineSource:
+    """Iterate the decoded lines of a plain or gzip-compressed text file, whatever its extension.
+
+    Undecodable bytes become lone surrogates (``surrogateescape``) so the caller can reject the one
+    record holding them. A stream that breaks (truncated gzip, corrupt deflate data) stops the
+    iteration cleanly; ``error`` then says why, and every line yielded before is complete.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.error: str | None = None
+        self.lines_read = 0
+
+    def __iter__(self) -> Iterator[str]:
+        with self.path.open("rb") as probe:
+            compressed = probe.read(2) == b"\x1f\x8b"
+        try:
+            with gzip.open(self.path, "rb") if compressed else self.path.open("rb") as handle:
+                for raw in handle:
+                    self.lines_read += 1
+                    yield raw.decode("utf-8", errors="surrogateescape")
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            self.error = f"file is truncated or corrupt after {self.lines_read} lines ({exc})"
+
+
+def truncation_rejection(file: str, row: int, source: LineSource) -> Rejection:
+    """The closing :class:`Rejection` for a stream that broke before its end."""
+    return Rejection(
+        file=file,
+        row=row,
+        source_id=None,
+        reason=f"{source.error}; the {row} records before the break were read",
+        raw_excerpt="",
+    )
+
+
+def empty_file_rejection(file: str) -> Rejection:
+    """The :class:`Rejection` for a file without a single record."""
+    return Rejection(file=file, row=0, source_id=None, reason="file is empty (no records)", raw_excerpt="")
+
+
+@dataclass(slots=True)
+class CsvRow:
+    """One CSV record: its 0-based index, fields by header name, and its raw text."""
+
+    index: int
+    fields: dict[str, str]
+    raw: str
+
+
+class MissingColumnsError(ValueError):
+    """A file lacks columns its reader needs (raised before any record is read)."""
+
+
+def iter_csv(
+    path: Path, required: Iterable[str], *, header: bool = True, columns: list[str] | None = None
+) -> Iterator[CsvRow | Rejection]:
+    """Stream a CSV file (quoted multi-line fields allowed) as :class:`CsvRow` items.
+
+    Undecodable records, ragged records and a record cut by a truncated stream become
+    :class:`Rejection` items; a truncated stream ends with one extra :class:`Rejection`.
+
+    Args:
+        path: the file, plain or gzip-compressed.
+        required: columns the reader needs.
+        header: whether the first line names the columns; if not, ``columns`` must.
+        columns: the column names of a header-less file.
+
+    Raises:
+        MissingColumnsError: if the header lacks a required column (nothing useful can be read).
+    """
+    file = Path(path).name
+    source = LineSource(path)
+    raw_lines: list[str] = []
+
+    def feed() -> Iterator[str]:
+        for line in source:
+            raw_lines.append(line)
+            yield line
+
+    reader = csv.reader(feed())
+    if header:
+        head = next(reader, None)
+        if head is None:
+            if source.error:
+                yield truncation_rejection(file, 0, source)
+            else:
+                yield empty_file_rejection(file)
+            return
+        names = [h.strip() for h in head]
+    else:
+        names = list(columns or [])
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise MissingColumnsError(f"{file} lacks the column(s) {missing}; its header is {names}.")
+    index = 0
+    for values in reader:
+        raw = "".join(raw_lines)
+        raw_lines.clear()
+        if not values or (len(values) == 1 and not values[0].strip()):
+            continue  # blank line
+        if raw.count('"') % 2:  # ended inside a quoted field: only possible at the end of the input
+            if source.error:
+                break
+            yield Rejection(
+                file, index, None, "record ends inside an unterminated quoted field", excerpt(raw)
+            )
+            index += 1
+            continue
+        if has_undecodable(raw):
+            yield Rejection(
+                file, index, values[0] if values else None, "record is not valid UTF-8", excerpt(raw)
+            )
+        elif len(values) != len(names):
+            yield Rejection(
+                file,
+                index,
+                values[0],
+                f"record has {len(values)} fields, the header has {len(names)}",
+                excerpt(raw),
+            )
+        else:
+            yield CsvRow(index, dict(zip(names, values, strict=True)), raw)
+        index += 1
+    if source.error:
+        yield truncation_rejection(file, index, source)
+    elif index == 0:
+        yield empty_file_rejection(file)
+
+
+@dataclass(slots=True)
+class TextRecord:
+    """One line-based record (JSON Lines, whitespace tables): its index and text."""
+
+    index: int
+    text: str
+
+
+def iter_lines(path: Path) -> Iterator[TextRecord | Rejection]:
+    """Stream non-blank lines as :class:`TextRecord` items, rejecting undecodable lines.
+
+    A truncated stream ends with one :class:`Rejection`; an empty file yields one too.
+    """
+    file = Path(path).name
+    source = LineSource(path)
+    index = 0
+    for line in source:
+        if not line.strip():
+            continue
+        if has_undecodable(line):
+            yield Rejection(file, index, None, "line is not valid UTF-8", excerpt(line))
+        else:
+            yield TextRecord(index, line.rstrip("\r\n"))
+        index += 1
+    if source.error:
+        yield truncation_rejection(file, index, source)
+    elif index == 0:
+        yield empty_file_rejection(file)
+
+
+def parse_float(value: Any) -> float | None:
+    """Read a number; ``None`` for a missing value (``None``, empty, ``nan`` is NOT missing).
+
+    Raises:
+        ValueError: if ``value`` is not a number.
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number")
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    if not text:
+        return None
+    return float(text)
+
+
+def check_energy(value: Any, what: str = "formation energy") -> tuple[float | None, str | None]:
+    """Validate a per-atom formation energy.
+
+    Returns:
+        ``(value, None)`` for a finite value within +-10 eV/atom or a missing one (``None``), else
+        ``(None, reason)``.
+    """
+    try:
+        number = parse_float(value)
+    except ValueError:
+        return None, f"{what} {excerpt(str(value), 40)!r} is not a number"
+    if number is None:
+        return None, None
+    if math.isnan(number):
+        return None, f"{what} is NaN"
+    if math.isinf(number):
+        return None, f"{what} is infinite"
+    if abs(number) > MAX_ABS_DHF_EV_PER_ATOM:
+        return None, f"|{what}| = {abs(number):.4g} eV/atom exceeds {MAX_ABS_DHF_EV_PER_ATOM:g} eV/atom"
+    return number, None
+
+
+class DuplicateGuard:
+    """Remembers the source ids seen in one file and says when one comes again."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, int] = {}
+
+    def check(self, source_id: str, index: int) -> str | None:
+        """Return a rejection reason if ``source_id`` was seen before, else remember it."""
+        first = self._seen.setdefault(source_id, index)
+        if first != index:
+            return f"duplicate source_id {source_id!r} in this file (first at record {first})"
+        return None

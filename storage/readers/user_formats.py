@@ -1,0 +1,231 @@
+"""Formats a user brings: a folder of CIF/POSCAR files with ``id_prop.csv``, and OPTIMADE responses."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from storage.readers._common import DuplicateGuard, Item, Rejection, check_energy, excerpt, iter_csv
+from storage.readers._rows import read_text, structure_scalars
+from storage.readers._structure import (
+    Cell,
+    PendingStructure,
+    StructureError,
+    cell_from_arrays,
+    finish_all,
+)
+
+_SUFFIXES = ("", ".cif", ".vasp", ".poscar", ".POSCAR")
+
+
+def _find_structure_file(folder: Path, name: str) -> Path | None:
+    for suffix in _SUFFIXES:
+        candidate = folder / f"{name}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def cell_from_poscar(text: str) -> Cell:
+    """Read a VASP POSCAR/CONTCAR text (element names required).
+
+    Raises:
+        StructureError: if pymatgen cannot read it or a site is not a known element.
+    """
+    from pymatgen.io.vasp import Poscar
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            structure = Poscar.from_str(text).structure
+        except (ValueError, IndexError, KeyError, TypeError) as exc:
+            raise StructureError(f"malformed POSCAR: {exc}") from exc
+    species = [site.specie.symbol for site in structure]
+    return cell_from_arrays(structure.lattice.matrix, species, structure.frac_coords)
+
+
+def _pending_id_prop(
+    folder: Path, source: str, license: str, energy_kind: str
+) -> Iterator[PendingStructure | Rejection]:
+    table = folder / "id_prop.csv"
+    seen = DuplicateGuard()
+    for item in iter_csv(table, ("id", "value"), header=False, columns=["id", "value"]):
+        if isinstance(item, Rejection):
+            yield item
+            continue
+        name = item.fields["id"].strip()
+        sid = Path(name).stem if Path(name).suffix.lower() in (".cif", ".vasp", ".poscar") else name
+        dhf, reason = check_energy(item.fields["value"])
+        if dhf is None and reason is None:
+            reason = "value is missing"
+        reason = reason or seen.check(sid, item.index)
+        found = None if reason else _find_structure_file(folder, name)
+        if not reason and found is None:
+            reason = f"no structure file named {name!r} (tried suffixes {list(_SUFFIXES[1:])})"
+        cell: Cell | None = None
+        text = ""
+        if not reason and found is not None:
+            try:
+                text = found.read_text(encoding="utf-8")
+                if found.suffix.lower() != ".cif":
+                    cell = cell_from_poscar(text)
+            except (UnicodeDecodeError, StructureError) as exc:
+                reason = f"{found.name}: {exc}"
+        if reason:
+            yield Rejection(table.name, item.index, sid or None, reason, excerpt(item.raw))
+            continue
+        row = structure_scalars(
+            source=source,
+            source_id=sid,
+            license=license,
+            raw_formula="",
+            dhf=dhf,
+            energy_kind=energy_kind,
+            extra={"file": found.name if found else None},
+        )
+        yield PendingStructure(
+            table.name, item.index, sid, row, cif=None if cell else text, cell=cell, raw=item.raw
+        )
+
+
+def read_id_prop_folder(
+    path: Path, *, source: str, license: str, energy_kind: str = "id_prop_value", workers: int = 1
+) -> Iterator[Item]:
+    """Stream a CGCNN/ALIGNN-style folder: ``id_prop.csv`` rows ``name,value`` (no header) plus files.
+
+    Each ``name`` is a file in the folder, with or without one of the suffixes ``.cif``, ``.vasp``,
+    ``.poscar`` (``POSCAR``-style names work as is); ``.cif`` files are read as CIF, others as POSCAR.
+    ``value`` is taken as a formation energy in eV/atom; ``raw_formula`` is the structure's formula.
+
+    Args:
+        path: the folder (or its ``id_prop.csv``).
+        source: source name the user chose.
+        license: licence string stored on every row.
+        energy_kind: what the values are (stored in ``energy_kind``).
+        workers: processes that parse CIFs.
+
+    Yields:
+        One :class:`Record` or :class:`Rejection` per ``id_prop.csv`` row.
+    """
+    folder = Path(path)
+    if folder.is_file():
+        folder = folder.parent
+    yield from finish_all(_pending_id_prop(folder, source, license, energy_kind), workers=workers)
+
+
+def cell_from_optimade(attributes: dict[str, Any]) -> Cell:
+    """Build a cell from OPTIMADE structure attributes (Cartesian positions in Angstrom).
+
+    Raises:
+        StructureError: on missing attributes, a disordered or vacancy species, or bad shapes.
+    """
+    try:
+        lattice = np.asarray(attributes["lattice_vectors"], dtype=float).reshape(3, 3)
+        cart = np.asarray(attributes["cartesian_site_positions"], dtype=float).reshape(-1, 3)
+        names = list(attributes["species_at_sites"])
+    except KeyError as exc:
+        raise StructureError(f"OPTIMADE entry lacks attribute {exc}") from exc
+    except (TypeError, ValueError) as exc:
+        raise StructureError(f"malformed OPTIMADE arrays: {exc}") from exc
+    symbol_of: dict[str, str] = {}
+    for spec in attributes.get("species") or []:
+        symbols = list(spec.get("chemical_symbols") or [])
+        concentration = list(spec.get("concentration") or [1.0])
+        if len(symbols) != 1 or abs(float(concentration[0]) - 1.0) > 1e-6 or symbols[0] == "vacancy":
+            symbol_of[str(spec.get("name"))] = ""
+        else:
+            symbol_of[str(spec.get("name"))] = symbols[0]
+    species = [symbol_of.get(name, name) for name in names]
+    if any(not s for s in species):
+        raise StructureError("disordered site occupancies are not supported")
+    try:
+        frac = np.linalg.solve(lattice.T, cart.T).T
+    except np.linalg.LinAlgError as exc:
+        raise StructureError("lattice is singular (zero volume)") from exc
+    return cell_from_arrays(lattice, species, frac)
+
+
+def _pending_optimade(
+    path: Path, source: str, license: str, energy_field: str | None
+) -> Iterator[PendingStructure | Rejection]:
+    text, error = read_text(path)
+    file = path.name
+    if error:
+        yield Rejection(file, 0, None, f"{error}; an OPTIMADE response cannot be read in part", "")
+        return
+    if not text.strip():
+        yield Rejection(file, 0, None, "file is empty (no records)", "")
+        return
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        yield Rejection(file, 0, None, f"malformed JSON: {exc}", excerpt(text))
+        return
+    data = doc.get("data") if isinstance(doc, dict) else None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        yield Rejection(file, 0, None, "OPTIMADE response has no 'data' list", excerpt(text))
+        return
+    if not data:
+        yield Rejection(file, 0, None, "file is empty (no records)", "")
+    seen = DuplicateGuard()
+    for index, entry in enumerate(data):
+        raw = excerpt(json.dumps(entry)[:2000])
+        if not isinstance(entry, dict) or entry.get("type") != "structures":
+            yield Rejection(file, index, None, "entry is not of type 'structures'", raw)
+            continue
+        sid = str(entry.get("id") or "").strip()
+        attrs = entry.get("attributes") or {}
+        dhf, reason = (
+            (None, None)
+            if energy_field is None
+            else check_energy(attrs.get(energy_field), f"formation energy ({energy_field})")
+        )
+        reason = ("entry has no id" if not sid else None) or reason or seen.check(sid, index)
+        cell = None
+        if not reason:
+            try:
+                cell = cell_from_optimade(attrs)
+            except StructureError as exc:
+                reason = str(exc)
+        if reason or cell is None:
+            yield Rejection(file, index, sid or None, reason or "unreadable entry", raw)
+            continue
+        formula = attrs.get("chemical_formula_reduced") or attrs.get("chemical_formula_descriptive") or ""
+        skip = {"lattice_vectors", "cartesian_site_positions", "species_at_sites", "species", "nsites"}
+        extra = {k: v for k, v in attrs.items() if k not in skip and isinstance(v, str | int | float | bool)}
+        row = structure_scalars(
+            source=source,
+            source_id=sid,
+            license=license,
+            raw_formula=str(formula),
+            dhf=dhf,
+            energy_kind=f"optimade:{energy_field}" if energy_field else None,
+            extra=extra,
+        )
+        yield PendingStructure(file, index, sid, row, cell=cell, raw=raw)
+
+
+def read_optimade(
+    path: Path, *, source: str, license: str, energy_field: str | None = None, workers: int = 1
+) -> Iterator[Item]:
+    """Stream the structures of a saved OPTIMADE ``/structures`` response (JSON, plain or gzip).
+
+    Args:
+        path: the response file.
+        source: source name the user chose.
+        license: licence string stored on every row.
+        energy_field: attribute holding a formation energy in eV/atom (OQMD: ``"_oqmd_delta_e"``);
+            ``None`` stores no energy.
+        workers: processes (entries are already cells; kept for the common signature).
+
+    Yields:
+        One :class:`Record` or :class:`Rejection` per entry of ``data``.
+    """
+    yield from finish_all(_pending_optimade(Path(path), source, license, energy_field), workers=workers)
