@@ -8,6 +8,7 @@ re-run skips what is stored and completes the table.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from storage.lake import Lake
-from storage.readers import SOURCES, Record, Rejection
+from storage.readers import SOURCES, Record, Rejection, load_mp_labels, mp_labels
 from storage.splits import split_of
 
 BATCH_ROWS = 5000
@@ -44,7 +45,8 @@ def new_run_id(prefix: str = "ingest") -> str:
 
 
 def _reason_class(reason: str) -> str:
-    return reason.split(":")[0].split("(")[0].strip()[:80]
+    """Reasons with their numbers masked, so that counts group by kind of fault."""
+    return re.sub(r"-?\d+(\.\d+)?", "N", reason)[:120]
 
 
 def ingest_records(
@@ -81,9 +83,7 @@ def ingest_records(
             )
         else:
             row = dict(item.row)
-            if item.table == "structures" or (
-                "split" in SOURCE_SPLIT_TABLES[item.table] and "split" not in row
-            ):
+            if item.table in SPLIT_TABLES and row.get("split") is None:
                 row["split"] = split_of(row["reduced_formula"])
             report.read[item.table] += 1
             pending[item.table].append(row)
@@ -96,11 +96,7 @@ def ingest_records(
 
 
 #: tables whose rows get a formula-hash split when the reader gives none
-SOURCE_SPLIT_TABLES: dict[str, set[str]] = {
-    "structures": {"split"},
-    "experimental_enthalpies": {"split"},
-    "synth_labels": set(),
-}
+SPLIT_TABLES = frozenset({"structures", "experimental_enthalpies"})
 
 
 def ingest_source(
@@ -110,14 +106,28 @@ def ingest_source(
     *,
     run_id: str | None = None,
     progress: Callable[[int], None] | None = None,
+    workers: int = 2,
 ) -> IngestReport:
-    """Ingest one registered source from the data mirror."""
+    """Ingest one registered source from the data mirror (structure parsing on ``workers`` processes)."""
     if name not in SOURCES:
         raise KeyError(f"Unknown source {name!r}; registered sources: {', '.join(sorted(SOURCES))}.")
     spec = SOURCES[name]
     run_id = run_id or new_run_id()
-    items = spec.iter_items(Path(mirror), lake=lake)
+    options: dict = {}
+    if spec.table == "structures":
+        options["workers"] = workers
+    if spec.label_sources:
+        options["labels"] = stored_labels(lake, spec.label_sources) or load_mp_labels(Path(mirror))
+    items = spec.read(Path(mirror), **options)
     return ingest_records(lake, items, source=name, run_id=run_id, progress=progress)
+
+
+def stored_labels(lake: Lake, sources: Iterable[str]) -> dict[str, int]:
+    """``{material_id: label}`` from the ``synth_labels`` rows of ``sources`` already in the lake."""
+    rows = lake.query(
+        "SELECT material_id, icsd_label FROM synth_labels WHERE list_contains(?, source)", [list(sources)]
+    ).to_pylist()
+    return mp_labels(rows)
 
 
 def ordered_sources(names: Iterable[str] | None = None) -> list[str]:
