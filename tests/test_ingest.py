@@ -47,7 +47,8 @@ def test_experimental_ingest_is_idempotent(lake, data_mirror):
 
 def test_bad_rows_are_quarantined_and_good_rows_land(lake, tmp_path, data_mirror):
     good = _head_gz(data_mirror / "dft" / "gnome_structures.jsonl.gz", tmp_path / "g.jsonl.gz", 20)
-    lines = gzip.open(good, "rt").read().splitlines()
+    with gzip.open(good, "rt") as fh:
+        lines = fh.read().splitlines()
     lines[3] = lines[3].replace(
         '"formation_energy_per_atom_eV": ', '"formation_energy_per_atom_eV": NaN, "x": '
     )
