@@ -66,3 +66,30 @@ def mp_crystals(count: int = 300, max_sites: int = 16) -> tuple[list[Crystal], n
             if len(crystals) == count:
                 break
     return crystals, np.array(energies, dtype=np.float32), ids
+
+
+@lru_cache(maxsize=1)
+def exported_small_models() -> dict[str, Path]:
+    """Random-init small regression and PU models exported once per test session (temporary folder).
+
+    Returns:
+        {"dft": folder, "pu": folder}; tests that modify a model copy its folder first.
+    """
+    import atexit
+    import shutil
+    import tempfile
+
+    import torch
+
+    from csp.models import ALIGNN, SMALL_CONFIG, ALIGNNConfig
+    from csp.onnx_export import export_model
+
+    root = Path(tempfile.mkdtemp(prefix="csp-test-models-"))
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    torch.manual_seed(0)
+    dft = ALIGNN(SMALL_CONFIG).eval()
+    torch.manual_seed(1)
+    pu = ALIGNN(ALIGNNConfig(hidden=32, alignn_layers=1, gcn_layers=1, task="pu", n_bags=6)).eval()
+    export_model(dft, root / "dft")
+    export_model(pu, root / "pu")
+    return {"dft": root / "dft", "pu": root / "pu", "dft_model": dft, "pu_model": pu}
