@@ -162,6 +162,12 @@ def _make_self_contained(onnx_path: Path) -> None:
     import onnx
 
     proto = onnx.load(str(onnx_path), load_external_data=True)
+    # the exporter records Python stack traces (with the exporting machine's file paths) per node
+    for node in proto.graph.node:
+        del node.metadata_props[:]
+        node.doc_string = ""
+    for value in list(proto.graph.value_info) + list(proto.graph.input) + list(proto.graph.output):
+        del value.metadata_props[:]
     onnx.save_model(proto, str(onnx_path), save_as_external_data=False)
     for extra in onnx_path.parent.glob(onnx_path.name + ".data"):
         extra.unlink()

@@ -311,6 +311,28 @@ def models_train(
         console.print(f"exported {folder}")
 
 
+@models_app.command("export")
+def models_export(
+    run_dir: Annotated[Path, typer.Argument(help="Run folder written by python -m csp.training (checkpoint.pt).")],
+    name: Annotated[str, typer.Option(help="Model folder name under the models directory.")],
+    mode: Annotated[str, typer.Option(help="Training set the run used: dft, transfer or pu.")],
+    command: Annotated[str, typer.Option(help="How the run was trained (goes into the model card).")] = "",
+    description: Annotated[str, typer.Option(help="One paragraph for the model card.")] = "",
+) -> None:
+    """Export a training run to ONNX with its card, after checking it was trained on this lake's data."""
+    from flows.training import export, verify_lineage
+
+    if mode not in ("dft", "transfer", "pu"):
+        fail(f"Unknown mode {mode!r}; choose dft, transfer or pu.")
+    settings = Settings()
+    try:
+        summary = verify_lineage(run_dir, mode, settings)
+    except ValueError as exc:
+        fail(str(exc))
+    folder = export(run_dir, name, summary=summary, command=command, description=description, settings=settings)
+    console.print(f"exported {folder} (training data matches the lake export: {summary['content_hash'][:12]})")
+
+
 @models_app.command("list")
 def models_list() -> None:
     """Shipped model folders with their kind and sha256."""

@@ -77,12 +77,33 @@ def train(
     return info
 
 
+def verify_lineage(run_dir: Path, mode: Mode, settings: Settings | None = None) -> dict[str, Any]:
+    """Re-export ``mode``'s training set from the lake and check the run was trained on exactly it."""
+    import tempfile
+
+    from csp.dataset import load_arrays
+
+    info = json.loads((Path(run_dir) / "metrics.json").read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = prepare_dataset(mode, Path(tmp) / "data.npz", settings)
+        content = load_arrays(summary.path).content_hash()
+    if info.get("training_data_hash") != content:
+        raise ValueError(
+            f"{run_dir} was trained on data with hash {str(info.get('training_data_hash'))[:12]}, but the lake "
+            f"exports {content[:12]} for {mode}; re-ingest the same sources or retrain."
+        )
+    out = summary_dict(summary)
+    out["content_hash"] = content
+    return out
+
+
 def export(
     run_dir: Path,
     name: str,
     *,
     summary: dict[str, Any] | None = None,
     command: str = "",
+    description: str = "",
     settings: Settings | None = None,
 ) -> Path:
     """Export a run folder to ``models_dir/name`` (ONNX + model.json + card) and register it."""
@@ -90,7 +111,7 @@ def export(
 
     settings = settings or Settings()
     folder = settings.models_dir / name
-    json_path = export_checkpoint(run_dir, folder)
+    json_path = export_checkpoint(run_dir, folder, description=description)
     meta = json.loads(json_path.read_text())
     info = json.loads((Path(run_dir) / "metrics.json").read_text())
     if summary:
@@ -103,7 +124,7 @@ def export(
             {
                 "name": name,
                 "kind": meta["task"],
-                "version": meta.get("format_version", "1"),
+                "version": str(meta.get("format_version", "1")),
                 "sha256": meta["sha256"],
                 "training_data_hash": meta.get("training_data_hash"),
                 "metrics_json": json.dumps(meta.get("metrics", {})),
