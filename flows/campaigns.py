@@ -132,7 +132,7 @@ def open_scorer(settings: Settings, dhf_source: str) -> Any:
 
 
 def _model_ids(scorer: Any) -> list[str]:
-    return [f"{m.name}:{m.sha256[:12]}" for m in scorer.scorer.models.values()]
+    return [f"{m.name}:{m.meta['sha256'][:12]}" for m in scorer.scorer.models.values()]
 
 
 def run_campaign(
@@ -162,10 +162,7 @@ def run_campaign(
     try:
         checked = validate(raw)
         scorer = open_scorer(settings, checked.dhf_source)
-        comp = parse_composition(checked.composition)
-        from pymatgen.core.periodic_table import Element
-
-        scorer.check_elements([Element(el).Z for el in comp.counts])
+        scorer.check_elements(parse_composition(checked.composition).numbers())
     except (CampaignError, ValueError) as exc:
         record_event(
             lake,

@@ -206,9 +206,8 @@ def ingest_folder(
     license: Annotated[str, typer.Option(help="Licence of the data.")] = "unknown",
 ) -> None:
     """Ingest a folder in the ALIGNN/CGCNN convention (id_prop.csv: file,value in eV/atom)."""
-    from storage.readers import read_id_prop_folder
-
     from storage.ingest import ingest_records, new_run_id
+    from storage.readers import read_id_prop_folder
 
     if not folder.is_dir():
         fail(f"{folder} is not a folder.")
@@ -229,9 +228,8 @@ def ingest_optimade(
     ] = None,
 ) -> None:
     """Ingest an OPTIMADE structures response (as served by OQMD, Materials Project and others)."""
-    from storage.readers import read_optimade
-
     from storage.ingest import ingest_records, new_run_id
+    from storage.readers import read_optimade
 
     if not path.is_file():
         fail(f"{path} is not a file.")
@@ -313,7 +311,9 @@ def models_train(
 
 @models_app.command("export")
 def models_export(
-    run_dir: Annotated[Path, typer.Argument(help="Run folder written by python -m csp.training (checkpoint.pt).")],
+    run_dir: Annotated[
+        Path, typer.Argument(help="Run folder written by python -m csp.training (checkpoint.pt).")
+    ],
     name: Annotated[str, typer.Option(help="Model folder name under the models directory.")],
     mode: Annotated[str, typer.Option(help="Training set the run used: dft, transfer or pu.")],
     command: Annotated[str, typer.Option(help="How the run was trained (goes into the model card).")] = "",
@@ -329,8 +329,12 @@ def models_export(
         summary = verify_lineage(run_dir, mode, settings)
     except ValueError as exc:
         fail(str(exc))
-    folder = export(run_dir, name, summary=summary, command=command, description=description, settings=settings)
-    console.print(f"exported {folder} (training data matches the lake export: {summary['content_hash'][:12]})")
+    folder = export(
+        run_dir, name, summary=summary, command=command, description=description, settings=settings
+    )
+    console.print(
+        f"exported {folder} (training data matches the lake export: {summary['content_hash'][:12]})"
+    )
 
 
 @models_app.command("list")
