@@ -108,7 +108,7 @@ def test_concurrent_campaigns_lose_no_rows(tmp_path):
         for f in ("MgO", "CaO")
     ]
     for p in procs:
-        out, err = p.communicate(timeout=300)
+        _out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err
     lake = Lake(tmp_path)
     for f in ("MgO", "CaO"):
