@@ -19,12 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
-
 import csp.search as search_module
 from csp.graphs import build_graphs_same_species
 from csp.infer import Scorer
 from csp.optimizers import FiniteSpace
 from csp.search import SearchConfig, run_search
+from flows.settings import Settings
+from storage.candidates import LakeSink
+from storage.lake import Lake
 
 OPTIMIZER_SECONDS = {"outer optimizer": 0.0, "inner optimizer": 0.0, "sampling": 0.0}
 _make_optimizer = search_module.make_optimizer
@@ -59,9 +61,6 @@ def _timed_optimizer(name, space, rng, *args, **options):
 
 search_module.make_optimizer = _timed_optimizer
 search_module.sample_valid = _timed_sampling
-from flows.settings import Settings
-from storage.candidates import LakeSink
-from storage.lake import Lake
 
 
 class TimedScorer:
@@ -109,14 +108,24 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     settings = Settings()
-    scorer = Scorer(exp=settings.models_dir / settings.exp_model, pu=settings.models_dir / settings.pu_model,
-                    threads=settings.threads)
+    scorer = Scorer(
+        exp=settings.models_dir / settings.exp_model,
+        pu=settings.models_dir / settings.pu_model,
+        threads=settings.threads,
+    )
     timed = TimedScorer(scorer)
     home = Path(os.environ.get("CSP_HOME") or tempfile.mkdtemp())
     sink = TimedSink(Lake(home), run_id="bench")
-    config = SearchConfig(strategy="fixed", crystal_system="cubic", outer_optimizer=args.optimizer,
-                          inner_optimizer="pso", outer_steps=args.outer, inner_steps=args.inner,
-                          formula_units=(1, 4), seed=0)
+    config = SearchConfig(
+        strategy="fixed",
+        crystal_system="cubic",
+        outer_optimizer=args.optimizer,
+        inner_optimizer="pso",
+        outer_steps=args.outer,
+        inner_steps=args.inner,
+        formula_units=(1, 4),
+        seed=0,
+    )
     t0 = time.perf_counter()
     result = run_search(args.composition, config, timed, sink, campaign_id=f"bench-{time.time_ns()}")
     total = time.perf_counter() - t0
@@ -141,13 +150,22 @@ def main() -> None:
         "| part | seconds | share |",
         "| --- | ---: | ---: |",
     ]
-    for name, sec in (("generation + constraint checks", search), (f"outer optimizer ({args.optimizer})", outer_opt),
-                      ("inner optimizer (pso)", inner_opt), ("graph building", timed.t["graphs"]),
-                      ("model scoring (onnxruntime)", timed.t["scoring"]), ("storage (Parquet appends)", sink.seconds)):
+    for name, sec in (
+        ("generation + constraint checks", search),
+        (f"outer optimizer ({args.optimizer})", outer_opt),
+        ("inner optimizer (pso)", inner_opt),
+        ("graph building", timed.t["graphs"]),
+        ("model scoring (onnxruntime)", timed.t["scoring"]),
+        ("storage (Parquet appends)", sink.seconds),
+    ):
         lines.append(f"| {name} | {sec:.1f} | {sec / total:.0%} |")
     gen_graph_store = search + timed.t["graphs"] + sink.seconds
-    lines += ["", f"Generation + graphs + storage = {gen_graph_store:.1f} s vs scoring {timed.t['scoring']:.1f} s.",
-              f"Best outer fitness: {min(r['fitness'] for r in result.outer_rows):.3f}", ""]
+    lines += [
+        "",
+        f"Generation + graphs + storage = {gen_graph_store:.1f} s vs scoring {timed.t['scoring']:.1f} s.",
+        f"Best outer fitness: {min(r['fitness'] for r in result.outer_rows):.3f}",
+        "",
+    ]
     text = "\n".join(lines)
     print(text)
     if args.out:
