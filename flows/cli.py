@@ -249,7 +249,10 @@ def models_dataset(
 
     if mode not in ("dft", "transfer", "pu"):
         fail(f"Unknown mode {mode!r}; choose dft, transfer or pu.")
-    summary = prepare_dataset(mode, out)
+    try:
+        summary = prepare_dataset(mode, out)
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
     console.print(
         f"{summary.rows} rows -> {out} (splits {summary.per_split}, sources {summary.per_source}, "
         f"{summary.excluded_rows} excluded, sha256 {summary.sha256[:12]})"
@@ -281,7 +284,10 @@ def models_train(
         fail(f"Unknown mode {mode!r}; choose dft, transfer or pu.")
     settings = Settings()
     work = settings.home / "runs"
-    summary = prepare_dataset(mode, work / f"{name}.npz", settings)
+    try:
+        summary = prepare_dataset(mode, work / f"{name}.npz", settings)
+    except (ValueError, FileNotFoundError) as exc:
+        fail(str(exc))
     console.print(f"training set: {summary.rows} rows {summary.per_split}")
     model_args = {"hidden": hidden, "alignn_layers": alignn_layers, "gcn_layers": gcn_layers}
     if mode == "pu":

@@ -28,3 +28,8 @@ def lake(tmp_path):
     from storage.lake import Lake
 
     return Lake(tmp_path / "home").init()
+
+
+def pytest_configure(config):
+    # subprocesses started by tests (the CLI) find the data mirror the same way the tests do
+    os.environ.setdefault("CSP_DATA_MIRROR", str(mirror_path()))

@@ -43,11 +43,29 @@ def structure_row(source_id: str, formula: str = "MgO", energy: float | None = -
 
 def candidate_row(campaign: str, outer: int, inner: int) -> dict:
     return dict(
-        campaign_id=campaign, stage="inner", outer_step=outer, inner_step=inner, family_index=0,
-        formula="MgO", formula_units=4, spacegroup=225, crystal_system="cubic", wyckoff="Mg:4a O:4b",
-        lattice_angstrom=[4.2, 0, 0, 0, 4.2, 0, 0, 0, 4.2], numbers=[12, 8],
-        frac_coords=[[0, 0, 0], [0.5, 0.5, 0.5]], x=[0.5], dhf_pred_ev_per_atom=-3.0, p_syn=None,
-        p_syn_std=None, fitness=None, valid=True, reject_reason="", seed=1, seconds=0.1, model_ids=["m"],
+        campaign_id=campaign,
+        stage="inner",
+        outer_step=outer,
+        inner_step=inner,
+        family_index=0,
+        formula="MgO",
+        formula_units=4,
+        spacegroup=225,
+        crystal_system="cubic",
+        wyckoff="Mg:4a O:4b",
+        lattice_angstrom=[4.2, 0, 0, 0, 4.2, 0, 0, 0, 4.2],
+        numbers=[12, 8],
+        frac_coords=[[0, 0, 0], [0.5, 0.5, 0.5]],
+        x=[0.5],
+        dhf_pred_ev_per_atom=-3.0,
+        p_syn=None,
+        p_syn_std=None,
+        fitness=None,
+        valid=True,
+        reject_reason="",
+        seed=1,
+        seconds=0.1,
+        model_ids=["m"],
     )
 
 

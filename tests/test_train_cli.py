@@ -1,0 +1,112 @@
+"""Each shipped model kind retrains from the lake with one command (tiny settings on CPU) and exports."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from storage.ingest import ingest_source
+from storage.lake import Lake
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--epochs", "1", "--hidden", "16", "--alignn-layers", "1", "--gcn-layers", "1", "--batch-size", "128"]
+
+
+@pytest.fixture(scope="module")
+def small_lake(tmp_path_factory, data_mirror):
+    """A lake from a slice of the real mirror: 800 MP structures, the Jang labels, the Jha enthalpies."""
+    root = tmp_path_factory.mktemp("train")
+    mirror = root / "mirror"
+    mirror.mkdir()
+    for folder in ("synth", "experimental", "validation"):
+        (mirror / folder).symlink_to(data_mirror / folder)
+    (mirror / "dft").mkdir(parents=True)
+    with (
+        gzip.open(data_mirror / "dft" / "mp_flla2015.jsonl.gz", "rt") as fin,
+        gzip.open(mirror / "dft" / "mp_flla2015.jsonl.gz", "wt") as fout,
+    ):
+        fout.writelines(line for _, line in zip(range(800), fin, strict=False))
+    lake = Lake(root / "home").init()
+    for name in ("jang2020_mp_icsd", "jang2020_mp_virtual", "mp_flla2015", "expt_deltae_jha2019"):
+        ingest_source(lake, name, mirror, workers=2)
+    return root / "home"
+
+
+def csp(home: Path, models: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(
+        os.environ, CSP_HOME=str(home), CSP_MODELS_DIR=str(models), PYTHONWARNINGS="ignore", COLUMNS="200"
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "flows.cli", *args],
+        cwd=REPO,
+        env=env,
+        text=True,
+        capture_output=True,
+        timeout=600,
+    )
+
+
+def test_dft_transfer_pu_retrain_and_export(small_lake, tmp_path):
+    from csp.infer import OnnxModel
+
+    models = tmp_path / "models"
+    dft = csp(small_lake, models, "models", "train", "dft", "--name", "t-dft", *TINY, "--time-limit-s", "60")
+    assert dft.returncode == 0, dft.stderr
+    run = small_lake / "runs" / "t-dft"
+    exp = csp(
+        small_lake,
+        models,
+        "models",
+        "train",
+        "transfer",
+        "--name",
+        "t-exp",
+        "--init",
+        str(run),
+        "--epochs",
+        "2",
+        "--time-limit-s",
+        "30",
+    )
+    assert exp.returncode == 0, exp.stderr
+    pu = csp(
+        small_lake,
+        models,
+        "models",
+        "train",
+        "pu",
+        "--name",
+        "t-pu",
+        "--init",
+        str(run),
+        "--n-bags",
+        "4",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "128",
+        "--time-limit-s",
+        "60",
+    )
+    assert pu.returncode == 0, pu.stderr
+    for name, task in (("t-dft", "regression"), ("t-exp", "regression"), ("t-pu", "pu")):
+        meta = json.loads((models / name / "model.json").read_text())
+        assert meta["task"] == task and meta["dataset"]["rows"] > 0
+        assert "MgO" not in json.dumps(meta["dataset"])  # summaries carry counts, never excluded rows
+        assert (models / name / "README.md").read_text().startswith(f"# {name}")
+        OnnxModel(models / name)  # sha256 checked on load
+    registered = Lake(small_lake).query("SELECT name FROM models ORDER BY name").column("name").to_pylist()
+    assert registered == ["t-dft", "t-exp", "t-pu"]
+    verify = csp(small_lake, models, "models", "verify")
+    assert verify.returncode == 0, verify.stderr
+    (models / "t-dft" / "model.onnx").write_bytes(
+        (models / "t-dft" / "model.onnx").read_bytes()[:-10] + b"0" * 10
+    )
+    tampered = csp(small_lake, models, "models", "verify")
+    assert tampered.returncode == 1 and "t-dft" in tampered.stderr
