@@ -1,0 +1,66 @@
+"""`csp sql` and the Python query API: group-by over sources, an experiment-structure join, refusals."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+import storage
+from flows.cli import app
+from tests.test_datasets import _fill
+
+
+@pytest.fixture
+def filled(lake, monkeypatch):
+    _fill(lake)
+    monkeypatch.setenv("CSP_HOME", str(lake.root))
+    monkeypatch.setenv("COLUMNS", "200")
+    return lake
+
+
+def test_group_by_source_from_cli_and_python(filled, tmp_path):
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["sql", "SELECT source, count(*) AS n FROM structures GROUP BY source ORDER BY 1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "castelli_cdvae" in result.output and "mp_flla2015" in result.output
+    out = tmp_path / "q.csv"
+    result = runner.invoke(
+        app, ["sql", "SELECT source, count(*) AS n FROM structures GROUP BY 1 ORDER BY 1", "--csv", str(out)]
+    )
+    assert result.exit_code == 0
+    assert out.read_text().splitlines()[1:] == ['"castelli_cdvae",1', '"mp_flla2015",5']
+    with storage.connect(filled.root) as con:
+        df = con.df("SELECT source, count(*) AS n FROM structures GROUP BY 1 ORDER BY 1")
+    assert df["n"].tolist() == [1, 5]
+
+
+def test_join_of_experiment_to_structures(filled, tmp_path):
+    sql = (
+        "SELECT e.reduced_formula, e.dhf_exp_ev_per_atom, s.source_id, s.spacegroup FROM experimental_enthalpies e "
+        "JOIN structures s ON s.reduced_formula = e.reduced_formula ORDER BY 1"
+    )
+    out = tmp_path / "join.parquet"
+    result = CliRunner().invoke(app, ["sql", sql, "--parquet", str(out)])
+    assert result.exit_code == 0, result.output
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(out).column("reduced_formula").to_pylist() == ["CaO", "MgO"]
+    with storage.connect(filled.root) as con:
+        assert con.arrow(sql).num_rows == 2
+
+
+@pytest.mark.parametrize(
+    "sql", ["DELETE FROM structures", "DROP VIEW candidates", "COPY structures TO 'x.csv'"]
+)
+def test_writes_through_csp_sql_are_refused(filled, sql):
+    result = CliRunner().invoke(app, ["sql", sql])
+    assert result.exit_code == 1
+    assert "read-only" in result.output
+    assert filled.count("structures") == 6
+
+
+def test_python_connection_is_read_only(filled):
+    with pytest.raises(storage.LakeError, match="read-only"):
+        storage.connect(filled.root, read_only=False)
