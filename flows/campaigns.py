@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -176,15 +177,16 @@ def run_campaign(
         raise CampaignError(str(exc)) from exc
     model_ids = _model_ids(scorer)
     parameters = checked.model_dump()
-    record_event(
+    event = partial(
+        record_event,
         lake,
         campaign_id,
         composition=checked.composition,
-        status="running",
         parameters=parameters,
         run_id=run_id,
         model_ids=model_ids,
     )
+    event(status="running")
     sink = LakeSink(lake, run_id=run_id, model_ids=model_ids)
     start = time.perf_counter()
     try:
@@ -197,28 +199,10 @@ def run_campaign(
             progress=progress,
         )
     except KeyboardInterrupt:
-        record_event(
-            lake,
-            campaign_id,
-            composition=checked.composition,
-            status="interrupted",
-            parameters=parameters,
-            run_id=run_id,
-            model_ids=model_ids,
-            reason="stopped by the user; resume with the same campaign id",
-        )
+        event(status="interrupted", reason="stopped by the user; resume with the same campaign id")
         raise
     except Exception as exc:
-        record_event(
-            lake,
-            campaign_id,
-            composition=checked.composition,
-            status="failed",
-            parameters=parameters,
-            run_id=run_id,
-            model_ids=model_ids,
-            reason=f"{type(exc).__name__}: {exc}",
-        )
+        event(status="failed", reason=f"{type(exc).__name__}: {exc}")
         raise
     elapsed = time.perf_counter() - start
     lake.compact("candidates", partition=campaign_id)
@@ -237,18 +221,7 @@ def run_campaign(
         "invalid_share": counts["invalid"],
         "reject_reasons": dict(result.reject_reasons),
     }
-    record_event(
-        lake,
-        campaign_id,
-        composition=checked.composition,
-        status="completed",
-        parameters=parameters,
-        run_id=run_id,
-        model_ids=model_ids,
-        n_candidates=int(counts["n"]),
-        elapsed_s=elapsed,
-        summary=summary,
-    )
+    event(status="completed", n_candidates=int(counts["n"]), elapsed_s=elapsed, summary=summary)
     return CampaignOutcome(
         campaign_id=campaign_id,
         status="completed",
