@@ -122,3 +122,22 @@ def test_benchmark_flow(prefect_api, csp_home):
     assert all(r["candidates"] == 12 and r["best_fitness"] is not None for r in rows)
     tables = [a for a in _artifacts(state.state_details.flow_run_id) if a.key == "benchmark-mgo"]
     assert len(tables) == 1
+
+
+def test_ingest_flow_one_source(prefect_api, csp_home, data_mirror, monkeypatch):
+    from flows.ingest import ingest
+    from storage.lake import Lake
+
+    monkeypatch.setenv("CSP_DATA_MIRROR", str(data_mirror))
+    state = ingest(sources=["expt_deltae_jha2019"], return_state=True)
+    assert state.is_completed(), state.message
+    (report,) = state.result()
+    assert report["source"] == "expt_deltae_jha2019" and report["written"] > 0
+    assert Lake(csp_home).count("experimental_enthalpies") > 0
+
+
+def test_export_flow_refuses_a_folder_without_a_run(prefect_api, csp_home, tmp_path):
+    from flows.export import export
+
+    state = export(run_dir=str(tmp_path / "nothing"), name="x", return_state=True)
+    assert state.is_failed() and "not a run folder" in state.message
