@@ -141,3 +141,34 @@ def test_export_flow_refuses_a_folder_without_a_run(prefect_api, csp_home, tmp_p
 
     state = export(run_dir=str(tmp_path / "nothing"), name="x", return_state=True)
     assert state.is_failed() and "not a run folder" in state.message
+
+
+def test_campaigns_flow_on_a_local_dask_cluster(prefect_api, csp_home):
+    pytest.importorskip("prefect_dask")
+    from flows.campaign import campaigns
+    from storage.lake import Lake
+
+    state = campaigns(
+        compositions=["MgO", "GaAs"],
+        outer_steps=2,
+        inner_steps=6,
+        batch_size=6,
+        formula_units_max=2,
+        task_runner="dask",
+        workers=2,
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    rows = state.result()
+    assert [r["composition"] for r in rows] == ["MgO", "GaAs"]
+    assert all(r["status"] == "completed" and r["candidates"] == 12 for r in rows)
+    got = Lake(csp_home).query("SELECT DISTINCT composition FROM campaigns ORDER BY 1").to_pylist()
+    assert got == [{"composition": "GaAs"}, {"composition": "MgO"}]
+
+
+def test_campaigns_flow_checks_every_formula_first(prefect_api, csp_home):
+    from flows.campaign import campaigns
+
+    state = campaigns(compositions=["MgO", "Xx"], outer_steps=1, inner_steps=2, return_state=True)
+    assert state.is_failed() and "'Xx'" in state.message
+    assert not (csp_home / "lake").exists()
