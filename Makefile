@@ -11,7 +11,7 @@ export PREFECT_HOME ?= $(abspath .prefect_home)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup test campaign lint bench clean
+.PHONY: setup test campaign lint bench clean service-up service-down service-status
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,17 @@ campaign: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+# the local Prefect service (server, work pool csp-process, deployments of prefect.yaml, one worker)
+PORT ?= 4200
+service-up: $(STAMP)
+	$(BIN)/csp service up --port $(PORT)
+
+service-down: $(STAMP)
+	$(BIN)/csp service down --port $(PORT)
+
+service-status: $(STAMP)
+	$(BIN)/csp service status --port $(PORT)
 
 clean:
 	rm -rf .csp_home .prefect_home

@@ -1,0 +1,241 @@
+"""Bring a local Prefect service up and down: server, process work pool, deployments, one worker.
+
+Everything lives under ``PREFECT_HOME`` (default ``.prefect_home/`` in the project): the server's SQLite
+database and pid file, and ``service/`` with the worker's pid file and both logs. The API listens on
+127.0.0.1 only. Used by ``csp service up|down|status`` and ``make service-up`` / ``make service-down``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+WORK_POOL = "csp-process"
+DEFAULT_PORT = 4200
+
+
+@dataclass
+class Service:
+    """Where the local service keeps its state, and the environment of everything it starts."""
+
+    port: int = DEFAULT_PORT
+    home: Path | None = None  # PREFECT_HOME; default $PREFECT_HOME or <project>/.prefect_home
+    project: Path = PROJECT_DIR
+
+    def __post_init__(self) -> None:
+        if self.home is None:
+            env = os.environ.get("PREFECT_HOME")
+            self.home = Path(env) if env else self.project / ".prefect_home"
+        self.home = self.home.expanduser().resolve()
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.home / "service"
+
+    @property
+    def server_pid_file(self) -> Path:
+        return self.home / "server.pid"  # written by `prefect server start --background`
+
+    @property
+    def worker_pid_file(self) -> Path:
+        return self.state_dir / "worker.pid"
+
+    @property
+    def worker_log(self) -> Path:
+        return self.state_dir / "worker.log"
+
+    def env(self) -> dict[str, str]:
+        from flows.settings import Settings
+
+        env = dict(os.environ)
+        path = env.get("PYTHONPATH", "")
+        env.update(
+            PREFECT_HOME=str(self.home),
+            PREFECT_API_URL=self.api_url,
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            DO_NOT_TRACK="1",
+            # prefect.yaml's pull step: `set_working_directory: {{ $CSP_PROJECT_DIR }}`
+            CSP_PROJECT_DIR=str(self.project),
+            # flow runs import this checkout's `flows` and `csp`, whatever else is installed
+            PYTHONPATH=str(self.project) + (os.pathsep + path if path else ""),
+            # the worker writes to the same lake that `csp sql` in this shell reads
+            CSP_HOME=str(Settings().home.expanduser().resolve()),
+        )
+        return env
+
+    def prefect(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "prefect", *args],
+            cwd=self.project,
+            env=self.env(),
+            check=check,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+# ------------------------------------------------------------------------------------ processes
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of this process counts as gone
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    return True
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if not alive(pid):
+            return True
+        time.sleep(0.2)
+    return not alive(pid)
+
+
+def healthy(api_url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+def wait_healthy(api_url: str, timeout: float = 90.0) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if healthy(api_url):
+            return time.monotonic() - start
+        time.sleep(0.3)
+    raise RuntimeError(f"The Prefect server did not answer {api_url}/health within {timeout:.0f} s.")
+
+
+def stop_pid(pid: int, *, signals: int = 2, grace: float = 20.0) -> None:
+    """SIGTERM (a Prefect worker needs a second one to stop), then SIGKILL if it is still there."""
+    for i in range(signals):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        if wait_gone(pid, 1.5 if i < signals - 1 else grace):
+            return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    wait_gone(pid, 5.0)
+
+
+# ------------------------------------------------------------------------------------ up / down
+
+
+def start_server(svc: Service, log=print) -> None:
+    svc.home.mkdir(parents=True, exist_ok=True)
+    if healthy(svc.api_url):
+        log(f"server already answers at {svc.api_url}")
+        return
+    if alive(read_pid(svc.server_pid_file)):
+        raise RuntimeError(
+            f"A server process ({svc.server_pid_file}) runs but does not answer on port {svc.port}; "
+            "run `csp service down` first."
+        )
+    svc.server_pid_file.unlink(missing_ok=True)
+    svc.prefect("server", "start", "--host", "127.0.0.1", "--port", str(svc.port), "--background")
+    seconds = wait_healthy(svc.api_url)
+    log(f"server up at {svc.api_url} in {seconds:.1f} s (pid {read_pid(svc.server_pid_file)})")
+
+
+def deploy(svc: Service, log=print) -> None:
+    svc.prefect("work-pool", "create", WORK_POOL, "--type", "process", "--overwrite")
+    log(f"work pool {WORK_POOL} (process)")
+    out = svc.prefect("--no-prompt", "deploy", "--all")
+    names = [ln.split("'")[1] for ln in out.stdout.splitlines() if "Deployment '" in ln and "'" in ln]
+    log(f"deployed from prefect.yaml: {', '.join(dict.fromkeys(names)) or 'see prefect deployment ls'}")
+
+
+def start_worker(svc: Service, log=print) -> int:
+    pid = read_pid(svc.worker_pid_file)
+    if alive(pid):
+        log(f"worker already running (pid {pid})")
+        return pid
+    svc.state_dir.mkdir(parents=True, exist_ok=True)
+    with svc.worker_log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL, "--type", "process"],
+            cwd=svc.project,
+            env=svc.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    svc.worker_pid_file.write_text(f"{proc.pid}\n")
+    log(f"worker started (pid {proc.pid}, log {svc.worker_log})")
+    return proc.pid
+
+
+def up(svc: Service, log=print) -> None:
+    start_server(svc, log)
+    deploy(svc, log)
+    start_worker(svc, log)
+    log(f"Prefect UI: {svc.ui_url}  (API {svc.api_url})")
+
+
+def down(svc: Service, log=print) -> None:
+    stopped = False
+    pid = read_pid(svc.worker_pid_file)
+    if alive(pid):
+        stop_pid(pid, signals=2)
+        stopped = True
+        log(f"worker stopped (pid {pid})")
+    svc.worker_pid_file.unlink(missing_ok=True)
+    pid = read_pid(svc.server_pid_file)
+    if alive(pid):
+        svc.prefect("server", "stop", check=False)
+        if not wait_gone(pid, 15.0):
+            stop_pid(pid, signals=1, grace=5.0)
+        stopped = True
+        log(f"server stopped (pid {pid})")
+    svc.server_pid_file.unlink(missing_ok=True)
+    if not stopped:
+        log("nothing was running")
+
+
+def status(svc: Service) -> dict[str, object]:
+    server_pid, worker_pid = read_pid(svc.server_pid_file), read_pid(svc.worker_pid_file)
+    return {
+        "server": {"pid": server_pid, "alive": alive(server_pid), "healthy": healthy(svc.api_url)},
+        "worker": {"pid": worker_pid, "alive": alive(worker_pid), "log": str(svc.worker_log)},
+        "ui": svc.ui_url,
+        "prefect_home": str(svc.home),
+    }

@@ -1,0 +1,174 @@
+"""Prefect flows against a temporary Prefect API (prefect_test_harness) and a temporary lake."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+pytest.importorskip("prefect")
+
+TINY = dict(composition="MgO", outer_steps=3, inner_steps=12, batch_size=6, formula_units_max=2, top_k=3)
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory):
+    import os
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, PREFECT_HOME, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    home = tmp_path_factory.mktemp("prefect_home")
+    with (
+        temporary_settings({PREFECT_HOME: str(home), PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
+        prefect_test_harness(server_startup_timeout=60),
+    ):
+        yield
+
+
+@pytest.fixture
+def csp_home(tmp_path, monkeypatch):
+    home = tmp_path / "csp_home"
+    monkeypatch.setenv("CSP_HOME", str(home))
+    return home
+
+
+def _artifacts(flow_run_id):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+
+
+def test_campaign_flow_writes_candidates_and_artifacts(prefect_api, csp_home):
+    from flows.campaign import campaign
+    from storage.lake import Lake
+
+    state = campaign(**TINY, campaign_id="flowtest-mgo", return_state=True)
+    assert state.is_completed(), state.message
+    out = state.result()
+    assert out["campaign_id"] == "flowtest-mgo" and not out["skipped"]
+    lake = Lake(csp_home)
+    n = lake.query("SELECT count(*) AS n FROM candidates WHERE campaign_id = 'flowtest-mgo'").to_pylist()[0]
+    assert n["n"] == 3 * 12 + 3  # inner candidates + one outer row per step
+    status = lake.query("SELECT status FROM campaigns WHERE campaign_id = 'flowtest-mgo'").to_pylist()
+    assert status == [{"status": "completed"}]
+
+    arts = _artifacts(state.state_details.flow_run_id)
+    by_type = {a.type: a for a in arts}
+    assert {"progress", "table", "markdown"} <= set(by_type)
+    assert float(by_type["progress"].data) == pytest.approx(100.0)
+    assert by_type["table"].key == "campaign-mgo-top"
+    md = by_type["markdown"].data
+    assert "csp sql" in md and "flowtest-mgo" in md and "Convergence" in md
+
+    # the same id again: nothing is scored, the report comes from the lake
+    again = campaign(**TINY, campaign_id="flowtest-mgo", return_state=True)
+    assert again.result()["skipped"] is True
+    n2 = lake.query("SELECT count(*) AS n FROM candidates WHERE campaign_id = 'flowtest-mgo'").to_pylist()[0]
+    assert n2 == n
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"alpha": 2.0}, "alpha"),
+        ({"composition": "Xx"}, "'Xx'"),
+        ({"composition": ""}, "empty"),
+    ],
+)
+def test_invalid_parameters_fail_fast_and_write_nothing(prefect_api, csp_home, override, message):
+    from flows.campaign import campaign
+
+    state = campaign(**{**TINY, **override}, return_state=True)
+    assert state.is_failed()
+    assert message in state.message, state.message
+    assert "CampaignError" in state.message
+    # the lake was never touched: no campaign event, no candidate, not even the folders
+    assert not (csp_home / "lake").exists()
+
+
+def test_unknown_literal_is_refused_by_prefect(prefect_api, csp_home):
+    from flows.campaign import campaign
+
+    state = campaign(**{**TINY, "outer_optimizer": "sgd"}, return_state=True)
+    assert state.is_failed()
+    assert "outer_optimizer" in state.message
+    assert not (csp_home / "lake").exists()
+
+
+def test_derived_campaign_id_is_deterministic():
+    from flows.campaign import derived_campaign_id
+
+    t = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
+    a = derived_campaign_id("nightly-MgO", t, {"composition": "MgO", "seed": 0})
+    assert a == derived_campaign_id("nightly-MgO", t, {"seed": 0, "composition": "MgO"})
+    assert a.startswith("nightly-mgo-MgO-20260301T0200Z-")
+    assert a != derived_campaign_id("nightly-MgO", t, {"composition": "MgO", "seed": 1})
+
+
+def test_benchmark_flow(prefect_api, csp_home):
+    from flows.campaign import benchmark
+
+    state = benchmark(composition="MgO", outer_steps=2, inner_steps=6, batch_size=6, return_state=True)
+    assert state.is_completed(), state.message
+    rows = state.result()
+    assert [r["optimizer"] for r in rows] == ["rs", "pso", "ga", "bo"]
+    assert all(r["candidates"] == 12 and r["best_fitness"] is not None for r in rows)
+    tables = [a for a in _artifacts(state.state_details.flow_run_id) if a.key == "benchmark-mgo"]
+    assert len(tables) == 1
+
+
+def test_ingest_flow_one_source(prefect_api, csp_home, data_mirror, monkeypatch):
+    from flows.ingest import ingest
+    from storage.lake import Lake
+
+    monkeypatch.setenv("CSP_DATA_MIRROR", str(data_mirror))
+    state = ingest(sources=["expt_deltae_jha2019"], return_state=True)
+    assert state.is_completed(), state.message
+    (report,) = state.result()
+    assert report["source"] == "expt_deltae_jha2019" and report["written"] > 0
+    assert Lake(csp_home).count("experimental_enthalpies") > 0
+
+
+def test_export_flow_refuses_a_folder_without_a_run(prefect_api, csp_home, tmp_path):
+    from flows.export import export
+
+    state = export(run_dir=str(tmp_path / "nothing"), name="x", return_state=True)
+    assert state.is_failed() and "not a run folder" in state.message
+
+
+def test_campaigns_flow_on_a_local_dask_cluster(prefect_api, csp_home):
+    pytest.importorskip("prefect_dask")
+    from flows.campaign import campaigns
+    from storage.lake import Lake
+
+    state = campaigns(
+        compositions=["MgO", "GaAs"],
+        outer_steps=2,
+        inner_steps=6,
+        batch_size=6,
+        formula_units_max=2,
+        task_runner="dask",
+        workers=2,
+        return_state=True,
+    )
+    assert state.is_completed(), state.message
+    rows = state.result()
+    assert [r["composition"] for r in rows] == ["MgO", "GaAs"]
+    assert all(r["status"] == "completed" and r["candidates"] == 12 for r in rows)
+    got = Lake(csp_home).query("SELECT DISTINCT composition FROM campaigns ORDER BY 1").to_pylist()
+    assert got == [{"composition": "GaAs"}, {"composition": "MgO"}]
+
+
+def test_campaigns_flow_checks_every_formula_first(prefect_api, csp_home):
+    from flows.campaign import campaigns
+
+    state = campaigns(compositions=["MgO", "Xx"], outer_steps=1, inner_steps=2, return_state=True)
+    assert state.is_failed() and "'Xx'" in state.message
+    assert not (csp_home / "lake").exists()
