@@ -68,17 +68,43 @@ def export_model(run_dir: str, name: str, summary: dict, command: str) -> str:
     return str(export(Path(run_dir), name, summary=summary, command=command))
 
 
-@flow(name="train")
-def train(params: TrainParameters) -> str:
-    """Export the training set from the lake, train, export to ONNX and register the model."""
+@flow(name="train", validate_parameters=True)
+def train(
+    mode: Literal["dft", "transfer", "pu"] = "dft",
+    name: str = "alignn-dft",
+    init_run: str | None = None,
+    epochs: int = 30,
+    batch_size: int = 64,
+    hidden: int = 64,
+    alignn_layers: int = 2,
+    gcn_layers: int = 2,
+    n_bags: int = 100,
+    time_limit_s: float | None = None,
+    seed: int = 0,
+) -> str:
+    """Export the training set from the lake, train, export to ONNX and register the model.
+
+    Flat parameters (the Prefect UI draws a form); they are validated by :class:`TrainParameters`.
+    """
+    params = TrainParameters(
+        mode=mode,
+        name=name,
+        init_run=init_run,
+        epochs=epochs,
+        batch_size=batch_size,
+        hidden=hidden,
+        alignn_layers=alignn_layers,
+        gcn_layers=gcn_layers,
+        n_bags=n_bags,
+        time_limit_s=time_limit_s,
+        seed=seed,
+    )
     logger = get_run_logger()
     work = Settings().home / "runs"
     summary = export_dataset(params.mode, str(work))
     logger.info("training set: %s", summary)
     fit(params, str(work))
-    command = (
-        f"csp train {params.mode} --name {params.name} --epochs {params.epochs} --hidden {params.hidden}"
-    )
+    command = f"csp models train {params.mode} --name {params.name} --epochs {params.epochs} --hidden {params.hidden}"
     folder = export_model(str(work / params.name), params.name, summary, command)
     logger.info("model folder %s", folder)
     return folder
