@@ -37,13 +37,17 @@ def main() -> None:
     crystals = [to_crystals(arrays)[i] for i in test]
     target = arrays.target[test].astype(float)
     ids = [str(arrays.ids[i]).split(":", 1)[1] for i in test]
-    scorer = Scorer(dft=settings.models_dir / settings.dft_model, exp=settings.models_dir / settings.exp_model)
+    scorer = Scorer(
+        dft=settings.models_dir / settings.dft_model, exp=settings.models_dir / settings.exp_model
+    )
     scores = scorer.score(crystals)
     linked = {
         r["source_id"]: r["linked_dhf_dft_ev_per_atom"]
-        for r in Lake(settings.home).query(
+        for r in Lake(settings.home)
+        .query(
             "SELECT source_id, linked_dhf_dft_ev_per_atom FROM experimental_linked WHERE source = 'expt_deltae_jha2019'"
-        ).to_pylist()
+        )
+        .to_pylist()
     }
     raw = np.array([linked.get(i) if linked.get(i) is not None else np.nan for i in ids], dtype=float)
     has_raw = np.isfinite(raw)

@@ -96,7 +96,14 @@ def main() -> None:
             f"{top1['spacegroup_symbol'] if top1 else ''} | {seconds:.0f} |"
         )
         print(rows[-1], flush=True)
-    total = time.perf_counter() - started
+        report(args, rows, hits, paper_hits, time.perf_counter() - started, final=False)
+    report(args, rows, hits, paper_hits, time.perf_counter() - started, final=True)
+
+
+def report(
+    args: argparse.Namespace, rows: list[str], hits: int, paper_hits: int, total: float, final: bool
+) -> None:
+    """Write the results table (after every compound, so a stopped run keeps what it measured)."""
     n = len(rows)
     lines = [
         "# Table 1 at a reduced budget",
@@ -114,10 +121,12 @@ def main() -> None:
         *rows,
         "",
         "SrCu has no reference coordinates here: a hexagonal top-5 structure counts as found.",
+        "" if final else f"(partial: {n} compounds so far)",
         "",
     ]
     text = "\n".join(lines)
-    print(text)
+    if final:
+        print(text)
     if args.out:
         args.out.write_text(text)
 
