@@ -565,7 +565,30 @@ def demo() -> None:
         dhf_source="exp",
         top_k=5,
     )
-    _finish(_run_with_progress(params, None, None))
+    outcome = _run_with_progress(params, None, None)
+    _finish(outcome)
+    _report_reference(outcome, "MgO")
+
+
+def _report_reference(outcome, formula: str) -> None:
+    """Say where the experimental structure (the paper's reference CIF, if the data mirror has it) ranks."""
+    from pymatgen.core import Structure
+
+    from csp.matching import matches
+
+    mirror = Settings().data_mirror
+    cif = mirror / "validation" / "table1" / f"{formula}.cif" if mirror is not None else None
+    if cif is None or not cif.is_file():
+        return
+    reference = Structure.from_file(cif)
+    found = next((t for t in outcome.top if matches(t["structure"], reference)), None)
+    if found is None:
+        console.print(f"The experimental {formula} structure is not in the top {len(outcome.top)}.")
+    else:
+        console.print(
+            f"The experimental {formula} structure ({found['spacegroup_symbol']}) is rank {found['rank']} "
+            "(StructureMatcher match and the same space group)."
+        )
 
 
 # --------------------------------------------------------------------------- service (Prefect)
