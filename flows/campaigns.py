@@ -201,6 +201,9 @@ def run_campaign(
     except KeyboardInterrupt:
         event(status="interrupted", reason="stopped by the user; resume with the same campaign id")
         raise
+    except ValueError as exc:  # e.g. no space group of the chosen system can hold the composition
+        event(status="failed", reason=str(exc))
+        raise CampaignError(str(exc)) from exc
     except Exception as exc:
         event(status="failed", reason=f"{type(exc).__name__}: {exc}")
         raise

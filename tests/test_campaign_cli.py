@@ -58,6 +58,7 @@ def raw_keys(lake: Lake, campaign_id: str) -> list[tuple[int, int]]:
         (["C60H60"], "atoms"),
         (["MgO", "--outer-steps", "0"], "outer_steps"),
         (["MgO", "--strategy", "fixed", "--crystal-system", "hexagonalish"], "crystal_system"),
+        (["LiNaKRbCs", "--crystal-system", "cubic", "--z-max", "1"], "no space group"),
     ],
 )
 def test_bad_input_fails_with_one_line_and_writes_no_candidate(tmp_path, args, message):
