@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from storage.schemas import KEYS, SCHEMAS
 PARTITION_BY: dict[str, str] = {"candidates": "campaign_id"}
 _SEED_NAME = "part-00000000T000000-seed.parquet"
 _SAFE_PART = re.compile(r"[^A-Za-z0-9_.-]")
+_VANISHED_PART_RETRIES = 5
 _ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
@@ -119,13 +121,30 @@ class LakeConnection:
         except duckdb.Error as exc:
             raise LakeError(f"The query failed: {exc}") from exc
 
+    def _fetch(self, sql: str, params: Sequence[Any] | dict[str, Any] | None, how: str) -> Any:
+        # A compaction in another process may delete a part between DuckDB listing and opening it;
+        # the merged part is already in place by then, so running the query again reads a
+        # consistent set (the views keep one row per key).
+        for attempt in range(_VANISHED_PART_RETRIES):
+            try:
+                relation = self.execute(sql, params)
+                return relation.to_arrow_table() if how == "arrow" else relation.df()
+            except (LakeError, duckdb.IOException) as exc:
+                vanished = "No such file" in str(exc)
+                if not vanished or attempt == _VANISHED_PART_RETRIES - 1:
+                    raise (
+                        exc if isinstance(exc, LakeError) else LakeError(f"The query failed: {exc}")
+                    ) from exc
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")
+
     def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table:
         """Run a read-only query and return an Arrow table."""
-        return self.execute(sql, params).to_arrow_table()
+        return self._fetch(sql, params, "arrow")
 
     def df(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         """Run a read-only query and return a pandas DataFrame."""
-        return self.execute(sql, params).df()
+        return self._fetch(sql, params, "df")
 
     def tables(self) -> list[str]:
         rows = self._con.execute(
@@ -310,7 +329,9 @@ class Lake:
 
     def count(self, table: str) -> int:
         with self.connect() as con:
-            return int(con.execute(f"SELECT count(*) FROM {self.table_dir(table).name}").fetchall()[0][0])
+            return int(
+                con.arrow(f"SELECT count(*) AS n FROM {self.table_dir(table).name}").column("n")[0].as_py()
+            )
 
     def refresh_catalog(self) -> Path:
         """Write ``catalog.duckdb`` with the same views, for the DuckDB shell and BI tools."""
