@@ -438,10 +438,15 @@ def _finish(outcome) -> None:
     _print_top(
         [public_row(t) for t in outcome.top], f"top {len(outcome.top)}: campaign {outcome.campaign_id}"
     )
+    import os
+    import shlex
+
+    # the lake of this run, spelled out when it is not the default one, so the query can be pasted as is
+    home = f"CSP_HOME={shlex.quote(str(Settings().home))} " if "CSP_HOME" in os.environ else ""
     console.print(
         f"{outcome.n_candidates} candidates scored in {outcome.elapsed_s:.0f} s "
         f"({outcome.invalid_share:.1%} invalid). Every candidate is in the lake:\n"
-        f'  csp sql "SELECT outer_step, inner_step, spacegroup, dhf_pred_ev_per_atom, fitness, valid '
+        f'  {home}csp sql "SELECT outer_step, inner_step, spacegroup, dhf_pred_ev_per_atom, fitness, valid '
         f"FROM candidates WHERE campaign_id = '{outcome.campaign_id}' ORDER BY fitness NULLS LAST LIMIT 20\"",
         highlight=False,
     )
