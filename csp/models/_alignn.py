@@ -3,10 +3,14 @@
 Shapes: N atoms in the batch, B crystals, k bonds per atom, H hidden width.
 
 * atoms ``h`` (N, H); bonds ``e`` (N, k, H), bond (i, a) going from atom i to ``neighbours[i, a]``;
-* angles ``t`` (N, k, k - 1, H): the line graph joins bond (i, a) to the other bonds (i, b) of the
-  same atom, b = ``partners[a, :]``, with the cosine of the angle between them at atom i.
+* angles ``t`` (N, k, k, H): the line graph joins bond (i, a) to the other bonds (i, b != a) of the
+  same atom, with the cosine of the angle between them at atom i. The k - 1 partners are stored in
+  a full k x k layout whose diagonal (a == b) is masked out of every aggregation: neighbours are then
+  broadcasts instead of gathers, which is faster on CPU, and the result equals the (N, k, k - 1) form.
 
 No scatter appears anywhere (crystal pooling is a one-hot matmul), so the ONNX export is exact.
+Normalisation is BatchNorm (as in ALIGNN): in eval mode a per-channel affine map, cheap on the
+large angle tensors and independent of the batch.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
 from csp.features import element_feature_matrix
-from csp.graphs import line_graph_partners
 from csp.models._config import ALIGNNConfig
 
 
@@ -34,13 +37,24 @@ class RBFExpansion(nn.Module):
         return torch.exp(-self.gamma * (x.unsqueeze(-1) - self.centers) ** 2)
 
 
+class Norm(nn.Module):
+    """BatchNorm over the last (feature) axis of a tensor of any rank."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+
+
 class MLPLayer(nn.Module):
-    """Linear -> LayerNorm -> SiLU."""
+    """Linear -> BatchNorm -> SiLU."""
 
     def __init__(self, in_features: int, out_features: int) -> None:
         super().__init__()
         self.linear = nn.Linear(in_features, out_features)
-        self.norm = nn.LayerNorm(out_features)
+        self.norm = Norm(out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.silu(self.norm(self.linear(x)))
@@ -50,7 +64,9 @@ class EdgeGatedGraphConv(nn.Module):
     """Edge-gated graph convolution (Bresson & Laurent; as in ALIGNN) on a fixed-degree neighbourhood.
 
     ``gather`` maps node-shaped (..., H) to neighbour-shaped (..., D, H) tensors, so the same layer
-    serves the bond graph (nodes = atoms) and the line graph (nodes = bonds).
+    serves the bond graph (nodes = atoms) and the line graph (nodes = bonds); ``mask`` (D-broadcastable,
+    or None) removes neighbour slots from the aggregation. With ``update_edges=False`` the edge
+    features are not updated (the last line-graph layer: nothing reads them afterwards).
     """
 
     def __init__(self, hidden: int) -> None:
@@ -60,20 +76,23 @@ class EdgeGatedGraphConv(nn.Module):
         self.gate_edge = nn.Linear(hidden, hidden)
         self.update_self = nn.Linear(hidden, hidden)
         self.update_nbr = nn.Linear(hidden, hidden)
-        self.norm_nodes = nn.LayerNorm(hidden)
-        self.norm_edges = nn.LayerNorm(hidden)
+        self.norm_nodes = Norm(hidden)
+        self.norm_edges = Norm(hidden)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor, gather) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, x: torch.Tensor, y: torch.Tensor, gather, mask=None, update_edges: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         # m_ij = A x_i + B x_j + C y_ij
         m = self.gate_src(x).unsqueeze(-2) + gather(self.gate_dst(x)) + self.gate_edge(y)
-        # sigma_ij = sigmoid(m_ij)
-        sigma = torch.sigmoid(m)
+        # sigma_ij = sigmoid(m_ij)   (times the neighbour mask)
+        sigma = torch.sigmoid(m) if mask is None else torch.sigmoid(m) * mask
         # agg_i = sum_j sigma_ij * (V x_j) / (sum_j sigma_ij + eps)
         agg = (sigma * gather(self.update_nbr(x))).sum(-2) / (sigma.sum(-2) + 1e-6)
-        # x_i' = x_i + SiLU(LN(U x_i + agg_i))
+        # x_i' = x_i + SiLU(BN(U x_i + agg_i))
         x = x + F.silu(self.norm_nodes(self.update_self(x) + agg))
-        # y_ij' = y_ij + SiLU(LN(m_ij))
-        y = y + F.silu(self.norm_edges(m))
+        if update_edges:
+            # y_ij' = y_ij + SiLU(BN(m_ij))
+            y = y + F.silu(self.norm_edges(m))
         return x, y
 
 
@@ -85,11 +104,11 @@ class ALIGNNLayer(nn.Module):
         self.bond_graph = EdgeGatedGraphConv(hidden)
         self.line_graph = EdgeGatedGraphConv(hidden)
 
-    def forward(self, h, e, t, gather_atoms, gather_bonds):
+    def forward(self, h, e, t, gather_atoms, gather_bonds, pair_mask, last: bool = False):
         # atoms exchange messages along bonds: (h, e) -> (h', m)
         h, e = self.bond_graph(h, e, gather_atoms)
         # bonds exchange messages along bond pairs (angles): (m, t) -> (e', t')
-        e, t = self.line_graph(e, t, gather_bonds)
+        e, t = self.line_graph(e, t, gather_bonds, pair_mask, update_edges=not last)
         return h, e, t
 
 
@@ -100,11 +119,9 @@ class ALIGNNBackbone(nn.Module):
         super().__init__()
         H, E, k = config.hidden, config.embedding, config.k
         self.register_buffer("element_features", torch.from_numpy(element_feature_matrix()))
-        partners = line_graph_partners(k)
-        self.register_buffer("partners", torch.from_numpy(partners.reshape(-1).astype(np.int64)))
-        # flat index of (a, partners[a, b]) in a k x k matrix, to pick the cosines of bond pairs
-        pair_index = (np.arange(k)[:, None] * k + partners).reshape(-1)
-        self.register_buffer("pair_index", torch.from_numpy(pair_index.astype(np.int64)))
+        # 1 for bond pairs (a, b != a), 0 on the diagonal: the line graph's k - 1 partners per bond
+        pair_mask = 1.0 - np.eye(k, dtype=np.float32)
+        self.register_buffer("pair_mask", torch.from_numpy(pair_mask).reshape(1, k, k, 1))
         self.k = k
         self.atom_embedding = MLPLayer(self.element_features.shape[1], H)
         self.edge_embedding = nn.Sequential(
@@ -121,26 +138,25 @@ class ALIGNNBackbone(nn.Module):
         self.gcn_layers = nn.ModuleList(EdgeGatedGraphConv(H) for _ in range(config.gcn_layers))
 
     def forward(self, numbers, neighbours, bond_vectors, crystal_index, natoms):
-        N, k = neighbours.shape
         # bond lengths d_ia = |r_ia| and unit vectors u_ia = r_ia / d_ia
         length = torch.linalg.vector_norm(bond_vectors, dim=-1)
         unit = bond_vectors / length.unsqueeze(-1)
-        # cos theta_iab = u_ia . u_ib for the k - 1 partners b of each bond a
-        cos_all = torch.matmul(unit, unit.transpose(1, 2)).reshape(N, k * k)
-        cos = cos_all[:, self.pair_index].reshape(N, k, k - 1).clamp(-1.0, 1.0)
+        # cos theta_iab = u_ia . u_ib for every bond pair (a, b) of atom i (diagonal masked later)
+        cos = torch.matmul(unit, unit.transpose(1, 2)).clamp(-1.0, 1.0)  # (N, k, k)
 
         h = self.atom_embedding(self.element_features[numbers])  # (N, H)
         e = self.edge_embedding(length)  # (N, k, H)
-        t = self.angle_embedding(cos)  # (N, k, k - 1, H)
+        t = self.angle_embedding(cos)  # (N, k, k, H)
 
         def gather_atoms(x: torch.Tensor) -> torch.Tensor:  # (N, H) -> (N, k, H): x_j for bond i -> j
             return x[neighbours]
 
-        def gather_bonds(x: torch.Tensor) -> torch.Tensor:  # (N, k, H) -> (N, k, k - 1, H)
-            return x[:, self.partners].reshape(N, k, k - 1, x.shape[-1])
+        def gather_bonds(x: torch.Tensor) -> torch.Tensor:  # (N, k, H) -> (N, 1, k, H): x_ib of pair (a, b)
+            return x.unsqueeze(1)
 
-        for layer in self.alignn_layers:
-            h, e, t = layer(h, e, t, gather_atoms, gather_bonds)
+        for n, layer in enumerate(self.alignn_layers):
+            last = n == len(self.alignn_layers) - 1
+            h, e, t = layer(h, e, t, gather_atoms, gather_bonds, self.pair_mask, last=last)
         for layer in self.gcn_layers:
             h, e = layer(h, e, gather_atoms)
 

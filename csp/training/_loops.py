@@ -186,8 +186,12 @@ def _fit_regression(
     settings: TrainSettings,
     clock: _Clock,
     progress: Progress | None,
+    frozen: tuple[torch.nn.Module, ...] = (),
 ) -> tuple[list[dict], str]:
-    """Shared regression loop with early stopping on validation MAE; restores the best weights."""
+    """Shared regression loop with early stopping on validation MAE; restores the best weights.
+
+    ``frozen`` modules stay in eval mode, so their BatchNorm statistics stay fixed too.
+    """
     device = torch.device(settings.device)
     train = _split_rows(arrays, TRAIN)
     val = _split_rows(arrays, VALIDATION)
@@ -201,6 +205,8 @@ def _fit_regression(
     best_mae, best_state, stale, history, stop = math.inf, None, 0, [], "epochs"
     for epoch in range(1, settings.epochs + 1):
         model.train()
+        for module in frozen:
+            module.eval()
         order = rng.permutation(train)
         total, seen = 0.0, 0
         for s in range(0, len(order), settings.batch_size):
@@ -321,7 +327,7 @@ def train_transfer(
     for module in frozen:
         for p in module.parameters():
             p.requires_grad_(False)
-    history, stop = _fit_regression(model, arrays, graphs, settings, clock, progress)
+    history, stop = _fit_regression(model, arrays, graphs, settings, clock, progress, tuple(frozen))
     info = _base_info("transfer", model.config, settings, arrays)
     info.update(history=history, stopped_by=stop, seconds=clock.elapsed)
     info["init"] = {"training_data_hash": init_info.get("training_data_hash"), "kind": init_info.get("kind")}
