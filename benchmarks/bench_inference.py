@@ -59,6 +59,13 @@ def rate(fn, n_structures: int, min_time: float = 2.0) -> float:
             return runs * n_structures / elapsed
 
 
+def _load() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "n/a"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path)
@@ -69,6 +76,7 @@ def main() -> None:
     parser.add_argument("--export-only", action="store_true", help="export to --models-dir and stop")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    load_before = _load()
     lines = [
         "# Inference throughput",
         "",
@@ -109,6 +117,7 @@ def main() -> None:
                     )
                     print(row, flush=True)
                     lines.append(row)
+    lines += ["", f"1-minute load average before / after: {load_before} / {_load()} (shared machine: noise)."]
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")
 
