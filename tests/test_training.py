@@ -143,7 +143,7 @@ main(['dft', '--data', {str(npz / "dft.npz")!r}, '--out', {str(tmp_path / "run")
       '--hidden', '8', '--alignn-layers', '1', '--gcn-layers', '0', '--embedding', '8', '--head-hidden', '8'])
 """
     root = Path(__file__).resolve().parents[1]
-    env = {"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}
+    env = {**os.environ, "PYTHONPATH": str(root)}
     result = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
     )
