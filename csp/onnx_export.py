@@ -194,3 +194,21 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, *, description: str =
         training_data_hash=info.get("training_data_hash"),
         description=description or info.get("description", ""),
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m csp.onnx_export RUN_DIR onnx_models/<name> [--description TEXT]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m csp.onnx_export", description=main.__doc__)
+    parser.add_argument("run_dir", type=Path, help="folder with checkpoint.pt + metrics.json")
+    parser.add_argument("out_dir", type=Path, help="model folder to write, e.g. onnx_models/<name>")
+    parser.add_argument("--description", default="")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    export_checkpoint(args.run_dir, args.out_dir, description=args.description)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -73,3 +73,21 @@ def test_scorer_needs_a_model_and_valid_kinds(models):
         Scorer()
     with pytest.raises(ValueError, match="Unknown model kind"):
         Scorer(dft=models["dft"]).score([table1_crystal("MgO")], include=["enthalpy"])
+
+
+def test_one_atom_cell_and_overlapping_atoms(models):
+    import torch
+
+    from csp.graphs import build_graphs
+
+    model = OnnxModel(models["dft"])
+    for crystals in (
+        [Crystal(np.eye(3) * 3.3, [84], [[0, 0, 0]])],  # one atom in the whole batch
+        [Crystal(np.eye(3) * 4.0, [12, 8], [[0, 0, 0], [0, 0, 0]])],  # two atoms on one site
+    ):
+        graphs = build_graphs(crystals)
+        got = model.run_graphs(graphs)["dhf"]
+        with torch.no_grad():
+            ref = models["dft_model"].forward_graphs(graphs).numpy()
+        assert np.isfinite(got).all()
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-6)

@@ -86,3 +86,15 @@ def test_pu_heads_are_independent_bags():
     b = 3
     manual = torch.nn.functional.silu(pooled @ h.w1[b] + h.b1[b]) @ h.w2[b] + h.b2[b]
     torch.testing.assert_close(logits[:, b], manual, atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_golden_seeded_small_model(model):
+    """Seeded SMALL_CONFIG (torch.manual_seed(0), torch 2.13 CPU) on three reference structures.
+
+    Tolerance 1e-5 eV/atom; a change means the architecture, the features or the graphs changed
+    (or torch's initialisation did): check why before updating the stored values.
+    """
+    crystals = [table1_crystal(name) for name in ("MgO", "GaAs", "BaZrO3")]
+    got = model.forward_graphs(build_graphs(crystals)).numpy()
+    np.testing.assert_allclose(got, [0.0779843, 0.1270860, 0.0885850], atol=1e-5)

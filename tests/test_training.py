@@ -115,3 +115,51 @@ def test_time_limit_stops_training(npz, tmp_path):
     assert main([*args, *TINY]) == 0
     info = json.loads((out / "metrics.json").read_text())
     assert info["stopped_by"] == "time_limit" and len(info["history"]) == 1
+
+
+def test_training_core_imports_without_cpu_only_packages(tmp_path, npz):
+    """The GPU machine lacks pymatgen, pyxtal, spglib, duckdb, prefect, pydantic and onnxscript."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = f"""
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in {{'pymatgen', 'pyxtal', 'spglib', 'duckdb', 'prefect', 'pydantic',
+                                   'onnxscript', 'storage'}}:
+            raise ImportError('blocked ' + name)
+sys.meta_path.insert(0, Block())
+try:
+    import pymatgen
+    raise SystemExit('the import blocker does not work')
+except ImportError:
+    pass
+import csp.graphs, csp.features, csp.models, csp.dataset, csp.training, csp.infer
+from csp.training.__main__ import main
+main(['dft', '--data', {str(npz / "dft.npz")!r}, '--out', {str(tmp_path / "run")!r}, '--epochs', '1',
+      '--hidden', '8', '--alignn-layers', '1', '--gcn-layers', '0', '--embedding', '8', '--head-hidden', '8'])
+"""
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    result = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "run" / "checkpoint.pt").is_file()
+
+
+def test_graph_cache_is_reused(npz, tmp_path):
+    from csp.training import dataset_graphs
+
+    arrays = load_arrays(npz / "dft.npz")
+    cache = tmp_path / "graphs.npz"
+    first = dataset_graphs(arrays, cache=cache)
+    assert cache.is_file()
+    second = dataset_graphs(arrays, cache=cache)
+    np.testing.assert_array_equal(first.neighbours, second.neighbours)
+    inputs = second.batch(np.array([4, 2]))
+    assert inputs[4].tolist() == [arrays.natoms[4], arrays.natoms[2]]
+    assert int(inputs[1].max()) < int(inputs[4].sum())

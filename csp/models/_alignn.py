@@ -140,7 +140,7 @@ class ALIGNNBackbone(nn.Module):
     def forward(self, numbers, neighbours, bond_vectors, crystal_index, natoms):
         # bond lengths d_ia = |r_ia| and unit vectors u_ia = r_ia / d_ia
         length = torch.linalg.vector_norm(bond_vectors, dim=-1)
-        unit = bond_vectors / length.unsqueeze(-1)
+        unit = bond_vectors / length.clamp(min=1e-6).unsqueeze(-1)  # overlapping atoms give 0, not NaN
         # cos theta_iab = u_ia . u_ib for every bond pair (a, b) of atom i (diagonal masked later)
         cos = torch.matmul(unit, unit.transpose(1, 2)).clamp(-1.0, 1.0)  # (N, k, k)
 
