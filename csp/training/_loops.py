@@ -109,6 +109,15 @@ def _seed(seed: int) -> None:
     torch.backends.cudnn.benchmark = False
 
 
+def _optimise(model: ALIGNN, optimizer: torch.optim.Optimizer, loss: torch.Tensor, grad_clip: float) -> float:
+    """One optimiser step on ``loss`` with gradient-norm clipping; returns the loss value."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return float(loss.detach())
+
+
 def _split_rows(arrays: CrystalArrays, split: int) -> np.ndarray:
     return np.flatnonzero(arrays.split == split)
 
@@ -214,11 +223,7 @@ def _fit_regression(
             pred = model(*graphs.batch(idx, device))
             # loss = mean(((y_pred - y) / sigma_y)^2), the standardised squared error
             loss = F.mse_loss(pred / scale, target[torch.from_numpy(idx).to(device)] / scale)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            optimizer.step()
-            total += float(loss.detach()) * len(idx)
+            total += _optimise(model, optimizer, loss, settings.grad_clip) * len(idx)
             seen += len(idx)
             if clock.expired():
                 break
@@ -437,11 +442,7 @@ def train_pu(
             count = m.sum(0)
             present = count > 0
             loss = (per.sum(0)[present] / count[present]).mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip)
-            optimizer.step()
-            total += float(loss.detach()) * len(idx)
+            total += _optimise(model, optimizer, loss, settings.grad_clip) * len(idx)
             seen += len(idx)
             if clock.expired():
                 break
