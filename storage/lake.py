@@ -19,11 +19,11 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -36,7 +36,8 @@ from storage.schemas import KEYS, SCHEMAS
 PARTITION_BY: dict[str, str] = {"candidates": "campaign_id"}
 _SEED_NAME = "part-00000000T000000-seed.parquet"
 _SAFE_PART = re.compile(r"[^A-Za-z0-9_.-]")
-_VANISHED_PART_RETRIES = 5
+_VANISHED_PART_RETRIES = 8
+T = TypeVar("T")
 _ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
@@ -107,6 +108,24 @@ def check_read_only(sql: str) -> None:
             )
 
 
+def retry_vanished_parts(action: Callable[[], T]) -> T:
+    """Run ``action`` again when a Parquet part it listed vanished before it was opened.
+
+    A compaction in another process may delete a part between DuckDB listing a glob and opening
+    the file; the merged part is already in place by then, so running again reads a consistent
+    set (the views keep one row per key). Any other error is raised as a ``LakeError``.
+    """
+    for attempt in range(_VANISHED_PART_RETRIES):
+        try:
+            return action()
+        except (LakeError, duckdb.IOException) as exc:
+            vanished = "No such file" in str(exc)
+            if not vanished or attempt == _VANISHED_PART_RETRIES - 1:
+                raise (exc if isinstance(exc, LakeError) else LakeError(f"The query failed: {exc}")) from exc
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
 class LakeConnection:
     """A read-only DuckDB connection with one view per lake table (plus derived views)."""
 
@@ -122,21 +141,11 @@ class LakeConnection:
             raise LakeError(f"The query failed: {exc}") from exc
 
     def _fetch(self, sql: str, params: Sequence[Any] | dict[str, Any] | None, how: str) -> Any:
-        # A compaction in another process may delete a part between DuckDB listing and opening it;
-        # the merged part is already in place by then, so running the query again reads a
-        # consistent set (the views keep one row per key).
-        for attempt in range(_VANISHED_PART_RETRIES):
-            try:
-                relation = self.execute(sql, params)
-                return relation.to_arrow_table() if how == "arrow" else relation.df()
-            except (LakeError, duckdb.IOException) as exc:
-                vanished = "No such file" in str(exc)
-                if not vanished or attempt == _VANISHED_PART_RETRIES - 1:
-                    raise (
-                        exc if isinstance(exc, LakeError) else LakeError(f"The query failed: {exc}")
-                    ) from exc
-                time.sleep(0.05 * (attempt + 1))
-        raise AssertionError("unreachable")
+        def run() -> Any:
+            relation = self.execute(sql, params)
+            return relation.to_arrow_table() if how == "arrow" else relation.df()
+
+        return retry_vanished_parts(run)
 
     def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table:
         """Run a read-only query and return an Arrow table."""
@@ -319,7 +328,11 @@ class Lake:
             raise LakeError("Lake connections are read-only; write through Lake.append or the flows.")
         self.init()
         con = duckdb.connect()
-        self._create_views(con)
+        try:
+            retry_vanished_parts(lambda: self._create_views(con))
+        except BaseException:
+            con.close()
+            raise
         return LakeConnection(con)
 
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table:
@@ -339,7 +352,7 @@ class Lake:
         tmp = self.catalog_path.with_name(f".tmp-catalog-{uuid.uuid4().hex[:8]}.duckdb")
         con = duckdb.connect(str(tmp))
         try:
-            self._create_views(con)
+            retry_vanished_parts(lambda: self._create_views(con))
         finally:
             con.close()
         tmp.replace(self.catalog_path)
