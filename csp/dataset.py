@@ -128,8 +128,9 @@ def save_arrays(
     source: np.ndarray,
     source_names: Sequence[str],
     ids: Sequence[str],
+    compress: bool = False,
 ) -> Path:
-    """Validate and write the arrays to ``path`` (an uncompressed ``.npz``).
+    """Validate and write the arrays to ``path`` (an ``.npz``, zip-compressed with ``compress``).
 
     Returns:
         The path written.
@@ -147,7 +148,8 @@ def save_arrays(
     )
     path = Path(path)
     with path.open("wb") as fh:
-        np.savez(fh, **{name: getattr(arrays, name) for name in arrays.__dataclass_fields__})
+        save = np.savez_compressed if compress else np.savez
+        save(fh, **{name: getattr(arrays, name) for name in arrays.__dataclass_fields__})
     return path
 
 

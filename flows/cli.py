@@ -21,6 +21,11 @@ app.add_typer(ingest_app, name="ingest")
 campaign_app = typer.Typer(help="Crystal-structure prediction campaigns.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(campaign_app, name="campaign")
+augment_app = typer.Typer(
+    help="Polymorph augmentation labelled by a universal potential (needs the augment extra).",
+    no_args_is_help=True,
+)
+app.add_typer(augment_app, name="augment")
 
 console = Console()
 err = Console(stderr=True)
@@ -243,6 +248,13 @@ def ingest_optimade(
 def models_dataset(
     mode: Annotated[str, typer.Argument(help="dft, transfer or pu.")],
     out: Annotated[Path, typer.Option(help="Where to write the .npz training set.")],
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source", "-s", help="Lake sources to train on (default: the DFT sources / Jha 2019)."
+        ),
+    ] = None,
+    compress: Annotated[bool, typer.Option(help="Zip-compress the arrays (smaller to carry).")] = False,
 ) -> None:
     """Export a training set from the lake (the exclusion list is honoured)."""
     from flows.training import prepare_dataset
@@ -250,7 +262,7 @@ def models_dataset(
     if mode not in ("dft", "transfer", "pu"):
         fail(f"Unknown mode {mode!r}; choose dft, transfer or pu.")
     try:
-        summary = prepare_dataset(mode, out)
+        summary = prepare_dataset(mode, out, sources=source or None, compress=compress)
     except (ValueError, FileNotFoundError) as exc:
         fail(str(exc))
     console.print(
@@ -324,6 +336,10 @@ def models_export(
     mode: Annotated[str, typer.Option(help="Training set the run used: dft, transfer or pu.")],
     command: Annotated[str, typer.Option(help="How the run was trained (goes into the model card).")] = "",
     description: Annotated[str, typer.Option(help="One paragraph for the model card.")] = "",
+    source: Annotated[
+        list[str] | None,
+        typer.Option("--source", "-s", help="The sources the run was trained on (default: the mode's)."),
+    ] = None,
 ) -> None:
     """Export a training run to ONNX with its card, after checking it was trained on this lake's data."""
     from flows.training import export, verify_lineage
@@ -332,7 +348,7 @@ def models_export(
         fail(f"Unknown mode {mode!r}; choose dft, transfer or pu.")
     settings = Settings()
     try:
-        summary = verify_lineage(run_dir, mode, settings)
+        summary = verify_lineage(run_dir, mode, settings, sources=source or None)
     except ValueError as exc:
         fail(str(exc))
     folder = export(
@@ -550,6 +566,109 @@ def campaign_export(
     for item in rank(rows, k=top_k):
         path = write_cif(item["structure"], out / f"{campaign_id}-rank{item['rank']}.cif")
         console.print(f"wrote {path}")
+
+
+@augment_app.command("plan")
+def augment_plan(
+    out: Annotated[Path, typer.Option(help="Where to write the plan (.npz).")],
+    composition: Annotated[
+        list[str] | None, typer.Option("--composition", "-c", help="Formulas (default: from the lake).")
+    ] = None,
+    max_compositions: Annotated[int, typer.Option(min=1)] = 3000,
+    max_prototypes: Annotated[int, typer.Option(min=0)] = 12,
+    random_structures: Annotated[int, typer.Option(min=0)] = 8,
+    reference_sample: Annotated[
+        int, typer.Option(min=0, help="Held-out MP-scale DFT test rows per source to evaluate on.")
+    ] = 600,
+    workers: Annotated[int, typer.Option(min=1)] = 2,
+    seed: int = 0,
+) -> None:
+    """Plan prototype decorations, symmetric random structures and elemental references."""
+    from flows.augmentation import build_plan, default_compositions
+    from storage.splits import load_exclusions
+
+    settings = Settings()
+    lake = _lake()
+    exclude = load_exclusions(settings.exclusions_file)
+    try:
+        names = composition or default_compositions(lake, exclude, max_compositions=max_compositions)
+        summary = build_plan(
+            lake,
+            out,
+            compositions=names,
+            exclude=exclude,
+            seed=seed,
+            max_prototypes=max_prototypes,
+            random_structures=random_structures,
+            reference_sample=reference_sample,
+            workers=workers,
+        )
+    except (ValueError, KeyError) as exc:
+        fail(str(exc))
+    console.print(
+        f"{summary.rows} rows over {summary.compositions} compositions -> {summary.path} "
+        f"({summary.by_kind}; {summary.seconds:.0f} s)"
+    )
+
+
+@augment_app.command("label")
+def augment_label(
+    plan: Annotated[Path, typer.Argument(help="A plan written by csp augment plan.")],
+    out: Annotated[Path, typer.Option(help="Folder for the labelled files.")],
+    potential: Annotated[str, typer.Option(help="chgnet or sevennet.")] = "chgnet",
+    workers: Annotated[int, typer.Option(min=1)] = 1,
+    relax_steps: Annotated[int, typer.Option(min=1)] = 40,
+    distortions: Annotated[int, typer.Option(min=0)] = 3,
+    time_limit_s: Annotated[float, typer.Option(min=1)] = 3600.0,
+) -> None:
+    """Label a plan here (CSP_DEVICE picks cpu/cuda), skipping rows already labelled in the lake."""
+    from flows.augmentation import done_ids, label_plan, potential_source_name
+
+    if not plan.is_file():
+        fail(f"{plan} is not a file.")
+    if potential not in ("chgnet", "sevennet"):
+        fail(f"Unknown potential {potential!r}; choose chgnet or sevennet.")
+    try:
+        skip = done_ids(_lake(), potential_source_name(potential))
+    except RuntimeError as exc:
+        fail(str(exc))
+    summary = label_plan(
+        plan,
+        out,
+        potential=potential,
+        device=Settings().device,
+        workers=workers,
+        relax_steps=relax_steps,
+        distortions=distortions,
+        time_limit_s=time_limit_s,
+        skip_ids=skip,
+    )
+    console.print(
+        f"labelled {summary['labelled_rows']} rows over {summary['compositions']} compositions "
+        f"in {summary['elapsed_s']} s -> {out}"
+    )
+
+
+@augment_app.command("ingest")
+def augment_ingest(
+    files: Annotated[list[Path], typer.Argument(help="Labelled .npz files (python -m csp.potential label).")],
+) -> None:
+    """Ingest labelled rows: formation enthalpies from the files' own elemental references."""
+    from flows.augmentation import ingest_labels
+    from storage.ingest import new_run_id
+
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        fail(f"Not a file: {', '.join(missing)}")
+    try:
+        report = ingest_labels(_lake().init(), files, run_id=new_run_id("augment"), workers=2)
+    except ValueError as exc:
+        fail(str(exc))
+    _lake().refresh_catalog()
+    console.print(
+        f"{report.written} rows written to structures (sources {report.sources}), "
+        f"{report.quarantined} quarantined, {report.skipped} evaluation/elemental rows kept out"
+    )
 
 
 @app.command("demo")

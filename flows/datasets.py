@@ -77,6 +77,7 @@ def export_training_set(
     exclude: Iterable[str],
     sources: Iterable[str] | None = None,
     max_sites: int = 64,
+    compress: bool = False,
 ) -> ExportSummary:
     """Write the ``kind`` training set to ``out`` (.npz), leaving out excluded reduced formulas.
 
@@ -109,7 +110,7 @@ def export_training_set(
         "ids": np.array([f"{r['source']}:{r['id']}" for r in kept]),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
-    save_arrays(out, **arrays)
+    save_arrays(out, **arrays, compress=compress)
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
     per_split = {name: int((arrays["split"] == code).sum()) for name, code in SPLIT_CODES.items()}
     per_source = {name: int((arrays["source"] == i).sum()) for i, name in enumerate(source_names)}

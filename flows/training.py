@@ -8,6 +8,7 @@ folder with its card, and the ``models`` table.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Literal
@@ -31,11 +32,29 @@ LICENCES = {
 }
 
 
-def prepare_dataset(mode: Mode, out: Path, settings: Settings | None = None) -> ExportSummary:
-    """Export the training set of ``mode`` from the lake, honouring the exclusion list."""
+def prepare_dataset(
+    mode: Mode,
+    out: Path,
+    settings: Settings | None = None,
+    *,
+    sources: Sequence[str] | None = None,
+    compress: bool = False,
+) -> ExportSummary:
+    """Export the training set of ``mode`` from the lake, honouring the exclusion list.
+
+    ``sources`` chooses the lake sources explicitly (default: the DFT sources for ``dft``, the
+    experimental table for ``transfer``); augmented (machine-learned) rows enter only when named.
+    """
     settings = settings or Settings()
     exclusions = load_exclusions(settings.exclusions_file)
-    return export_training_set(Lake(settings.home), out, kind=_DATA_KIND[mode], exclude=exclusions)
+    return export_training_set(
+        Lake(settings.home),
+        out,
+        kind=_DATA_KIND[mode],
+        exclude=exclusions,
+        sources=sources,
+        compress=compress,
+    )
 
 
 def train(
@@ -77,15 +96,17 @@ def train(
     return info
 
 
-def verify_lineage(run_dir: Path, mode: Mode, settings: Settings | None = None) -> dict[str, Any]:
-    """Re-export ``mode``'s training set from the lake and check the run was trained on exactly it."""
+def verify_lineage(
+    run_dir: Path, mode: Mode, settings: Settings | None = None, *, sources: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """Re-export ``mode``'s training set (from ``sources``) and check the run was trained on exactly it."""
     import tempfile
 
     from csp.dataset import load_arrays
 
     info = json.loads((Path(run_dir) / "metrics.json").read_text())
     with tempfile.TemporaryDirectory() as tmp:
-        summary = prepare_dataset(mode, Path(tmp) / "data.npz", settings)
+        summary = prepare_dataset(mode, Path(tmp) / "data.npz", settings, sources=sources)
         content = load_arrays(summary.path).content_hash()
     if info.get("training_data_hash") != content:
         raise ValueError(

@@ -44,6 +44,17 @@ STRUCTURES = pa.schema(
         pa.field(
             "energy_kind", pa.string(), metadata={"doc": "which column of the source the energy came from"}
         ),
+        pa.field(
+            "energy_method",
+            pa.string(),
+            metadata={"doc": "dft, or mlip for a universal potential's label (source names the potential)"},
+        ),
+        pa.field(
+            "relaxation",
+            pa.string(),
+            metadata={"doc": "mlip rows: relaxed, partially_relaxed (ran out of steps) or unrelaxed"},
+        ),
+        pa.field("relax_steps", pa.int32(), metadata={"doc": "mlip rows: optimiser steps taken"}),
         pa.field("e_above_hull_ev_per_atom", _f64),
         pa.field(
             "icsd_label", pa.int8(), metadata={"doc": "1 experimentally reported, 0 unlabeled, null no info"}

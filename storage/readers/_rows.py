@@ -72,6 +72,7 @@ def structure_scalars(
         "raw_formula": raw_formula,
         "dhf_dft_ev_per_atom": dhf,
         "energy_kind": energy_kind if dhf is not None else None,
+        "energy_method": "dft" if dhf is not None else None,
         "e_above_hull_ev_per_atom": e_above_hull,
         "icsd_label": icsd_label,
         "label_origin": label_origin if icsd_label is not None else None,

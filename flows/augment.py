@@ -1,0 +1,138 @@
+"""Prefect flow ``augment``: plan polymorphs -> label them with a universal potential -> the lake.
+
+Resumable: the plan is deterministic (per-composition seeds), and labelling skips every plan row
+whose label is already in the lake, so a killed run started again continues; a larger
+``max_compositions`` extends an earlier run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.runtime import flow_run
+from pydantic import BaseModel, Field
+
+from flows.settings import Settings
+
+
+class AugmentParameters(BaseModel):
+    """Flat, typed parameters (the Prefect UI draws them as a form)."""
+
+    compositions: list[str] | None = Field(
+        None,
+        description="Formulas to augment (default: the experimental tables' and DFT sources' binaries/ternaries).",
+    )
+    max_compositions: int = Field(3000, ge=1, le=100_000)
+    max_prototypes: int = Field(12, ge=0, le=200, description="Prototype decorations per composition.")
+    random_structures: int = Field(
+        8, ge=0, le=200, description="Symmetric random structures per composition."
+    )
+    reference_sample: int = Field(
+        0, ge=0, le=10_000, description="Held-out DFT rows per source to evaluate on."
+    )
+    potential: Literal["chgnet", "sevennet"] = "chgnet"
+    relax_steps: int = Field(40, ge=1, le=2000)
+    distortions: int = Field(3, ge=0, le=50, description="Strained/perturbed copies per relaxed decoration.")
+    workers: int = Field(1, ge=1, le=256)
+    time_limit_s: float = Field(3600.0, gt=0)
+    seed: int = 0
+
+
+@task
+def make_plan(params: AugmentParameters, work: str) -> dict:
+    from flows.augmentation import build_plan, default_compositions
+    from storage.lake import Lake
+    from storage.splits import load_exclusions
+
+    settings = Settings()
+    lake = Lake(settings.home)
+    exclude = load_exclusions(settings.exclusions_file)
+    compositions = params.compositions or default_compositions(
+        lake, exclude, max_compositions=params.max_compositions
+    )
+    summary = build_plan(
+        lake,
+        Path(work) / "plan.npz",
+        compositions=compositions,
+        exclude=exclude,
+        seed=params.seed,
+        max_prototypes=params.max_prototypes,
+        random_structures=params.random_structures,
+        reference_sample=params.reference_sample,
+        workers=min(params.workers, 8),
+    )
+    return {"rows": summary.rows, "compositions": summary.compositions, "by_kind": summary.by_kind}
+
+
+@task
+def label(params: AugmentParameters, work: str) -> dict:
+    from flows.augmentation import done_ids, label_plan, potential_source_name
+    from storage.lake import Lake
+
+    lake = Lake(Settings().home)
+    skip = done_ids(lake, potential_source_name(params.potential))
+    return label_plan(
+        Path(work) / "plan.npz",
+        Path(work) / "labels",
+        potential=params.potential,
+        device=Settings().device,
+        workers=params.workers,
+        relax_steps=params.relax_steps,
+        distortions=params.distortions,
+        time_limit_s=params.time_limit_s,
+        skip_ids=skip,
+        seed=params.seed,
+    )
+
+
+@task
+def ingest(work: str, run_id: str) -> dict:
+    from flows.augmentation import ingest_labels
+    from storage.lake import Lake
+
+    files = sorted((Path(work) / "labels").glob("labels-*.npz"))
+    report = ingest_labels(Lake(Settings().home), files, run_id=run_id)
+    return {"written": report.written, "quarantined": report.quarantined, "sources": report.sources}
+
+
+@flow(name="augment", validate_parameters=True)
+def augment(
+    compositions: list[str] | None = None,
+    max_compositions: int = 3000,
+    max_prototypes: int = 12,
+    random_structures: int = 8,
+    reference_sample: int = 0,
+    potential: Literal["chgnet", "sevennet"] = "chgnet",
+    relax_steps: int = 40,
+    distortions: int = 3,
+    workers: int = 1,
+    time_limit_s: float = 3600.0,
+    seed: int = 0,
+) -> dict:
+    """Plan, label and ingest polymorphs of the default (or given) compositions."""
+    params = AugmentParameters(
+        compositions=compositions,
+        max_compositions=max_compositions,
+        max_prototypes=max_prototypes,
+        random_structures=random_structures,
+        reference_sample=reference_sample,
+        potential=potential,
+        relax_steps=relax_steps,
+        distortions=distortions,
+        workers=workers,
+        time_limit_s=time_limit_s,
+        seed=seed,
+    )
+    logger = get_run_logger()
+    run_id = f"augment-{flow_run.id}" if flow_run.id else "augment-local"
+    work = Settings().home / "runs" / run_id
+    work.mkdir(parents=True, exist_ok=True)
+    plan = make_plan(params, str(work))
+    logger.info("plan: %s", plan)
+    labelled = label(params, str(work))
+    logger.info("labelled: %s", labelled)
+    result = ingest(str(work), run_id)
+    logger.info("ingested: %s", result)
+    return {"plan": plan, "labelled": labelled, "ingested": result}

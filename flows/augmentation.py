@@ -1,0 +1,365 @@
+"""Polymorph augmentation, lake side: which compositions, the plan, and labelled rows back into the lake.
+
+``csp augment plan`` writes a plan (:mod:`csp.augment`) for the default compositions: the binaries and
+ternaries of the experimental-enthalpy tables, then those of the DFT sources, minus the exclusion list
+(the validation compounds are never generated or labelled). The plan also carries evaluation rows
+(``kind = reference``): a held-out sample of MP-scale DFT test-split structures and the structures
+linked to the experimental test split, relaxed by the same potential so that its formation-energy
+error can be measured. ``python -m csp.potential label`` labels the plan (on a GPU machine, or here);
+``csp augment ingest`` turns the labelled files into ``structures`` rows whose source names the
+potential and whose ``energy_method`` is ``mlip``. Training flows never take these rows unless asked
+(``--sources``); evaluation rows are not ingested.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from csp import elements
+from csp.augment import (
+    PlanRow,
+    StructureSet,
+    element_rows,
+    elemental_references,
+    formation_enthalpies,
+    from_rows,
+    plan_composition,
+    plan_symbols,
+)
+from csp.composition import CompositionError, parse_composition
+from csp.crystal import Crystal
+from flows.datasets import DFT_SOURCES
+from storage.lake import Lake
+from storage.readers._common import Record, Rejection
+from storage.readers._rows import structure_scalars
+from storage.readers._structure import PendingStructure, cell_from_arrays, finish_all
+
+#: experimental-enthalpy tables whose compositions come first (measured values exist for them)
+EXPERIMENT_TABLES = ("kingsbury2022", "qmpy_ssub", "qmpy_iit", "expt_deltae_jha2019")
+#: DFT sources on the MP formation-energy scale: the held-out evaluation sample is drawn from these
+MP_SCALE_SOURCES = ("gnome", "mp_flla2015")
+LICENSES = {
+    "chgnet": "CHGNet weights: BSD-3-Clause (chgnet package); labels derived by this project",
+    "sevennet": "SevenNet weights: GPL-3.0 (sevenn package); labels derived by this project",
+}
+#: well-known polymorph orderings outside the exclusion list: composition, observed ground state
+#: (Strukturbericht type at ambient conditions) and competing types
+POLYMORPH_CASES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("ZnS", "B3", ("B4", "B1")),
+    ("NaCl", "B1", ("B2", "B3")),
+    ("KCl", "B1", ("B2", "B3")),
+    ("KBr", "B1", ("B2", "B3")),
+    ("NaBr", "B1", ("B2", "B3")),
+    ("LiF", "B1", ("B2", "B3")),
+    ("NaF", "B1", ("B2", "B3")),
+    ("RbCl", "B1", ("B2", "B3")),
+    ("CsCl", "B2", ("B1", "B3")),
+    ("CsBr", "B2", ("B1", "B3")),
+    ("GaN", "B4", ("B3", "B1")),
+    ("AlN", "B4", ("B3", "B1")),
+    ("ZnO", "B4", ("B3", "B1")),
+    ("BeO", "B4", ("B3", "B1")),
+    ("CdSe", "B4", ("B3", "B1")),
+    ("CuCl", "B3", ("B4", "B1")),
+    ("CuBr", "B3", ("B4", "B1")),
+    ("AgCl", "B1", ("B3", "B2")),
+    ("PbS", "B1", ("B3", "B2")),
+    ("CaO", "B1", ("B2", "B3")),
+    ("SrO", "B1", ("B2", "B3")),
+    ("CaF2", "C1", ("C4", "C6")),
+    ("SrF2", "C1", ("C4", "C6")),
+    ("BaF2", "C1", ("C4", "C6")),
+    ("MgF2", "C4", ("C1", "C6")),
+    ("SnO2", "C4", ("C1", "C5")),
+    ("TiO2", "C4", ("C5", "C1")),
+    ("SrTiO3", "E2_1", ()),
+)
+
+
+def default_compositions(
+    lake: Lake, exclude: Iterable[str], *, max_compositions: int = 3000, max_elements: int = 3
+) -> list[str]:
+    """Binaries and ternaries: the polymorph cases, then the experimental tables' compositions, then the
+    DFT sources' (binaries before ternaries, each group in a stable hash order), minus ``exclude``."""
+    excluded = {_reduced(f) for f in exclude}
+    exp_sql = (
+        "SELECT DISTINCT reduced_formula FROM experimental_enthalpies "
+        "WHERE list_contains(?, source) AND len(elements) BETWEEN 2 AND ? ORDER BY hash(reduced_formula)"
+    )
+    dft_sql = (
+        "SELECT DISTINCT reduced_formula, nelements FROM structures WHERE list_contains(?, source) "
+        "AND dhf_dft_ev_per_atom IS NOT NULL AND nelements BETWEEN 2 AND ? "
+        "ORDER BY nelements, hash(reduced_formula)"
+    )
+    with lake.connect() as con:
+        exp = con.arrow(exp_sql, [list(EXPERIMENT_TABLES), max_elements]).column(0).to_pylist()
+        dft = con.arrow(dft_sql, [list(DFT_SOURCES), max_elements]).column(0).to_pylist()
+    out: list[str] = []
+    seen: set[str] = set()
+    for formula in [c for c, _, _ in POLYMORPH_CASES] + exp + dft:
+        name = _reduced(formula)
+        if name is None or name in seen or name in excluded:
+            continue
+        seen.add(name)
+        out.append(name)
+        if len(out) >= max_compositions:
+            break
+    return out
+
+
+def _reduced(formula: str) -> str | None:
+    """The canonical reduced formula of the plan (elements supported by the models), else ``None``."""
+    try:
+        comp, _ = parse_composition(formula).reduced()
+    except (CompositionError, ValueError):
+        return None
+    if not all(elements.is_supported_symbol(s) for s in comp.symbols):
+        return None
+    from pymatgen.core import Composition
+
+    return Composition(comp.formula).reduced_formula
+
+
+def _plan_one(args: tuple[str, int, dict]) -> list[PlanRow]:
+    formula, seed, options = args
+    try:
+        return plan_composition(formula, seed=seed, **options)
+    except Exception:  # noqa: BLE001 - one composition that cannot be planned is skipped, not fatal
+        return []
+
+
+@dataclass(frozen=True)
+class PlanSummary:
+    path: Path
+    rows: int
+    compositions: int
+    by_kind: dict[str, int]
+    seconds: float
+
+
+def build_plan(
+    lake: Lake,
+    out: Path,
+    *,
+    compositions: Sequence[str],
+    exclude: Iterable[str],
+    seed: int = 0,
+    max_prototypes: int = 12,
+    random_structures: int = 8,
+    reference_sample: int = 600,
+    workers: int = 2,
+) -> PlanSummary:
+    """Write the plan for ``compositions`` (+ elemental references + evaluation rows) to ``out``."""
+    t0 = time.time()
+    excluded = {_reduced(f) for f in exclude}
+    names = [n for n in (_reduced(f) for f in compositions) if n and n not in excluded]
+    options = {"max_prototypes": max_prototypes, "random_structures": random_structures}
+    jobs = [(n, seed, options) for n in names]
+    if workers > 1:
+        with mp.get_context("fork").Pool(workers) as pool:
+            planned = pool.map(_plan_one, jobs, chunksize=8)
+    else:
+        planned = [_plan_one(j) for j in jobs]
+    rows = [r for rs in planned for r in rs]
+    references = evaluation_rows(lake, exclude=excluded, sample=reference_sample, seed=seed)
+    symbols = plan_symbols(names) | {elements.symbol(int(z)) for r in references for z in r.crystal.numbers}
+    plan = from_rows(element_rows(symbols) + rows + references)
+    plan.save(out)
+    kinds = {k: int((plan.kind == k).sum()) for k in sorted(set(plan.kind.tolist()))}
+    return PlanSummary(Path(out), len(plan), len(set(names)), kinds, time.time() - t0)
+
+
+def evaluation_rows(lake: Lake, *, exclude: set[str | None], sample: int, seed: int = 0) -> list[PlanRow]:
+    """Held-out MP-scale DFT test-split structures (``sample`` per source, at most 24 sites) and the
+    structures linked to the experimental test split, as ``reference`` rows to relax."""
+    rows: list[PlanRow] = []
+    with lake.connect() as con:
+        dft = con.arrow(
+            "SELECT source, source_id, reduced_formula, lattice_angstrom, species, frac_coords FROM ("
+            "SELECT *, row_number() OVER (PARTITION BY source ORDER BY hash(source_id || ?)) AS k "
+            "FROM structures WHERE list_contains(?, source) AND split = 'test' AND nsites <= 24 "
+            "AND dhf_dft_ev_per_atom IS NOT NULL) WHERE k <= ? ORDER BY source, source_id",
+            [str(seed), list(MP_SCALE_SOURCES), sample],
+        ).to_pylist()
+        exp = con.arrow(
+            "SELECT DISTINCT s.source, s.source_id, s.reduced_formula, s.lattice_angstrom, s.species, "
+            "s.frac_coords FROM experimental_linked e JOIN structures s "
+            "ON s.source = e.linked_source AND s.source_id = e.linked_source_id "
+            "WHERE e.source = 'expt_deltae_jha2019' AND e.split = 'test' AND s.nsites <= 24 "
+            "ORDER BY s.source, s.source_id"
+        ).to_pylist()
+    seen: set[str] = set()
+    for r in dft + exp:
+        rid = f"ref|{r['source']}|{r['source_id']}"
+        if rid in seen or r["reduced_formula"] in exclude:
+            continue
+        if not all(elements.is_supported_symbol(s) for s in r["species"]):
+            continue
+        seen.add(rid)
+        crystal = Crystal(
+            np.asarray(r["lattice_angstrom"]).reshape(3, 3),
+            [elements.atomic_number(s) for s in r["species"]],
+            np.asarray(r["frac_coords"]),
+        )
+        rows.append(PlanRow(rid, r["reduced_formula"], "reference", "relax", r["source"], crystal))
+    return rows
+
+
+# ------------------------------------------------------------------------------------------- ingest
+def load_labelled(paths: Sequence[Path]) -> StructureSet:
+    return StructureSet.concatenate([StructureSet.load(Path(p)) for p in paths])
+
+
+def with_formation_enthalpies(labelled: StructureSet) -> tuple[StructureSet, dict[int, float]]:
+    """Add ``dhf_ev_per_atom`` from the set's own relaxed elemental rows (NaN where a reference or
+    the energy is missing)."""
+    is_element = (labelled.kind == "element") & np.isin(
+        labelled.labels["relaxation"], ("relaxed", "partially_relaxed")
+    )
+    refs = elemental_references(labelled.take(np.flatnonzero(is_element)))
+    dhf = formation_enthalpies(
+        labelled.numbers, labelled.offsets, labelled.values["energy_ev_per_atom"], refs
+    )
+    labelled.values["dhf_ev_per_atom"] = dhf
+    return labelled, refs
+
+
+def _pending(labelled: StructureSet, license: str) -> Iterator[PendingStructure | Rejection]:
+    off = labelled.offsets
+    dhf = labelled.values["dhf_ev_per_atom"]
+    for i in range(len(labelled)):
+        sid = str(labelled.ids[i])
+        if labelled.kind[i] in ("reference", "element"):
+            continue  # evaluation rows and elemental references are not training data
+        potential = str(labelled.labels["potential"][i])
+        if not np.isfinite(dhf[i]) or abs(dhf[i]) > 10:
+            yield Rejection(
+                "labels",
+                i,
+                sid,
+                f"formation enthalpy {dhf[i]} from {potential} is NaN or beyond 10 eV/atom",
+                sid,
+            )
+            continue
+        row = structure_scalars(
+            source=potential,
+            source_id=sid,
+            license=license,
+            raw_formula=str(labelled.formula[i]),
+            dhf=float(dhf[i]),
+            energy_kind=f"{potential}:formation_energy_vs_own_elemental_references",
+            extra={
+                "kind": str(labelled.kind[i]),
+                "tag": str(labelled.tag[i]),
+                "energy_ev_per_atom": float(labelled.values["energy_ev_per_atom"][i]),
+                "fmax_ev_per_angstrom": float(labelled.values["fmax_ev_per_angstrom"][i]),
+            },
+        )
+        steps = labelled.values["steps"][i]
+        row |= {
+            "energy_method": "mlip",
+            "relaxation": str(labelled.labels["relaxation"][i]),
+            "relax_steps": int(steps) if np.isfinite(steps) else None,
+        }
+        cell = cell_from_arrays(
+            labelled.lattice[i],
+            [elements.symbol(int(z)) for z in labelled.numbers[off[i] : off[i + 1]]],
+            labelled.frac_coords[off[i] : off[i + 1]],
+        )
+        yield PendingStructure("labels", i, sid, row, cell=cell)
+
+
+def read_labels(labelled: StructureSet, *, license: str, workers: int = 1) -> Iterator[Record | Rejection]:
+    """``structures`` records for the labelled rows (evaluation and elemental rows are skipped)."""
+    yield from finish_all(_pending(labelled, license), workers=workers)
+
+
+def done_ids(lake: Lake, potential: str) -> set[str]:
+    """Plan ids whose labels are already in the lake (``source`` = the potential's name)."""
+    with lake.connect() as con:
+        table = con.arrow("SELECT source_id FROM structures WHERE source = ?", [potential])
+    return set(table.column(0).to_pylist())
+
+
+def potential_source_name(potential: str) -> str:
+    """The lake source name of a potential as the labeller writes it (name and model version)."""
+    from csp.potential import load_potential
+
+    return load_potential(potential).name
+
+
+def label_plan(
+    plan: Path,
+    out: Path,
+    *,
+    potential: str = "chgnet",
+    device: str = "cpu",
+    workers: int = 1,
+    relax_steps: int = 40,
+    distortions: int = 3,
+    time_limit_s: float = 3600.0,
+    skip_ids: Iterable[str] = (),
+    seed: int = 0,
+) -> dict:
+    """Label ``plan`` in a child process (``python -m csp.potential label``); rows whose ids are in
+    ``skip_ids`` are left out, so an interrupted run resumes where its ingested rows stop."""
+    import json
+    import subprocess
+    import sys
+
+    out.mkdir(parents=True, exist_ok=True)
+    skip_file = out / "skip-ids.txt"
+    skip_file.write_text("\n".join(sorted(skip_ids)))
+    command = [
+        sys.executable, "-m", "csp.potential", "label",
+        "--plan", str(plan), "--out", str(out), "--potential", potential, "--device", device,
+        "--workers", str(workers), "--relax-steps", str(relax_steps), "--distortions", str(distortions),
+        "--time-limit-s", str(time_limit_s), "--skip-ids", str(skip_file), "--seed", str(seed),
+    ]  # fmt: skip
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return json.loads((out / "labels-summary.json").read_text())
+
+
+@dataclass(frozen=True)
+class LabelIngestReport:
+    written: int
+    quarantined: int
+    skipped: int
+    references_ev_per_atom: dict[str, float]
+    sources: list[str]
+
+
+def ingest_labels(lake: Lake, paths: Sequence[Path], *, run_id: str, workers: int = 1) -> LabelIngestReport:
+    """Formation enthalpies from the files' own elemental references, then ``structures`` rows
+    (source = potential name; evaluation and elemental rows stay out). Idempotent by id."""
+    from storage.ingest import ingest_records
+
+    labelled = load_labelled(paths)
+    if not len(labelled):
+        raise ValueError("The labelled files hold no rows.")
+    labelled, refs = with_formation_enthalpies(labelled)
+    written = quarantined = 0
+    names = sorted(set(labelled.labels["potential"].tolist()))
+    for name in names:
+        part = labelled.take(np.flatnonzero(labelled.labels["potential"] == name))
+        family = name.split("-")[0]
+        license = LICENSES.get(family, "see the potential's package")
+        report = ingest_records(
+            lake, read_labels(part, license=license, workers=workers), source=name, run_id=run_id
+        )
+        written += sum(report.written.values())
+        quarantined += report.n_rejected
+    skipped = int(np.isin(labelled.kind, ("reference", "element")).sum())
+    return LabelIngestReport(
+        written=written,
+        quarantined=quarantined,
+        skipped=skipped,
+        references_ev_per_atom={elements.symbol(z): round(e, 4) for z, e in sorted(refs.items())},
+        sources=names,
+    )
