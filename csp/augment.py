@@ -365,3 +365,29 @@ def plan_symbols(formulas: Iterable[str]) -> set[str]:
     for f in formulas:
         out.update(parse_composition(f).symbols)
     return out
+
+
+def with_formation_enthalpies(labelled: StructureSet) -> tuple[StructureSet, dict[int, float]]:
+    """Add ``dhf_ev_per_atom`` from the set's own relaxed elemental rows (NaN where a reference or
+    the energy is missing); returns the set and the references (eV/atom by atomic number)."""
+    is_element = (labelled.kind == "element") & np.isin(
+        labelled.labels["relaxation"], ("relaxed", "partially_relaxed")
+    )
+    refs = elemental_references(labelled.take(np.flatnonzero(is_element)))
+    labelled.values["dhf_ev_per_atom"] = formation_enthalpies(
+        labelled.numbers, labelled.offsets, labelled.values["energy_ev_per_atom"], refs
+    )
+    return labelled, refs
+
+
+#: labelled kinds that are training data (elemental references and evaluation rows are not)
+TRAINING_KINDS = ("prototype", "random", "distorted")
+
+
+def training_rows(labelled: StructureSet, *, max_abs_ev_per_atom: float = 10.0) -> np.ndarray:
+    """Indices of the labelled rows usable as training data: a training kind and a finite
+    formation enthalpy within ``max_abs_ev_per_atom`` (call :func:`with_formation_enthalpies` first)."""
+    dhf = labelled.values["dhf_ev_per_atom"]
+    ok = np.isin(labelled.kind, TRAINING_KINDS) & np.isfinite(dhf)
+    ok[ok] &= np.abs(dhf[ok]) <= max_abs_ev_per_atom
+    return np.flatnonzero(ok)

@@ -65,8 +65,19 @@ class CHGNetPotential:
         self.package = f"chgnet {chgnet.__version__}"
 
     def efs(self, crystals: list[Crystal]) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+        import torch
+
         structures = [c.to_pymatgen() for c in crystals]
-        out = self.model.predict_structure(structures, task="efs", batch_size=self.batch_size)
+        try:
+            out = self.model.predict_structure(structures, task="efs", batch_size=self.batch_size)
+        except torch.cuda.OutOfMemoryError:
+            # several workers share one GPU: free the cache and label the batch in halves
+            torch.cuda.empty_cache()
+            if len(crystals) == 1:
+                raise
+            half = len(crystals) // 2
+            a, b = self.efs(crystals[:half]), self.efs(crystals[half:])
+            return np.concatenate([a[0], b[0]]), a[1] + b[1], np.concatenate([a[2], b[2]])
         if isinstance(out, dict):
             out = [out]
         energy = np.array([float(o["e"]) for o in out])
@@ -268,7 +279,7 @@ def to_structure_set(items: list[Labelled], potential_name: str) -> StructureSet
     }
     out.labels = {
         "relaxation": np.array([i.relaxation for i in items], dtype=str),
-        "potential": np.full(len(items), potential_name, dtype=str),
+        "potential": np.array([potential_name] * len(items), dtype=str),
     }
     return out
 
@@ -366,8 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.skip_ids is not None:
         done_ids.update(line.strip() for line in args.skip_ids.read_text().splitlines() if line.strip())
     todo = np.array([i for i, x in enumerate(plan.ids) if x not in done_ids], dtype=np.int64)
-    # element references first (everything else needs them), then the rest round-robin per worker
-    order = np.concatenate([todo[plan.kind[todo] == "element"], todo[plan.kind[todo] != "element"]])
+    # element references first (everything else needs them), then the evaluation rows, then the rest
+    # in plan order (compositions by priority), round-robin over the workers
+    rank = np.select([plan.kind[todo] == "element", plan.kind[todo] == "reference"], [0, 1], 2)
+    order = todo[np.argsort(rank, kind="stable")]
     shards = [order[k :: args.workers] for k in range(args.workers)]
     tmp = args.out / "_parts"
     tmp.mkdir(exist_ok=True)

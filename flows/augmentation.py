@@ -26,11 +26,10 @@ from csp.augment import (
     PlanRow,
     StructureSet,
     element_rows,
-    elemental_references,
-    formation_enthalpies,
     from_rows,
     plan_composition,
     plan_symbols,
+    with_formation_enthalpies,
 )
 from csp.composition import CompositionError, parse_composition
 from csp.crystal import Crystal
@@ -214,20 +213,6 @@ def evaluation_rows(lake: Lake, *, exclude: set[str | None], sample: int, seed: 
 # ------------------------------------------------------------------------------------------- ingest
 def load_labelled(paths: Sequence[Path]) -> StructureSet:
     return StructureSet.concatenate([StructureSet.load(Path(p)) for p in paths])
-
-
-def with_formation_enthalpies(labelled: StructureSet) -> tuple[StructureSet, dict[int, float]]:
-    """Add ``dhf_ev_per_atom`` from the set's own relaxed elemental rows (NaN where a reference or
-    the energy is missing)."""
-    is_element = (labelled.kind == "element") & np.isin(
-        labelled.labels["relaxation"], ("relaxed", "partially_relaxed")
-    )
-    refs = elemental_references(labelled.take(np.flatnonzero(is_element)))
-    dhf = formation_enthalpies(
-        labelled.numbers, labelled.offsets, labelled.values["energy_ev_per_atom"], refs
-    )
-    labelled.values["dhf_ev_per_atom"] = dhf
-    return labelled, refs
 
 
 def _pending(labelled: StructureSet, license: str) -> Iterator[PendingStructure | Rejection]:
