@@ -291,6 +291,10 @@ def _worker(
     import torch
 
     torch.set_num_threads(1)
+    if str(args.device).startswith("cuda") and args.workers > 1:
+        # each process's caching allocator keeps what it once used; a cap per process makes it
+        # release cached blocks instead of starving the other workers of memory
+        torch.cuda.set_per_process_memory_fraction(0.9 / args.workers)
     plan = StructureSet.load(Path(plan_path))
     sub = plan.take(index)
     rows = [
