@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from csp.augment import StructureSet, training_rows, with_formation_enthalpies  # noqa: E402
-from csp.dataset import load_arrays, save_arrays  # noqa: E402
+from csp.augment import StructureSet, training_rows, with_formation_enthalpies
+from csp.dataset import load_arrays, save_arrays
 
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 
@@ -91,7 +91,7 @@ def main() -> int:
                 "--time-limit-s",
                 str(args.time_limit_s),
                 *args.extra,
-            ]  # fmt: skip
+            ]
         )
         for name, data in runs.items()
     }

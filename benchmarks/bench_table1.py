@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--strategy", choices=("fixed", "all"), default="fixed")
     parser.add_argument("--z-max", type=int, default=4)
     parser.add_argument("--only", nargs="*", help="Formulas to run (default: all 17).")
+    parser.add_argument("--dhf-source", choices=("dft", "exp"), default="exp", help="enthalpy model")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     os.environ.setdefault("CSP_HOME", tempfile.mkdtemp())
@@ -58,6 +59,7 @@ def main() -> None:
             formula_units_max=args.z_max,
             seed=0,
             top_k=5,
+            dhf_source=args.dhf_source,
         )
         t0 = time.perf_counter()
         outcome = run_campaign(params, settings=settings)
@@ -105,11 +107,15 @@ def report(
 ) -> None:
     """Write the results table (after every compound, so a stopped run keeps what it measured)."""
     n = len(rows)
+    settings = Settings()
+    model = settings.dft_model if args.dhf_source == "dft" else settings.exp_model
+    extra = "" if args.dhf_source == "exp" else f" --dhf-source {args.dhf_source}"
     lines = [
         "# Table 1 at a reduced budget",
         "",
         f"Command: `python benchmarks/bench_table1.py --outer {args.outer} --inner {args.inner} --alpha {args.alpha:g} "
-        f"--strategy {args.strategy} --z-max {args.z_max}` (shipped models; outer BO, inner PSO; seed 0)",
+        f"--strategy {args.strategy} --z-max {args.z_max}{extra}` (enthalpy model `{model}`, synthesizability "
+        f"`{settings.pu_model}`; outer BO, inner PSO; seed 0)",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs. Total {total / 60:.1f} min.",
         "",

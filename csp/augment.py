@@ -391,3 +391,23 @@ def training_rows(labelled: StructureSet, *, max_abs_ev_per_atom: float = 10.0) 
     ok = np.isin(labelled.kind, TRAINING_KINDS) & np.isfinite(dhf)
     ok[ok] &= np.abs(dhf[ok]) <= max_abs_ev_per_atom
     return np.flatnonzero(ok)
+
+
+def merge_labelled(sets: Sequence[StructureSet]) -> StructureSet:
+    """Several labelled sets as one, one row per id: a later run's row replaces an earlier one, except
+    that a failed label never replaces a good one (a resumed run relabels what failed)."""
+    chosen: dict[str, tuple[int, int]] = {}
+    for k, labelled in enumerate(sets):
+        failed = labelled.labels.get("relaxation", np.full(len(labelled), "")) == "failed"
+        for i, rid in enumerate(labelled.ids.tolist()):
+            if rid in chosen and failed[i]:
+                prev_k, prev_i = chosen[rid]
+                prev = sets[prev_k].labels.get("relaxation", np.full(len(sets[prev_k]), ""))[prev_i]
+                if prev != "failed":
+                    continue
+            chosen[rid] = (k, i)
+    parts = []
+    for k, labelled in enumerate(sets):
+        index = sorted(i for kk, i in chosen.values() if kk == k)
+        parts.append(labelled.take(index))
+    return StructureSet.concatenate(parts)

@@ -32,6 +32,9 @@ class AugmentParameters(BaseModel):
     reference_sample: int = Field(
         0, ge=0, le=10_000, description="Held-out DFT rows per source to evaluate on."
     )
+    element_max_sites: int = Field(
+        8, ge=1, le=64, description="Largest one-element prototype tried as a reference."
+    )
     potential: Literal["chgnet", "sevennet"] = "chgnet"
     relax_steps: int = Field(40, ge=1, le=2000)
     distortions: int = Field(3, ge=0, le=50, description="Strained/perturbed copies per relaxed decoration.")
@@ -61,6 +64,7 @@ def make_plan(params: AugmentParameters, work: str) -> dict:
         max_prototypes=params.max_prototypes,
         random_structures=params.random_structures,
         reference_sample=params.reference_sample,
+        element_max_sites=params.element_max_sites,
         workers=min(params.workers, 8),
     )
     return {"rows": summary.rows, "compositions": summary.compositions, "by_kind": summary.by_kind}
@@ -104,6 +108,7 @@ def augment(
     max_prototypes: int = 12,
     random_structures: int = 8,
     reference_sample: int = 0,
+    element_max_sites: int = 8,
     potential: Literal["chgnet", "sevennet"] = "chgnet",
     relax_steps: int = 40,
     distortions: int = 3,
@@ -118,6 +123,7 @@ def augment(
         max_prototypes=max_prototypes,
         random_structures=random_structures,
         reference_sample=reference_sample,
+        element_max_sites=element_max_sites,
         potential=potential,
         relax_steps=relax_steps,
         distortions=distortions,

@@ -27,6 +27,7 @@ from csp.augment import (
     StructureSet,
     element_rows,
     from_rows,
+    merge_labelled,
     plan_composition,
     plan_symbols,
     with_formation_enthalpies,
@@ -152,12 +153,18 @@ def build_plan(
     max_prototypes: int = 12,
     random_structures: int = 8,
     reference_sample: int = 600,
+    element_max_sites: int = 8,
     workers: int = 2,
 ) -> PlanSummary:
     """Write the plan for ``compositions`` (+ elemental references + evaluation rows) to ``out``."""
     t0 = time.time()
     excluded = {_reduced(f) for f in exclude}
     names = [n for n in (_reduced(f) for f in compositions) if n and n not in excluded]
+    if not names:
+        raise ValueError(
+            "No composition left to augment: every one given is on the exclusion list (the validation "
+            "compounds are never generated or labelled), unreadable, or has an element the models do not support."
+        )
     options = {"max_prototypes": max_prototypes, "random_structures": random_structures}
     jobs = [(n, seed, options) for n in names]
     if workers > 1:
@@ -168,7 +175,7 @@ def build_plan(
     rows = [r for rs in planned for r in rs]
     references = evaluation_rows(lake, exclude=excluded, sample=reference_sample, seed=seed)
     symbols = plan_symbols(names) | {elements.symbol(int(z)) for r in references for z in r.crystal.numbers}
-    plan = from_rows(element_rows(symbols) + rows + references)
+    plan = from_rows(element_rows(symbols, max_sites=element_max_sites) + rows + references)
     plan.save(out)
     kinds = {k: int((plan.kind == k).sum()) for k in sorted(set(plan.kind.tolist()))}
     return PlanSummary(Path(out), len(plan), len(set(names)), kinds, time.time() - t0)
@@ -212,7 +219,7 @@ def evaluation_rows(lake: Lake, *, exclude: set[str | None], sample: int, seed: 
 
 # ------------------------------------------------------------------------------------------- ingest
 def load_labelled(paths: Sequence[Path]) -> StructureSet:
-    return StructureSet.concatenate([StructureSet.load(Path(p)) for p in paths])
+    return merge_labelled([StructureSet.load(Path(p)) for p in paths])
 
 
 def _pending(labelled: StructureSet, license: str) -> Iterator[PendingStructure | Rejection]:
@@ -338,7 +345,7 @@ def ingest_labels(lake: Lake, paths: Sequence[Path], *, run_id: str, workers: in
         report = ingest_records(
             lake, read_labels(part, license=license, workers=workers), source=name, run_id=run_id
         )
-        written += sum(report.written.values())
+        written += report.written.get("structures", 0)
         quarantined += report.n_rejected
     skipped = int(np.isin(labelled.kind, ("reference", "element")).sum())
     return LabelIngestReport(

@@ -13,6 +13,7 @@ from csp.augment import (
     formation_enthalpies,
     from_rows,
     plan_composition,
+    with_formation_enthalpies,
 )
 from csp.composition import parse_composition
 from csp.crystal import Crystal
@@ -58,7 +59,12 @@ def test_decorations_respect_the_stoichiometry():
         decos = decorations(comp)
         assert decos, formula
         for d in decos:
-            counts = np.array([np.sum(d.crystal.numbers == z) for z in comp.numbers(1)[np.sort(np.unique(comp.numbers(1), return_index=True)[1])]])
+            counts = np.array(
+                [
+                    np.sum(d.crystal.numbers == z)
+                    for z in comp.numbers(1)[np.sort(np.unique(comp.numbers(1), return_index=True)[1])]
+                ]
+            )
             assert np.allclose(counts / counts.sum(), ratio / ratio.sum()), (formula, d.tag)
     assert any(d.prototype.strukturbericht == "E2_1" for d in decorations(parse_composition("SrTiO3")))
     assert any(d.prototype.name == "spinel" for d in decorations(parse_composition("MgAl2O4")))
@@ -119,3 +125,94 @@ def test_formation_enthalpy_arithmetic():
     s = from_rows(element_rows(["Na"])[:3])
     s.values["energy_ev_per_atom"] = np.array([-1.1, -1.3, np.nan])
     assert elemental_references(s) == {11: pytest.approx(-1.3)}
+
+
+# --------------------------------------------------------------------------- labelling with CHGNet (CPU)
+chgnet = pytest.importorskip("chgnet")
+
+
+@pytest.fixture(scope="module")
+def potential():
+    from csp.potential import CHGNetPotential
+
+    return CHGNetPotential("cpu", batch_size=32)
+
+
+def _nacl_rows():
+    from csp.augment import PlanRow
+
+    rows = [r for r in plan_composition("NaCl", max_prototypes=4, random_structures=1)]
+    keep = [r for r in rows if r.tag.startswith(("AB_cF8_225", "AB_cP2_221")) or r.kind == "random"]
+    elems = [r for r in element_rows(["Na", "Cl"]) if r.tag in ("A_cI2_229_a", "A_cF4_225_a")]
+    lone = Crystal(np.eye(3) * 20.0, [11, 17], [[0, 0, 0], [0.5, 0.5, 0.5]])  # atoms 17 A apart: no graph
+    return keep + elems + [PlanRow("NaCl|isolated", "NaCl", "random", "single", "isolated", lone)]
+
+
+def test_label_rows_relaxes_distorts_and_isolates_failures(potential):
+    from csp.potential import label_rows, to_structure_set
+
+    rows = _nacl_rows()
+    out = label_rows(potential, rows, relax_steps=15, distortions=2, pool=16)
+    s = to_structure_set(out, potential.name)
+    by_id = {i: k for k, i in enumerate(s.ids.tolist())}
+    assert s.labels["relaxation"][by_id["NaCl|isolated"]] == "failed"  # the bad one alone fails
+    assert np.isnan(s.values["energy_ev_per_atom"][by_id["NaCl|isolated"]])
+    good = s.labels["relaxation"] != "failed"
+    assert np.isfinite(s.values["energy_ev_per_atom"][good]).all()
+    for r in rows[:-1]:
+        assert r.id in by_id
+        if r.action == "relax":
+            assert f"{r.id}|initial" in by_id  # first frame kept as an unrelaxed row
+            i = by_id[r.id]
+            assert s.labels["relaxation"][i] in ("relaxed", "partially_relaxed")
+            assert 1 <= s.values["steps"][i] <= (30 if r.kind == "element" else 15)
+            # relaxing never raises the energy much above the first frame
+            assert s.values["energy_ev_per_atom"][i] <= s.values["energy_initial_ev_per_atom"][i] + 1e-3
+    distorted = [i for i in s.ids if "|distorted|" in i]
+    assert len(distorted) == 2 * sum(r.kind == "prototype" for r in rows)  # only prototypes are distorted
+    s, refs = with_formation_enthalpies(s)
+    assert set(refs) == {11, 17}
+    rock = s.values["dhf_ev_per_atom"][by_id[next(r.id for r in rows if "225" in r.tag)]]
+    assert -2.6 < rock < -1.6  # CHGNet's NaCl formation energy (experiment: -2.13 eV/atom)
+    assert potential.name.startswith("chgnet-")
+
+
+def test_deadline_stops_and_returns_what_is_done(potential):
+    import time
+
+    from csp.potential import label_rows
+
+    rows = _nacl_rows()[:-1]
+    out = label_rows(potential, rows, relax_steps=500, fmax=1e-6, pool=4, deadline=time.monotonic() + 3)
+    states = {o.row.id: o.relaxation for o in out}
+    assert any(v == "partially_relaxed" for v in states.values())
+    assert len(out) >= 1
+
+
+def test_labels_land_in_the_lake_once_and_only_when_asked(potential, lake, tmp_path):
+    from csp.potential import label_rows, to_structure_set
+    from flows.augmentation import ingest_labels
+    from flows.datasets import export_training_set
+
+    s = to_structure_set(label_rows(potential, _nacl_rows(), relax_steps=10, distortions=1), potential.name)
+    path = s.save(tmp_path / "labels-00.npz")
+    report = ingest_labels(lake, [path], run_id="test")
+    assert report.sources == [potential.name]
+    assert report.quarantined == 1  # the isolated pair has no energy: quarantined with its reason
+    rows = lake.query(
+        "SELECT source_id, energy_method, relaxation, relax_steps, license, dhf_dft_ev_per_atom "
+        "FROM structures WHERE source = ?",
+        [potential.name],
+    ).to_pylist()
+    assert len(rows) == report.written > 0
+    assert {r["energy_method"] for r in rows} == {"mlip"}
+    assert not any("|element|" in r["source_id"] for r in rows)  # references are not training data
+    assert {r["relaxation"] for r in rows} <= {"relaxed", "partially_relaxed", "unrelaxed"}
+    reasons = lake.query("SELECT reason FROM quarantine WHERE source = ?", [potential.name]).to_pylist()
+    assert "NaN" in reasons[0]["reason"]
+    assert ingest_labels(lake, [path], run_id="again").written == 0  # idempotent
+    # training exports take machine-learned rows only when the source is named
+    plain = export_training_set(lake, tmp_path / "a.npz", kind="dft", exclude=[])
+    assert potential.name not in plain.per_source
+    mixed = export_training_set(lake, tmp_path / "b.npz", kind="dft", exclude=[], sources=[potential.name])
+    assert mixed.per_source == {potential.name: report.written}

@@ -172,3 +172,41 @@ def test_campaigns_flow_checks_every_formula_first(prefect_api, csp_home):
     state = campaigns(compositions=["MgO", "Xx"], outer_steps=1, inner_steps=2, return_state=True)
     assert state.is_failed() and "'Xx'" in state.message
     assert not (csp_home / "lake").exists()
+
+
+def test_augment_flow_plans_labels_ingests_and_resumes(prefect_api, csp_home):
+    pytest.importorskip("chgnet")
+    from flows.augment import augment
+    from storage.lake import Lake
+
+    params = dict(
+        compositions=["KCl"],
+        max_prototypes=2,
+        random_structures=1,
+        element_max_sites=1,
+        relax_steps=3,
+        distortions=1,
+        time_limit_s=600,
+    )
+    state = augment(**params, return_state=True)
+    assert state.is_completed(), state.message
+    out = state.result()
+    assert out["plan"]["compositions"] == 1 and out["ingested"]["written"] > 0
+    lake = Lake(csp_home)
+    n = lake.query("SELECT count(*) AS n FROM structures WHERE energy_method = 'mlip'").to_pylist()[0]["n"]
+    assert n == out["ingested"]["written"]
+    # a second run finds the rows in the lake and labels only what is missing (elemental references)
+    again = augment(**params, return_state=True).result()
+    assert again["ingested"]["written"] == 0
+    assert again["labelled"]["skipped_done"] > 0
+
+
+def test_augment_flow_refuses_the_validation_compounds(prefect_api, csp_home):
+    from flows.augment import augment
+    from storage.lake import Lake
+
+    state = augment(compositions=["MgO", "Mg2O2"], max_prototypes=1, random_structures=0, return_state=True)
+    assert state.is_failed()
+    with pytest.raises(ValueError, match="exclusion list"):
+        state.result()
+    assert Lake(csp_home).count("structures") == 0  # nothing was written
