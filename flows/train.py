@@ -25,13 +25,16 @@ class TrainParameters(BaseModel):
     n_bags: int = Field(100, ge=1, le=1000, description="PU ensemble size.")
     time_limit_s: float | None = Field(None, gt=0)
     seed: int = 0
+    sources: list[str] | None = Field(
+        None, description="Lake sources to train on (default: the DFT sources); name mlip sources explicitly."
+    )
 
 
 @task
-def export_dataset(mode: str, work: str) -> dict:
+def export_dataset(mode: str, work: str, sources: list[str] | None = None) -> dict:
     from flows.training import prepare_dataset, summary_dict
 
-    return summary_dict(prepare_dataset(mode, Path(work) / f"{mode}.npz"))
+    return summary_dict(prepare_dataset(mode, Path(work) / f"{mode}.npz", sources=sources))
 
 
 @task
@@ -81,6 +84,7 @@ def train(
     n_bags: int = 100,
     time_limit_s: float | None = None,
     seed: int = 0,
+    sources: list[str] | None = None,
 ) -> str:
     """Export the training set from the lake, train, export to ONNX and register the model.
 
@@ -98,10 +102,11 @@ def train(
         n_bags=n_bags,
         time_limit_s=time_limit_s,
         seed=seed,
+        sources=sources,
     )
     logger = get_run_logger()
     work = Settings().home / "runs"
-    summary = export_dataset(params.mode, str(work))
+    summary = export_dataset(params.mode, str(work), params.sources)
     logger.info("training set: %s", summary)
     fit(params, str(work))
     command = f"csp models train {params.mode} --name {params.name} --epochs {params.epochs} --hidden {params.hidden}"

@@ -173,6 +173,22 @@ def _metric_rows(metrics: dict[str, Any], prefix: str = "") -> list[str]:
     return rows
 
 
+#: sources whose labels come from a universal interatomic potential, not from DFT or experiment
+MLIP_PREFIXES = ("chgnet", "sevennet")
+
+
+def _mix_line(per_source: dict[str, int]) -> str:
+    mlip = {s: n for s, n in per_source.items() if s.startswith(MLIP_PREFIXES)}
+    if not mlip:
+        return "- data mix: no machine-learned (universal-potential) labels; DFT or experiment only"
+    total = sum(per_source.values()) or 1
+    share = sum(mlip.values()) / total
+    return (
+        f"- data mix: {sum(mlip.values())} of {total} rows ({100 * share:.0f}%) are universal-potential labels "
+        f"({', '.join(mlip)}), chosen explicitly with --source"
+    )
+
+
 def model_card(name: str, meta: dict[str, Any], info: dict[str, Any], command: str) -> str:
     """The README.md of a model folder: data, split, exclusions, metrics with units, how it was made."""
     dataset = meta.get("dataset", {})
@@ -197,6 +213,7 @@ def model_card(name: str, meta: dict[str, Any], info: dict[str, Any], command: s
         "| --- | --- | --- |",
         *[f"| {s} | {n} | {LICENCES.get(s, 'see the source')} |" for s, n in sources.items()],
         "",
+        _mix_line(sources),
         f"- split by a hash of the reduced formula (no composition in two splits): {dataset.get('per_split', {})}",
         f"- rows left out for the exclusion list (the paper's 17 validation compounds) and size: "
         f"{dataset.get('excluded_rows', 'n/a')}",
