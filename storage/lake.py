@@ -201,10 +201,14 @@ class Lake:
         return (base / "_seed" / _SEED_NAME) if table in PARTITION_BY else base / _SEED_NAME
 
     def init(self) -> Lake:
-        """Create the folders and the empty typed seed part of every table (idempotent)."""
+        """Create the folders and the empty typed seed part of every table (idempotent).
+
+        A seed written by an older schema is rewritten, so columns added since (nullable) appear in the
+        views as nulls for the parts written before them.
+        """
         for table, schema in SCHEMAS.items():
             seed = self._seed_path(table)
-            if not seed.exists():
+            if not seed.exists() or pq.read_schema(seed).names != schema.names:
                 seed.parent.mkdir(parents=True, exist_ok=True)
                 tmp = seed.with_name(f".tmp-seed-{uuid.uuid4().hex[:8]}.parquet")
                 pq.write_table(schema.empty_table(), tmp)
@@ -422,6 +426,8 @@ WITH ranked AS (
             ELSE 4
         END AS tier
     FROM structures
+    -- universal-potential labels are hypothetical polymorphs: never the structure an experiment is linked to
+    WHERE coalesce(energy_method, 'dft') <> 'mlip'
 ),
 best AS (
     SELECT * FROM ranked

@@ -211,6 +211,22 @@ def test_labels_land_in_the_lake_once_and_only_when_asked(potential, lake, tmp_p
     reasons = lake.query("SELECT reason FROM quarantine WHERE source = ?", [potential.name]).to_pylist()
     assert "NaN" in reasons[0]["reason"]
     assert ingest_labels(lake, [path], run_id="again").written == 0  # idempotent
+    # an experimental value is never linked to a machine-labelled hypothetical polymorph
+    lake.append(
+        "experimental_enthalpies",
+        [
+            dict(
+                source="expt_deltae_jha2019", source_id="nacl", license="x", raw_formula="NaCl",
+                reduced_formula="NaCl", elements=["Cl", "Na"], dhf_exp_ev_per_atom=-2.13,
+                uncertainty_ev_per_atom=None, reference="test", split="test",
+            )
+        ],
+        run_id="test",
+    )  # fmt: skip
+    link = lake.query("SELECT linked_source, unlinked_reason FROM experimental_linked").to_pylist()
+    assert link == [
+        {"linked_source": None, "unlinked_reason": "no ingested structure has this reduced formula"}
+    ]
     # training exports take machine-learned rows only when the source is named
     plain = export_training_set(lake, tmp_path / "a.npz", kind="dft", exclude=[])
     assert potential.name not in plain.per_source

@@ -255,3 +255,18 @@ def test_readers_survive_a_concurrent_compaction(tmp_path):
     assert proc.exitcode == 0
     assert seen == sorted(seen)  # no row ever vanished or showed twice
     assert lake.count("candidates") == 180
+
+
+def test_a_seed_from_an_older_schema_is_upgraded(tmp_path):
+    import pyarrow.parquet as pq
+
+    from storage.schemas import SCHEMAS
+
+    lake = Lake(tmp_path / "home").init()
+    lake.append("structures", [structure_row("a")], run_id="r")
+    seed = lake._seed_path("structures")
+    old = SCHEMAS["structures"].remove(SCHEMAS["structures"].get_field_index("energy_method"))
+    pq.write_table(old.empty_table(), seed)  # as a lake made before the column existed
+    lake.init()
+    assert pq.read_schema(seed).names == SCHEMAS["structures"].names
+    assert lake.query("SELECT energy_method FROM structures").to_pylist() == [{"energy_method": None}]
