@@ -70,6 +70,11 @@ def data_section(s: StructureSet) -> list[str]:
         "| --- | ---: |",
         *[f"| {k} | {v} |" for k, v in sorted(states.items())],
         "",
+        "The label runs' own summaries (throughput, failures) are `augment_label_run*.json` beside this file. "
+        "Failed attempts are structures the potential could not label (an isolated atom) and, on the GPU, "
+        "batches lost to out-of-memory and CUDA faults among workers sharing one device; they stay out of the "
+        "training rows and a resumed run labels them again.",
+        "",
     ]
     return lines
 
@@ -159,7 +164,7 @@ def reference_section(
             seven = f"{fmt(np.abs(dh - target[:take]))}, n={take}"
         m_dft, m_exp = _predict(models["dft"], crystals), _predict(models["exp"], crystals)
         lines.append(
-            f"| {name} | {len(rows)} | {fmt(np.abs(relax - target)) if np.isfinite(relax).any() else ''} | "
+            f"| {name} | {len(rows)} | {_relaxed_cell(relax, target)} | "
             f"{fmt(np.abs(single - target))} | {seven} | {fmt(np.abs(m_dft - target))} | {fmt(np.abs(m_exp - target))} |"
         )
         results[name] = {
@@ -170,6 +175,14 @@ def reference_section(
             "alignn_exp": _mae(m_exp, target),
         }
     return [*lines, ""], results
+
+
+def _relaxed_cell(relax: np.ndarray, target: np.ndarray) -> str:
+    done = np.isfinite(relax)
+    if not done.any():
+        return ""
+    err = np.abs(relax[done] - target[done])
+    return f"{np.mean(err):.3f} ({np.median(err):.3f})" + ("" if done.all() else f", n={int(done.sum())}")
 
 
 def _chgnet():

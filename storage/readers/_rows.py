@@ -73,6 +73,8 @@ def structure_scalars(
         "dhf_dft_ev_per_atom": dhf,
         "energy_kind": energy_kind if dhf is not None else None,
         "energy_method": "dft" if dhf is not None else None,
+        "relaxation": None,  # universal-potential rows only (flows.augmentation sets them)
+        "relax_steps": None,
         "e_above_hull_ev_per_atom": e_above_hull,
         "icsd_label": icsd_label,
         "label_origin": label_origin if icsd_label is not None else None,
