@@ -101,7 +101,7 @@ def reference_section(
         dft = con.arrow(
             "SELECT source, source_id, dhf_dft_ev_per_atom AS target, lattice_angstrom, species, frac_coords "
             "FROM structures WHERE list_contains(?, source) AND split = 'test' AND nsites <= 24 "
-            "AND dhf_dft_ev_per_atom IS NOT NULL",
+            "AND dhf_dft_ev_per_atom IS NOT NULL ORDER BY source, source_id",
             [sorted({k[0] for k in relaxed})],
         ).to_pylist()
         exp = con.arrow(
@@ -365,8 +365,10 @@ def main() -> None:
     lines = [
         "# Polymorph augmentation: label quality and effect",
         "",
-        "Command: `python benchmarks/bench_augment.py --labels ... --retrain ... --table1 ...` "
-        f"(lake and models from the settings; SevenNet sample {args.sevennet_sample}).",
+        f"Command: `python benchmarks/bench_augment.py --labels {' '.join(p.name for p in args.labels)} "
+        f"--retrain {args.retrain.name if args.retrain else ''} --table1 {' '.join(args.table1)} "
+        f"--sevennet-sample {args.sevennet_sample}` (lake and models from the settings; the label files are "
+        "those written by `python -m csp.potential label` runs, ingested with `csp augment ingest`).",
         "",
     ]
     lines += data_section(s)
