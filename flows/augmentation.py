@@ -181,6 +181,26 @@ def build_plan(
     return PlanSummary(Path(out), len(plan), len(set(names)), kinds, time.time() - t0)
 
 
+def polymorph_plan(out: Path) -> PlanSummary:
+    """The decorations of the :data:`POLYMORPH_CASES` types only (every species assignment), to relax
+    fully for the polymorph-ordering benchmark:
+    ``python -m csp.potential label --plan OUT --out DIR --relax-steps 100 --distortions 0 --prefix poly``."""
+    from csp.prototypes import decorations
+
+    t0 = time.time()
+    rows = []
+    for formula, ground, competitors in POLYMORPH_CASES:
+        wanted = {ground, *competitors}
+        for d in decorations(parse_composition(formula)):
+            if d.prototype.strukturbericht in wanted:
+                rows.append(
+                    PlanRow(f"{formula}|proto|{d.tag}", formula, "prototype", "relax", d.tag, d.crystal)
+                )
+    plan = from_rows(rows)
+    plan.save(out)
+    return PlanSummary(Path(out), len(plan), len(POLYMORPH_CASES), {"prototype": len(plan)}, time.time() - t0)
+
+
 def evaluation_rows(lake: Lake, *, exclude: set[str | None], sample: int, seed: int = 0) -> list[PlanRow]:
     """Held-out MP-scale DFT test-split structures (``sample`` per source, at most 24 sites) and the
     structures linked to the experimental test split, as ``reference`` rows to relax."""

@@ -582,11 +582,18 @@ def augment_plan(
     ] = 600,
     workers: Annotated[int, typer.Option(min=1)] = 2,
     seed: int = 0,
+    polymorph_cases: Annotated[
+        bool, typer.Option(help="Only the well-known polymorph cases of the ordering benchmark.")
+    ] = False,
 ) -> None:
     """Plan prototype decorations, symmetric random structures and elemental references."""
-    from flows.augmentation import build_plan, default_compositions
+    from flows.augmentation import build_plan, default_compositions, polymorph_plan
     from storage.splits import load_exclusions
 
+    if polymorph_cases:
+        summary = polymorph_plan(out)
+        console.print(f"{summary.rows} decorations of {summary.compositions} polymorph cases -> {out}")
+        return
     settings = Settings()
     lake = _lake()
     exclude = load_exclusions(settings.exclusions_file)

@@ -232,3 +232,16 @@ def test_labels_land_in_the_lake_once_and_only_when_asked(potential, lake, tmp_p
     assert potential.name not in plain.per_source
     mixed = export_training_set(lake, tmp_path / "b.npz", kind="dft", exclude=[], sources=[potential.name])
     assert mixed.per_source == {potential.name: report.written}
+
+
+def test_polymorph_plan_holds_the_benchmark_types(tmp_path):
+    from csp.prototypes import load_prototypes
+    from flows.augmentation import POLYMORPH_CASES, polymorph_plan
+
+    polymorph_plan(tmp_path / "poly.npz")
+    plan = StructureSet.load(tmp_path / "poly.npz")
+    types = {p.label: p.strukturbericht for p in load_prototypes()}
+    for formula, ground, competitors in POLYMORPH_CASES:
+        found = {types[t.split(":")[0]] for t in plan.tag[plan.formula == formula]}
+        assert ground in found and found <= {ground, *competitors}, formula
+    assert not set(plan.formula) & {"MgO", "CsI", "RbI", "GaAs", "InP", "CaS"}  # validation compounds
