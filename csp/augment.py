@@ -23,12 +23,16 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from csp import elements
 from csp.composition import Composition, parse_composition
 from csp.crystal import Crystal
+
+if TYPE_CHECKING:
+    from csp.prototypes import Decoration
 
 #: what each plan row is: how it was made, and what the labeller does with it
 KINDS = ("prototype", "random", "element", "reference", "distorted")
@@ -250,11 +254,18 @@ def plan_composition(
     if len(chosen) < max_prototypes and other:
         pick = rng.choice(len(other), size=min(len(other), max_prototypes - len(chosen)), replace=False)
         chosen += [other[i] for i in sorted(pick)]
-    for d in chosen:
-        rows.append(PlanRow(f"{name}|proto|{d.tag}", name, "prototype", "relax", d.tag, d.crystal))
+    rows += [decoration_row(name, d) for d in chosen]
     if random_structures > 0:
         rows += _random_rows(comp, rng, random_structures, max_random_atoms, random_spacegroups)
     return rows
+
+
+def decoration_row(formula: str, decoration: Decoration) -> PlanRow:
+    """The plan row of a prototype decoration (to relax); its id is the same in every plan, so labels
+    from different runs of one composition merge by id."""
+    return PlanRow(
+        f"{formula}|proto|{decoration.tag}", formula, "prototype", "relax", decoration.tag, decoration.crystal
+    )
 
 
 def _random_rows(

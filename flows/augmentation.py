@@ -25,6 +25,7 @@ from csp import elements
 from csp.augment import (
     PlanRow,
     StructureSet,
+    decoration_row,
     element_rows,
     from_rows,
     merge_labelled,
@@ -193,9 +194,7 @@ def polymorph_plan(out: Path) -> PlanSummary:
         wanted = {ground, *competitors}
         for d in decorations(parse_composition(formula)):
             if d.prototype.strukturbericht in wanted:
-                rows.append(
-                    PlanRow(f"{formula}|proto|{d.tag}", formula, "prototype", "relax", d.tag, d.crystal)
-                )
+                rows.append(decoration_row(formula, d))
     plan = from_rows(rows)
     plan.save(out)
     return PlanSummary(Path(out), len(plan), len(POLYMORPH_CASES), {"prototype": len(plan)}, time.time() - t0)
