@@ -15,6 +15,7 @@ from functools import reduce
 import numpy as np
 
 from csp import elements
+from csp.errors import InputError
 
 #: Default cap on atoms per unit cell that the search handles.
 DEFAULT_MAX_ATOMS = 40
@@ -23,7 +24,7 @@ _TOKEN = re.compile(r"[A-Z][a-z]*|[0-9]+(?:\.[0-9]*)?|\.[0-9]+|[()]|\s+|.", re.D
 _MAX_DEPTH = 8
 
 
-class CompositionError(ValueError):
+class CompositionError(InputError):
     """A formula that cannot be searched: malformed, unknown element, bad count, or too many atoms."""
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from csp.crystal import Crystal
+from csp.errors import InputError, ModelError
 from csp.graphs import CrystalGraphs, build_graphs, build_graphs_same_species
 
 __all__ = [
@@ -32,11 +33,11 @@ __all__ = [
 ]
 
 
-class ModelIntegrityError(RuntimeError):
+class ModelIntegrityError(ModelError):
     """A model file does not match the sha256 recorded in its model.json."""
 
 
-class UnsupportedElementError(ValueError):
+class UnsupportedElementError(InputError):
     """A crystal contains an element the model was not built for."""
 
 
