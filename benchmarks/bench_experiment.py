@@ -20,8 +20,8 @@ import numpy as np
 
 from csp.dataset import load_arrays, to_crystals
 from csp.infer import Scorer
+from flows.models import prepare_dataset
 from flows.settings import Settings
-from flows.training import prepare_dataset
 from storage.lake import Lake
 
 

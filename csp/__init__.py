@@ -1,0 +1,86 @@
+"""ALIGNN-CSP, the science: crystal-structure prediction calibrated to experiment.
+
+The front door (names load on first use, so ``import csp`` is cheap)::
+
+    import csp
+
+    scorer = csp.load_scorer()                     # the shipped ONNX models, sha256-checked
+    result = csp.run_search("GaAs", csp.SearchConfig(outer_steps=20, inner_steps=120), scorer, csp.InMemorySink())
+    top = csp.rank(result.outer_rows, k=5)         # deduplicated, best fitness first
+
+=====================  ============================================================================
+name                   what it is (module)
+=====================  ============================================================================
+Composition            a parsed formula (:mod:`csp.composition`; ``parse_composition`` makes one)
+Crystal                lattice (Angstrom), atomic numbers, fractional coordinates (:mod:`csp.crystal`)
+SearchParameters       the campaign fields a person chooses, declared once (:mod:`csp.parameters`)
+SearchConfig           ``SearchParameters`` plus the search's expert knobs (:mod:`csp.search`)
+run_search             the two-stage search over symmetry families and cells (:mod:`csp.search`)
+InMemorySink           where scored candidates go in a notebook (:mod:`csp.search`)
+load_scorer            the enthalpy + synthesizability models for the search (:mod:`csp.scoring`)
+rank                   deduplicate and rank a search's outer rows (:mod:`csp.matching`)
+matches                StructureMatcher match and the same space group (:mod:`csp.matching`)
+CSPError               base of every error the science raises; ``InputError``, ``ModelError`` below it
+=====================  ============================================================================
+
+``csp`` never imports Prefect or the lake (``storage``); those are wired in by ``flows``.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    "Composition": "csp.composition",
+    "parse_composition": "csp.composition",
+    "Crystal": "csp.crystal",
+    "SearchParameters": "csp.parameters",
+    "SearchConfig": "csp.search",
+    "run_search": "csp.search",
+    "InMemorySink": "csp.search",
+    "load_scorer": "csp.scoring",
+    "rank": "csp.matching",
+    "matches": "csp.matching",
+    "CSPError": "csp.errors",
+    "InputError": "csp.errors",
+    "ModelError": "csp.errors",
+}
+
+__all__ = [
+    "CSPError",
+    "Composition",
+    "Crystal",
+    "InMemorySink",
+    "InputError",
+    "ModelError",
+    "SearchConfig",
+    "SearchParameters",
+    "load_scorer",
+    "matches",
+    "parse_composition",
+    "rank",
+    "run_search",
+]
+
+if TYPE_CHECKING:
+    from csp.composition import Composition, parse_composition
+    from csp.crystal import Crystal
+    from csp.errors import CSPError, InputError, ModelError
+    from csp.matching import matches, rank
+    from csp.parameters import SearchParameters
+    from csp.scoring import load_scorer
+    from csp.search import InMemorySink, SearchConfig, run_search
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        value = getattr(import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'csp' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

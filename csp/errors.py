@@ -7,7 +7,7 @@ also derives from the built-in exception its callers caught before (``ValueError
 
 from __future__ import annotations
 
-__all__ = ["CSPError", "InputError", "ModelError"]
+__all__ = ["CSPError", "InputError", "ModelError", "ModelNotFoundError"]
 
 
 class CSPError(Exception):
@@ -20,3 +20,7 @@ class InputError(CSPError, ValueError):
 
 class ModelError(CSPError, RuntimeError):
     """A model folder that cannot be used: missing or corrupt file, wrong task, checksum mismatch."""
+
+
+class ModelNotFoundError(ModelError, FileNotFoundError):
+    """A model folder without its ``model.onnx`` or ``model.json`` (also a ``FileNotFoundError``)."""

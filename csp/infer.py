@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from csp.crystal import Crystal
-from csp.errors import InputError, ModelError
+from csp.errors import InputError, ModelError, ModelNotFoundError
 from csp.graphs import CrystalGraphs, build_graphs, build_graphs_same_species
 
 __all__ = [
@@ -64,7 +64,7 @@ class OnnxModel:
         json_path = self.folder / "model.json"
         onnx_path = self.folder / "model.onnx"
         if not json_path.is_file() or not onnx_path.is_file():
-            raise FileNotFoundError(f"Model folder {self.folder} needs both model.onnx and model.json.")
+            raise ModelNotFoundError(f"Model folder {self.folder} needs both model.onnx and model.json.")
         self.meta: dict[str, Any] = json.loads(json_path.read_text())
         actual = _sha256(onnx_path)
         if actual != self.meta.get("sha256"):
@@ -155,8 +155,11 @@ class Scores:
 _KINDS = ("dft", "exp", "pu")
 
 
-class Scorer:
+class OnnxModels:
     """Combined scoring with up to three warm models; graphs are built once per batch.
+
+    (Called ``Scorer`` before; that name stays as an alias for one release. The search's scorer is
+    :class:`csp.scoring.ModelScorer`, which :func:`csp.scoring.load_scorer` builds over this.)
 
     Args:
         dft: folder of the DFT formation-enthalpy model, or None.
@@ -178,10 +181,10 @@ class Scorer:
             if folder is not None:
                 self.models[kind] = OnnxModel(folder, threads=threads)
         if not self.models:
-            raise ValueError("Scorer needs at least one model folder (dft, exp or pu).")
+            raise InputError("OnnxModels needs at least one model folder (dft, exp or pu).")
         ks = {m.k for m in self.models.values()}
         if len(ks) != 1:
-            raise ValueError(f"The configured models use different neighbour counts {sorted(ks)}.")
+            raise InputError(f"The configured models use different neighbour counts {sorted(ks)}.")
         self.k = ks.pop()
 
     def _select(self, include: Iterable[str] | None) -> list[str]:
@@ -190,7 +193,7 @@ class Scorer:
         chosen = list(include)
         unknown = [kind for kind in chosen if kind not in _KINDS]
         if unknown:
-            raise ValueError(f"Unknown model kind(s) {unknown}; choose from {_KINDS}.")
+            raise InputError(f"Unknown model kind(s) {unknown}; choose from {_KINDS}.")
         return [kind for kind in chosen if kind in self.models]
 
     def _run(self, batches: Iterable[CrystalGraphs], include: Iterable[str] | None) -> Scores:
@@ -246,5 +249,9 @@ class Scorer:
         """
         self.check_elements(numbers, include)
         if batch_size < 1:
-            raise ValueError(f"batch_size must be positive, got {batch_size}.")
+            raise InputError(f"batch_size must be positive, got {batch_size}.")
         return self._run(_same_species_batches(lattices, frac_coords, numbers, batch_size, self.k), include)
+
+
+#: the earlier name of :class:`OnnxModels` (kept for one release)
+Scorer = OnnxModels

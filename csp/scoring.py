@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
 from csp.crystal import Crystal
-from csp.infer import Scorer
+from csp.errors import InputError
+from csp.infer import OnnxModels
 
 
 class ModelScorer:
-    """Adapts :class:`csp.infer.Scorer` to the search's ``Scorer`` protocol.
+    """Adapts :class:`csp.infer.OnnxModels` to the search's ``Scorer`` protocol.
 
     Args:
         scorer: warm ONNX sessions (a DFT and/or experiment-calibrated enthalpy model, and the PU ensemble).
@@ -20,14 +22,14 @@ class ModelScorer:
     """
 
     def __init__(
-        self, scorer: Scorer, dhf_source: Literal["dft", "exp"] = "exp", batch_size: int = 256
+        self, scorer: OnnxModels, dhf_source: Literal["dft", "exp"] = "exp", batch_size: int = 256
     ) -> None:
         if dhf_source not in scorer.models:
-            raise ValueError(
+            raise InputError(
                 f"No {dhf_source!r} enthalpy model is configured; configured: {sorted(scorer.models)}."
             )
         if "pu" not in scorer.models:
-            raise ValueError("No synthesizability (pu) model is configured; the fitness needs P_syn.")
+            raise InputError("No synthesizability (pu) model is configured; the fitness needs P_syn.")
         self.scorer = scorer
         self.dhf_source = dhf_source
         self.batch_size = batch_size
@@ -45,3 +47,46 @@ class ModelScorer:
     def synthesizability(self, crystals: list[Crystal]) -> tuple[np.ndarray, np.ndarray]:
         scores = self.scorer.score(crystals, batch_size=self.batch_size, include=["pu"])
         return scores.p_syn, scores.p_syn_std
+
+
+def load_scorer(
+    models_dir: Path | str | None = None,
+    *,
+    dhf_source: Literal["dft", "exp"] = "exp",
+    dft: Path | str | None = None,
+    exp: Path | str | None = None,
+    pu: Path | str | None = None,
+    threads: int = 2,
+    batch_size: int = 256,
+) -> ModelScorer:
+    """The search's scorer over the shipped (or given) models: the ``dhf_source`` enthalpy model and P_syn.
+
+    Args:
+        models_dir: folder of model folders (default: ``onnx_models`` of this checkout); the default
+            folder of each kind is :data:`csp.model_names.DEFAULT_MODELS`.
+        dhf_source: ``"exp"`` (fine-tuned on experiment) or ``"dft"`` enthalpy.
+        dft, exp, pu: explicit model folders, or folder names under ``models_dir`` (old names resolve).
+        threads: onnxruntime threads per session.
+        batch_size: crystals per onnxruntime call.
+
+    Returns:
+        A :class:`ModelScorer` with warm sessions (each ``model.onnx`` checked against its sha256).
+
+    Raises:
+        ModelError: a model folder is missing or corrupt.
+        InputError: an unknown ``dhf_source``.
+    """
+    from csp.model_names import DEFAULT_MODELS, resolve_model
+
+    if dhf_source not in ("dft", "exp"):
+        raise InputError(f"Unknown dhf_source {dhf_source!r}; choose dft or exp.")
+    root = Path(models_dir) if models_dir is not None else Path(__file__).resolve().parents[1] / "onnx_models"
+    given = {"dft": dft, "exp": exp, "pu": pu}
+    folders: dict[str, Path | None] = {}
+    for kind, value in given.items():
+        name = value or DEFAULT_MODELS[kind]
+        wanted = kind in (dhf_source, "pu")
+        folders[kind] = (
+            (Path(name) if Path(name).is_dir() else resolve_model(root, str(name))) if wanted else None
+        )
+    return ModelScorer(OnnxModels(**folders, threads=threads), dhf_source=dhf_source, batch_size=batch_size)

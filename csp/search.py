@@ -49,10 +49,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
 from csp.composition import DEFAULT_MAX_ATOMS, Composition, parse_composition
 from csp.crystal import Crystal
@@ -67,7 +67,8 @@ from csp.generate import (
     sample_valid,
     space_groups,
 )
-from csp.optimizers import ContinuousSpace, FiniteSpace, Optimizer, OptimizerName, make_optimizer
+from csp.optimizers import ContinuousSpace, FiniteSpace, Optimizer, make_optimizer
+from csp.parameters import SearchParameters
 
 
 @runtime_checkable
@@ -116,25 +117,13 @@ class InMemorySink:
         return [dict(r) for r in self.rows if r["campaign_id"] == campaign_id]
 
 
-class SearchConfig(BaseModel):
-    """Parameters of one campaign."""
+class SearchConfig(SearchParameters):
+    """Parameters of one campaign: the :class:`SearchParameters` a person chooses plus the expert knobs.
 
-    model_config = ConfigDict(extra="forbid")
+    ``SearchConfig()`` is valid (a fixed cubic search of Z = 1..4); ``formula_units=(min, max)`` is still
+    accepted for ``formula_units_min``/``formula_units_max``.
+    """
 
-    alpha: float = Field(0.5, ge=0.0, le=1.0, description="Weight of (1 - P_syn) in the fitness; 0..1.")
-    strategy: Literal["all", "fixed"] = Field(
-        "fixed", description="All 230 space groups, or one crystal system."
-    )
-    crystal_system: (
-        Literal["triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic"]
-        | None
-    ) = Field(None, description="The crystal system searched by the 'fixed' strategy.")
-    outer_optimizer: OptimizerName = Field("bo", description="Optimizer over symmetry families.")
-    inner_optimizer: OptimizerName = Field("pso", description="Optimizer over cell and coordinates.")
-    outer_steps: int = Field(200, ge=1, description="Families tried (one per outer step).")
-    inner_steps: int = Field(300, ge=1, description="Candidates scored per family.")
-    batch_size: int = Field(30, ge=1, description="Inner candidates proposed and scored together.")
-    formula_units: tuple[int, int] = Field((1, 8), description="Smallest and largest Z searched.")
     max_atoms: int = Field(DEFAULT_MAX_ATOMS, ge=1, description="Most atoms per cell.")
     max_assignments_per_group: int = Field(8, ge=1, description="Wyckoff assignments kept per (Z, group).")
     inner_penalty_ev_per_atom: float = Field(
@@ -146,23 +135,8 @@ class SearchConfig(BaseModel):
     sample_max_draws: int = Field(
         2048, ge=1, description="Uniform draws tried per random batch when rejecting invalid candidates."
     )
-    seed: int = Field(0, ge=0, description="Seed of every random choice in the campaign.")
-    dhf_source: Literal["dft", "exp"] = Field(
-        "exp", description="Which enthalpy model the scorer uses (DFT-trained or fine-tuned on experiment)."
-    )
     inner_options: dict[str, Any] = Field(default_factory=dict, description="Extra inner-optimizer options.")
     outer_options: dict[str, Any] = Field(default_factory=dict, description="Extra outer-optimizer options.")
-
-    @model_validator(mode="after")
-    def _check(self) -> SearchConfig:
-        if self.strategy == "fixed" and self.crystal_system not in CRYSTAL_SYSTEMS:
-            raise ValueError("Strategy 'fixed' needs crystal_system (e.g. 'cubic').")
-        lo, hi = self.formula_units
-        if not 1 <= lo <= hi:
-            raise ValueError(
-                f"formula_units must be (min, max) with 1 <= min <= max, got {self.formula_units}."
-            )
-        return self
 
 
 @dataclass

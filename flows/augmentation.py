@@ -33,22 +33,37 @@ from csp.augment import (
     plan_symbols,
     with_formation_enthalpies,
 )
-from csp.composition import CompositionError, parse_composition
+from csp.composition import parse_composition
 from csp.crystal import Crystal
-from flows.datasets import DFT_SOURCES
+from csp.errors import CSPError
+from storage.augmentation import (
+    EXPERIMENT_TABLES,
+    MP_SCALE_SOURCES,
+    candidate_formulas,
+    evaluation_structures,
+    source_ids,
+)
 from storage.lake import Lake
-from storage.readers._common import Record, Rejection
-from storage.readers._rows import structure_scalars
-from storage.readers._structure import PendingStructure, cell_from_arrays, finish_all
+from storage.licences import POTENTIAL_LICENCES, licence_of
+from storage.readers import Record, Rejection
+from storage.readers.mlip_labels import LabelRow, read_mlip_labels
+from storage.training_sets import DFT_SOURCES
 
-#: experimental-enthalpy tables whose compositions come first (measured values exist for them)
-EXPERIMENT_TABLES = ("kingsbury2022", "qmpy_ssub", "qmpy_iit", "expt_deltae_jha2019")
-#: DFT sources on the MP formation-energy scale: the held-out evaluation sample is drawn from these
-MP_SCALE_SOURCES = ("gnome", "mp_flla2015")
-LICENSES = {
-    "chgnet": "CHGNet weights: BSD-3-Clause (chgnet package); labels derived by this project",
-    "sevennet": "SevenNet weights: GPL-3.0 (sevenn package); labels derived by this project",
-}
+#: the earlier name of the potentials' licence table (one table: :data:`storage.licences.LICENCES`)
+LICENSES = POTENTIAL_LICENCES
+__all__ = [
+    "EXPERIMENT_TABLES",
+    "MP_SCALE_SOURCES",
+    "POLYMORPH_CASES",
+    "build_plan",
+    "default_compositions",
+    "done_ids",
+    "evaluation_rows",
+    "ingest_labels",
+    "label_plan",
+    "polymorph_plan",
+    "read_labels",
+]
 #: well-known polymorph orderings outside the exclusion list: composition, observed ground state
 #: (Strukturbericht type at ambient conditions) and competing types
 POLYMORPH_CASES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
@@ -89,18 +104,7 @@ def default_compositions(
     """Binaries and ternaries: the polymorph cases, then the experimental tables' compositions, then the
     DFT sources' (binaries before ternaries, each group in a stable hash order), minus ``exclude``."""
     excluded = {_reduced(f) for f in exclude}
-    exp_sql = (
-        "SELECT DISTINCT reduced_formula FROM experimental_enthalpies "
-        "WHERE list_contains(?, source) AND len(elements) BETWEEN 2 AND ? ORDER BY hash(reduced_formula)"
-    )
-    dft_sql = (
-        "SELECT DISTINCT reduced_formula, nelements FROM structures WHERE list_contains(?, source) "
-        "AND dhf_dft_ev_per_atom IS NOT NULL AND nelements BETWEEN 2 AND ? "
-        "ORDER BY nelements, hash(reduced_formula)"
-    )
-    with lake.connect() as con:
-        exp = con.arrow(exp_sql, [list(EXPERIMENT_TABLES), max_elements]).column(0).to_pylist()
-        dft = con.arrow(dft_sql, [list(DFT_SOURCES), max_elements]).column(0).to_pylist()
+    exp, dft = candidate_formulas(lake, dft_sources=DFT_SOURCES, max_elements=max_elements)
     out: list[str] = []
     seen: set[str] = set()
     for formula in [c for c, _, _ in POLYMORPH_CASES] + exp + dft:
@@ -118,7 +122,7 @@ def _reduced(formula: str) -> str | None:
     """The canonical reduced formula of the plan (elements supported by the models), else ``None``."""
     try:
         comp, _ = parse_composition(formula).reduced()
-    except (CompositionError, ValueError):
+    except (CSPError, ValueError):
         return None
     if not all(elements.is_supported_symbol(s) for s in comp.symbols):
         return None
@@ -204,23 +208,8 @@ def evaluation_rows(lake: Lake, *, exclude: set[str | None], sample: int, seed: 
     """Held-out MP-scale DFT test-split structures (``sample`` per source, at most 24 sites) and the
     structures linked to the experimental test split, as ``reference`` rows to relax."""
     rows: list[PlanRow] = []
-    with lake.connect() as con:
-        dft = con.arrow(
-            "SELECT source, source_id, reduced_formula, lattice_angstrom, species, frac_coords FROM ("
-            "SELECT *, row_number() OVER (PARTITION BY source ORDER BY hash(source_id || ?)) AS k "
-            "FROM structures WHERE list_contains(?, source) AND split = 'test' AND nsites <= 24 "
-            "AND dhf_dft_ev_per_atom IS NOT NULL) WHERE k <= ? ORDER BY source, source_id",
-            [str(seed), list(MP_SCALE_SOURCES), sample],
-        ).to_pylist()
-        exp = con.arrow(
-            "SELECT DISTINCT s.source, s.source_id, s.reduced_formula, s.lattice_angstrom, s.species, "
-            "s.frac_coords FROM experimental_linked e JOIN structures s "
-            "ON s.source = e.linked_source AND s.source_id = e.linked_source_id "
-            "WHERE e.source = 'expt_deltae_jha2019' AND e.split = 'test' AND s.nsites <= 24 "
-            "ORDER BY s.source, s.source_id"
-        ).to_pylist()
     seen: set[str] = set()
-    for r in dft + exp:
+    for r in evaluation_structures(lake, sample=sample, seed=seed):
         rid = f"ref|{r['source']}|{r['source_id']}"
         if rid in seen or r["reduced_formula"] in exclude:
             continue
@@ -241,61 +230,34 @@ def load_labelled(paths: Sequence[Path]) -> StructureSet:
     return merge_labelled([StructureSet.load(Path(p)) for p in paths])
 
 
-def _pending(labelled: StructureSet, license: str) -> Iterator[PendingStructure | Rejection]:
+def _label_rows(labelled: StructureSet) -> Iterator[LabelRow]:
     off = labelled.offsets
-    dhf = labelled.values["dhf_ev_per_atom"]
     for i in range(len(labelled)):
-        sid = str(labelled.ids[i])
-        if labelled.kind[i] in ("reference", "element"):
-            continue  # evaluation rows and elemental references are not training data
-        potential = str(labelled.labels["potential"][i])
-        if not np.isfinite(dhf[i]) or abs(dhf[i]) > 10:
-            yield Rejection(
-                "labels",
-                i,
-                sid,
-                f"formation enthalpy {dhf[i]} from {potential} is NaN or beyond 10 eV/atom",
-                sid,
-            )
-            continue
-        row = structure_scalars(
-            source=potential,
-            source_id=sid,
-            license=license,
-            raw_formula=str(labelled.formula[i]),
-            dhf=float(dhf[i]),
-            energy_kind=f"{potential}:formation_energy_vs_own_elemental_references",
-            extra={
-                "kind": str(labelled.kind[i]),
-                "tag": str(labelled.tag[i]),
-                "energy_ev_per_atom": float(labelled.values["energy_ev_per_atom"][i]),
-                "fmax_ev_per_angstrom": float(labelled.values["fmax_ev_per_angstrom"][i]),
-            },
+        yield LabelRow(
+            source_id=str(labelled.ids[i]),
+            formula=str(labelled.formula[i]),
+            kind=str(labelled.kind[i]),
+            tag=str(labelled.tag[i]),
+            potential=str(labelled.labels["potential"][i]),
+            relaxation=str(labelled.labels["relaxation"][i]),
+            dhf_ev_per_atom=float(labelled.values["dhf_ev_per_atom"][i]),
+            energy_ev_per_atom=float(labelled.values["energy_ev_per_atom"][i]),
+            fmax_ev_per_angstrom=float(labelled.values["fmax_ev_per_angstrom"][i]),
+            steps=float(labelled.values["steps"][i]),
+            lattice=labelled.lattice[i],
+            species=[elements.symbol(int(z)) for z in labelled.numbers[off[i] : off[i + 1]]],
+            frac_coords=labelled.frac_coords[off[i] : off[i + 1]],
         )
-        steps = labelled.values["steps"][i]
-        row |= {
-            "energy_method": "mlip",
-            "relaxation": str(labelled.labels["relaxation"][i]),
-            "relax_steps": int(steps) if np.isfinite(steps) else None,
-        }
-        cell = cell_from_arrays(
-            labelled.lattice[i],
-            [elements.symbol(int(z)) for z in labelled.numbers[off[i] : off[i + 1]]],
-            labelled.frac_coords[off[i] : off[i + 1]],
-        )
-        yield PendingStructure("labels", i, sid, row, cell=cell)
 
 
 def read_labels(labelled: StructureSet, *, license: str, workers: int = 1) -> Iterator[Record | Rejection]:
     """``structures`` records for the labelled rows (evaluation and elemental rows are skipped)."""
-    yield from finish_all(_pending(labelled, license), workers=workers)
+    yield from read_mlip_labels(_label_rows(labelled), license=license, workers=workers)
 
 
 def done_ids(lake: Lake, potential: str) -> set[str]:
     """Plan ids whose labels are already in the lake (``source`` = the potential's name)."""
-    with lake.connect() as con:
-        table = con.arrow("SELECT source_id FROM structures WHERE source = ?", [potential])
-    return set(table.column(0).to_pylist())
+    return source_ids(lake, potential)
 
 
 def potential_source_name(potential: str) -> str:
@@ -359,10 +321,8 @@ def ingest_labels(lake: Lake, paths: Sequence[Path], *, run_id: str, workers: in
     names = sorted(set(labelled.labels["potential"].tolist()))
     for name in names:
         part = labelled.take(np.flatnonzero(labelled.labels["potential"] == name))
-        family = name.split("-")[0]
-        license = LICENSES.get(family, "see the potential's package")
         report = ingest_records(
-            lake, read_labels(part, license=license, workers=workers), source=name, run_id=run_id
+            lake, read_labels(part, license=licence_of(name), workers=workers), source=name, run_id=run_id
         )
         written += report.written.get("structures", 0)
         quarantined += report.n_rejected

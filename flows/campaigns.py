@@ -1,81 +1,71 @@
-"""Campaign wiring shared by the CLI and the Prefect flow: parameters -> search -> lake -> ranking.
+"""Campaign wiring shared by the CLI and the Prefect flows: parameters -> search -> lake -> ranking.
 
-``csp.search`` knows nothing of storage or Prefect; this module validates the request, opens the
-shipped models, hands the search a lake-backed sink, records the campaign's events (running,
-completed, failed, interrupted) and ranks the result.
+``csp.search`` knows nothing of storage or Prefect. Here a request becomes a typed
+:class:`CampaignParameters` (the search's :class:`csp.search.SearchParameters` plus the composition and
+``top_k``), :func:`check` validates it without touching the lake or opening a model, and :func:`prepare`
+turns it into a :class:`Campaign` (composition parsed once, models loaded once, elements checked once, id
+derived) whose :meth:`Campaign.run` hands the search a lake-backed sink, records the campaign's events
+(running, completed, failed, interrupted) and ranks the result.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError
 
+from csp.errors import CSPError
+from csp.generate import CrystalSystem
+from csp.optimizers import OptimizerName
+from csp.search import SearchParameters
 from flows.settings import Settings
-from storage.candidates import LakeSink, record_event
+from flows.settings import settings as current_settings
+from storage.campaigns import LakeSink, candidate_counts, record_event
+from storage.campaigns import stored_parameters as _stored_parameters
 from storage.lake import Lake
 
-CrystalSystem = Literal[
-    "triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic"
+#: earlier names of the choice types (one definition each lives in csp)
+OptimizerChoice = OptimizerName
+__all__ = [
+    "Campaign",
+    "CampaignError",
+    "CampaignOutcome",
+    "CampaignParameters",
+    "CrystalSystem",
+    "OptimizerChoice",
+    "check",
+    "derived_campaign_id",
+    "new_campaign_id",
+    "prepare",
+    "public_row",
+    "run_campaign",
+    "slug",
+    "stored_parameters",
+    "validate",
 ]
-OptimizerChoice = Literal["rs", "pso", "ga", "bo"]
 
 
-class CampaignParameters(BaseModel):
+class CampaignParameters(SearchParameters):
     """Flat, typed campaign parameters: what the CLI takes and the Prefect UI draws as a form."""
 
-    model_config = ConfigDict(extra="forbid")
-
     composition: str = Field(description="Formula to search, e.g. MgO, BaZrO3, K2Se.")
-    alpha: float = Field(0.5, ge=0.0, le=1.0, description="Weight of (1 - P_syn) in the fitness.")
-    strategy: Literal["all", "fixed"] = Field("fixed", description="All crystal systems or one fixed system.")
-    crystal_system: CrystalSystem | None = Field(
-        "cubic", description="Crystal system for the fixed strategy."
-    )
-    outer_optimizer: OptimizerChoice = Field(
-        "bo", description="Optimizer over space group + Wyckoff families."
-    )
-    inner_optimizer: OptimizerChoice = Field("pso", description="Optimizer over lattice and coordinates.")
-    outer_steps: int = Field(200, ge=1, le=10_000, description="Families tried.")
-    inner_steps: int = Field(300, ge=1, le=100_000, description="Structures scored per family.")
-    batch_size: int = Field(30, ge=1, le=4096, description="Structures scored per inner batch.")
-    formula_units_min: int = Field(1, ge=1, le=64)
-    formula_units_max: int = Field(4, ge=1, le=64)
-    seed: int = Field(0, ge=0)
-    dhf_source: Literal["dft", "exp"] = Field("exp", description="Enthalpy model: DFT-trained or fine-tuned.")
-    top_k: int = Field(5, ge=1, le=100)
-
-    @model_validator(mode="after")
-    def _check(self) -> CampaignParameters:
-        if self.formula_units_min > self.formula_units_max:
-            raise ValueError("formula_units_min must not exceed formula_units_max.")
-        if self.strategy == "fixed" and self.crystal_system is None:
-            raise ValueError("The fixed strategy needs a crystal_system (e.g. cubic).")
-        return self
+    top_k: int = Field(5, ge=1, le=100, description="Structures in the top-k table.")
 
     def search_config(self) -> Any:
+        """The :class:`csp.search.SearchConfig` of these parameters (expert knobs at their defaults)."""
         from csp.search import SearchConfig
 
-        return SearchConfig(
-            alpha=self.alpha,
-            strategy=self.strategy,
-            crystal_system=self.crystal_system if self.strategy == "fixed" else None,
-            outer_optimizer=self.outer_optimizer,
-            inner_optimizer=self.inner_optimizer,
-            outer_steps=self.outer_steps,
-            inner_steps=self.inner_steps,
-            batch_size=self.batch_size,
-            formula_units=(self.formula_units_min, self.formula_units_max),
-            seed=self.seed,
-            dhf_source=self.dhf_source,
-        )
+        return SearchConfig(**self.search_fields())
 
 
 class CampaignError(ValueError):
@@ -93,47 +83,227 @@ class CampaignOutcome:
     reason: str | None = None
 
 
+# ---------------------------------------------------------------------------------------------- ids
+
+
+def slug(text: str, limit: int = 40) -> str:
+    """Lowercase letters, digits and dashes (valid as an artifact key and a lake partition)."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].strip("-") or "x"
+
+
+def params_hash(params: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:8]
+
+
 def new_campaign_id(composition: str) -> str:
+    """A fresh id: the formula's letters and digits, the local time and six random hex digits."""
     safe = "".join(ch for ch in composition if ch.isalnum())[:24] or "campaign"
     return f"{safe}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
+def derived_campaign_id(deployment: str, scheduled: datetime, params: dict[str, Any]) -> str:
+    """Deterministic id of a deployment's run in one scheduled slot (UTC minute) with these parameters."""
+    stamp = scheduled.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
+    composition = "".join(ch for ch in str(params.get("composition", "")) if ch.isalnum())[:24]
+    return f"{slug(deployment, 24)}-{composition}-{stamp}-{params_hash(params)}"
+
+
+# ------------------------------------------------------------------------------------------ checks
+
+
 def validate(params: dict[str, Any] | CampaignParameters) -> CampaignParameters:
     """Parameters and composition checked before anything runs; raises :class:`CampaignError`."""
-    from csp.composition import CompositionError, parse_composition
+    from csp.composition import parse_composition
 
     try:
         checked = params if isinstance(params, CampaignParameters) else CampaignParameters(**params)
-        checked.search_config()
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "parameters"
         raise CampaignError(f"Invalid {where}: {first['msg']}.") from exc
     try:
         parse_composition(checked.composition)
-    except CompositionError as exc:
+    except CSPError as exc:
         raise CampaignError(str(exc)) from exc
+    return checked
+
+
+def _model_folders(settings: Settings, dhf_source: str) -> dict[str, Path | None]:
+    from csp.model_names import resolve_model
+
+    return {
+        "dft": resolve_model(settings.models_dir, settings.dft_model) if dhf_source == "dft" else None,
+        "exp": resolve_model(settings.models_dir, settings.exp_model) if dhf_source == "exp" else None,
+        "pu": resolve_model(settings.models_dir, settings.pu_model),
+    }
+
+
+def check(
+    params: dict[str, Any] | CampaignParameters, settings: Settings | None = None
+) -> CampaignParameters:
+    """Everything that can be checked before the lake is touched; raises :class:`CampaignError`.
+
+    Parameters and composition through :func:`validate`, then the model folders and the elements each
+    model was trained on (read from ``model.json``; no ONNX session is opened).
+    """
+    from csp.composition import parse_composition
+
+    settings = settings or current_settings()
+    checked = validate(params)
+    numbers = sorted(set(int(z) for z in parse_composition(checked.composition).numbers()))
+    for kind, folder in _model_folders(settings, checked.dhf_source).items():
+        if folder is None:
+            continue
+        meta_path = folder / "model.json"
+        if not meta_path.is_file():
+            raise CampaignError(f"The {kind} model folder {folder} has no model.json; set CSP_MODELS_DIR.")
+        allowed = set(json.loads(meta_path.read_text())["elements"])
+        missing = [z for z in numbers if z not in allowed]
+        if missing:
+            raise CampaignError(
+                f"Model '{folder.name}' was not trained on atomic number(s) {missing} of {checked.composition}."
+            )
     return checked
 
 
 def open_scorer(settings: Settings, dhf_source: str) -> Any:
     """Warm ONNX sessions of the configured models, checked against their sha256."""
-    from csp.infer import Scorer
-    from csp.scoring import ModelScorer
+    from csp.scoring import load_scorer
 
-    folders = {
-        "dft": settings.models_dir / settings.dft_model if dhf_source == "dft" else None,
-        "exp": settings.models_dir / settings.exp_model if dhf_source == "exp" else None,
-        "pu": settings.models_dir / settings.pu_model,
-    }
+    folders = _model_folders(settings, dhf_source)
     for kind, folder in folders.items():
         if folder is not None and not (folder / "model.json").is_file():
             raise CampaignError(f"The {kind} model folder {folder} has no model.json; set CSP_MODELS_DIR.")
-    return ModelScorer(Scorer(**folders, threads=settings.threads), dhf_source=dhf_source)
+    return load_scorer(settings.models_dir, dhf_source=dhf_source, threads=settings.threads, **folders)
 
 
-def _model_ids(scorer: Any) -> list[str]:
-    return [f"{m.name}:{m.meta['sha256'][:12]}" for m in scorer.scorer.models.values()]
+# ------------------------------------------------------------------------------------------ the run
+
+
+@dataclass
+class Campaign:
+    """A checked, ready campaign: parameters, parsed composition, warm models, lake and id."""
+
+    params: CampaignParameters
+    composition: Any
+    scorer: Any
+    lake: Lake
+    campaign_id: str
+    run_id: str
+
+    @property
+    def model_ids(self) -> list[str]:
+        return [f"{m.name}:{m.meta['sha256'][:12]}" for m in self.scorer.scorer.models.values()]
+
+    def run(
+        self,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        *,
+        export_dir: Path | None = None,
+    ) -> CampaignOutcome:
+        """Run (or resume) the search; every candidate lands in the lake; returns the ranked top k.
+
+        Raises:
+            CampaignError: no symmetry family fits, or the science refused the request (a ``failed`` event
+                with the reason is recorded first).
+        """
+        from csp.matching import rank, write_cif
+        from csp.search import run_search
+
+        params = self.params
+        event = partial(
+            record_event,
+            self.lake,
+            self.campaign_id,
+            composition=params.composition,
+            parameters=params.model_dump(),
+            run_id=self.run_id,
+            model_ids=self.model_ids,
+        )
+        event(status="running")
+        sink = LakeSink(self.lake, run_id=self.run_id, model_ids=self.model_ids)
+        start = time.perf_counter()
+        try:
+            result = run_search(
+                self.composition,
+                params.search_config(),
+                self.scorer,
+                sink,
+                campaign_id=self.campaign_id,
+                progress=progress,
+            )
+        except KeyboardInterrupt:
+            event(status="interrupted", reason="stopped by the user; resume with the same campaign id")
+            raise
+        except ValueError as exc:  # e.g. no space group of the chosen system can hold the composition
+            event(status="failed", reason=str(exc))
+            raise CampaignError(str(exc)) from exc
+        except Exception as exc:
+            event(status="failed", reason=f"{type(exc).__name__}: {exc}")
+            raise
+        elapsed = time.perf_counter() - start
+        self.lake.compact("candidates", partition=self.campaign_id)
+        top = rank(result.outer_rows, k=params.top_k)
+        if export_dir is not None:
+            export_dir.mkdir(parents=True, exist_ok=True)
+            for item in top:
+                write_cif(item["structure"], export_dir / f"{self.campaign_id}-rank{item['rank']}.cif")
+        n, invalid = candidate_counts(self.lake, self.campaign_id)
+        summary = {
+            "top": [public_row(t) for t in top],
+            "invalid_share": invalid,
+            "reject_reasons": dict(result.reject_reasons),
+        }
+        event(status="completed", n_candidates=n, elapsed_s=elapsed, summary=summary)
+        return CampaignOutcome(
+            campaign_id=self.campaign_id,
+            status="completed",
+            top=top,
+            n_candidates=n,
+            invalid_share=invalid,
+            elapsed_s=elapsed,
+        )
+
+
+def prepare(
+    params: dict[str, Any] | CampaignParameters,
+    *,
+    campaign_id: str | None = None,
+    settings: Settings | None = None,
+    run_id: str | None = None,
+) -> Campaign:
+    """Check a request and make it ready to run: composition parsed once, models opened once (sha256
+    checked), elements checked once, id derived (``campaign_id`` or a fresh one).
+
+    Raises:
+        CampaignError: a request that cannot run; the lake then holds one ``failed`` event with the reason
+            and no candidate.
+    """
+    from csp.composition import parse_composition
+
+    settings = settings or current_settings()
+    lake = Lake(settings.home).init()
+    raw = params.model_dump() if isinstance(params, CampaignParameters) else dict(params)
+    composition = str(raw.get("composition", ""))
+    campaign_id = campaign_id or new_campaign_id(composition)
+    run_id = run_id or f"campaign-{campaign_id}"
+    try:
+        checked = validate(params)
+        parsed = parse_composition(checked.composition)
+        scorer = open_scorer(settings, checked.dhf_source)
+        scorer.check_elements(parsed.numbers())
+    except (CampaignError, CSPError, ValueError) as exc:
+        record_event(
+            lake,
+            campaign_id,
+            composition=composition,
+            status="failed",
+            parameters=raw,
+            run_id=run_id,
+            reason=str(exc),
+        )
+        raise CampaignError(str(exc)) from exc
+    return Campaign(checked, parsed, scorer, lake, campaign_id, run_id)
 
 
 def run_campaign(
@@ -145,94 +315,13 @@ def run_campaign(
     progress: Callable[[dict[str, Any]], None] | None = None,
     export_dir: Path | None = None,
 ) -> CampaignOutcome:
-    """Run (or resume, when ``campaign_id`` exists) a campaign; every candidate lands in the lake.
+    """Run (or resume, when ``campaign_id`` exists) a campaign: :func:`prepare`, then :meth:`Campaign.run`.
 
     Raises :class:`CampaignError` for a request that cannot run; the lake then holds one ``failed``
     event with the reason and no candidate.
     """
-    from csp.composition import parse_composition
-    from csp.matching import rank, write_cif
-    from csp.search import run_search
-
-    settings = settings or Settings()
-    lake = Lake(settings.home).init()
-    raw = params.model_dump() if isinstance(params, CampaignParameters) else dict(params)
-    composition = str(raw.get("composition", ""))
-    campaign_id = campaign_id or new_campaign_id(composition)
-    run_id = run_id or f"campaign-{campaign_id}"
-    try:
-        checked = validate(raw)
-        scorer = open_scorer(settings, checked.dhf_source)
-        scorer.check_elements(parse_composition(checked.composition).numbers())
-    except (CampaignError, ValueError) as exc:
-        record_event(
-            lake,
-            campaign_id,
-            composition=composition,
-            status="failed",
-            parameters=raw,
-            run_id=run_id,
-            reason=str(exc),
-        )
-        raise CampaignError(str(exc)) from exc
-    model_ids = _model_ids(scorer)
-    parameters = checked.model_dump()
-    event = partial(
-        record_event,
-        lake,
-        campaign_id,
-        composition=checked.composition,
-        parameters=parameters,
-        run_id=run_id,
-        model_ids=model_ids,
-    )
-    event(status="running")
-    sink = LakeSink(lake, run_id=run_id, model_ids=model_ids)
-    start = time.perf_counter()
-    try:
-        result = run_search(
-            checked.composition,
-            checked.search_config(),
-            scorer,
-            sink,
-            campaign_id=campaign_id,
-            progress=progress,
-        )
-    except KeyboardInterrupt:
-        event(status="interrupted", reason="stopped by the user; resume with the same campaign id")
-        raise
-    except ValueError as exc:  # e.g. no space group of the chosen system can hold the composition
-        event(status="failed", reason=str(exc))
-        raise CampaignError(str(exc)) from exc
-    except Exception as exc:
-        event(status="failed", reason=f"{type(exc).__name__}: {exc}")
-        raise
-    elapsed = time.perf_counter() - start
-    lake.compact("candidates", partition=campaign_id)
-    top = rank(result.outer_rows, k=checked.top_k)
-    if export_dir is not None:
-        export_dir.mkdir(parents=True, exist_ok=True)
-        for item in top:
-            write_cif(item["structure"], export_dir / f"{campaign_id}-rank{item['rank']}.cif")
-    counts = lake.query(
-        "SELECT count(*) AS n, coalesce(avg(CASE WHEN valid THEN 0 ELSE 1 END), 0) AS invalid "
-        "FROM candidates WHERE campaign_id = ? AND stage = 'inner'",
-        [campaign_id],
-    ).to_pylist()[0]
-    summary = {
-        "top": [public_row(t) for t in top],
-        "invalid_share": counts["invalid"],
-        "reject_reasons": dict(result.reject_reasons),
-    }
-    event(status="completed", n_candidates=int(counts["n"]), elapsed_s=elapsed, summary=summary)
-    return CampaignOutcome(
-        campaign_id=campaign_id,
-        status="completed",
-        top=top,
-        n_candidates=int(counts["n"]),
-        invalid_share=float(counts["invalid"]),
-        elapsed_s=elapsed,
-    )
+    campaign = prepare(params, campaign_id=campaign_id, settings=settings, run_id=run_id)
+    return campaign.run(progress, export_dir=export_dir)
 
 
 PUBLIC_KEYS = (
@@ -262,10 +351,8 @@ def public_row(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def stored_parameters(lake: Lake, campaign_id: str) -> dict[str, Any]:
-    """The parameters a campaign was started with (for resume)."""
-    rows = lake.query(
-        "SELECT parameters_json, status FROM campaigns WHERE campaign_id = ?", [campaign_id]
-    ).to_pylist()
-    if not rows:
+    """The parameters a campaign was started with (for resume); raises :class:`CampaignError` if unknown."""
+    found = _stored_parameters(lake, campaign_id)
+    if found is None:
         raise CampaignError(f"No campaign {campaign_id!r} in the lake; `csp campaign list` shows the ids.")
-    return json.loads(rows[0]["parameters_json"])
+    return found

@@ -1,35 +1,152 @@
-"""Training wiring shared by the CLI and the Prefect flows: lake -> arrays -> csp.training -> ONNX -> card.
+"""Models wiring shared by the CLI and the Prefect flows: lake -> arrays -> csp.training -> ONNX -> card.
 
 The loops live in ``csp.training`` and run the same on a laptop CPU or a GPU box (which gets only the
-``.npz`` arrays and ``python -m csp.training``); this module adds the lake, the settings, the model
-folder with its card, and the ``models`` table.
+``.npz`` arrays and ``python -m csp.training``); the rows come from :mod:`storage.training_sets`; this
+module adds the settings, the model folder with its card (:mod:`flows.model_card`), and the ``models`` table.
+
+Names: :func:`export_training_set` writes a training set (``.npz``); :func:`export_model` turns a training
+run into a model folder (ONNX + ``model.json`` + card). ``export`` is kept as an alias of the latter.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import asdict
+import shlex
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from flows.datasets import ExportSummary, export_training_set
+from pydantic import BaseModel, ConfigDict, Field
+
 from flows.settings import Settings
+from flows.settings import settings as current_settings
 from storage.lake import Lake
 from storage.splits import load_exclusions
+from storage.training_sets import DFT_SOURCES, EXPERIMENT_SOURCE, Kind, training_arrays
 
 Mode = Literal["dft", "transfer", "pu"]
 _DATA_KIND = {"dft": "dft", "transfer": "exp", "pu": "pu"}
 
-LICENCES = {
-    "oqmd_intermetallics": "CC BY 4.0 (OQMD)",
-    "gnome": "CC BY-NC 4.0 (GNoME; non-commercial)",
-    "mp_flla2015": "CC BY 4.0 (Materials Project)",
-    "mp_chemeleon_mp40": "CC BY 4.0 (Materials Project)",
-    "gu2022_perovskite_pu": "see Gu et al. 2022",
-    "experimental_prototypes": "AFLOW prototype library / mineral database / COD",
-    "expt_deltae_jha2019": "SSUB-derived set of Jha et al. 2019",
-}
+
+class TrainParameters(BaseModel):
+    """One training run, declared once: the ``csp models train`` options and the ``train`` deployment's form.
+
+    Architecture defaults are those of :class:`csp.models.ALIGNNConfig`, ``batch_size`` and ``seed`` those
+    of :class:`csp.training.TrainSettings` (a test keeps them equal; they are not imported here so that
+    the command line starts without torch). ``epochs`` is the faces' CPU-sized budget (30; the GPU entry
+    point ``python -m csp.training`` keeps ``TrainSettings``' 100).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Mode = Field("dft", description="Which model to train: dft, transfer or pu.")
+    name: str = Field("alignn-dft", description="Model folder name under the models directory.")
+    init_run: str | None = Field(None, description="Run folder of the DFT model (transfer and pu).")
+    epochs: int = Field(30, ge=1, le=1000, description="Most passes over the training rows.")
+    batch_size: int = Field(64, ge=1, le=4096, description="Crystals per optimisation step.")
+    hidden: int = Field(64, ge=8, le=512, description="Width of atom, bond and angle features.")
+    alignn_layers: int = Field(2, ge=0, le=8, description="ALIGNN layers (bond graph, then line graph).")
+    gcn_layers: int = Field(2, ge=0, le=8, description="Edge-gated layers on the bond graph that follow.")
+    n_bags: int = Field(100, ge=1, le=1000, description="PU ensemble size.")
+    time_limit_s: float | None = Field(None, gt=0, description="Stop training after this many seconds.")
+    seed: int = Field(0, description="Seeds torch and numpy (shuffling, PU bag draws).")
+    sources: list[str] | None = Field(
+        None, description="Lake sources to train on (default: the DFT sources); name mlip sources explicitly."
+    )
+
+    def model_args(self) -> dict[str, Any]:
+        """Constructor arguments of the model (``n_bags`` for pu only)."""
+        args: dict[str, Any] = {
+            "hidden": self.hidden,
+            "alignn_layers": self.alignn_layers,
+            "gcn_layers": self.gcn_layers,
+        }
+        if self.mode == "pu":
+            args["n_bags"] = self.n_bags
+        return args
+
+    def train_args(self, device: str) -> dict[str, Any]:
+        """Arguments of :class:`csp.training.TrainSettings`."""
+        return {
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "time_limit_s": self.time_limit_s,
+            "device": device,
+        }
+
+    def command(self) -> str:
+        """The ``csp models train`` command line that reproduces this run (every argument spelled out)."""
+        parts = ["csp", "models", "train", self.mode]
+        for key, value in self.model_dump().items():
+            if key == "mode" or value is None or (key == "n_bags" and self.mode != "pu"):
+                continue
+            flag = "--" + key.replace("_", "-")
+            values = value if isinstance(value, list) else [value]
+            for v in values:
+                parts += [flag, shlex.quote(str(v))]
+        return " ".join(parts)
+
+
+__all__ = [
+    "DFT_SOURCES",
+    "EXPERIMENT_SOURCE",
+    "ExportSummary",
+    "TrainParameters",
+    "export",
+    "export_model",
+    "export_training_set",
+    "prepare_dataset",
+    "summary_dict",
+    "train",
+    "verify_lineage",
+]
+
+
+@dataclass(frozen=True)
+class ExportSummary:
+    """A training set written to ``path``: counts per split and source, licences, sha256 of the file."""
+
+    kind: str
+    path: Path
+    rows: int
+    per_split: dict[str, int]
+    per_source: dict[str, int]
+    excluded_rows: int
+    sha256: str
+    licences: dict[str, str] = field(default_factory=dict)
+
+
+def export_training_set(
+    lake: Lake,
+    out: Path,
+    *,
+    kind: Kind,
+    exclude: Iterable[str],
+    sources: Iterable[str] | None = None,
+    max_sites: int = 64,
+    compress: bool = False,
+) -> ExportSummary:
+    """Write the ``kind`` training set of the lake to ``out`` (.npz); see
+    :func:`storage.training_sets.training_arrays` for the rows and :func:`csp.dataset.save_arrays` for
+    the file."""
+    from csp.dataset import save_arrays
+
+    data = training_arrays(lake, kind=kind, exclude=exclude, sources=sources, max_sites=max_sites)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_arrays(out, **data.arrays, compress=compress)
+    return ExportSummary(
+        kind=kind,
+        path=out,
+        rows=data.rows,
+        per_split=data.per_split,
+        per_source=data.per_source,
+        excluded_rows=data.excluded_rows,
+        sha256=hashlib.sha256(out.read_bytes()).hexdigest(),
+        licences=data.licences,
+    )
 
 
 def prepare_dataset(
@@ -45,7 +162,7 @@ def prepare_dataset(
     ``sources`` chooses the lake sources explicitly (default: the DFT sources for ``dft``, the
     experimental table for ``transfer``); augmented (machine-learned) rows enter only when named.
     """
-    settings = settings or Settings()
+    settings = settings or current_settings()
     exclusions = load_exclusions(settings.exclusions_file)
     return export_training_set(
         Lake(settings.home),
@@ -118,7 +235,7 @@ def verify_lineage(
     return out
 
 
-def export(
+def export_model(
     run_dir: Path,
     name: str,
     *,
@@ -129,8 +246,9 @@ def export(
 ) -> Path:
     """Export a run folder to ``models_dir/name`` (ONNX + model.json + card) and register it."""
     from csp.onnx_export import export_checkpoint
+    from flows.model_card import model_card
 
-    settings = settings or Settings()
+    settings = settings or current_settings()
     folder = settings.models_dir / name
     json_path = export_checkpoint(run_dir, folder, description=description)
     meta = json.loads(json_path.read_text())
@@ -157,80 +275,47 @@ def export(
     return folder
 
 
+#: the earlier name of :func:`export_model` (kept for one release)
+export = export_model
+
+
 def summary_dict(summary: ExportSummary) -> dict[str, Any]:
     out = asdict(summary)
     out["path"] = Path(summary.path).name
     return out
 
 
-def _metric_rows(metrics: dict[str, Any], prefix: str = "") -> list[str]:
-    rows = []
-    for key, value in metrics.items():
-        if isinstance(value, dict):
-            rows += _metric_rows(value, f"{prefix}{key} / ")
-        elif isinstance(value, float | int):
-            rows.append(f"| {prefix}{key} | {value:.4g} |")
-    return rows
+def train_and_export(
+    params: TrainParameters, settings: Settings | None = None, *, export: bool = True, progress=None
+) -> tuple[ExportSummary, dict[str, Any], Path | None]:
+    """The whole ``models train`` job: training set from the lake, training here, ONNX model folder.
 
+    The model card's command is :meth:`TrainParameters.command`, so the card reproduces its model.
 
-#: sources whose labels come from a universal interatomic potential, not from DFT or experiment
-MLIP_PREFIXES = ("chgnet", "sevennet")
-
-
-def _mix_line(per_source: dict[str, int]) -> str:
-    mlip = {s: n for s, n in per_source.items() if s.startswith(MLIP_PREFIXES)}
-    if not mlip:
-        return "- data mix: no machine-learned (universal-potential) labels; DFT or experiment only"
-    total = sum(per_source.values()) or 1
-    share = sum(mlip.values()) / total
-    return (
-        f"- data mix: {sum(mlip.values())} of {total} rows ({100 * share:.0f}%) are universal-potential labels "
-        f"({', '.join(mlip)}), chosen explicitly with --source"
+    Returns:
+        The training-set summary, the run's info (metrics), and the model folder (``None`` without export).
+    """
+    settings = settings or current_settings()
+    work = settings.home / "runs"
+    summary = prepare_dataset(params.mode, work / f"{params.name}.npz", settings, sources=params.sources)
+    if progress is not None:
+        progress(f"training set: {summary.rows} rows {summary.per_split}")
+    info = train(
+        params.mode,
+        work / f"{params.name}.npz",
+        work / params.name,
+        init=Path(params.init_run) if params.init_run else None,
+        model_args=params.model_args(),
+        train_args=params.train_args(settings.device),
+        progress=progress,
     )
-
-
-def model_card(name: str, meta: dict[str, Any], info: dict[str, Any], command: str) -> str:
-    """The README.md of a model folder: data, split, exclusions, metrics with units, how it was made."""
-    dataset = meta.get("dataset", {})
-    sources = dataset.get("per_source", {})
-    lines = [
-        f"# {name}",
-        "",
-        meta.get("description") or f"ALIGNN {meta['task']} model.",
-        "",
-        "## Model",
-        "",
-        f"- task: `{meta['task']}`; outputs: {', '.join(f'`{k}` ({v})' for k, v in meta['outputs'].items())}",
-        f"- config: `{json.dumps(meta['config'])}`",
-        f"- graph: {meta['k']} nearest neighbours within {meta['cutoff_angstrom']} Å (widened where fewer), "
-        f"ties within {meta['tie_tolerance_angstrom']} Å broken by neighbour index",
-        f"- `model.onnx` sha256 `{meta['sha256']}` (checked on every load)",
-        f"- training data hash `{meta.get('training_data_hash')}`",
-        "",
-        "## Data",
-        "",
-        "| source | rows | licence |",
-        "| --- | --- | --- |",
-        *[f"| {s} | {n} | {LICENCES.get(s, 'see the source')} |" for s, n in sources.items()],
-        "",
-        _mix_line(sources),
-        f"- split by a hash of the reduced formula (no composition in two splits): {dataset.get('per_split', {})}",
-        f"- rows left out for the exclusion list (the paper's 17 validation compounds) and size: "
-        f"{dataset.get('excluded_rows', 'n/a')}",
-        "",
-        "## Metrics (held-out rows; energies in eV/atom)",
-        "",
-        "| metric | value |",
-        "| --- | --- |",
-        *_metric_rows(meta.get("metrics", {})),
-        "",
-        f"Training stopped by: {info.get('stopped_by', 'n/a')} after {info.get('seconds', 0):.0f} s.",
-        "",
-        "## How it was made",
-        "",
-        "```bash",
-        command or "(command not recorded)",
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
+    if not export:
+        return summary, info, None
+    folder = export_model(
+        work / params.name,
+        params.name,
+        summary=summary_dict(summary),
+        command=params.command(),
+        settings=settings,
+    )
+    return summary, info, folder

@@ -61,7 +61,7 @@ class Service:
         return self.state_dir / "worker.log"
 
     def env(self) -> dict[str, str]:
-        from flows.settings import Settings
+        from flows.settings import settings
 
         env = dict(os.environ)
         path = env.get("PYTHONPATH", "")
@@ -75,7 +75,7 @@ class Service:
             # flow runs import this checkout's `flows` and `csp`, whatever else is installed
             PYTHONPATH=str(self.project) + (os.pathsep + path if path else ""),
             # the worker writes to the same lake that `csp sql` in this shell reads
-            CSP_HOME=str(Settings().home.expanduser().resolve()),
+            CSP_HOME=str(settings().home.expanduser().resolve()),
         )
         return env
 

@@ -1,13 +1,22 @@
-"""The project's one settings class (environment prefix ``CSP_``); nothing happens at import."""
+"""The project's one settings class (environment prefix ``CSP_``); nothing happens at import.
+
+Faces call :func:`settings` and :func:`lake` rather than building ``Settings()`` themselves: one settings
+object per process (rebuilt only when a ``CSP_*`` environment variable changes, as in tests) and one
+:class:`storage.lake.Lake` per lake root.
+"""
 
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from storage.lake import Lake
 
 _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,7 +37,8 @@ class Settings(BaseSettings):
     )
     data_mirror: Path | None = Field(
         default=None,
-        description="Folder holding the public data files (dft/, synth/, experimental/, validation/).",
+        description="Folder holding the public data files (dft/, synth/, experimental/, validation/); "
+        "unset: ../shared/data beside the checkout when that folder exists.",
     )
     models_dir: Path = Field(
         default=_PACKAGE_ROOT / "onnx_models",
@@ -44,13 +54,24 @@ class Settings(BaseSettings):
     device: Literal["cpu", "cuda"] = Field(default="cpu", description="Device for training (torch).")
     threads: int = Field(default=2, ge=1, le=256, description="Threads per onnxruntime session and DuckDB.")
 
+    def mirror(self) -> Path | None:
+        """The data mirror folder: CSP_DATA_MIRROR, else ``../shared/data`` beside the checkout if present
+        (:func:`storage.readers.default_mirror`, the one place that default lives)."""
+        if self.data_mirror is not None:
+            return self.data_mirror.expanduser()
+        from storage.readers import default_mirror
+
+        found = default_mirror()
+        return found if found.is_dir() else None
+
     def require_mirror(self) -> Path:
         """The data mirror folder, or a clear error saying how to set it."""
-        if self.data_mirror is None:
+        found = self.mirror()
+        if found is None:
             raise ValueError(
                 "No data mirror is configured: set CSP_DATA_MIRROR to the folder of the data files."
             )
-        mirror = self.data_mirror.expanduser().resolve()
+        mirror = found.resolve()
         if not mirror.is_dir():
             raise ValueError(
                 f"The data mirror {mirror} is not a folder: set CSP_DATA_MIRROR to the data folder."
@@ -61,3 +82,26 @@ class Settings(BaseSettings):
     def exclusions_file(self) -> Path:
         """The paper's Table 1 file, whose compounds are excluded from training by default."""
         return self.require_mirror() / "validation" / "table1.json"
+
+
+@lru_cache(maxsize=8)
+def _settings_for(environment: tuple[tuple[str, str], ...]) -> Settings:
+    return Settings()
+
+
+def settings() -> Settings:
+    """The process's settings (built once per distinct set of ``CSP_*`` environment variables)."""
+    return _settings_for(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("CSP_"))))
+
+
+@lru_cache(maxsize=8)
+def _lake_at(home: Path, init: bool) -> Lake:
+    from storage.lake import Lake
+
+    found = Lake(home)
+    return found.init() if init else found
+
+
+def lake(*, init: bool = False) -> Lake:
+    """The lake of :func:`settings` (one object per lake root); ``init=True`` also creates its folders once."""
+    return _lake_at(settings().home, init)

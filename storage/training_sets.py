@@ -1,19 +1,17 @@
-"""Training sets out of the lake: DuckDB queries -> the array format that ``csp.training`` reads.
+"""Training sets out of the lake: DuckDB queries -> the arrays that ``csp.training`` reads.
 
-This is the seam between ``storage`` (rows) and ``csp`` (arrays): the training core runs on machines
-without DuckDB or pymatgen, so what it needs is written once to an ``.npz`` file and hashed.
+This is the seam between ``storage`` (rows) and ``csp`` (arrays). :func:`training_arrays` returns plain
+numpy arrays in the layout of ``csp.dataset.CrystalArrays`` (the faces write them with
+``csp.dataset.save_arrays`` and hash the file); ``storage`` itself never imports ``csp``.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
-from pymatgen.core.periodic_table import Element
 
 from storage.lake import Lake
 
@@ -27,17 +25,35 @@ Kind = Literal["dft", "exp", "pu"]
 
 
 @dataclass(frozen=True)
-class ExportSummary:
+class TrainingArrays:
+    """One training set: the arrays (``natoms``, ``lattice``, ``numbers``, ``frac_coords``, ``target``,
+    ``split``, ``source``, ``source_names``, ``ids``) and what went into it.
+
+    Attributes:
+        kind: ``dft``, ``exp`` or ``pu``.
+        arrays: keyword arguments of ``csp.dataset.save_arrays``; lattices in Angstrom, targets in
+            eV/atom (``dft``, ``exp``) or 1/0 labels (``pu``).
+        per_split: rows per split name.
+        per_source: rows per lake source.
+        licences: the licence stored on the rows of each source (read from the lake, not from a table).
+        excluded_rows: rows left out for the exclusion list or the size limit.
+    """
+
     kind: str
-    path: Path
-    rows: int
+    arrays: dict[str, np.ndarray]
     per_split: dict[str, int]
     per_source: dict[str, int]
-    excluded_rows: int
-    sha256: str
+    licences: dict[str, str] = field(default_factory=dict)
+    excluded_rows: int = 0
+
+    @property
+    def rows(self) -> int:
+        return len(self.arrays["natoms"])
 
 
 def _symbol_numbers() -> dict[str, int]:
+    from pymatgen.core.periodic_table import Element
+
     return {el.symbol: el.Z for el in Element}
 
 
@@ -45,7 +61,7 @@ def _query(kind: Kind, sources: tuple[str, ...]) -> tuple[str, list]:
     if kind == "dft":
         return (
             "SELECT source, source_id AS id, reduced_formula, lattice_angstrom, species, frac_coords, "
-            "dhf_dft_ev_per_atom AS target, split FROM structures "
+            "dhf_dft_ev_per_atom AS target, split, license FROM structures "
             "WHERE dhf_dft_ev_per_atom IS NOT NULL AND list_contains(?, source) ORDER BY source, source_id",
             [list(sources)],
         )
@@ -55,51 +71,53 @@ def _query(kind: Kind, sources: tuple[str, ...]) -> tuple[str, list]:
         return (
             "SELECT e.source, e.source_id AS id, e.reduced_formula, s.lattice_angstrom, s.species, "
             "s.frac_coords, e.dhf_exp_ev_per_atom AS target, "
-            "CASE WHEN e.split = 'test' THEN 'test' WHEN s.split = 'val' THEN 'val' ELSE 'train' END AS split "
-            "FROM experimental_linked e JOIN structures s "
+            "CASE WHEN e.split = 'test' THEN 'test' WHEN s.split = 'val' THEN 'val' ELSE 'train' END AS split, "
+            "e.license FROM experimental_linked e JOIN structures s "
             "ON s.source = e.linked_source AND s.source_id = e.linked_source_id "
             "WHERE list_contains(?, e.source) ORDER BY e.source, e.source_id",
             [list(sources)],
         )
     return (
         "SELECT source, source_id AS id, reduced_formula, lattice_angstrom, species, frac_coords, "
-        "CAST(icsd_label AS DOUBLE) AS target, split FROM structures "
+        "CAST(icsd_label AS DOUBLE) AS target, split, license FROM structures "
         "WHERE icsd_label IS NOT NULL ORDER BY source, source_id",
         [],
     )
 
 
-def export_training_set(
+def training_arrays(
     lake: Lake,
-    out: Path,
     *,
     kind: Kind,
     exclude: Iterable[str],
     sources: Iterable[str] | None = None,
     max_sites: int = 64,
-    compress: bool = False,
-) -> ExportSummary:
-    """Write the ``kind`` training set to ``out`` (.npz), leaving out excluded reduced formulas.
+) -> TrainingArrays:
+    """The ``kind`` training set of the lake, leaving out excluded reduced formulas.
 
-    ``dft``: formation enthalpies of the DFT sources (default: the MP/OQMD-scale ones);
-    ``exp``: experimental enthalpies on their linked structures; ``pu``: ICSD labels (1 positive,
-    0 unlabeled). Structures with more than ``max_sites`` sites are left out (stated in the summary).
+    Args:
+        lake: the lake to read.
+        kind: ``dft``: formation enthalpies of the DFT sources (default: the MP/OQMD-scale ones);
+            ``exp``: experimental enthalpies on their linked structures; ``pu``: ICSD labels
+            (1 positive, 0 unlabeled).
+        exclude: reduced formulas never to train on (the validation compounds).
+        sources: lake sources to use (default: :data:`DFT_SOURCES` or :data:`EXPERIMENT_SOURCE`).
+        max_sites: structures with more sites are left out (counted in ``excluded_rows``).
+
+    Returns:
+        The arrays and their per-split, per-source and licence summary.
     """
-    from csp.dataset import save_arrays
-
     chosen = (
         tuple(sources) if sources is not None else (DFT_SOURCES if kind == "dft" else (EXPERIMENT_SOURCE,))
     )
     sql, params = _query(kind, chosen)
-    table = lake.query(sql, params)
+    rows = lake.query(sql, params).to_pylist()
     excluded = set(exclude)
-    rows = table.to_pylist()
     kept = [r for r in rows if r["reduced_formula"] not in excluded and len(r["species"]) <= max_sites]
     numbers_of = _symbol_numbers()
     source_names = sorted({r["source"] for r in kept})
-    natoms = np.array([len(r["species"]) for r in kept], dtype=np.int32)
     arrays = {
-        "natoms": natoms,
+        "natoms": np.array([len(r["species"]) for r in kept], dtype=np.int32),
         "lattice": np.array([r["lattice_angstrom"] for r in kept], dtype=np.float32).reshape(-1, 3, 3),
         "numbers": np.array([numbers_of[s] for r in kept for s in r["species"]], dtype=np.int16),
         "frac_coords": np.array([c for r in kept for c in r["frac_coords"]], dtype=np.float32).reshape(-1, 3),
@@ -109,17 +127,14 @@ def export_training_set(
         "source_names": np.array(source_names),
         "ids": np.array([f"{r['source']}:{r['id']}" for r in kept]),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_arrays(out, **arrays, compress=compress)
-    digest = hashlib.sha256(out.read_bytes()).hexdigest()
-    per_split = {name: int((arrays["split"] == code).sum()) for name, code in SPLIT_CODES.items()}
-    per_source = {name: int((arrays["source"] == i).sum()) for i, name in enumerate(source_names)}
-    return ExportSummary(
+    licences: dict[str, str] = {}
+    for r in kept:
+        licences.setdefault(r["source"], r["license"])
+    return TrainingArrays(
         kind=kind,
-        path=out,
-        rows=len(kept),
-        per_split=per_split,
-        per_source=per_source,
+        arrays=arrays,
+        per_split={name: int((arrays["split"] == code).sum()) for name, code in SPLIT_CODES.items()},
+        per_source={name: int((arrays["source"] == i).sum()) for i, name in enumerate(source_names)},
+        licences=dict(sorted(licences.items())),
         excluded_rows=len(rows) - len(kept),
-        sha256=digest,
     )

@@ -192,7 +192,7 @@ def test_deadline_stops_and_returns_what_is_done(potential):
 def test_labels_land_in_the_lake_once_and_only_when_asked(potential, lake, tmp_path):
     from csp.potential import label_rows, to_structure_set
     from flows.augmentation import ingest_labels
-    from flows.datasets import export_training_set
+    from flows.models import export_training_set
 
     s = to_structure_set(label_rows(potential, _nacl_rows(), relax_steps=10, distortions=1), potential.name)
     path = s.save(tmp_path / "labels-00.npz")

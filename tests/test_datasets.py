@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from flows.datasets import export_training_set
+from flows.models import export_training_set
 from tests.test_lake import structure_row
 
 

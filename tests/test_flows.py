@@ -46,7 +46,7 @@ def _artifacts(flow_run_id):
 
 
 def test_campaign_flow_writes_candidates_and_artifacts(prefect_api, csp_home):
-    from flows.campaign import campaign
+    from flows.deployments.campaign import campaign
     from storage.lake import Lake
 
     state = campaign(**TINY, campaign_id="flowtest-mgo", return_state=True)
@@ -83,7 +83,7 @@ def test_campaign_flow_writes_candidates_and_artifacts(prefect_api, csp_home):
     ],
 )
 def test_invalid_parameters_fail_fast_and_write_nothing(prefect_api, csp_home, override, message):
-    from flows.campaign import campaign
+    from flows.deployments.campaign import campaign
 
     state = campaign(**{**TINY, **override}, return_state=True)
     assert state.is_failed()
@@ -94,7 +94,7 @@ def test_invalid_parameters_fail_fast_and_write_nothing(prefect_api, csp_home, o
 
 
 def test_unknown_literal_is_refused_by_prefect(prefect_api, csp_home):
-    from flows.campaign import campaign
+    from flows.deployments.campaign import campaign
 
     state = campaign(**{**TINY, "outer_optimizer": "sgd"}, return_state=True)
     assert state.is_failed()
@@ -103,7 +103,7 @@ def test_unknown_literal_is_refused_by_prefect(prefect_api, csp_home):
 
 
 def test_derived_campaign_id_is_deterministic():
-    from flows.campaign import derived_campaign_id
+    from flows.campaigns import derived_campaign_id
 
     t = datetime(2026, 3, 1, 2, 0, tzinfo=UTC)
     a = derived_campaign_id("nightly-MgO", t, {"composition": "MgO", "seed": 0})
@@ -113,7 +113,7 @@ def test_derived_campaign_id_is_deterministic():
 
 
 def test_benchmark_flow(prefect_api, csp_home):
-    from flows.campaign import benchmark
+    from flows.deployments.benchmark import benchmark
 
     state = benchmark(composition="MgO", outer_steps=2, inner_steps=6, batch_size=6, return_state=True)
     assert state.is_completed(), state.message
@@ -125,7 +125,7 @@ def test_benchmark_flow(prefect_api, csp_home):
 
 
 def test_ingest_flow_one_source(prefect_api, csp_home, data_mirror, monkeypatch):
-    from flows.ingest import ingest
+    from flows.deployments.ingest import ingest
     from storage.lake import Lake
 
     monkeypatch.setenv("CSP_DATA_MIRROR", str(data_mirror))
@@ -137,7 +137,7 @@ def test_ingest_flow_one_source(prefect_api, csp_home, data_mirror, monkeypatch)
 
 
 def test_export_flow_refuses_a_folder_without_a_run(prefect_api, csp_home, tmp_path):
-    from flows.export import export
+    from flows.deployments.export import export
 
     state = export(run_dir=str(tmp_path / "nothing"), name="x", return_state=True)
     assert state.is_failed() and "not a run folder" in state.message
@@ -145,7 +145,7 @@ def test_export_flow_refuses_a_folder_without_a_run(prefect_api, csp_home, tmp_p
 
 def test_campaigns_flow_on_a_local_dask_cluster(prefect_api, csp_home):
     pytest.importorskip("prefect_dask")
-    from flows.campaign import campaigns
+    from flows.deployments.campaigns import campaigns
     from storage.lake import Lake
 
     state = campaigns(
@@ -167,7 +167,7 @@ def test_campaigns_flow_on_a_local_dask_cluster(prefect_api, csp_home):
 
 
 def test_campaigns_flow_checks_every_formula_first(prefect_api, csp_home):
-    from flows.campaign import campaigns
+    from flows.deployments.campaigns import campaigns
 
     state = campaigns(compositions=["MgO", "Xx"], outer_steps=1, inner_steps=2, return_state=True)
     assert state.is_failed() and "'Xx'" in state.message
@@ -176,7 +176,7 @@ def test_campaigns_flow_checks_every_formula_first(prefect_api, csp_home):
 
 def test_augment_flow_plans_labels_ingests_and_resumes(prefect_api, csp_home):
     pytest.importorskip("chgnet")
-    from flows.augment import augment
+    from flows.deployments.augment import augment
     from storage.lake import Lake
 
     params = dict(
@@ -202,7 +202,7 @@ def test_augment_flow_plans_labels_ingests_and_resumes(prefect_api, csp_home):
 
 
 def test_augment_flow_refuses_the_validation_compounds(prefect_api, csp_home):
-    from flows.augment import augment
+    from flows.deployments.augment import augment
     from storage.lake import Lake
 
     state = augment(compositions=["MgO", "Mg2O2"], max_prototypes=1, random_structures=0, return_state=True)

@@ -6,10 +6,10 @@ import shutil
 
 import numpy as np
 import pytest
-from model_fixtures import exported_small_models, mp_crystals, needs_data, table1_crystal
 
 from csp.crystal import Crystal
 from csp.infer import ModelIntegrityError, OnnxModel, Scorer, UnsupportedElementError
+from tests.model_fixtures import exported_small_models, mp_crystals, needs_data, table1_crystal
 
 pytestmark = needs_data
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from model_fixtures import mp_crystals, needs_data, table1_crystal
 
 from csp.crystal import Crystal
 from csp.graphs import build_graphs
 from csp.models import ALIGNN, SMALL_CONFIG, ALIGNNConfig, graph_tensors
+from tests.model_fixtures import mp_crystals, needs_data, table1_crystal
 
 pytestmark = needs_data
 

@@ -17,7 +17,6 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from model_fixtures import exported_small_models, mp_crystals, needs_data
 
 from csp.dataset import from_crystals
 from csp.graphs import build_graphs
@@ -25,6 +24,7 @@ from csp.infer import OnnxModel
 from csp.models import ALIGNN, SMALL_CONFIG, ALIGNNConfig
 from csp.onnx_export import export_model, file_sha256
 from csp.training import TrainSettings, train_regression
+from tests.model_fixtures import exported_small_models, mp_crystals, needs_data
 
 pytestmark = needs_data
 N_CRYSTALS = 256

@@ -211,10 +211,19 @@ def test_all_strategy_and_unbuildable_families_are_recorded():
 
 def test_config_is_validated():
     with pytest.raises(ValidationError, match="crystal_system"):
-        SearchConfig(strategy="fixed")
+        SearchConfig(strategy="fixed", crystal_system=None)
     with pytest.raises(ValidationError):
         SearchConfig(strategy="all", alpha=1.5)
     with pytest.raises(ValidationError):
         SearchConfig(strategy="all", optimizer="bo")
     with pytest.raises(ValidationError, match="formula_units"):
         SearchConfig(strategy="all", formula_units=(3, 1))
+
+
+def test_default_config_is_valid_and_searches_z_1_to_4():
+    from csp.parameters import SearchParameters
+
+    cfg = SearchConfig()
+    assert cfg.formula_units == (1, 4) == SearchParameters().formula_units
+    assert cfg.strategy == "fixed" and cfg.crystal_system == "cubic"
+    assert SearchConfig(formula_units=(2, 3)).formula_units_max == 3

@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from model_fixtures import mp_crystals, needs_data
 
 from csp.dataset import from_crystals, load_arrays, save_arrays, to_crystals
 from csp.infer import OnnxModel
 from csp.onnx_export import export_checkpoint
 from csp.training import TrainSettings, bag_masks, load_checkpoint
 from csp.training.__main__ import main
+from tests.model_fixtures import mp_crystals, needs_data
 
 pytestmark = needs_data
 TINY = ["--hidden", "16", "--alignn-layers", "1", "--gcn-layers", "1"]

@@ -1,4 +1,4 @@
-"""Prefect flow ``augment``: plan polymorphs -> label them with a universal potential -> the lake.
+"""Prefect deployment ``augment``: plan polymorphs -> label them with a universal potential -> the lake.
 
 Resumable: the plan is deterministic (per-composition seeds), and labelling skips every plan row
 whose label is already in the lake, so a killed run started again continues; a larger
@@ -8,13 +8,14 @@ whose label is already in the lake, so a killed run started again continues; a l
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 from pydantic import BaseModel, Field
 
-from flows.settings import Settings
+from flows.deployments._form import fields_of, with_defaults
+from flows.settings import lake, settings
 
 
 class AugmentParameters(BaseModel):
@@ -46,17 +47,14 @@ class AugmentParameters(BaseModel):
 @task
 def make_plan(params: AugmentParameters, work: str) -> dict:
     from flows.augmentation import build_plan, default_compositions
-    from storage.lake import Lake
     from storage.splits import load_exclusions
 
-    settings = Settings()
-    lake = Lake(settings.home)
-    exclude = load_exclusions(settings.exclusions_file)
+    exclude = load_exclusions(settings().exclusions_file)
     compositions = params.compositions or default_compositions(
-        lake, exclude, max_compositions=params.max_compositions
+        lake(), exclude, max_compositions=params.max_compositions
     )
     summary = build_plan(
-        lake,
+        lake(),
         Path(work) / "plan.npz",
         compositions=compositions,
         exclude=exclude,
@@ -73,15 +71,13 @@ def make_plan(params: AugmentParameters, work: str) -> dict:
 @task
 def label(params: AugmentParameters, work: str) -> dict:
     from flows.augmentation import done_ids, label_plan, potential_source_name
-    from storage.lake import Lake
 
-    lake = Lake(Settings().home)
-    skip = done_ids(lake, potential_source_name(params.potential))
+    skip = done_ids(lake(), potential_source_name(params.potential))
     return label_plan(
         Path(work) / "plan.npz",
         Path(work) / "labels",
         potential=params.potential,
-        device=Settings().device,
+        device=settings().device,
         workers=params.workers,
         relax_steps=params.relax_steps,
         distortions=params.distortions,
@@ -94,46 +90,20 @@ def label(params: AugmentParameters, work: str) -> dict:
 @task
 def ingest(work: str, run_id: str) -> dict:
     from flows.augmentation import ingest_labels
-    from storage.lake import Lake
 
     files = sorted((Path(work) / "labels").glob("labels-*.npz"))
-    report = ingest_labels(Lake(Settings().home), files, run_id=run_id)
+    report = ingest_labels(lake(), files, run_id=run_id)
     return {"written": report.written, "quarantined": report.quarantined, "sources": report.sources}
 
 
 @flow(name="augment", validate_parameters=True)
-def augment(
-    compositions: list[str] | None = None,
-    max_compositions: int = 3000,
-    max_prototypes: int = 12,
-    random_structures: int = 8,
-    reference_sample: int = 0,
-    element_max_sites: int = 8,
-    potential: Literal["chgnet", "sevennet"] = "chgnet",
-    relax_steps: int = 40,
-    distortions: int = 3,
-    workers: int = 1,
-    time_limit_s: float = 3600.0,
-    seed: int = 0,
-) -> dict:
+@fields_of(AugmentParameters)
+def augment(**values: Any) -> dict:
     """Plan, label and ingest polymorphs of the default (or given) compositions."""
-    params = AugmentParameters(
-        compositions=compositions,
-        max_compositions=max_compositions,
-        max_prototypes=max_prototypes,
-        random_structures=random_structures,
-        reference_sample=reference_sample,
-        element_max_sites=element_max_sites,
-        potential=potential,
-        relax_steps=relax_steps,
-        distortions=distortions,
-        workers=workers,
-        time_limit_s=time_limit_s,
-        seed=seed,
-    )
+    params = AugmentParameters(**with_defaults(augment, values))
     logger = get_run_logger()
     run_id = f"augment-{flow_run.id}" if flow_run.id else "augment-local"
-    work = Settings().home / "runs" / run_id
+    work = settings().home / "runs" / run_id
     work.mkdir(parents=True, exist_ok=True)
     plan = make_plan(params, str(work))
     logger.info("plan: %s", plan)

@@ -1,4 +1,7 @@
-"""Prefect flow ``export``: a trained run folder -> ONNX model folder, after checking its lineage."""
+"""Prefect deployment ``export``: a trained run folder -> ONNX model folder, after checking its lineage.
+
+(The deployment keeps its name; the Python function it calls is :func:`flows.models.export_model`.)
+"""
 
 from __future__ import annotations
 
@@ -9,22 +12,22 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.settings import Settings
+from flows.settings import settings
 
 
 @task(name="verify-lineage", cache_policy=NO_CACHE)
 def check_lineage(run_dir: str, mode: str) -> dict:
     """Re-export the training set from the lake; fail if the run was trained on other data."""
-    from flows.training import verify_lineage
+    from flows.models import verify_lineage
 
     return verify_lineage(Path(run_dir), mode)
 
 
 @task(name="export-onnx", cache_policy=NO_CACHE)
 def export_run(run_dir: str, name: str, summary: dict, command: str, description: str) -> str:
-    from flows.training import export
+    from flows.models import export_model
 
-    return str(export(Path(run_dir), name, summary=summary, command=command, description=description))
+    return str(export_model(Path(run_dir), name, summary=summary, command=command, description=description))
 
 
 @flow(name="export")
@@ -53,7 +56,7 @@ def export(
     create_markdown_artifact(
         markdown=card.read_text() if card.is_file() else f"Exported {name} to {folder}",
         key=f"model-{name.lower().replace('_', '-')}",
-        description=f"Model card of {name} (models dir {Settings().models_dir.name})",
+        description=f"Model card of {name} (models dir {settings().models_dir.name})",
     )
     logger.info("model folder %s", folder)
     return folder

@@ -1,21 +1,19 @@
-"""Prefect flow ``ingest``: every registered source from the data mirror into the lake."""
+"""Prefect deployment ``ingest``: every registered source from the data mirror into the lake."""
 
 from __future__ import annotations
 
 from prefect import flow, get_run_logger, task
 from prefect.runtime import flow_run
 
-from flows.settings import Settings
+from flows.settings import lake, settings
 
 
 @task(retries=2, retry_delay_seconds=5)
 def ingest_one(source: str, run_id: str) -> dict:
     """Ingest one source (idempotent, so a retry after a transient failure is safe)."""
     from storage.ingest import ingest_source
-    from storage.lake import Lake
 
-    settings = Settings()
-    report = ingest_source(Lake(settings.home), source, settings.require_mirror(), run_id=run_id)
+    report = ingest_source(lake(), source, settings().require_mirror(), run_id=run_id)
     return {
         "source": report.source,
         "read": sum(report.read.values()),
@@ -30,7 +28,6 @@ def ingest_one(source: str, run_id: str) -> dict:
 def ingest(sources: list[str] | None = None) -> list[dict]:
     """Ingest the named sources (default: all registered), in dependency order."""
     from storage.ingest import ordered_sources
-    from storage.lake import Lake
 
     logger = get_run_logger()
     names = ordered_sources(sources)
@@ -40,5 +37,5 @@ def ingest(sources: list[str] | None = None) -> list[dict]:
         result = ingest_one(name, run_id)
         logger.info("%s: %s", name, result)
         results.append(result)
-    Lake(Settings().home).refresh_catalog()
+    lake().refresh_catalog()
     return results

@@ -1,0 +1,46 @@
+"""Model folder names: what a model is and when (matgl's ``M3GNet-MP-2018.6.1-Eform`` style).
+
+``<architecture>-<training data>-<year.month>-<target>``: ``ALIGNN-DFT-2026.11-Eform`` is the ALIGNN
+formation-enthalpy model trained on DFT data exported in November 2026. The earlier short names
+(``alignn-dft``, ``alignn-exp``, ``alignn-pu``) still resolve, for one release, through
+:func:`resolve_model` -- the one function that turns a configured name into a folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: the shipped models: earlier short name -> descriptive folder name
+ALIASES: dict[str, str] = {
+    "alignn-dft": "ALIGNN-DFT-2026.11-Eform",
+    "alignn-exp": "ALIGNN-DFT+Exp-2026.11-Eform",
+    "alignn-pu": "ALIGNN-PU-2026.11-Psyn",
+}
+#: the default folder of each model kind
+DEFAULT_MODELS: dict[str, str] = {
+    "dft": ALIASES["alignn-dft"],
+    "exp": ALIASES["alignn-exp"],
+    "pu": ALIASES["alignn-pu"],
+}
+
+
+def resolve_model(models_dir: Path | str, name: str) -> Path:
+    """The folder of model ``name`` under ``models_dir``.
+
+    Args:
+        models_dir: folder of model folders.
+        name: a folder name, or an alias of one (old short name <-> descriptive name, either way).
+
+    Returns:
+        ``models_dir / name`` when it exists, else the folder its alias names when that exists, else
+        ``models_dir / name`` (so that the caller's "no model.json" error names what was asked for).
+    """
+    root = Path(models_dir)
+    direct = root / name
+    if direct.is_dir():
+        return direct
+    reverse = {new: old for old, new in ALIASES.items()}
+    other = ALIASES.get(name) or reverse.get(name)
+    if other is not None and (root / other).is_dir():
+        return root / other
+    return direct

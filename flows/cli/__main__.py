@@ -1,0 +1,5 @@
+"""``python -m flows.cli``: the ``csp`` command line."""
+
+from flows.cli.main import app
+
+app()

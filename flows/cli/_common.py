@@ -1,0 +1,46 @@
+"""What every ``csp`` command shares: the consoles, the one-line error exit, table printing."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err = Console(stderr=True)
+
+
+def package_version() -> str:
+    try:
+        return version("alignn-csp")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def fail(message: str, code: int = 1) -> None:
+    """Print a one-line error and exit non-zero."""
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def print_arrow(table, *, title: str | None = None, max_rows: int = 50) -> None:
+    """Render an Arrow table as a rich table (first ``max_rows`` rows)."""
+    view = Table(title=title, show_lines=False)
+    for name in table.column_names:
+        view.add_column(name, overflow="fold")
+    for row in table.slice(0, max_rows).to_pylist():
+        view.add_row(*[_fmt(v) for v in row.values()])
+    console.print(view)
+    if table.num_rows > max_rows:
+        console.print(f"... {table.num_rows - max_rows} more rows (use --csv or --parquet for all)")
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,127 @@
+"""``csp augment plan|label|ingest``: polymorph augmentation labelled by a universal potential."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from flows.cli._common import console, fail
+from flows.settings import lake as current_lake
+from flows.settings import settings as current_settings
+
+augment_app = typer.Typer(
+    help="Polymorph augmentation labelled by a universal potential (needs the augment extra).",
+    no_args_is_help=True,
+)
+
+
+@augment_app.command("plan")
+def augment_plan(
+    out: Annotated[Path, typer.Option(help="Where to write the plan (.npz).")],
+    composition: Annotated[
+        list[str] | None, typer.Option("--composition", "-c", help="Formulas (default: from the lake).")
+    ] = None,
+    max_compositions: Annotated[int, typer.Option(min=1)] = 3000,
+    max_prototypes: Annotated[int, typer.Option(min=0)] = 12,
+    random_structures: Annotated[int, typer.Option(min=0)] = 8,
+    reference_sample: Annotated[
+        int, typer.Option(min=0, help="Held-out MP-scale DFT test rows per source to evaluate on.")
+    ] = 600,
+    workers: Annotated[int, typer.Option(min=1)] = 2,
+    seed: int = 0,
+    polymorph_cases: Annotated[
+        bool, typer.Option(help="Only the well-known polymorph cases of the ordering benchmark.")
+    ] = False,
+) -> None:
+    """Plan prototype decorations, symmetric random structures and elemental references."""
+    from flows.augmentation import build_plan, default_compositions, polymorph_plan
+    from storage.splits import load_exclusions
+
+    if polymorph_cases:
+        summary = polymorph_plan(out)
+        console.print(f"{summary.rows} decorations of {summary.compositions} polymorph cases -> {out}")
+        return
+    settings = current_settings()
+    lake = current_lake()
+    exclude = load_exclusions(settings.exclusions_file)
+    try:
+        names = composition or default_compositions(lake, exclude, max_compositions=max_compositions)
+        summary = build_plan(
+            lake,
+            out,
+            compositions=names,
+            exclude=exclude,
+            seed=seed,
+            max_prototypes=max_prototypes,
+            random_structures=random_structures,
+            reference_sample=reference_sample,
+            workers=workers,
+        )
+    except (ValueError, KeyError) as exc:
+        fail(str(exc))
+    console.print(
+        f"{summary.rows} rows over {summary.compositions} compositions -> {summary.path} "
+        f"({summary.by_kind}; {summary.seconds:.0f} s)"
+    )
+
+
+@augment_app.command("label")
+def augment_label(
+    plan: Annotated[Path, typer.Argument(help="A plan written by csp augment plan.")],
+    out: Annotated[Path, typer.Option(help="Folder for the labelled files.")],
+    potential: Annotated[str, typer.Option(help="chgnet or sevennet.")] = "chgnet",
+    workers: Annotated[int, typer.Option(min=1)] = 1,
+    relax_steps: Annotated[int, typer.Option(min=1)] = 40,
+    distortions: Annotated[int, typer.Option(min=0)] = 3,
+    time_limit_s: Annotated[float, typer.Option(min=1)] = 3600.0,
+) -> None:
+    """Label a plan here (CSP_DEVICE picks cpu/cuda), skipping rows already labelled in the lake."""
+    from flows.augmentation import done_ids, label_plan, potential_source_name
+
+    if not plan.is_file():
+        fail(f"{plan} is not a file.")
+    if potential not in ("chgnet", "sevennet"):
+        fail(f"Unknown potential {potential!r}; choose chgnet or sevennet.")
+    try:
+        skip = done_ids(current_lake(), potential_source_name(potential))
+    except RuntimeError as exc:
+        fail(str(exc))
+    summary = label_plan(
+        plan,
+        out,
+        potential=potential,
+        device=current_settings().device,
+        workers=workers,
+        relax_steps=relax_steps,
+        distortions=distortions,
+        time_limit_s=time_limit_s,
+        skip_ids=skip,
+    )
+    console.print(
+        f"labelled {summary['labelled_rows']} rows over {summary['compositions']} compositions "
+        f"in {summary['elapsed_s']} s -> {out}"
+    )
+
+
+@augment_app.command("ingest")
+def augment_ingest(
+    files: Annotated[list[Path], typer.Argument(help="Labelled .npz files (python -m csp.potential label).")],
+) -> None:
+    """Ingest labelled rows: formation enthalpies from the files' own elemental references."""
+    from flows.augmentation import ingest_labels
+    from storage.ingest import new_run_id
+
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        fail(f"Not a file: {', '.join(missing)}")
+    try:
+        report = ingest_labels(current_lake(init=True), files, run_id=new_run_id("augment"), workers=2)
+    except ValueError as exc:
+        fail(str(exc))
+    current_lake().refresh_catalog()
+    console.print(
+        f"{report.written} rows written to structures (sources {report.sources}), "
+        f"{report.quarantined} quarantined, {report.skipped} evaluation/elemental rows kept out"
+    )

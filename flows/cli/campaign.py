@@ -1,0 +1,202 @@
+"""``csp campaign run|resume|list|show|export`` and ``csp demo``: crystal-structure prediction campaigns.
+
+``campaign run`` takes one option per field of :class:`flows.campaigns.CampaignParameters` (generated, so
+a new search parameter needs no change here); the values go straight into :func:`flows.campaigns.prepare`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from flows.campaigns import CampaignParameters
+from flows.cli._common import console, fail, print_arrow
+from flows.cli._options import model_options, option
+from flows.settings import lake as current_lake
+from flows.settings import settings as current_settings
+
+campaign_app = typer.Typer(help="Crystal-structure prediction campaigns.", no_args_is_help=True)
+
+
+def _print_top(top: list[dict], title: str) -> None:
+    view = Table(title=title)
+    for col in ("rank", "space group", "a (Å)", "b (Å)", "c (Å)", "dHf (eV/atom)", "P_syn", "FV", "family"):
+        view.add_column(col, justify="right" if col not in ("space group", "family") else "left")
+    for t in top:
+        view.add_row(
+            str(t["rank"]),
+            f"{t['spacegroup_symbol']} ({t['spacegroup']})",
+            f"{t['a']:.3f}",
+            f"{t['b']:.3f}",
+            f"{t['c']:.3f}",
+            f"{t['dhf_pred_ev_per_atom']:.3f}",
+            f"{t['p_syn']:.2f} ± {t['p_syn_std']:.2f}" if t.get("p_syn") is not None else "",
+            f"{t['fitness']:.3f}",
+            str(t["wyckoff"]),
+        )
+    console.print(view)
+
+
+def _run_with_progress(
+    params: dict[str, Any] | CampaignParameters, campaign_id: str | None, export_dir: Path | None
+):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from flows.campaigns import CampaignError, prepare
+
+    try:
+        campaign = prepare(params, campaign_id=campaign_id)
+    except CampaignError as exc:
+        fail(str(exc))
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[info]}"),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task(
+            f"campaign {campaign.params.composition}", total=campaign.params.outer_steps, info=""
+        )
+
+        def progress(p: dict) -> None:
+            bar.update(
+                task,
+                completed=p["outer_step"] + 1,
+                info=f"best FV {p['best_fitness']:.3f}, {p['inner_evaluations']} structures",
+            )
+
+        try:
+            return campaign.run(progress, export_dir=export_dir)
+        except CampaignError as exc:
+            fail(str(exc))
+
+
+def _finish(outcome) -> None:
+    from flows.campaigns import public_row
+
+    _print_top(
+        [public_row(t) for t in outcome.top], f"top {len(outcome.top)}: campaign {outcome.campaign_id}"
+    )
+    import os
+    import shlex
+
+    from storage.campaigns import candidates_sql
+
+    # the lake of this run, spelled out when it is not the default one, so the query can be pasted as is
+    home = f"CSP_HOME={shlex.quote(str(current_settings().home))} " if "CSP_HOME" in os.environ else ""
+    console.print(
+        f"{outcome.n_candidates} candidates scored in {outcome.elapsed_s:.0f} s "
+        f"({outcome.invalid_share:.1%} invalid). Every candidate is in the lake:\n"
+        f'  {home}csp sql "{candidates_sql(outcome.campaign_id)}"',
+        highlight=False,
+    )
+
+
+@campaign_app.command("run")
+@model_options(
+    CampaignParameters,
+    arguments=("composition",),
+    extra=[
+        option("campaign_id", str | None, None, "Id (default: generated)."),
+        option("export_cif", Path | None, None, "Folder for CIFs of the top structures."),
+    ],
+)
+def campaign_run(**values: Any) -> None:
+    """Run a campaign: every candidate lands in the lake; prints the top k."""
+    campaign_id, export_cif = values.pop("campaign_id"), values.pop("export_cif")
+    _finish(_run_with_progress(values, campaign_id, export_cif))
+
+
+@campaign_app.command("resume")
+def campaign_resume(
+    campaign_id: Annotated[str, typer.Argument(help="The campaign to continue.")],
+    export_cif: Annotated[Path | None, typer.Option(help="Folder for CIFs of the top structures.")] = None,
+) -> None:
+    """Continue a stopped or killed campaign where it stopped (nothing is scored or written twice)."""
+    from flows.campaigns import CampaignError, stored_parameters
+
+    try:
+        params = stored_parameters(current_lake(), campaign_id)
+    except CampaignError as exc:
+        fail(str(exc))
+    _finish(_run_with_progress(params, campaign_id, export_cif))
+
+
+@campaign_app.command("list")
+def campaign_list() -> None:
+    """Campaigns with their latest status."""
+    from storage.campaigns import list_campaigns
+
+    print_arrow(list_campaigns(current_lake()), max_rows=200)
+
+
+@campaign_app.command("show")
+def campaign_show(campaign_id: Annotated[str, typer.Argument(help="Campaign id.")]) -> None:
+    """Parameters, status and top structures of one campaign."""
+    import json
+
+    from storage.campaigns import campaign_row
+
+    row = campaign_row(current_lake(), campaign_id)
+    if row is None:
+        fail(f"No campaign {campaign_id!r}; `csp campaign list` shows the ids.")
+    console.print(f"{campaign_id}: {row['composition']} status={row['status']} reason={row['reason']}")
+    console.print(f"parameters: {row['parameters_json']}", highlight=False)
+    if row["summary_json"]:
+        _print_top(json.loads(row["summary_json"])["top"], "top structures")
+
+
+@campaign_app.command("export")
+def campaign_export(
+    campaign_id: Annotated[str, typer.Argument(help="Campaign id.")],
+    out: Annotated[Path, typer.Option(help="Folder for the CIF files.")],
+    top_k: int = 5,
+) -> None:
+    """Write CIFs of a campaign's top structures (deduplicated) from the stored candidates."""
+    from csp.matching import rank, write_cif
+    from storage.campaigns import LakeSink
+
+    rows = [
+        r for r in LakeSink(current_lake(), run_id="export").history(campaign_id) if r["stage"] == "outer"
+    ]
+    if not rows:
+        fail(f"Campaign {campaign_id!r} has no scored families yet.")
+    out.mkdir(parents=True, exist_ok=True)
+    for item in rank(rows, k=top_k):
+        path = write_cif(item["structure"], out / f"{campaign_id}-rank{item['rank']}.cif")
+        console.print(f"wrote {path}")
+
+
+def demo() -> None:
+    """The main job: a short MgO campaign (cubic, BO outer, PSO inner) on the shipped models."""
+    params = CampaignParameters(composition="MgO", outer_steps=20, inner_steps=120)
+    outcome = _run_with_progress(params, None, None)
+    _finish(outcome)
+    _report_reference(outcome, "MgO")
+
+
+def _report_reference(outcome, formula: str) -> None:
+    """Say where the experimental structure (the paper's reference CIF, if the data mirror has it) ranks."""
+    from pymatgen.core import Structure
+
+    from csp.matching import matches
+
+    mirror = current_settings().mirror()
+    cif = mirror / "validation" / "table1" / f"{formula}.cif" if mirror is not None else None
+    if cif is None or not cif.is_file():
+        return
+    reference = Structure.from_file(cif)
+    found = next((t for t in outcome.top if matches(t["structure"], reference)), None)
+    if found is None:
+        console.print(f"The experimental {formula} structure is not in the top {len(outcome.top)}.")
+    else:
+        console.print(
+            f"The experimental {formula} structure ({found['spacegroup_symbol']}) is rank {found['rank']} "
+            "(StructureMatcher match and the same space group)."
+        )

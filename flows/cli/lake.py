@@ -1,0 +1,86 @@
+"""``csp sql`` and ``csp lake init|stats|compact|catalog``: the Parquet/DuckDB lake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from flows.cli._common import console, fail, print_arrow
+from flows.settings import lake as current_lake
+
+lake_app = typer.Typer(help="The Parquet/DuckDB lake.", no_args_is_help=True)
+
+
+def sql(
+    query: Annotated[str, typer.Argument(help="A read-only SQL query over the lake's views.")],
+    csv: Annotated[Path | None, typer.Option(help="Write the result to this CSV file.")] = None,
+    parquet: Annotated[Path | None, typer.Option(help="Write the result to this Parquet file.")] = None,
+    max_rows: Annotated[int, typer.Option(help="Rows to print.")] = 50,
+) -> None:
+    """Run a read-only SQL query over the lake (writes are refused)."""
+    from storage.lake import LakeError
+
+    try:
+        result = current_lake().query(query)
+    except LakeError as exc:
+        fail(str(exc))
+    if csv is not None:
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(result, csv)
+        console.print(f"wrote {result.num_rows} rows to {csv}")
+    if parquet is not None:
+        import pyarrow.parquet as pq
+
+        pq.write_table(result, parquet)
+        console.print(f"wrote {result.num_rows} rows to {parquet}")
+    if csv is None and parquet is None:
+        print_arrow(result, max_rows=max_rows)
+
+
+@lake_app.command("init")
+def lake_init() -> None:
+    """Create the lake folders and the DuckDB catalog."""
+    lake = current_lake(init=True)
+    path = lake.refresh_catalog()
+    console.print(f"lake ready at {lake.root} (catalog {path})")
+
+
+@lake_app.command("stats")
+def lake_stats() -> None:
+    """Rows and parts per table."""
+    from storage.schemas import SCHEMAS
+
+    lake = current_lake()
+    view = Table(title=f"lake {lake.root}")
+    view.add_column("table")
+    view.add_column("rows", justify="right")
+    view.add_column("parts", justify="right")
+    for table in SCHEMAS:
+        view.add_row(table, str(lake.count(table)), str(len(lake.parts(table))))
+    console.print(view)
+
+
+@lake_app.command("compact")
+def lake_compact(
+    table: Annotated[list[str] | None, typer.Argument(help="Tables to compact (default: all).")] = None,
+) -> None:
+    """Merge small Parquet parts without losing or duplicating a row."""
+    from storage.schemas import SCHEMAS
+
+    lake = current_lake()
+    for name in table or list(SCHEMAS):
+        if name not in SCHEMAS:
+            fail(f"Unknown table {name!r}; choose from {', '.join(SCHEMAS)}.")
+        report = lake.compact(name)
+        console.print(f"{name}: {report.parts_before} parts -> {report.parts_after}, {report.rows} rows")
+    lake.refresh_catalog()
+
+
+@lake_app.command("catalog")
+def lake_catalog() -> None:
+    """Rewrite catalog.duckdb (views for the DuckDB shell)."""
+    console.print(str(current_lake().refresh_catalog()))

@@ -1,0 +1,60 @@
+"""``csp service up|down|status``: the local Prefect service (server, work pool, deployments, worker)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from flows.cli._common import console, fail
+
+service_app = typer.Typer(help="The local Prefect service: server, work pool, deployments, worker.")
+
+
+def _service(port: int):
+    from flows.service import Service
+
+    return Service(port=port)
+
+
+@service_app.command("up")
+def service_up(
+    port: Annotated[int, typer.Option(help="Port of the API and UI on 127.0.0.1.")] = 4200,
+) -> None:
+    """Start the server, create the work pool, deploy prefect.yaml, start a worker; print the UI URL."""
+    import subprocess
+
+    from flows.service import up
+
+    try:
+        up(_service(port), log=lambda m: console.print(m, highlight=False, soft_wrap=True))
+    except subprocess.CalledProcessError as exc:
+        fail(f"{' '.join(exc.cmd[2:5])} failed:\n{(exc.stdout or '')[-2000:]}{(exc.stderr or '')[-2000:]}")
+    except RuntimeError as exc:
+        fail(str(exc))
+
+
+@service_app.command("down")
+def service_down(port: Annotated[int, typer.Option(help="Port the service was started on.")] = 4200) -> None:
+    """Stop the worker (two signals) and the server; remove the pid files."""
+    from flows.service import down
+
+    down(_service(port), log=lambda m: console.print(m, highlight=False, soft_wrap=True))
+
+
+@service_app.command("status")
+def service_status(
+    port: Annotated[int, typer.Option(help="Port the service was started on.")] = 4200,
+) -> None:
+    """What runs: server (pid, health), worker (pid), UI URL."""
+    from flows.service import status
+
+    s = status(_service(port))
+    server, worker = s["server"], s["worker"]
+    console.print(
+        f"server: pid {server['pid']} {'running' if server['alive'] else 'not running'}, "
+        f"{'healthy' if server['healthy'] else 'no answer'}\n"
+        f"worker: pid {worker['pid']} {'running' if worker['alive'] else 'not running'} (log {worker['log']})\n"
+        f"UI: {s['ui']}\nPREFECT_HOME: {s['prefect_home']}",
+        highlight=False,
+    )

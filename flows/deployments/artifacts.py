@@ -1,0 +1,132 @@
+"""Prefect UI pieces of the campaign deployments: a sparkline, a text chart, the summary markdown."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from storage.campaigns import candidates_sql
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+TOP_COLUMNS = (
+    "rank",
+    "spacegroup_symbol",
+    "spacegroup",
+    "a",
+    "b",
+    "c",
+    "dhf_pred_ev_per_atom",
+    "p_syn",
+    "fitness",
+    "wyckoff",
+    "outer_step",
+)
+
+
+def sparkline(values: list[float]) -> str:
+    """One character per value; the lowest value gets the lowest bar (fitness: lower is better)."""
+    finite = [v for v in values if v != float("inf")]
+    if not finite:
+        return ""
+    lo, hi = min(finite), max(finite)
+    span = (hi - lo) or 1.0
+    return "".join(
+        " " if v == float("inf") else SPARK[round((v - lo) / span * (len(SPARK) - 1))] for v in values
+    )
+
+
+def ascii_plot(values: list[float], height: int = 8, width: int = 60) -> str:
+    """A small text chart of best fitness vs outer step (renders in any markdown viewer, offline)."""
+    pts = [(i, v) for i, v in enumerate(values) if v != float("inf")]
+    if not pts:
+        return "(no scored step)"
+    n = len(values)
+    cols = min(width, n)
+    lo, hi = min(v for _, v in pts), max(v for _, v in pts)
+    span = (hi - lo) or 1.0
+    grid = [[" "] * cols for _ in range(height)]
+    for i, v in pts:
+        c = min(cols - 1, i * cols // n)
+        r = round((v - lo) / span * (height - 1))
+        grid[height - 1 - r][c] = "*"
+    lines = []
+    for r, cells in enumerate(grid):
+        label = hi - span * r / (height - 1) if height > 1 else hi
+        lines.append(f"{label:8.4f} |{''.join(cells)}")
+    lines.append(" " * 9 + "+" + "-" * cols)
+    lines.append(" " * 10 + f"outer step 1..{n}")
+    return "\n".join(lines)
+
+
+def rounded(v: Any) -> Any:
+    """Floats to 4 decimals (table artifacts), anything else unchanged."""
+    return round(v, 4) if isinstance(v, float) else v
+
+
+def top_table(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The top-k rows of a campaign report, with the columns of :data:`TOP_COLUMNS`."""
+    return [{k: rounded(t.get(k)) for k in TOP_COLUMNS} for t in report["top"]]
+
+
+def best_row(report: dict[str, Any]) -> dict[str, Any]:
+    """The summary columns of a campaign's best structure (one row of a comparison table)."""
+    best = report["top"][0] if report["top"] else {}
+    curve = report["best_curve"]
+    return {
+        "best_fitness": rounded(curve[-1]) if curve else None,
+        "spacegroup": best.get("spacegroup_symbol"),
+        "dhf_ev_per_atom": rounded(best.get("dhf_pred_ev_per_atom")),
+        "p_syn": rounded(best.get("p_syn")),
+        "candidates": report["n_candidates"],
+    }
+
+
+def summary_markdown(report: dict[str, Any], *, skipped: bool = False) -> str:
+    """The campaign summary: status, counts, parameters, best structure, convergence, the SQL to query."""
+    cid = report["campaign_id"]
+    curve = report["best_curve"]
+    top = report["top"]
+    p = report["parameters"]
+    lines = [
+        f"# Campaign {cid}",
+        "",
+        f"**{report['composition']}**: status **{report['status']}**"
+        + (" (already completed in the lake; nothing was scored this run)" if skipped else ""),
+        "",
+        f"- {report['n_candidates']} candidates scored in {report['elapsed_s'] or 0:.1f} s"
+        + (f", {report['invalid_share']:.1%} invalid" if report["invalid_share"] is not None else ""),
+        f"- alpha {p['alpha']}, strategy {p['strategy']} ({p.get('crystal_system')}), optimizers "
+        f"{p['outer_optimizer']}/{p['inner_optimizer']}, {p['outer_steps']} x {p['inner_steps']} steps, "
+        f"seed {p['seed']}, enthalpy model {p['dhf_source']}",
+    ]
+    if top:
+        t = top[0]
+        lines.append(
+            f"- best: {t['spacegroup_symbol']} ({t['spacegroup']}), a={t['a']:.3f} Å, "
+            f"dHf={t['dhf_pred_ev_per_atom']:.3f} eV/atom, P_syn={t['p_syn']:.2f}, FV={t['fitness']:.4f}"
+        )
+    lines += [
+        "",
+        "## Convergence (best fitness vs outer step, lower is better)",
+        "",
+        f"`{sparkline(curve)}`",
+        "",
+        "```text",
+        ascii_plot(curve),
+        "```",
+        "",
+    ]
+    if curve:
+        marks = sorted({0, *range(0, len(curve), max(1, len(curve) // 10)), len(curve) - 1})
+        lines += ["| outer step | best FV |", "| ---: | ---: |"]
+        lines += [f"| {i + 1} | {curve[i]:.4f} |" for i in marks]
+        lines.append("")
+    lines += [
+        "## Query the candidates",
+        "",
+        "```bash",
+        f'csp sql "{candidates_sql(cid)}"',
+        f"csp campaign show {cid}",
+        "```",
+    ]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,114 @@
+"""Every campaign query of the lake: list, one campaign's row, status, parameters, counts, report rows.
+
+The search's sink (:class:`LakeSink`) and the event log (:func:`record_event`) live in
+:mod:`storage.candidates` and are re-exported here, so the faces import campaign storage from one module.
+The ``campaigns`` view shows each campaign's latest event; ``candidates`` holds every scored structure.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pyarrow as pa
+
+from storage.candidates import LakeSink, record_event
+from storage.lake import Lake
+
+__all__ = [
+    "LakeSink",
+    "best_fitness_curve",
+    "campaign_report",
+    "campaign_row",
+    "campaign_status",
+    "candidate_counts",
+    "candidates_sql",
+    "list_campaigns",
+    "record_event",
+    "stored_parameters",
+]
+
+
+def candidates_sql(campaign_id: str, limit: int = 20) -> str:
+    """The query a person pastes into ``csp sql`` to see a campaign's best candidates (display text for the
+    faces; never executed here, and ``csp sql`` runs it read-only)."""
+    return (
+        "SELECT outer_step, inner_step, spacegroup, dhf_pred_ev_per_atom, fitness, valid FROM candidates "
+        f"WHERE campaign_id = '{campaign_id}' ORDER BY fitness NULLS LAST LIMIT {int(limit)}"
+    )
+
+
+def list_campaigns(lake: Lake) -> pa.Table:
+    """Every campaign with its latest status, newest first (id, composition, status, counts, reason)."""
+    return lake.query(
+        "SELECT campaign_id, composition, status, n_candidates, round(elapsed_s, 1) AS elapsed_s, reason, "
+        "written_at FROM campaigns ORDER BY written_at DESC"
+    )
+
+
+def campaign_row(lake: Lake, campaign_id: str) -> dict[str, Any] | None:
+    """The ``campaigns`` row of one campaign (its latest event), or ``None`` when the lake has none."""
+    rows = lake.query("SELECT * FROM campaigns WHERE campaign_id = ?", [campaign_id]).to_pylist()
+    return rows[0] if rows else None
+
+
+def campaign_status(lake: Lake, campaign_id: str) -> str | None:
+    """The latest status (running, completed, failed, interrupted), or ``None`` for an unknown id."""
+    rows = lake.query("SELECT status FROM campaigns WHERE campaign_id = ?", [campaign_id]).to_pylist()
+    return rows[0]["status"] if rows else None
+
+
+def stored_parameters(lake: Lake, campaign_id: str) -> dict[str, Any] | None:
+    """The parameters a campaign was started with (for resume), or ``None`` for an unknown id."""
+    rows = lake.query(
+        "SELECT parameters_json, status FROM campaigns WHERE campaign_id = ?", [campaign_id]
+    ).to_pylist()
+    return json.loads(rows[0]["parameters_json"]) if rows else None
+
+
+def candidate_counts(lake: Lake, campaign_id: str) -> tuple[int, float]:
+    """Inner candidates scored and the share of them that were invalid (0..1)."""
+    counts = lake.query(
+        "SELECT count(*) AS n, coalesce(avg(CASE WHEN valid THEN 0 ELSE 1 END), 0) AS invalid "
+        "FROM candidates WHERE campaign_id = ? AND stage = 'inner'",
+        [campaign_id],
+    ).to_pylist()[0]
+    return int(counts["n"]), float(counts["invalid"])
+
+
+def best_fitness_curve(lake: Lake, campaign_id: str) -> list[float]:
+    """Best fitness so far after each outer step (``inf`` until a step is scored); lower is better."""
+    steps = lake.query(
+        "SELECT outer_step, fitness, spacegroup, wyckoff FROM candidates "
+        "WHERE campaign_id = ? AND stage = 'outer' ORDER BY outer_step",
+        [campaign_id],
+    ).to_pylist()
+    best, curve = float("inf"), []
+    for s in steps:
+        if s["fitness"] is not None:
+            best = min(best, float(s["fitness"]))
+        curve.append(best)
+    return curve
+
+
+def campaign_report(lake: Lake, campaign_id: str) -> dict[str, Any]:
+    """What the lake knows of a campaign: status, counts, top k, best fitness per outer step, parameters.
+
+    Raises:
+        KeyError: the lake has no campaign ``campaign_id``.
+    """
+    row = campaign_row(lake, campaign_id)
+    if row is None:
+        raise KeyError(f"No campaign {campaign_id!r} in the lake.")
+    summary = json.loads(row["summary_json"]) if row["summary_json"] else {}
+    return {
+        "campaign_id": campaign_id,
+        "composition": row["composition"],
+        "status": row["status"],
+        "n_candidates": row["n_candidates"],
+        "elapsed_s": row["elapsed_s"],
+        "invalid_share": summary.get("invalid_share"),
+        "top": summary.get("top", []),
+        "best_curve": best_fitness_curve(lake, campaign_id),
+        "parameters": json.loads(row["parameters_json"]),
+    }

@@ -1,0 +1,174 @@
+"""The front hall's contracts: parameters declared once, thin flows, one settings object, old paths alive."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_campaign_fields_are_declared_once_and_reach_every_face():
+    from csp.parameters import SearchParameters
+    from csp.search import SearchConfig
+    from flows.campaigns import CampaignParameters
+    from flows.deployments.campaign import campaign
+
+    search_fields = set(SearchParameters.model_fields)
+    assert search_fields <= set(SearchConfig.model_fields)
+    assert set(CampaignParameters.model_fields) == search_fields | {"composition", "top_k"}
+    # the flow (and so the Prefect form) has exactly the model's fields, with the model's defaults
+    params = inspect.signature(campaign).parameters
+    assert set(params) == set(CampaignParameters.model_fields) | {"campaign_id"}
+    for name, info in CampaignParameters.model_fields.items():
+        if name != "composition":
+            assert params[name].default == info.default, name
+
+
+def test_default_search_is_valid_and_agrees_everywhere():
+    from csp.search import SearchConfig
+    from flows.campaigns import CampaignParameters
+
+    cfg = SearchConfig()
+    assert cfg.formula_units == (1, 4)
+    assert CampaignParameters(composition="MgO").search_config() == cfg
+
+
+def test_strategy_all_clears_the_crystal_system():
+    from flows.campaigns import CampaignParameters
+
+    assert CampaignParameters(composition="MgO", strategy="all").crystal_system is None
+
+
+def test_cli_options_are_generated_from_the_fields_with_one_alias_table():
+    import typer.main
+
+    from flows.campaigns import CampaignParameters
+    from flows.cli import app
+    from flows.cli._options import EARLIER_NAMES
+
+    group = typer.main.get_command(app)
+    run = group.commands["campaign"].commands["run"]
+    opts = {p.name: p.opts for p in run.params}
+    for name in CampaignParameters.model_fields:
+        assert name in opts, name
+    assert "--optimizer" in opts["outer_optimizer"] and "--z-max" in opts["formula_units_max"]
+    ctx = run.make_context("run", ["MgO", "--optimizer", "rs", "--z-max", "2"])
+    assert ctx.params["outer_optimizer"] == "rs" and ctx.params["formula_units_max"] == 2
+    assert set(EARLIER_NAMES) <= set(CampaignParameters.model_fields) | {"init_run", "sources"}
+
+
+def test_train_command_reproduces_every_argument():
+    import typer.main
+
+    from flows.cli import app
+    from flows.models import TrainParameters
+
+    params = TrainParameters(
+        mode="pu", name="x-pu", init_run="runs/dft", epochs=3, hidden=32, n_bags=7, time_limit_s=60.0,
+        seed=4, sources=["gnome", "mp_flla2015"],
+    )  # fmt: skip
+    command = params.command()
+    train = typer.main.get_command(app).commands["models"].commands["train"]
+    ctx = train.make_context("train", command.split()[3:])
+    values = {k: v for k, v in ctx.params.items() if k != "export_model"}
+    assert TrainParameters(**values) == params
+
+
+@pytest.mark.slow
+def test_train_defaults_are_the_config_classes():
+    from csp.models import ALIGNNConfig
+    from csp.training import TrainSettings
+    from flows.models import TrainParameters
+
+    fields, model, train = TrainParameters.model_fields, ALIGNNConfig(), TrainSettings()
+    for name in ("hidden", "alignn_layers", "gcn_layers", "n_bags"):
+        assert fields[name].default == getattr(model, name), name
+    for name in ("batch_size", "seed"):
+        assert fields[name].default == getattr(train, name), name
+
+
+def test_flows_hold_no_sql_and_no_long_file():
+    for path in sorted((REPO / "flows").rglob("*.py")):
+        text = path.read_text()
+        assert len(text.splitlines()) <= 400, path
+        assert not re.search(r"\b(SELECT|INSERT|UPDATE)\s+[\w*(]", text), f"SQL in {path}"
+        assert "storage.readers._" not in text, f"private reader module used in {path}"
+
+
+def test_settings_are_built_once_per_environment(monkeypatch, tmp_path):
+    from flows.settings import lake, settings
+
+    monkeypatch.setenv("CSP_HOME", str(tmp_path / "a"))
+    first = settings()
+    assert settings() is first and lake() is lake()
+    monkeypatch.setenv("CSP_HOME", str(tmp_path / "b"))
+    assert settings() is not first and settings().home == tmp_path / "b"
+    assert lake().root == (tmp_path / "b").resolve()
+
+
+def test_mirror_honours_the_environment(monkeypatch, tmp_path):
+    from flows.settings import settings
+
+    monkeypatch.setenv("CSP_DATA_MIRROR", str(tmp_path))
+    assert settings().mirror() == tmp_path and settings().require_mirror() == tmp_path.resolve()
+
+
+def test_earlier_module_paths_still_import():
+    import flows.campaign
+    import flows.datasets
+    import flows.training
+
+    import flows.deployments.campaign
+    import flows.models
+
+    assert flows.campaign.campaign is flows.deployments.campaign.campaign
+    assert flows.datasets.export_training_set is flows.models.export_training_set
+    assert flows.training.export is flows.models.export_model
+
+
+def test_one_licence_table():
+    from storage.licences import LICENCES, licence_of
+    from storage.readers import SOURCES
+
+    assert licence_of("mp_flla2015") == SOURCES["mp_flla2015"].license
+    assert licence_of("chgnet-0.3.0") == LICENCES["chgnet"]
+    assert licence_of("nobody") == "see the source"
+
+
+def test_front_door_is_cheap_and_complete():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, csp; assert 'torch' not in sys.modules and 'pymatgen' not in sys.modules; "
+        "[getattr(csp, n) for n in csp.__all__]; print('ok')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "ok"
+
+
+def test_model_names_resolve_both_ways(tmp_path):
+    from csp.model_names import ALIASES, resolve_model
+
+    old, new = next(iter(ALIASES.items()))
+    (tmp_path / new).mkdir()
+    assert resolve_model(tmp_path, old) == tmp_path / new
+    assert resolve_model(tmp_path, new) == tmp_path / new
+    assert resolve_model(tmp_path, "other") == tmp_path / "other"
+
+
+def test_load_scorer_opens_the_shipped_models_by_any_name():
+    import csp
+
+    scorer = csp.load_scorer()
+    assert set(scorer.scorer.models) == {"exp", "pu"} and scorer.dhf_source == "exp"
+    dft = csp.load_scorer(dhf_source="dft", dft="alignn-dft", threads=1)
+    assert set(dft.scorer.models) == {"dft", "pu"}
+    with pytest.raises(csp.InputError, match="dhf_source"):
+        csp.load_scorer(dhf_source="nope")
+    with pytest.raises(csp.CSPError):
+        csp.load_scorer(dhf_source="dft", dft="no-such-model")
