@@ -30,6 +30,7 @@ import numpy as np
 from csp import elements
 from csp.composition import Composition, parse_composition
 from csp.crystal import Crystal
+from csp.errors import InputError
 
 if TYPE_CHECKING:
     from csp.prototypes import Decoration
@@ -64,16 +65,16 @@ class StructureSet:
         S = len(self.natoms)
         for name in ("lattice", "ids", "formula", "kind", "action", "tag"):
             if len(getattr(self, name)) != S:
-                raise ValueError(
+                raise InputError(
                     f"StructureSet column '{name}' has {len(getattr(self, name))} rows, not {S}."
                 )
         for name, col in {**self.values, **self.labels}.items():
             if len(col) != S:
-                raise ValueError(f"StructureSet column '{name}' has {len(col)} rows, not {S}.")
+                raise InputError(f"StructureSet column '{name}' has {len(col)} rows, not {S}.")
         if int(np.sum(self.natoms)) != len(self.numbers) or len(self.numbers) != len(self.frac_coords):
-            raise ValueError("StructureSet atom arrays do not add up to natoms.")
+            raise InputError("StructureSet atom arrays do not add up to natoms.")
         if len(set(self.ids.tolist())) != S:
-            raise ValueError("StructureSet ids must be unique.")
+            raise InputError("StructureSet ids must be unique.")
 
     def __len__(self) -> int:
         return len(self.natoms)
@@ -141,7 +142,7 @@ class StructureSet:
         with np.load(Path(path), allow_pickle=False) as data:
             missing = {"natoms", "lattice", "numbers", "frac_coords", "ids"} - set(data.files)
             if missing:
-                raise ValueError(f"{path} is not a structure set: it lacks {sorted(missing)}.")
+                raise InputError(f"{path} is not a structure set: it lacks {sorted(missing)}.")
             return cls(
                 natoms=data["natoms"].astype(np.int64),
                 lattice=data["lattice"].astype(np.float64).reshape(-1, 3, 3),

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from csp.errors import InputError
+
 if TYPE_CHECKING:
     from pymatgen.core import Structure
 
@@ -30,15 +32,15 @@ class Crystal:
         numbers = np.asarray(self.numbers, dtype=np.int64).reshape(-1)
         frac = np.asarray(self.frac_coords, dtype=np.float64).reshape(-1, 3)
         if len(numbers) != len(frac):
-            raise ValueError(f"Crystal has {len(numbers)} atomic numbers but {len(frac)} coordinates.")
+            raise InputError(f"Crystal has {len(numbers)} atomic numbers but {len(frac)} coordinates.")
         if len(numbers) == 0:
-            raise ValueError("Crystal has no sites.")
+            raise InputError("Crystal has no sites.")
         if not (np.isfinite(lattice).all() and np.isfinite(frac).all()):
-            raise ValueError("Crystal lattice or coordinates contain NaN or infinity.")
+            raise InputError("Crystal lattice or coordinates contain NaN or infinity.")
         if abs(np.linalg.det(lattice)) < 1e-6:
-            raise ValueError("Crystal lattice is singular (zero volume).")
+            raise InputError("Crystal lattice is singular (zero volume).")
         if numbers.min() < 1 or numbers.max() > 118:
-            raise ValueError("Crystal atomic numbers must lie in 1..118.")
+            raise InputError("Crystal atomic numbers must lie in 1..118.")
         object.__setattr__(self, "lattice", lattice)
         object.__setattr__(self, "numbers", numbers)
         object.__setattr__(self, "frac_coords", frac)
@@ -59,7 +61,7 @@ class Crystal:
     def from_pymatgen(cls, structure: Structure) -> Crystal:
         """Build from an ordered pymatgen ``Structure`` (disordered sites are refused)."""
         if not structure.is_ordered:
-            raise ValueError("Disordered structures (partial occupancies) are not supported.")
+            raise InputError("Disordered structures (partial occupancies) are not supported.")
         return cls(
             lattice=structure.lattice.matrix.copy(),
             numbers=np.array([site.specie.Z for site in structure], dtype=np.int64),

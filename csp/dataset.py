@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from csp.crystal import Crystal
+from csp.errors import InputError
 
 TRAIN, VALIDATION, TEST = 0, 1, 2
 
@@ -94,26 +95,26 @@ def _validate(a: CrystalArrays) -> None:
     S = len(a.natoms)
     for name in ("lattice", "target", "split", "source", "ids"):
         if len(getattr(a, name)) != S:
-            raise ValueError(f"Array '{name}' has {len(getattr(a, name))} rows but natoms has {S}.")
+            raise InputError(f"Array '{name}' has {len(getattr(a, name))} rows but natoms has {S}.")
     if a.lattice.shape[1:] != (3, 3):
-        raise ValueError(f"Array 'lattice' must have shape (S, 3, 3), got {a.lattice.shape}.")
+        raise InputError(f"Array 'lattice' must have shape (S, 3, 3), got {a.lattice.shape}.")
     if S and a.natoms.min() < 1:
-        raise ValueError("Every structure needs at least one atom (natoms >= 1).")
+        raise InputError("Every structure needs at least one atom (natoms >= 1).")
     total = int(a.natoms.sum())
     if len(a.numbers) != total or a.frac_coords.shape != (total, 3):
-        raise ValueError(
+        raise InputError(
             f"natoms sums to {total} but numbers has {len(a.numbers)} rows and frac_coords "
             f"{a.frac_coords.shape}."
         )
     for name in ("lattice", "frac_coords", "target"):
         if not np.isfinite(getattr(a, name)).all():
-            raise ValueError(f"Array '{name}' contains NaN or infinity.")
+            raise InputError(f"Array '{name}' contains NaN or infinity.")
     if total and (a.numbers.min() < 1 or a.numbers.max() > 118):
-        raise ValueError("Array 'numbers' must hold atomic numbers in 1..118.")
+        raise InputError("Array 'numbers' must hold atomic numbers in 1..118.")
     if S and not np.isin(a.split, (TRAIN, VALIDATION, TEST)).all():
-        raise ValueError("Array 'split' may only hold 0 (train), 1 (validation) or 2 (test).")
+        raise InputError("Array 'split' may only hold 0 (train), 1 (validation) or 2 (test).")
     if S and (a.source.min() < 0 or a.source.max() >= len(a.source_names)):
-        raise ValueError("Array 'source' indexes past 'source_names'.")
+        raise InputError("Array 'source' indexes past 'source_names'.")
 
 
 def save_arrays(
@@ -158,7 +159,7 @@ def load_arrays(path: Path) -> CrystalArrays:
     with np.load(Path(path), allow_pickle=False) as data:
         missing = sorted(set(CrystalArrays.__dataclass_fields__) - set(data.files))
         if missing:
-            raise ValueError(f"{path} lacks the arrays {missing}; re-export it with save_arrays.")
+            raise InputError(f"{path} lacks the arrays {missing}; re-export it with save_arrays.")
         return CrystalArrays(
             natoms=data["natoms"].astype(np.int32),
             lattice=data["lattice"].astype(np.float32),

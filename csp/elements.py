@@ -21,6 +21,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from csp.errors import InputError
+
 #: Highest atomic number with both radii tabulated (Cm).
 MAX_SUPPORTED_Z = 96
 
@@ -60,7 +62,7 @@ def is_supported_symbol(symbol: str) -> bool:
 def symbol(z: int) -> str:
     """Element symbol of atomic number ``z`` (1..96)."""
     if not 1 <= int(z) <= MAX_SUPPORTED_Z:
-        raise ValueError(f"Atomic number {z} is outside the supported range 1..{MAX_SUPPORTED_Z}.")
+        raise InputError(f"Atomic number {z} is outside the supported range 1..{MAX_SUPPORTED_Z}.")
     return _table()[1][int(z)]
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from csp.errors import InputError
+
 #: Fitness given to invalid candidates; every valid fitness lies in [0, 1].
 FV_PENALTY = 2.0
 
@@ -16,7 +18,7 @@ def validate_alpha(alpha: float) -> float:
     """Return ``alpha`` as a float, or raise ``ValueError`` if it is not a number in [0, 1]."""
     value = float(alpha)
     if not 0.0 <= value <= 1.0:
-        raise ValueError(
+        raise InputError(
             f"alpha must lie in [0, 1] (0 = enthalpy only, 1 = synthesizability only), got {alpha}."
         )
     return value

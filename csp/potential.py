@@ -36,6 +36,7 @@ import numpy as np
 
 from csp.augment import PlanRow, StructureSet, distort, from_rows
 from csp.crystal import Crystal
+from csp.errors import InputError, ModelError
 
 GPA_TO_EV_PER_A3 = 1.0 / 160.21766208
 
@@ -56,7 +57,7 @@ class CHGNetPotential:
         try:
             from chgnet.model import CHGNet
         except ImportError as exc:  # pragma: no cover - depends on the optional extra
-            raise RuntimeError("CHGNet is not installed: pip install '.[augment]'") from exc
+            raise ModelError("CHGNet is not installed: pip install '.[augment]'") from exc
         import chgnet
 
         self.model = CHGNet.load(use_device=device, verbose=False)
@@ -94,7 +95,7 @@ class SevenNetPotential:
         try:
             from sevenn.calculator import SevenNetCalculator
         except ImportError as exc:  # pragma: no cover
-            raise RuntimeError("SevenNet is not installed: pip install '.[augment]'") from exc
+            raise ModelError("SevenNet is not installed: pip install '.[augment]'") from exc
         import sevenn
 
         self.calc = SevenNetCalculator(model, device=device)
@@ -117,7 +118,7 @@ def load_potential(name: str, device: str = "cpu", batch_size: int = 256) -> Pot
         return CHGNetPotential(device, batch_size)
     if name == "sevennet":
         return SevenNetPotential(device)
-    raise ValueError(f"Unknown potential {name!r}: choose chgnet or sevennet.")
+    raise InputError(f"Unknown potential {name!r}: choose chgnet or sevennet.")
 
 
 def _atoms(crystal: Crystal):

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from csp.errors import CSPError
+from csp.errors import CSPError, InputError
 from csp.generate import CrystalSystem
 from csp.optimizers import OptimizerName
 from csp.search import SearchParameters
@@ -32,6 +32,7 @@ from flows.settings import Settings
 from flows.settings import settings as current_settings
 from storage.campaigns import LakeSink, candidate_counts, record_event
 from storage.campaigns import stored_parameters as _stored_parameters
+from storage.errors import StorageError
 from storage.lake import Lake
 
 #: earlier names of the choice types (one definition each lives in csp)
@@ -68,8 +69,10 @@ class CampaignParameters(SearchParameters):
         return SearchConfig(**self.search_fields())
 
 
-class CampaignError(ValueError):
-    """A campaign request that cannot run (bad composition, parameters or models); one-sentence message."""
+class CampaignError(InputError):
+    """A campaign request that cannot run (bad composition, parameters or models); one-sentence message.
+
+    A :class:`csp.errors.InputError`, so also a ``CSPError`` and a ``ValueError``."""
 
 
 @dataclass
@@ -235,7 +238,9 @@ class Campaign:
         except KeyboardInterrupt:
             event(status="interrupted", reason="stopped by the user; resume with the same campaign id")
             raise
-        except ValueError as exc:  # e.g. no space group of the chosen system can hold the composition
+        # e.g. no space group of the chosen system can hold the composition (csp.generate still raises a
+        # plain ValueError there; every other refusal of the science is a CSPError)
+        except (CSPError, ValueError) as exc:
             event(status="failed", reason=str(exc))
             raise CampaignError(str(exc)) from exc
         except Exception as exc:
@@ -292,7 +297,7 @@ def prepare(
         parsed = parse_composition(checked.composition)
         scorer = open_scorer(settings, checked.dhf_source)
         scorer.check_elements(parsed.numbers())
-    except (CampaignError, CSPError, ValueError) as exc:
+    except (CSPError, StorageError, ValueError) as exc:
         record_event(
             lake,
             campaign_id,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from storage.errors import StorageError
 from storage.lake import Lake, LakeConnection, LakeError, ReadOnlyError
 
-__all__ = ["Lake", "LakeConnection", "LakeError", "ReadOnlyError", "connect"]
+__all__ = ["Lake", "LakeConnection", "LakeError", "ReadOnlyError", "StorageError", "connect"]
 
 
 def connect(root: Path | str, *, read_only: bool = True) -> LakeConnection:

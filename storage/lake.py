@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from storage.errors import StorageError
 from storage.schemas import KEYS, SCHEMAS
 
 #: tables stored one folder per value of this column
@@ -41,7 +42,7 @@ T = TypeVar("T")
 _ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
 
-class LakeError(RuntimeError):
+class LakeError(StorageError, RuntimeError):
     """A lake operation could not be carried out (the message says why and what to do)."""
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
+from csp.errors import InputError
+
 Task = Literal["regression", "pu"]
 _TASKS = ("regression", "pu")
 
@@ -43,19 +45,19 @@ class ALIGNNConfig:
         for name in ("hidden", "k", "edge_bins", "angle_bins", "embedding", "head_hidden", "n_bags"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"ALIGNNConfig.{name} must be a positive integer, got {value!r}.")
+                raise InputError(f"ALIGNNConfig.{name} must be a positive integer, got {value!r}.")
         for name in ("alignn_layers", "gcn_layers"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"ALIGNNConfig.{name} must be a non-negative integer, got {value!r}.")
+                raise InputError(f"ALIGNNConfig.{name} must be a non-negative integer, got {value!r}.")
         if self.k < 2:
-            raise ValueError(f"ALIGNNConfig.k must be at least 2 so that bond angles exist, got {self.k}.")
+            raise InputError(f"ALIGNNConfig.k must be at least 2 so that bond angles exist, got {self.k}.")
         if self.edge_bins < 2 or self.angle_bins < 2:
-            raise ValueError("ALIGNNConfig.edge_bins and angle_bins must be at least 2.")
+            raise InputError("ALIGNNConfig.edge_bins and angle_bins must be at least 2.")
         if not (isinstance(self.cutoff, int | float) and self.cutoff > 0):
-            raise ValueError(f"ALIGNNConfig.cutoff must be a positive number, got {self.cutoff!r}.")
+            raise InputError(f"ALIGNNConfig.cutoff must be a positive number, got {self.cutoff!r}.")
         if self.task not in _TASKS:
-            raise ValueError(f"ALIGNNConfig.task must be one of {_TASKS}, got {self.task!r}.")
+            raise InputError(f"ALIGNNConfig.task must be one of {_TASKS}, got {self.task!r}.")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dictionary."""
@@ -67,7 +69,7 @@ class ALIGNNConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"Unknown ALIGNNConfig keys {unknown}; known keys are {sorted(known)}.")
+            raise InputError(f"Unknown ALIGNNConfig keys {unknown}; known keys are {sorted(known)}.")
         return cls(**data)
 
 

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from csp.errors import InputError
 from csp.optimizers._base import ContinuousSpace, FiniteSpace, Optimizer, RandomSearch, Sampler, Space
 from csp.optimizers._bayes import BayesianOptimization
 from csp.optimizers._population import GeneticAlgorithm, ParticleSwarm
@@ -33,7 +34,7 @@ def make_optimizer(
 ) -> Optimizer:
     """Build an optimizer by name (``"rs"``, ``"pso"``, ``"ga"`` or ``"bo"``) with method options."""
     if name not in OPTIMIZERS:
-        raise ValueError(f"Unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}.")
+        raise InputError(f"Unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}.")
     return OPTIMIZERS[name](space, rng, sampler, **options)
 
 

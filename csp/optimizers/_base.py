@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from csp.errors import InputError
+
 #: Draws ``n`` points of a continuous space: ``sampler(n, rng) -> (n, d)`` in [0, 1]^d.
 Sampler = Callable[[int, np.random.Generator], np.ndarray]
 
@@ -33,7 +35,7 @@ class FiniteSpace:
     def __post_init__(self) -> None:
         f = np.asarray(self.features, dtype=np.float64)
         if f.ndim != 2 or len(f) == 0:
-            raise ValueError("A finite space needs a non-empty (choices, features) array.")
+            raise InputError("A finite space needs a non-empty (choices, features) array.")
         object.__setattr__(self, "features", f)
 
     @property
@@ -128,7 +130,7 @@ class Optimizer(ABC):
     def ask(self, n: int) -> np.ndarray:
         """Propose ``n`` points (fewer only when a finite space runs out)."""
         if n < 1:
-            raise ValueError(f"ask needs n >= 1, got {n}.")
+            raise InputError(f"ask needs n >= 1, got {n}.")
         x = self._ask(n)
         if self.finite:
             self.proposed.update(int(i) for i in x)
@@ -138,7 +140,7 @@ class Optimizer(ABC):
         """Report values ``y`` (n,) of points ``x`` (lower is better; non-finite values are not allowed)."""
         y = np.asarray(y, dtype=np.float64).reshape(-1)
         if not np.isfinite(y).all():
-            raise ValueError("tell needs finite values; give invalid candidates a penalty value instead.")
+            raise InputError("tell needs finite values; give invalid candidates a penalty value instead.")
         if self.finite:
             x = np.asarray(x, dtype=np.int64).reshape(-1)
             self.proposed.update(int(i) for i in x)
@@ -147,7 +149,7 @@ class Optimizer(ABC):
             x = np.clip(np.asarray(x, dtype=np.float64).reshape(-1, self.dim), 0.0, 1.0)
             self.X += x.tolist()
         if len(x) != len(y):
-            raise ValueError(f"tell got {len(x)} points but {len(y)} values.")
+            raise InputError(f"tell got {len(x)} points but {len(y)} values.")
         self.Y += y.tolist()
         self._tell(x, y)
 
@@ -155,7 +157,7 @@ class Optimizer(ABC):
     def best(self) -> tuple[Any, float]:
         """The best told point and its value."""
         if not self.Y:
-            raise ValueError("Nothing has been told yet.")
+            raise InputError("Nothing has been told yet.")
         k = int(np.argmin(self.Y))
         return self.X[k], self.Y[k]
 
@@ -175,7 +177,7 @@ class Optimizer(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a snapshot made by :meth:`state_dict` of the same kind of optimizer."""
         if state.get("name") != self.name:
-            raise ValueError(f"State belongs to optimizer {state.get('name')!r}, not {self.name!r}.")
+            raise InputError(f"State belongs to optimizer {state.get('name')!r}, not {self.name!r}.")
         self.X = list(state["X"])
         self.Y = [float(v) for v in state["Y"]]
         self.proposed = {int(i) for i in state["proposed"]}

@@ -21,6 +21,7 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 
 from csp.dataset import TEST, TRAIN, VALIDATION, CrystalArrays
+from csp.errors import InputError, ModelNotFoundError
 from csp.models import ALIGNN, ALIGNNConfig
 from csp.training._data import DatasetGraphs, dataset_graphs
 
@@ -69,18 +70,18 @@ class TrainSettings:
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "workers", "eval_batch_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"TrainSettings.{name} must be at least 1, got {getattr(self, name)}.")
+                raise InputError(f"TrainSettings.{name} must be at least 1, got {getattr(self, name)}.")
         for name in ("lr", "backbone_lr_scale", "grad_clip"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"TrainSettings.{name} must be positive, got {getattr(self, name)}.")
+                raise InputError(f"TrainSettings.{name} must be positive, got {getattr(self, name)}.")
         if self.weight_decay < 0:
-            raise ValueError(f"TrainSettings.weight_decay must be >= 0, got {self.weight_decay}.")
+            raise InputError(f"TrainSettings.weight_decay must be >= 0, got {self.weight_decay}.")
         if self.time_limit_s is not None and self.time_limit_s <= 0:
-            raise ValueError(f"TrainSettings.time_limit_s must be positive or None, got {self.time_limit_s}.")
+            raise InputError(f"TrainSettings.time_limit_s must be positive or None, got {self.time_limit_s}.")
         if self.freeze not in FREEZE_CHOICES:
-            raise ValueError(f"TrainSettings.freeze must be one of {FREEZE_CHOICES}, got {self.freeze!r}.")
+            raise InputError(f"TrainSettings.freeze must be one of {FREEZE_CHOICES}, got {self.freeze!r}.")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
-            raise ValueError(f"TrainSettings.device must be 'cpu' or 'cuda[:N]', got {self.device!r}.")
+            raise InputError(f"TrainSettings.device must be 'cpu' or 'cuda[:N]', got {self.device!r}.")
 
 
 class _Clock:
@@ -205,7 +206,7 @@ def _fit_regression(
     train = _split_rows(arrays, TRAIN)
     val = _split_rows(arrays, VALIDATION)
     if len(train) == 0:
-        raise ValueError("The dataset has no training rows (split == 0).")
+        raise InputError("The dataset has no training rows (split == 0).")
     target = torch.from_numpy(arrays.target).to(device)
     scale = float(model.head.target_std)
     optimizer = _optimizer(model, settings)
@@ -275,7 +276,7 @@ def train_regression(
         The model (best validation weights) and the info dictionary with per-source metrics.
     """
     if config.task != "regression":
-        raise ValueError("train_regression needs a config with task='regression'.")
+        raise InputError("train_regression needs a config with task='regression'.")
     clock = _Clock(settings.time_limit_s)
     _seed(settings.seed)
     graphs = dataset_graphs(arrays, config.k, settings.workers, _cache(settings))
@@ -316,7 +317,7 @@ def train_transfer(
     _seed(settings.seed)
     model, init_info = load_checkpoint(init)
     if model.config.task != "regression":
-        raise ValueError("Transfer learning starts from a regression checkpoint; this one is a PU model.")
+        raise InputError("Transfer learning starts from a regression checkpoint; this one is a PU model.")
     graphs = dataset_graphs(arrays, model.config.k, settings.workers, _cache(settings))
     model.to(settings.device)
     before = _regression_report(model, arrays, graphs, settings.eval_batch_size)
@@ -400,9 +401,9 @@ def train_pu(
         progress: optional callback receiving one line per epoch.
     """
     if config.task != "pu":
-        raise ValueError("train_pu needs a config with task='pu'.")
+        raise InputError("train_pu needs a config with task='pu'.")
     if not np.isin(arrays.target, (0.0, 1.0)).all():
-        raise ValueError("PU targets must be 0 (unlabeled) or 1 (positive).")
+        raise InputError("PU targets must be 0 (unlabeled) or 1 (positive).")
     clock = _Clock(settings.time_limit_s)
     _seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -412,7 +413,7 @@ def train_pu(
     if init is not None:
         pretrained, _ = load_checkpoint(init)
         if pretrained.config.hidden != config.hidden or pretrained.config.k != config.k:
-            raise ValueError("The --init checkpoint's hidden size or k differs from the PU config.")
+            raise InputError("The --init checkpoint's hidden size or k differs from the PU config.")
         model.backbone.load_state_dict(pretrained.backbone.state_dict())
     model.to(settings.device)
     device = torch.device(settings.device)
@@ -509,7 +510,7 @@ def load_checkpoint(path: Path) -> tuple[ALIGNN, dict[str, Any]]:
     folder = path.parent if path.is_file() else path
     info_path, weights = folder / "metrics.json", folder / "checkpoint.pt"
     if not info_path.is_file() or not weights.is_file():
-        raise FileNotFoundError(f"{folder} needs checkpoint.pt and metrics.json (written by csp.training).")
+        raise ModelNotFoundError(f"{folder} needs checkpoint.pt and metrics.json (written by csp.training).")
     info = json.loads(info_path.read_text())
     model = ALIGNN(ALIGNNConfig.from_dict(info["config"]))
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))

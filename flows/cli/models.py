@@ -128,7 +128,8 @@ def models_list() -> None:
 @models_app.command("verify")
 def models_verify() -> None:
     """Check every shipped model file against the sha256 in its model.json."""
-    from csp.infer import ModelIntegrityError, OnnxModel
+    from csp.errors import CSPError
+    from csp.infer import OnnxModel
 
     settings = current_settings()
     bad = 0
@@ -136,7 +137,7 @@ def models_verify() -> None:
         try:
             OnnxModel(meta_path.parent, threads=1)
             console.print(f"ok  {meta_path.parent.name}")
-        except (ModelIntegrityError, ValueError, FileNotFoundError) as exc:
+        except (CSPError, ValueError) as exc:  # a missing, corrupt or tampered model folder
             bad += 1
             err.print(f"BAD {meta_path.parent.name}: {exc}")
     if bad:

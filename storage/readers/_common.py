@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from storage.errors import StorageError
+
 MAX_ABS_DHF_EV_PER_ATOM = 10.0
 """Formation enthalpies beyond this magnitude (eV/atom) are physically absurd and rejected."""
 
@@ -128,7 +130,7 @@ class CsvRow:
     raw: str
 
 
-class MissingColumnsError(ValueError):
+class MissingColumnsError(StorageError, ValueError):
     """A file lacks columns its reader needs (raised before any record is read)."""
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import spglib
 from pymatgen.core import Composition, Element, Lattice
 
+from storage.errors import StorageError
 from storage.readers._common import Item, Record, Rejection, excerpt
 
 SYMPREC_ANGSTROM = 0.1
@@ -47,7 +48,7 @@ _CRYSTAL_SYSTEMS = (
 )
 
 
-class StructureError(ValueError):
+class StructureError(StorageError, ValueError):
     """The input does not describe one ordered crystal made of known elements."""
 
 
