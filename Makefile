@@ -11,7 +11,7 @@ export PREFECT_HOME ?= $(abspath .prefect_home)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup test campaign lint bench clean service-up service-down service-status
+.PHONY: setup test test-fast campaign lint bench clean service-up service-down service-status
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ setup: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# the fast subset (every package, under 3 minutes on 2 cores): tests marked slow are left out
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
 
 campaign: $(STAMP)
 	$(BIN)/csp demo

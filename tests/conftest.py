@@ -1,4 +1,9 @@
-"""Shared fixtures: the real data mirror (never copied into the repo) and a fresh lake per test."""
+"""Shared fixtures: the real data mirror (never copied into the repo) and a fresh lake per test.
+
+The one place tests locate the data mirror: ``$CSP_DATA_MIRROR``, else ``../shared/data`` beside the
+checkout. A test that needs it is marked ``mirror`` (or takes the ``data_mirror`` fixture) and FAILS with
+a clear message when the mirror is missing; nothing skips silently.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +16,27 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def mirror_path() -> Path:
+    """Where the data mirror is: CSP_DATA_MIRROR, else ../shared/data beside the checkout."""
     env = os.environ.get("CSP_DATA_MIRROR")
     return Path(env) if env else REPO.parent / "shared" / "data"
 
 
+def _missing_mirror() -> str | None:
+    path = mirror_path()
+    if (path / "README.md").exists():
+        return None
+    return (
+        f"This test needs the data mirror, which is missing at {path}: set CSP_DATA_MIRROR to the "
+        "folder of the data files (the one with README.md, dft/, experimental/, validation/)."
+    )
+
+
 @pytest.fixture(scope="session")
 def data_mirror() -> Path:
-    path = mirror_path()
-    if not (path / "README.md").exists():
-        pytest.fail(f"The data mirror is missing at {path}; set CSP_DATA_MIRROR.")
-    return path
+    message = _missing_mirror()
+    if message:
+        pytest.fail(message, pytrace=False)
+    return mirror_path()
 
 
 @pytest.fixture
@@ -33,3 +49,10 @@ def lake(tmp_path):
 def pytest_configure(config):
     # subprocesses started by tests (the CLI) find the data mirror the same way the tests do
     os.environ.setdefault("CSP_DATA_MIRROR", str(mirror_path()))
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("mirror") is not None:
+        message = _missing_mirror()
+        if message:
+            pytest.fail(message, pytrace=False)

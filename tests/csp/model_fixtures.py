@@ -1,7 +1,7 @@
 """Small real structures for the model, graph, ONNX, inference and training tests.
 
-Data come from the shared mirror at ``../shared/data`` relative to the repository root (never an
-absolute path); tests that need it are skipped when it is missing.
+Data come from the data mirror that :func:`tests.conftest.mirror_path` locates (``$CSP_DATA_MIRROR``, else
+``../shared/data`` beside the checkout); tests that need it are marked ``mirror`` and fail when it is missing.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ import pytest
 
 from csp.crystal import Crystal
 from csp.features import ELEMENT_TABLE_PATH
+from tests.conftest import mirror_path
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = mirror_path()
 TABLE1 = DATA / "validation" / "table1"
 MP_FILE = DATA / "dft" / "mp_flla2015.jsonl.gz"
 
-needs_data = pytest.mark.skipif(not MP_FILE.is_file(), reason="shared data mirror ../shared/data not found")
+needs_data = pytest.mark.mirror
 
 
 @lru_cache(maxsize=1)

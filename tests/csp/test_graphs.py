@@ -7,7 +7,7 @@ import pytest
 
 from csp.crystal import Crystal
 from csp.graphs import angle_cosines, build_graphs, build_graphs_same_species, rbf_expand
-from tests.model_fixtures import mp_crystals, needs_data, table1_crystal
+from tests.csp.model_fixtures import mp_crystals, needs_data, table1_crystal
 
 pytestmark = needs_data
 TOL = 1e-4  # Angstrom

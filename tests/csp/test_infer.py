@@ -9,7 +9,7 @@ import pytest
 
 from csp.crystal import Crystal
 from csp.infer import ModelIntegrityError, OnnxModel, Scorer, UnsupportedElementError
-from tests.model_fixtures import exported_small_models, mp_crystals, needs_data, table1_crystal
+from tests.csp.model_fixtures import exported_small_models, mp_crystals, needs_data, table1_crystal
 
 pytestmark = needs_data
 

@@ -1,7 +1,6 @@
 """Matching against the Table 1 reference CIFs, ranking with deduplication, and CIF export."""
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,9 +9,10 @@ from pymatgen.core import Structure
 from csp.crystal import Crystal
 from csp.generate import Family, build_template
 from csp.matching import matches, rank, row_crystal, spacegroup_number, write_cif
+from tests.conftest import mirror_path
 
-TABLE1 = Path(__file__).resolve().parents[2] / "shared" / "data" / "validation" / "table1"
-pytestmark = pytest.mark.skipif(not TABLE1.is_dir(), reason="validation CIFs (shared/data) not present")
+TABLE1 = mirror_path() / "validation" / "table1"
+pytestmark = pytest.mark.mirror
 warnings.filterwarnings("ignore", message=".*fractional coordinates.*")
 
 

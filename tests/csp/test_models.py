@@ -9,7 +9,7 @@ import torch
 from csp.crystal import Crystal
 from csp.graphs import build_graphs
 from csp.models import ALIGNN, SMALL_CONFIG, ALIGNNConfig, graph_tensors
-from tests.model_fixtures import mp_crystals, needs_data, table1_crystal
+from tests.csp.model_fixtures import mp_crystals, needs_data, table1_crystal
 
 pytestmark = needs_data
 

@@ -24,7 +24,7 @@ from csp.infer import OnnxModel
 from csp.models import ALIGNN, SMALL_CONFIG, ALIGNNConfig
 from csp.onnx_export import export_model, file_sha256
 from csp.training import TrainSettings, train_regression
-from tests.model_fixtures import exported_small_models, mp_crystals, needs_data
+from tests.csp.model_fixtures import exported_small_models, mp_crystals, needs_data
 
 pytestmark = needs_data
 N_CRYSTALS = 256

@@ -12,7 +12,7 @@ from csp.infer import OnnxModel
 from csp.onnx_export import export_checkpoint
 from csp.training import TrainSettings, bag_masks, load_checkpoint
 from csp.training.__main__ import main
-from tests.model_fixtures import mp_crystals, needs_data
+from tests.csp.model_fixtures import mp_crystals, needs_data
 
 pytestmark = needs_data
 TINY = ["--hidden", "16", "--alignn-layers", "1", "--gcn-layers", "1"]
@@ -142,7 +142,7 @@ from csp.training.__main__ import main
 main(['dft', '--data', {str(npz / "dft.npz")!r}, '--out', {str(tmp_path / "run")!r}, '--epochs', '1',
       '--hidden', '8', '--alignn-layers', '1', '--gcn-layers', '0', '--embedding', '8', '--head-hidden', '8'])
 """
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "PYTHONPATH": str(root)}
     result = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120

@@ -14,7 +14,7 @@ import pytest
 
 from storage.lake import Lake
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SMALL = ["--outer-steps", "4", "--inner-steps", "60", "--z-max", "2", "--inner-optimizer", "pso"]
 
 

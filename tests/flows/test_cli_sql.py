@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 import storage
 from flows.cli import app
-from tests.test_datasets import _fill
+from tests.storage.test_training_sets import _fill
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_campaign_fields_are_declared_once_and_reach_every_face():
@@ -172,3 +172,25 @@ def test_load_scorer_opens_the_shipped_models_by_any_name():
         csp.load_scorer(dhf_source="nope")
     with pytest.raises(csp.CSPError):
         csp.load_scorer(dhf_source="dft", dft="no-such-model")
+
+
+@pytest.mark.slow
+def test_a_test_that_needs_the_mirror_fails_without_it(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, CSP_DATA_MIRROR=str(tmp_path / "nowhere"))
+    args = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/csp/test_matching.py",
+        "-x",
+    ]
+    out = subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=env)
+    assert out.returncode != 0 and "skipped" not in out.stdout
+    assert "needs the data mirror" in out.stdout and "set CSP_DATA_MIRROR" in out.stdout

@@ -14,7 +14,7 @@ import pytest
 from storage.ingest import ingest_source
 from storage.lake import Lake
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TINY = ["--epochs", "1", "--hidden", "16", "--alignn-layers", "1", "--gcn-layers", "1", "--batch-size", "128"]
 
 

@@ -13,7 +13,7 @@ from storage.ingest import ingest_records, ingest_source, ordered_sources
 from storage.lake import Lake
 from storage.readers import read_gnome, read_jha2019
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _head_gz(src: Path, dst: Path, lines: int) -> Path:

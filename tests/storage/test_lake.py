@@ -191,8 +191,8 @@ def test_killed_writer_leaves_no_partial_part(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys, time
-        sys.path.insert(0, {str(Path(__file__).resolve().parents[1])!r})
-        from tests.test_lake import structure_row
+        sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+        from tests.storage.test_lake import structure_row
         from storage.lake import Lake
         lake = Lake({str(root)!r})
         i = 0

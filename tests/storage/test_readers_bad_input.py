@@ -29,7 +29,7 @@ from storage.readers import (
     read_qmpy_dat,
 )
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 KW = {"source": "test", "license": "test-licence"}
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +19,10 @@ from storage.readers import (
 )
 from storage.readers._structure import _pymatgen_cif, cell_from_cif
 from storage.schemas import SCHEMAS
+from tests.conftest import mirror_path
 
-MIRROR = Path(
-    os.environ.get("CSP_DATA_MIRROR") or Path(__file__).resolve().parents[1].parent / "shared" / "data"
-)
-pytestmark = pytest.mark.skipif(not MIRROR.is_dir(), reason="data mirror not found (set CSP_DATA_MIRROR)")
+MIRROR = mirror_path()
+pytestmark = pytest.mark.mirror
 EXCLUDED = {"split", "run_id", "written_at"}
 N = 50
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from flows.models import export_training_set
-from tests.test_lake import structure_row
+from tests.storage.test_lake import structure_row
 
 
 def exp_row(source_id: str, formula: str, value: float, split: str) -> dict:
