@@ -355,8 +355,8 @@ def main() -> None:
     lake = Lake(settings.home)
     s, refs = with_formation_enthalpies(merge_labelled([StructureSet.load(f) for f in args.labels]))
     models = {
-        "dft": OnnxModel(settings.models_dir / settings.dft_model),
-        "exp": OnnxModel(settings.models_dir / settings.exp_model),
+        "dft": OnnxModel(settings.model_dir("dft")),
+        "exp": OnnxModel(settings.model_dir("exp")),
     }
     use_seven = args.sevennet_sample > 0
     seven_refs = None

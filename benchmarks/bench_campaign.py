@@ -109,8 +109,8 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings()
     scorer = Scorer(
-        exp=settings.models_dir / settings.exp_model,
-        pu=settings.models_dir / settings.pu_model,
+        exp=settings.model_dir("exp"),
+        pu=settings.model_dir("pu"),
         threads=settings.threads,
     )
     timed = TimedScorer(scorer)

@@ -37,9 +37,7 @@ def main() -> None:
     crystals = [to_crystals(arrays)[i] for i in test]
     target = arrays.target[test].astype(float)
     ids = [str(arrays.ids[i]).split(":", 1)[1] for i in test]
-    scorer = Scorer(
-        dft=settings.models_dir / settings.dft_model, exp=settings.models_dir / settings.exp_model
-    )
+    scorer = Scorer(dft=settings.model_dir("dft"), exp=settings.model_dir("exp"))
     scores = scorer.score(crystals)
     linked = {
         r["source_id"]: r["linked_dhf_dft_ev_per_atom"]

@@ -1,7 +1,9 @@
 """Model folder names: what a model is and when (matgl's ``M3GNet-MP-2018.6.1-Eform`` style).
 
 ``<architecture>-<training data>-<year.month>-<target>``: ``ALIGNN-DFT-2026.11-Eform`` is the ALIGNN
-formation-enthalpy model trained on DFT data exported in November 2026. The earlier short names
+formation-enthalpy model trained on DFT data exported in November 2026; ``ExpTL`` is that model
+transfer-learned on experimental enthalpies; ``PU`` the positive-unlabeled synthesizability ensemble whose
+target is ``Psyn``. The earlier short names
 (``alignn-dft``, ``alignn-exp``, ``alignn-pu``) still resolve, for one release, through
 :func:`resolve_model` -- the one function that turns a configured name into a folder.
 """
@@ -13,7 +15,7 @@ from pathlib import Path
 #: the shipped models: earlier short name -> descriptive folder name
 ALIASES: dict[str, str] = {
     "alignn-dft": "ALIGNN-DFT-2026.11-Eform",
-    "alignn-exp": "ALIGNN-DFT+Exp-2026.11-Eform",
+    "alignn-exp": "ALIGNN-ExpTL-2026.11-Eform",
     "alignn-pu": "ALIGNN-PU-2026.11-Psyn",
 }
 #: the default folder of each model kind

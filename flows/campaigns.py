@@ -132,12 +132,10 @@ def validate(params: dict[str, Any] | CampaignParameters) -> CampaignParameters:
 
 
 def _model_folders(settings: Settings, dhf_source: str) -> dict[str, Path | None]:
-    from csp.model_names import resolve_model
-
     return {
-        "dft": resolve_model(settings.models_dir, settings.dft_model) if dhf_source == "dft" else None,
-        "exp": resolve_model(settings.models_dir, settings.exp_model) if dhf_source == "exp" else None,
-        "pu": resolve_model(settings.models_dir, settings.pu_model),
+        "dft": settings.model_dir("dft") if dhf_source == "dft" else None,
+        "exp": settings.model_dir("exp") if dhf_source == "exp" else None,
+        "pu": settings.model_dir("pu"),
     }
 
 

@@ -7,6 +7,28 @@ from typing import Any
 
 from storage.licences import MLIP_PREFIXES, licence_of
 
+#: what every card cites: the model, the method and the data sources it may be trained on
+REFERENCES = (
+    "- ALIGNN: K. Choudhary and B. DeCost, Atomistic Line Graph Neural Network for improved materials "
+    "property predictions, npj Comput. Mater. 7, 185 (2021).",
+    "- The method this project implements: Enhancing crystal structure prediction by combining computational "
+    "and experimental data via graph networks (ALIGNN-CSP).",
+    "- Transfer learning to experiment and the experimental set: D. Jha et al., Enhancing materials property "
+    "prediction by leveraging computational and experimental data using deep transfer learning, "
+    "Nat. Commun. 10, 5316 (2019).",
+    "- DFT data: OQMD (J. E. Saal et al., JOM 65, 1501 (2013)); Materials Project (A. Jain et al., "
+    "APL Mater. 1, 011002 (2013)); GNoME (A. Merchant et al., Nature 624, 80 (2023)).",
+    "- Synthesizability labels: J. Jang et al., J. Am. Chem. Soc. 142, 18836 (2020); G. H. Gu et al., "
+    "npj Comput. Mater. 8, 71 (2022).",
+)
+
+
+def _number(value: float | int) -> str:
+    """Counts as integers, other numbers to four significant digits."""
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 1):
+        return str(int(value))
+    return f"{value:.4g}"
+
 
 def _metric_rows(metrics: dict[str, Any], prefix: str = "") -> list[str]:
     rows = []
@@ -14,7 +36,40 @@ def _metric_rows(metrics: dict[str, Any], prefix: str = "") -> list[str]:
         if isinstance(value, dict):
             rows += _metric_rows(value, f"{prefix}{key} / ")
         elif isinstance(value, float | int):
-            rows.append(f"| {prefix}{key} | {value:.4g} |")
+            rows.append(f"| {prefix}{key} | {_number(value)} |")
+    return rows
+
+
+def summary_table(meta: dict[str, Any], command: str) -> list[str]:
+    """The card's first table: data, split sizes, the headline test metrics, date and command.
+
+    Every number comes from ``model.json`` (``dataset`` and ``metrics``), as written by the export.
+    """
+    dataset = meta.get("dataset", {})
+    sources = dataset.get("per_source", {})
+    split = dataset.get("per_split", {})
+    test = meta.get("metrics", {}).get("test", {})
+    data = ", ".join(f"{s} {n}" for s, n in sources.items()) or "n/a"
+    rows = [
+        "| | |",
+        "| --- | --- |",
+        f"| data | {data} ({dataset.get('rows', 'n/a')} rows; {dataset.get('excluded_rows', 'n/a')} left out) |",
+        f"| split train / val / test | {split.get('train', 'n/a')} / {split.get('val', 'n/a')} / "
+        f"{split.get('test', 'n/a')} |",
+    ]
+    if "mae_ev_per_atom" in test:
+        rows.append(
+            f"| test MAE | {test['mae_ev_per_atom']:.4f} eV/atom ({_number(test.get('count', 0))} rows) |"
+        )
+        rows.append(f"| test R2 | {test.get('r2', float('nan')):.4f} |")
+    if "tpr_at_0.5" in test:
+        rows.append(
+            f"| test P_syn >= 0.5 | {test['tpr_at_0.5']:.1%} of {_number(test.get('positives', 0))} positives, "
+            f"{test.get('unlabeled_fraction_at_0.5', float('nan')):.1%} of {_number(test.get('unlabeled', 0))} "
+            "unlabeled |"
+        )
+    rows.append(f"| exported | {str(meta.get('exported_at', 'n/a'))[:10]} |")
+    rows.append(f"| command | `{command}` |" if command else "| command | see *How it was made* |")
     return rows
 
 
@@ -38,6 +93,8 @@ def model_card(name: str, meta: dict[str, Any], info: dict[str, Any], command: s
         f"# {name}",
         "",
         meta.get("description") or f"ALIGNN {meta['task']} model.",
+        "",
+        *summary_table(meta, command),
         "",
         "## Model",
         "",
@@ -75,6 +132,10 @@ def model_card(name: str, meta: dict[str, Any], info: dict[str, Any], command: s
         "```bash",
         command or "(command not recorded)",
         "```",
+        "",
+        "## References",
+        "",
+        *REFERENCES,
         "",
     ]
     return "\n".join(lines)

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from csp.model_names import DEFAULT_MODELS, resolve_model
+
 if TYPE_CHECKING:
     from storage.lake import Lake
 
@@ -44,12 +46,15 @@ class Settings(BaseSettings):
         default=_PACKAGE_ROOT / "onnx_models",
         description="Folder of shipped ONNX model folders (one sub-folder per model).",
     )
-    dft_model: str = Field(default="alignn-dft", description="Model folder of the DFT enthalpy model.")
+    dft_model: str = Field(
+        default=DEFAULT_MODELS["dft"],
+        description="Model folder of the DFT enthalpy model (old names resolve).",
+    )
     exp_model: str = Field(
-        default="alignn-exp", description="Model folder of the experiment-calibrated model."
+        default=DEFAULT_MODELS["exp"], description="Model folder of the experiment-calibrated model."
     )
     pu_model: str = Field(
-        default="alignn-pu", description="Model folder of the PU synthesizability ensemble."
+        default=DEFAULT_MODELS["pu"], description="Model folder of the PU synthesizability ensemble."
     )
     device: Literal["cpu", "cuda"] = Field(default="cpu", description="Device for training (torch).")
     threads: int = Field(default=2, ge=1, le=256, description="Threads per onnxruntime session and DuckDB.")
@@ -77,6 +82,12 @@ class Settings(BaseSettings):
                 f"The data mirror {mirror} is not a folder: set CSP_DATA_MIRROR to the data folder."
             )
         return mirror
+
+    def model_dir(self, kind: Literal["dft", "exp", "pu"]) -> Path:
+        """The folder of the configured ``kind`` model (earlier folder names resolve, see
+        :func:`csp.model_names.resolve_model`)."""
+        name = {"dft": self.dft_model, "exp": self.exp_model, "pu": self.pu_model}[kind]
+        return resolve_model(self.models_dir, name)
 
     @property
     def exclusions_file(self) -> Path:

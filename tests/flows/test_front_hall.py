@@ -194,3 +194,25 @@ def test_a_test_that_needs_the_mirror_fails_without_it(tmp_path):
     out = subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=env)
     assert out.returncode != 0 and "skipped" not in out.stdout
     assert "needs the data mirror" in out.stdout and "set CSP_DATA_MIRROR" in out.stdout
+
+
+def test_model_settings_accept_earlier_folder_names(monkeypatch):
+    from flows.settings import settings
+
+    new = settings().model_dir("exp")
+    assert new.name == "ALIGNN-ExpTL-2026.11-Eform" and (new / "model.onnx").is_file()
+    monkeypatch.setenv("CSP_EXP_MODEL", "alignn-exp")
+    assert settings().model_dir("exp") == new
+
+
+def test_model_card_starts_with_a_summary_and_counts_are_integers():
+    import json
+
+    from flows.model_card import model_card
+
+    meta = json.loads((REPO / "onnx_models" / "ALIGNN-DFT-2026.11-Eform" / "model.json").read_text())
+    card = model_card("X", meta, {"stopped_by": "epochs", "seconds": 1.0}, "csp models train dft --name X")
+    head = card.split("## Model")[0]
+    assert "| split train / val / test | 33235 / 4332 / 4089 |" in head and "test MAE" in head
+    assert "| test / count | 4089 |" in card and "e+0" not in card
+    assert "## References" in card
