@@ -61,6 +61,7 @@ __all__ = [
     "evaluation_rows",
     "ingest_labels",
     "label_plan",
+    "plan_compositions",
     "polymorph_plan",
     "read_labels",
 ]
@@ -184,6 +185,24 @@ def build_plan(
     plan.save(out)
     kinds = {k: int((plan.kind == k).sum()) for k in sorted(set(plan.kind.tolist()))}
     return PlanSummary(Path(out), len(plan), len(set(names)), kinds, time.time() - t0)
+
+
+def plan_compositions(
+    lake: Lake,
+    out: Path,
+    *,
+    compositions: Sequence[str] | None,
+    max_compositions: int,
+    exclusions_file: Path,
+    **options: int,
+) -> PlanSummary:
+    """:func:`build_plan` for ``compositions`` (default: :func:`default_compositions` of the lake), minus
+    the exclusion list read from ``exclusions_file``; ``options`` are :func:`build_plan`'s."""
+    from storage.splits import load_exclusions
+
+    exclude = load_exclusions(exclusions_file)
+    names = compositions or default_compositions(lake, exclude, max_compositions=max_compositions)
+    return build_plan(lake, out, compositions=names, exclude=exclude, **options)
 
 
 def polymorph_plan(out: Path) -> PlanSummary:

@@ -36,23 +36,19 @@ def augment_plan(
     ] = False,
 ) -> None:
     """Plan prototype decorations, symmetric random structures and elemental references."""
-    from flows.augmentation import build_plan, default_compositions, polymorph_plan
-    from storage.splits import load_exclusions
+    from flows.augmentation import plan_compositions, polymorph_plan
 
     if polymorph_cases:
         summary = polymorph_plan(out)
         console.print(f"{summary.rows} decorations of {summary.compositions} polymorph cases -> {out}")
         return
-    settings = current_settings()
-    lake = current_lake()
-    exclude = load_exclusions(settings.exclusions_file)
     try:
-        names = composition or default_compositions(lake, exclude, max_compositions=max_compositions)
-        summary = build_plan(
-            lake,
+        summary = plan_compositions(
+            current_lake(),
             out,
-            compositions=names,
-            exclude=exclude,
+            compositions=composition,
+            max_compositions=max_compositions,
+            exclusions_file=current_settings().exclusions_file,
             seed=seed,
             max_prototypes=max_prototypes,
             random_structures=random_structures,

@@ -46,18 +46,14 @@ class AugmentParameters(BaseModel):
 
 @task
 def make_plan(params: AugmentParameters, work: str) -> dict:
-    from flows.augmentation import build_plan, default_compositions
-    from storage.splits import load_exclusions
+    from flows.augmentation import plan_compositions
 
-    exclude = load_exclusions(settings().exclusions_file)
-    compositions = params.compositions or default_compositions(
-        lake(), exclude, max_compositions=params.max_compositions
-    )
-    summary = build_plan(
+    summary = plan_compositions(
         lake(),
         Path(work) / "plan.npz",
-        compositions=compositions,
-        exclude=exclude,
+        compositions=params.compositions,
+        max_compositions=params.max_compositions,
+        exclusions_file=settings().exclusions_file,
         seed=params.seed,
         max_prototypes=params.max_prototypes,
         random_structures=params.random_structures,
