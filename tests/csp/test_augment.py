@@ -28,6 +28,7 @@ def _min_distance(c: Crystal) -> float:
     return float(d.min()) if len(s) > 1 else float(min(s.lattice.abc))
 
 
+@pytest.mark.slow
 def test_library_has_the_common_prototypes():
     protos = load_prototypes()
     assert len(protos) > 250
@@ -148,6 +149,7 @@ def _nacl_rows():
     return keep + elems + [PlanRow("NaCl|isolated", "NaCl", "random", "single", "isolated", lone)]
 
 
+@pytest.mark.slow
 def test_label_rows_relaxes_distorts_and_isolates_failures(potential):
     from csp.potential import label_rows, to_structure_set
 
@@ -177,6 +179,7 @@ def test_label_rows_relaxes_distorts_and_isolates_failures(potential):
     assert potential.name.startswith("chgnet-")
 
 
+@pytest.mark.slow
 def test_deadline_stops_and_returns_what_is_done(potential):
     import time
 
@@ -189,6 +192,7 @@ def test_deadline_stops_and_returns_what_is_done(potential):
     assert len(out) >= 1
 
 
+@pytest.mark.slow
 def test_labels_land_in_the_lake_once_and_only_when_asked(potential, lake, tmp_path):
     from csp.potential import label_rows, to_structure_set
     from flows.augmentation import ingest_labels

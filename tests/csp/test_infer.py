@@ -11,7 +11,7 @@ from csp.crystal import Crystal
 from csp.infer import ModelIntegrityError, OnnxModel, Scorer, UnsupportedElementError
 from tests.csp.model_fixtures import exported_small_models, mp_crystals, needs_data, table1_crystal
 
-pytestmark = needs_data
+pytestmark = [needs_data, pytest.mark.slow]  # builds and exports torch models
 
 
 @pytest.fixture(scope="module")

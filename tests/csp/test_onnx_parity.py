@@ -26,7 +26,7 @@ from csp.onnx_export import export_model, file_sha256
 from csp.training import TrainSettings, train_regression
 from tests.csp.model_fixtures import exported_small_models, mp_crystals, needs_data
 
-pytestmark = needs_data
+pytestmark = [needs_data, pytest.mark.slow]  # builds and exports torch models
 N_CRYSTALS = 256
 
 

@@ -154,6 +154,7 @@ def test_same_seed_same_campaign():
     assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in b.rows]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("outer", "inner", "die_after"),
     [("rs", "pso", 4), ("ga", "ga", 7), ("bo", "rs", 3)],

@@ -77,6 +77,7 @@ def test_bag_masks():
     assert (masks[labels == 0].sum(axis=0) == 2).all()  # an equal-size unlabeled draw per bag
 
 
+@pytest.mark.slow
 def test_dft_transfer_pu_cli_and_export(npz, tmp_path):
     dft = tmp_path / "dft"
     common = ["--epochs", "2", "--batch-size", "16", "--device", "cpu"]
@@ -108,6 +109,7 @@ def test_dft_transfer_pu_cli_and_export(npz, tmp_path):
     assert OnnxModel(tmp_path / "onnx_pu").task == "pu"
 
 
+@pytest.mark.slow
 def test_time_limit_stops_training(npz, tmp_path):
     out = tmp_path / "limited"
     args = ["dft", "--data", str(npz / "dft.npz"), "--out", str(out), "--epochs", "50"]
@@ -117,6 +119,7 @@ def test_time_limit_stops_training(npz, tmp_path):
     assert info["stopped_by"] == "time_limit" and len(info["history"]) == 1
 
 
+@pytest.mark.slow
 def test_training_core_imports_without_cpu_only_packages(tmp_path, npz):
     """The GPU machine lacks pymatgen, pyxtal, spglib, duckdb, prefect, pydantic and onnxscript."""
     import os
@@ -151,6 +154,7 @@ main(['dft', '--data', {str(npz / "dft.npz")!r}, '--out', {str(tmp_path / "run")
     assert (tmp_path / "run" / "checkpoint.pt").is_file()
 
 
+@pytest.mark.slow
 def test_graph_cache_is_reused(npz, tmp_path):
     from csp.training import dataset_graphs
 

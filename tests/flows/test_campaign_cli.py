@@ -14,6 +14,8 @@ import pytest
 
 from storage.lake import Lake
 
+pytestmark = pytest.mark.slow  # every test here runs campaigns, servers or training
+
 REPO = Path(__file__).resolve().parents[2]
 SMALL = ["--outer-steps", "4", "--inner-steps", "60", "--z-max", "2", "--inner-optimizer", "pso"]
 

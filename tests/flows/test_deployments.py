@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every test here runs campaigns, servers or training
+
 pytest.importorskip("prefect")
 
 TINY = dict(composition="MgO", outer_steps=3, inner_steps=12, batch_size=6, formula_units_max=2, top_k=3)

@@ -14,6 +14,8 @@ import pytest
 from storage.ingest import ingest_source
 from storage.lake import Lake
 
+pytestmark = pytest.mark.slow  # every test here runs campaigns, servers or training
+
 REPO = Path(__file__).resolve().parents[2]
 TINY = ["--epochs", "1", "--hidden", "16", "--alignn-layers", "1", "--gcn-layers", "1", "--batch-size", "128"]
 

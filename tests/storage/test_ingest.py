@@ -9,6 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from storage.ingest import ingest_records, ingest_source, ordered_sources
 from storage.lake import Lake
 from storage.readers import read_gnome, read_jha2019
@@ -85,6 +87,7 @@ def test_mp_rows_get_jang_labels(lake, data_mirror):
     assert counts[1] > 1000  # positives joined from the Jang id list
 
 
+@pytest.mark.slow
 def test_killed_ingest_leaves_whole_batches_and_rerun_completes(tmp_path, data_mirror):
     root = tmp_path / "home"
     Lake(root).init()

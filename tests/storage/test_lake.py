@@ -172,6 +172,7 @@ def _append_many(root: str, campaign: str) -> None:
         lake.append("candidates", [candidate_row(campaign, step, i) for i in range(5)], run_id=campaign)
 
 
+@pytest.mark.slow
 def test_concurrent_writers_lose_no_rows(tmp_path):
     root = str(tmp_path / "home")
     Lake(root).init()
@@ -185,6 +186,7 @@ def test_concurrent_writers_lose_no_rows(tmp_path):
     assert Lake(root).count("candidates") == 150
 
 
+@pytest.mark.slow
 def test_killed_writer_leaves_no_partial_part(tmp_path):
     root = tmp_path / "home"
     Lake(root).init()
@@ -241,6 +243,7 @@ def _append_and_compact(root: str, rounds: int) -> None:
         lake.compact("candidates", partition="cc")
 
 
+@pytest.mark.slow
 def test_readers_survive_a_concurrent_compaction(tmp_path):
     root = str(tmp_path / "home")
     Lake(root).init()

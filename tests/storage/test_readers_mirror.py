@@ -191,6 +191,7 @@ def test_fast_cif_path_matches_pymatgen(name: str) -> None:
         assert [fast.species[i] for i in order_f] == [slow.species[i] for i in order_s]
 
 
+@pytest.mark.slow
 def test_workers_give_the_same_rows_in_order() -> None:
     spec = SOURCES["castelli_cdvae"]
     serial = list(itertools.islice(spec.read(MIRROR), 40))
