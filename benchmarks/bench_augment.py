@@ -36,7 +36,7 @@ from csp import elements
 from csp.augment import StructureSet, merge_labelled, with_formation_enthalpies
 from csp.infer import OnnxModel
 from flows.augmentation import POLYMORPH_CASES
-from flows.settings import Settings
+from flows.settings import settings as current_settings
 from storage.lake import Lake
 
 
@@ -351,7 +351,7 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/augment.md"))
     args = p.parse_args()
     t0 = time.time()
-    settings = Settings()
+    settings = current_settings()
     lake = Lake(settings.home)
     s, refs = with_formation_enthalpies(merge_labelled([StructureSet.load(f) for f in args.labels]))
     models = {

@@ -24,7 +24,7 @@ from csp.graphs import build_graphs_same_species
 from csp.infer import Scorer
 from csp.optimizers import FiniteSpace
 from csp.search import SearchConfig, run_search
-from flows.settings import Settings
+from flows.settings import settings as current_settings
 from storage.candidates import LakeSink
 from storage.lake import Lake
 
@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--optimizer", default="bo")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    settings = Settings()
+    settings = current_settings()
     scorer = Scorer(
         exp=settings.model_dir("exp"),
         pu=settings.model_dir("pu"),

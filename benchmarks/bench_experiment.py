@@ -21,7 +21,7 @@ import numpy as np
 from csp.dataset import load_arrays, to_crystals
 from csp.infer import Scorer
 from flows.models import prepare_dataset
-from flows.settings import Settings
+from flows.settings import settings as current_settings
 from storage.lake import Lake
 
 
@@ -29,7 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    settings = Settings()
+    settings = current_settings()
     with tempfile.TemporaryDirectory() as tmp:
         summary = prepare_dataset("transfer", Path(tmp) / "exp.npz", settings)
         arrays = load_arrays(summary.path)

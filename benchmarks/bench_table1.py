@@ -25,7 +25,7 @@ from pymatgen.core import Structure
 
 from csp.matching import matches
 from flows.campaigns import run_campaign
-from flows.settings import Settings
+from flows.settings import settings as current_settings
 
 
 def main() -> None:
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     os.environ.setdefault("CSP_HOME", tempfile.mkdtemp())
-    settings = Settings()
+    settings = current_settings()
     mirror = settings.require_mirror()
     entries = json.loads((mirror / "validation" / "table1.json").read_text())
     rows, hits, paper_hits = [], 0, 0
@@ -107,7 +107,7 @@ def report(
 ) -> None:
     """Write the results table (after every compound, so a stopped run keeps what it measured)."""
     n = len(rows)
-    settings = Settings()
+    settings = current_settings()
     model = settings.dft_model if args.dhf_source == "dft" else settings.exp_model
     extra = "" if args.dhf_source == "exp" else f" --dhf-source {args.dhf_source}"
     lines = [
