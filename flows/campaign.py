@@ -126,8 +126,14 @@ def stored_status(campaign_id: str) -> str | None:
 def search(params: dict[str, Any], campaign_id: str, run_id: str) -> dict[str, Any]:
     """One campaign (or its resume): a progress artifact moves every outer step. Not retried."""
     from flows.campaigns import run_campaign
+    from storage import campaign_state
 
     logger = get_run_logger()
+    try:  # an id belongs to one set of parameters: a completed id with other ones is an error, not a skip
+        campaign_state.check_campaign_id(campaign_id)
+        campaign_state.check_same_parameters(_lake(), campaign_id, params)
+    except campaign_state.CampaignStateError as exc:
+        raise CampaignError(str(exc)) from exc
     status = stored_status(campaign_id)
     if status == "completed":
         logger.info("campaign %s is already completed in the lake; nothing to score", campaign_id)

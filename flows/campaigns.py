@@ -7,6 +7,7 @@ completed, failed, interrupted) and ranks the result.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -18,9 +19,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from csp.budget import MAX_CANDIDATES
+from flows.checks import output_folder
 from flows.settings import Settings
+from storage import campaign_state
 from storage.candidates import LakeSink, record_event
-from storage.lake import Lake
+from storage.lake import Lake, LakeError
 
 CrystalSystem = Literal[
     "triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic"
@@ -48,7 +52,7 @@ class CampaignParameters(BaseModel):
     batch_size: int = Field(30, ge=1, le=4096, description="Structures scored per inner batch.")
     formula_units_min: int = Field(1, ge=1, le=64)
     formula_units_max: int = Field(4, ge=1, le=64)
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Random seed (stored as a 64-bit integer).")
     dhf_source: Literal["dft", "exp"] = Field("exp", description="Enthalpy model: DFT-trained or fine-tuned.")
     top_k: int = Field(5, ge=1, le=100)
 
@@ -98,9 +102,15 @@ def new_campaign_id(composition: str) -> str:
     return f"{safe}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
-def validate(params: dict[str, Any] | CampaignParameters) -> CampaignParameters:
-    """Parameters and composition checked before anything runs; raises :class:`CampaignError`."""
+def validate(params: dict[str, Any] | CampaignParameters, *, force: bool = False) -> CampaignParameters:
+    """Parameters, composition and budget checked before anything runs; raises :class:`CampaignError`.
+
+    A budget above :data:`csp.budget.MAX_CANDIDATES` structures (counted over the families that will
+    actually run) is refused unless ``force``.
+    """
+    from csp.budget import check_budget, planned_budget
     from csp.composition import CompositionError, parse_composition
+    from csp.search import campaign_families
 
     try:
         checked = params if isinstance(params, CampaignParameters) else CampaignParameters(**params)
@@ -110,8 +120,13 @@ def validate(params: dict[str, Any] | CampaignParameters) -> CampaignParameters:
         where = ".".join(str(p) for p in first["loc"]) or "parameters"
         raise CampaignError(f"Invalid {where}: {first['msg']}.") from exc
     try:
-        parse_composition(checked.composition)
-    except CompositionError as exc:
+        comp = parse_composition(checked.composition)
+        naive = planned_budget(checked.outer_steps, checked.inner_steps)
+        if naive.candidates > MAX_CANDIDATES and not force:
+            # only a large request pays for listing its families (the search stops after the last one)
+            families = campaign_families(comp.reduced()[0], checked.search_config())
+            check_budget(planned_budget(checked.outer_steps, checked.inner_steps, len(families)))
+    except (CompositionError, ValueError) as exc:
         raise CampaignError(str(exc)) from exc
     return checked
 
@@ -144,15 +159,17 @@ def run_campaign(
     run_id: str | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
     export_dir: Path | None = None,
+    force: bool = False,
 ) -> CampaignOutcome:
     """Run (or resume, when ``campaign_id`` exists) a campaign; every candidate lands in the lake.
 
-    Raises :class:`CampaignError` for a request that cannot run; the lake then holds one ``failed``
-    event with the reason and no candidate.
+    Raises :class:`CampaignError` for a request that cannot run: a bad id or output target (nothing is
+    written), bad parameters (a new id gets one ``failed`` event with the reason, no candidate), an id
+    started with other parameters or held by a live process (nothing is written). Once the campaign
+    runs, every way out the process can see is recorded: ``interrupted`` (Ctrl-C, SIGTERM) or ``failed``
+    (any error), then re-raised; ``kill -9`` shows as ``stale`` (:mod:`storage.campaign_state`).
     """
     from csp.composition import parse_composition
-    from csp.matching import rank, write_cif
-    from csp.search import run_search
 
     settings = settings or Settings()
     lake = Lake(settings.home).init()
@@ -160,23 +177,34 @@ def run_campaign(
     composition = str(raw.get("composition", ""))
     campaign_id = campaign_id or new_campaign_id(composition)
     run_id = run_id or f"campaign-{campaign_id}"
+    try:  # the id and every output target first: nothing is written for a request that cannot finish
+        campaign_state.check_campaign_id(campaign_id)
+        if export_dir is not None:
+            output_folder(export_dir)
+    except (LakeError, ValueError) as exc:
+        raise CampaignError(str(exc)) from exc
     try:
-        checked = validate(raw)
+        checked = validate(raw, force=force)
         scorer = open_scorer(settings, checked.dhf_source)
         scorer.check_elements(parse_composition(checked.composition).numbers())
     except (CampaignError, ValueError) as exc:
-        record_event(
-            lake,
-            campaign_id,
-            composition=composition,
-            status="failed",
-            parameters=raw,
-            run_id=run_id,
-            reason=str(exc),
-        )
+        if campaign_state.stored_fingerprint(lake, campaign_id) is None:  # never mark a real campaign failed
+            record_event(
+                lake,
+                campaign_id,
+                composition=composition[:200],
+                status="failed",
+                parameters=raw,
+                run_id=run_id,
+                reason=str(exc),
+            )
         raise CampaignError(str(exc)) from exc
     model_ids = _model_ids(scorer)
     parameters = checked.model_dump()
+    try:
+        campaign_state.check_same_parameters(lake, campaign_id, parameters)
+    except LakeError as exc:
+        raise CampaignError(str(exc)) from exc
     event = partial(
         record_event,
         lake,
@@ -186,7 +214,40 @@ def run_campaign(
         run_id=run_id,
         model_ids=model_ids,
     )
-    event(status="running")
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(campaign_state.claim_run(lake, campaign_id, run_id))
+        except LakeError as exc:
+            raise CampaignError(str(exc)) from exc
+        stack.enter_context(campaign_state.sigterm_raises())
+        try:
+            event(status="running")
+            return _search_and_rank(
+                lake, checked, scorer, campaign_id, run_id, model_ids, event, progress, export_dir
+            )
+        except CampaignError as exc:
+            event(status="failed", reason=str(exc))
+            raise
+        except BaseException as exc:
+            status, reason = campaign_state.exit_status(exc, campaign_id)
+            event(status=status, reason=reason)
+            raise
+
+
+def _search_and_rank(
+    lake: Lake,
+    checked: CampaignParameters,
+    scorer: Any,
+    campaign_id: str,
+    run_id: str,
+    model_ids: list[str],
+    event: Callable[..., int],
+    progress: Callable[[dict[str, Any]], None] | None,
+    export_dir: Path | None,
+) -> CampaignOutcome:
+    from csp.matching import rank, write_cif
+    from csp.search import run_search
+
     sink = LakeSink(lake, run_id=run_id, model_ids=model_ids)
     start = time.perf_counter()
     try:
@@ -198,15 +259,8 @@ def run_campaign(
             campaign_id=campaign_id,
             progress=progress,
         )
-    except KeyboardInterrupt:
-        event(status="interrupted", reason="stopped by the user; resume with the same campaign id")
-        raise
     except ValueError as exc:  # e.g. no space group of the chosen system can hold the composition
-        event(status="failed", reason=str(exc))
         raise CampaignError(str(exc)) from exc
-    except Exception as exc:
-        event(status="failed", reason=f"{type(exc).__name__}: {exc}")
-        raise
     elapsed = time.perf_counter() - start
     lake.compact("candidates", partition=campaign_id)
     top = rank(result.outer_rows, k=checked.top_k)

@@ -426,35 +426,10 @@ def _print_top(top: list[dict], title: str) -> None:
     console.print(view)
 
 
-def _run_with_progress(params: dict, campaign_id: str | None, export_dir: Path | None):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+def _run_with_progress(params: dict, campaign_id: str | None, export_dir: Path | None, force: bool = False):
+    from flows.campaign_progress import run_with_progress
 
-    from flows.campaigns import CampaignError, run_campaign
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(
-            f"campaign {params.get('composition')}", total=params.get("outer_steps", 200), info=""
-        )
-
-        def progress(p: dict) -> None:
-            bar.update(
-                task,
-                completed=p["outer_step"] + 1,
-                info=f"best FV {p['best_fitness']:.3f}, {p['inner_evaluations']} structures",
-            )
-
-        try:
-            return run_campaign(params, campaign_id=campaign_id, progress=progress, export_dir=export_dir)
-        except CampaignError as exc:
-            fail(str(exc))
+    return run_with_progress(params, campaign_id, export_dir, console=console, fail=fail, force=force)
 
 
 def _finish(outcome) -> None:
@@ -496,6 +471,7 @@ def campaign_run(
     top_k: int = 5,
     campaign_id: Annotated[str | None, typer.Option(help="Id (default: generated).")] = None,
     export_cif: Annotated[Path | None, typer.Option(help="Folder for CIFs of the top structures.")] = None,
+    force: Annotated[bool, typer.Option(help="Accept a budget above 2,000,000 structures.")] = False,
 ) -> None:
     """Run a campaign: every candidate lands in the lake; prints the top k."""
     params = dict(
@@ -513,13 +489,14 @@ def campaign_run(
         dhf_source=dhf_source,
         top_k=top_k,
     )
-    _finish(_run_with_progress(params, campaign_id, export_cif))
+    _finish(_run_with_progress(params, campaign_id, export_cif, force))
 
 
 @campaign_app.command("resume")
 def campaign_resume(
     campaign_id: Annotated[str, typer.Argument(help="The campaign to continue.")],
     export_cif: Annotated[Path | None, typer.Option(help="Folder for CIFs of the top structures.")] = None,
+    force: Annotated[bool, typer.Option(help="Accept a budget above 2,000,000 structures.")] = False,
 ) -> None:
     """Continue a stopped or killed campaign where it stopped (nothing is scored or written twice)."""
     from flows.campaigns import CampaignError, stored_parameters
@@ -528,19 +505,20 @@ def campaign_resume(
         params = stored_parameters(_lake(), campaign_id)
     except CampaignError as exc:
         fail(str(exc))
-    _finish(_run_with_progress(params, campaign_id, export_cif))
+    _finish(_run_with_progress(params, campaign_id, export_cif, force))
 
 
 @campaign_app.command("list")
 def campaign_list() -> None:
-    """Campaigns with their latest status."""
-    print_arrow(
-        _lake().query(
-            "SELECT campaign_id, composition, status, n_candidates, round(elapsed_s, 1) AS elapsed_s, reason, "
-            "written_at FROM campaigns ORDER BY written_at DESC"
-        ),
-        max_rows=200,
+    """Campaigns with their latest status (``stale``: its last status is running but its process is gone)."""
+    from storage.campaign_state import shown_status_table
+
+    lake = _lake()
+    table = lake.query(
+        "SELECT campaign_id, composition, status, n_candidates, round(elapsed_s, 1) AS elapsed_s, reason, "
+        "written_at FROM campaigns ORDER BY written_at DESC"
     )
+    print_arrow(shown_status_table(lake, table), max_rows=200)
 
 
 @campaign_app.command("show")
@@ -552,7 +530,10 @@ def campaign_show(campaign_id: Annotated[str, typer.Argument(help="Campaign id."
     if not rows:
         fail(f"No campaign {campaign_id!r}; `csp campaign list` shows the ids.")
     row = rows[0]
-    console.print(f"{campaign_id}: {row['composition']} status={row['status']} reason={row['reason']}")
+    from storage.campaign_state import shown_status
+
+    status, note = shown_status(_lake(), campaign_id, row["status"])
+    console.print(f"{campaign_id}: {row['composition']} status={status} reason={note or row['reason']}")
     console.print(f"parameters: {row['parameters_json']}", highlight=False)
     if row["summary_json"]:
         _print_top(json.loads(row["summary_json"])["top"], "top structures")
