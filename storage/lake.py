@@ -15,11 +15,12 @@ retried batch or an interrupted compaction never shows a row twice.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +39,9 @@ PARTITION_BY: dict[str, str] = {"candidates": "campaign_id"}
 _SEED_NAME = "part-00000000T000000-seed.parquet"
 _SAFE_PART = re.compile(r"[^A-Za-z0-9_.-]")
 _VANISHED_PART_RETRIES = 8
+_COMPACTION_LOCK = ".compaction.lock"
+#: a temporary part older than this (seconds) was left by a killed writer; younger ones are in flight
+STALE_TMP_S = 3600.0
 T = TypeVar("T")
 _ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 
@@ -323,8 +327,9 @@ class Lake:
                 folder.mkdir(parents=True, exist_ok=True)
                 glob = (folder / "part-*.parquet").as_posix()
                 has_parts = any(folder.glob("part-*.parquet"))
-                group = self._drop_stored_keys(
-                    table, group, glob if has_parts else self._seed_path(table).as_posix()
+                source = glob if has_parts else self._seed_path(table).as_posix()
+                group = retry_vanished_parts(
+                    lambda t=table, g=group, src=source: self._drop_stored_keys(t, g, src)
                 )
             if group.num_rows:
                 _write_atomic(group, folder)
@@ -433,6 +438,17 @@ class Lake:
     def compact(self, table: str, *, partition: str | None = None) -> CompactionReport:
         """Merge the parts of ``table`` (per partition) into one, losing and duplicating no row.
 
+        Safe beside writers, readers and other compactions:
+
+        * a folder is merged only under its claim, an exclusive ``flock`` on ``<folder>/.compaction.lock``
+          (released by the kernel on any exit); a folder another compaction holds is skipped, so two
+          compactions never list, merge or delete the same parts;
+        * only the parts listed under the claim are merged and then deleted; parts written meanwhile stay;
+        * temporary files (``.tmp-*``, a writer's part in flight) are never read; they are deleted only
+          when older than :data:`STALE_TMP_S` (left by a killed writer);
+        * the merged part is in place before a listed part is deleted, and the views keep one row per
+          key, so a reader sees every row at every moment (a reader whose listed part vanished lists again).
+
         ``partition`` limits a partitioned table (candidates) to one value (a campaign id).
         """
         self.init()
@@ -444,40 +460,71 @@ class Lake:
         else:
             folders = [base]
         before = after = rows = 0
-        keys = ", ".join(f'"{k}"' for k in KEYS[table])
         for folder in folders:
-            parts = sorted(p for p in folder.glob("part-*.parquet") if p.name != _SEED_NAME)
-            before += len(parts)
-            if len(parts) <= 1:
-                after += len(parts)
-                rows += sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+            if not folder.is_dir():
                 continue
-            con = duckdb.connect()
-            try:
-                merged = con.sql(
-                    f"SELECT * FROM read_parquet(?, union_by_name = true) "
-                    f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY written_at) = 1 "
-                    f"ORDER BY written_at",
-                    params=[[p.as_posix() for p in parts]],
-                ).to_arrow_table()
-                distinct = con.execute(
-                    f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM read_parquet(?, union_by_name = true))",
-                    [[p.as_posix() for p in parts]],
-                ).fetchall()[0][0]
-            finally:
-                con.close()
-            merged = merged.select(SCHEMAS[table].names).cast(SCHEMAS[table])
-            if merged.num_rows != distinct:
-                raise LakeError(f"Compaction of {folder} would change the row count; nothing was changed.")
-            _write_atomic(merged, folder)
-            for part in parts:
-                part.unlink()
-            _fsync_dir(folder)
-            after += 1
-            rows += merged.num_rows
-        for stale in base.rglob(".tmp-*.parquet"):
-            stale.unlink()
+            with _claim(folder) as claimed:
+                if not claimed:
+                    continue
+                b, a, r = self._compact_folder(table, folder)
+                before, after, rows = before + b, after + a, rows + r
+                _remove_stale_tmp(folder)
         return CompactionReport(table=table, parts_before=before, parts_after=after, rows=rows)
+
+    def _compact_folder(self, table: str, folder: Path) -> tuple[int, int, int]:
+        keys = ", ".join(f'"{k}"' for k in KEYS[table])
+        parts = sorted(p for p in folder.glob("part-*.parquet") if p.name != _SEED_NAME)
+        if len(parts) <= 1:
+            return len(parts), len(parts), sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+        con = duckdb.connect()
+        try:
+            merged = con.sql(
+                f"SELECT * FROM read_parquet(?, union_by_name = true) "
+                f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY written_at) = 1 "
+                f"ORDER BY written_at",
+                params=[[p.as_posix() for p in parts]],
+            ).to_arrow_table()
+            distinct = con.execute(
+                f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM read_parquet(?, union_by_name = true))",
+                [[p.as_posix() for p in parts]],
+            ).fetchall()[0][0]
+        finally:
+            con.close()
+        merged = merged.select(SCHEMAS[table].names).cast(SCHEMAS[table])
+        if merged.num_rows != distinct:
+            raise LakeError(f"Compaction of {folder} would change the row count; nothing was changed.")
+        _write_atomic(merged, folder)
+        for part in parts:
+            part.unlink(missing_ok=True)
+        _fsync_dir(folder)
+        return len(parts), 1, merged.num_rows
+
+
+@contextlib.contextmanager
+def _claim(folder: Path) -> Iterator[bool]:
+    """Hold the folder's compaction lock if nobody else does; yields whether it was taken."""
+    fd = os.open(folder / _COMPACTION_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_tmp(folder: Path) -> None:
+    """Delete temporary parts a killed writer left behind (older than ``STALE_TMP_S``), never fresh ones."""
+    now = time.time()
+    for tmp in folder.glob(".tmp-*.parquet"):
+        with contextlib.suppress(FileNotFoundError):
+            if now - tmp.stat().st_mtime > STALE_TMP_S:
+                tmp.unlink(missing_ok=True)
 
 
 #: each campaign's latest event
