@@ -14,10 +14,11 @@ import threading
 import time
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from storage.lake import Lake
+from storage.lake import Lake, LakeError
 
 REPO = Path(__file__).resolve().parents[1]
 OUTER, INNER = 2, 24
@@ -61,7 +62,7 @@ def test_two_campaigns_and_a_compaction_loop(tmp_path):
                 for table in ("candidates", "campaign_events"):
                     report = compactor.compact(table)
                     merges.append(report.parts_before - report.parts_after)
-            except BaseException as exc:  # recorded, asserted below
+            except (LakeError, OSError, duckdb.Error) as exc:  # recorded, asserted below
                 errors.append(exc)
                 return
             time.sleep(0.05)
