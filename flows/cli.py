@@ -547,8 +547,13 @@ def campaign_export(
 ) -> None:
     """Write CIFs of a campaign's top structures (deduplicated) from the stored candidates."""
     from csp.matching import rank, write_cif
+    from flows.checks import output_folder
     from storage.candidates import LakeSink
 
+    try:
+        output_folder(out)
+    except ValueError as exc:
+        fail(str(exc))
     rows = [r for r in LakeSink(_lake(), run_id="export").history(campaign_id) if r["stage"] == "outer"]
     if not rows:
         fail(f"Campaign {campaign_id!r} has no scored families yet.")

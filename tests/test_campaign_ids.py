@@ -208,25 +208,27 @@ def test_an_id_belongs_to_one_set_of_parameters(tmp_path):
 def test_sigterm_and_kill_leave_honest_states(tmp_path):
     lake = Lake(tmp_path).init()
     longer = ["--outer-steps", "6", "--inner-steps", "60", "--batch-size", "6", "--z-max", "2"]
-    for cid, sig in (("t", signal.SIGTERM), ("k", signal.SIGKILL)):
+    for cid, sig in (("t", signal.SIGTERM), ("i", signal.SIGINT), ("k", signal.SIGKILL)):
         proc = csp(tmp_path, "campaign", "run", "MgO", *longer, "--campaign-id", cid)
         deadline = time.time() + 120
         while time.time() < deadline and candidates(lake, cid) < 12:
             time.sleep(0.3)
         proc.send_signal(sig)
         _out, err = proc.communicate(timeout=60)
-        if sig == signal.SIGTERM:
+        if sig != signal.SIGKILL:
             assert proc.returncode == 130, err
-            assert "csp campaign resume t" in err and "Traceback" not in err
-            assert status(lake, "t") == "interrupted"
+            assert f"csp campaign resume {cid}" in err and "Traceback" not in err
+            assert status(lake, cid) == "interrupted"
         else:
             assert status(lake, "k") == "running"
             listing = run_csp(tmp_path, "campaign", "list")
             row = next(line for line in listing.stdout.splitlines() if line.strip("│ ").startswith("k "))
             assert "stale" in row
-    resumed = run_csp(tmp_path, "campaign", "resume", "k")
-    assert resumed.returncode == 0, resumed.stderr
-    assert status(lake, "k") == "completed"
+    for cid in ("i", "k"):  # Ctrl-C and kill -9 resume to exactly the rows of an uninterrupted run
+        resumed = run_csp(tmp_path, "campaign", "resume", cid)
+        assert resumed.returncode == 0, resumed.stderr
+        assert status(lake, cid) == "completed"
+        assert candidates(lake, cid) == 6 * 61
 
 
 @pytest.mark.slow
