@@ -250,3 +250,16 @@ def test_an_error_after_the_search_is_recorded_as_failed(tmp_path, monkeypatch):
     last = events(lake, "boom")[-1]
     assert last["status"] == "failed" and "ranking exploded" in last["reason"]
     assert campaign_state.liveness(lake, "boom")[0] is False
+
+
+def test_service_up_on_a_taken_port_fails_fast(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {"PREFECT_HOME": str(tmp_path / "ph")}
+        result = run_csp(tmp_path, "service", "up", "--port", str(port), timeout=60, env=env)
+    assert "is taken" in one_line_error(result)
+    assert not (tmp_path / "ph" / "server.pid").exists()
