@@ -34,6 +34,7 @@ def statements(lake_dir: Path) -> list[str]:
     return [
         # plain writes and their disguises
         "COPY (SELECT 42 AS a) TO 'x.csv'",
+        f"COPY (SELECT 42 AS a) TO '{(lake_dir.parent.parent / 'outside.csv').as_posix()}'",
         f"COPY (SELECT 42 AS a) TO '{tables}/part-99999999T000000-evil.parquet' (FORMAT parquet)",
         f"COPY (SELECT * FROM structures) TO '{part}' (FORMAT parquet)",
         "EXPLAIN ANALYZE COPY (SELECT 42 AS a) TO 'x.csv'",
@@ -110,7 +111,7 @@ def filled(lake, monkeypatch, tmp_path):
 def test_no_statement_changes_any_file(filled, tmp_path):
     lake_dir = filled.lake_dir
     work = Path.cwd()
-    before = tree_hash(filled.root, work)
+    before = tree_hash(tmp_path)  # the lake, the working folder and the folder above the lake
     runner = CliRunner()
     for sql in statements(lake_dir):
         result = runner.invoke(app, ["sql", sql])
@@ -118,7 +119,7 @@ def test_no_statement_changes_any_file(filled, tmp_path):
         assert "Traceback" not in result.output, sql
         with storage.connect(filled.root) as con, pytest.raises(storage.LakeError):
             con.arrow(sql)
-        assert tree_hash(filled.root, work) == before, f"a file changed after: {sql}"
+        assert tree_hash(tmp_path) == before, f"a file changed after: {sql}"
     assert not (work / "x.csv").exists()
 
 
@@ -144,6 +145,10 @@ def test_the_connection_itself_cannot_write(filled):
                 relation = raw.sql(sql)
                 if relation is not None:
                     relation.fetchall()
+        # the relation API writes through DuckDB too, so it is refused as well
+        for write in ("write_csv", "write_parquet"):
+            with pytest.raises(duckdb.Error, match=r"disabled|Permission"):
+                getattr(con.execute("SELECT 1 AS a"), write)("relation-out")
     assert tree_hash(filled.root, Path.cwd()) == before
 
 
