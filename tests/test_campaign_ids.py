@@ -263,3 +263,13 @@ def test_service_up_on_a_taken_port_fails_fast(tmp_path):
         result = run_csp(tmp_path, "service", "up", "--port", str(port), timeout=60, env=env)
     assert "is taken" in one_line_error(result)
     assert not (tmp_path / "ph" / "server.pid").exists()
+
+
+def test_export_and_sql_targets_are_checked_first(tmp_path):
+    existing = tmp_path / "exists.cif"
+    existing.write_text("keep me")
+    result = run_csp(tmp_path / "home", "campaign", "export", "nope", "--out", str(existing), timeout=60)
+    assert "is not a folder" in one_line_error(result)
+    result = run_csp(tmp_path / "home", "sql", "SELECT 1", "--csv", str(tmp_path), timeout=60)
+    assert "is a folder" in one_line_error(result)
+    assert existing.read_text() == "keep me"
