@@ -19,6 +19,8 @@ from csp.errors import InputError
 
 #: Default cap on atoms per unit cell that the search handles.
 DEFAULT_MAX_ATOMS = 40
+#: longest formula text accepted (40 atoms of two-letter elements with counts fit in far fewer)
+MAX_FORMULA_CHARS = 256
 
 _TOKEN = re.compile(r"[A-Z][a-z]*|[0-9]+(?:\.[0-9]*)?|\.[0-9]+|[()]|\s+|.", re.DOTALL)
 _MAX_DEPTH = 8
@@ -87,6 +89,11 @@ def parse_composition(text: str, *, max_atoms: int = DEFAULT_MAX_ATOMS) -> Compo
     stripped = text.strip()
     if not stripped:
         raise CompositionError("The formula is empty; give one such as 'MgO' or 'BaZrO3'.")
+    if len(stripped) > MAX_FORMULA_CHARS:
+        raise CompositionError(
+            f"The formula is {len(stripped):,} characters long (it starts {stripped[:24]!r}); a formula "
+            f"the search supports has at most {MAX_FORMULA_CHARS} characters."
+        )
     tokens = _TOKEN.findall(stripped)
     pos, totals = _parse_group(tokens, 0, stripped, depth=0)
     if pos != len(tokens):

@@ -47,7 +47,9 @@ class SearchParameters(BaseModel):
     batch_size: int = Field(30, ge=1, le=4096, description="Structures scored per inner batch.")
     formula_units_min: int = Field(1, ge=1, le=64, description="Smallest number of formula units per cell.")
     formula_units_max: int = Field(4, ge=1, le=64, description="Largest number of formula units per cell.")
-    seed: int = Field(0, ge=0, description="Seed of every random choice in the campaign.")
+    seed: int = Field(
+        0, ge=0, le=2**63 - 1, description="Seed of every random choice in the campaign (a 64-bit integer)."
+    )
     dhf_source: DhfSource = Field(
         "exp", description="Enthalpy model: DFT-trained or fine-tuned on experiment."
     )

@@ -202,8 +202,9 @@ def run_search(
         scorer: the enthalpy and synthesizability models.
         sink: receives every scored batch; its history for ``campaign_id`` is replayed to resume.
         campaign_id: the campaign's key in the sink.
-        progress: called after each outer step with a dict (outer_step, outer_steps, family, fitness,
-            best_fitness, inner_evaluations).
+        progress: called after each outer step with a dict (outer_step, outer_steps, planned_steps: the
+            steps that will run, at most the number of families; family, fitness, best_fitness,
+            inner_evaluations).
 
     Returns:
         A :class:`SearchResult`; rank and deduplicate its outer rows with :mod:`csp.matching`.
@@ -248,6 +249,7 @@ def run_search(
                 {
                     "outer_step": step,
                     "outer_steps": config.outer_steps,
+                    "planned_steps": min(config.outer_steps, len(families)),
                     "family": row["wyckoff"],
                     "spacegroup": row["spacegroup"],
                     "fitness": row["fitness"],

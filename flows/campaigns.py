@@ -28,8 +28,10 @@ from csp.errors import CSPError, InputError
 from csp.generate import CrystalSystem
 from csp.optimizers import OptimizerName
 from csp.search import SearchParameters
+from flows.checks import output_folder
 from flows.settings import Settings
 from flows.settings import settings as current_settings
+from storage import campaign_state
 from storage.campaigns import LakeSink, candidate_counts, record_event
 from storage.campaigns import stored_parameters as _stored_parameters
 from storage.errors import StorageError
@@ -45,6 +47,7 @@ __all__ = [
     "CrystalSystem",
     "OptimizerChoice",
     "check",
+    "check_targets",
     "derived_campaign_id",
     "new_campaign_id",
     "prepare",
@@ -114,8 +117,13 @@ def derived_campaign_id(deployment: str, scheduled: datetime, params: dict[str, 
 # ------------------------------------------------------------------------------------------ checks
 
 
-def validate(params: dict[str, Any] | CampaignParameters) -> CampaignParameters:
-    """Parameters and composition checked before anything runs; raises :class:`CampaignError`."""
+def validate(params: dict[str, Any] | CampaignParameters, *, force: bool = False) -> CampaignParameters:
+    """Parameters, composition and budget checked before anything runs; raises :class:`CampaignError`.
+
+    A budget above :data:`csp.budget.MAX_CANDIDATES` structures (counted over the families that will
+    actually run) is refused unless ``force``.
+    """
+    from csp.budget import check_search_budget
     from csp.composition import parse_composition
 
     try:
@@ -125,10 +133,23 @@ def validate(params: dict[str, Any] | CampaignParameters) -> CampaignParameters:
         where = ".".join(str(p) for p in first["loc"]) or "parameters"
         raise CampaignError(f"Invalid {where}: {first['msg']}.") from exc
     try:
-        parse_composition(checked.composition)
-    except CSPError as exc:
+        comp = parse_composition(checked.composition)
+        check_search_budget(comp, checked.search_config(), force=force)
+    except (CSPError, ValueError) as exc:
         raise CampaignError(str(exc)) from exc
     return checked
+
+
+def check_targets(campaign_id: str | None, export_dir: Path | None = None) -> None:
+    """The id (1-96 letters, digits, ``.``, ``_``, ``-``; None: a fresh one) and the export folder, checked
+    before anything is written; raises :class:`CampaignError`."""
+    try:
+        if campaign_id is not None:
+            campaign_state.check_campaign_id(campaign_id)
+        if export_dir is not None:
+            output_folder(export_dir)
+    except (StorageError, ValueError) as exc:
+        raise CampaignError(str(exc)) from exc
 
 
 def _model_folders(settings: Settings, dhf_source: str) -> dict[str, Path | None]:
@@ -140,17 +161,17 @@ def _model_folders(settings: Settings, dhf_source: str) -> dict[str, Path | None
 
 
 def check(
-    params: dict[str, Any] | CampaignParameters, settings: Settings | None = None
+    params: dict[str, Any] | CampaignParameters, settings: Settings | None = None, *, force: bool = False
 ) -> CampaignParameters:
     """Everything that can be checked before the lake is touched; raises :class:`CampaignError`.
 
-    Parameters and composition through :func:`validate`, then the model folders and the elements each
+    Parameters, composition and budget (``force`` lifts the bound) through :func:`validate`, then the model folders and the elements each
     model was trained on (read from ``model.json``; no ONNX session is opened).
     """
     from csp.composition import parse_composition
 
     settings = settings or current_settings()
-    checked = validate(params)
+    checked = validate(params, force=force)
     numbers = sorted(set(int(z) for z in parse_composition(checked.composition).numbers()))
     for kind, folder in _model_folders(settings, checked.dhf_source).items():
         if folder is None:
@@ -204,24 +225,38 @@ class Campaign:
     ) -> CampaignOutcome:
         """Run (or resume) the search; every candidate lands in the lake; returns the ranked top k.
 
-        Raises:
-            CampaignError: no symmetry family fits, or the science refused the request (a ``failed`` event
-                with the reason is recorded first).
-        """
-        from csp.matching import rank, write_cif
-        from csp.search import run_search
+        The run holds its id and records every way out (:func:`storage.campaign_state.recorded_run`):
+        ``interrupted`` (Ctrl-C, SIGTERM) or ``failed`` (any error), then re-raises.
 
-        params = self.params
+        Raises:
+            CampaignError: a bad ``export_dir`` or an id held by a live process (nothing is written); no
+                symmetry family fits, or the science refused the request (a ``failed`` event first).
+        """
+        check_targets(self.campaign_id, export_dir)
         event = partial(
             record_event,
             self.lake,
             self.campaign_id,
-            composition=params.composition,
-            parameters=params.model_dump(),
+            composition=self.params.composition,
+            parameters=self.params.model_dump(),
             run_id=self.run_id,
             model_ids=self.model_ids,
         )
-        event(status="running")
+        try:  # the search raises no CampaignStateError: only the claim on the id does
+            with campaign_state.recorded_run(
+                self.lake, self.campaign_id, self.run_id, event, refused=(CampaignError,)
+            ):
+                return self._search_and_rank(event, progress, export_dir)
+        except campaign_state.CampaignStateError as exc:
+            raise CampaignError(str(exc)) from exc
+
+    def _search_and_rank(
+        self, event: Callable[..., Any], progress: Callable[..., None] | None, export_dir: Path | None
+    ) -> CampaignOutcome:
+        from csp.matching import rank, write_cif
+        from csp.search import run_search
+
+        params = self.params
         sink = LakeSink(self.lake, run_id=self.run_id, model_ids=self.model_ids)
         start = time.perf_counter()
         try:
@@ -233,17 +268,10 @@ class Campaign:
                 campaign_id=self.campaign_id,
                 progress=progress,
             )
-        except KeyboardInterrupt:
-            event(status="interrupted", reason="stopped by the user; resume with the same campaign id")
-            raise
         # e.g. no space group of the chosen system can hold the composition (csp.generate still raises a
         # plain ValueError there; every other refusal of the science is a CSPError)
         except (CSPError, ValueError) as exc:
-            event(status="failed", reason=str(exc))
             raise CampaignError(str(exc)) from exc
-        except Exception as exc:
-            event(status="failed", reason=f"{type(exc).__name__}: {exc}")
-            raise
         elapsed = time.perf_counter() - start
         self.lake.compact("candidates", partition=self.campaign_id)
         top = rank(result.outer_rows, k=params.top_k)
@@ -274,16 +302,20 @@ def prepare(
     campaign_id: str | None = None,
     settings: Settings | None = None,
     run_id: str | None = None,
+    force: bool = False,
 ) -> Campaign:
     """Check a request and make it ready to run: composition parsed once, models opened once (sha256
-    checked), elements checked once, id derived (``campaign_id`` or a fresh one).
+    checked), elements checked once, id derived (``campaign_id`` or a fresh one). ``force`` accepts a
+    budget above :data:`csp.budget.MAX_CANDIDATES`.
 
     Raises:
-        CampaignError: a request that cannot run; the lake then holds one ``failed`` event with the reason
-            and no candidate.
+        CampaignError: a request that cannot run. A bad id writes nothing; bad parameters under an id that
+            never ran write one ``failed`` event with the reason and no candidate; an id started with other
+            parameters (:func:`storage.campaign_state.check_same_parameters`) writes nothing.
     """
     from csp.composition import parse_composition
 
+    check_targets(campaign_id)
     settings = settings or current_settings()
     lake = Lake(settings.home).init()
     raw = params.model_dump() if isinstance(params, CampaignParameters) else dict(params)
@@ -291,20 +323,25 @@ def prepare(
     campaign_id = campaign_id or new_campaign_id(composition)
     run_id = run_id or f"campaign-{campaign_id}"
     try:
-        checked = validate(params)
+        checked = validate(params, force=force)
         parsed = parse_composition(checked.composition)
         scorer = open_scorer(settings, checked.dhf_source)
         scorer.check_elements(parsed.numbers())
     except (CSPError, StorageError, ValueError) as exc:
-        record_event(
-            lake,
-            campaign_id,
-            composition=composition,
-            status="failed",
-            parameters=raw,
-            run_id=run_id,
-            reason=str(exc),
-        )
+        if campaign_state.stored_fingerprint(lake, campaign_id) is None:  # never mark a real campaign failed
+            record_event(
+                lake,
+                campaign_id,
+                composition=composition[:200],
+                status="failed",
+                parameters=raw,
+                run_id=run_id,
+                reason=str(exc),
+            )
+        raise CampaignError(str(exc)) from exc
+    try:
+        campaign_state.check_same_parameters(lake, campaign_id, checked.model_dump())
+    except StorageError as exc:
         raise CampaignError(str(exc)) from exc
     return Campaign(checked, parsed, scorer, lake, campaign_id, run_id)
 
@@ -317,13 +354,12 @@ def run_campaign(
     run_id: str | None = None,
     progress: Callable[[dict[str, Any]], None] | None = None,
     export_dir: Path | None = None,
+    force: bool = False,
 ) -> CampaignOutcome:
-    """Run (or resume, when ``campaign_id`` exists) a campaign: :func:`prepare`, then :meth:`Campaign.run`.
-
-    Raises :class:`CampaignError` for a request that cannot run; the lake then holds one ``failed``
-    event with the reason and no candidate.
-    """
-    campaign = prepare(params, campaign_id=campaign_id, settings=settings, run_id=run_id)
+    """Run (or resume, when ``campaign_id`` exists) a campaign: :func:`check_targets`, :func:`prepare`,
+    then :meth:`Campaign.run`; each raises :class:`CampaignError` for a request that cannot run."""
+    check_targets(campaign_id, export_dir)
+    campaign = prepare(params, campaign_id=campaign_id, settings=settings, run_id=run_id, force=force)
     return campaign.run(progress, export_dir=export_dir)
 
 

@@ -135,13 +135,39 @@ def healthy(api_url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def wait_healthy(api_url: str, timeout: float = 90.0) -> float:
+def wait_healthy(api_url: str, timeout: float = 90.0, pid_file: Path | None = None) -> float:
+    """Seconds until the API answers; raises ``RuntimeError`` on timeout or when the server process died."""
     start = time.monotonic()
     while time.monotonic() - start < timeout:
         if healthy(api_url):
             return time.monotonic() - start
+        if pid_file is not None and time.monotonic() - start > 2.0:
+            pid = read_pid(pid_file)
+            if pid is None or not alive(pid):
+                pid_file.unlink(missing_ok=True)
+                raise RuntimeError(
+                    f"The Prefect server exited before answering {api_url}/health; "
+                    "check the port and run `prefect server start` by hand to see why."
+                )
         time.sleep(0.3)
     raise RuntimeError(f"The Prefect server did not answer {api_url}/health within {timeout:.0f} s.")
+
+
+def check_port(port: int) -> None:
+    """Raise ``RuntimeError`` unless ``port`` is a TCP port free on 127.0.0.1 (checked before starting)."""
+    import socket
+
+    if not 1 <= port <= 65535:
+        raise RuntimeError(
+            f"Port {port} is not a TCP port; give one from 1 to 65535 (default {DEFAULT_PORT})."
+        )
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise RuntimeError(
+                f"Port {port} on 127.0.0.1 is taken ({exc.strerror}); choose another --port."
+            ) from exc
 
 
 def stop_pid(pid: int, *, signals: int = 2, grace: float = 20.0) -> None:
@@ -160,6 +186,8 @@ def stop_pid(pid: int, *, signals: int = 2, grace: float = 20.0) -> None:
 
 
 def start_server(svc: Service, log=print) -> None:
+    if not 1 <= svc.port <= 65535:
+        check_port(svc.port)  # raises before anything is written
     svc.home.mkdir(parents=True, exist_ok=True)
     if healthy(svc.api_url):
         log(f"server already answers at {svc.api_url}")
@@ -170,8 +198,16 @@ def start_server(svc: Service, log=print) -> None:
             "run `csp service down` first."
         )
     svc.server_pid_file.unlink(missing_ok=True)
-    svc.prefect("server", "start", "--host", "127.0.0.1", "--port", str(svc.port), "--background")
-    seconds = wait_healthy(svc.api_url)
+    check_port(svc.port)
+    try:
+        svc.prefect("server", "start", "--host", "127.0.0.1", "--port", str(svc.port), "--background")
+        seconds = wait_healthy(svc.api_url, pid_file=svc.server_pid_file)
+    except BaseException:
+        pid = read_pid(svc.server_pid_file)
+        if alive(pid):
+            stop_pid(pid, signals=1, grace=5.0)
+        svc.server_pid_file.unlink(missing_ok=True)
+        raise
     log(f"server up at {svc.api_url} in {seconds:.1f} s (pid {read_pid(svc.server_pid_file)})")
 
 

@@ -10,6 +10,12 @@ from storage.lake import Lake, LakeConnection, LakeError, ReadOnlyError
 __all__ = ["Lake", "LakeConnection", "LakeError", "ReadOnlyError", "StorageError", "connect"]
 
 
-def connect(root: Path | str, *, read_only: bool = True) -> LakeConnection:
-    """Open a read-only DuckDB connection over the lake at ``root`` (one view per table)."""
-    return Lake(root).connect(read_only=read_only)
+def connect(
+    root: Path | str, *, read_only: bool = True, inputs: dict[str, Path | str] | None = None
+) -> LakeConnection:
+    """Open a DuckDB connection over the lake at ``root`` that cannot write (one view per table).
+
+    ``inputs`` names extra files the SQL may read (``{view name: path}``); no other file can be read.
+    See :mod:`storage.readonly` for how writing is made impossible.
+    """
+    return Lake(root).connect(read_only=read_only, inputs=inputs)

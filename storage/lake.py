@@ -15,11 +15,12 @@ retried batch or an interrupted compaction never shows a row twice.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from storage import readonly
 from storage.errors import StorageError
 from storage.schemas import KEYS, SCHEMAS
 
@@ -38,8 +40,17 @@ PARTITION_BY: dict[str, str] = {"candidates": "campaign_id"}
 _SEED_NAME = "part-00000000T000000-seed.parquet"
 _SAFE_PART = re.compile(r"[^A-Za-z0-9_.-]")
 _VANISHED_PART_RETRIES = 8
+_COMPACTION_LOCK = ".compaction.lock"
+#: a temporary part older than this (seconds) was left by a killed writer; younger ones are in flight
+STALE_TMP_S = 3600.0
 T = TypeVar("T")
 _ALLOWED_STATEMENTS = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+
+_NO_FILES = (
+    "Refused: the query reads or writes a file by path or changes a setting; lake SQL reads only the "
+    "lake's views (and files passed by name as inputs) and cannot write."
+)
 
 
 class LakeError(StorageError, RuntimeError):
@@ -109,44 +120,60 @@ def check_read_only(sql: str) -> None:
             )
 
 
-def retry_vanished_parts(action: Callable[[], T]) -> T:
+def _vanished(exc: BaseException) -> bool:
+    return isinstance(exc, FileNotFoundError) or "No such file" in str(exc)
+
+
+def retry_vanished_parts(action: Callable[[], T], refresh: Callable[[], None] | None = None) -> T:
     """Run ``action`` again when a Parquet part it listed vanished before it was opened.
 
-    A compaction in another process may delete a part between DuckDB listing a glob and opening
-    the file; the merged part is already in place by then, so running again reads a consistent
-    set (the views keep one row per key). Any other error is raised as a ``LakeError``.
+    A compaction in another process may delete a part between a listing and the opening of the file;
+    the merged part is already in place by then, so listing again (``refresh``) and running again reads
+    a consistent set (the views keep one row per key). Any other error is raised as a ``LakeError``.
     """
     for attempt in range(_VANISHED_PART_RETRIES):
         try:
             return action()
-        except (LakeError, duckdb.IOException) as exc:
-            vanished = "No such file" in str(exc)
-            if not vanished or attempt == _VANISHED_PART_RETRIES - 1:
+        except (LakeError, duckdb.Error, FileNotFoundError) as exc:
+            if not _vanished(exc) or attempt == _VANISHED_PART_RETRIES - 1:
                 raise (exc if isinstance(exc, LakeError) else LakeError(f"The query failed: {exc}")) from exc
             time.sleep(0.05 * (attempt + 1))
+            if refresh is not None:
+                retry_vanished_parts(refresh)
     raise AssertionError("unreachable")
 
 
 class LakeConnection:
-    """A read-only DuckDB connection with one view per lake table (plus derived views)."""
+    """A DuckDB connection that cannot write, with one view per lake table (plus derived views).
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    Built by :meth:`Lake.connect` (see :mod:`storage.readonly`): an in-memory catalog over Arrow datasets
+    of the lake's parts, DuckDB's file access off and its configuration locked. The statement check of
+    :func:`check_read_only` only gives a friendlier first message.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, refresh: Callable[[], None] | None = None) -> None:
         self._con = con
+        self._refresh = refresh
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> Any:
         """Run a read-only statement with bound parameters; returns a DuckDB relation."""
         check_read_only(sql)
         try:
             return self._con.sql(sql, params=params)
+        except duckdb.PermissionException as exc:
+            raise ReadOnlyError(_NO_FILES) from exc
         except duckdb.Error as exc:
             raise LakeError(f"The query failed: {exc}") from exc
 
     def _fetch(self, sql: str, params: Sequence[Any] | dict[str, Any] | None, how: str) -> Any:
         def run() -> Any:
             relation = self.execute(sql, params)
-            return relation.to_arrow_table() if how == "arrow" else relation.df()
+            try:
+                return relation.to_arrow_table() if how == "arrow" else relation.df()
+            except duckdb.PermissionException as exc:
+                raise ReadOnlyError(_NO_FILES) from exc
 
-        return retry_vanished_parts(run)
+        return retry_vanished_parts(run, self._refresh)
 
     def arrow(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table:
         """Run a read-only query and return an Arrow table."""
@@ -301,8 +328,9 @@ class Lake:
                 folder.mkdir(parents=True, exist_ok=True)
                 glob = (folder / "part-*.parquet").as_posix()
                 has_parts = any(folder.glob("part-*.parquet"))
-                group = self._drop_stored_keys(
-                    table, group, glob if has_parts else self._seed_path(table).as_posix()
+                source = glob if has_parts else self._seed_path(table).as_posix()
+                group = retry_vanished_parts(
+                    lambda t=table, g=group, src=source: self._drop_stored_keys(t, g, src)
                 )
             if group.num_rows:
                 _write_atomic(group, folder)
@@ -310,39 +338,83 @@ class Lake:
         return written
 
     # ------------------------------------------------------------------ reading
-    def _view_sql(self, table: str) -> str:
+    def _view_sql(self, table: str, source: str | None = None) -> str:
         keys = ", ".join(f'"{k}"' for k in KEYS[table])
         glob = self._glob(table).replace("'", "''")
-        return (
-            f"SELECT * FROM read_parquet('{glob}', union_by_name = true) "
-            f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY written_at) = 1"
-        )
+        scan = source or f"read_parquet('{glob}', union_by_name = true)"
+        return f"SELECT * FROM {scan} QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY written_at) = 1"
 
     def _create_views(self, con: duckdb.DuckDBPyConnection) -> None:
         for table in SCHEMAS:
             con.execute(f"CREATE OR REPLACE VIEW {table} AS {self._view_sql(table)}")
-        con.execute(
-            "CREATE OR REPLACE VIEW campaigns AS SELECT * FROM campaign_events "
-            "QUALIFY row_number() OVER (PARTITION BY campaign_id ORDER BY seq DESC) = 1"
-        )
+        con.execute(f"CREATE OR REPLACE VIEW campaigns AS {CAMPAIGNS_SQL}")
         con.execute(f"CREATE OR REPLACE VIEW experimental_linked AS {LINK_SQL}")
 
-    def connect(self, *, read_only: bool = True) -> LakeConnection:
-        """Open a read-only connection with a view per table (always sees the newest parts)."""
+    def _datasets(self, inputs: dict[str, Path | str]) -> dict[str, Callable[[], Any]]:
+        def table_dataset(table: str) -> Callable[[], Any]:
+            return lambda: readonly.parquet_dataset(
+                [self._seed_path(table), *self.parts(table)], SCHEMAS[table]
+            )
+
+        def input_file(path: Path | str) -> Callable[[], Any]:
+            return lambda: readonly.input_dataset(path)
+
+        built: dict[str, Callable[[], Any]] = {f"_parts_{t}": table_dataset(t) for t in SCHEMAS}
+        built.update({f"_input_{name}": input_file(path) for name, path in inputs.items()})
+        return built
+
+    def connect(
+        self, *, read_only: bool = True, inputs: dict[str, Path | str] | None = None
+    ) -> LakeConnection:
+        """Open a connection that cannot write, with a view per table (sees the parts present now).
+
+        Args:
+            read_only: must be True (the lake is written only through :meth:`append` and the flows).
+            inputs: extra files the SQL may read, as ``{view name: path}`` (Parquet, CSV or Arrow IPC);
+                no other file outside the lake can be read.
+
+        Raises:
+            LakeError: for ``read_only=False`` or an unusable input.
+        """
         if not read_only:
             raise LakeError("Lake connections are read-only; write through Lake.append or the flows.")
+        inputs = dict(inputs or {})
+        for name in inputs:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", name) or name in SCHEMAS or name in _DERIVED:
+                raise LakeError(f"Input name {name[:64]!r} must be a new SQL identifier (not a lake table).")
         self.init()
-        con = duckdb.connect()
+        datasets = self._datasets(inputs)
+        con = readonly.sandboxed_connection()
+
+        def refresh() -> None:
+            readonly.register_all(con, datasets)
+
         try:
-            retry_vanished_parts(lambda: self._create_views(con))
+            try:
+                retry_vanished_parts(refresh)
+            except ValueError as exc:
+                raise LakeError(str(exc)) from exc
+            for table in SCHEMAS:
+                con.execute(f"CREATE VIEW {table} AS {self._view_sql(table, source=f'_parts_{table}')}")
+            for name in inputs:
+                con.execute(f"CREATE VIEW {name} AS SELECT * FROM _input_{name}")
+            con.execute(f"CREATE VIEW campaigns AS {CAMPAIGNS_SQL}")
+            con.execute(f"CREATE VIEW experimental_linked AS {LINK_SQL}")
+            readonly.lock(con)
         except BaseException:
             con.close()
             raise
-        return LakeConnection(con)
+        return LakeConnection(con, refresh)
 
-    def query(self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> pa.Table:
-        """Run one read-only query and return an Arrow table."""
-        with self.connect() as con:
+    def query(
+        self,
+        sql: str,
+        params: Sequence[Any] | dict[str, Any] | None = None,
+        *,
+        inputs: dict[str, Path | str] | None = None,
+    ) -> pa.Table:
+        """Run one read-only query (see :meth:`connect`) and return an Arrow table."""
+        with self.connect(inputs=inputs) as con:
             return con.arrow(sql, params)
 
     def count(self, table: str) -> int:
@@ -367,6 +439,17 @@ class Lake:
     def compact(self, table: str, *, partition: str | None = None) -> CompactionReport:
         """Merge the parts of ``table`` (per partition) into one, losing and duplicating no row.
 
+        Safe beside writers, readers and other compactions:
+
+        * a folder is merged only under its claim, an exclusive ``flock`` on ``<folder>/.compaction.lock``
+          (released by the kernel on any exit); a folder another compaction holds is skipped, so two
+          compactions never list, merge or delete the same parts;
+        * only the parts listed under the claim are merged and then deleted; parts written meanwhile stay;
+        * temporary files (``.tmp-*``, a writer's part in flight) are never read; they are deleted only
+          when older than :data:`STALE_TMP_S` (left by a killed writer);
+        * the merged part is in place before a listed part is deleted, and the views keep one row per
+          key, so a reader sees every row at every moment (a reader whose listed part vanished lists again).
+
         ``partition`` limits a partitioned table (candidates) to one value (a campaign id).
         """
         self.init()
@@ -378,41 +461,79 @@ class Lake:
         else:
             folders = [base]
         before = after = rows = 0
-        keys = ", ".join(f'"{k}"' for k in KEYS[table])
         for folder in folders:
-            parts = sorted(p for p in folder.glob("part-*.parquet") if p.name != _SEED_NAME)
-            before += len(parts)
-            if len(parts) <= 1:
-                after += len(parts)
-                rows += sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+            if not folder.is_dir():
                 continue
-            con = duckdb.connect()
-            try:
-                merged = con.sql(
-                    f"SELECT * FROM read_parquet(?, union_by_name = true) "
-                    f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY written_at) = 1 "
-                    f"ORDER BY written_at",
-                    params=[[p.as_posix() for p in parts]],
-                ).to_arrow_table()
-                distinct = con.execute(
-                    f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM read_parquet(?, union_by_name = true))",
-                    [[p.as_posix() for p in parts]],
-                ).fetchall()[0][0]
-            finally:
-                con.close()
-            merged = merged.select(SCHEMAS[table].names).cast(SCHEMAS[table])
-            if merged.num_rows != distinct:
-                raise LakeError(f"Compaction of {folder} would change the row count; nothing was changed.")
-            _write_atomic(merged, folder)
-            for part in parts:
-                part.unlink()
-            _fsync_dir(folder)
-            after += 1
-            rows += merged.num_rows
-        for stale in base.rglob(".tmp-*.parquet"):
-            stale.unlink()
+            with _claim(folder) as claimed:
+                if not claimed:
+                    continue
+                b, a, r = self._compact_folder(table, folder)
+                before, after, rows = before + b, after + a, rows + r
+                _remove_stale_tmp(folder)
         return CompactionReport(table=table, parts_before=before, parts_after=after, rows=rows)
 
+    def _compact_folder(self, table: str, folder: Path) -> tuple[int, int, int]:
+        keys = ", ".join(f'"{k}"' for k in KEYS[table])
+        parts = sorted(p for p in folder.glob("part-*.parquet") if p.name != _SEED_NAME)
+        if len(parts) <= 1:
+            return len(parts), len(parts), sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+        con = duckdb.connect()
+        try:
+            merged = con.sql(
+                f"SELECT * FROM read_parquet(?, union_by_name = true) "
+                f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY written_at) = 1 "
+                f"ORDER BY written_at",
+                params=[[p.as_posix() for p in parts]],
+            ).to_arrow_table()
+            distinct = con.execute(
+                f"SELECT count(*) FROM (SELECT DISTINCT {keys} FROM read_parquet(?, union_by_name = true))",
+                [[p.as_posix() for p in parts]],
+            ).fetchall()[0][0]
+        finally:
+            con.close()
+        merged = merged.select(SCHEMAS[table].names).cast(SCHEMAS[table])
+        if merged.num_rows != distinct:
+            raise LakeError(f"Compaction of {folder} would change the row count; nothing was changed.")
+        _write_atomic(merged, folder)
+        for part in parts:
+            part.unlink(missing_ok=True)
+        _fsync_dir(folder)
+        return len(parts), 1, merged.num_rows
+
+
+@contextlib.contextmanager
+def _claim(folder: Path) -> Iterator[bool]:
+    """Hold the folder's compaction lock if nobody else does; yields whether it was taken."""
+    fd = os.open(folder / _COMPACTION_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _remove_stale_tmp(folder: Path) -> None:
+    """Delete temporary parts a killed writer left behind (older than ``STALE_TMP_S``), never fresh ones."""
+    now = time.time()
+    for tmp in folder.glob(".tmp-*.parquet"):
+        with contextlib.suppress(FileNotFoundError):
+            if now - tmp.stat().st_mtime > STALE_TMP_S:
+                tmp.unlink(missing_ok=True)
+
+
+#: each campaign's latest event
+CAMPAIGNS_SQL = (
+    "SELECT * FROM campaign_events QUALIFY row_number() OVER (PARTITION BY campaign_id ORDER BY seq DESC) = 1"
+)
+#: views derived from the tables (names a named input may not take)
+_DERIVED = ("campaigns", "experimental_linked")
 
 #: experimental enthalpies joined to a structure of the same reduced formula. Preference order:
 #: lowest DFT formation enthalpy on the MP/OQMD/GNoME scale; else an experimentally reported

@@ -19,6 +19,8 @@ from flows.settings import lake as current_lake
 from flows.settings import settings as current_settings
 
 campaign_app = typer.Typer(help="Crystal-structure prediction campaigns.", no_args_is_help=True)
+#: help of ``--force`` (run and resume); the bound is :data:`csp.budget.MAX_CANDIDATES`
+FORCE_HELP = "Accept a budget above 2,000,000 structures."
 
 
 def _print_top(top: list[dict], title: str) -> None:
@@ -41,40 +43,14 @@ def _print_top(top: list[dict], title: str) -> None:
 
 
 def _run_with_progress(
-    params: dict[str, Any] | CampaignParameters, campaign_id: str | None, export_dir: Path | None
+    params: dict[str, Any] | CampaignParameters,
+    campaign_id: str | None,
+    export_dir: Path | None,
+    force: bool = False,
 ):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from flows.campaign_progress import run_with_progress
 
-    from flows.campaigns import CampaignError, prepare
-
-    try:
-        campaign = prepare(params, campaign_id=campaign_id)
-    except CampaignError as exc:
-        fail(str(exc))
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(
-            f"campaign {campaign.params.composition}", total=campaign.params.outer_steps, info=""
-        )
-
-        def progress(p: dict) -> None:
-            bar.update(
-                task,
-                completed=p["outer_step"] + 1,
-                info=f"best FV {p['best_fitness']:.3f}, {p['inner_evaluations']} structures",
-            )
-
-        try:
-            return campaign.run(progress, export_dir=export_dir)
-        except CampaignError as exc:
-            fail(str(exc))
+    return run_with_progress(params, campaign_id, export_dir, console=console, fail=fail, force=force)
 
 
 def _finish(outcome) -> None:
@@ -105,18 +81,20 @@ def _finish(outcome) -> None:
     extra=[
         option("campaign_id", str | None, None, "Id (default: generated)."),
         option("export_cif", Path | None, None, "Folder for CIFs of the top structures."),
+        option("force", bool, False, FORCE_HELP),
     ],
 )
 def campaign_run(**values: Any) -> None:
     """Run a campaign: every candidate lands in the lake; prints the top k."""
-    campaign_id, export_cif = values.pop("campaign_id"), values.pop("export_cif")
-    _finish(_run_with_progress(values, campaign_id, export_cif))
+    campaign_id, export_cif, force = values.pop("campaign_id"), values.pop("export_cif"), values.pop("force")
+    _finish(_run_with_progress(values, campaign_id, export_cif, force))
 
 
 @campaign_app.command("resume")
 def campaign_resume(
     campaign_id: Annotated[str, typer.Argument(help="The campaign to continue.")],
     export_cif: Annotated[Path | None, typer.Option(help="Folder for CIFs of the top structures.")] = None,
+    force: Annotated[bool, typer.Option(help=FORCE_HELP)] = False,
 ) -> None:
     """Continue a stopped or killed campaign where it stopped (nothing is scored or written twice)."""
     from flows.campaigns import CampaignError, stored_parameters
@@ -125,15 +103,17 @@ def campaign_resume(
         params = stored_parameters(current_lake(), campaign_id)
     except CampaignError as exc:
         fail(str(exc))
-    _finish(_run_with_progress(params, campaign_id, export_cif))
+    _finish(_run_with_progress(params, campaign_id, export_cif, force))
 
 
 @campaign_app.command("list")
 def campaign_list() -> None:
-    """Campaigns with their latest status."""
+    """Campaigns with their latest status (``stale``: its last status is running but its process is gone)."""
+    from storage.campaign_state import shown_status_table
     from storage.campaigns import list_campaigns
 
-    print_arrow(list_campaigns(current_lake()), max_rows=200)
+    lake = current_lake()
+    print_arrow(shown_status_table(lake, list_campaigns(lake)), max_rows=200)
 
 
 @campaign_app.command("show")
@@ -141,12 +121,14 @@ def campaign_show(campaign_id: Annotated[str, typer.Argument(help="Campaign id."
     """Parameters, status and top structures of one campaign."""
     import json
 
+    from storage.campaign_state import shown_status
     from storage.campaigns import campaign_row
 
     row = campaign_row(current_lake(), campaign_id)
     if row is None:
         fail(f"No campaign {campaign_id!r}; `csp campaign list` shows the ids.")
-    console.print(f"{campaign_id}: {row['composition']} status={row['status']} reason={row['reason']}")
+    status, note = shown_status(current_lake(), campaign_id, row["status"])
+    console.print(f"{campaign_id}: {row['composition']} status={status} reason={note or row['reason']}")
     console.print(f"parameters: {row['parameters_json']}", highlight=False)
     if row["summary_json"]:
         _print_top(json.loads(row["summary_json"])["top"], "top structures")
@@ -160,8 +142,13 @@ def campaign_export(
 ) -> None:
     """Write CIFs of a campaign's top structures (deduplicated) from the stored candidates."""
     from csp.matching import rank, write_cif
+    from flows.checks import output_folder
     from storage.campaigns import LakeSink
 
+    try:
+        output_folder(out)
+    except ValueError as exc:
+        fail(str(exc))
     rows = [
         r for r in LakeSink(current_lake(), run_id="export").history(campaign_id) if r["stage"] == "outer"
     ]

@@ -19,13 +19,22 @@ def sql(
     csv: Annotated[Path | None, typer.Option(help="Write the result to this CSV file.")] = None,
     parquet: Annotated[Path | None, typer.Option(help="Write the result to this Parquet file.")] = None,
     max_rows: Annotated[int, typer.Option(help="Rows to print.")] = 50,
+    input_file: Annotated[
+        list[str] | None,
+        typer.Option("--input", help="NAME=PATH: a Parquet/CSV file the query may read as view NAME."),
+    ] = None,
 ) -> None:
-    """Run a read-only SQL query over the lake (writes are refused)."""
+    """Run a read-only SQL query over the lake: no statement can write a file or read one by path."""
+    from flows.checks import output_file, parse_inputs
     from storage.lake import LakeError
 
     try:
-        result = current_lake().query(query)
-    except LakeError as exc:
+        inputs = parse_inputs(input_file or [])
+        for target in (csv, parquet):
+            if target is not None:
+                output_file(target)
+        result = current_lake().query(query, inputs=inputs)
+    except (LakeError, ValueError) as exc:
         fail(str(exc))
     if csv is not None:
         import pyarrow.csv as pacsv

@@ -46,7 +46,7 @@ def service_down(port: Annotated[int, typer.Option(help="Port the service was st
 def service_status(
     port: Annotated[int, typer.Option(help="Port the service was started on.")] = 4200,
 ) -> None:
-    """What runs: server (pid, health), worker (pid), UI URL."""
+    """What runs: server (pid, health), worker (pid), UI URL; exits 1 unless server and worker both run."""
     from flows.service import status
 
     s = status(_service(port))
@@ -58,3 +58,5 @@ def service_status(
         f"UI: {s['ui']}\nPREFECT_HOME: {s['prefect_home']}",
         highlight=False,
     )
+    if not (server["alive"] and server["healthy"] and worker["alive"]):
+        raise typer.Exit(1)  # scripts can test whether the service runs

@@ -26,6 +26,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from flows.campaigns import (
+    CampaignError,
     CampaignParameters,
     check,
     derived_campaign_id,
@@ -76,9 +77,15 @@ def campaign_report(campaign_id: str) -> dict[str, Any]:
 @task(name="search", cache_policy=NO_CACHE)
 def search(params: dict[str, Any], campaign_id: str, run_id: str) -> dict[str, Any]:
     """One campaign (or its resume): a progress artifact moves every outer step. Not retried."""
+    from storage import campaign_state
     from storage.campaigns import campaign_status
 
     logger = get_run_logger()
+    try:  # an id belongs to one set of parameters: a completed id with other ones is an error, not a skip
+        campaign_state.check_campaign_id(campaign_id)
+        campaign_state.check_same_parameters(lake(init=True), campaign_id, params)
+    except campaign_state.CampaignStateError as exc:
+        raise CampaignError(str(exc)) from exc
     status = campaign_status(lake(init=True), campaign_id)
     if status == "completed":
         logger.info("campaign %s is already completed in the lake; nothing to score", campaign_id)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
-from storage.lake import Lake, LakeError, ReadOnlyError, check_read_only
+from storage.lake import STALE_TMP_S, Lake, LakeError, ReadOnlyError, check_read_only
 from storage.splits import exclusion_set, load_exclusions, split_of
 
 
@@ -108,9 +110,13 @@ def test_half_written_part_is_invisible(lake):
     lake.append("structures", [structure_row("a")], run_id="r")
     folder = lake.table_dir("structures")
     (folder / ".tmp-deadbeef.parquet").write_bytes(b"PAR1 truncated")
+    (folder / ".tmp-inflight.parquet").write_bytes(b"PAR1 being written")
+    old = time.time() - 2 * STALE_TMP_S
+    os.utime(folder / ".tmp-deadbeef.parquet", (old, old))
     assert lake.count("structures") == 1
     lake.compact("structures")
-    assert not list(folder.glob(".tmp-*"))
+    # a killed writer's old temporary part is removed; a writer's part in flight is left alone
+    assert [p.name for p in folder.glob(".tmp-*")] == [".tmp-inflight.parquet"]
 
 
 def test_compaction_keeps_every_row_once(lake):

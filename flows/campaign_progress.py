@@ -1,0 +1,121 @@
+"""How the CLI shows a running campaign: a bar with an ETA on a terminal, log lines otherwise.
+
+The total is what will actually run (the search stops after the last family: MgO in cubic has 83 families
+whatever ``--outer-steps`` says). After the first family scored in this run, one line gives the estimated
+run time; when stdout is not a terminal a progress line is printed every :data:`LOG_EVERY_S` seconds
+(and at the end), so a redirected run is never silent for minutes. Ctrl-C and SIGTERM end with a one-line
+hint to resume.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from csp.budget import duration, eta_seconds
+from flows.campaigns import CampaignOutcome, CampaignParameters
+
+LOG_EVERY_S = 10.0
+#: an outer step faster than this was replayed from the lake (a resume), not scored
+REPLAYED_S = 0.05
+
+
+class ProgressReporter:
+    """Receives the search's progress dicts; prints an estimate, an ETA and (off a terminal) log lines."""
+
+    def __init__(
+        self, console: Console, label: str, *, tty: bool, on_update: Callable[..., None] | None = None
+    ):
+        self.console = console
+        self.label = label
+        self.tty = tty
+        self.on_update = on_update
+        self.start = self.last = time.monotonic()
+        self.last_log = self.start
+        self.scored_steps = 0
+        self.scored_s = 0.0
+        self.estimated = False
+        self.total: int | None = None
+
+    def eta(self, done: int) -> float | None:
+        if self.total is None:
+            return None
+        return eta_seconds(self.scored_steps, self.scored_steps + (self.total - done), self.scored_s)
+
+    def __call__(self, p: dict[str, Any]) -> None:
+        now = time.monotonic()
+        step_s, self.last = now - self.last, now
+        self.total = int(p.get("planned_steps") or p["outer_steps"])
+        done = p["outer_step"] + 1
+        if step_s > REPLAYED_S:
+            self.scored_steps += 1
+            self.scored_s += step_s
+        eta = self.eta(done)
+        if not self.estimated and self.scored_steps and self.total > done:
+            self.estimated = True
+            self.console.print(
+                f"{self.label}: {self.total} families to try (the first took {duration(step_s)} for "
+                f"{p['inner_evaluations']} structures so far); estimated time left {duration(eta)}",
+                highlight=False,
+            )
+        info = f"best FV {p['best_fitness']:.3f}, {p['inner_evaluations']} structures, ETA {duration(eta)}"
+        if self.on_update is not None:
+            self.on_update(total=self.total, completed=done, info=info)
+        if not self.tty and (now - self.last_log >= LOG_EVERY_S or done == self.total):
+            self.last_log = now
+            self.console.print(
+                f"{self.label}: step {done}/{self.total}, {info}, elapsed {duration(now - self.start)}",
+                highlight=False,
+            )
+
+
+def run_with_progress(
+    params: dict[str, Any] | CampaignParameters,
+    campaign_id: str | None,
+    export_dir: Path | None,
+    *,
+    console: Console,
+    fail: Callable[[str, int], None],
+    force: bool = False,
+) -> CampaignOutcome:
+    """Run (or resume) a campaign with progress on ``console``; ``fail(message, code)`` ends the command.
+
+    The id and ``export_dir`` are checked first (:func:`flows.campaigns.check_targets`), then the request
+    (:func:`flows.campaigns.prepare`, models opened once), then :meth:`flows.campaigns.Campaign.run`.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from flows.campaigns import CampaignError, check_targets, new_campaign_id, prepare
+
+    composition = params.composition if isinstance(params, CampaignParameters) else params.get("composition")
+    campaign_id = campaign_id or new_campaign_id(str(composition or ""))
+    label = f"campaign {campaign_id}"
+    tty = console.is_terminal and sys.stdout.isatty()
+    try:
+        check_targets(campaign_id, export_dir)
+        campaign = prepare(params, campaign_id=campaign_id, force=force)
+        if not tty:
+            return campaign.run(ProgressReporter(console, label, tty=False), export_dir=export_dir)
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task(label, total=campaign.params.outer_steps, info="")
+            reporter = ProgressReporter(
+                console, label, tty=True, on_update=lambda **kw: bar.update(task, **kw)
+            )
+            return campaign.run(reporter, export_dir=export_dir)
+    except CampaignError as exc:
+        fail(str(exc), 1)
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (storage.campaign_state.Terminated)
+        fail(f"{label} interrupted; resume it with: csp campaign resume {campaign_id}", 130)

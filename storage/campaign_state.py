@@ -1,0 +1,350 @@
+"""Who owns a campaign id, and whether the process running it is still there.
+
+* **Ids**: a campaign id names a folder of the lake and a key of its event log; :func:`check_campaign_id`
+  allows 1-96 characters of letters, digits, ``.``, ``_`` and ``-`` (first a letter or digit).
+* **One id, one set of parameters**: the parameters an id was first run with (composition, seed, budgets,
+  every search parameter; ``top_k`` only ranks, so it may change) are its fingerprint.
+  :func:`check_same_parameters` refuses another set with a one-line error that shows the stored values.
+* **Liveness**: a running campaign holds an exclusive ``flock`` on ``<home>/runs/<id>.lock`` for as long as
+  its process lives (the kernel drops it on any exit, ``kill -9`` included) and rewrites
+  ``<home>/runs/<id>.json`` (pid, host, start, heartbeat) every :data:`HEARTBEAT_S` seconds.
+  :func:`liveness` says whether a campaign whose last event is ``running`` still has a process: on this
+  host by the lock, on another host by the heartbeat's age (stale after :data:`STALE_AFTER_S`).
+* **Ways out**: :func:`sigterm_raises` turns SIGTERM into :class:`Terminated` (a ``KeyboardInterrupt``), so
+  ``kill``, Ctrl-C and exceptions all reach the caller's handler, which records the status that
+  :func:`exit_status` names; :func:`recorded_run` puts the three together around a campaign's run.
+
+Nothing here imports the science or Prefect; the flows call these functions around a campaign.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from storage.lake import Lake, LakeError
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
+#: parameters that do not change what a campaign scores (may differ on resume)
+NOT_FINGERPRINTED = ("top_k",)
+HEARTBEAT_S = 10.0
+STALE_AFTER_S = 60.0
+
+
+class CampaignStateError(LakeError):
+    """A campaign id that cannot be used for this request (bad, taken by other parameters, or busy)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM reached a campaign (``kill``, a stopping worker): handled like Ctrl-C."""
+
+
+# ------------------------------------------------------------------------------------------ ids
+
+
+def _shown(text: str, limit: int = 60) -> str:
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
+
+
+def _value(value: Any, limit: int = 40) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
+
+
+def check_campaign_id(campaign_id: str) -> str:
+    """Return ``campaign_id`` if it can name a campaign; raises :class:`CampaignStateError` otherwise."""
+    if not isinstance(campaign_id, str) or not ID_PATTERN.fullmatch(campaign_id):
+        raise CampaignStateError(
+            f"Campaign id {_shown(str(campaign_id))} is not usable: give 1-96 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit."
+        )
+    return campaign_id
+
+
+# ---------------------------------------------------------------------------------- fingerprint
+
+
+def fingerprint(parameters: dict[str, Any]) -> dict[str, Any]:
+    """The parameters that define what a campaign scores (JSON-normalised, ``top_k`` left out)."""
+    canonical = json.loads(json.dumps(parameters, sort_keys=True, default=str))
+    return {k: v for k, v in canonical.items() if k not in NOT_FINGERPRINTED}
+
+
+def stored_fingerprint(lake: Lake, campaign_id: str) -> dict[str, Any] | None:
+    """The fingerprint an id was first run with (its first ``running`` event), or None for a free id.
+
+    An id whose only events are failures before the search started (bad parameters) is free.
+    """
+    rows = lake.query(
+        "SELECT parameters_json FROM campaign_events WHERE campaign_id = ? AND status = 'running' "
+        "ORDER BY seq LIMIT 1",
+        [campaign_id],
+    ).to_pylist()
+    return fingerprint(json.loads(rows[0]["parameters_json"])) if rows else None
+
+
+def check_same_parameters(lake: Lake, campaign_id: str, parameters: dict[str, Any]) -> bool:
+    """Refuse to run ``campaign_id`` with parameters other than the ones it was started with.
+
+    Returns:
+        True if the id already exists with these parameters (a resume), False for a new id.
+
+    Raises:
+        CampaignStateError: if the id exists with other parameters; the message lists the stored values
+            of the parameters that differ.
+    """
+    stored = stored_fingerprint(lake, campaign_id)
+    if stored is None:
+        return False
+    given = fingerprint(parameters)
+    keys = sorted(set(stored) | set(given))
+    differ = [k for k in keys if stored.get(k) != given.get(k)]
+    if not differ:
+        return True
+    was = ", ".join(f"{k}={_value(stored.get(k))}" for k in differ)
+    now = ", ".join(f"{k}={_value(given.get(k))}" for k in differ)
+    raise CampaignStateError(
+        f"Campaign {campaign_id} was started with {was} (this request: {now}); "
+        f"resume it with `csp campaign resume {campaign_id}` or choose another --campaign-id."
+    )
+
+
+# ------------------------------------------------------------------------------------- liveness
+
+
+def runs_dir(lake: Lake) -> Path:
+    return lake.root / "runs"
+
+
+def _lock_path(lake: Lake, campaign_id: str) -> Path:
+    return runs_dir(lake) / f"{check_campaign_id(campaign_id)}.lock"
+
+
+def _info_path(lake: Lake, campaign_id: str) -> Path:
+    return runs_dir(lake) / f"{check_campaign_id(campaign_id)}.json"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".tmp-{uuid.uuid4().hex[:8]}-{path.name}")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+
+
+@dataclass
+class RunClaim:
+    """A campaign's claim on its id while its process runs (see :func:`claim_run`)."""
+
+    campaign_id: str
+    info: dict[str, Any]
+    _fd: int
+    _stop: threading.Event
+    _thread: threading.Thread | None = None
+
+
+def read_run_info(lake: Lake, campaign_id: str) -> dict[str, Any] | None:
+    """pid, host, run_id, started_at and heartbeat_at of the campaign's latest process, if recorded."""
+    try:
+        return json.loads(_info_path(lake, campaign_id).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+@contextlib.contextmanager
+def claim_run(
+    lake: Lake, campaign_id: str, run_id: str, *, heartbeat_s: float = HEARTBEAT_S
+) -> Iterator[RunClaim]:
+    """Hold the id's lock and keep a heartbeat for the duration of the ``with`` block.
+
+    Raises:
+        CampaignStateError: if another live process holds the id (the message names its pid and host).
+    """
+    folder = runs_dir(lake)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(_lock_path(lake, campaign_id), os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + 2.0  # a `campaign list` may hold the lock for a moment to test it
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                os.close(fd)
+                other = read_run_info(lake, campaign_id) or {}
+                raise CampaignStateError(
+                    f"Campaign {campaign_id} is already running (pid {other.get('pid')} on "
+                    f"{other.get('host')}, since {other.get('started_at')}); wait for it or stop it first."
+                ) from None
+            time.sleep(0.1)
+    info = {
+        "campaign_id": campaign_id,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "run_id": run_id,
+        "started_at": _now(),
+        "heartbeat_at": _now(),
+    }
+    claim = RunClaim(campaign_id, info, fd, threading.Event())
+    _write_json(_info_path(lake, campaign_id), info)
+
+    def beat() -> None:
+        while not claim._stop.wait(heartbeat_s):
+            info["heartbeat_at"] = _now()
+            with contextlib.suppress(OSError):
+                _write_json(_info_path(lake, campaign_id), info)
+
+    claim._thread = threading.Thread(target=beat, name=f"heartbeat-{campaign_id}", daemon=True)
+    claim._thread.start()
+    try:
+        yield claim
+    finally:
+        claim._stop.set()
+        claim._thread.join(timeout=5)
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def liveness(lake: Lake, campaign_id: str) -> tuple[bool | None, str]:
+    """Whether a process still runs ``campaign_id``: (True/False/None for unknown, a short explanation)."""
+    info = read_run_info(lake, campaign_id)
+    lock = _lock_path(lake, campaign_id)
+    if info is None and not lock.exists():
+        return None, "no process was recorded for it"
+    host = socket.gethostname()
+    if info is None or info.get("host") == host:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True, f"pid {info and info.get('pid')} on {host} is running it"
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+        pid = info.get("pid") if info else None
+        return False, f"its process (pid {pid} on {host}) is gone"
+    beat = datetime.fromisoformat(info["heartbeat_at"])
+    age = (datetime.now(UTC) - beat).total_seconds()
+    if age > STALE_AFTER_S:
+        return False, f"no heartbeat from pid {info.get('pid')} on {info.get('host')} for {age:.0f} s"
+    return True, f"pid {info.get('pid')} on {info.get('host')} beat {age:.0f} s ago"
+
+
+def shown_status(lake: Lake, campaign_id: str, status: str) -> tuple[str, str | None]:
+    """The status to show: a ``running`` campaign whose process is gone shows as ``stale``."""
+    if status != "running":
+        return status, None
+    alive, why = liveness(lake, campaign_id)
+    if alive is False:
+        return "stale", f"{why}; resume with `csp campaign resume {campaign_id}`"
+    return status, None
+
+
+# ------------------------------------------------------------------------------------ ways out
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` in the main thread (if nobody else handles it).
+
+    Only installed from the main thread and only over the default handler, so a host that handles SIGTERM
+    itself (a Prefect worker's flow-run process) keeps its own behaviour.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+    if previous not in (signal.SIG_DFL, None):
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated("stopped by SIGTERM")
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def exit_status(exc: BaseException, campaign_id: str) -> tuple[str, str]:
+    """The status (``interrupted`` or ``failed``) and reason to record when ``exc`` ends a campaign."""
+    resume = f"resume with `csp campaign resume {campaign_id}`"
+    if isinstance(exc, Terminated):
+        return "interrupted", f"stopped by SIGTERM; {resume}"
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted", f"stopped by the user; {resume}"
+    if isinstance(exc, SystemExit):
+        return "interrupted", f"the process exited ({exc.code}); {resume}"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return "failed", f"{type(exc).__name__}: {text[:300]}"
+
+
+@contextlib.contextmanager
+def recorded_run(
+    lake: Lake,
+    campaign_id: str,
+    run_id: str,
+    event: Callable[..., Any],
+    *,
+    refused: tuple[type[BaseException], ...] = (),
+) -> Iterator[RunClaim]:
+    """A campaign's run, honest on every way out: hold the id (:func:`claim_run`), turn SIGTERM into
+    :class:`Terminated` (:func:`sigterm_raises`) and record ``event(status="running")``; when the block
+    raises, record ``interrupted`` or ``failed`` (:func:`exit_status`; the message alone for the
+    ``refused`` exception types) and re-raise.
+
+    Raises:
+        CampaignStateError: before anything is recorded, if another live process holds the id.
+    """
+    with claim_run(lake, campaign_id, run_id) as claim, sigterm_raises():
+        try:
+            event(status="running")
+            yield claim
+        except refused as exc:
+            event(status="failed", reason=str(exc))
+            raise
+        except BaseException as exc:
+            status, reason = exit_status(exc, campaign_id)
+            event(status=status, reason=reason)
+            raise
+
+
+def shown_status_table(lake: Lake, table: Any) -> Any:
+    """An Arrow table of campaigns (``campaign_id``, ``status``, ``reason``) with stale runs marked."""
+    import pyarrow as pa
+
+    rows = table.to_pylist()
+    for row in rows:
+        status, note = shown_status(lake, row["campaign_id"], row["status"])
+        if note is not None:
+            row["status"], row["reason"] = status, note
+    return pa.Table.from_pylist(rows, schema=table.schema) if rows else table

@@ -1,0 +1,280 @@
+"""Campaign ids and states (issue 13, faults 2, 4, 5, 7): one id one set of parameters, honest states,
+checks before scoring, and the small ones (seed bound, Ctrl-C hint, long formula, service port/status)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from storage import campaign_state
+from storage.lake import Lake
+
+REPO = Path(__file__).resolve().parents[2]
+TINY = ["--outer-steps", "2", "--inner-steps", "12", "--batch-size", "6", "--z-max", "2"]
+
+
+def csp(home: Path, *args: str, **kwargs) -> subprocess.Popen:
+    env = dict(os.environ, CSP_HOME=str(home), PYTHONWARNINGS="ignore", COLUMNS="200", CSP_THREADS="1")
+    env.update(kwargs.pop("env", {}))
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.cli", *args],
+        cwd=REPO,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
+
+
+def run_csp(home: Path, *args: str, timeout: float = 240, **kwargs) -> subprocess.CompletedProcess:
+    proc = csp(home, *args, **kwargs)
+    out, err = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    text = " ".join(result.stderr.split())
+    assert text.startswith("error:"), result.stderr
+    return text
+
+
+def events(lake: Lake, cid: str) -> list[dict]:
+    return lake.query(
+        "SELECT seq, status, reason FROM campaign_events WHERE campaign_id = ? ORDER BY seq", [cid]
+    ).to_pylist()
+
+
+def status(lake: Lake, cid: str) -> str:
+    return lake.query("SELECT status FROM campaigns WHERE campaign_id = ?", [cid]).column(0)[0].as_py()
+
+
+def candidates(lake: Lake, cid: str) -> int:
+    return lake.query("SELECT count(*) FROM candidates WHERE campaign_id = ?", [cid]).column(0)[0].as_py()
+
+
+# ------------------------------------------------------------------------- fast, no model is opened
+
+
+@pytest.mark.parametrize(
+    "cid", ["a/b", "../x", ".hidden", "", "x" * 97, "has space", "semi;colon", "ünï", "-dash-first"]
+)
+def test_bad_campaign_ids_are_refused(cid):
+    with pytest.raises(campaign_state.CampaignStateError, match="not usable"):
+        campaign_state.check_campaign_id(cid)
+
+
+@pytest.mark.parametrize("cid", ["x", "MgO-20261130T195406-d107c1", "bench-mgo-bo.1_a", "9" * 96])
+def test_good_campaign_ids_pass(cid):
+    assert campaign_state.check_campaign_id(cid) == cid
+
+
+@pytest.mark.slow  # a CLI subprocess each
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--campaign-id", "a/b"], "is not usable"),
+        (["--campaign-id", "x" * 10_000], "10000 characters"),
+        (["--export-cif", "FILE"], "is not a folder"),
+        (["--seed", str(2**63)], "less than or equal to 9223372036854775807"),
+        (["--outer-steps", "10000", "--inner-steps", "100000"], "above the bound"),
+    ],
+)
+def test_checks_come_before_scoring(tmp_path, args, message):
+    target = tmp_path / "exists.cif"
+    target.write_text("keep me")
+    args = [str(target) if a == "FILE" else a for a in args]
+    result = run_csp(tmp_path / "home", "campaign", "run", "MgO", *args)
+    text = one_line_error(result)
+    assert message in text
+    assert len(text) < 400
+    assert target.read_text() == "keep me"
+    lake = Lake(tmp_path / "home").init()
+    assert lake.count("candidates") == 0
+    assert (
+        lake.query("SELECT count(*) FROM campaign_events WHERE status = 'running'").column(0)[0].as_py() == 0
+    )
+
+
+@pytest.mark.slow  # a CLI subprocess
+def test_a_huge_formula_is_not_echoed_whole(tmp_path):
+    result = run_csp(tmp_path, "campaign", "run", "MgO" * 3334, "--campaign-id", "long")
+    text = one_line_error(result)
+    assert "10,002 characters" in text and len(text) < 300
+
+
+def test_claim_lock_heartbeat_and_stale(tmp_path):
+    lake = Lake(tmp_path).init()
+    with campaign_state.claim_run(lake, "c1", "r1", heartbeat_s=0.1) as claim:
+        info = campaign_state.read_run_info(lake, "c1")
+        assert info["pid"] == os.getpid() and info["host"] == claim.info["host"]
+        assert campaign_state.liveness(lake, "c1")[0] is True
+        assert campaign_state.shown_status(lake, "c1", "running") == ("running", None)
+        with (
+            pytest.raises(campaign_state.CampaignStateError, match="already running"),
+            campaign_state.claim_run(lake, "c1", "r2"),
+        ):
+            pass
+        time.sleep(0.35)
+        assert campaign_state.read_run_info(lake, "c1")["heartbeat_at"] >= info["started_at"]
+    alive, why = campaign_state.liveness(lake, "c1")
+    assert alive is False and "gone" in why
+    shown, note = campaign_state.shown_status(lake, "c1", "running")
+    assert shown == "stale" and "csp campaign resume c1" in note
+    assert campaign_state.shown_status(lake, "c1", "completed") == ("completed", None)
+
+
+def test_a_remote_run_is_stale_when_its_heartbeat_stops(tmp_path):
+    lake = Lake(tmp_path).init()
+    folder = campaign_state.runs_dir(lake)
+    folder.mkdir()
+    info = {"pid": 1, "host": "elsewhere", "heartbeat_at": "2020-01-01T00:00:00+00:00", "started_at": "x"}
+    (folder / "r.json").write_text(json.dumps(info))
+    alive, why = campaign_state.liveness(lake, "r")
+    assert alive is False and "no heartbeat" in why
+
+
+def test_sigterm_becomes_an_interrupt_and_exit_status_names_it():
+    with pytest.raises(campaign_state.Terminated), campaign_state.sigterm_raises():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert campaign_state.exit_status(campaign_state.Terminated(), "c")[0] == "interrupted"
+    assert campaign_state.exit_status(KeyboardInterrupt(), "c")[0] == "interrupted"
+    state, reason = campaign_state.exit_status(RuntimeError("disk full\nmore"), "c")
+    assert state == "failed" and reason == "RuntimeError: disk full"
+
+
+def test_fingerprint_ignores_top_k_only(tmp_path):
+    from storage.candidates import record_event
+
+    lake = Lake(tmp_path).init()
+    params = {"composition": "MgO", "seed": 0, "outer_steps": 3, "top_k": 5}
+    record_event(lake, "f", composition="MgO", status="running", parameters=params, run_id="r")
+    assert campaign_state.check_same_parameters(lake, "f", {**params, "top_k": 9}) is True
+    assert campaign_state.check_same_parameters(lake, "new", params) is False
+    with pytest.raises(
+        campaign_state.CampaignStateError, match=r"outer_steps=3 \(this request: outer_steps=4\)"
+    ):
+        campaign_state.check_same_parameters(lake, "f", {**params, "outer_steps": 4})
+
+
+@pytest.mark.slow  # a CLI subprocess
+def test_service_port_and_status(tmp_path):
+    env = {"PREFECT_HOME": str(tmp_path / "ph")}
+    start = time.monotonic()
+    result = run_csp(tmp_path, "service", "up", "--port", "99999", timeout=60, env=env)
+    assert time.monotonic() - start < 30
+    assert "not a TCP port" in one_line_error(result)
+    assert not (tmp_path / "ph" / "server.pid").exists()
+    status_result = run_csp(tmp_path, "service", "status", timeout=60, env=env)
+    assert status_result.returncode == 1
+    assert "not running" in status_result.stdout
+
+
+# ------------------------------------------------------------------------- campaigns on the shipped models
+
+
+@pytest.mark.slow
+def test_an_id_belongs_to_one_set_of_parameters(tmp_path):
+    first = run_csp(tmp_path, "campaign", "run", "MgO", *TINY, "--campaign-id", "x")
+    assert first.returncode == 0, first.stderr
+    lake = Lake(tmp_path)
+    before_events, before_rows = events(lake, "x"), candidates(lake, "x")
+    for other, stored in (
+        (["GaAs", *TINY], 'composition="MgO"'),
+        (["MgO", *TINY, "--seed", "1"], "seed=0"),
+        (["MgO", *TINY[:-2], "--z-max", "1"], "formula_units_max=2"),
+        (["MgO", *TINY, "--inner-optimizer", "rs"], 'inner_optimizer="pso"'),
+    ):
+        text = one_line_error(run_csp(tmp_path, "campaign", "run", *other, "--campaign-id", "x"))
+        assert stored in text and "csp campaign resume x" in text
+    assert events(lake, "x") == before_events
+    assert candidates(lake, "x") == before_rows
+    assert status(lake, "x") == "completed"
+    # the same parameters (top_k may differ) resume: nothing new is scored
+    again = run_csp(tmp_path, "campaign", "run", "MgO", *TINY, "--campaign-id", "x", "--top-k", "2")
+    assert again.returncode == 0, again.stderr
+    assert candidates(lake, "x") == before_rows
+
+
+@pytest.mark.slow
+def test_sigterm_and_kill_leave_honest_states(tmp_path):
+    lake = Lake(tmp_path).init()
+    longer = ["--outer-steps", "6", "--inner-steps", "60", "--batch-size", "6", "--z-max", "2"]
+    for cid, sig in (("t", signal.SIGTERM), ("i", signal.SIGINT), ("k", signal.SIGKILL)):
+        proc = csp(tmp_path, "campaign", "run", "MgO", *longer, "--campaign-id", cid)
+        deadline = time.time() + 120
+        while time.time() < deadline and candidates(lake, cid) < 12:
+            time.sleep(0.3)
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=60)
+        if sig != signal.SIGKILL:
+            assert proc.returncode == 130, err
+            assert f"csp campaign resume {cid}" in err and "Traceback" not in err
+            assert status(lake, cid) == "interrupted"
+        else:
+            assert status(lake, "k") == "running"
+            listing = run_csp(tmp_path, "campaign", "list")
+            row = next(line for line in listing.stdout.splitlines() if line.strip("│ ").startswith("k "))
+            assert "stale" in row
+    for cid in ("i", "k"):  # Ctrl-C and kill -9 resume to exactly the rows of an uninterrupted run
+        resumed = run_csp(tmp_path, "campaign", "resume", cid)
+        assert resumed.returncode == 0, resumed.stderr
+        assert status(lake, cid) == "completed"
+        assert candidates(lake, cid) == 6 * 61
+
+
+@pytest.mark.slow
+def test_an_error_after_the_search_is_recorded_as_failed(tmp_path, monkeypatch):
+    import csp.matching
+    from flows.campaigns import CampaignParameters, run_campaign
+    from flows.settings import Settings
+
+    def broken_rank(*args, **kwargs):
+        raise RuntimeError("ranking exploded")
+
+    monkeypatch.setattr(csp.matching, "rank", broken_rank)
+    params = CampaignParameters(
+        composition="MgO", outer_steps=1, inner_steps=6, batch_size=6, formula_units_max=1
+    )
+    with pytest.raises(RuntimeError, match="exploded"):
+        run_campaign(params, campaign_id="boom", settings=Settings(home=tmp_path))
+    lake = Lake(tmp_path)
+    last = events(lake, "boom")[-1]
+    assert last["status"] == "failed" and "ranking exploded" in last["reason"]
+    assert campaign_state.liveness(lake, "boom")[0] is False
+
+
+@pytest.mark.slow  # a CLI subprocess
+def test_service_up_on_a_taken_port_fails_fast(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {"PREFECT_HOME": str(tmp_path / "ph")}
+        result = run_csp(tmp_path, "service", "up", "--port", str(port), timeout=60, env=env)
+    assert "is taken" in one_line_error(result)
+    assert not (tmp_path / "ph" / "server.pid").exists()
+
+
+@pytest.mark.slow  # a CLI subprocess
+def test_export_and_sql_targets_are_checked_first(tmp_path):
+    existing = tmp_path / "exists.cif"
+    existing.write_text("keep me")
+    result = run_csp(tmp_path / "home", "campaign", "export", "nope", "--out", str(existing), timeout=60)
+    assert "is not a folder" in one_line_error(result)
+    result = run_csp(tmp_path / "home", "sql", "SELECT 1", "--csv", str(tmp_path), timeout=60)
+    assert "is a folder" in one_line_error(result)
+    assert existing.read_text() == "keep me"
