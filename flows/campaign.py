@@ -30,6 +30,7 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 
 from flows.campaigns import CampaignError, CampaignParameters, CrystalSystem, OptimizerChoice, validate
+from flows.coverage import coverage_line
 from flows.settings import Settings
 
 Optimizer = Literal["rs", "pso", "ga", "bo"]
@@ -81,23 +82,39 @@ def campaign_id_for_run(params: dict[str, Any], given: str | None) -> str:
 def preflight(params: dict[str, Any], settings: Settings) -> CampaignParameters:
     """Everything that can be checked before the lake is touched; raises :class:`CampaignError`.
 
-    Parameters and composition through :func:`flows.campaigns.validate`, then the model folders and the
-    elements each model was trained on (read from ``model.json``, no ONNX session is opened).
+    Parameters and composition through :func:`flows.campaigns.validate`, then each model folder with
+    :func:`csp.model_check.check_model_folder` (files, sha256, task and outputs for its role: the same
+    check a campaign and ``csp models verify`` make) and the elements each model has training rows for
+    (``training_elements``; unseen ones pass only with ``allow_unseen_elements``). No ONNX session is opened.
     """
     from csp.composition import parse_composition
+    from csp.errors import ModelError
+    from csp.model_check import check_model_folder, training_element_counts
+    from flows.campaigns import model_folders
 
     checked = validate(params)
+    symbols = sorted(str(s) for s in parse_composition(checked.composition).symbols())
     numbers = sorted(set(int(z) for z in parse_composition(checked.composition).numbers()))
-    model = settings.exp_model if checked.dhf_source == "exp" else settings.dft_model
-    for name in (model, settings.pu_model):
-        meta_path = settings.models_dir / name / "model.json"
+    for role, folder in model_folders(settings, checked.dhf_source).items():
+        meta_path = folder / "model.json"
         if not meta_path.is_file():
             raise CampaignError(f"The model folder {meta_path.parent} has no model.json; set CSP_MODELS_DIR.")
-        allowed = set(json.loads(meta_path.read_text())["elements"])
+        try:
+            meta = check_model_folder(folder, role)
+            counts = training_element_counts(meta, meta_path)
+        except ModelError as exc:
+            raise CampaignError(str(exc)) from exc
+        allowed = set(meta["elements"])
         missing = [z for z in numbers if z not in allowed]
         if missing:
             raise CampaignError(
-                f"Model '{name}' was not trained on atomic number(s) {missing} of {checked.composition}."
+                f"Model '{folder.name}' was not trained on atomic number(s) {missing} of {checked.composition}."
+            )
+        unseen = [s for s in symbols if counts is not None and counts.get(s, 0) == 0]
+        if unseen and not checked.allow_unseen_elements:
+            raise CampaignError(
+                f"Model '{folder.name}' has no training rows containing {', '.join(unseen)}; its predictions "
+                "there are guesses: set allow_unseen_elements to score anyway."
             )
     return checked
 
@@ -186,6 +203,7 @@ def campaign_report(campaign_id: str) -> dict[str, Any]:
         "n_candidates": row["n_candidates"],
         "elapsed_s": row["elapsed_s"],
         "invalid_share": summary.get("invalid_share"),
+        "thin_elements": summary.get("thin_elements", {}),
         "top": summary.get("top", []),
         "best_curve": curve,
         "parameters": json.loads(row["parameters_json"]),
@@ -266,6 +284,9 @@ def summary_markdown(report: dict[str, Any], *, skipped: bool = False) -> str:
         f"{p['outer_optimizer']}/{p['inner_optimizer']}, {p['outer_steps']} x {p['inner_steps']} steps, "
         f"seed {p['seed']}, enthalpy model {p['dhf_source']}",
     ]
+    thin = coverage_line(report)
+    if thin:
+        lines.append(f"- {thin}")
     if top:
         t = top[0]
         lines.append(
@@ -337,6 +358,7 @@ def campaign(
     seed: int = 0,
     dhf_source: Literal["dft", "exp"] = "exp",
     top_k: int = 5,
+    allow_unseen_elements: bool = False,
     campaign_id: str | None = None,
 ) -> dict[str, Any]:
     """Search crystal structures of one composition; every candidate lands in the lake.
@@ -356,6 +378,7 @@ def campaign(
         seed: Random seed of the campaign.
         dhf_source: Enthalpy model, DFT-trained or fine-tuned on experiment.
         top_k: Structures in the top-k table.
+        allow_unseen_elements: Score elements a model has no training rows for (warned) instead of refusing.
         campaign_id: Resume or name a campaign; empty derives one (deterministic per scheduled slot).
     """
     from prefect.runtime import flow_run
@@ -375,6 +398,7 @@ def campaign(
         "seed": seed,
         "dhf_source": dhf_source,
         "top_k": top_k,
+        "allow_unseen_elements": allow_unseen_elements,
     }
     checked = check_parameters(params)
     cid = campaign_id_for_run(checked, campaign_id)

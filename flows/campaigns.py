@@ -51,6 +51,10 @@ class CampaignParameters(BaseModel):
     seed: int = Field(0, ge=0)
     dhf_source: Literal["dft", "exp"] = Field("exp", description="Enthalpy model: DFT-trained or fine-tuned.")
     top_k: int = Field(5, ge=1, le=100)
+    allow_unseen_elements: bool = Field(
+        False,
+        description="Score elements a model has no training rows for (with a warning) instead of refusing.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> CampaignParameters:
@@ -91,6 +95,7 @@ class CampaignOutcome:
     invalid_share: float = 0.0
     elapsed_s: float = 0.0
     reason: str | None = None
+    thin_elements: dict[str, int] = field(default_factory=dict)
 
 
 def new_campaign_id(composition: str) -> str:
@@ -116,8 +121,20 @@ def validate(params: dict[str, Any] | CampaignParameters) -> CampaignParameters:
     return checked
 
 
-def open_scorer(settings: Settings, dhf_source: str) -> Any:
-    """Warm ONNX sessions of the configured models, checked against their sha256."""
+def model_folders(settings: Settings, dhf_source: str) -> dict[str, Path]:
+    """``{role: folder}`` of the models a campaign with this enthalpy source uses."""
+    enthalpy = settings.exp_model if dhf_source == "exp" else settings.dft_model
+    return {dhf_source: settings.models_dir / enthalpy, "pu": settings.models_dir / settings.pu_model}
+
+
+def open_scorer(settings: Settings, dhf_source: str, *, allow_unseen_elements: bool = False) -> Any:
+    """Warm ONNX sessions of the configured models, each checked for its role by
+    :func:`csp.model_check.check_model_folder` (files, sha256, task, outputs) before anything is scored.
+
+    Raises:
+        CampaignError: a folder has no model.json.
+        csp.errors.ModelError: a model file is corrupt, truncated, unverifiable or of the wrong kind.
+    """
     from csp.infer import Scorer
     from csp.scoring import ModelScorer
 
@@ -129,7 +146,8 @@ def open_scorer(settings: Settings, dhf_source: str) -> Any:
     for kind, folder in folders.items():
         if folder is not None and not (folder / "model.json").is_file():
             raise CampaignError(f"The {kind} model folder {folder} has no model.json; set CSP_MODELS_DIR.")
-    return ModelScorer(Scorer(**folders, threads=settings.threads), dhf_source=dhf_source)
+    scorer = Scorer(**folders, threads=settings.threads, allow_unseen_elements=allow_unseen_elements)
+    return ModelScorer(scorer, dhf_source=dhf_source)
 
 
 def _model_ids(scorer: Any) -> list[str]:
@@ -151,8 +169,10 @@ def run_campaign(
     event with the reason and no candidate.
     """
     from csp.composition import parse_composition
+    from csp.errors import CSPError
     from csp.matching import rank, write_cif
     from csp.search import run_search
+    from flows.coverage import element_coverage, thin_elements
 
     settings = settings or Settings()
     lake = Lake(settings.home).init()
@@ -162,9 +182,15 @@ def run_campaign(
     run_id = run_id or f"campaign-{campaign_id}"
     try:
         checked = validate(raw)
-        scorer = open_scorer(settings, checked.dhf_source)
+        scorer = open_scorer(
+            settings, checked.dhf_source, allow_unseen_elements=checked.allow_unseen_elements
+        )
         scorer.check_elements(parse_composition(checked.composition).numbers())
-    except (CampaignError, ValueError) as exc:
+        coverage = element_coverage(
+            model_folders(settings, checked.dhf_source),
+            sorted(str(el) for el in parse_composition(checked.composition).symbols()),
+        )
+    except (CampaignError, ValueError, CSPError) as exc:
         record_event(
             lake,
             campaign_id,
@@ -223,6 +249,8 @@ def run_campaign(
         "top": [public_row(t) for t in top],
         "invalid_share": counts["invalid"],
         "reject_reasons": dict(result.reject_reasons),
+        "element_coverage": coverage,
+        "thin_elements": thin_elements(coverage),
     }
     event(status="completed", n_candidates=int(counts["n"]), elapsed_s=elapsed, summary=summary)
     return CampaignOutcome(
@@ -232,6 +260,7 @@ def run_campaign(
         n_candidates=int(counts["n"]),
         invalid_share=float(counts["invalid"]),
         elapsed_s=elapsed,
+        thin_elements=summary["thin_elements"],
     )
 
 

@@ -94,6 +94,9 @@ def sql(
         result = _lake().query(query)
     except LakeError as exc:
         fail(str(exc))
+    for target in (csv, parquet):
+        if target is not None and not target.parent.is_dir():
+            fail(f"Cannot write {target}: the folder {target.parent} does not exist; create it first.")
     if csv is not None:
         import pyarrow.csv as pacsv
 
@@ -167,8 +170,9 @@ def _print_ingest_reports(reports) -> None:
         )
     console.print(view)
     for r in reports:
-        for reason, n in r.rejected.most_common():
-            console.print(f"  {r.source}: {n} quarantined: {reason}", highlight=False)
+        for reason, n in r.reasons():
+            similar = " (and similar)" if n > 1 else ""
+            console.print(f"  {r.source}: {n} quarantined: {reason}{similar}", highlight=False)
 
 
 @ingest_app.command("run")
@@ -194,11 +198,24 @@ def ingest_run(
     with Progress(console=console, transient=True) as bar:
         for name in names:
             task = bar.add_task(f"ingest {name}", total=None)
-            reports.append(
-                ingest_source(
-                    lake, name, mirror, run_id=run_id, progress=lambda n, t=task: bar.update(t, completed=n)
+            try:
+                reports.append(
+                    ingest_source(
+                        lake,
+                        name,
+                        mirror,
+                        run_id=run_id,
+                        progress=lambda n, t=task: bar.update(t, completed=n),
+                    )
                 )
-            )
+            except FileNotFoundError as exc:
+                bar.stop()
+                if reports:
+                    _print_ingest_reports(reports)
+                fail(
+                    f"{exc.filename or exc} is missing from the data mirror {mirror} (needed by source {name!r}); "
+                    "restore the file or choose other sources with --source."
+                )
             bar.remove_task(task)
     lake.refresh_catalog()
     _print_ingest_reports(reports)
@@ -216,6 +233,11 @@ def ingest_folder(
 
     if not folder.is_dir():
         fail(f"{folder} is not a folder.")
+    if not (folder / "id_prop.csv").is_file():
+        fail(
+            f"{folder} has no id_prop.csv (one line per structure: file name,value in eV/atom); nothing was "
+            "ingested."
+        )
     lake = _lake().init()
     report = ingest_records(
         lake, read_id_prop_folder(folder, source=source, license=license), source=source, run_id=new_run_id()
@@ -311,15 +333,20 @@ def models_train(
         "time_limit_s": time_limit_s,
         "device": settings.device,
     }
-    info = train(
-        mode,
-        work / f"{name}.npz",
-        work / name,
-        init=init,
-        model_args=model_args,
-        train_args=train_args,
-        progress=console.print,
-    )
+    from csp.errors import CSPError
+
+    try:
+        info = train(
+            mode,
+            work / f"{name}.npz",
+            work / name,
+            init=init,
+            model_args=model_args,
+            train_args=train_args,
+            progress=console.print,
+        )
+    except CSPError as exc:  # e.g. a training structure the graphs cannot represent, named by its id
+        fail(str(exc))
     console.print(f"metrics: {info.get('metrics', {}).get('test')}")
     if export_model:
         command = "csp " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -382,19 +409,14 @@ def models_list() -> None:
 
 @models_app.command("verify")
 def models_verify() -> None:
-    """Check every shipped model file against the sha256 in its model.json."""
-    from csp.infer import ModelIntegrityError, OnnxModel
+    """Check the model folders exactly as a campaign does: files, sha256, task/outputs, elements, ONNX load.
 
-    settings = Settings()
-    bad = 0
-    for meta_path in sorted(settings.models_dir.glob("*/model.json")):
-        try:
-            OnnxModel(meta_path.parent, threads=1)
-            console.print(f"ok  {meta_path.parent.name}")
-        except (ModelIntegrityError, ValueError, FileNotFoundError) as exc:
-            bad += 1
-            err.print(f"BAD {meta_path.parent.name}: {exc}")
-    if bad:
+    The folders configured as the dft, exp and pu models are checked for that role (a PU model in the
+    enthalpy slot fails); any other folder is checked without a role.
+    """
+    from flows.verify import verify_models
+
+    if not verify_models(Settings(), console.print, err.print):
         raise typer.Exit(1)
 
 
@@ -466,6 +488,11 @@ def _finish(outcome) -> None:
         f"FROM candidates WHERE campaign_id = '{outcome.campaign_id}' ORDER BY fitness NULLS LAST LIMIT 20\"",
         highlight=False,
     )
+    from flows.coverage import coverage_line
+
+    thin = coverage_line({"thin_elements": getattr(outcome, "thin_elements", {})})
+    if thin:
+        err.print(f"[bold yellow]warning:[/] {thin}", highlight=False)
 
 
 @campaign_app.command("run")
@@ -487,6 +514,13 @@ def campaign_run(
     top_k: int = 5,
     campaign_id: Annotated[str | None, typer.Option(help="Id (default: generated).")] = None,
     export_cif: Annotated[Path | None, typer.Option(help="Folder for CIFs of the top structures.")] = None,
+    allow_unseen_elements: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unseen-elements",
+            help="Score elements a model has no training rows for (with a warning) instead of refusing.",
+        ),
+    ] = False,
 ) -> None:
     """Run a campaign: every candidate lands in the lake; prints the top k."""
     params = dict(
@@ -503,6 +537,7 @@ def campaign_run(
         seed=seed,
         dhf_source=dhf_source,
         top_k=top_k,
+        allow_unseen_elements=allow_unseen_elements,
     )
     _finish(_run_with_progress(params, campaign_id, export_cif))
 

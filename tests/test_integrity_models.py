@@ -1,0 +1,195 @@
+"""Issue 12, model files: every broken folder is a one-line ModelError naming the file, before any scoring."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from csp.errors import ModelError
+from csp.infer import OnnxModel, Scorer
+from csp.model_check import ModelIntegrityError, check_model_folder
+from flows.campaigns import CampaignError, run_campaign
+from flows.settings import Settings
+from storage.lake import Lake
+
+MODELS = Path(__file__).resolve().parents[1] / "onnx_models"
+TINY = {"outer_steps": 2, "inner_steps": 10, "formula_units_max": 1}
+
+
+def copy_model(src: str, dest: Path) -> Path:
+    shutil.copytree(MODELS / src, dest)
+    return dest
+
+
+def rewrite_meta(folder: Path, **changes) -> None:
+    meta = json.loads((folder / "model.json").read_text())
+    for key, value in changes.items():
+        if value is None:
+            meta.pop(key, None)
+        else:
+            meta[key] = value
+    (folder / "model.json").write_text(json.dumps(meta))
+
+
+def flip_byte(path: Path, offset: int = 4096) -> None:
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def broken(kind: str, tmp_path: Path) -> tuple[Path, str, str]:
+    """A broken copy of a shipped model: (folder, role it is used in, expected message fragment)."""
+    if kind == "flipped-byte-no-sha":
+        folder = copy_model("alignn-dft", tmp_path / "m")
+        flip_byte(folder / "model.onnx")
+        rewrite_meta(folder, sha256=None)
+        return folder, "dft", "model.json records no sha256 for model.onnx"
+    if kind == "no-sha":
+        folder = copy_model("alignn-dft", tmp_path / "m")
+        rewrite_meta(folder, sha256=None)
+        return folder, "dft", "model.json records no sha256 for model.onnx"
+    if kind == "flipped-byte":
+        folder = copy_model("alignn-dft", tmp_path / "m")
+        flip_byte(folder / "model.onnx")
+        return folder, "dft", "model.onnx has sha256"
+    if kind == "truncated-onnx":
+        folder = copy_model("alignn-dft", tmp_path / "m")
+        onnx = folder / "model.onnx"
+        onnx.write_bytes(onnx.read_bytes()[:50_000])
+        rewrite_meta(folder, sha256=hashlib.sha256(onnx.read_bytes()).hexdigest())
+        return folder, "dft", "model.onnx cannot be loaded by onnxruntime"
+    if kind == "truncated-json":
+        folder = copy_model("alignn-dft", tmp_path / "m")
+        text = (folder / "model.json").read_text()
+        (folder / "model.json").write_text(text[: len(text) // 2])
+        return folder, "dft", "model.json is not valid JSON"
+    if kind == "pu-in-enthalpy-slot":
+        folder = copy_model("alignn-pu", tmp_path / "m")
+        return (
+            folder,
+            "dft",
+            "describes a 'pu' model with outputs ['p_syn_bags', 'p_syn_mean', 'p_syn_std'], but the dft slot needs a 'regression' model with outputs ['dhf']",
+        )
+    if kind == "enthalpy-in-pu-slot":
+        folder = copy_model("alignn-exp", tmp_path / "m")
+        return (
+            folder,
+            "pu",
+            "describes a 'regression' model with outputs ['dhf'], but the pu slot needs a 'pu' model",
+        )
+    if kind == "no-onnx":
+        folder = copy_model("alignn-dft", tmp_path / "m")
+        (folder / "model.onnx").unlink()
+        return folder, "dft", "needs both model.onnx and model.json (model.onnx missing)"
+    if kind == "bad-element-counts":
+        folder = copy_model("alignn-dft", tmp_path / "m")
+        rewrite_meta(folder, training_elements=["Mg", "O"])
+        return folder, "dft", "model.json has a malformed 'training_elements'"
+    raise AssertionError(kind)
+
+
+KINDS = [
+    "flipped-byte-no-sha",
+    "no-sha",
+    "flipped-byte",
+    "truncated-onnx",
+    "truncated-json",
+    "pu-in-enthalpy-slot",
+    "enthalpy-in-pu-slot",
+    "no-onnx",
+    "bad-element-counts",
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_broken_folder_is_one_model_error_naming_the_file(kind: str, tmp_path: Path) -> None:
+    folder, role, fragment = broken(kind, tmp_path)
+    with pytest.raises(ModelError) as info:
+        OnnxModel(folder, threads=1, role=role)
+    message = str(info.value)
+    assert fragment in message
+    assert str(folder) in message
+    assert "\n" not in message
+
+
+def test_the_shipped_models_pass_for_their_roles() -> None:
+    for name, role in (("alignn-dft", "dft"), ("alignn-exp", "exp"), ("alignn-pu", "pu")):
+        meta = check_model_folder(MODELS / name, role)
+        assert meta["training_elements"]["O"] > 5_000
+        assert "Fr" not in meta["training_elements"] and "Ra" not in meta["training_elements"]
+        assert meta["training_elements_from"]["command"].startswith("python -m flows.model_elements")
+
+
+def test_shipped_element_counts_come_from_the_recorded_training_sets() -> None:
+    for name in ("alignn-dft", "alignn-exp", "alignn-pu"):
+        meta = json.loads((MODELS / name / "model.json").read_text())
+        recorded = {d["sha256"] for d in meta["training_elements_from"]["datasets"]}
+        assert meta["dataset"]["sha256"] in recorded
+    dft = json.loads((MODELS / "alignn-dft" / "model.json").read_text())
+    assert dft["training_elements"]["He"] == 1 and dft["training_elements"]["Pu"] == 48
+
+
+def test_scorer_refuses_a_pu_model_in_the_enthalpy_slot(tmp_path: Path) -> None:
+    folder, _, _ = broken("pu-in-enthalpy-slot", tmp_path)
+    with pytest.raises(ModelError, match="the dft slot needs a 'regression' model"):
+        Scorer(dft=folder, pu=MODELS / "alignn-pu", threads=1)
+
+
+def models_dir_with(tmp_path: Path, kind: str) -> Path:
+    """A models folder whose alignn-exp is broken in the given way; the other two are intact."""
+    root = tmp_path / "models"
+    root.mkdir()
+    folder, _, _ = broken(kind, tmp_path / "work")
+    shutil.move(str(folder), root / "alignn-exp")
+    for name in ("alignn-dft", "alignn-pu"):
+        copy_model(name, root / name)
+    return root
+
+
+@pytest.mark.parametrize(
+    "kind", ["flipped-byte-no-sha", "truncated-json", "pu-in-enthalpy-slot", "truncated-onnx"]
+)
+def test_campaign_fails_before_scoring_with_a_failed_row(kind: str, tmp_path: Path) -> None:
+    (tmp_path / "work").mkdir()
+    settings = Settings(home=tmp_path / "home", models_dir=models_dir_with(tmp_path, kind))
+    with pytest.raises(CampaignError) as info:
+        run_campaign({"composition": "MgO", **TINY}, campaign_id="broken", settings=settings)
+    assert "alignn-exp" in str(info.value)
+    lake = Lake(settings.home)
+    rows = lake.query("SELECT status, reason FROM campaign_events WHERE campaign_id = 'broken'").to_pylist()
+    assert [r["status"] for r in rows] == ["failed"] and "alignn-exp" in rows[0]["reason"]
+    assert (
+        lake.query("SELECT count(*) AS n FROM candidates WHERE campaign_id = 'broken'").to_pylist()[0]["n"]
+        == 0
+    )
+
+
+@pytest.mark.parametrize("kind", ["pu-in-enthalpy-slot", "flipped-byte-no-sha", "truncated-json"])
+def test_models_verify_checks_what_a_campaign_checks(kind: str, tmp_path: Path, monkeypatch) -> None:
+    from flows.cli import app
+
+    (tmp_path / "work").mkdir()
+    monkeypatch.setenv("CSP_MODELS_DIR", str(models_dir_with(tmp_path, kind)))
+    monkeypatch.setenv("CSP_HOME", str(tmp_path / "home"))
+    result = CliRunner().invoke(app, ["models", "verify"])
+    flat = " ".join(result.output.split())
+    assert result.exit_code == 1
+    assert "BAD alignn-exp (exp):" in flat and "ok alignn-dft (dft)" in flat and "ok alignn-pu (pu)" in flat
+
+
+def test_models_verify_passes_the_shipped_models(monkeypatch, tmp_path: Path) -> None:
+    from flows.cli import app
+
+    monkeypatch.setenv("CSP_HOME", str(tmp_path / "home"))
+    result = CliRunner().invoke(app, ["models", "verify"])
+    assert result.exit_code == 0, result.output
+    assert "88 elements with training rows" in " ".join(result.output.split())
+
+
+def test_integrity_error_is_a_model_error() -> None:
+    assert issubclass(ModelIntegrityError, ModelError)
