@@ -93,7 +93,7 @@ def preflight(params: dict[str, Any], settings: Settings) -> CampaignParameters:
     from flows.campaigns import model_folders
 
     checked = validate(params)
-    symbols = sorted(str(s) for s in parse_composition(checked.composition).symbols())
+    symbols = sorted(str(s) for s in parse_composition(checked.composition).symbols)
     numbers = sorted(set(int(z) for z in parse_composition(checked.composition).numbers()))
     for role, folder in model_folders(settings, checked.dhf_source).items():
         meta_path = folder / "model.json"

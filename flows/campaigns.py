@@ -188,7 +188,7 @@ def run_campaign(
         scorer.check_elements(parse_composition(checked.composition).numbers())
         coverage = element_coverage(
             model_folders(settings, checked.dhf_source),
-            sorted(str(el) for el in parse_composition(checked.composition).symbols()),
+            sorted(str(el) for el in parse_composition(checked.composition).symbols),
         )
     except (CampaignError, ValueError, CSPError) as exc:
         record_event(

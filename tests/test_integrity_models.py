@@ -193,3 +193,78 @@ def test_models_verify_passes_the_shipped_models(monkeypatch, tmp_path: Path) ->
 
 def test_integrity_error_is_a_model_error() -> None:
     assert issubclass(ModelIntegrityError, ModelError)
+
+
+# --- elements in campaigns ------------------------------------------------------------------------------
+
+
+def test_campaign_report_names_thinly_covered_elements(tmp_path: Path) -> None:
+    from flows.campaign import summary_markdown
+    from flows.coverage import THIN_ELEMENT_ROWS
+
+    settings = Settings(home=tmp_path / "home")
+    params = {"composition": "XeF2", **TINY, "strategy": "all", "crystal_system": None}
+    outcome = run_campaign(params, campaign_id="thin", settings=settings)
+    # Xe: 8 rows in alignn-exp's training sets (6 DFT + 2 experimental), 248 in alignn-pu's
+    assert THIN_ELEMENT_ROWS == 100 and outcome.thin_elements == {"Xe": 8}
+    row = (
+        Lake(settings.home)
+        .query("SELECT summary_json FROM campaigns WHERE campaign_id = 'thin'")
+        .to_pylist()[0]
+    )
+    summary = json.loads(row["summary_json"])
+    assert summary["element_coverage"]["Xe"] == {"alignn-exp": 8, "alignn-pu": 248}
+    report = {
+        "campaign_id": "thin",
+        "composition": "XeF2",
+        "status": "completed",
+        "n_candidates": 0,
+        "elapsed_s": 0.0,
+        "invalid_share": None,
+        "top": [],
+        "best_curve": [],
+        "parameters": _params(),
+        "thin_elements": summary["thin_elements"],
+    }
+    assert (
+        "Thinly covered elements (fewer than 100 training rows in a model used): Xe (8 rows)"
+        in summary_markdown(report)
+    )
+
+
+def _params() -> dict:
+    return {
+        "alpha": 0.5,
+        "strategy": "fixed",
+        "crystal_system": "cubic",
+        "outer_optimizer": "bo",
+        "inner_optimizer": "pso",
+        "outer_steps": 2,
+        "inner_steps": 10,
+        "seed": 0,
+        "dhf_source": "exp",
+    }
+
+
+def test_unseen_element_campaign_fails_unless_allowed(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    with pytest.raises(CampaignError, match=r"no training rows containing Fr \(87\)"):
+        run_campaign({"composition": "FrCl", **TINY}, campaign_id="fr", settings=settings)
+    with pytest.warns(UserWarning, match="no training rows containing Fr"):
+        outcome = run_campaign(
+            {"composition": "FrCl", **TINY, "allow_unseen_elements": True},
+            campaign_id="fr2",
+            settings=settings,
+        )
+    assert outcome.status == "completed"
+    statuses = (
+        Lake(settings.home)
+        .query(
+            "SELECT campaign_id, status FROM campaigns WHERE campaign_id IN ('fr', 'fr2') ORDER BY campaign_id"
+        )
+        .to_pylist()
+    )
+    assert statuses == [
+        {"campaign_id": "fr", "status": "failed"},
+        {"campaign_id": "fr2", "status": "completed"},
+    ]

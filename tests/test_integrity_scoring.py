@@ -60,7 +60,7 @@ def test_an_atom_in_a_big_box_is_refused_with_its_true_12th_neighbour_distance(
 
 
 def test_the_largest_cell_under_the_bound_still_gets_exact_neighbours() -> None:
-    edge = 8.0  # 12th neighbour at 11.31 A < the bound
+    edge = 7.5  # 12th neighbour at 10.61 A, under the 11 A bound
     g = build_graphs([box(edge)])
     d = np.linalg.norm(g.bond_vectors[0], axis=-1)
     np.testing.assert_allclose(d[:6], edge, atol=1e-3)
