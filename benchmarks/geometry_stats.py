@@ -81,10 +81,15 @@ def kth_stats(npz: Path, k: int = 12, sparsest: int = 400) -> None:
     gap = np.array([largest_vacuum(c.lattice, c.frac_coords) for c in crystals])
     pick = sorted(set(np.argsort(-vpa)[:sparsest].tolist()) | set(np.argsort(-gap)[:sparsest].tolist()))
     kth = np.array(
-        [float(np.linalg.norm(graphs.build_graphs([crystals[i]], k=k).bond_vectors[:, -1], axis=-1).max()) for i in pick]
+        [
+            float(np.linalg.norm(graphs.build_graphs([crystals[i]], k=k).bond_vectors[:, -1], axis=-1).max())
+            for i in pick
+        ]
     )
     top = np.argsort(-kth)[:3]
-    print(f"{npz.name}: {len(crystals)} crystals, {len(pick)} sparsest built; largest {k}th-neighbour distances:")
+    print(
+        f"{npz.name}: {len(crystals)} crystals, {len(pick)} sparsest built; largest {k}th-neighbour distances:"
+    )
     for j in top:
         i = pick[j]
         print(f"  {arrays.ids[i]}: {kth[j]:.2f} A ({vpa[i]:.1f} A^3/atom, widest empty slab {gap[i]:.1f} A)")

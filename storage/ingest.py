@@ -64,7 +64,7 @@ def _reason_class(reason: str) -> str:
     Digits that are part of a word (``utf-8``, ``Fe2O3``, ``mp-149``) are kept; only numbers standing
     alone (``0.31 A``, ``row 12``) become ``N``. Users see :attr:`IngestReport.examples`, never this key.
     """
-    return re.sub(r"(?<![\w.\-])-?\d+(\.\d+)?(?![\w.])", "N", reason)[:160]
+    return re.sub(r"(?<![\w.\-])-?\d+(\.\d+)?(?![\w.\-])", "N", reason)[:160]
 
 
 def ingest_records(
