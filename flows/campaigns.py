@@ -28,6 +28,7 @@ from csp.errors import CSPError, InputError
 from csp.generate import CrystalSystem
 from csp.optimizers import OptimizerName
 from csp.search import SearchParameters
+from flows.coverage import check_models, element_coverage, thin_elements
 from flows.settings import Settings
 from flows.settings import settings as current_settings
 from storage.campaigns import LakeSink, candidate_counts, record_event
@@ -61,6 +62,10 @@ class CampaignParameters(SearchParameters):
 
     composition: str = Field(description="Formula to search, e.g. MgO, BaZrO3, K2Se.")
     top_k: int = Field(5, ge=1, le=100, description="Structures in the top-k table.")
+    allow_unseen_elements: bool = Field(
+        False,
+        description="Score elements a model has no training rows for (with a warning) instead of refusing.",
+    )
 
     def search_config(self) -> Any:
         """The :class:`csp.search.SearchConfig` of these parameters (expert knobs at their defaults)."""
@@ -84,6 +89,7 @@ class CampaignOutcome:
     invalid_share: float = 0.0
     elapsed_s: float = 0.0
     reason: str | None = None
+    thin_elements: dict[str, int] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------------------------- ids
@@ -144,38 +150,44 @@ def check(
 ) -> CampaignParameters:
     """Everything that can be checked before the lake is touched; raises :class:`CampaignError`.
 
-    Parameters and composition through :func:`validate`, then the model folders and the elements each
-    model was trained on (read from ``model.json``; no ONNX session is opened).
+    Parameters and composition through :func:`validate`, then each model folder with
+    :func:`csp.model_check.check_model_folder` (files, sha256, task and outputs for its role: the same
+    check a campaign and ``csp models verify`` make) and the elements each model has training rows for
+    (``training_elements``; unseen ones pass only with ``allow_unseen_elements``). No ONNX session is opened.
     """
     from csp.composition import parse_composition
 
     settings = settings or current_settings()
     checked = validate(params)
-    numbers = sorted(set(int(z) for z in parse_composition(checked.composition).numbers()))
-    for kind, folder in _model_folders(settings, checked.dhf_source).items():
-        if folder is None:
-            continue
-        meta_path = folder / "model.json"
-        if not meta_path.is_file():
-            raise CampaignError(f"The {kind} model folder {folder} has no model.json; set CSP_MODELS_DIR.")
-        allowed = set(json.loads(meta_path.read_text())["elements"])
-        missing = [z for z in numbers if z not in allowed]
-        if missing:
-            raise CampaignError(
-                f"Model '{folder.name}' was not trained on atomic number(s) {missing} of {checked.composition}."
-            )
+    folders = {k: f for k, f in _model_folders(settings, checked.dhf_source).items() if f is not None}
+    try:
+        check_models(folders, parse_composition(checked.composition), checked.allow_unseen_elements)
+    except CSPError as exc:
+        raise CampaignError(str(exc)) from exc
     return checked
 
 
-def open_scorer(settings: Settings, dhf_source: str) -> Any:
-    """Warm ONNX sessions of the configured models, checked against their sha256."""
+def open_scorer(settings: Settings, dhf_source: str, *, allow_unseen_elements: bool = False) -> Any:
+    """Warm ONNX sessions of the configured models, each checked for its role by
+    :func:`csp.model_check.check_model_folder` (files, sha256, task, outputs) before anything is scored.
+
+    Raises:
+        CampaignError: a folder has no model.json.
+        csp.errors.ModelError: a model file is corrupt, truncated, unverifiable or of the wrong kind.
+    """
     from csp.scoring import load_scorer
 
     folders = _model_folders(settings, dhf_source)
     for kind, folder in folders.items():
         if folder is not None and not (folder / "model.json").is_file():
             raise CampaignError(f"The {kind} model folder {folder} has no model.json; set CSP_MODELS_DIR.")
-    return load_scorer(settings.models_dir, dhf_source=dhf_source, threads=settings.threads, **folders)
+    return load_scorer(
+        settings.models_dir,
+        dhf_source=dhf_source,
+        threads=settings.threads,
+        allow_unseen_elements=allow_unseen_elements,
+        **folders,
+    )
 
 
 # ------------------------------------------------------------------------------------------ the run
@@ -183,7 +195,10 @@ def open_scorer(settings: Settings, dhf_source: str) -> Any:
 
 @dataclass
 class Campaign:
-    """A checked, ready campaign: parameters, parsed composition, warm models, lake and id."""
+    """A checked, ready campaign: parameters, parsed composition, warm models, lake and id.
+
+    ``coverage`` is ``{element: {model name: training rows}}`` (:func:`flows.coverage.element_coverage`).
+    """
 
     params: CampaignParameters
     composition: Any
@@ -191,6 +206,7 @@ class Campaign:
     lake: Lake
     campaign_id: str
     run_id: str
+    coverage: dict[str, dict[str, int | None]] = field(default_factory=dict)
 
     @property
     def model_ids(self) -> list[str]:
@@ -256,6 +272,8 @@ class Campaign:
             "top": [public_row(t) for t in top],
             "invalid_share": invalid,
             "reject_reasons": dict(result.reject_reasons),
+            "element_coverage": self.coverage,
+            "thin_elements": thin_elements(self.coverage),
         }
         event(status="completed", n_candidates=n, elapsed_s=elapsed, summary=summary)
         return CampaignOutcome(
@@ -265,6 +283,7 @@ class Campaign:
             n_candidates=n,
             invalid_share=invalid,
             elapsed_s=elapsed,
+            thin_elements=summary["thin_elements"],
         )
 
 
@@ -275,8 +294,9 @@ def prepare(
     settings: Settings | None = None,
     run_id: str | None = None,
 ) -> Campaign:
-    """Check a request and make it ready to run: composition parsed once, models opened once (sha256
-    checked), elements checked once, id derived (``campaign_id`` or a fresh one).
+    """Check a request and make it ready to run: composition parsed once, models opened once (each folder
+    checked for its role), elements checked once (with their training coverage), id derived
+    (``campaign_id`` or a fresh one).
 
     Raises:
         CampaignError: a request that cannot run; the lake then holds one ``failed`` event with the reason
@@ -293,8 +313,11 @@ def prepare(
     try:
         checked = validate(params)
         parsed = parse_composition(checked.composition)
-        scorer = open_scorer(settings, checked.dhf_source)
+        scorer = open_scorer(
+            settings, checked.dhf_source, allow_unseen_elements=checked.allow_unseen_elements
+        )
         scorer.check_elements(parsed.numbers())
+        coverage = element_coverage(scorer.scorer.models.values(), parsed.symbols)
     except (CSPError, StorageError, ValueError) as exc:
         record_event(
             lake,
@@ -306,7 +329,7 @@ def prepare(
             reason=str(exc),
         )
         raise CampaignError(str(exc)) from exc
-    return Campaign(checked, parsed, scorer, lake, campaign_id, run_id)
+    return Campaign(checked, parsed, scorer, lake, campaign_id, run_id, coverage)
 
 
 def run_campaign(
