@@ -203,6 +203,7 @@ def test_integrity_error_is_a_model_error() -> None:
 # --- elements in campaigns ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_campaign_report_names_thinly_covered_elements(tmp_path: Path) -> None:
     from flows.coverage import THIN_ELEMENT_ROWS
     from flows.deployments.artifacts import summary_markdown
@@ -275,4 +276,40 @@ def test_unseen_element_campaign_fails_unless_allowed(tmp_path: Path) -> None:
     assert statuses == [
         {"campaign_id": "fr", "status": "failed"},
         {"campaign_id": "fr2", "status": "completed"},
+    ]
+
+
+def test_allow_unseen_elements_is_a_campaign_flag() -> None:
+    import typer.main
+
+    from flows.cli import app
+
+    run = typer.main.get_command(app).commands["campaign"].commands["run"]
+    ctx = run.make_context("run", ["FrCl", "--allow-unseen-elements", "--outer-steps", "3"])
+    assert ctx.params["allow_unseen_elements"] is True and ctx.params["outer_steps"] == 3
+    assert run.make_context("run", ["FrCl"]).params["allow_unseen_elements"] is False
+
+
+def test_model_elements_counts_structures_per_element_and_resolves_old_names(tmp_path: Path) -> None:
+    import numpy as np
+
+    from csp.crystal import Crystal
+    from csp.dataset import from_crystals
+    from flows.model_elements import main
+
+    lattice = np.eye(3) * 4.2
+    crystals = [
+        Crystal(lattice, [12, 12, 8, 8], [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0], [0, 0.5, 0]]),  # Mg2O2
+        Crystal(lattice, [11, 17], [[0, 0, 0], [0.5, 0.5, 0.5]]),  # NaCl
+        Crystal(lattice, [12, 17], [[0, 0, 0], [0.5, 0.5, 0.5]]),  # MgCl
+    ]
+    npz = from_crystals(crystals, [-3.0, -2.0, -1.0], ids=["a", "b", "c"]).save(tmp_path / "set.npz")
+    folder = tmp_path / "models" / "ALIGNN-DFT-2026.11-Eform"
+    folder.mkdir(parents=True)
+    shutil.copy(MODELS / "ALIGNN-DFT-2026.11-Eform" / "model.json", folder / "model.json")
+    assert main([str(tmp_path / "models" / "alignn-dft"), "--data", str(npz)]) == 0
+    meta = json.loads((folder / "model.json").read_text())
+    assert meta["training_elements"] == {"Mg": 2, "Cl": 2, "Na": 1, "O": 1}
+    assert meta["training_elements_from"]["datasets"] == [
+        {"file": "set.npz", "sha256": hashlib.sha256(npz.read_bytes()).hexdigest()}
     ]
