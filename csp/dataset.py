@@ -78,6 +78,13 @@ class CrystalArrays:
             ids=self.ids[index],
         )
 
+    def element_rows(self) -> dict[int, int]:
+        """``{atomic number: structures containing it}`` (a structure counts once per element)."""
+        structure = np.repeat(np.arange(len(self), dtype=np.int64), self.natoms)
+        pairs = np.unique(structure * 256 + np.asarray(self.numbers, dtype=np.int64))
+        z, counts = np.unique(pairs % 256, return_counts=True)
+        return {int(a): int(n) for a, n in zip(z, counts, strict=True)}
+
     def save(self, path: Path) -> Path:
         """Write these arrays with :func:`save_arrays`."""
         return save_arrays(path, **{name: getattr(self, name) for name in self.__dataclass_fields__})

@@ -33,11 +33,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from csp.crystal import Crystal
+from csp.validity import MAX_KTH_NEIGHBOUR_ANGSTROM, MIN_DISTANCE_ANGSTROM, GeometryError
 
 K_NEIGHBOURS = 12
 CUTOFF = 8.0
 TIE_TOLERANCE = 1e-3
-_MAX_NEIGHBOUR_DISTANCE = 30.0  # Angstrom; a 12th neighbour further away is not a solid
+_KEY_EXACT_LIMIT = 32.0  # Angstrom; the packed sort key orders candidates exactly up to 32.767 A
 _CHUNK_ELEMENTS = 4_000_000  # candidate distances per vectorised chunk (bounds memory)
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "batch_graphs",
     "build_graphs",
     "build_graphs_same_species",
+    "empty_graphs",
     "line_graph_partners",
     "rbf_expand",
 ]
@@ -134,12 +136,24 @@ def _knn_chunk(lattices: np.ndarray, frac: np.ndarray, radius: np.ndarray, k: in
     sel = np.take_along_axis(part, order, axis=-1)  # (B, n, k) flat candidate index j * M + m
     sel_vec = np.take_along_axis(vec, sel[..., None], axis=2)
     sel_dist = np.take_along_axis(dist, sel, axis=-1)
-    ok = sel_dist[..., -1].max(axis=1) + TIE_TOLERANCE < covered
-    return sel // M, sel_vec, ok, sel_dist[..., -1].max(axis=1)
+    d_k = sel_dist[..., -1].max(axis=1)
+    far = d_k >= _KEY_EXACT_LIMIT
+    if far.any():
+        # the packed key saturates beyond 32.767 A: take the true k-th distance from the distances
+        d_far = dist[far].copy()
+        d_far[:, atoms, atoms * M + zero] = np.inf
+        d_k[far] = np.partition(d_far, k - 1, axis=-1)[..., k - 1].max(axis=1)
+    ok = d_k + TIE_TOLERANCE < covered
+    return sel // M, sel_vec, ok, d_k, sel_dist[..., 0].min(axis=1)
 
 
 def _knn_same_size(lattices: np.ndarray, frac: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """k-NN for B crystals with the same number of atoms; neighbour index is local (0..n-1)."""
+    """k-NN for B crystals with the same number of atoms; neighbour index is local (0..n-1).
+
+    Raises:
+        GeometryError: (``index`` = position in the batch) for two atoms closer than
+            ``MIN_DISTANCE_ANGSTROM`` or a k-th neighbour farther than ``MAX_KTH_NEIGHBOUR_ANGSTROM``.
+    """
     B, n, _ = frac.shape
     volume = np.abs(np.linalg.det(lattices))
     # a sphere holding ~ (k + 2) atoms at the mean density, padded: usually right at the first try
@@ -159,14 +173,24 @@ def _knn_same_size(lattices: np.ndarray, frac: np.ndarray, k: int) -> tuple[np.n
             per_crystal = n * n * n_img[start]
             stop = start + max(1, int(_CHUNK_ELEMENTS // max(per_crystal, 1)))
             idx = order[start:stop]
-            c_nbr, c_vec, ok, d_k = _knn_chunk(lattices[idx], frac[idx], radius[idx], k)
+            c_nbr, c_vec, ok, d_k, d_min = _knn_chunk(lattices[idx], frac[idx], radius[idx], k)
             nbr[idx], vec[idx] = c_nbr, c_vec
+            close = np.flatnonzero(d_min < MIN_DISTANCE_ANGSTROM)
+            if len(close):
+                raise GeometryError(
+                    f"two atoms are {d_min[close[0]]:.3f} A apart, closer than {MIN_DISTANCE_ANGSTROM} A "
+                    "(overlapping or duplicated sites); the models never saw such a structure.",
+                    index=int(idx[close[0]]),
+                )
+            sparse = np.flatnonzero(ok & (d_k > MAX_KTH_NEIGHBOUR_ANGSTROM))
+            if len(sparse):
+                raise GeometryError(
+                    f"the {k}th nearest neighbour lies {d_k[sparse[0]]:.1f} A away, beyond the "
+                    f"{MAX_KTH_NEIGHBOUR_ANGSTROM} A the models saw in training (an isolated atom, a "
+                    "molecule or slab in vacuum, or a wrong lattice).",
+                    index=int(idx[sparse[0]]),
+                )
             for bad, dk in zip(idx[~ok], d_k[~ok], strict=True):
-                if dk > _MAX_NEIGHBOUR_DISTANCE:
-                    raise ValueError(
-                        f"A crystal's {k}th nearest neighbour lies {dk:.1f} A away: the structure is too "
-                        "sparse to be a solid; check its lattice and coordinates."
-                    )
                 radius[bad] = max(radius[bad] * 1.5, dk + 2 * TIE_TOLERANCE)
                 retry.append(bad)
             start = stop
@@ -186,12 +210,17 @@ def build_graphs_same_species(
         k: neighbours per atom.
 
     Returns:
-        The batched graphs, crystals in input order.
+        The batched graphs, crystals in input order (B = 0 gives empty arrays).
+
+    Raises:
+        GeometryError: see :func:`_knn_same_size`; ``index`` is the crystal's position in the batch.
     """
     lattices = np.asarray(lattices, dtype=np.float64).reshape(-1, 3, 3)
     B = len(lattices)
     numbers = np.asarray(numbers, dtype=np.int64).reshape(-1)
     n = len(numbers)
+    if B == 0:
+        return empty_graphs(k)
     frac = np.asarray(frac_coords, dtype=np.float64).reshape(B, n, 3)
     if not (np.isfinite(lattices).all() and np.isfinite(frac).all()):
         raise ValueError("Lattices or fractional coordinates contain NaN or infinity.")
@@ -216,10 +245,13 @@ def build_graphs(crystals: Sequence[Crystal], k: int = K_NEIGHBOURS) -> CrystalG
         k: neighbours per atom.
 
     Returns:
-        The batched graphs, crystals in input order.
+        The batched graphs, crystals in input order (no crystals give empty arrays).
+
+    Raises:
+        GeometryError: see :func:`_knn_same_size`; ``index`` is the crystal's position in ``crystals``.
     """
     if len(crystals) == 0:
-        raise ValueError("build_graphs needs at least one crystal.")
+        return empty_graphs(k)
     natoms = np.array([c.num_sites for c in crystals], dtype=np.int64)
     lattices = np.stack([c.lattice for c in crystals])
     starts = np.concatenate([[0], np.cumsum(natoms)[:-1]])
@@ -229,7 +261,10 @@ def build_graphs(crystals: Sequence[Crystal], k: int = K_NEIGHBOURS) -> CrystalG
     for n in np.unique(natoms):
         members = np.flatnonzero(natoms == n)
         frac = np.stack([crystals[i].frac_coords for i in members])
-        g_nbr, g_vec = _knn_same_size(lattices[members], frac, k)
+        try:
+            g_nbr, g_vec = _knn_same_size(lattices[members], frac, k)
+        except GeometryError as exc:
+            raise GeometryError(exc.detail, index=int(members[exc.index])) from None
         rows = (starts[members][:, None] + np.arange(n)[None, :]).reshape(-1)
         nbr[rows] = (g_nbr + starts[members][:, None, None]).reshape(-1, k)
         vec[rows] = g_vec.reshape(-1, k, 3)
@@ -239,6 +274,17 @@ def build_graphs(crystals: Sequence[Crystal], k: int = K_NEIGHBOURS) -> CrystalG
         bond_vectors=vec,
         crystal_index=np.repeat(np.arange(len(crystals), dtype=np.int64), natoms),
         natoms=natoms,
+    )
+
+
+def empty_graphs(k: int = K_NEIGHBOURS) -> CrystalGraphs:
+    """A batch of no crystals: every array has length 0 and the right trailing shape."""
+    return CrystalGraphs(
+        numbers=np.zeros(0, dtype=np.int64),
+        neighbours=np.zeros((0, k), dtype=np.int64),
+        bond_vectors=np.zeros((0, k, 3), dtype=np.float32),
+        crystal_index=np.zeros(0, dtype=np.int64),
+        natoms=np.zeros(0, dtype=np.int64),
     )
 
 

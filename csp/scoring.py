@@ -58,6 +58,7 @@ def load_scorer(
     pu: Path | str | None = None,
     threads: int = 2,
     batch_size: int = 256,
+    allow_unseen_elements: bool = False,
 ) -> ModelScorer:
     """The search's scorer over the shipped (or given) models: the ``dhf_source`` enthalpy model and P_syn.
 
@@ -68,12 +69,15 @@ def load_scorer(
         dft, exp, pu: explicit model folders, or folder names under ``models_dir`` (old names resolve).
         threads: onnxruntime threads per session.
         batch_size: crystals per onnxruntime call.
+        allow_unseen_elements: score elements a model has no training rows for (``training_elements`` in
+            its model.json) with a warning instead of refusing them.
 
     Returns:
-        A :class:`ModelScorer` with warm sessions (each ``model.onnx`` checked against its sha256).
+        A :class:`ModelScorer` with warm sessions (each folder checked for its role by
+        :func:`csp.model_check.check_model_folder`: files, sha256, task and outputs).
 
     Raises:
-        ModelError: a model folder is missing or corrupt.
+        ModelError: a model folder is missing, corrupt, unverifiable or of the wrong kind.
         InputError: an unknown ``dhf_source``.
     """
     from csp.model_names import DEFAULT_MODELS, resolve_model
@@ -89,4 +93,5 @@ def load_scorer(
         folders[kind] = (
             (Path(name) if Path(name).is_dir() else resolve_model(root, str(name))) if wanted else None
         )
-    return ModelScorer(OnnxModels(**folders, threads=threads), dhf_source=dhf_source, batch_size=batch_size)
+    models = OnnxModels(**folders, threads=threads, allow_unseen_elements=allow_unseen_elements)
+    return ModelScorer(models, dhf_source=dhf_source, batch_size=batch_size)

@@ -10,14 +10,9 @@ derived) whose :meth:`Campaign.run` hands the search a lake-backed sink, records
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,7 +23,9 @@ from csp.errors import CSPError, InputError
 from csp.generate import CrystalSystem
 from csp.optimizers import OptimizerName
 from csp.search import SearchParameters
+from flows.campaign_ids import derived_campaign_id, new_campaign_id, slug
 from flows.checks import output_folder
+from flows.coverage import check_models, element_coverage, thin_elements
 from flows.settings import Settings
 from flows.settings import settings as current_settings
 from storage import campaign_state
@@ -64,6 +61,10 @@ class CampaignParameters(SearchParameters):
 
     composition: str = Field(description="Formula to search, e.g. MgO, BaZrO3, K2Se.")
     top_k: int = Field(5, ge=1, le=100, description="Structures in the top-k table.")
+    allow_unseen_elements: bool = Field(
+        False,
+        description="Score elements a model has no training rows for (with a warning) instead of refusing.",
+    )
 
     def search_config(self) -> Any:
         """The :class:`csp.search.SearchConfig` of these parameters (expert knobs at their defaults)."""
@@ -87,31 +88,7 @@ class CampaignOutcome:
     invalid_share: float = 0.0
     elapsed_s: float = 0.0
     reason: str | None = None
-
-
-# ---------------------------------------------------------------------------------------------- ids
-
-
-def slug(text: str, limit: int = 40) -> str:
-    """Lowercase letters, digits and dashes (valid as an artifact key and a lake partition)."""
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit].strip("-") or "x"
-
-
-def params_hash(params: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()[:8]
-
-
-def new_campaign_id(composition: str) -> str:
-    """A fresh id: the formula's letters and digits, the local time and six random hex digits."""
-    safe = "".join(ch for ch in composition if ch.isalnum())[:24] or "campaign"
-    return f"{safe}-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
-
-
-def derived_campaign_id(deployment: str, scheduled: datetime, params: dict[str, Any]) -> str:
-    """Deterministic id of a deployment's run in one scheduled slot (UTC minute) with these parameters."""
-    stamp = scheduled.astimezone(UTC).strftime("%Y%m%dT%H%MZ")
-    composition = "".join(ch for ch in str(params.get("composition", "")) if ch.isalnum())[:24]
-    return f"{slug(deployment, 24)}-{composition}-{stamp}-{params_hash(params)}"
+    thin_elements: dict[str, int] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -165,38 +142,45 @@ def check(
 ) -> CampaignParameters:
     """Everything that can be checked before the lake is touched; raises :class:`CampaignError`.
 
-    Parameters, composition and budget (``force`` lifts the bound) through :func:`validate`, then the model folders and the elements each
-    model was trained on (read from ``model.json``; no ONNX session is opened).
+    Parameters, composition and budget (``force`` lifts the bound) through :func:`validate`, then each
+    model folder with :func:`csp.model_check.check_model_folder` (files, sha256, task and outputs for its
+    role: the same check a campaign and ``csp models verify`` make) and the elements each model has
+    training rows for (``training_elements``; unseen ones pass only with ``allow_unseen_elements``). No
+    ONNX session is opened.
     """
     from csp.composition import parse_composition
 
     settings = settings or current_settings()
     checked = validate(params, force=force)
-    numbers = sorted(set(int(z) for z in parse_composition(checked.composition).numbers()))
-    for kind, folder in _model_folders(settings, checked.dhf_source).items():
-        if folder is None:
-            continue
-        meta_path = folder / "model.json"
-        if not meta_path.is_file():
-            raise CampaignError(f"The {kind} model folder {folder} has no model.json; set CSP_MODELS_DIR.")
-        allowed = set(json.loads(meta_path.read_text())["elements"])
-        missing = [z for z in numbers if z not in allowed]
-        if missing:
-            raise CampaignError(
-                f"Model '{folder.name}' was not trained on atomic number(s) {missing} of {checked.composition}."
-            )
+    folders = {k: f for k, f in _model_folders(settings, checked.dhf_source).items() if f is not None}
+    try:
+        check_models(folders, parse_composition(checked.composition), checked.allow_unseen_elements)
+    except CSPError as exc:
+        raise CampaignError(str(exc)) from exc
     return checked
 
 
-def open_scorer(settings: Settings, dhf_source: str) -> Any:
-    """Warm ONNX sessions of the configured models, checked against their sha256."""
+def open_scorer(settings: Settings, dhf_source: str, *, allow_unseen_elements: bool = False) -> Any:
+    """Warm ONNX sessions of the configured models, each checked for its role by
+    :func:`csp.model_check.check_model_folder` (files, sha256, task, outputs) before anything is scored.
+
+    Raises:
+        CampaignError: a folder has no model.json.
+        csp.errors.ModelError: a model file is corrupt, truncated, unverifiable or of the wrong kind.
+    """
     from csp.scoring import load_scorer
 
     folders = _model_folders(settings, dhf_source)
     for kind, folder in folders.items():
         if folder is not None and not (folder / "model.json").is_file():
             raise CampaignError(f"The {kind} model folder {folder} has no model.json; set CSP_MODELS_DIR.")
-    return load_scorer(settings.models_dir, dhf_source=dhf_source, threads=settings.threads, **folders)
+    return load_scorer(
+        settings.models_dir,
+        dhf_source=dhf_source,
+        threads=settings.threads,
+        allow_unseen_elements=allow_unseen_elements,
+        **folders,
+    )
 
 
 # ------------------------------------------------------------------------------------------ the run
@@ -204,7 +188,10 @@ def open_scorer(settings: Settings, dhf_source: str) -> Any:
 
 @dataclass
 class Campaign:
-    """A checked, ready campaign: parameters, parsed composition, warm models, lake and id."""
+    """A checked, ready campaign: parameters, parsed composition, warm models, lake and id.
+
+    ``coverage`` is ``{element: {model name: training rows}}`` (:func:`flows.coverage.element_coverage`).
+    """
 
     params: CampaignParameters
     composition: Any
@@ -212,6 +199,7 @@ class Campaign:
     lake: Lake
     campaign_id: str
     run_id: str
+    coverage: dict[str, dict[str, int | None]] = field(default_factory=dict)
 
     @property
     def model_ids(self) -> list[str]:
@@ -284,6 +272,8 @@ class Campaign:
             "top": [public_row(t) for t in top],
             "invalid_share": invalid,
             "reject_reasons": dict(result.reject_reasons),
+            "element_coverage": self.coverage,
+            "thin_elements": thin_elements(self.coverage),
         }
         event(status="completed", n_candidates=n, elapsed_s=elapsed, summary=summary)
         return CampaignOutcome(
@@ -293,6 +283,7 @@ class Campaign:
             n_candidates=n,
             invalid_share=invalid,
             elapsed_s=elapsed,
+            thin_elements=summary["thin_elements"],
         )
 
 
@@ -304,9 +295,9 @@ def prepare(
     run_id: str | None = None,
     force: bool = False,
 ) -> Campaign:
-    """Check a request and make it ready to run: composition parsed once, models opened once (sha256
-    checked), elements checked once, id derived (``campaign_id`` or a fresh one). ``force`` accepts a
-    budget above :data:`csp.budget.MAX_CANDIDATES`.
+    """Check a request and make it ready to run: composition parsed once, models opened once (each folder
+    checked for its role), elements checked once (with their training coverage), id derived
+    (``campaign_id`` or a fresh one). ``force`` accepts a budget above :data:`csp.budget.MAX_CANDIDATES`.
 
     Raises:
         CampaignError: a request that cannot run. A bad id writes nothing; bad parameters under an id that
@@ -325,8 +316,11 @@ def prepare(
     try:
         checked = validate(params, force=force)
         parsed = parse_composition(checked.composition)
-        scorer = open_scorer(settings, checked.dhf_source)
+        scorer = open_scorer(
+            settings, checked.dhf_source, allow_unseen_elements=checked.allow_unseen_elements
+        )
         scorer.check_elements(parsed.numbers())
+        coverage = element_coverage(scorer.scorer.models.values(), parsed.symbols)
     except (CSPError, StorageError, ValueError) as exc:
         if campaign_state.stored_fingerprint(lake, campaign_id) is None:  # never mark a real campaign failed
             record_event(
@@ -343,7 +337,7 @@ def prepare(
         campaign_state.check_same_parameters(lake, campaign_id, checked.model_dump())
     except StorageError as exc:
         raise CampaignError(str(exc)) from exc
-    return Campaign(checked, parsed, scorer, lake, campaign_id, run_id)
+    return Campaign(checked, parsed, scorer, lake, campaign_id, run_id, coverage)
 
 
 def run_campaign(

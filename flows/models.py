@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -277,6 +277,41 @@ def export_model(
 
 #: the earlier name of :func:`export_model` (kept for one release)
 export = export_model
+
+
+def verify_models(settings: Settings, ok: Callable[[str], None], bad: Callable[[str], None]) -> bool:
+    """``csp models verify``: the model-folder check a campaign makes, run on every folder up front.
+
+    Each folder configured as a campaign model (``CSP_DFT_MODEL``, ``CSP_EXP_MODEL``, ``CSP_PU_MODEL``) is
+    opened exactly as :class:`csp.infer.OnnxModels` opens it for that role (:class:`csp.infer.OnnxModel`,
+    which runs :func:`csp.model_check.check_model_folder` and loads the ONNX file); other folders under
+    the models directory are checked without a role. Reports one line per folder (with its count of
+    elements that have training rows) through ``ok``/``bad``; returns True when every folder passes.
+    """
+    from csp.errors import ModelError
+    from csp.infer import OnnxModel
+
+    roles = {settings.model_dir(kind): kind for kind in ("dft", "exp", "pu")}
+    folders = sorted(set(roles) | {p for p in settings.models_dir.glob("*") if p.is_dir()})
+    all_ok = True
+    for folder in folders:
+        role = roles.get(folder)
+        label = f"{folder.name} ({role})" if role else folder.name
+        try:
+            model = OnnxModel(folder, threads=1, role=role)
+        except ModelError as exc:
+            all_ok = False
+            bad(f"BAD {label}: {exc}")
+            continue
+        if model.training_counts is None:
+            ok(f"ok  {label}: sha256 {model.meta['sha256'][:12]}; records no training element counts")
+        else:
+            seen = sum(1 for n in model.training_counts.values() if n > 0)
+            ok(f"ok  {label}: sha256 {model.meta['sha256'][:12]}; {seen} elements with training rows")
+    if not folders:
+        all_ok = False
+        bad(f"BAD {settings.models_dir}: no model folders; set CSP_MODELS_DIR.")
+    return all_ok
 
 
 def summary_dict(summary: ExportSummary) -> dict[str, Any]:

@@ -108,6 +108,7 @@ def campaign_report(lake: Lake, campaign_id: str) -> dict[str, Any]:
         "n_candidates": row["n_candidates"],
         "elapsed_s": row["elapsed_s"],
         "invalid_share": summary.get("invalid_share"),
+        "thin_elements": summary.get("thin_elements", {}),
         "top": summary.get("top", []),
         "best_curve": best_fitness_curve(lake, campaign_id),
         "parameters": json.loads(row["parameters_json"]),

@@ -25,18 +25,32 @@ BATCH_ROWS = 5000
 
 @dataclass
 class IngestReport:
-    """What one source's ingest read, wrote and quarantined."""
+    """What one source's ingest read, wrote and quarantined.
+
+    Attributes:
+        read: good records per table.
+        written: rows newly written per data table (quarantine rows are never counted here).
+        rejected: quarantined records per kind of reason (numbers masked, see :func:`_reason_class`).
+        examples: the first full reason of each kind, digits intact (what a user reads).
+        quarantine_written: rows newly written to ``quarantine``.
+    """
 
     source: str
     run_id: str
     read: Counter = field(default_factory=Counter)
     written: Counter = field(default_factory=Counter)
     rejected: Counter = field(default_factory=Counter)
+    examples: dict[str, str] = field(default_factory=dict)
+    quarantine_written: int = 0
     seconds: float = 0.0
 
     @property
     def n_rejected(self) -> int:
         return sum(self.rejected.values())
+
+    def reasons(self) -> list[tuple[str, int]]:
+        """``(reason, count)`` per kind of fault, most frequent first; the reason is a real one, unmasked."""
+        return [(self.examples.get(kind, kind), n) for kind, n in self.rejected.most_common()]
 
 
 def new_run_id(prefix: str = "ingest") -> str:
@@ -45,8 +59,12 @@ def new_run_id(prefix: str = "ingest") -> str:
 
 
 def _reason_class(reason: str) -> str:
-    """Reasons with their numbers masked, so that counts group by kind of fault."""
-    return re.sub(r"-?\d+(\.\d+)?", "N", reason)[:120]
+    """The reason with its standalone numbers masked, so that counts group by kind of fault.
+
+    Digits that are part of a word (``utf-8``, ``Fe2O3``, ``mp-149``) are kept; only numbers standing
+    alone (``0.31 A``, ``row 12``) become ``N``. Users see :attr:`IngestReport.examples`, never this key.
+    """
+    return re.sub(r"(?<![\w.\-])-?\d+(\.\d+)?(?![\w.\-])", "N", reason)[:160]
 
 
 def ingest_records(
@@ -65,12 +83,18 @@ def ingest_records(
     def flush(force: bool = False) -> None:
         for table, rows in list(pending.items()):
             if rows and (force or len(rows) >= BATCH_ROWS):
-                report.written[table] += lake.append(table, rows, run_id=run_id)
+                added = lake.append(table, rows, run_id=run_id)
+                if table == "quarantine":
+                    report.quarantine_written += added
+                else:
+                    report.written[table] += added
                 pending[table] = []
 
     for n, item in enumerate(items, 1):
         if isinstance(item, Rejection):
-            report.rejected[_reason_class(item.reason)] += 1
+            kind = _reason_class(item.reason)
+            report.rejected[kind] += 1
+            report.examples.setdefault(kind, item.reason)
             pending["quarantine"].append(
                 {
                     "source": source,

@@ -17,6 +17,7 @@ from csp.training._loops import (
     train_regression,
     train_transfer,
 )
+from csp.validity import GeometryError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -74,6 +75,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     arrays = load_arrays(args.data)
     logging.info("loaded %d structures from %s", len(arrays), args.data)
+    try:
+        model, info = _train(args, arrays, settings)
+    except GeometryError as exc:  # a structure the graphs cannot represent: name it, no traceback
+        raise SystemExit(f"error: {exc}") from None
+    info["data_file"] = args.data.name
+    path = save_checkpoint(args.out, model, info)
+    logging.info("wrote %s and %s", path, path.with_name("metrics.json"))
+    return 0
+
+
+def _train(args, arrays, settings):
     if args.mode == "transfer":
         model, info = train_transfer(arrays, args.init, settings)
     else:
@@ -98,10 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             config = ALIGNNConfig(task="pu", n_bags=args.n_bags, **base)
             model, info = train_pu(arrays, config, settings, init=args.init)
-    info["data_file"] = args.data.name
-    path = save_checkpoint(args.out, model, info)
-    logging.info("wrote %s and %s", path, path.with_name("metrics.json"))
-    return 0
+    return model, info
 
 
 if __name__ == "__main__":

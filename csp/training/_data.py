@@ -12,6 +12,7 @@ import torch
 
 from csp.dataset import CrystalArrays, to_crystals
 from csp.graphs import K_NEIGHBOURS, build_graphs
+from csp.validity import GeometryError
 
 _log = logging.getLogger("csp.training")
 _CHUNK = 2048  # structures per graph-building task
@@ -58,7 +59,11 @@ class DatasetGraphs:
 
 
 def _local_graphs(arrays: CrystalArrays, k: int) -> tuple[np.ndarray, np.ndarray]:
-    graphs = build_graphs(to_crystals(arrays), k=k)
+    try:
+        graphs = build_graphs(to_crystals(arrays), k=k)
+    except GeometryError as exc:
+        # name the training row (``source:id``) instead of its position in a chunk
+        raise exc.named(str(arrays.ids[exc.index])) from None
     starts = np.repeat(arrays.offsets[:-1], arrays.natoms)
     return (graphs.neighbours - starts[:, None]).astype(np.int32), graphs.bond_vectors
 
@@ -73,6 +78,10 @@ def dataset_graphs(
         k: neighbours per atom.
         workers: processes for graph building (chunks of 2,048 structures).
         cache: optional ``.npz`` path; reused when its content hash and k match, else (re)written.
+
+    Raises:
+        GeometryError: a structure the graphs cannot represent (overlapping atoms, a 12th neighbour
+            beyond ``csp.validity.MAX_KTH_NEIGHBOUR_ANGSTROM``), named by its id (``source:id``).
     """
     key = f"{arrays.content_hash()}-k{k}"
     if cache is not None and Path(cache).is_file():

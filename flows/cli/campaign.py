@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from flows.campaigns import CampaignParameters
-from flows.cli._common import console, fail, print_arrow
+from flows.cli._common import console, err, fail, print_arrow
 from flows.cli._options import model_options, option
 from flows.settings import lake as current_lake
 from flows.settings import settings as current_settings
@@ -72,6 +72,11 @@ def _finish(outcome) -> None:
         f'  {home}csp sql "{candidates_sql(outcome.campaign_id)}"',
         highlight=False,
     )
+    from flows.coverage import coverage_line
+
+    thin = coverage_line({"thin_elements": outcome.thin_elements})
+    if thin:
+        err.print(f"[bold yellow]warning:[/] {thin}", highlight=False)
 
 
 @campaign_app.command("run")

@@ -29,8 +29,9 @@ def _print_ingest_reports(reports) -> None:
         )
     console.print(view)
     for r in reports:
-        for reason, n in r.rejected.most_common():
-            console.print(f"  {r.source}: {n} quarantined: {reason}", highlight=False)
+        for reason, n in r.reasons():
+            similar = " (and similar)" if n > 1 else ""
+            console.print(f"  {r.source}: {n} quarantined: {reason}{similar}", highlight=False)
 
 
 @ingest_app.command("run")
@@ -56,11 +57,24 @@ def ingest_run(
     with Progress(console=console, transient=True) as bar:
         for name in names:
             task = bar.add_task(f"ingest {name}", total=None)
-            reports.append(
-                ingest_source(
-                    lake, name, mirror, run_id=run_id, progress=lambda n, t=task: bar.update(t, completed=n)
+            try:
+                reports.append(
+                    ingest_source(
+                        lake,
+                        name,
+                        mirror,
+                        run_id=run_id,
+                        progress=lambda n, t=task: bar.update(t, completed=n),
+                    )
                 )
-            )
+            except FileNotFoundError as exc:
+                bar.stop()
+                if reports:
+                    _print_ingest_reports(reports)
+                fail(
+                    f"{exc.filename or exc} is missing from the data mirror {mirror} (needed by source {name!r}); "
+                    "restore the file or choose other sources with --source."
+                )
             bar.remove_task(task)
     lake.refresh_catalog()
     _print_ingest_reports(reports)
@@ -78,6 +92,11 @@ def ingest_folder(
 
     if not folder.is_dir():
         fail(f"{folder} is not a folder.")
+    if not (folder / "id_prop.csv").is_file():
+        fail(
+            f"{folder} has no id_prop.csv (one line per structure: file name,value in eV/atom); nothing was "
+            "ingested."
+        )
     lake = current_lake(init=True)
     report = ingest_records(
         lake, read_id_prop_folder(folder, source=source, license=license), source=source, run_id=new_run_id()

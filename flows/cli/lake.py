@@ -36,6 +36,9 @@ def sql(
         result = current_lake().query(query, inputs=inputs)
     except (LakeError, ValueError) as exc:
         fail(str(exc))
+    for target in (csv, parquet):
+        if target is not None and not target.parent.is_dir():
+            fail(f"Cannot write {target}: the folder {target.parent} does not exist; create it first.")
     if csv is not None:
         import pyarrow.csv as pacsv
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from flows.coverage import coverage_line
 from storage.campaigns import candidates_sql
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -99,6 +100,9 @@ def summary_markdown(report: dict[str, Any], *, skipped: bool = False) -> str:
         f"{p['outer_optimizer']}/{p['inner_optimizer']}, {p['outer_steps']} x {p['inner_steps']} steps, "
         f"seed {p['seed']}, enthalpy model {p['dhf_source']}",
     ]
+    thin = coverage_line(report)
+    if thin:
+        lines.append(f"- {thin}")
     if top:
         t = top[0]
         lines.append(

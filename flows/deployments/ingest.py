@@ -19,7 +19,7 @@ def ingest_one(source: str, run_id: str) -> dict:
         "read": sum(report.read.values()),
         "written": sum(report.written.values()),
         "quarantined": report.n_rejected,
-        "reasons": dict(report.rejected),
+        "reasons": dict(report.reasons()),
         "seconds": round(report.seconds, 2),
     }
 

@@ -20,8 +20,8 @@ import numpy as np
 import spglib
 from pymatgen.core import Composition, Element, Lattice
 
-from storage.errors import StorageError
 from storage.readers._common import Item, Record, Rejection, excerpt
+from storage.validation import StructureError, check_geometry, compare_formulas
 
 SYMPREC_ANGSTROM = 0.1
 """Distance tolerance handed to spglib."""
@@ -46,10 +46,6 @@ _CRYSTAL_SYSTEMS = (
     (194, "hexagonal"),
     (230, "cubic"),
 )
-
-
-class StructureError(StorageError, ValueError):
-    """The input does not describe one ordered crystal made of known elements."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +160,11 @@ def _pymatgen_cif(text: str) -> Cell:
             structures = CifParser.from_str(text).parse_structures(primitive=False)
         except (ValueError, KeyError, IndexError, TypeError, AttributeError, ZeroDivisionError) as exc:
             detail = "; ".join(str(w.message) for w in caught[:2])
+            if "sum to > 1" in str(exc) + detail:
+                # pymatgen merges sites on one position and then sees occupancy > 1: same fault as the fast path's
+                raise StructureError(
+                    "two or more sites share one position, closer than 0.5 A (overlapping or duplicated sites)"
+                ) from exc
             raise StructureError(f"malformed CIF: {exc}" + (f" ({detail})" if detail else "")) from exc
     if len(structures) != 1:
         raise StructureError(f"malformed CIF: it holds {len(structures)} structures, one was expected")
@@ -211,7 +212,9 @@ def structure_fields(cell: Cell, *, symprec: float = SYMPREC_ANGSTROM) -> dict[s
     """The composition, geometry and symmetry columns of a ``structures`` row.
 
     Raises:
-        StructureError: for an empty cell, non-finite numbers, a singular lattice or an unknown element.
+        StructureError: for an empty cell, non-finite numbers, a singular lattice, an unknown element or
+            a geometry :func:`storage.validation.check_geometry` refuses (overlapping atoms, absurd
+            volume per atom, vacuum, isolated atoms).
     """
     if not cell.species:
         raise StructureError("structure has no sites")
@@ -223,6 +226,7 @@ def structure_fields(cell: Cell, *, symprec: float = SYMPREC_ANGSTROM) -> dict[s
     volume = float(abs(np.linalg.det(cell.lattice)))
     if not volume > 1e-6:
         raise StructureError("lattice is singular (zero volume)")
+    check_geometry(cell.lattice, cell.species, cell.frac_coords)
     numbers = [SYMBOL_TO_Z[s] for s in cell.species]
     spacegroup: int | None = None
     with warnings.catch_warnings():
@@ -290,6 +294,8 @@ class PendingStructure:
         cif: the CIF text, or ``None`` when ``cell`` is given.
         cell: an explicit cell (JSON structures), or ``None``.
         raw: text for an excerpt if the record is rejected.
+        declared_formula: a formula the input states for the whole structure (OPTIMADE
+            ``chemical_formula_reduced``); a CIF's ``_chemical_formula_sum`` is read from ``cif``.
     """
 
     file: str
@@ -299,6 +305,16 @@ class PendingStructure:
     cif: str | None = None
     cell: Cell | None = None
     raw: str = field(default="", repr=False)
+    declared_formula: str = ""
+
+
+def declared_cif_formula(text: str) -> str:
+    """The ``_chemical_formula_sum`` written in a CIF (the formula of the sites listed), or ``""``."""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.lower().startswith("_chemical_formula_sum"):
+            return stripped[len("_chemical_formula_sum") :].strip().strip("'\"").strip()
+    return ""
 
 
 def finish_structure(item: PendingStructure | Rejection) -> Item:
@@ -307,6 +323,10 @@ def finish_structure(item: PendingStructure | Rejection) -> Item:
         return item
     try:
         cell = item.cell if item.cell is not None else cell_from_cif(item.cif or "")
+        declared = item.declared_formula or (declared_cif_formula(item.cif) if item.cif else "")
+        mismatch = compare_formulas(declared, cell.species)
+        if mismatch:
+            raise StructureError(mismatch)
         fields = structure_fields(cell)
     except StructureError as exc:
         return Rejection(item.file, item.index, item.source_id, str(exc), excerpt(item.raw or item.cif or ""))

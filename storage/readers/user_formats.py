@@ -35,16 +35,23 @@ def cell_from_poscar(text: str) -> Cell:
     """Read a VASP POSCAR/CONTCAR text (element names required).
 
     Raises:
-        StructureError: if pymatgen cannot read it or a site is not a known element.
+        StructureError: if pymatgen cannot read it, the file names no species (pymatgen would invent
+            H, He, ... placeholders) or a site is not a known element.
     """
     from pymatgen.io.vasp import Poscar
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         try:
             structure = Poscar.from_str(text).structure
         except (ValueError, IndexError, KeyError, TypeError) as exc:
             raise StructureError(f"malformed POSCAR: {exc}") from exc
+    if any("cannot be determined" in str(w.message) for w in caught):
+        # pymatgen then names the species H, He, Li, ... in order: never store placeholders
+        raise StructureError(
+            "POSCAR names no species (no element line after the scale and lattice, and none pymatgen can "
+            "read from the comment line); add the VASP 5 element line"
+        )
     species = [site.specie.symbol for site in structure]
     return cell_from_arrays(structure.lattice.matrix, species, structure.frac_coords)
 
@@ -122,8 +129,17 @@ def cell_from_optimade(attributes: dict[str, Any]) -> Cell:
     """Build a cell from OPTIMADE structure attributes (Cartesian positions in Angstrom).
 
     Raises:
-        StructureError: on missing attributes, a disordered or vacancy species, or bad shapes.
+        StructureError: on missing attributes, a disordered or vacancy species, bad shapes, or an entry
+            periodic in fewer than 3 dimensions (``nperiodic_dimensions``/``dimension_types``).
     """
+    periodic = attributes.get("nperiodic_dimensions")
+    if periodic is None and attributes.get("dimension_types") is not None:
+        periodic = sum(1 for d in attributes["dimension_types"] if d)
+    if periodic is not None and periodic != 3:
+        raise StructureError(
+            f"OPTIMADE entry is periodic in {periodic} dimension(s) (nperiodic_dimensions); only 3-D "
+            "crystals can be stored"
+        )
     try:
         lattice = np.asarray(attributes["lattice_vectors"], dtype=float).reshape(3, 3)
         cart = np.asarray(attributes["cartesian_site_positions"], dtype=float).reshape(-1, 3)
@@ -209,7 +225,15 @@ def _pending_optimade(
             energy_kind=f"optimade:{energy_field}" if energy_field else None,
             extra=extra,
         )
-        yield PendingStructure(file, index, sid, row, cell=cell, raw=raw)
+        yield PendingStructure(
+            file,
+            index,
+            sid,
+            row,
+            cell=cell,
+            raw=raw,
+            declared_formula=str(attrs.get("chemical_formula_reduced") or ""),
+        )
 
 
 def read_optimade(

@@ -79,11 +79,14 @@ def test_one_atom_cell_and_overlapping_atoms(models):
     import torch
 
     from csp.graphs import build_graphs
+    from csp.validity import GeometryError
 
     model = OnnxModel(models["dft"])
+    # two atoms on one site: refused before any model runs (issue 12), no longer scored
+    with pytest.raises(GeometryError, match=r"two atoms are 0\.000 A apart"):
+        build_graphs([Crystal(np.eye(3) * 4.0, [12, 8], [[0, 0, 0], [0, 0, 0]])])
     for crystals in (
         [Crystal(np.eye(3) * 3.3, [84], [[0, 0, 0]])],  # one atom in the whole batch
-        [Crystal(np.eye(3) * 4.0, [12, 8], [[0, 0, 0], [0, 0, 0]])],  # two atoms on one site
     ):
         graphs = build_graphs(crystals)
         got = model.run_graphs(graphs)["dhf"]

@@ -19,7 +19,8 @@ def test_campaign_fields_are_declared_once_and_reach_every_face():
 
     search_fields = set(SearchParameters.model_fields)
     assert search_fields <= set(SearchConfig.model_fields)
-    assert set(CampaignParameters.model_fields) == search_fields | {"composition", "top_k"}
+    campaign_only = {"composition", "top_k", "allow_unseen_elements"}
+    assert set(CampaignParameters.model_fields) == search_fields | campaign_only
     # the flow (and so the Prefect form) has exactly the model's fields, with the model's defaults
     params = inspect.signature(campaign).parameters
     assert set(params) == set(CampaignParameters.model_fields) | {"campaign_id"}

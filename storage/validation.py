@@ -1,0 +1,209 @@
+"""The physical checks every structure passes before it enters the lake (one place for every reader).
+
+Every reader (CIF through the fast P1 parser or pymatgen, POSCAR, OPTIMADE JSON, the mirror's CSV and
+JSON sources) turns its input into a :class:`~storage.readers._structure.Cell` and hands it to
+:func:`check_geometry` through ``structure_fields``; a failure is a :class:`StructureError` whose message
+becomes the quarantine reason. The bounds were set against the whole data mirror (77,209 structures
+ingested before these checks existed; ``benchmarks/geometry_stats.py``, numbers in the README's "Bad
+input" section):
+
+- ``MIN_DISTANCE_ANGSTROM`` (0.5 A): no two atoms (periodic images included) may be closer. The shortest
+  bond in nature is H2's 0.74 A; in the mirror 99.99 % of structures have no distance under 0.75 A and
+  only 2 fall under 0.5 A (a COD CIF with a duplicated site at 0.002 A among them). The same number is
+  ``csp.validity.MIN_DISTANCE_ANGSTROM`` (the scorer's floor); a test keeps the two equal.
+- ``MIN_VOLUME_PER_ATOM`` / ``MAX_VOLUME_PER_ATOM`` (1.5 / 150 A^3): the mirror spans 3.17 A^3 per atom
+  (the densest) to 105 A^3 at the 99.99th percentile; only one row (a GNoME entry with an isolated atom,
+  337 A^3 per atom) lies outside. A cell with a = 0.1 A or one atom in a 25 A box fails.
+- ``MAX_VACUUM_ANGSTROM`` (7.0 A): the widest empty slab between planes of atoms parallel to a cell face.
+  99 % of the mirror stays under 3.3 A; the 265 rows above 7 A (253 OQMD, 9 MP, 2 prototypes, 1 GNoME)
+  mostly cluster at 12-15 A, the vacuum of slab and 2-D entries, and are quarantined.
+- ``MAX_NEAREST_NEIGHBOUR_ANGSTROM`` (7.0 A): an atom whose nearest neighbour (its own images included)
+  is farther away is isolated; 99.99 % of the mirror stays under 5.2 A, one row (the GNoME entry above,
+  7.9 A) exceeds it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from storage.errors import StorageError
+
+__all__ = [
+    "MAX_NEAREST_NEIGHBOUR_ANGSTROM",
+    "MAX_VACUUM_ANGSTROM",
+    "MAX_VOLUME_PER_ATOM",
+    "MIN_DISTANCE_ANGSTROM",
+    "MIN_VOLUME_PER_ATOM",
+    "StructureError",
+    "check_geometry",
+    "compare_formulas",
+    "interplanar_spacings",
+    "largest_vacuum",
+    "neighbour_distances",
+]
+
+MIN_DISTANCE_ANGSTROM = 0.5
+"""No two atoms (periodic images included) closer than this, Angstrom."""
+
+MIN_VOLUME_PER_ATOM = 1.5
+"""Smallest cell volume per atom accepted, Angstrom^3."""
+
+MAX_VOLUME_PER_ATOM = 150.0
+"""Largest cell volume per atom accepted, Angstrom^3."""
+
+MAX_VACUUM_ANGSTROM = 7.0
+"""Widest empty slab between atom planes parallel to a cell face accepted as bulk, Angstrom."""
+
+MAX_NEAREST_NEIGHBOUR_ANGSTROM = 7.0
+"""An atom whose nearest neighbour is farther than this is isolated, Angstrom."""
+
+_MAX_IMAGE_CANDIDATES = 20_000_000  # pair-image distances computed at once (bounds memory)
+
+
+class StructureError(StorageError, ValueError):
+    """The input does not describe one ordered, physically sensible 3-D crystal of known elements."""
+
+
+def interplanar_spacings(lattice: np.ndarray) -> np.ndarray:
+    """(3,) spacing of the lattice planes spanned by the other two vectors, Angstrom."""
+    recip = np.linalg.inv(lattice).T  # rows are reciprocal vectors (no 2 pi)
+    return 1.0 / np.linalg.norm(recip, axis=-1)
+
+
+def largest_vacuum(lattice: np.ndarray, frac_coords: np.ndarray) -> tuple[float, int]:
+    """The widest empty slab between atom planes parallel to a cell face, Angstrom, and its axis (0-2).
+
+    Along each axis the fractional coordinates are sorted round the circle; the largest gap times the
+    plane spacing is the thickness of the slab holding no atom centre.
+    """
+    spacing = interplanar_spacings(lattice)
+    frac = np.mod(np.asarray(frac_coords, dtype=float), 1.0)
+    widest, axis = 0.0, 0
+    for c in range(3):
+        f = np.sort(frac[:, c])
+        gaps = np.diff(np.concatenate([f, [f[0] + 1.0]]))
+        gap = float(gaps.max() * spacing[c])
+        if gap > widest:
+            widest, axis = gap, c
+    return widest, axis
+
+
+def neighbour_distances(lattice: np.ndarray, frac_coords: np.ndarray, radius: float) -> np.ndarray:
+    """(n, n) shortest distance from atom i to any periodic image of atom j within ``radius`` (else inf).
+
+    The diagonal holds each atom's distance to its own nearest image. Angstrom.
+
+    Raises:
+        StructureError: if the cell is so thin that enumerating the images would not fit in memory.
+    """
+    lattice = np.asarray(lattice, dtype=float)
+    frac = np.asarray(frac_coords, dtype=float)
+    n = len(frac)
+    spacing = interplanar_spacings(lattice)
+    n_max = np.ceil(radius / spacing - 0.5).astype(np.int64).clip(min=0)
+    if n_max.min() == 0:
+        n_max = np.maximum(n_max, (spacing < 2 * radius).astype(np.int64))
+    n_images = int(np.prod(2 * n_max + 1))
+    if n_images * n * n > _MAX_IMAGE_CANDIDATES:
+        raise StructureError(
+            f"cell is degenerate: a lattice plane spacing of {spacing.min():.3g} A (a thin or needle cell)"
+        )
+    axes = [np.arange(-m, m + 1) for m in n_max]
+    offsets = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3).astype(float)
+    diff = frac[None, :, :] - frac[:, None, :]
+    diff -= np.floor(diff + 0.5)
+    vec = (diff[:, :, None, :] + offsets[None, None, :, :]) @ lattice  # (i, j, M, 3)
+    dist = np.linalg.norm(vec, axis=-1)
+    zero = int(np.flatnonzero((offsets == 0).all(axis=1))[0])
+    idx = np.arange(n)
+    dist[idx, idx, zero] = np.inf
+    best = dist.min(axis=-1)
+    best[best > radius] = np.inf
+    return best
+
+
+def check_geometry(lattice: np.ndarray, species: list[str], frac_coords: np.ndarray) -> None:
+    """Refuse a cell that is not a physically sensible bulk crystal.
+
+    Args:
+        lattice: (3, 3) rows a, b, c, Angstrom.
+        species: element symbols, one per site.
+        frac_coords: (n, 3) fractional coordinates.
+
+    Raises:
+        StructureError: for a volume per atom outside [MIN_VOLUME_PER_ATOM, MAX_VOLUME_PER_ATOM], two
+            atoms closer than MIN_DISTANCE_ANGSTROM, an empty slab wider than MAX_VACUUM_ANGSTROM or an
+            atom with no neighbour within MAX_NEAREST_NEIGHBOUR_ANGSTROM; the message gives the numbers.
+    """
+    lattice = np.asarray(lattice, dtype=float)
+    frac = np.asarray(frac_coords, dtype=float)
+    n = len(species)
+    per_atom = float(abs(np.linalg.det(lattice))) / n
+    if per_atom < MIN_VOLUME_PER_ATOM:
+        raise StructureError(
+            f"volume per atom {per_atom:.3g} A^3 is below {MIN_VOLUME_PER_ATOM} A^3 (atoms cannot be packed "
+            "this densely; check the lattice lengths and units)"
+        )
+    dist = neighbour_distances(lattice, frac, MAX_NEAREST_NEIGHBOUR_ANGSTROM)
+    i, j = np.unravel_index(int(np.argmin(dist)), dist.shape)
+    if dist[i, j] < MIN_DISTANCE_ANGSTROM:
+        what = (
+            f"{species[i]} site {i} and its own periodic image"
+            if i == j
+            else (f"{species[i]} site {i} and {species[j]} site {j}")
+        )
+        raise StructureError(
+            f"{what} are {dist[i, j]:.3f} A apart, closer than {MIN_DISTANCE_ANGSTROM} A "
+            "(overlapping or duplicated sites)"
+        )
+    if per_atom > MAX_VOLUME_PER_ATOM:
+        raise StructureError(
+            f"volume per atom {per_atom:.4g} A^3 is above {MAX_VOLUME_PER_ATOM} A^3 (mostly empty space: an "
+            "isolated atom, molecule or slab, not a bulk crystal)"
+        )
+    gap, axis = largest_vacuum(lattice, frac)
+    if gap > MAX_VACUUM_ANGSTROM:
+        raise StructureError(
+            f"an empty slab {gap:.1f} A thick runs parallel to the cell face opposite axis {'abc'[axis]} "
+            f"(more than {MAX_VACUUM_ANGSTROM} A of vacuum: a slab, 2-D sheet or molecule, not a bulk crystal)"
+        )
+    nearest = dist.min(axis=1)
+    far = int(np.argmax(nearest))
+    if not np.isfinite(nearest[far]):
+        raise StructureError(
+            f"{species[far]} site {far} has no neighbour within {MAX_NEAREST_NEIGHBOUR_ANGSTROM} A "
+            "(an isolated atom, not part of a bulk crystal)"
+        )
+
+
+def compare_formulas(declared: str, species: list[str]) -> str | None:
+    """``None`` when a declared formula agrees with the sites' composition, else the reason.
+
+    The comparison is on reduced compositions (``Na4 Cl4`` agrees with two sites Na, Cl). A declared
+    formula that cannot be read is not compared (the reason would be the parser's, not the data's).
+    """
+    import warnings
+
+    from pymatgen.core import Composition
+
+    text = (declared or "").strip().strip("'\"").strip()
+    if not text or text == "?":
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            stated = Composition(text)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+    if stated.num_atoms <= 0:
+        return None
+    counts: dict[str, float] = {}
+    for s in species:
+        counts[s] = counts.get(s, 0.0) + 1.0
+    parsed = Composition(counts)
+    if stated.reduced_composition.almost_equals(parsed.reduced_composition, rtol=1e-3, atol=1e-3):
+        return None
+    return (
+        f"declared formula {stated.reduced_formula} ({text}) disagrees with the sites' formula "
+        f"{parsed.reduced_formula} (missing, extra or mislabelled sites)"
+    )
