@@ -249,7 +249,21 @@ def _round(v: Any) -> Any:
     return round(v, 4) if isinstance(v, float) else v
 
 
-def summary_markdown(report: dict[str, Any], *, skipped: bool = False) -> str:
+def convergence_image(campaign_id: str) -> str | None:
+    """Markdown image (base64 data-URI PNG) of the campaign's convergence plot; None with nothing to draw."""
+    from csp.errors import InputError
+    from csp.plots import convergence, markdown_image
+    from storage.query import load_candidates
+
+    try:
+        fig = convergence(load_candidates(campaign=campaign_id, home=_lake()))
+    except InputError:
+        return None
+    return markdown_image(fig, alt=f"convergence of {campaign_id}")
+
+
+def summary_markdown(report: dict[str, Any], *, skipped: bool = False, image: str | None = None) -> str:
+    """The campaign summary; ``image`` (markdown) replaces the text chart of convergence when given."""
     cid = report["campaign_id"]
     curve = report["best_curve"]
     top = report["top"]
@@ -276,12 +290,7 @@ def summary_markdown(report: dict[str, Any], *, skipped: bool = False) -> str:
         "",
         "## Convergence (best fitness vs outer step, lower is better)",
         "",
-        f"`{sparkline(curve)}`",
-        "",
-        "```text",
-        ascii_plot(curve),
-        "```",
-        "",
+        *([image, ""] if image else [f"`{sparkline(curve)}`", "", "```text", ascii_plot(curve), "```", ""]),
     ]
     if curve:
         marks = sorted({0, *range(0, len(curve), max(1, len(curve) // 10)), len(curve) - 1})
@@ -311,7 +320,7 @@ def publish(campaign_id: str, skipped: bool = False) -> dict[str, Any]:
         description=f"Top {len(report['top'])} structures of campaign {campaign_id}",
     )
     create_markdown_artifact(
-        markdown=summary_markdown(report, skipped=skipped),
+        markdown=summary_markdown(report, skipped=skipped, image=convergence_image(campaign_id)),
         key=f"{key}-summary",
         description=f"Summary of campaign {campaign_id}",
     )

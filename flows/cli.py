@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flows.cli_analysis import register_analysis
 from flows.settings import Settings
 
 app = typer.Typer(help="Crystal-structure prediction calibrated to experiment.", no_args_is_help=True)
@@ -26,6 +27,7 @@ augment_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(augment_app, name="augment")
+register_analysis(app)  # csp candidates / structures / plot
 
 console = Console()
 err = Console(stderr=True)

@@ -402,8 +402,13 @@ class _Translator:
         if len(tokens) > 1 or name not in self.fields:
             close = difflib.get_close_matches(name, list(self.fields), n=1)
             hint = f"did you mean {close[0]!r}? " if close else ""
-            known = ", ".join(sorted(self.fields))
-            raise self.fail(f"Unknown field {name!r} for {self.table} ({hint}known: {known})", tokens[0])
+            column = getattr(tokens[0], "column", None)
+            raise FilterError(
+                f"Unknown field {name!r} at column {column} ({hint}`csp {self.table} fields` lists the "
+                f"{len(self.fields)} fields of {self.table}).",
+                column=column,
+                token=name,
+            )
         return self.fields[name], tokens[0]
 
     def bind(self, value: Any) -> str:
