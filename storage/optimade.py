@@ -22,6 +22,7 @@ Semantics worth knowing:
 from __future__ import annotations
 
 import difflib
+import re
 import string
 from dataclasses import dataclass
 from functools import cache
@@ -345,7 +346,8 @@ def parse(filter_: str) -> Any:
             ) from None
         if isinstance(cause, UnexpectedCharacters):
             col = cause.column
-            bad = text[col - 1 : col] if 0 < col <= len(text) else ""
+            word = re.match(r"\w+|\S", text[col - 1 :]) if 0 < col <= len(text) else None
+            bad = word.group(0) if word else ""
             raise FilterError(
                 f"Malformed filter at column {col}: unexpected {bad!r} in ...{_excerpt(text, col)}... "
                 "(strings take double quotes, fields are lowercase, e.g. nsites<=8)",
