@@ -34,6 +34,7 @@ __all__ = [
     "markdown_image",
     "optimizer_comparison",
     "png_base64",
+    "png_bytes",
     "psyn_vs_dhf",
     "refined_vs_unrefined",
     "save",
@@ -118,7 +119,8 @@ def energy_distribution(df: pd.DataFrame, *, bins: int = 40, title: str | None =
     ax.set_ylabel("structures")
     invalid = int((~inner["valid"].astype(bool)).sum())
     ax.legend()
-    ax.set_title(title or f"{energies.size} valid structures tried ({invalid} invalid not shown)")
+    note = f" ({invalid} invalid, without energy, not shown)" if invalid else ""
+    ax.set_title(title or f"{energies.size} valid structures tried{note}")
     return fig
 
 
@@ -272,11 +274,16 @@ def save(fig: Figure, path: Path | str, *, dpi: int = 120) -> Path:
     return path
 
 
-def png_base64(fig: Figure, *, dpi: int = 100) -> str:
-    """The figure as a base64-encoded PNG."""
+def png_bytes(fig: Figure, *, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes (e.g. for ``IPython.display.Image(data=...)`` in a notebook)."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=dpi)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
+
+
+def png_base64(fig: Figure, *, dpi: int = 100) -> str:
+    """The figure as a base64-encoded PNG."""
+    return base64.b64encode(png_bytes(fig, dpi=dpi)).decode("ascii")
 
 
 def markdown_image(fig: Figure, alt: str = "plot", *, dpi: int = 100) -> str:
