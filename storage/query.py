@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from storage.campaigns import campaign_row
+from storage.campaigns import list_campaigns as list_campaign_rows
 from storage.lake import Lake, LakeError
 from storage.optimade import ORDER_BY, FilterError, Table, source_sql, translate
 
@@ -86,15 +88,12 @@ def load_campaign(campaign_id: str, *, home: Lake | Path | str | None = None) ->
     Raises:
         QueryError: no campaign with this id (the message lists a few known ids).
     """
-    with resolve_lake(home).connect() as con:
-        rows = con.arrow("SELECT * FROM campaigns WHERE campaign_id = ?", [campaign_id]).to_pylist()
-        if not rows:
-            known = con.arrow("SELECT campaign_id FROM campaigns ORDER BY written_at DESC LIMIT 3").column(
-                "campaign_id"
-            )
-            hint = ", ".join(known.to_pylist()) or "none yet"
-            raise QueryError(f"No campaign {campaign_id!r} in the lake (latest: {hint}).")
-    row = rows[0]
+    lake = resolve_lake(home)
+    row = campaign_row(lake, campaign_id)
+    if row is None:
+        known = list_campaign_rows(lake).column("campaign_id").to_pylist()[:3]  # newest first
+        hint = ", ".join(known) or "none yet"
+        raise QueryError(f"No campaign {campaign_id!r} in the lake (latest: {hint}).")
     return {
         "campaign_id": row["campaign_id"],
         "composition": row["composition"],
