@@ -8,6 +8,8 @@ The front door (names load on first use, so ``import csp`` is cheap)::
     result = csp.run_search("GaAs", csp.SearchConfig(outer_steps=20, inner_steps=120), scorer, csp.InMemorySink())
     top = csp.rank(result.outer_rows, k=5)         # deduplicated, best fitness first
 
+Histories of campaigns in the lake are read by :mod:`storage.query`; :mod:`csp.plots` draws them.
+
 =====================  ============================================================================
 name                   what it is (module)
 =====================  ============================================================================
@@ -20,6 +22,8 @@ InMemorySink           where scored candidates go in a notebook (:mod:`csp.searc
 load_scorer            the enthalpy + synthesizability models for the search (:mod:`csp.scoring`)
 rank                   deduplicate and rank a search's outer rows (:mod:`csp.matching`)
 matches                StructureMatcher match and the same space group (:mod:`csp.matching`)
+write_structures       structures to CIF, POSCAR, extxyz, JSON or ComputedStructureEntry files
+                       (:mod:`csp.structure_io`; ``read_structure`` reads any of them back)
 CSPError               base of every error the science raises; ``InputError``, ``ModelError`` below it
 =====================  ============================================================================
 
@@ -43,6 +47,8 @@ _EXPORTS = {
     "load_scorer": "csp.scoring",
     "rank": "csp.matching",
     "matches": "csp.matching",
+    "write_structures": "csp.structure_io",
+    "read_structure": "csp.structure_io",
     "CSPError": "csp.errors",
     "InputError": "csp.errors",
     "ModelError": "csp.errors",
@@ -61,7 +67,9 @@ __all__ = [
     "matches",
     "parse_composition",
     "rank",
+    "read_structure",
     "run_search",
+    "write_structures",
 ]
 
 if TYPE_CHECKING:
@@ -72,6 +80,7 @@ if TYPE_CHECKING:
     from csp.parameters import SearchParameters
     from csp.scoring import load_scorer
     from csp.search import InMemorySink, SearchConfig, run_search
+    from csp.structure_io import read_structure, write_structures
 
 
 def __getattr__(name: str) -> Any:

@@ -1,7 +1,8 @@
 """The ``csp`` command line: noun-verb commands over the lake, the models and campaigns.
 
 One module per noun (:mod:`flows.cli.lake`, :mod:`flows.cli.ingest`, :mod:`flows.cli.models`,
-:mod:`flows.cli.campaign`, :mod:`flows.cli.augment`, :mod:`flows.cli.service`); this module assembles them.
+:mod:`flows.cli.campaign`, :mod:`flows.cli.augment`, :mod:`flows.cli.service`, :mod:`flows.cli.candidates` for
+``candidates`` and ``structures``, :mod:`flows.cli.plot`); this module assembles them.
 A new noun: a module with its own ``typer.Typer`` and one ``app.add_typer`` line here.
 """
 
@@ -14,9 +15,11 @@ import typer
 from flows.cli._common import console, package_version
 from flows.cli.augment import augment_app
 from flows.cli.campaign import campaign_app, demo
+from flows.cli.candidates import candidates_app, structures_app
 from flows.cli.ingest import ingest_app
 from flows.cli.lake import lake_app, sql
 from flows.cli.models import models_app
+from flows.cli.plot import plot_app
 from flows.cli.service import service_app
 
 app = typer.Typer(help="Crystal-structure prediction calibrated to experiment.", no_args_is_help=True)
@@ -26,6 +29,9 @@ app.add_typer(models_app, name="models")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(augment_app, name="augment")
 app.add_typer(service_app, name="service")
+app.add_typer(candidates_app, name="candidates")
+app.add_typer(structures_app, name="structures")
+app.add_typer(plot_app, name="plot")
 app.command("sql")(sql)
 app.command("demo")(demo)
 

@@ -1,4 +1,4 @@
-"""Prefect UI pieces of the campaign deployments: a sparkline, a text chart, the summary markdown."""
+"""Prefect UI pieces of the campaign deployments: a sparkline, a text chart, the convergence plot, the summary."""
 
 from __future__ import annotations
 
@@ -82,8 +82,25 @@ def best_row(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def summary_markdown(report: dict[str, Any], *, skipped: bool = False) -> str:
-    """The campaign summary: status, counts, parameters, best structure, convergence, the SQL to query."""
+def convergence_image(campaign_id: str) -> str | None:
+    """Markdown image (base64 data-URI PNG) of the campaign's convergence plot; None with nothing to draw."""
+    from csp.errors import InputError
+    from csp.plots import convergence, markdown_image
+    from flows.settings import lake
+    from storage.query import load_candidates
+
+    try:
+        fig = convergence(load_candidates(campaign=campaign_id, home=lake()))
+    except InputError:
+        return None
+    return markdown_image(fig, alt=f"convergence of {campaign_id}")
+
+
+def summary_markdown(report: dict[str, Any], *, skipped: bool = False, image: str | None = None) -> str:
+    """The campaign summary: status, counts, parameters, best structure, convergence, the SQL to query.
+
+    ``image`` (markdown, e.g. from :func:`convergence_image`) replaces the text chart of convergence when given.
+    """
     cid = report["campaign_id"]
     curve = report["best_curve"]
     top = report["top"]
@@ -113,12 +130,7 @@ def summary_markdown(report: dict[str, Any], *, skipped: bool = False) -> str:
         "",
         "## Convergence (best fitness vs outer step, lower is better)",
         "",
-        f"`{sparkline(curve)}`",
-        "",
-        "```text",
-        ascii_plot(curve),
-        "```",
-        "",
+        *([image, ""] if image else [f"`{sparkline(curve)}`", "", "```text", ascii_plot(curve), "```", ""]),
     ]
     if curve:
         marks = sorted({0, *range(0, len(curve), max(1, len(curve) // 10)), len(curve) - 1})

@@ -35,7 +35,7 @@ from flows.campaigns import (
     slug,
 )
 from flows.deployments._form import fields_of, with_defaults
-from flows.deployments.artifacts import summary_markdown, top_table
+from flows.deployments.artifacts import convergence_image, summary_markdown, top_table
 from flows.settings import lake
 
 __all__ = [
@@ -133,7 +133,7 @@ def publish(campaign_id: str, skipped: bool = False) -> dict[str, Any]:
         description=f"Top {len(report['top'])} structures of campaign {campaign_id}",
     )
     create_markdown_artifact(
-        markdown=summary_markdown(report, skipped=skipped),
+        markdown=summary_markdown(report, skipped=skipped, image=convergence_image(campaign_id)),
         key=f"{key}-summary",
         description=f"Summary of campaign {campaign_id}",
     )

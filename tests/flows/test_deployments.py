@@ -68,6 +68,7 @@ def test_campaign_flow_writes_candidates_and_artifacts(prefect_api, csp_home):
     assert by_type["table"].key == "campaign-mgo-top"
     md = by_type["markdown"].data
     assert "csp sql" in md and "flowtest-mgo" in md and "Convergence" in md
+    assert "](data:image/png;base64," in md and "```text" not in md  # the plot, not the text chart
 
     # the same id again: nothing is scored, the report comes from the lake
     again = campaign(**TINY, campaign_id="flowtest-mgo", return_state=True)

@@ -1,0 +1,291 @@
+"""Plots of a search history with matplotlib: convergence, energies, space groups, optimizers, P_syn vs dHf.
+
+Every function takes the pandas DataFrame of candidate rows that ``storage.query.load_candidates`` returns
+(columns ``campaign_id``, ``stage``, ``outer_step``, ``inner_step``, ``spacegroup``, ``dhf_pred_ev_per_atom``
+(eV/atom), ``p_syn``, ``fitness``, ``valid``, ``seconds``), returns a ``matplotlib.figure.Figure`` (built
+without pyplot, so it is safe in worker threads) and raises :class:`csp.errors.InputError` with a
+one-line message when the rows cannot make the plot. Save with :func:`save` (PNG or SVG by suffix) or embed
+with :func:`markdown_image` (a base64 data-URI PNG).
+
+Fitness (FV) and P_syn are set on outer rows (one per symmetry family); inner rows are the structures the
+inner optimizer scored (predicted formation enthalpy only).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from csp.errors import InputError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.figure import Figure
+
+__all__ = [
+    "convergence",
+    "convergence_curve",
+    "energy_distribution",
+    "markdown_image",
+    "optimizer_comparison",
+    "png_base64",
+    "png_bytes",
+    "psyn_vs_dhf",
+    "refined_vs_unrefined",
+    "save",
+    "spacegroup_frequency",
+]
+
+
+def _figure(ncols: int = 1, width: float = 6.0, height: float = 4.0) -> tuple[Figure, Any]:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, height), layout="constrained")
+    axes = fig.subplots(1, ncols)
+    return fig, axes
+
+
+def _stage(df: pd.DataFrame, stage: str, what: str) -> pd.DataFrame:
+    if df is None or len(df) == 0:
+        raise InputError(f"No candidate rows to plot {what}: the query matched nothing.")
+    rows = df[df["stage"] == stage]
+    if len(rows) == 0:
+        raise InputError(f"No {stage} rows to plot {what} (the campaign has not finished a family yet).")
+    return rows
+
+
+def convergence_curve(df: pd.DataFrame) -> pd.DataFrame:
+    """Best-so-far fitness per outer step of one campaign.
+
+    Returns:
+        DataFrame with ``outer_step``, ``evaluations`` (inner structures scored up to and including that
+        step), ``seconds`` (campaign wall time, s) and ``best_fitness`` (running minimum of FV).
+
+    Raises:
+        InputError: no outer rows, or rows of more than one campaign.
+    """
+    import pandas as pd
+
+    outer = _stage(df, "outer", "convergence").sort_values("outer_step")
+    if outer["campaign_id"].nunique() != 1:
+        raise InputError("Convergence is per campaign: pass the rows of one campaign (campaign=...).")
+    inner = df[df["stage"] == "inner"]
+    per_step = inner.groupby("outer_step").size()
+    evaluations = per_step.reindex(outer["outer_step"], fill_value=0).cumsum().to_numpy()
+    if not evaluations.any():
+        evaluations = np.arange(1, len(outer) + 1)
+    fitness = pd.to_numeric(outer["fitness"], errors="coerce").to_numpy(dtype=float)
+    best = np.fmin.accumulate(np.where(np.isnan(fitness), np.inf, fitness))
+    return pd.DataFrame(
+        {
+            "outer_step": outer["outer_step"].to_numpy(),
+            "evaluations": evaluations,
+            "seconds": outer["seconds"].to_numpy(dtype=float),
+            "best_fitness": np.where(np.isinf(best), np.nan, best),
+        }
+    )
+
+
+def convergence(df: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """Best fitness (FV, lower is better) vs structures evaluated (left) and vs wall time in s (right)."""
+    curve = convergence_curve(df)
+    fig, (left, right) = _figure(2, width=5.0)
+    for ax, x, label in ((left, "evaluations", "structures evaluated"), (right, "seconds", "wall time (s)")):
+        ax.step(curve[x], curve["best_fitness"], where="post", color="tab:blue", lw=2)
+        ax.plot(curve[x], curve["best_fitness"], "o", color="tab:blue", ms=4)
+        ax.set_xlabel(label)
+        ax.set_ylabel("best fitness FV (lower is better)")
+        ax.grid(alpha=0.3)
+    cid = str(df["campaign_id"].iloc[0])
+    fig.suptitle(title or f"Convergence of {cid}")
+    return fig
+
+
+def energy_distribution(df: pd.DataFrame, *, bins: int = 40, title: str | None = None) -> Figure:
+    """Histogram of the predicted formation enthalpy (eV/atom) of every valid structure tried (inner rows)."""
+    inner = _stage(df, "inner", "the energy distribution")
+    energies = inner.loc[inner["valid"].astype(bool), "dhf_pred_ev_per_atom"].dropna().to_numpy(dtype=float)
+    if energies.size == 0:
+        raise InputError("No valid scored structure to plot the energy distribution.")
+    fig, ax = _figure()
+    ax.hist(energies, bins=bins, color="tab:green", alpha=0.8)
+    ax.axvline(energies.min(), color="k", ls="--", lw=1, label=f"lowest {energies.min():.3f} eV/atom")
+    ax.set_xlabel("predicted formation enthalpy (eV/atom)")
+    ax.set_ylabel("structures")
+    invalid = int((~inner["valid"].astype(bool)).sum())
+    ax.legend()
+    note = f" ({invalid} invalid, without energy, not shown)" if invalid else ""
+    ax.set_title(title or f"{energies.size} valid structures tried{note}")
+    return fig
+
+
+def _symbol(number: int) -> str:
+    from pymatgen.symmetry.groups import SpaceGroup
+
+    try:
+        return SpaceGroup.from_int_number(int(number)).symbol
+    except ValueError:
+        return "?"
+
+
+def spacegroup_frequency(df: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """Structures tried per space group (inner rows), labelled with the Hermann-Mauguin symbol."""
+    inner = _stage(df, "inner", "space-group frequency")
+    counts = inner.groupby("spacegroup").size().sort_values(ascending=False)
+    fig, ax = _figure(width=max(6.0, 0.45 * len(counts)))
+    labels = [f"{_symbol(n)}\n({n})" for n in counts.index]
+    ax.bar(range(len(counts)), counts.to_numpy(), color="tab:purple")
+    ax.set_xticks(range(len(counts)), labels, fontsize=8)
+    ax.set_xlabel("space group")
+    ax.set_ylabel("structures tried")
+    ax.set_title(title or f"{len(inner)} structures over {len(counts)} space groups")
+    return fig
+
+
+def optimizer_comparison(
+    df: pd.DataFrame, labels: Mapping[str, str] | None = None, *, title: str | None = None
+) -> Figure:
+    """Best fitness vs structures evaluated, one line per campaign (e.g. one per optimizer).
+
+    Args:
+        df: candidate rows of several campaigns.
+        labels: campaign id -> legend label (e.g. ``"bo/pso"``); default the campaign id.
+    """
+    if df is None or len(df) == 0:
+        raise InputError("No candidate rows to compare: the query matched nothing.")
+    fig, ax = _figure(width=7.0)
+    drawn = 0
+    for cid, rows in df.groupby("campaign_id", sort=True):
+        if not (rows["stage"] == "outer").any():
+            continue
+        curve = convergence_curve(rows)
+        ax.step(
+            curve["evaluations"],
+            curve["best_fitness"],
+            where="post",
+            lw=2,
+            label=(labels or {}).get(cid, cid),
+        )
+        drawn += 1
+    if drawn == 0:
+        raise InputError("No campaign in these rows has finished a family; nothing to compare.")
+    ax.set_xlabel("structures evaluated")
+    ax.set_ylabel("best fitness FV (lower is better)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or f"Optimizer comparison over {drawn} campaigns")
+    return fig
+
+
+def psyn_vs_dhf(df: pd.DataFrame, *, top_k: int = 5, title: str | None = None) -> Figure:
+    """P_syn vs predicted formation enthalpy of every family result; the top ``top_k`` by FV are marked."""
+    outer = _stage(df, "outer", "P_syn vs dHf")
+    scored = outer.dropna(subset=["p_syn", "dhf_pred_ev_per_atom"])
+    if len(scored) == 0:
+        raise InputError("No family result has both P_syn and dHf to plot.")
+    fig, ax = _figure(width=6.5, height=4.5)
+    points = ax.scatter(
+        scored["dhf_pred_ev_per_atom"], scored["p_syn"], c=scored["fitness"], cmap="viridis_r", s=30
+    )
+    fig.colorbar(points, ax=ax, label="fitness FV")
+    top = scored.sort_values("fitness").head(top_k)
+    ax.scatter(
+        top["dhf_pred_ev_per_atom"],
+        top["p_syn"],
+        s=140,
+        facecolors="none",
+        edgecolors="red",
+        lw=1.5,
+        label=f"top {len(top)} by FV",
+    )
+    for rank, (_, row) in enumerate(top.iterrows(), start=1):
+        ax.annotate(
+            f"{rank}: {_symbol(row['spacegroup'])}",
+            (row["dhf_pred_ev_per_atom"], row["p_syn"]),
+            textcoords="offset points",
+            xytext=(6, 6),
+            fontsize=8,
+            color="red",
+        )
+    ax.set_xlabel("predicted formation enthalpy (eV/atom)")
+    ax.set_ylabel("P_syn")
+    ax.set_ylim(-0.05, 1.05)
+    ax.legend(loc="lower left")
+    ax.set_title(title or f"{len(scored)} families: P_syn vs dHf")
+    return fig
+
+
+def refined_vs_unrefined(df: pd.DataFrame, *, title: str | None = None) -> Figure:
+    """Predicted dHf (eV/atom) of each refined structure vs the unrefined family result it started from.
+
+    Refined rows have ``stage == 'refined'``; each is paired with the outer row of the same campaign and
+    outer step. When the rows carry ``potential_energy_ev_per_atom`` (the universal potential's energy of the
+    refined structure) a second panel plots it against the refined dHf.
+
+    Raises:
+        InputError: no refined rows ("run refinement first"), or none pairs with an outer row.
+    """
+    if df is None or len(df) == 0 or not (df["stage"] == "refined").any():
+        raise InputError("No refined rows (stage = 'refined') in these candidates; run refinement first.")
+    refined = df[df["stage"] == "refined"]
+    outer = df[df["stage"] == "outer"][["campaign_id", "outer_step", "dhf_pred_ev_per_atom"]]
+    pairs = refined.merge(outer, on=["campaign_id", "outer_step"], suffixes=("", "_unrefined"))
+    pairs = pairs.dropna(subset=["dhf_pred_ev_per_atom", "dhf_pred_ev_per_atom_unrefined"])
+    if len(pairs) == 0:
+        raise InputError("No refined row pairs with a scored outer row of the same campaign and outer step.")
+    potential = "potential_energy_ev_per_atom"
+    has_potential = potential in pairs.columns and pairs[potential].notna().any()
+    fig, axes = _figure(2 if has_potential else 1, width=5.0, height=4.5)
+    ax = axes[0] if has_potential else axes
+    x = pairs["dhf_pred_ev_per_atom_unrefined"].to_numpy(dtype=float)
+    y = pairs["dhf_pred_ev_per_atom"].to_numpy(dtype=float)
+    ax.scatter(x, y, color="tab:orange")
+    lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="no change")
+    ax.set_xlabel("unrefined predicted dHf (eV/atom)")
+    ax.set_ylabel("refined predicted dHf (eV/atom)")
+    ax.legend()
+    ax.set_title(f"{len(pairs)} refined structures (below the line: lower after refinement)")
+    if has_potential:
+        sub = pairs.dropna(subset=[potential])
+        axes[1].scatter(sub["dhf_pred_ev_per_atom"], sub[potential], color="tab:red")
+        axes[1].set_xlabel("refined predicted dHf (eV/atom)")
+        axes[1].set_ylabel("potential energy of the refined structure (eV/atom)")
+    fig.suptitle(title or "Refined vs unrefined energies")
+    return fig
+
+
+def save(fig: Figure, path: Path | str, *, dpi: int = 120) -> Path:
+    """Write ``fig`` as PNG or SVG (by the suffix) and return the path.
+
+    Raises:
+        InputError: a suffix other than .png or .svg.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in (".png", ".svg"):
+        raise InputError(f"Plots are written as .png or .svg, not {path.suffix or 'no suffix'!r}.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi, format=path.suffix.lower().lstrip("."))
+    return path
+
+
+def png_bytes(fig: Figure, *, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes (e.g. for ``IPython.display.Image(data=...)`` in a notebook)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def png_base64(fig: Figure, *, dpi: int = 100) -> str:
+    """The figure as a base64-encoded PNG."""
+    return base64.b64encode(png_bytes(fig, dpi=dpi)).decode("ascii")
+
+
+def markdown_image(fig: Figure, alt: str = "plot", *, dpi: int = 100) -> str:
+    """Markdown image with the figure inlined as a data-URI PNG (renders offline, e.g. in Prefect)."""
+    return f"![{alt}](data:image/png;base64,{png_base64(fig, dpi=dpi)})"
