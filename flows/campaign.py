@@ -87,7 +87,9 @@ def preflight(params: dict[str, Any], settings: Settings) -> CampaignParameters:
     from csp.composition import parse_composition
 
     checked = validate(params)
-    numbers = sorted(set(int(z) for z in parse_composition(checked.composition).numbers()))
+    numbers = sorted(
+        set(int(z) for z in parse_composition(checked.composition, max_atoms=checked.max_atoms).numbers())
+    )
     model = settings.exp_model if checked.dhf_source == "exp" else settings.dft_model
     for name in (model, settings.pu_model):
         meta_path = settings.models_dir / name / "model.json"
@@ -187,6 +189,7 @@ def campaign_report(campaign_id: str) -> dict[str, Any]:
         "elapsed_s": row["elapsed_s"],
         "invalid_share": summary.get("invalid_share"),
         "top": summary.get("top", []),
+        "excluded_by_atom_cap": summary.get("excluded_by_atom_cap"),
         "best_curve": curve,
         "parameters": json.loads(row["parameters_json"]),
     }
@@ -334,6 +337,7 @@ def campaign(
     batch_size: int = 30,
     formula_units_min: int = 1,
     formula_units_max: int = 4,
+    max_atoms: int = 40,
     seed: int = 0,
     dhf_source: Literal["dft", "exp"] = "exp",
     top_k: int = 5,
@@ -353,6 +357,7 @@ def campaign(
         batch_size: Structures scored per inner batch.
         formula_units_min: Smallest number of formula units per cell.
         formula_units_max: Largest number of formula units per cell.
+        max_atoms: Most atoms per cell; the families it leaves out are counted in the report.
         seed: Random seed of the campaign.
         dhf_source: Enthalpy model, DFT-trained or fine-tuned on experiment.
         top_k: Structures in the top-k table.
@@ -372,6 +377,7 @@ def campaign(
         "batch_size": batch_size,
         "formula_units_min": formula_units_min,
         "formula_units_max": formula_units_max,
+        "max_atoms": max_atoms,
         "seed": seed,
         "dhf_source": dhf_source,
         "top_k": top_k,
@@ -390,6 +396,7 @@ def campaign(
         "n_candidates": report["n_candidates"],
         "best_fitness": report["best_curve"][-1] if report["best_curve"] else None,
         "top": report["top"],
+        "excluded_by_atom_cap": report["excluded_by_atom_cap"],
     }
 
 

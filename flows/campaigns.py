@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from csp.composition import DEFAULT_MAX_ATOMS
 from flows.settings import Settings
 from storage.candidates import LakeSink, record_event
 from storage.lake import Lake
@@ -48,6 +49,12 @@ class CampaignParameters(BaseModel):
     batch_size: int = Field(30, ge=1, le=4096, description="Structures scored per inner batch.")
     formula_units_min: int = Field(1, ge=1, le=64)
     formula_units_max: int = Field(4, ge=1, le=64)
+    max_atoms: int = Field(
+        DEFAULT_MAX_ATOMS,
+        ge=1,
+        le=1000,
+        description="Most atoms per cell; what it leaves out is counted in the summary.",
+    )
     seed: int = Field(0, ge=0)
     dhf_source: Literal["dft", "exp"] = Field("exp", description="Enthalpy model: DFT-trained or fine-tuned.")
     top_k: int = Field(5, ge=1, le=100)
@@ -73,6 +80,7 @@ class CampaignParameters(BaseModel):
             inner_steps=self.inner_steps,
             batch_size=self.batch_size,
             formula_units=(self.formula_units_min, self.formula_units_max),
+            max_atoms=self.max_atoms,
             seed=self.seed,
             dhf_source=self.dhf_source,
         )
@@ -91,6 +99,7 @@ class CampaignOutcome:
     invalid_share: float = 0.0
     elapsed_s: float = 0.0
     reason: str | None = None
+    excluded: dict[str, Any] = field(default_factory=dict)
 
 
 def new_campaign_id(composition: str) -> str:
@@ -110,7 +119,7 @@ def validate(params: dict[str, Any] | CampaignParameters) -> CampaignParameters:
         where = ".".join(str(p) for p in first["loc"]) or "parameters"
         raise CampaignError(f"Invalid {where}: {first['msg']}.") from exc
     try:
-        parse_composition(checked.composition)
+        parse_composition(checked.composition, max_atoms=checked.max_atoms)
     except CompositionError as exc:
         raise CampaignError(str(exc)) from exc
     return checked
@@ -223,6 +232,7 @@ def run_campaign(
         "top": [public_row(t) for t in top],
         "invalid_share": counts["invalid"],
         "reject_reasons": dict(result.reject_reasons),
+        "excluded_by_atom_cap": result.excluded,
     }
     event(status="completed", n_candidates=int(counts["n"]), elapsed_s=elapsed, summary=summary)
     return CampaignOutcome(
@@ -232,6 +242,7 @@ def run_campaign(
         n_candidates=int(counts["n"]),
         invalid_share=float(counts["invalid"]),
         elapsed_s=elapsed,
+        excluded=result.excluded,
     )
 
 

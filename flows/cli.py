@@ -459,6 +459,13 @@ def _finish(outcome) -> None:
 
     # the lake of this run, spelled out when it is not the default one, so the query can be pasted as is
     home = f"CSP_HOME={shlex.quote(str(Settings().home))} " if "CSP_HOME" in os.environ else ""
+    cut = outcome.excluded or {}
+    if cut.get("formula_units"):
+        console.print(
+            f"The {cut['max_atoms']}-atom cap left out Z = {cut['formula_units']}: {cut['families']} families, "
+            f"{cut['space_groups']} space groups not searched at all (raise --max-atoms to include them).",
+            highlight=False,
+        )
     console.print(
         f"{outcome.n_candidates} candidates scored in {outcome.elapsed_s:.0f} s "
         f"({outcome.invalid_share:.1%} invalid). Every candidate is in the lake:\n"
@@ -482,6 +489,9 @@ def campaign_run(
     inner_steps: Annotated[int, typer.Option(help="Structures per family.")] = 300,
     batch_size: Annotated[int, typer.Option(help="Structures per scored batch.")] = 30,
     z_max: Annotated[int, typer.Option(help="Largest number of formula units per cell.")] = 4,
+    max_atoms: Annotated[
+        int, typer.Option(help="Most atoms per cell; the families it leaves out are counted and reported.")
+    ] = 40,
     seed: int = 0,
     dhf_source: Annotated[str, typer.Option(help="exp (fine-tuned) or dft enthalpy model.")] = "exp",
     top_k: int = 5,
@@ -500,6 +510,7 @@ def campaign_run(
         inner_steps=inner_steps,
         batch_size=batch_size,
         formula_units_max=z_max,
+        max_atoms=max_atoms,
         seed=seed,
         dhf_source=dhf_source,
         top_k=top_k,
