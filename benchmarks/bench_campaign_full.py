@@ -9,8 +9,10 @@ checkout's code is imported)::
 
     CSP_HOME=$(mktemp -d) PYTHONPATH=. python benchmarks/bench_campaign_full.py GaAs --out result.json
 
-``--outer``/``--inner`` shrink the budget for a quick try. The results and the commands that made them
-are in ``benchmarks/results/campaign_full.md``.
+``--outer``/``--inner`` shrink the budget for a quick try. ``--bo-only STEPS`` times just the outer BO
+(the campaign's families, random fitness values) with torch on one thread (the default now) and on the
+machine's default thread count. The results and the commands that made them are in
+``benchmarks/results/campaign_full.md``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,34 @@ import csp.search as search_module
 from flows.campaigns import run_campaign
 
 
+def bench_outer_bo(composition: str, crystal_system: str, steps: int) -> dict:
+    """Wall and CPU seconds of ``steps`` outer BO steps with 1 torch thread and with torch's default."""
+    import numpy as np
+    import torch
+
+    from csp.composition import parse_composition
+    from csp.optimizers import FiniteSpace, make_optimizer
+    from csp.search import SearchConfig, campaign_families, family_features
+
+    cfg = SearchConfig(strategy="fixed", crystal_system=crystal_system, formula_units=(1, 4))
+    features = family_features(campaign_families(parse_composition(composition).reduced()[0], cfg))
+    out = {"composition": composition, "families": len(features), "steps": steps}
+    for label, threads in (("1_thread", 1), ("default_threads", torch.get_num_threads())):
+        opt = make_optimizer("bo", FiniteSpace(features), np.random.default_rng(1), torch_threads=threads)
+        rng = np.random.default_rng(5)
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(steps):
+            asked = opt.ask(1)
+            opt.tell(asked, rng.random(len(asked)))
+        out[label] = {
+            "torch_threads": threads,
+            "wall_s": round(time.perf_counter() - t0, 1),
+            "cpu_s": round(time.process_time() - c0, 1),
+        }
+    out["load_1min"] = round(os.getloadavg()[0], 1)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("composition")
@@ -34,8 +64,12 @@ def main() -> None:
     parser.add_argument("--inner", type=int, default=300)
     parser.add_argument("--crystal-system", default="cubic")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bo-only", type=int, default=0, metavar="STEPS")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.bo_only:
+        print(json.dumps(bench_outer_bo(args.composition, args.crystal_system, args.bo_only)))
+        return
     search_clock = {"wall": 0.0, "cpu": 0.0}
     run_search = search_module.run_search
 
