@@ -8,7 +8,7 @@ stol 0.3, angle_tol 5 degrees, AND the same space-group number.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,8 +60,16 @@ def row_crystal(row: dict[str, Any]) -> Crystal:
     )
 
 
-def rank(rows: Sequence[dict[str, Any]], k: int = 5, symprec: float = SYMPREC) -> list[dict[str, Any]]:
+def rank(
+    rows: Sequence[dict[str, Any]],
+    k: int = 5,
+    symprec: float = SYMPREC,
+    key: Callable[[dict[str, Any]], Any] | None = None,
+) -> list[dict[str, Any]]:
     """Top ``k`` distinct structures by fitness (lowest first) among valid rows with a fitness.
+
+    ``key`` orders the rows instead of the fitness (lowest first; rows whose key is None are skipped),
+    e.g. the potential's energy of refined rows (:func:`csp.refine.rank_refined`).
 
     Duplicates (StructureMatcher match) keep only the better row. Each returned dict has ``rank``,
     ``spacegroup`` (symmetrised, detected at ``symprec``), ``spacegroup_symbol``, ``a``, ``b``, ``c``
@@ -72,8 +80,10 @@ def rank(rows: Sequence[dict[str, Any]], k: int = 5, symprec: float = SYMPREC) -
     """
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
+    order = key or (lambda r: r.get("fitness"))
     scored = sorted(
-        (r for r in rows if r.get("valid") and r.get("fitness") is not None), key=lambda r: r["fitness"]
+        (r for r in rows if r.get("valid") and r.get("fitness") is not None and order(r) is not None),
+        key=order,
     )
     matcher = _matcher()
     kept: list[dict[str, Any]] = []

@@ -400,7 +400,18 @@ def models_verify() -> None:
 
 def _print_top(top: list[dict], title: str) -> None:
     view = Table(title=title)
-    for col in ("rank", "space group", "a (Å)", "b (Å)", "c (Å)", "dHf (eV/atom)", "P_syn", "FV", "family"):
+    for col in (
+        "rank",
+        "space group",
+        "a (Å)",
+        "b (Å)",
+        "c (Å)",
+        "dHf (eV/atom)",
+        "P_syn",
+        "FV",
+        "E pot (eV/atom)",
+        "family",
+    ):
         view.add_column(col, justify="right" if col not in ("space group", "family") else "left")
     for t in top:
         view.add_row(
@@ -412,6 +423,7 @@ def _print_top(top: list[dict], title: str) -> None:
             f"{t['dhf_pred_ev_per_atom']:.3f}",
             f"{t['p_syn']:.2f} ± {t['p_syn_std']:.2f}" if t.get("p_syn") is not None else "",
             f"{t['fitness']:.3f}",
+            _fmt(t.get("energy_potential_ev_per_atom")),
             str(t["wyckoff"]),
         )
     console.print(view)
@@ -459,6 +471,17 @@ def _finish(outcome) -> None:
 
     # the lake of this run, spelled out when it is not the default one, so the query can be pasted as is
     home = f"CSP_HOME={shlex.quote(str(Settings().home))} " if "CSP_HOME" in os.environ else ""
+    gaps = [t.get("exploitation_gap_ev_per_atom") for t in outcome.top_search[:5]]
+    if any(g is not None for g in gaps):
+        console.print(
+            "Exploitation gap of the search's top 5 (potential dHf at the found geometry minus the "
+            "model's, eV/atom): " + ", ".join(_fmt(g) for g in gaps),
+            highlight=False,
+        )
+    if outcome.refine_s:
+        console.print(
+            f"search {outcome.search_s:.0f} s, refinement {outcome.refine_s:.0f} s", highlight=False
+        )
     console.print(
         f"{outcome.n_candidates} candidates scored in {outcome.elapsed_s:.0f} s "
         f"({outcome.invalid_share:.1%} invalid). Every candidate is in the lake:\n"
@@ -476,7 +499,9 @@ def campaign_run(
     crystal_system: Annotated[
         str | None, typer.Option(help="Crystal system for --strategy fixed.")
     ] = "cubic",
-    optimizer: Annotated[str, typer.Option(help="Outer optimizer: bo, rs, pso or ga.")] = "bo",
+    optimizer: Annotated[
+        str, typer.Option(help="Outer optimizer: bo, rs, pso or ga; rs-relax: the random-structure baseline.")
+    ] = "bo",
     inner_optimizer: Annotated[str, typer.Option(help="Inner optimizer: pso, rs, ga or bo.")] = "pso",
     outer_steps: Annotated[int, typer.Option(help="Families tried.")] = 200,
     inner_steps: Annotated[int, typer.Option(help="Structures per family.")] = 300,
@@ -487,6 +512,11 @@ def campaign_run(
     top_k: int = 5,
     campaign_id: Annotated[str | None, typer.Option(help="Id (default: generated).")] = None,
     export_cif: Annotated[Path | None, typer.Option(help="Folder for CIFs of the top structures.")] = None,
+    refine: Annotated[
+        bool, typer.Option(help="Relax the best distinct structures with CHGNet keeping their symmetry.")
+    ] = True,
+    refine_top_n: Annotated[int, typer.Option(help="Distinct structures refined.")] = 32,
+    refine_device: Annotated[str, typer.Option(help="Device of the potential: cpu or cuda.")] = "cpu",
 ) -> None:
     """Run a campaign: every candidate lands in the lake; prints the top k."""
     params = dict(
@@ -503,6 +533,9 @@ def campaign_run(
         seed=seed,
         dhf_source=dhf_source,
         top_k=top_k,
+        refine=refine,
+        refine_top_n=refine_top_n,
+        refine_device=refine_device,
     )
     _finish(_run_with_progress(params, campaign_id, export_cif))
 
