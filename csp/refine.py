@@ -125,7 +125,7 @@ def shipped_references() -> dict[str, dict[str, float]]:
 
 
 def compute_references(
-    potential: Any, symbols: Sequence[str], *, steps: int = 100, fmax: float = 0.05
+    potential: Any, symbols: Sequence[str], *, steps: int = 60, fmax: float = 0.05
 ) -> dict[str, float]:
     """Relax the :data:`REFERENCE_PROTOTYPES` of each symbol (keeping their symmetry, lock step) and
     return the lowest energy per atom of each element (eV/atom)."""
@@ -161,9 +161,9 @@ def references(potential: Any, numbers: Sequence[int]) -> dict[int, float]:
     from csp.errors import ModelError
 
     cache = _REFERENCE_CACHE.setdefault(potential.name, {})
-    if not cache:
+    if {int(z) for z in numbers} - set(cache):
         for sym, e in shipped_references().get(potential.name, {}).items():
-            cache[atomic_number(sym)] = float(e)
+            cache.setdefault(atomic_number(sym), float(e))
     missing = sorted({int(z) for z in numbers} - set(cache))
     if missing:
         found = compute_references(potential, [symbol(z) for z in missing])
@@ -541,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         data["command"] = "python -m csp.refine references --elements <symbols> (appends)"
         data["method"] = (
             "lowest energy per atom over csp.refine.REFERENCE_PROTOTYPES, relaxed keeping symmetry "
-            "(FixSymmetry 0.01 A, FrechetCellFilter, FIRE, fmax 0.05 eV/A, at most 100 steps)"
+            "(FixSymmetry 0.01 A, FrechetCellFilter, FIRE, fmax 0.05 eV/A, at most 60 steps)"
         )
         tmp = args.out.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=1) + "\n")
