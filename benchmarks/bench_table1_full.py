@@ -294,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             markdown(records, command, time.perf_counter() - started, args.workers),
         )
 
+    ensure_references(formulas, args.workers, args.device)
     failures = 0
     if args.workers == 1:
         results = ((job, _safe(job)) for job in jobs)
@@ -313,6 +314,39 @@ def main(argv: list[str] | None = None) -> int:
         save()
     sys.stdout.write(f"done in {(time.perf_counter() - started) / 60:.1f} min; {failures} campaigns failed\n")
     return 1 if failures else 0
+
+
+def _reference_task(symbol: str, device: str) -> dict[str, float]:
+    _one_thread()
+    import torch
+
+    torch.set_num_threads(1)
+    from csp.refine import compute_references, get_potential
+
+    return compute_references(get_potential("chgnet", device), [symbol])
+
+
+def ensure_references(formulas: list[str], workers: int, device: str) -> None:
+    """Elemental references of the potential for every element of ``formulas``, computed once (one
+    element per worker) and merged into the shipped file before the campaigns start, so that no
+    campaign computes them again."""
+    from csp.composition import parse_composition
+    from csp.refine import save_references, shipped_references
+
+    from csp.refine import get_potential
+
+    name = get_potential("chgnet", device).name
+    symbols = sorted({s for f in formulas for s in parse_composition(f).symbols})
+    known = shipped_references().get(name, {})
+    missing = [s for s in symbols if s not in known]
+    if not missing:
+        return
+    sys.stdout.write(f"elemental references for {missing}\n")
+    import multiprocessing as mp
+
+    with ProcessPoolExecutor(max(1, min(workers, len(missing))), mp_context=mp.get_context("spawn")) as pool:
+        for found in pool.map(_reference_task, missing, [device] * len(missing)):
+            save_references(name, found)
 
 
 def _safe(job: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:

@@ -117,11 +117,27 @@ REFERENCE_PROTOTYPES = (
 )
 
 
-def shipped_references() -> dict[str, dict[str, float]]:
+def shipped_references(path: Path = REFERENCES_FILE) -> dict[str, dict[str, float]]:
     """The shipped elemental references: {potential name: {symbol: eV/atom}}."""
-    if not REFERENCES_FILE.is_file():
+    if not path.is_file():
         return {}
-    return json.loads(REFERENCES_FILE.read_text())["references"]
+    return json.loads(path.read_text())["references"]
+
+
+def save_references(potential_name: str, found: dict[str, float], path: Path = REFERENCES_FILE) -> None:
+    """Merge ``found`` ({symbol: eV/atom}) into the references file (atomic rewrite)."""
+    data = json.loads(path.read_text()) if path.is_file() else {"references": {}}
+    known = data["references"].setdefault(potential_name, {})
+    known.update(found)
+    data["references"][potential_name] = dict(sorted(known.items()))
+    data["command"] = "python -m csp.refine references --elements <symbols> (merges)"
+    data["method"] = (
+        "lowest energy per atom over csp.refine.REFERENCE_PROTOTYPES, relaxed keeping symmetry "
+        "(FixSymmetry 0.01 A, FrechetCellFilter, FIRE, fmax 0.05 eV/A, at most 60 steps)"
+    )
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
 
 
 def compute_references(
@@ -532,21 +548,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=REFERENCES_FILE)
     args = parser.parse_args(argv)
     potential = get_potential(args.potential, args.device)
-    data = json.loads(args.out.read_text()) if args.out.is_file() else {"references": {}}
-    known = data["references"].setdefault(potential.name, {})
-    todo = [e for e in args.elements if e not in known]
-    for sym in todo:  # one element at a time: what is done is kept if the run stops
-        known.update(compute_references(potential, [sym]))
-        data["references"][potential.name] = dict(sorted(known.items()))
-        data["command"] = "python -m csp.refine references --elements <symbols> (appends)"
-        data["method"] = (
-            "lowest energy per atom over csp.refine.REFERENCE_PROTOTYPES, relaxed keeping symmetry "
-            "(FixSymmetry 0.01 A, FrechetCellFilter, FIRE, fmax 0.05 eV/A, at most 60 steps)"
-        )
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1) + "\n")
-        tmp.replace(args.out)
-        sys.stdout.write(f"{sym} {known.get(sym)}\n")
+    known = shipped_references(args.out).get(potential.name, {})
+    for sym in [e for e in args.elements if e not in known]:  # one at a time: what is done is kept
+        found = compute_references(potential, [sym])
+        save_references(potential.name, found, args.out)
+        sys.stdout.write(f"{sym} {found.get(sym)}\n")
         sys.stdout.flush()
     return 0
 

@@ -590,13 +590,16 @@ def campaign_export(
 ) -> None:
     """Write CIFs of a campaign's top structures (deduplicated) from the stored candidates."""
     from csp.matching import rank, write_cif
+    from csp.refine import rank_refined
     from storage.candidates import LakeSink
 
-    rows = [r for r in LakeSink(_lake(), run_id="export").history(campaign_id) if r["stage"] == "outer"]
+    history = LakeSink(_lake(), run_id="export").history(campaign_id)
+    rows = [r for r in history if r["stage"] == "outer"]
     if not rows:
         fail(f"Campaign {campaign_id!r} has no scored families yet.")
     out.mkdir(parents=True, exist_ok=True)
-    for item in rank(rows, k=top_k):
+    # a refined campaign's top structures are its refined ones (ranked by the potential's energy)
+    for item in rank_refined(history, k=top_k) or rank(rows, k=top_k):
         path = write_cif(item["structure"], out / f"{campaign_id}-rank{item['rank']}.cif")
         console.print(f"wrote {path}")
 
