@@ -331,9 +331,7 @@ def ensure_references(formulas: list[str], workers: int, device: str) -> None:
     element per worker) and merged into the shipped file before the campaigns start, so that no
     campaign computes them again."""
     from csp.composition import parse_composition
-    from csp.refine import save_references, shipped_references
-
-    from csp.refine import get_potential
+    from csp.refine import get_potential, save_references, shipped_references
 
     name = get_potential("chgnet", device).name
     symbols = sorted({s for f in formulas for s in parse_composition(f).symbols})
