@@ -29,7 +29,14 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from flows.campaigns import CampaignError, CampaignParameters, CrystalSystem, OptimizerChoice, validate
+from flows.campaigns import (
+    CampaignError,
+    CampaignParameters,
+    CrystalSystem,
+    OptimizerChoice,
+    OuterChoice,
+    validate,
+)
 from flows.settings import Settings
 
 Optimizer = Literal["rs", "pso", "ga", "bo"]
@@ -341,7 +348,7 @@ def campaign(
     alpha: float = 0.5,
     strategy: Literal["all", "fixed"] = "fixed",
     crystal_system: CrystalSystem | None = "cubic",
-    outer_optimizer: OptimizerChoice = "bo",
+    outer_optimizer: OuterChoice = "bo",
     inner_optimizer: OptimizerChoice = "pso",
     outer_steps: int = 200,
     inner_steps: int = 300,
@@ -363,7 +370,8 @@ def campaign(
         alpha: Weight of (1 - P_syn) in the fitness, 0..1.
         strategy: All crystal systems or one fixed system.
         crystal_system: Crystal system for the fixed strategy.
-        outer_optimizer: Optimizer over space group + Wyckoff families.
+        outer_optimizer: Optimizer over space group + Wyckoff families; rs-relax: random symmetric
+            structures relaxed with the potential and ranked by its energy (the baseline).
         inner_optimizer: Optimizer over lattice and coordinates.
         outer_steps: Families tried.
         inner_steps: Structures scored per family.
