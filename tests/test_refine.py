@@ -8,8 +8,6 @@ import pytest
 from csp.crystal import Crystal
 from csp.search import InMemorySink
 
-pytestmark = pytest.mark.slow
-
 MGO_A = 4.21
 
 
@@ -70,6 +68,7 @@ def potential():
     return p
 
 
+@pytest.mark.slow
 def test_relax_keeps_symmetry_and_stops_collapsing_cells(potential):
     from csp.matching import spacegroup_number
     from csp.potential import RelaxJob, relax
@@ -90,6 +89,7 @@ def test_relax_keeps_symmetry_and_stops_collapsing_cells(potential):
     assert by["bad"].steps <= 1
 
 
+@pytest.mark.slow
 def test_refine_rows_keys_columns_ranking_and_resume(potential):
     from csp.refine import REFINED_INNER_STEP, rank_refined, refine
 
@@ -132,3 +132,24 @@ def test_refine_rows_keys_columns_ranking_and_resume(potential):
     )
     assert [r["outer_step"] for r in again] == [r["outer_step"] for r in refined]
     assert len(sink.rows) == 2
+
+
+def test_rs_relax_is_random_structures_relaxed_and_ranked_by_energy():
+    from flows.campaigns import CampaignParameters
+
+    config = CampaignParameters(composition="MgO", outer_optimizer="rs-relax", outer_steps=40).search_config()
+    assert (config.outer_optimizer, config.inner_optimizer, config.inner_steps) == ("rs", "rs", 1)
+    assert config.refine and config.refine_top_n == 40 and config.refine_ranking == "energy"
+    plain = CampaignParameters(composition="MgO", refine=False).search_config()
+    assert plain.outer_optimizer == "bo" and plain.refine is False and plain.refine_top_n == 32
+
+
+def test_rank_key_orders_rows_and_skips_rows_without_a_key():
+    from csp.matching import rank
+
+    rows = [outer_row(0, zincblende(), 0.1, 216), outer_row(1, rocksalt(), 0.2, 225)]
+    rows[0]["energy"], rows[1]["energy"] = -5.0, -6.0
+    assert [t["outer_step"] for t in rank(rows, k=2)] == [0, 1]
+    assert [t["outer_step"] for t in rank(rows, k=2, key=lambda r: r["energy"])] == [1, 0]
+    rows[1]["energy"] = None
+    assert [t["outer_step"] for t in rank(rows, k=2, key=lambda r: r["energy"])] == [0]
