@@ -31,15 +31,15 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 #: composition -> (Strukturbericht type, space group, prototype sites in the conventional cell)
 CASES = {
+    "ZnS": "B3",
+    "CsCl": "B2",
+    "CuCl": "B3",
+    "CaF2": "C1",
     "NaCl": "B1",
+    "CsBr": "B2",
     "LiF": "B1",
     "CaO": "B1",
     "KBr": "B1",
-    "CsCl": "B2",
-    "CsBr": "B2",
-    "ZnS": "B3",
-    "CuCl": "B3",
-    "CaF2": "C1",
     "SrF2": "C1",
 }
 RULES = ("search", "energy", "fitness", "window")
