@@ -9,7 +9,7 @@ space groups (see :func:`rank`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,7 +53,12 @@ def row_crystal(row: dict[str, Any]) -> Crystal:
     )
 
 
-def rank(rows: Sequence[dict[str, Any]], k: int = 5, symprec: float = SYMPREC) -> list[dict[str, Any]]:
+def rank(
+    rows: Sequence[dict[str, Any]],
+    k: int = 5,
+    symprec: float = SYMPREC,
+    key: Callable[[dict[str, Any]], Any] | None = None,
+) -> list[dict[str, Any]]:
     """Top ``k`` distinct structures by fitness (lowest first) among valid rows with a fitness.
 
     Each row is re-symmetrised at ``symprec`` (:func:`csp.symmetry.analyze`) and grouped by its detected
@@ -72,9 +77,14 @@ def rank(rows: Sequence[dict[str, Any]], k: int = 5, symprec: float = SYMPREC) -
     ``row`` (the best member's row), ``structure_row`` (the row whose structure is shown),
     ``family_spacegroups`` (sorted family space groups of all members) and ``resymmetrised`` (True when the
     shown structure's space group differs from its row's family space group).
+    ``key`` orders the rows instead of the fitness (lowest first; rows whose key is None are skipped),
+    e.g. the potential's energy of refined rows (:func:`csp.refine.rank_refined`); a group is then ranked
+    by its best key.
     """
+    sort_key = key or (lambda r: r.get("fitness"))
     scored = sorted(
-        (r for r in rows if r.get("valid") and r.get("fitness") is not None), key=lambda r: r["fitness"]
+        (r for r in rows if r.get("valid") and r.get("fitness") is not None and sort_key(r) is not None),
+        key=sort_key,
     )
     matcher = _matcher()
     kept: list[dict[str, Any]] = []

@@ -159,6 +159,24 @@ class SearchConfig(BaseModel):
     dhf_source: Literal["dft", "exp"] = Field(
         "exp", description="Which enthalpy model the scorer uses (DFT-trained or fine-tuned on experiment)."
     )
+    refine: bool = Field(
+        True,
+        description="After the search, relax the best distinct structures with a universal potential "
+        "keeping their space group, and rank the final top k on the relaxed structures (False: the "
+        "paper's pure-surrogate ranking).",
+    )
+    refine_top_n: int = Field(32, ge=1, description="Distinct structures (best fitness first) refined.")
+    refine_fmax: float = Field(0.05, gt=0, description="Refinement converges below this force, eV/A.")
+    refine_steps: int = Field(150, ge=1, description="Most FIRE steps per refined structure.")
+    refine_potential: Literal["chgnet", "sevennet"] = Field(
+        "chgnet", description="Universal potential of the refinement (weights ship in its wheel)."
+    )
+    refine_device: str = Field("cpu", description="Torch device of the potential: cpu or cuda[:N].")
+    refine_ranking: Literal["energy", "fitness", "window"] = Field(
+        "energy",
+        description="Final order of refined structures: the potential's energy, the models' FV, or FV "
+        "within 50 meV/atom of the lowest energy.",
+    )
     inner_options: dict[str, Any] = Field(default_factory=dict, description="Extra inner-optimizer options.")
     outer_options: dict[str, Any] = Field(default_factory=dict, description="Extra outer-optimizer options.")
 

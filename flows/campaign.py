@@ -29,7 +29,14 @@ from prefect.artifacts import (
 )
 from prefect.cache_policies import NO_CACHE
 
-from flows.campaigns import CampaignError, CampaignParameters, CrystalSystem, OptimizerChoice, validate
+from flows.campaigns import (
+    CampaignError,
+    CampaignParameters,
+    CrystalSystem,
+    OptimizerChoice,
+    OuterChoice,
+    validate,
+)
 from flows.settings import Settings
 
 Optimizer = Literal["rs", "pso", "ga", "bo"]
@@ -190,6 +197,7 @@ def campaign_report(campaign_id: str) -> dict[str, Any]:
         "invalid_share": summary.get("invalid_share"),
         "top": summary.get("top", []),
         "excluded_by_atom_cap": summary.get("excluded_by_atom_cap"),
+        "top_search": summary.get("top_search", []),
         "best_curve": curve,
         "parameters": json.loads(row["parameters_json"]),
     }
@@ -245,11 +253,18 @@ TOP_COLUMNS = (
     "fitness",
     "wyckoff",
     "outer_step",
+    "energy_potential_ev_per_atom",
+    "exploitation_gap_ev_per_atom",
 )
 
 
 def _round(v: Any) -> Any:
     return round(v, 4) if isinstance(v, float) else v
+
+
+def summary_top_search(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """The search's own top 5 (before refinement) of a campaign report."""
+    return list(report.get("top_search") or [])[:5]
 
 
 def summary_markdown(report: dict[str, Any], *, skipped: bool = False) -> str:
@@ -269,6 +284,12 @@ def summary_markdown(report: dict[str, Any], *, skipped: bool = False) -> str:
         f"{p['outer_optimizer']}/{p['inner_optimizer']}, {p['outer_steps']} x {p['inner_steps']} steps, "
         f"seed {p['seed']}, enthalpy model {p['dhf_source']}",
     ]
+    gaps = [t.get("exploitation_gap_ev_per_atom") for t in summary_top_search(report)]
+    if any(g is not None for g in gaps):
+        lines.append(
+            "- exploitation gap of the search's top 5 (potential dHf at the found geometry minus the "
+            "model's, eV/atom): " + ", ".join("n/a" if g is None else f"{g:+.3f}" for g in gaps)
+        )
     if top:
         t = top[0]
         lines.append(
@@ -330,7 +351,7 @@ def campaign(
     alpha: float = 0.5,
     strategy: Literal["all", "fixed"] = "fixed",
     crystal_system: CrystalSystem | None = "cubic",
-    outer_optimizer: OptimizerChoice = "bo",
+    outer_optimizer: OuterChoice = "bo",
     inner_optimizer: OptimizerChoice = "pso",
     outer_steps: int = 200,
     inner_steps: int = 300,
@@ -341,6 +362,9 @@ def campaign(
     seed: int = 0,
     dhf_source: Literal["dft", "exp"] = "exp",
     top_k: int = 5,
+    refine: bool = True,
+    refine_top_n: int = 32,
+    refine_device: str = "cpu",
     campaign_id: str | None = None,
 ) -> dict[str, Any]:
     """Search crystal structures of one composition; every candidate lands in the lake.
@@ -350,7 +374,8 @@ def campaign(
         alpha: Weight of (1 - P_syn) in the fitness, 0..1.
         strategy: All crystal systems or one fixed system.
         crystal_system: Crystal system for the fixed strategy.
-        outer_optimizer: Optimizer over space group + Wyckoff families.
+        outer_optimizer: Optimizer over space group + Wyckoff families; rs-relax: random symmetric
+            structures relaxed with the potential and ranked by its energy (the baseline).
         inner_optimizer: Optimizer over lattice and coordinates.
         outer_steps: Families tried.
         inner_steps: Structures scored per family.
@@ -361,6 +386,9 @@ def campaign(
         seed: Random seed of the campaign.
         dhf_source: Enthalpy model, DFT-trained or fine-tuned on experiment.
         top_k: Structures in the top-k table.
+        refine: Relax the best distinct structures with CHGNet keeping their symmetry, rank on them.
+        refine_top_n: Distinct structures refined.
+        refine_device: Torch device of the potential (cpu or cuda).
         campaign_id: Resume or name a campaign; empty derives one (deterministic per scheduled slot).
     """
     from prefect.runtime import flow_run
@@ -381,6 +409,9 @@ def campaign(
         "seed": seed,
         "dhf_source": dhf_source,
         "top_k": top_k,
+        "refine": refine,
+        "refine_top_n": refine_top_n,
+        "refine_device": refine_device,
     }
     checked = check_parameters(params)
     cid = campaign_id_for_run(checked, campaign_id)

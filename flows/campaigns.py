@@ -27,6 +27,9 @@ CrystalSystem = Literal[
     "triclinic", "monoclinic", "orthorhombic", "tetragonal", "trigonal", "hexagonal", "cubic"
 ]
 OptimizerChoice = Literal["rs", "pso", "ga", "bo"]
+#: outer choices: an optimizer over families, or the random-structure baseline (csp.refine.rs_relax_config)
+OuterChoice = Literal["rs", "pso", "ga", "bo", "rs-relax"]
+RankingChoice = Literal["energy", "fitness", "window"]
 
 
 class CampaignParameters(BaseModel):
@@ -40,8 +43,10 @@ class CampaignParameters(BaseModel):
     crystal_system: CrystalSystem | None = Field(
         "cubic", description="Crystal system for the fixed strategy."
     )
-    outer_optimizer: OptimizerChoice = Field(
-        "bo", description="Optimizer over space group + Wyckoff families."
+    outer_optimizer: OuterChoice = Field(
+        "bo",
+        description="Optimizer over space group + Wyckoff families; rs-relax: the baseline of random "
+        "symmetric structures relaxed with the potential and ranked by its energy.",
     )
     inner_optimizer: OptimizerChoice = Field("pso", description="Optimizer over lattice and coordinates.")
     outer_steps: int = Field(200, ge=1, le=10_000, description="Families tried.")
@@ -58,6 +63,13 @@ class CampaignParameters(BaseModel):
     seed: int = Field(0, ge=0)
     dhf_source: Literal["dft", "exp"] = Field("exp", description="Enthalpy model: DFT-trained or fine-tuned.")
     top_k: int = Field(5, ge=1, le=100)
+    refine: bool = Field(True, description="Relax the best distinct structures with a universal potential.")
+    refine_top_n: int = Field(32, ge=1, le=1000, description="Distinct structures refined.")
+    refine_fmax: float = Field(0.05, gt=0, description="Refinement force threshold, eV/A.")
+    refine_steps: int = Field(150, ge=1, le=10_000, description="Most FIRE steps per refined structure.")
+    refine_potential: Literal["chgnet", "sevennet"] = Field("chgnet", description="Universal potential.")
+    refine_device: str = Field("cpu", description="Torch device of the potential (cpu, cuda).")
+    refine_ranking: RankingChoice = Field("energy", description="Final order of refined structures.")
 
     @model_validator(mode="after")
     def _check(self) -> CampaignParameters:
@@ -68,13 +80,14 @@ class CampaignParameters(BaseModel):
         return self
 
     def search_config(self) -> Any:
+        from csp.refine import RS_RELAX, rs_relax_config
         from csp.search import SearchConfig
 
-        return SearchConfig(
+        config = SearchConfig(
             alpha=self.alpha,
             strategy=self.strategy,
             crystal_system=self.crystal_system if self.strategy == "fixed" else None,
-            outer_optimizer=self.outer_optimizer,
+            outer_optimizer="rs" if self.outer_optimizer == RS_RELAX else self.outer_optimizer,
             inner_optimizer=self.inner_optimizer,
             outer_steps=self.outer_steps,
             inner_steps=self.inner_steps,
@@ -83,7 +96,15 @@ class CampaignParameters(BaseModel):
             max_atoms=self.max_atoms,
             seed=self.seed,
             dhf_source=self.dhf_source,
+            refine=self.refine,
+            refine_top_n=self.refine_top_n,
+            refine_fmax=self.refine_fmax,
+            refine_steps=self.refine_steps,
+            refine_potential=self.refine_potential,
+            refine_device=self.refine_device,
+            refine_ranking=self.refine_ranking,
         )
+        return rs_relax_config(config) if self.outer_optimizer == RS_RELAX else config
 
 
 class CampaignError(ValueError):
@@ -100,6 +121,10 @@ class CampaignOutcome:
     elapsed_s: float = 0.0
     reason: str | None = None
     excluded: dict[str, Any] = field(default_factory=dict)
+    #: the pure-surrogate top k of the search (equal to ``top`` when refinement is off)
+    top_search: list[dict[str, Any]] = field(default_factory=list)
+    search_s: float = 0.0
+    refine_s: float = 0.0
 
 
 def new_campaign_id(composition: str) -> str:
@@ -160,7 +185,7 @@ def run_campaign(
     event with the reason and no candidate.
     """
     from csp.composition import parse_composition
-    from csp.matching import rank, write_cif
+    from csp.matching import write_cif
     from csp.search import run_search
 
     settings = settings or Settings()
@@ -216,9 +241,20 @@ def run_campaign(
     except Exception as exc:
         event(status="failed", reason=f"{type(exc).__name__}: {exc}")
         raise
+    search_s = time.perf_counter() - start
+    config = checked.search_config()
+    try:
+        top_search, top, refined = finish_ranking(
+            result.outer_rows, config, scorer, sink, campaign_id, checked.top_k
+        )
+    except KeyboardInterrupt:
+        event(status="interrupted", reason="stopped by the user; resume with the same campaign id")
+        raise
+    except Exception as exc:
+        event(status="failed", reason=f"refinement: {type(exc).__name__}: {exc}")
+        raise
     elapsed = time.perf_counter() - start
     lake.compact("candidates", partition=campaign_id)
-    top = rank(result.outer_rows, k=checked.top_k)
     if export_dir is not None:
         export_dir.mkdir(parents=True, exist_ok=True)
         for item in top:
@@ -230,6 +266,10 @@ def run_campaign(
     ).to_pylist()[0]
     summary = {
         "top": [public_row(t) for t in top],
+        "top_search": [public_row(t) for t in top_search],
+        "refined": refinement_summary(refined) if config.refine else None,
+        "search_s": search_s,
+        "refine_s": elapsed - search_s,
         "invalid_share": counts["invalid"],
         "reject_reasons": dict(result.reject_reasons),
         "excluded_by_atom_cap": result.excluded,
@@ -243,7 +283,46 @@ def run_campaign(
         invalid_share=float(counts["invalid"]),
         elapsed_s=elapsed,
         excluded=result.excluded,
+        top_search=top_search,
+        search_s=search_s,
+        refine_s=elapsed - search_s,
     )
+
+
+def finish_ranking(
+    rows: list[dict[str, Any]], config: Any, scorer: Any, sink: Any, campaign_id: str, k: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The search's own top k (with each entry's exploitation gap), the final top k, and the refined
+    (or probe) rows: refinement on, the final top k is ranked on the refined structures; off, single
+    points of the search's top 5 give the gap and the final top k is the search's."""
+    from csp.matching import rank
+    from csp.refine import attach_gaps, rank_refined, refine, settings_of
+
+    top_search = rank(rows, k=k)
+    settings = settings_of(config)
+    if config.refine:
+        refined = refine(rows, scorer, sink, campaign_id=campaign_id, alpha=config.alpha, settings=settings)
+        top = rank_refined(refined, k=k, rule=settings.ranking) or top_search
+    else:
+        refined = refine(
+            rows, scorer, sink, campaign_id=campaign_id, alpha=config.alpha, settings=settings, probe_only=5
+        )
+        top = top_search
+    attach_gaps(top_search, refined)
+    return top_search, top, refined
+
+
+def refinement_summary(refined: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts of the refined rows: relaxed, converged, rejected by reason, space groups that rose."""
+    from collections import Counter
+
+    reasons = Counter(r["reject_reason"].split(":")[0] for r in refined if r["reject_reason"])
+    return {
+        "relaxed": len(refined),
+        "converged": sum(bool(r.get("converged")) for r in refined),
+        "rejected": dict(reasons),
+        "potential": refined[0]["potential"] if refined else None,
+    }
 
 
 PUBLIC_KEYS = (
@@ -264,6 +343,10 @@ PUBLIC_KEYS = (
     "wyckoff",
     "outer_step",
     "duplicates",
+    "energy_potential_ev_per_atom",
+    "dhf_potential_ev_per_atom",
+    "dhf_potential_initial_ev_per_atom",
+    "exploitation_gap_ev_per_atom",
 )
 
 

@@ -400,7 +400,18 @@ def models_verify() -> None:
 
 def _print_top(top: list[dict], title: str) -> None:
     view = Table(title=title)
-    for col in ("rank", "space group", "a (Å)", "b (Å)", "c (Å)", "dHf (eV/atom)", "P_syn", "FV", "family"):
+    for col in (
+        "rank",
+        "space group",
+        "a (Å)",
+        "b (Å)",
+        "c (Å)",
+        "dHf (eV/atom)",
+        "P_syn",
+        "FV",
+        "E pot (eV/atom)",
+        "family",
+    ):
         view.add_column(col, justify="right" if col not in ("space group", "family") else "left")
     for t in top:
         view.add_row(
@@ -412,6 +423,7 @@ def _print_top(top: list[dict], title: str) -> None:
             f"{t['dhf_pred_ev_per_atom']:.3f}",
             f"{t['p_syn']:.2f} ± {t['p_syn_std']:.2f}" if t.get("p_syn") is not None else "",
             f"{t['fitness']:.3f}",
+            _fmt(t.get("energy_potential_ev_per_atom")),
             str(t["wyckoff"]),
         )
     console.print(view)
@@ -466,6 +478,17 @@ def _finish(outcome) -> None:
             f"{cut['space_groups']} space groups not searched at all (raise --max-atoms to include them).",
             highlight=False,
         )
+    gaps = [t.get("exploitation_gap_ev_per_atom") for t in outcome.top_search[:5]]
+    if any(g is not None for g in gaps):
+        console.print(
+            "Exploitation gap of the search's top 5 (potential dHf at the found geometry minus the "
+            "model's, eV/atom): " + ", ".join(_fmt(g) for g in gaps),
+            highlight=False,
+        )
+    if outcome.refine_s:
+        console.print(
+            f"search {outcome.search_s:.0f} s, refinement {outcome.refine_s:.0f} s", highlight=False
+        )
     console.print(
         f"{outcome.n_candidates} candidates scored in {outcome.elapsed_s:.0f} s "
         f"({outcome.invalid_share:.1%} invalid). Every candidate is in the lake:\n"
@@ -483,7 +506,9 @@ def campaign_run(
     crystal_system: Annotated[
         str | None, typer.Option(help="Crystal system for --strategy fixed.")
     ] = "cubic",
-    optimizer: Annotated[str, typer.Option(help="Outer optimizer: bo, rs, pso or ga.")] = "bo",
+    optimizer: Annotated[
+        str, typer.Option(help="Outer optimizer: bo, rs, pso or ga; rs-relax: the random-structure baseline.")
+    ] = "bo",
     inner_optimizer: Annotated[str, typer.Option(help="Inner optimizer: pso, rs, ga or bo.")] = "pso",
     outer_steps: Annotated[int, typer.Option(help="Families tried.")] = 200,
     inner_steps: Annotated[int, typer.Option(help="Structures per family.")] = 300,
@@ -497,6 +522,11 @@ def campaign_run(
     top_k: int = 5,
     campaign_id: Annotated[str | None, typer.Option(help="Id (default: generated).")] = None,
     export_cif: Annotated[Path | None, typer.Option(help="Folder for CIFs of the top structures.")] = None,
+    refine: Annotated[
+        bool, typer.Option(help="Relax the best distinct structures with CHGNet keeping their symmetry.")
+    ] = True,
+    refine_top_n: Annotated[int, typer.Option(help="Distinct structures refined.")] = 32,
+    refine_device: Annotated[str, typer.Option(help="Device of the potential: cpu or cuda.")] = "cpu",
 ) -> None:
     """Run a campaign: every candidate lands in the lake; prints the top k."""
     params = dict(
@@ -514,6 +544,9 @@ def campaign_run(
         seed=seed,
         dhf_source=dhf_source,
         top_k=top_k,
+        refine=refine,
+        refine_top_n=refine_top_n,
+        refine_device=refine_device,
     )
     _finish(_run_with_progress(params, campaign_id, export_cif))
 
@@ -568,13 +601,16 @@ def campaign_export(
 ) -> None:
     """Write CIFs of a campaign's top structures (deduplicated) from the stored candidates."""
     from csp.matching import rank, write_cif
+    from csp.refine import rank_refined
     from storage.candidates import LakeSink
 
-    rows = [r for r in LakeSink(_lake(), run_id="export").history(campaign_id) if r["stage"] == "outer"]
+    history = LakeSink(_lake(), run_id="export").history(campaign_id)
+    rows = [r for r in history if r["stage"] == "outer"]
     if not rows:
         fail(f"Campaign {campaign_id!r} has no scored families yet.")
     out.mkdir(parents=True, exist_ok=True)
-    for item in rank(rows, k=top_k):
+    # a refined campaign's top structures are its refined ones (ranked by the potential's energy)
+    for item in rank_refined(history, k=top_k) or rank(rows, k=top_k):
         path = write_cif(item["structure"], out / f"{campaign_id}-rank{item['rank']}.cif")
         console.print(f"wrote {path}")
 
