@@ -229,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(tempfile.gettempdir()) / "csp-table1-full",
         help="one lake per campaign under here (kept: a stopped run resumes its campaigns)",
     )
+    parser.add_argument(
+        "--no-precompute-references",
+        action="store_true",
+        help="do not compute missing elemental references into csp/potential_references.json first "
+        "(each campaign then computes its own in memory)",
+    )
     args = parser.parse_args(argv)
     _one_thread()
     sys.path.insert(0, str(HERE))
@@ -294,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             markdown(records, command, time.perf_counter() - started, args.workers),
         )
 
-    ensure_references(formulas, args.workers, args.device)
+    if not args.no_precompute_references:
+        ensure_references(formulas, args.workers, args.device)
     failures = 0
     if args.workers == 1:
         results = ((job, _safe(job)) for job in jobs)

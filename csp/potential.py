@@ -226,12 +226,9 @@ def relax(
     Returns:
         The finished jobs as :class:`Relaxed`, in the order they finished.
     """
-    from ase.calculators.singlepoint import SinglePointCalculator
-    from ase.filters import FrechetCellFilter
-    from ase.optimize import FIRE
+    from threadpoolctl import threadpool_limits
 
     queue = deque(jobs)
-    active: list[_Job] = []
     done: list[Relaxed] = []
 
     def emit(item: Relaxed) -> None:
@@ -239,6 +236,19 @@ def relax(
         if on_result is not None:
             queue.extend(on_result(item) or ())
 
+    # the cell filter's 3x3 expm/logm/solves cost ~50 ms each with a multi-threaded BLAS on a busy
+    # machine (thread wake-ups) and microseconds on one thread
+    with threadpool_limits(limits=1, user_api="blas"):
+        _relax_loop(potential, queue, emit, fmax, pool, symprec, collapse_ratio, explode_ratio, deadline)
+    return done
+
+
+def _relax_loop(potential, queue, emit, fmax, pool, symprec, collapse_ratio, explode_ratio, deadline) -> None:
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+
+    active: list[_Job] = []
     while queue or active:
         out_of_time = deadline is not None and time.monotonic() > deadline
         while queue and len(active) < pool and not out_of_time:
@@ -294,7 +304,6 @@ def relax(
         active = keep
         if out_of_time and not active:
             break
-    return done
 
 
 def _collapsed(crystal: Crystal, ratio: float) -> bool:

@@ -42,6 +42,7 @@ def run(tmp_path: Path) -> subprocess.CompletedProcess:
         str(tmp_path / "t1.json"),
         "--work-dir",
         str(tmp_path / "work"),
+        "--no-precompute-references",  # never write into the checkout
     ]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
 
