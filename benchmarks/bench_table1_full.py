@@ -96,6 +96,7 @@ def run_job(job: dict[str, Any]) -> list[dict[str, Any]]:
     wall = time.perf_counter() - t0
     reference = reference_structure(mirror, entry)
     gaps = [t.get("exploitation_gap_ev_per_atom") for t in outcome.top_search[:5]]
+    rule_ranks = _rule_ranks(settings, name, entry, reference) if "on" in job["want"] else {}
     out = []
     for mode in job["want"]:
         top = outcome.top if mode == "on" else outcome.top_search
@@ -120,9 +121,28 @@ def run_job(job: dict[str, Any]) -> list[dict[str, Any]]:
                 ),
                 "campaign_wall_s": round(wall, 1),
                 "campaign_id": name,
+                **({"rule_ranks": rule_ranks} if mode == "on" else {}),
             }
         )
     return out
+
+
+def _rule_ranks(settings: Any, campaign_id: str, entry: dict[str, Any], reference: Any) -> dict[str, Any]:
+    """Rank of the experimental structure under every ranking rule of refined rows (the same rows; the
+    rule a campaign uses is chosen on compositions outside Table 1, see bench_refine_ranking.py)."""
+    from table1_common import judge
+
+    from csp.refine import rank_refined
+    from storage.candidates import LakeSink
+    from storage.lake import Lake
+
+    history = LakeSink(Lake(settings.home), run_id="bench").history(campaign_id)
+    rows = [r for r in history if r["stage"] == "refined"]
+    ranks: dict[str, Any] = {}
+    for rule in ("energy", "fitness", "window"):
+        found, _ = judge(rank_refined(rows, k=5, rule=rule), entry, reference)
+        ranks[rule] = found["rank"] if found else None
+    return ranks
 
 
 def write_atomic(path: Path, text: str) -> None:
