@@ -95,6 +95,17 @@ def run_job(job: dict[str, Any]) -> list[dict[str, Any]]:
     outcome = run_campaign(params, campaign_id=name, settings=settings)
     wall = time.perf_counter() - t0
     reference = reference_structure(mirror, entry)
+    by_rule = {}
+    if "on" in job["want"]:
+        # the same refined rows ranked by every rule (reported, not used to choose the default)
+        from csp.refine import rank_refined
+        from storage.candidates import LakeSink
+        from storage.lake import Lake
+
+        history = LakeSink(Lake(settings.home), run_id="bench").history(name)
+        for rule in ("energy", "fitness", "window"):
+            found_r, _ = judge(rank_refined(history, k=5, rule=rule), entry, reference)
+            by_rule[rule] = found_r["rank"] if found_r else None
     gaps = [t.get("exploitation_gap_ev_per_atom") for t in outcome.top_search[:5]]
     rule_ranks = _rule_ranks(settings, name, entry, reference) if "on" in job["want"] else {}
     out = []
@@ -119,6 +130,7 @@ def run_job(job: dict[str, Any]) -> list[dict[str, Any]]:
                 "seconds": round(
                     outcome.search_s if mode == "off" else outcome.search_s + outcome.refine_s, 1
                 ),
+                "rank_by_rule": by_rule if mode == "on" else None,
                 "campaign_wall_s": round(wall, 1),
                 "campaign_id": name,
                 **({"rule_ranks": rule_ranks} if mode == "on" else {}),

@@ -173,7 +173,7 @@ class SearchConfig(BaseModel):
     )
     refine_device: str = Field("cpu", description="Torch device of the potential: cpu or cuda[:N].")
     refine_ranking: Literal["energy", "fitness", "window"] = Field(
-        "energy",
+        "fitness",
         description="Final order of refined structures: the potential's energy, the models' FV, or FV "
         "within 50 meV/atom of the lowest energy.",
     )

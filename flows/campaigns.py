@@ -69,7 +69,9 @@ class CampaignParameters(BaseModel):
     refine_steps: int = Field(150, ge=1, le=10_000, description="Most FIRE steps per refined structure.")
     refine_potential: Literal["chgnet", "sevennet"] = Field("chgnet", description="Universal potential.")
     refine_device: str = Field("cpu", description="Torch device of the potential (cpu, cuda).")
-    refine_ranking: RankingChoice = Field("energy", description="Final order of refined structures.")
+    refine_ranking: RankingChoice = Field(
+        "fitness", description="Final order of refined structures (benchmarks/results/refine_ranking.md)."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> CampaignParameters:
