@@ -14,16 +14,14 @@ a against the experimental room-temperature value.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import tempfile
 import time
 from pathlib import Path
 
-from pymatgen.core import Structure
+from table1_common import judge, load_entries, reference_structure
 
-from csp.matching import matches
 from flows.campaigns import run_campaign
 from flows.settings import settings as current_settings
 
@@ -37,12 +35,15 @@ def main() -> None:
     parser.add_argument("--z-max", type=int, default=4)
     parser.add_argument("--only", nargs="*", help="Formulas to run (default: all 17).")
     parser.add_argument("--dhf-source", choices=("dft", "exp"), default="exp", help="enthalpy model")
+    parser.add_argument(
+        "--refine", action="store_true", help="refine with the potential (off: the pure-surrogate ranking)"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     os.environ.setdefault("CSP_HOME", tempfile.mkdtemp())
     settings = current_settings()
     mirror = settings.require_mirror()
-    entries = json.loads((mirror / "validation" / "table1.json").read_text())
+    entries = load_entries(mirror)
     rows, hits, paper_hits = [], 0, 0
     started = time.perf_counter()
     for entry in entries:
@@ -60,25 +61,12 @@ def main() -> None:
             seed=0,
             top_k=5,
             dhf_source=args.dhf_source,
+            refine=args.refine,
         )
         t0 = time.perf_counter()
         outcome = run_campaign(params, settings=settings)
         seconds = time.perf_counter() - t0
-        reference = Structure.from_file(mirror / "validation" / entry["cif"]) if entry.get("cif") else None
-        found, lattice_error = None, None
-        for item in outcome.top:
-            ok = (
-                matches(item["structure"], reference)
-                if reference is not None
-                else item["structure"].lattice.is_hexagonal()
-            )
-            if ok:
-                found = item
-                break
-        if found is not None and entry.get("lattice_exp_angstrom") and reference is not None:
-            exp_a = entry["lattice_exp_angstrom"]
-            exp_a = exp_a[0] if isinstance(exp_a, list) else exp_a
-            lattice_error = abs(found["a"] - exp_a) / exp_a
+        found, lattice_error = judge(outcome.top, entry, reference_structure(mirror, entry))
         key = f"{args.strategy}_a{args.alpha:g}"
         paper = entry["paper_success"].get(key)
         hits += found is not None

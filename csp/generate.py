@@ -139,51 +139,190 @@ def enumerate_families(
     rng: np.random.Generator,
     *,
     max_per_group: int = 8,
-    max_nodes: int = 2000,
+    max_nodes: int = 20000,
     max_orbits_per_line: int = 2,
     max_orbits_per_plane: int = 4,
 ) -> list[Family]:
     """Feasible Wyckoff assignments of a composition over formula units and space groups.
 
-    For each (Z, space group) compatible with the atom counts (``Group.check_compatible``) a randomised
-    depth-first search collects up to ``max_per_group`` distinct assignments: per element a multiset of
-    Wyckoff positions whose multiplicities add up to its count, each position without free coordinates
-    used at most once in the cell. A position with one free coordinate puts each of its orbits on the same
-    lines, and one with two on the same planes, so random coordinates collide: such a position holds at most
+    For each (Z, space group) compatible with the atom counts (``Group.check_compatible``) up to
+    ``max_per_group`` distinct assignments are kept: per element a multiset of Wyckoff positions whose
+    multiplicities add up to its count, each position without free coordinates used at most once in the
+    cell. A position with one free coordinate puts each of its orbits on the same lines, and one with two
+    on the same planes, so random coordinates collide: such a position holds at most
     ``max_orbits_per_line`` (``max_orbits_per_plane``) orbits, which keeps every Table 1 prototype and drops
-    families that almost never meet the distance constraint. The order of the search is drawn from ``rng``,
-    so a seed fixes the list.
+    families that almost never meet the distance constraint.
+
+    The kept assignments are drawn from ``rng`` across the choices of *every* element, so no element's
+    sites are frozen at the first ones found (see :func:`wyckoff_assignments`): when all assignments of a
+    (Z, group) can be listed within ``max_nodes`` search nodes, ``max_per_group`` of them are drawn
+    uniformly without replacement (each assignment is kept with probability ``max_per_group / N``);
+    otherwise each kept assignment comes from a fresh randomised depth-first descent. A seed fixes the list.
 
     Returns:
-        Families ordered by (Z, space group) as given, then by discovery.
+        Families ordered by (Z, space group) as given, then by the canonical listing order.
     """
     symbols = composition.symbols
     families: list[Family] = []
     for z in formula_units:
         counts = [n * z for _, n in composition.counts]
         for sg in spacegroups:
-            group = _group(sg)
-            compatible, _ = group.check_compatible(counts)
-            if not compatible:
+            if not _compatible(sg, tuple(counts)):
                 continue
-            wps = [(w.get_label(), w.multiplicity, w.get_dof()) for w in group.Wyckoff_positions]
-            reuse = {0: 1, 1: max_orbits_per_line, 2: max_orbits_per_plane, 3: 10**6}
-            caps = [reuse[dof] for _, _, dof in wps]
+            wps = _wyckoff_table(sg)
+            caps = _orbit_caps(sg, max_orbits_per_line, max_orbits_per_plane)
             for assignment in _search_assignments(counts, wps, caps, rng, max_per_group, max_nodes):
                 sites = tuple((symbols[k], wps[i][0]) for k, idx in enumerate(assignment) for i in idx)
                 families.append(Family(z, sg, sites))
     return families
 
 
+def wyckoff_assignments(
+    counts: Sequence[int],
+    spacegroup: int,
+    *,
+    max_nodes: int = 20000,
+    max_orbits_per_line: int = 2,
+    max_orbits_per_plane: int = 4,
+) -> list[tuple[tuple[str, ...], ...]] | None:
+    """Every Wyckoff assignment of atom ``counts`` (one count per element, in the cell) in a space group.
+
+    The rules are those of :func:`enumerate_families`. Returns one tuple of Wyckoff labels per element for
+    each assignment, in canonical order, or ``None`` when the listing needs more than ``max_nodes`` search
+    nodes (the search then samples assignments instead of listing them).
+    """
+    wps = _wyckoff_table(spacegroup)
+    caps = _orbit_caps(spacegroup, max_orbits_per_line, max_orbits_per_plane)
+    listed = _all_assignments(tuple(int(c) for c in counts), wps, caps, max_nodes)
+    if listed is None:
+        return None
+    return [tuple(tuple(wps[i][0] for i in idx) for idx in assignment) for assignment in listed]
+
+
+@lru_cache(maxsize=8192)
+def _compatible(spacegroup: int, counts: tuple[int, ...]) -> bool:
+    """Whether a group's Wyckoff positions can hold these atom counts (pyxtal's check, cached)."""
+    return bool(_group(spacegroup).check_compatible(list(counts))[0])
+
+
+@lru_cache(maxsize=512)
+def _wyckoff_table(spacegroup: int) -> tuple[tuple[str, int, int], ...]:
+    """(label, multiplicity, free coordinates) of each Wyckoff position of a group, pyxtal's order."""
+    return tuple((w.get_label(), w.multiplicity, w.get_dof()) for w in _group(spacegroup).Wyckoff_positions)
+
+
+def _orbit_caps(spacegroup: int, per_line: int, per_plane: int) -> tuple[int, ...]:
+    reuse = {0: 1, 1: per_line, 2: per_plane, 3: 10**6}
+    return tuple(reuse[dof] for _, _, dof in _wyckoff_table(spacegroup))
+
+
+Assignment = tuple[tuple[int, ...], ...]
+
+
 def _search_assignments(
+    counts: Sequence[int],
+    wps: Sequence[tuple[str, int, int]],
+    caps: Sequence[int],
+    rng: np.random.Generator,
+    limit: int,
+    max_nodes: int,
+) -> list[Assignment]:
+    """Up to ``limit`` distinct assignments (Wyckoff indices per element), drawn from ``rng``."""
+    listed = _all_assignments(tuple(int(c) for c in counts), tuple(wps), tuple(caps), max_nodes)
+    if listed is not None:
+        if len(listed) <= limit:
+            return list(listed)
+        picks = np.sort(rng.choice(len(listed), size=limit, replace=False))
+        return [listed[int(i)] for i in picks]
+    found: list[Assignment] = []
+    for _ in range(4 * limit):  # fresh randomised descents; duplicates are skipped
+        one = _random_descent(list(counts), list(wps), list(caps), rng, max_nodes)
+        if one is not None and one not in found:
+            found.append(one)
+        if len(found) == limit:
+            break
+    return found
+
+
+def _element_multisets(
+    count: int, wps: tuple[tuple[str, int, int], ...], caps: tuple[int, ...], budget: list[int]
+) -> list[tuple[int, ...]] | None:
+    """Multisets of position indices (non-decreasing) whose multiplicities sum to ``count``."""
+    out: list[tuple[int, ...]] = []
+
+    def fill(remaining: int, start: int, chosen: list[int], used: dict[int, int]) -> bool:
+        budget[0] -= 1
+        if budget[0] < 0:
+            return False
+        if remaining == 0:
+            out.append(tuple(chosen))
+            return True
+        for i in range(start, len(wps)):
+            if wps[i][1] > remaining or used.get(i, 0) >= caps[i]:
+                continue
+            used[i] = used.get(i, 0) + 1
+            chosen.append(i)
+            ok = fill(remaining - wps[i][1], i, chosen, used)
+            chosen.pop()
+            used[i] -= 1
+            if not ok:
+                return False
+        return True
+
+    return out if fill(count, 0, [], {}) else None
+
+
+@lru_cache(maxsize=4096)
+def _all_assignments(
+    counts: tuple[int, ...],
+    wps: tuple[tuple[str, int, int], ...],
+    caps: tuple[int, ...],
+    max_nodes: int,
+) -> tuple[Assignment, ...] | None:
+    """All assignments in canonical order (element by element, multisets in index order), or ``None``
+    when listing them takes more than ``max_nodes`` nodes."""
+    budget = [max_nodes]
+    per_count: dict[int, list[tuple[int, ...]]] = {}
+    for c in set(counts):
+        listed = _element_multisets(c, wps, caps, budget)
+        if listed is None:
+            return None
+        per_count[c] = listed
+    options = [
+        [(m, np.bincount(np.array(m, dtype=np.int64), minlength=len(wps))) for m in per_count[c]]
+        for c in counts
+    ]
+    cap = np.array(caps)
+    out: list[Assignment] = []
+
+    def combine(k: int, used: np.ndarray, chosen: list[tuple[int, ...]]) -> bool:
+        budget[0] -= 1
+        if budget[0] < 0:
+            return False
+        if k == len(counts):
+            out.append(tuple(chosen))
+            return True
+        for multiset, use in options[k]:
+            now = used + use
+            if (now > cap).any():
+                continue
+            if not combine(k + 1, now, [*chosen, multiset]):
+                return False
+        return True
+
+    if not combine(0, np.zeros(len(wps), dtype=np.int64), []):
+        return None
+    return tuple(out)
+
+
+def _random_descent(
     counts: list[int],
     wps: list[tuple[str, int, int]],
     caps: list[int],
     rng: np.random.Generator,
-    limit: int,
     max_nodes: int,
-) -> list[tuple[tuple[int, ...], ...]]:
-    found: list[tuple[tuple[int, ...], ...]] = []
+) -> Assignment | None:
+    """The first assignment of a depth-first search whose every choice (all elements) is shuffled."""
     nodes = 0
 
     def fill(
@@ -192,29 +331,28 @@ def _search_assignments(
         start: int,
         chosen: list[int],
         done: list[tuple[int, ...]],
-        used: tuple[int, ...],
-    ) -> None:
+        used: list[int],
+    ) -> Assignment | None:
         nonlocal nodes
-        if len(found) >= limit or nodes >= max_nodes:
-            return
         nodes += 1
+        if nodes > max_nodes:
+            return None
         if remaining == 0:
-            done = [*done, tuple(chosen)]
+            done = [*done, tuple(sorted(chosen))]
             if species + 1 == len(counts):
-                found.append(tuple(done))
-                return
-            fill(species + 1, counts[species + 1], 0, [], done, used)
-            return
-        # non-decreasing Wyckoff index within one element avoids listing a multiset twice
-        order = start + rng.permutation(len(wps) - start)
-        for i in order:
+                return tuple(done)
+            return fill(species + 1, counts[species + 1], 0, [], done, used)
+        for i in start + rng.permutation(len(wps) - start):
             if wps[i][1] > remaining or used[i] >= caps[i]:
                 continue
-            now = (*used[:i], used[i] + 1, *used[i + 1 :])
-            fill(species, remaining - wps[i][1], int(i), [*chosen, int(i)], done, now)
+            used[i] += 1
+            got = fill(species, remaining - wps[i][1], int(i), [*chosen, int(i)], done, used)
+            used[i] -= 1
+            if got is not None:
+                return got
+        return None
 
-    fill(0, counts[0], 0, [], [], (0,) * len(wps))
-    return found
+    return fill(0, counts[0], 0, [], [], [0] * len(wps))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from csp.composition import DEFAULT_MAX_ATOMS
 from csp.generate import CRYSTAL_SYSTEMS, CrystalSystem
 from csp.optimizers import OptimizerName
 
@@ -52,6 +53,32 @@ class SearchParameters(BaseModel):
     )
     dhf_source: DhfSource = Field(
         "exp", description="Enthalpy model: DFT-trained or fine-tuned on experiment."
+    )
+    max_atoms: int = Field(
+        DEFAULT_MAX_ATOMS,
+        ge=1,
+        le=500,
+        description="Most atoms per cell; families above it are left out and counted in the result.",
+    )
+    refine: bool = Field(
+        True,
+        description="After the search, relax the best distinct structures with a universal potential "
+        "keeping their space group, and rank the final top k on the relaxed structures (False: the "
+        "paper's pure-surrogate ranking).",
+    )
+    refine_top_n: int = Field(
+        32, ge=1, le=1000, description="Distinct structures (best fitness first) refined."
+    )
+    refine_fmax: float = Field(0.05, gt=0, description="Refinement converges below this force, eV/A.")
+    refine_steps: int = Field(150, ge=1, le=10_000, description="Most FIRE steps per refined structure.")
+    refine_potential: Literal["chgnet", "sevennet"] = Field(
+        "chgnet", description="Universal potential of the refinement (weights ship in its wheel)."
+    )
+    refine_device: str = Field("cpu", description="Torch device of the potential: cpu or cuda[:N].")
+    refine_ranking: Literal["energy", "fitness", "window"] = Field(
+        "fitness",
+        description="Final order of refined structures: the potential's energy, the models' FV, or FV "
+        "within 50 meV/atom of the lowest energy (chosen on compositions outside Table 1).",
     )
 
     @model_validator(mode="before")

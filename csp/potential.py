@@ -136,14 +136,187 @@ def _crystal(atoms) -> Crystal:
 
 
 @dataclass
-class _Job:
-    row: PlanRow
+class RelaxJob:
+    """One structure to relax (``steps`` > 0) or to single-point (``steps`` = 0); ``payload`` is the
+    caller's (returned untouched on the result)."""
+
+    crystal: Crystal
     steps: int
+    payload: object = None
+
+
+@dataclass(frozen=True)
+class Relaxed:
+    """A finished job. ``state``: ``relaxed`` (met fmax), ``partially_relaxed`` (ran out of steps or
+    time), ``unrelaxed`` (single point), ``failed`` (the potential returned NaN), ``collapsed`` (two atoms
+    closer than the collapse ratio times their covalent-radius sum), ``exploded`` (volume above the
+    explode ratio times the start). Energies in eV/atom, forces in eV/A (``fmax`` includes the cell's
+    generalised forces once a relaxation started), ``min_distance`` in Angstrom."""
+
+    job: RelaxJob
+    crystal: Crystal
+    energy: float
+    energy_initial: float
+    fmax: float
+    fmax_initial: float
+    steps: int
+    state: str
+    min_distance: float = float("nan")
+
+
+@dataclass
+class _Job:
+    job: RelaxJob
     atoms: object = None
     filt: object = None
     opt: object = None
     taken: int = 0
     e0: float = float("nan")
+    f0: float = float("nan")
+    volume0: float = float("nan")
+
+
+def shortest_distance(crystal: Crystal) -> tuple[float, float]:
+    """The shortest interatomic distance (Angstrom, periodic images included) and its ratio to the
+    pair's covalent-radius sum (the smallest such ratio over all pairs)."""
+    from pymatgen.core import Lattice
+
+    from csp.elements import covalent_radius
+
+    frac = crystal.frac_coords
+    d = Lattice(crystal.lattice).get_all_distances(frac, frac)
+    n = len(frac)
+    if n == 1:
+        d = np.array([[min(np.linalg.norm(crystal.lattice, axis=1))]])
+    else:
+        # self-distances: the shortest lattice vector (an atom and its own image)
+        np.fill_diagonal(d, min(np.linalg.norm(crystal.lattice, axis=1)))
+    r = covalent_radius(crystal.numbers)
+    ratio = d / (r[:, None] + r[None, :])
+    return float(d.min()), float(ratio.min())
+
+
+def relax(
+    potential: Potential,
+    jobs,
+    *,
+    fmax: float = 0.05,
+    pool: int = 256,
+    symprec: float | None = None,
+    collapse_ratio: float | None = None,
+    explode_ratio: float | None = None,
+    deadline: float | None = None,
+    on_result=None,
+) -> list[Relaxed]:
+    """Relax (lock-step FIRE over a ``FrechetCellFilter``) or single-point a stream of jobs.
+
+    One batched potential call per step covers the whole active pool (at most ``pool`` structures); a
+    finished job is replaced from the queue at once. With ``symprec`` every structure keeps its space
+    group (ASE ``FixSymmetry`` at that tolerance, Angstrom). With ``collapse_ratio`` a relaxation stops
+    as ``collapsed`` as soon as two atoms come closer than that fraction of their covalent-radius sum;
+    with ``explode_ratio`` as ``exploded`` once its volume exceeds that multiple of the start.
+    ``on_result(item)`` is called for each finished job and may return further jobs to queue.
+    Stops taking new work at ``deadline`` (``time.monotonic()``); active relaxations then end as
+    ``partially_relaxed``.
+
+    Args:
+        potential: batched energies/forces/stresses (:class:`Potential`).
+        jobs: iterable of :class:`RelaxJob`.
+        fmax: convergence threshold on the largest (generalised) force, eV/A.
+
+    Returns:
+        The finished jobs as :class:`Relaxed`, in the order they finished.
+    """
+    from threadpoolctl import threadpool_limits
+
+    queue = deque(jobs)
+    done: list[Relaxed] = []
+
+    def emit(item: Relaxed) -> None:
+        done.append(item)
+        if on_result is not None:
+            queue.extend(on_result(item) or ())
+
+    # the cell filter's 3x3 expm/logm/solves cost ~50 ms each with a multi-threaded BLAS on a busy
+    # machine (thread wake-ups) and microseconds on one thread
+    with threadpool_limits(limits=1, user_api="blas"):
+        _relax_loop(potential, queue, emit, fmax, pool, symprec, collapse_ratio, explode_ratio, deadline)
+    return done
+
+
+def _relax_loop(potential, queue, emit, fmax, pool, symprec, collapse_ratio, explode_ratio, deadline) -> None:
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import FIRE
+
+    active: list[_Job] = []
+    while queue or active:
+        out_of_time = deadline is not None and time.monotonic() > deadline
+        while queue and len(active) < pool and not out_of_time:
+            job = queue.popleft()
+            state = _Job(job, _atoms(job.crystal))
+            state.volume0 = job.crystal.volume
+            if symprec is not None and job.steps > 0:
+                from ase.constraints import FixSymmetry
+
+                state.atoms.set_constraint(FixSymmetry(state.atoms, symprec=symprec))
+            active.append(state)
+        if not active:
+            break
+        crystals = [_crystal(j.atoms) if j.taken else j.job.crystal for j in active]
+        try:
+            energy, forces, stress = potential.efs(crystals)
+        except Exception as exc:  # noqa: BLE001 - one bad structure must not sink the batch: label one by one
+            energy, forces, stress = _one_by_one(potential, crystals, exc)
+        keep: list[_Job] = []
+        for j, c, e, f, s in zip(active, crystals, energy, forces, stress, strict=True):
+            if j.taken == 0:
+                j.e0 = float(e)
+            if not np.isfinite(e) or not np.isfinite(f).all():
+                emit(Relaxed(j.job, c, float("nan"), j.e0, float("nan"), j.f0, j.taken, "failed"))
+                continue
+            n = len(c.numbers)
+            j.atoms.calc = SinglePointCalculator(
+                j.atoms, energy=float(e) * n, forces=f, stress=s * GPA_TO_EV_PER_A3
+            )
+            if j.job.steps == 0:
+                fm = _fmax(f)
+                emit(Relaxed(j.job, c, float(e), float(e), fm, fm, 0, "unrelaxed"))
+                continue
+            if j.filt is None:
+                j.filt = FrechetCellFilter(j.atoms)
+                j.opt = FIRE(j.filt, logfile=None)
+            g = j.filt.get_forces()
+            fm = float(np.sqrt((g**2).sum(axis=1).max()))
+            if j.taken == 0:
+                j.f0 = fm
+            reason = ""
+            if collapse_ratio is not None and j.taken and _collapsed(c, collapse_ratio):
+                reason = "collapsed"
+            elif explode_ratio is not None and c.volume > explode_ratio * j.volume0:
+                reason = "exploded"
+            if reason or fm < fmax or j.taken >= j.job.steps or out_of_time:
+                state = reason or ("relaxed" if fm < fmax else "partially_relaxed")
+                emit(Relaxed(j.job, c, float(e), j.e0, fm, j.f0, j.taken, state))
+                continue
+            j.opt.step()
+            j.taken += 1
+            keep.append(j)
+        active = keep
+        if out_of_time and not active:
+            break
+
+
+def _collapsed(crystal: Crystal, ratio: float) -> bool:
+    """Whether two atoms are closer than ``ratio`` times their covalent-radius sum (ASE neighbour list,
+    periodic images included)."""
+    from ase.neighborlist import neighbor_list
+
+    from csp.elements import covalent_radius
+
+    r = covalent_radius(crystal.numbers)
+    i, j, d = neighbor_list("ijd", _atoms(crystal), float(ratio * 2 * r.max()))
+    return bool((d < ratio * (r[i] + r[j])).any())
 
 
 @dataclass(frozen=True)
@@ -175,76 +348,43 @@ def label_rows(
     Each relaxation also yields its first frame as an ``unrelaxed`` row (id suffix ``|initial``), and
     ``distortions`` strained/perturbed copies of the end point of each prototype decoration (kind
     ``distorted``, single points). Elemental references get twice the steps (molecular crystals relax
-    slowly).
+    slowly). Runs on :func:`relax` (no symmetry constraint, no collapse guard).
     Stops taking new work at ``deadline`` (``time.monotonic()``) and returns what is finished.
     """
-    from ase.calculators.singlepoint import SinglePointCalculator
-    from ase.filters import FrechetCellFilter
-    from ase.optimize import FIRE
-
-    queue = deque(rows)
-    active: list[_Job] = []
-    done: list[Labelled] = []
     rng = np.random.default_rng(seed)
+    done: list[Labelled] = []
 
     def emit(item: Labelled) -> None:
         done.append(item)
         if on_result is not None:
             on_result(item)
 
-    while queue or active:
-        out_of_time = deadline is not None and time.monotonic() > deadline
-        while queue and len(active) < pool and not out_of_time:
-            row = queue.popleft()
-            steps = 0 if row.action != "relax" else relax_steps * (2 if row.kind == "element" else 1)
-            job = _Job(row, steps)
-            job.atoms = _atoms(row.crystal)
-            active.append(job)
-        if not active:
-            break
-        crystals = [_crystal(j.atoms) if j.taken else j.row.crystal for j in active]
-        try:
-            energy, forces, stress = potential.efs(crystals)
-        except Exception as exc:  # noqa: BLE001 - one bad structure must not sink the batch: label one by one
-            energy, forces, stress = _one_by_one(potential, crystals, exc)
-        keep: list[_Job] = []
-        for j, c, e, f, s in zip(active, crystals, energy, forces, stress, strict=True):
-            if j.taken == 0:
-                j.e0 = float(e)
-            if not np.isfinite(e) or not np.isfinite(f).all():
-                emit(Labelled(j.row, c, float("nan"), j.e0, float("nan"), j.taken, "failed"))
-                continue
-            n = len(c.numbers)
-            j.atoms.calc = SinglePointCalculator(
-                j.atoms, energy=float(e) * n, forces=f, stress=s * GPA_TO_EV_PER_A3
+    def finished(r: Relaxed) -> list[RelaxJob]:
+        row = r.job.payload
+        if r.job.steps > 0 and not (r.state == "failed" and r.steps == 0):
+            first = PlanRow(row.id + "|initial", row.formula, row.kind, "single", row.tag, row.crystal)
+            emit(
+                Labelled(
+                    first, row.crystal, r.energy_initial, r.energy_initial, r.fmax_initial, 0, "unrelaxed"
+                )
             )
-            if j.steps == 0:
-                emit(Labelled(j.row, c, float(e), float(e), _fmax(f), 0, "unrelaxed"))
-                continue
-            if j.filt is None:
-                j.filt = FrechetCellFilter(j.atoms)
-                j.opt = FIRE(j.filt, logfile=None)
-            g = j.filt.get_forces()
-            fm = float(np.sqrt((g**2).sum(axis=1).max()))
-            if j.taken == 0:
-                first = PlanRow(j.row.id + "|initial", j.row.formula, j.row.kind, "single", j.row.tag, c)
-                emit(Labelled(first, c, float(e), float(e), fm, 0, "unrelaxed"))
-            if fm < fmax or j.taken >= j.steps or out_of_time:
-                state = "relaxed" if fm < fmax else "partially_relaxed"
-                emit(Labelled(j.row, c, float(e), j.e0, fm, j.taken, state))
-                for k, d in enumerate(distort(c, rng, distortions if j.row.kind == "prototype" else 0)):
-                    queue.append(
-                        PlanRow(
-                            f"{j.row.id}|distorted|{k}", j.row.formula, "distorted", "single", j.row.id, d
-                        )
-                    )
-                continue
-            j.opt.step()
-            j.taken += 1
-            keep.append(j)
-        active = keep
-        if out_of_time and not active:
-            break
+        emit(Labelled(row, r.crystal, r.energy, r.energy_initial, r.fmax, r.steps, r.state))
+        if r.state not in ("relaxed", "partially_relaxed"):
+            return []
+        return [
+            RelaxJob(d, 0, PlanRow(f"{row.id}|distorted|{k}", row.formula, "distorted", "single", row.id, d))
+            for k, d in enumerate(distort(r.crystal, rng, distortions if row.kind == "prototype" else 0))
+        ]
+
+    jobs = [
+        RelaxJob(
+            row.crystal,
+            0 if row.action != "relax" else relax_steps * (2 if row.kind == "element" else 1),
+            row,
+        )
+        for row in rows
+    ]
+    relax(potential, jobs, fmax=fmax, pool=pool, deadline=deadline, on_result=finished)
     return done
 
 

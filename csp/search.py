@@ -7,7 +7,9 @@ variables (volume, free cell shape, free coordinates), scored in batches on enth
 
 The search is plain Python: no orchestration and no storage. It talks to a :class:`Scorer` (the models)
 and a :class:`Sink` (where rows go); both are protocols that the callers implement. Every candidate is one
-row, appended once per scored batch. A campaign resumes from ``sink.history``: the loop is replayed with the
+row, appended once: a family's scored batches are appended together at most every :data:`FLUSH_SECONDS`
+and always with the family's outer row (one storage write per family instead of one per batch; a killed
+campaign re-scores at most those seconds of work). A campaign resumes from ``sink.history``: the loop is replayed with the
 stored evaluations told to the optimizers in place of scoring, so the optimizer state is rebuilt and no
 (campaign_id, outer_step, inner_step) is written twice.
 
@@ -54,7 +56,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from pydantic import Field
 
-from csp.composition import DEFAULT_MAX_ATOMS, Composition, parse_composition
+from csp.composition import Composition, parse_composition
 from csp.crystal import Crystal
 from csp.fitness import FV_PENALTY, fitness_value
 from csp.generate import (
@@ -69,6 +71,9 @@ from csp.generate import (
 )
 from csp.optimizers import ContinuousSpace, FiniteSpace, Optimizer, make_optimizer
 from csp.parameters import SearchParameters
+
+#: Scored rows wait at most this long (seconds) before they are appended to the sink.
+FLUSH_SECONDS = 10.0
 
 
 @runtime_checkable
@@ -124,7 +129,6 @@ class SearchConfig(SearchParameters):
     accepted for ``formula_units_min``/``formula_units_max``.
     """
 
-    max_atoms: int = Field(DEFAULT_MAX_ATOMS, ge=1, description="Most atoms per cell.")
     max_assignments_per_group: int = Field(8, ge=1, description="Wyckoff assignments kept per (Z, group).")
     inner_penalty_ev_per_atom: float = Field(
         5.0, description="Inner objective of an invalid candidate; valid enthalpies are capped at it."
@@ -149,6 +153,7 @@ class SearchResult:
     inner_evaluations: int
     invalid_inner: int
     reject_reasons: Counter = field(default_factory=Counter)
+    excluded: dict[str, Any] = field(default_factory=dict)
 
     @property
     def best(self) -> dict[str, Any] | None:
@@ -174,7 +179,7 @@ def family_features(families: Sequence[Family]) -> np.ndarray:
 
 
 def campaign_families(composition: Composition, config: SearchConfig) -> list[Family]:
-    """The campaign's families, fixed by the composition, strategy, Z range and seed."""
+    """The campaign's families, fixed by the composition, strategy, Z range, atom cap and seed."""
     lo, hi = config.formula_units
     hi = min(hi, composition.max_formula_units(config.max_atoms))
     groups = space_groups(config.strategy, config.crystal_system)
@@ -182,6 +187,49 @@ def campaign_families(composition: Composition, config: SearchConfig) -> list[Fa
     return enumerate_families(
         composition, range(lo, hi + 1), groups, rng, max_per_group=config.max_assignments_per_group
     )
+
+
+def excluded_by_atom_cap(
+    composition: Composition, config: SearchConfig, families: Sequence[Family] | None = None
+) -> dict[str, Any]:
+    """What the atom cap (``config.max_atoms``) leaves out of the requested Z range.
+
+    Args:
+        composition: the reduced composition searched.
+        config: the campaign parameters (Z range, strategy, cap, seed).
+        families: the campaign's families (computed when omitted).
+
+    Returns:
+        ``max_atoms``; ``formula_units`` (the Z values dropped); ``families`` (how many families those Z
+        values would have added, with the same per-group cap); ``space_groups`` (how many space groups
+        have families only above the cap, i.e. are not searched at all); ``spacegroup_numbers`` (them).
+    """
+    lo, hi = config.formula_units
+    top = composition.max_formula_units(config.max_atoms)
+    dropped = list(range(max(lo, top + 1), hi + 1))
+    out: dict[str, Any] = {
+        "max_atoms": config.max_atoms,
+        "formula_units": dropped,
+        "families": 0,
+        "space_groups": 0,
+        "spacegroup_numbers": [],
+    }
+    if not dropped:
+        return out
+    groups = space_groups(config.strategy, config.crystal_system)
+    beyond = enumerate_families(
+        composition,
+        dropped,
+        groups,
+        np.random.default_rng([config.seed, 3]),
+        max_per_group=config.max_assignments_per_group,
+    )
+    kept = {
+        f.spacegroup for f in (families if families is not None else campaign_families(composition, config))
+    }
+    only_beyond = sorted({f.spacegroup for f in beyond} - kept)
+    out.update(families=len(beyond), space_groups=len(only_beyond), spacegroup_numbers=only_beyond)
+    return out
 
 
 def run_search(
@@ -207,7 +255,8 @@ def run_search(
             inner_evaluations).
 
     Returns:
-        A :class:`SearchResult`; rank and deduplicate its outer rows with :mod:`csp.matching`.
+        A :class:`SearchResult`; rank and deduplicate its outer rows with :mod:`csp.matching`. Its
+        ``excluded`` says what the atom cap left out (see :func:`excluded_by_atom_cap`).
 
     Raises:
         CompositionError: if the formula cannot be searched.
@@ -220,10 +269,11 @@ def run_search(
     )
     comp, _ = comp.reduced()
     families = campaign_families(comp, config)
+    excluded = excluded_by_atom_cap(comp, config, families)
     if not families:
         raise ValueError(
-            f"No space group in the search admits {comp.formula} with Z in {config.formula_units}; "
-            "widen the strategy or the Z range."
+            f"No space group in the search admits {comp.formula} with Z in {config.formula_units} and at "
+            f"most {config.max_atoms} atoms per cell; widen the strategy, the Z range or max_atoms."
         )
     stored = {(r["outer_step"], r["inner_step"]): r for r in sink.history(campaign_id)}
     run = _Campaign(comp, config, scorer, sink, campaign_id, families, stored)
@@ -258,7 +308,7 @@ def run_search(
                 }
             )
     return SearchResult(
-        campaign_id, families, run.outer_rows, run.inner_evaluations, run.invalid_inner, run.reasons
+        campaign_id, families, run.outer_rows, run.inner_evaluations, run.invalid_inner, run.reasons, excluded
     )
 
 
@@ -305,10 +355,10 @@ class _Campaign:
             "spacegroup": fam.spacegroup,
             "crystal_system": fam.crystal_system,
             "wyckoff": fam.wyckoff,
-            "lattice": [float(v) for v in np.asarray(lattice).reshape(-1)],
-            "numbers": [int(z) for z in numbers],
-            "frac_coords": [float(v) for v in np.asarray(frac).reshape(-1)],
-            "x": [float(v) for v in x],
+            "lattice": np.asarray(lattice, dtype=np.float64).reshape(-1).tolist(),
+            "numbers": np.asarray(numbers, dtype=np.int64).tolist(),
+            "frac_coords": np.asarray(frac, dtype=np.float64).reshape(-1).tolist(),
+            "x": np.asarray(x, dtype=np.float64).reshape(-1).tolist(),
             "dhf_pred_ev_per_atom": None,
             "p_syn": None,
             "p_syn_std": None,
@@ -368,7 +418,8 @@ class _Campaign:
             cfg.inner_optimizer, ContinuousSpace(tpl.dim), rng, sampler, **cfg.inner_options
         )
         rows: list[dict[str, Any]] = []
-        started = time.perf_counter()
+        started = flushed = time.perf_counter()
+        pending: list[dict[str, Any]] = []
         note = ""
         done = 0
         while done < cfg.inner_steps:
@@ -386,7 +437,10 @@ class _Campaign:
                 batch_rows = self._score(tpl, step, index, done, u)
                 fresh = [r for r, o in zip(batch_rows, old, strict=True) if o is None]
                 batch_rows = [o if o is not None else r for r, o in zip(batch_rows, old, strict=True)]
-                self.sink.append(fresh)
+                pending += fresh
+                if time.perf_counter() - flushed > FLUSH_SECONDS:
+                    self.sink.append(pending)
+                    pending, flushed = [], time.perf_counter()
             opt.tell(u, np.array([self._objective(r) for r in batch_rows]))
             rows += batch_rows
             done += n
@@ -425,5 +479,5 @@ class _Campaign:
                 + (f" (most common: {why})" if why else ""),
             )
         outer["seconds"] = time.perf_counter() - self.clock0
-        self.sink.append([outer])
+        self.sink.append([*pending, outer])
         return outer

@@ -15,12 +15,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError
 
 from csp.errors import CSPError, InputError
 from csp.generate import CrystalSystem
+from csp.matching import public_row
 from csp.optimizers import OptimizerName
 from csp.search import SearchParameters
 from flows.campaign_ids import derived_campaign_id, new_campaign_id, slug
@@ -54,6 +55,8 @@ __all__ = [
     "stored_parameters",
     "validate",
 ]
+#: outer choices: an optimizer over families, or the random-structure baseline (csp.refine.rs_relax_config)
+OuterChoice = Literal["rs", "pso", "ga", "bo", "rs-relax"]
 
 
 class CampaignParameters(SearchParameters):
@@ -65,12 +68,22 @@ class CampaignParameters(SearchParameters):
         False,
         description="Score elements a model has no training rows for (with a warning) instead of refusing.",
     )
+    outer_optimizer: OuterChoice = Field(
+        "bo",
+        description="Optimizer over space group + Wyckoff families; rs-relax: the baseline of random "
+        "symmetric structures relaxed with the potential and ranked by its energy.",
+    )
 
     def search_config(self) -> Any:
-        """The :class:`csp.search.SearchConfig` of these parameters (expert knobs at their defaults)."""
+        """The :class:`csp.search.SearchConfig` of these parameters (expert knobs at their defaults);
+        ``rs-relax`` becomes the random-search configuration of :func:`csp.refine.rs_relax_config`."""
+        from csp.refine import RS_RELAX, rs_relax_config
         from csp.search import SearchConfig
 
-        return SearchConfig(**self.search_fields())
+        fields = self.search_fields()
+        if self.outer_optimizer == RS_RELAX:
+            return rs_relax_config(SearchConfig(**{**fields, "outer_optimizer": "rs"}))
+        return SearchConfig(**fields)
 
 
 class CampaignError(InputError):
@@ -89,6 +102,11 @@ class CampaignOutcome:
     elapsed_s: float = 0.0
     reason: str | None = None
     thin_elements: dict[str, int] = field(default_factory=dict)
+    excluded: dict[str, Any] = field(default_factory=dict)
+    #: the pure-surrogate top k of the search (equal to ``top`` when refinement is off)
+    top_search: list[dict[str, Any]] = field(default_factory=list)
+    search_s: float = 0.0
+    refine_s: float = 0.0
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -110,7 +128,7 @@ def validate(params: dict[str, Any] | CampaignParameters, *, force: bool = False
         where = ".".join(str(p) for p in first["loc"]) or "parameters"
         raise CampaignError(f"Invalid {where}: {first['msg']}.") from exc
     try:
-        comp = parse_composition(checked.composition)
+        comp = parse_composition(checked.composition, max_atoms=checked.max_atoms)
         check_search_budget(comp, checked.search_config(), force=force)
     except (CSPError, ValueError) as exc:
         raise CampaignError(str(exc)) from exc
@@ -241,7 +259,8 @@ class Campaign:
     def _search_and_rank(
         self, event: Callable[..., Any], progress: Callable[..., None] | None, export_dir: Path | None
     ) -> CampaignOutcome:
-        from csp.matching import rank, write_cif
+        from csp.matching import write_cif
+        from csp.refine import finish_ranking, refinement_summary
         from csp.search import run_search
 
         params = self.params
@@ -260,9 +279,13 @@ class Campaign:
         # plain ValueError there; every other refusal of the science is a CSPError)
         except (CSPError, ValueError) as exc:
             raise CampaignError(str(exc)) from exc
+        search_s = time.perf_counter() - start
+        config = params.search_config()
+        top_search, top, refined = finish_ranking(
+            result.outer_rows, config, self.scorer, sink, self.campaign_id, params.top_k
+        )
         elapsed = time.perf_counter() - start
         self.lake.compact("candidates", partition=self.campaign_id)
-        top = rank(result.outer_rows, k=params.top_k)
         if export_dir is not None:
             export_dir.mkdir(parents=True, exist_ok=True)
             for item in top:
@@ -270,6 +293,11 @@ class Campaign:
         n, invalid = candidate_counts(self.lake, self.campaign_id)
         summary = {
             "top": [public_row(t) for t in top],
+            "top_search": [public_row(t) for t in top_search],
+            "refined": refinement_summary(refined) if config.refine else None,
+            "search_s": search_s,
+            "refine_s": elapsed - search_s,
+            "excluded_by_atom_cap": result.excluded,
             "invalid_share": invalid,
             "reject_reasons": dict(result.reject_reasons),
             "element_coverage": self.coverage,
@@ -284,6 +312,10 @@ class Campaign:
             invalid_share=invalid,
             elapsed_s=elapsed,
             thin_elements=summary["thin_elements"],
+            excluded=result.excluded,
+            top_search=top_search,
+            search_s=search_s,
+            refine_s=elapsed - search_s,
         )
 
 
@@ -355,32 +387,6 @@ def run_campaign(
     check_targets(campaign_id, export_dir)
     campaign = prepare(params, campaign_id=campaign_id, settings=settings, run_id=run_id, force=force)
     return campaign.run(progress, export_dir=export_dir)
-
-
-PUBLIC_KEYS = (
-    "rank",
-    "formula",
-    "spacegroup",
-    "spacegroup_symbol",
-    "a",
-    "b",
-    "c",
-    "alpha",
-    "beta",
-    "gamma",
-    "dhf_pred_ev_per_atom",
-    "p_syn",
-    "p_syn_std",
-    "fitness",
-    "wyckoff",
-    "outer_step",
-    "duplicates",
-)
-
-
-def public_row(item: dict[str, Any]) -> dict[str, Any]:
-    """A ranked entry without its pymatgen objects (JSON-ready)."""
-    return {k: item.get(k) for k in PUBLIC_KEYS}
 
 
 def stored_parameters(lake: Lake, campaign_id: str) -> dict[str, Any]:

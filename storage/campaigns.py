@@ -110,6 +110,8 @@ def campaign_report(lake: Lake, campaign_id: str) -> dict[str, Any]:
         "invalid_share": summary.get("invalid_share"),
         "thin_elements": summary.get("thin_elements", {}),
         "top": summary.get("top", []),
+        "top_search": summary.get("top_search", []),
+        "excluded_by_atom_cap": summary.get("excluded_by_atom_cap"),
         "best_curve": best_fitness_curve(lake, campaign_id),
         "parameters": json.loads(row["parameters_json"]),
     }

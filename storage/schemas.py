@@ -168,6 +168,21 @@ CANDIDATES = pa.schema(
         pa.field("seed", pa.int64(), nullable=False),
         pa.field("seconds", _f64, nullable=False, metadata={"doc": "campaign wall time when scored"}),
         pa.field("model_ids", pa.list_(pa.string())),
+        # refinement with a universal potential (csp.refine); null on search rows
+        pa.field("source_outer_step", pa.int32(), metadata={"doc": "outer step of the refined source row"}),
+        pa.field("potential", pa.string(), metadata={"doc": "potential name and model version"}),
+        pa.field("energy_potential_ev_per_atom", _f64),
+        pa.field("dhf_potential_ev_per_atom", _f64),
+        pa.field("dhf_potential_initial_ev_per_atom", _f64, metadata={"doc": "at the source geometry"}),
+        pa.field(
+            "exploitation_gap_ev_per_atom",
+            _f64,
+            metadata={"doc": "potential dHf at the found geometry minus the model's dHf"},
+        ),
+        pa.field("relax_steps", pa.int32()),
+        pa.field("converged", pa.bool_()),
+        pa.field("fmax_ev_per_angstrom", _f64),
+        pa.field("min_distance_angstrom", _f64),
         *LINEAGE,
     ]
 )

@@ -25,7 +25,18 @@ FORCE_HELP = "Accept a budget above 2,000,000 structures."
 
 def _print_top(top: list[dict], title: str) -> None:
     view = Table(title=title)
-    for col in ("rank", "space group", "a (Å)", "b (Å)", "c (Å)", "dHf (eV/atom)", "P_syn", "FV", "family"):
+    cols = (
+        "rank",
+        "space group",
+        "a (Å)",
+        "b (Å)",
+        "c (Å)",
+        "dHf (eV/atom)",
+        "P_syn",
+        "FV",
+        "E pot (eV/atom)",
+    )
+    for col in (*cols, "family"):
         view.add_column(col, justify="right" if col not in ("space group", "family") else "left")
     for t in top:
         view.add_row(
@@ -37,9 +48,14 @@ def _print_top(top: list[dict], title: str) -> None:
             f"{t['dhf_pred_ev_per_atom']:.3f}",
             f"{t['p_syn']:.2f} ± {t['p_syn_std']:.2f}" if t.get("p_syn") is not None else "",
             f"{t['fitness']:.3f}",
+            _fmt(t.get("energy_potential_ev_per_atom")),
             str(t["wyckoff"]),
         )
     console.print(view)
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:+.3f}"
 
 
 def _run_with_progress(
@@ -66,6 +82,24 @@ def _finish(outcome) -> None:
 
     # the lake of this run, spelled out when it is not the default one, so the query can be pasted as is
     home = f"CSP_HOME={shlex.quote(str(current_settings().home))} " if "CSP_HOME" in os.environ else ""
+    cut = outcome.excluded or {}
+    if cut.get("formula_units"):
+        console.print(
+            f"The {cut['max_atoms']}-atom cap left out Z = {cut['formula_units']}: {cut['families']} families, "
+            f"{cut['space_groups']} space groups not searched at all (raise --max-atoms to include them).",
+            highlight=False,
+        )
+    gaps = [t.get("exploitation_gap_ev_per_atom") for t in outcome.top_search[:5]]
+    if any(g is not None for g in gaps):
+        console.print(
+            "Exploitation gap of the search's top 5 (potential dHf at the found geometry minus the "
+            "model's, eV/atom): " + ", ".join(_fmt(g) for g in gaps),
+            highlight=False,
+        )
+    if outcome.refine_s:
+        console.print(
+            f"search {outcome.search_s:.0f} s, refinement {outcome.refine_s:.0f} s", highlight=False
+        )
     console.print(
         f"{outcome.n_candidates} candidates scored in {outcome.elapsed_s:.0f} s "
         f"({outcome.invalid_share:.1%} invalid). Every candidate is in the lake:\n"
@@ -147,6 +181,7 @@ def campaign_export(
 ) -> None:
     """Write CIFs of a campaign's top structures (deduplicated) from the stored candidates."""
     from csp.matching import rank, write_cif
+    from csp.refine import rank_refined
     from flows.checks import output_folder
     from storage.campaigns import LakeSink
 
@@ -154,13 +189,13 @@ def campaign_export(
         output_folder(out)
     except ValueError as exc:
         fail(str(exc))
-    rows = [
-        r for r in LakeSink(current_lake(), run_id="export").history(campaign_id) if r["stage"] == "outer"
-    ]
+    history = LakeSink(current_lake(), run_id="export").history(campaign_id)
+    rows = [r for r in history if r["stage"] == "outer"]
     if not rows:
         fail(f"Campaign {campaign_id!r} has no scored families yet.")
     out.mkdir(parents=True, exist_ok=True)
-    for item in rank(rows, k=top_k):
+    # a refined campaign's top structures are its refined ones (ranked by the default rule)
+    for item in rank_refined(history, k=top_k) or rank(rows, k=top_k):
         path = write_cif(item["structure"], out / f"{campaign_id}-rank{item['rank']}.cif")
         console.print(f"wrote {path}")
 

@@ -21,6 +21,8 @@ TOP_COLUMNS = (
     "fitness",
     "wyckoff",
     "outer_step",
+    "energy_potential_ev_per_atom",
+    "exploitation_gap_ev_per_atom",
 )
 
 
@@ -120,6 +122,12 @@ def summary_markdown(report: dict[str, Any], *, skipped: bool = False, image: st
     thin = coverage_line(report)
     if thin:
         lines.append(f"- {thin}")
+    gaps = [t.get("exploitation_gap_ev_per_atom") for t in list(report.get("top_search") or [])[:5]]
+    if any(g is not None for g in gaps):
+        lines.append(
+            "- exploitation gap of the search's top 5 (potential dHf at the found geometry minus the "
+            "model's, eV/atom): " + ", ".join("n/a" if g is None else f"{g:+.3f}" for g in gaps)
+        )
     if top:
         t = top[0]
         lines.append(

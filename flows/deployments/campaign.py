@@ -173,4 +173,5 @@ def campaign(**params: Any) -> dict[str, Any]:
         "n_candidates": report["n_candidates"],
         "best_fitness": report["best_curve"][-1] if report["best_curve"] else None,
         "top": report["top"],
+        "excluded_by_atom_cap": report.get("excluded_by_atom_cap"),
     }

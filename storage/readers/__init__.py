@@ -28,12 +28,14 @@ from storage.readers._common import (
     Rejection,
 )
 from storage.readers._structure import (
+    ANGLE_TOLERANCE_DEG,
     SYMPREC_ANGSTROM,
     Cell,
     StructureError,
     cell_from_cif,
     composition_fields,
     parse_many,
+    spacegroup_number,
     structure_fields,
 )
 from storage.readers.castelli import read_castelli_alt, read_castelli_cdvae
@@ -324,6 +326,7 @@ def load_mp_labels(mirror: Path | None = None) -> dict[str, int]:
 
 
 __all__ = [
+    "ANGLE_TOLERANCE_DEG",
     "MAX_ABS_DHF_EV_PER_ATOM",
     "MIRROR_ENV",
     "SOURCES",
@@ -358,5 +361,6 @@ __all__ = [
     "read_oqmd_intermetallics",
     "read_qmpy_dat",
     "sources_in_order",
+    "spacegroup_number",
     "structure_fields",
 ]

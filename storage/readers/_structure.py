@@ -3,7 +3,8 @@
 The mirror's CIFs are almost all P1 cells written by pymatgen, so a small exact parser reads those
 (about 20x faster than pymatgen's CIF parser) and anything it does not recognise (symmetry
 operations, oxidation-state labels, uncertainties, text fields) goes to pymatgen's ``CifParser``.
-Space groups come from spglib directly (``symprec`` 0.1 Angstrom), skipping ``SpacegroupAnalyzer``.
+Space groups come from spglib directly through :func:`spacegroup_number` (``symprec`` 0.1 Angstrom, angle
+tolerance 5 degrees: the same two numbers as ``csp.symmetry``, so the lake and the science agree).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ from storage.validation import StructureError, check_geometry, compare_formulas
 
 SYMPREC_ANGSTROM = 0.1
 """Distance tolerance handed to spglib."""
+
+ANGLE_TOLERANCE_DEG = 5.0
+"""Angle tolerance handed to spglib (pymatgen's default; spglib's own default differs)."""
 
 SYMBOL_TO_Z: dict[str, int] = {el.symbol: el.Z for el in Element}
 
@@ -208,6 +212,27 @@ def cell_from_arrays(lattice: Any, species: Iterable[str], frac_coords: Any) -> 
     return Cell(lat, symbols, np.mod(frac, 1.0))
 
 
+def spacegroup_number(
+    lattice: np.ndarray, frac_coords: np.ndarray, numbers: Iterable[int], *, symprec: float = SYMPREC_ANGSTROM
+) -> int | None:
+    """The storage package's one space-group detection (spglib at ``symprec`` Angstrom and
+    :data:`ANGLE_TOLERANCE_DEG`); ``None`` when spglib finds no group.
+
+    Args:
+        lattice: (3, 3) row-vector cell in Angstrom.
+        frac_coords: (n, 3) fractional coordinates.
+        numbers: n atomic numbers.
+    """
+    cell = (np.asarray(lattice, dtype=float), np.asarray(frac_coords, dtype=float), [int(z) for z in numbers])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            symbol = spglib.get_spacegroup(cell, symprec=symprec, angle_tolerance=ANGLE_TOLERANCE_DEG)
+        except (RuntimeError, ValueError, TypeError):
+            symbol = None
+    return int(symbol.rsplit("(", 1)[1].rstrip(")")) if symbol else None
+
+
 def structure_fields(cell: Cell, *, symprec: float = SYMPREC_ANGSTROM) -> dict[str, Any]:
     """The composition, geometry and symmetry columns of a ``structures`` row.
 
@@ -228,15 +253,7 @@ def structure_fields(cell: Cell, *, symprec: float = SYMPREC_ANGSTROM) -> dict[s
         raise StructureError("lattice is singular (zero volume)")
     check_geometry(cell.lattice, cell.species, cell.frac_coords)
     numbers = [SYMBOL_TO_Z[s] for s in cell.species]
-    spacegroup: int | None = None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            symbol = spglib.get_spacegroup((cell.lattice, cell.frac_coords, numbers), symprec=symprec)
-        except (RuntimeError, ValueError, TypeError):
-            symbol = None
-    if symbol:
-        spacegroup = int(symbol.rsplit("(", 1)[1].rstrip(")"))
+    spacegroup = spacegroup_number(cell.lattice, cell.frac_coords, numbers, symprec=symprec)
     counts = Counter(cell.species)
     elements = sorted(counts)
     return {

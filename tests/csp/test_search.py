@@ -157,7 +157,7 @@ def test_same_seed_same_campaign():
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("outer", "inner", "die_after"),
-    [("rs", "pso", 4), ("ga", "ga", 7), ("bo", "rs", 3)],
+    [("rs", "pso", 2), ("ga", "ga", 3), ("bo", "rs", 1)],  # appends: one per family (4 families)
 )
 def test_killed_campaign_resumes_to_the_same_result(outer, inner, die_after):
     kw = {
