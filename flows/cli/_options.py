@@ -67,6 +67,8 @@ def model_options(
                 marker = typer.Argument(help=text)
             else:
                 flag = "--" + name.replace("_", "-")
+                if kind is bool and default is True:  # on by default: the option turns it off
+                    flag = f"{flag}/--no-{flag[2:]}"
                 marker = typer.Option(flag, *EARLIER_NAMES.get(name, ()), help=text)
             params.append(
                 inspect.Parameter(
