@@ -76,9 +76,9 @@ class SearchParameters(BaseModel):
     )
     refine_device: str = Field("cpu", description="Torch device of the potential: cpu or cuda[:N].")
     refine_ranking: Literal["energy", "fitness", "window"] = Field(
-        "fitness",
+        "energy",
         description="Final order of refined structures: the potential's energy, the models' FV, or FV "
-        "within 50 meV/atom of the lowest energy (chosen on compositions outside Table 1).",
+        "within 50 meV/atom of the lowest energy (README, Refinement, says how it was chosen).",
     )
 
     @model_validator(mode="before")

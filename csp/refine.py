@@ -61,7 +61,7 @@ COLLAPSE_RATIO = 0.6
 EXPLODE_RATIO = 2.0
 #: How the refined structures are ranked (see rank_refined).
 RankingRule = Literal["energy", "fitness", "window"]
-DEFAULT_RANKING: RankingRule = "fitness"
+DEFAULT_RANKING: RankingRule = "energy"
 #: Width of the energy window of the "window" rule, eV/atom.
 DEFAULT_WINDOW_EV = 0.05
 REFERENCES_FILE = Path(__file__).with_name("potential_references.json")
