@@ -17,6 +17,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from storage.campaign_state import pid_alive
+
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 WORK_POOL = "csp-process"
 DEFAULT_PORT = 4200
@@ -102,14 +104,8 @@ def read_pid(path: Path) -> int | None:
 
 
 def alive(pid: int | None) -> bool:
-    if pid is None:
+    if pid is None or not pid_alive(pid):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     # a zombie child of this process counts as gone
     with contextlib.suppress(ChildProcessError):
         done, _ = os.waitpid(pid, os.WNOHANG)
