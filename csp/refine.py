@@ -49,6 +49,7 @@ from typing import Any, Literal
 import numpy as np
 
 from csp.crystal import Crystal
+from csp.errors import ModelError
 from csp.fitness import FV_PENALTY, fitness_value
 
 #: Stage and inner-step key of a refined row (its outer step is its source's).
@@ -174,7 +175,6 @@ def references(potential: Any, numbers: Sequence[int]) -> dict[int, float]:
         ModelError: if an element has no stable elemental structure with this potential.
     """
     from csp.elements import atomic_number, symbol
-    from csp.errors import ModelError
 
     cache = _REFERENCE_CACHE.setdefault(potential.name, {})
     if {int(z) for z in numbers} - set(cache):
@@ -258,7 +258,7 @@ def _finish_row(
     source: dict[str, Any],
     scorer: Any,
     alpha: float,
-    refs: dict[int, float],
+    refs: dict[int, float] | None,
     potential_name: str,
     fmax: float,
     rescore: bool,
@@ -269,7 +269,7 @@ def _finish_row(
 
     numbers = source["numbers"]
     e0 = item.energy_initial
-    dhf0 = formation_enthalpy(e0, numbers, refs) if np.isfinite(e0) else None
+    dhf0 = formation_enthalpy(e0, numbers, refs) if refs is not None and np.isfinite(e0) else None
     gap = (
         dhf0 - float(source["dhf_pred_ev_per_atom"])
         if dhf0 is not None and source.get("dhf_pred_ev_per_atom") is not None
@@ -314,7 +314,9 @@ def _finish_row(
         formula_units=round(source["formula_units"] * len(crystal.numbers) / max(1, len(source["numbers"]))),
         energy_potential_ev_per_atom=float(item.energy) if np.isfinite(item.energy) else None,
         dhf_potential_ev_per_atom=(
-            formation_enthalpy(item.energy, numbers, refs) if np.isfinite(item.energy) else None
+            formation_enthalpy(item.energy, numbers, refs)
+            if refs is not None and np.isfinite(item.energy)
+            else None
         ),
         min_distance_angstrom=dmin,
         dhf_pred_ev_per_atom=None,
@@ -391,7 +393,12 @@ def refine(
     out = {s: stored[s] for s in stored}
     if todo:
         potential = potential or get_potential(cfg.potential, cfg.device)
-        refs = references(potential, todo[0]["numbers"])
+        try:
+            refs: dict[int, float] | None = references(potential, todo[0]["numbers"])
+        except (
+            ModelError
+        ):  # e.g. a noble gas with no stable elemental cell: no dHf, no gap; energies still rank
+            refs = None
         clock0 = time.perf_counter() - max(float(r.get("seconds") or 0.0) for r in rows)
 
         def finished(item: Any) -> None:

@@ -59,7 +59,12 @@ def status(lake: Lake, cid: str) -> str:
 
 
 def candidates(lake: Lake, cid: str) -> int:
-    return lake.query("SELECT count(*) FROM candidates WHERE campaign_id = ?", [cid]).column(0)[0].as_py()
+    """Search rows of a campaign (inner and outer; refined and single-point rows come on top)."""
+    return (
+        lake.query("SELECT count(*) FROM candidates WHERE campaign_id = ? AND inner_step >= -1", [cid])
+        .column(0)[0]
+        .as_py()
+    )
 
 
 # ------------------------------------------------------------------------- fast, no model is opened
