@@ -41,8 +41,16 @@ def small_lake(tmp_path_factory, data_mirror):
 
 
 def csp(home: Path, models: Path, *args: str) -> subprocess.CompletedProcess:
+    # the models trained here are the campaign's models of this folder (``models verify`` checks those)
     env = dict(
-        os.environ, CSP_HOME=str(home), CSP_MODELS_DIR=str(models), PYTHONWARNINGS="ignore", COLUMNS="200"
+        os.environ,
+        CSP_HOME=str(home),
+        CSP_MODELS_DIR=str(models),
+        CSP_DFT_MODEL="t-dft",
+        CSP_EXP_MODEL="t-exp",
+        CSP_PU_MODEL="t-pu",
+        PYTHONWARNINGS="ignore",
+        COLUMNS="200",
     )
     return subprocess.run(
         [sys.executable, "-m", "flows.cli", *args],
