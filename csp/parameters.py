@@ -80,6 +80,13 @@ class SearchParameters(BaseModel):
         description="Final order of refined structures: the potential's energy, the models' FV, or FV "
         "within 50 meV/atom of the lowest energy (README, Refinement, says how it was chosen).",
     )
+    gap_probes: int = Field(
+        5,
+        ge=0,
+        le=100,
+        description="With refinement off: single points of the search's top N with the universal potential "
+        "give each one's exploitation gap (eV/atom); 0 loads no potential (a pure-surrogate campaign).",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -114,3 +121,13 @@ class SearchParameters(BaseModel):
     def search_fields(self) -> dict[str, Any]:
         """The values of the :class:`SearchParameters` fields only (not a subclass's own)."""
         return {name: getattr(self, name) for name in SearchParameters.model_fields}
+
+    @classmethod
+    def field_defaults(cls) -> dict[str, Any]:
+        """Every field's default (required fields left out): what a campaign stored before a field existed
+        ran with, so that it still resumes (:func:`storage.campaign_state.check_same_parameters`)."""
+        return {
+            name: field.get_default(call_default_factory=True)
+            for name, field in cls.model_fields.items()
+            if not field.is_required()
+        }

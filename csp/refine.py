@@ -507,7 +507,8 @@ def finish_ranking(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     """The search's own top k (with each entry's exploitation gap), the final top k, and the refined
     (or probe) rows: refinement on, the final top k is ranked on the refined structures; off, single
-    points of the search's top 5 give the gap and the final top k is the search's."""
+    points of the search's top ``config.gap_probes`` give the gap (none when 0) and the final top k is the
+    search's."""
     from csp.matching import rank
 
     top_search = rank(rows, k=k)
@@ -515,11 +516,19 @@ def finish_ranking(
     if config.refine:
         refined = refine(rows, scorer, sink, campaign_id=campaign_id, alpha=config.alpha, settings=settings)
         top = rank_refined(refined, k=k, rule=settings.ranking) or top_search
-    else:
+    elif config.gap_probes > 0:
         refined = refine(
-            rows, scorer, sink, campaign_id=campaign_id, alpha=config.alpha, settings=settings, probe_only=5
+            rows,
+            scorer,
+            sink,
+            campaign_id=campaign_id,
+            alpha=config.alpha,
+            settings=settings,
+            probe_only=config.gap_probes,
         )
         top = top_search
+    else:  # no potential at all: the paper's pure-surrogate campaign, no gap
+        refined, top = [], top_search
     attach_gaps(top_search, refined)
     return top_search, top, refined
 

@@ -366,7 +366,9 @@ def prepare(
             )
         raise CampaignError(str(exc)) from exc
     try:
-        campaign_state.check_same_parameters(lake, campaign_id, checked.model_dump())
+        campaign_state.check_same_parameters(
+            lake, campaign_id, checked.model_dump(), CampaignParameters.field_defaults()
+        )
     except StorageError as exc:
         raise CampaignError(str(exc)) from exc
     return Campaign(checked, parsed, scorer, lake, campaign_id, run_id, coverage)

@@ -95,3 +95,21 @@ def coverage_line(summary: dict[str, Any]) -> str | None:
         f"Thinly covered elements (fewer than {THIN_ELEMENT_ROWS} training rows in a model used): {listed}; "
         "treat these predictions with caution."
     )
+
+
+def gap_line(top_search: list[dict[str, Any]]) -> str | None:
+    """The report line on the exploitation gap of the search's top 5 (potential dHf at the found geometry
+    minus the model's, eV/atom), or a flag that it was not measured; ``None`` without a top 5."""
+    gaps = [t.get("exploitation_gap_ev_per_atom") for t in top_search[:5]]
+    if not gaps:
+        return None
+    if all(g is None for g in gaps):
+        return (
+            "Exploitation gap: not measured (refinement and gap probes off, or the potential has no "
+            "elemental reference for an element); a pure-surrogate ranking can be fooled by a long search "
+            "(README, Refinement)."
+        )
+    return (
+        "Exploitation gap of the search's top 5 (potential dHf at the found geometry minus the model's, "
+        "eV/atom): " + ", ".join("n/a" if g is None else f"{g:+.3f}" for g in gaps)
+    )

@@ -24,8 +24,9 @@ _PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _default_home() -> Path:
-    base = os.environ.get("XDG_DATA_HOME")
-    return (Path(base) if base else Path.home() / ".local" / "share") / "csp"
+    from storage.lake import default_home  # storage loads duckdb and pyarrow: only when needed
+
+    return default_home()
 
 
 class Settings(BaseSettings):

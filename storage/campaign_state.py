@@ -29,7 +29,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,8 +96,14 @@ def stored_fingerprint(lake: Lake, campaign_id: str) -> dict[str, Any] | None:
     return fingerprint(json.loads(rows[0]["parameters_json"])) if rows else None
 
 
-def check_same_parameters(lake: Lake, campaign_id: str, parameters: dict[str, Any]) -> bool:
+def check_same_parameters(
+    lake: Lake, campaign_id: str, parameters: dict[str, Any], defaults: Mapping[str, Any] | None = None
+) -> bool:
     """Refuse to run ``campaign_id`` with parameters other than the ones it was started with.
+
+    Args:
+        defaults: the value of a parameter that the stored set lacks (a field added after the campaign
+            started ran at its default), so that such a campaign still resumes.
 
     Returns:
         True if the id already exists with these parameters (a resume), False for a new id.
@@ -110,6 +116,8 @@ def check_same_parameters(lake: Lake, campaign_id: str, parameters: dict[str, An
     if stored is None:
         return False
     given = fingerprint(parameters)
+    missing = {k: v for k, v in fingerprint(dict(defaults or {})).items() if k not in stored}
+    stored = {**missing, **stored}
     keys = sorted(set(stored) | set(given))
     differ = [k for k in keys if stored.get(k) != given.get(k)]
     if not differ:

@@ -53,6 +53,13 @@ _NO_FILES = (
 )
 
 
+def default_home() -> Path:
+    """The lake root when ``CSP_HOME`` is unset: ``$XDG_DATA_HOME/csp``, else ``~/.local/share/csp`` (the one
+    place this default lives; the CLI's settings and :mod:`storage.query` both use it)."""
+    base = os.environ.get("XDG_DATA_HOME")
+    return (Path(base) if base else Path.home() / ".local" / "share") / "csp"
+
+
 class LakeError(StorageError, RuntimeError):
     """A lake operation could not be carried out (the message says why and what to do)."""
 

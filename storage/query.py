@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from storage.campaigns import campaign_row
 from storage.campaigns import list_campaigns as list_campaign_rows
-from storage.lake import Lake, LakeError
+from storage.lake import Lake, LakeError, default_home
 from storage.optimade import ORDER_BY, FilterError, Table, source_sql, translate
 
 if TYPE_CHECKING:
@@ -56,27 +56,19 @@ class NoRowsError(QueryError):
     """A query that matched nothing, where the caller needs at least one row."""
 
 
-def _default_home() -> Path:
-    base = os.environ.get("XDG_DATA_HOME")
-    return (Path(base) if base else Path.home() / ".local" / "share") / "csp"
-
-
 def resolve_lake(home: Lake | Path | str | None = None) -> Lake:
     """The lake to read: a :class:`Lake`, a folder, else ``$CSP_HOME`` (the same default as the CLI)."""
     if isinstance(home, Lake):
         return home
     if home is None:
-        home = os.environ.get("CSP_HOME") or _default_home()
+        home = os.environ.get("CSP_HOME") or default_home()
     return Lake(home)
 
 
 def list_campaigns(home: Lake | Path | str | None = None) -> pd.DataFrame:
-    """Every campaign's latest state: id, composition, status, counts, elapsed seconds, when written."""
-    with resolve_lake(home).connect() as con:
-        return con.df(
-            "SELECT campaign_id, composition, status, n_candidates, elapsed_s, reason, written_at "
-            "FROM campaigns ORDER BY written_at"
-        )
+    """Every campaign's latest state, newest first (:func:`storage.campaigns.list_campaigns` as a
+    DataFrame): id, composition, status, counts, elapsed seconds, reason, when written."""
+    return list_campaign_rows(resolve_lake(home)).to_pandas()
 
 
 def load_campaign(campaign_id: str, *, home: Lake | Path | str | None = None) -> dict[str, Any]:

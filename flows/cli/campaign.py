@@ -89,13 +89,11 @@ def _finish(outcome) -> None:
             f"{cut['space_groups']} space groups not searched at all (raise --max-atoms to include them).",
             highlight=False,
         )
-    gaps = [t.get("exploitation_gap_ev_per_atom") for t in outcome.top_search[:5]]
-    if any(g is not None for g in gaps):
-        console.print(
-            "Exploitation gap of the search's top 5 (potential dHf at the found geometry minus the "
-            "model's, eV/atom): " + ", ".join(_fmt(g) for g in gaps),
-            highlight=False,
-        )
+    from flows.coverage import gap_line
+
+    gap = gap_line(outcome.top_search)
+    if gap:
+        console.print(gap, highlight=False)
     if outcome.refine_s:
         console.print(
             f"search {outcome.search_s:.0f} s, refinement {outcome.refine_s:.0f} s", highlight=False

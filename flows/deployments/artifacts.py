@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flows.coverage import coverage_line
+from flows.coverage import coverage_line, gap_line
 from storage.campaigns import candidates_sql
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -122,12 +122,9 @@ def summary_markdown(report: dict[str, Any], *, skipped: bool = False, image: st
     thin = coverage_line(report)
     if thin:
         lines.append(f"- {thin}")
-    gaps = [t.get("exploitation_gap_ev_per_atom") for t in list(report.get("top_search") or [])[:5]]
-    if any(g is not None for g in gaps):
-        lines.append(
-            "- exploitation gap of the search's top 5 (potential dHf at the found geometry minus the "
-            "model's, eV/atom): " + ", ".join("n/a" if g is None else f"{g:+.3f}" for g in gaps)
-        )
+    gap = gap_line(list(report.get("top_search") or []))
+    if gap:
+        lines.append(f"- {gap}")
     if top:
         t = top[0]
         lines.append(

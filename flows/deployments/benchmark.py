@@ -42,7 +42,10 @@ __all__ = ["benchmark"]
     ],
 )
 def benchmark(**params: Any) -> list[dict[str, Any]]:
-    """A short campaign per outer optimizer on one composition and a comparison table artifact."""
+    """A short campaign per outer optimizer on one composition and a comparison table artifact.
+
+    The optimizers are compared on the search alone (best FV, the step that reached it): no campaign here
+    refines or probes with the universal potential."""
     from prefect.runtime import flow_run
 
     base = with_defaults(benchmark, params)
@@ -52,7 +55,7 @@ def benchmark(**params: Any) -> list[dict[str, Any]]:
     stamp = time.strftime("%Y%m%dT%H%M%S")
     rows = []
     for name in names:
-        checked = check_parameters({**base, "outer_optimizer": name})
+        checked = check_parameters({**base, "outer_optimizer": name, "refine": False, "gap_probes": 0})
         cid = f"bench-{slug(composition, 16)}-{name}-{stamp}-{run_tag}"
         start = time.perf_counter()
         search(checked, cid, f"benchmark-{run_tag}")

@@ -83,7 +83,9 @@ def search(params: dict[str, Any], campaign_id: str, run_id: str) -> dict[str, A
     logger = get_run_logger()
     try:  # an id belongs to one set of parameters: a completed id with other ones is an error, not a skip
         campaign_state.check_campaign_id(campaign_id)
-        campaign_state.check_same_parameters(lake(init=True), campaign_id, params)
+        campaign_state.check_same_parameters(
+            lake(init=True), campaign_id, params, CampaignParameters.field_defaults()
+        )
     except campaign_state.CampaignStateError as exc:
         raise CampaignError(str(exc)) from exc
     status = campaign_status(lake(init=True), campaign_id)

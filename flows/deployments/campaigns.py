@@ -57,6 +57,8 @@ def _score_all(jobs: list[dict[str, Any]], run_id: str) -> list[dict[str, Any]]:
         "formula_units_max",
         "seed",
         "dhf_source",
+        "refine",
+        "gap_probes",
     ),
     defaults={"outer_steps": 20, "inner_steps": 120},
     extra=[

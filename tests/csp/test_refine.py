@@ -153,3 +153,26 @@ def test_rank_key_orders_rows_and_skips_rows_without_a_key():
     assert [t["outer_step"] for t in rank(rows, k=2, key=lambda r: r["energy"])] == [1, 0]
     rows[1]["energy"] = None
     assert [t["outer_step"] for t in rank(rows, k=2, key=lambda r: r["energy"])] == [0]
+
+
+@pytest.mark.parametrize(("probes", "expected"), [(0, 0), (1, 1)])
+def test_gap_probes_are_single_points_and_zero_loads_no_potential(potential, monkeypatch, probes, expected):
+    from csp import refine
+    from csp.search import SearchConfig
+
+    loaded = []
+
+    def get_potential(name, device):
+        loaded.append(name)
+        return potential
+
+    monkeypatch.setattr(refine, "get_potential", get_potential)
+    rows = [outer_row(0, zincblende(), 0.10, 216), outer_row(1, rocksalt(4.3), 0.20, 225)]
+    sink = InMemorySink()
+    config = SearchConfig(refine=False, gap_probes=probes)
+    top_search, top, probed = refine.finish_ranking(rows, config, FakeScorer(), sink, "c", k=2)
+    assert top == top_search and [t["spacegroup"] for t in top] == [216, 225]  # the models' order
+    assert len(probed) == len(sink.rows) == expected and len(loaded) == expected
+    assert all(r["stage"] == "single_point" and r["relax_steps"] == 0 for r in probed)
+    gaps = [t["exploitation_gap_ev_per_atom"] for t in top_search]
+    assert (gaps[0] is not None) == bool(probes) and gaps[1] is None  # only the top ``probes`` are probed

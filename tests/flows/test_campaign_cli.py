@@ -27,6 +27,8 @@ SMALL = [
     "--inner-optimizer",
     "pso",
     "--no-refine",
+    "--gap-probes",
+    "0",
 ]
 
 
@@ -114,6 +116,7 @@ def test_killed_campaign_resumes_without_loss_or_duplicates(tmp_path):
         == "completed"
     )
     assert "top" in result.stdout.lower()
+    assert "Exploitation gap: not measured" in result.stdout  # a pure-surrogate ranking is flagged
 
 
 def test_concurrent_campaigns_lose_no_rows(tmp_path):

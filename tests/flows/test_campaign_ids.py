@@ -173,6 +173,25 @@ def test_fingerprint_ignores_top_k_only(tmp_path):
         campaign_state.check_same_parameters(lake, "f", {**params, "outer_steps": 4})
 
 
+def test_a_field_added_later_at_its_default_still_resumes(tmp_path):
+    from flows.campaigns import CampaignParameters
+    from storage.candidates import record_event
+
+    lake = Lake(tmp_path).init()
+    now = CampaignParameters(composition="MgO", outer_steps=3).model_dump()
+    older = {k: v for k, v in now.items() if k != "gap_probes"}  # stored before gap_probes existed
+    record_event(lake, "old", composition="MgO", status="running", parameters=older, run_id="r")
+    defaults = CampaignParameters.field_defaults()
+    assert "composition" not in defaults and defaults["gap_probes"] == 5
+    assert campaign_state.check_same_parameters(lake, "old", now, defaults) is True
+    with pytest.raises(
+        campaign_state.CampaignStateError, match=r"gap_probes=5 \(this request: gap_probes=0\)"
+    ):
+        campaign_state.check_same_parameters(lake, "old", {**now, "gap_probes": 0}, defaults)
+    with pytest.raises(campaign_state.CampaignStateError, match="gap_probes=null"):  # no defaults given
+        campaign_state.check_same_parameters(lake, "old", now)
+
+
 @pytest.mark.slow  # a CLI subprocess
 def test_service_port_and_status(tmp_path):
     env = {"PREFECT_HOME": str(tmp_path / "ph")}
@@ -193,6 +212,8 @@ def test_service_port_and_status(tmp_path):
 def test_an_id_belongs_to_one_set_of_parameters(tmp_path):
     first = run_csp(tmp_path, "campaign", "run", "MgO", *TINY, "--campaign-id", "x")
     assert first.returncode == 0, first.stderr
+    # the default campaign refines and reports the search's exploitation gap
+    assert "refinement" in first.stdout and "Exploitation gap of the search's top 5" in first.stdout
     lake = Lake(tmp_path)
     before_events, before_rows = events(lake, "x"), candidates(lake, "x")
     for other, stored in (
@@ -216,6 +237,7 @@ def test_an_id_belongs_to_one_set_of_parameters(tmp_path):
 def test_sigterm_and_kill_leave_honest_states(tmp_path):
     lake = Lake(tmp_path).init()
     longer = ["--outer-steps", "6", "--inner-steps", "60", "--batch-size", "6", "--z-max", "2"]
+    longer += ["--no-refine", "--gap-probes", "0"]  # the search is what is interrupted here
     for cid, sig in (("t", signal.SIGTERM), ("i", signal.SIGINT), ("k", signal.SIGKILL)):
         proc = csp(tmp_path, "campaign", "run", "MgO", *longer, "--campaign-id", cid)
         deadline = time.time() + 120

@@ -160,6 +160,8 @@ def test_campaigns_flow_on_a_local_dask_cluster(prefect_api, csp_home):
         inner_steps=6,
         batch_size=6,
         formula_units_max=2,
+        refine=False,
+        gap_probes=0,
         task_runner="dask",
         workers=2,
         return_state=True,

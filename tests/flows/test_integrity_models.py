@@ -18,7 +18,7 @@ from flows.settings import Settings
 from storage.lake import Lake
 
 MODELS = Path(__file__).resolve().parents[2] / "onnx_models"
-TINY = {"outer_steps": 2, "inner_steps": 10, "formula_units_max": 1}
+TINY = {"outer_steps": 2, "inner_steps": 10, "formula_units_max": 1, "refine": False, "gap_probes": 0}
 
 
 def copy_model(src: str, dest: Path) -> Path:

@@ -15,6 +15,7 @@ import pytest
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(400)]
 
 SMALL = dict(composition="MgO", outer_steps=3, inner_steps=12, batch_size=6, formula_units_max=2, top_k=3)
+SMALL |= dict(refine=False, gap_probes=0)  # the service is under test, not the potential
 
 
 def free_port() -> int:

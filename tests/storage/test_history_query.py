@@ -33,7 +33,7 @@ def test_load_campaign_and_list(history):
     assert campaign["status"] == "completed"
     assert campaign["parameters"]["outer_optimizer"] == "bo"
     assert campaign["model_ids"] == MODEL_IDS
-    assert list(list_campaigns(history)["campaign_id"]) == ["hist-a", "hist-b"]
+    assert list(list_campaigns(history)["campaign_id"]) == ["hist-b", "hist-a"]  # newest first
 
 
 def test_unknown_campaign_is_one_line_naming_known_ids(history):
