@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from csp import elements
+from csp.errors import InputError
 
 if TYPE_CHECKING:
     from pyxtal.symmetry import Group
@@ -76,7 +77,7 @@ def crystal_system_of(spacegroup: int) -> str:
     for name, (lo, hi) in CRYSTAL_SYSTEMS.items():
         if lo <= spacegroup <= hi:
             return name
-    raise ValueError(f"Space group {spacegroup} is outside 1..230.")
+    raise InputError(f"Space group {spacegroup} is outside 1..230.")
 
 
 def space_groups(strategy: Literal["all", "fixed"] = "all", crystal_system: str | None = None) -> list[int]:
@@ -90,13 +91,13 @@ def space_groups(strategy: Literal["all", "fixed"] = "all", crystal_system: str 
         return list(range(1, 231))
     if strategy == "fixed":
         if crystal_system not in CRYSTAL_SYSTEMS:
-            raise ValueError(
+            raise InputError(
                 f"Strategy 'fixed' needs a crystal system among {sorted(CRYSTAL_SYSTEMS)}, "
                 f"got {crystal_system!r}."
             )
         lo, hi = CRYSTAL_SYSTEMS[crystal_system]
         return list(range(lo, hi + 1))
-    raise ValueError(f"Unknown strategy {strategy!r}; use 'all' or 'fixed'.")
+    raise InputError(f"Unknown strategy {strategy!r}; use 'all' or 'fixed'.")
 
 
 @lru_cache(maxsize=256)

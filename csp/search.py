@@ -58,6 +58,7 @@ from pydantic import Field
 
 from csp.composition import Composition, parse_composition
 from csp.crystal import Crystal
+from csp.errors import InputError
 from csp.fitness import FV_PENALTY, fitness_value
 from csp.generate import (
     CRYSTAL_SYSTEMS,
@@ -271,7 +272,7 @@ def run_search(
     families = campaign_families(comp, config)
     excluded = excluded_by_atom_cap(comp, config, families)
     if not families:
-        raise ValueError(
+        raise InputError(
             f"No space group in the search admits {comp.formula} with Z in {config.formula_units} and at "
             f"most {config.max_atoms} atoms per cell; widen the strategy, the Z range or max_atoms."
         )

@@ -275,9 +275,8 @@ class Campaign:
                 campaign_id=self.campaign_id,
                 progress=progress,
             )
-        # e.g. no space group of the chosen system can hold the composition (csp.generate still raises a
-        # plain ValueError there; every other refusal of the science is a CSPError)
-        except (CSPError, ValueError) as exc:
+        # e.g. no space group of the chosen system can hold the composition (a csp.errors.InputError)
+        except CSPError as exc:
             raise CampaignError(str(exc)) from exc
         search_s = time.perf_counter() - start
         config = params.search_config()
@@ -347,6 +346,10 @@ def prepare(
     run_id = run_id or f"campaign-{campaign_id}"
     try:
         checked = validate(params, force=force)
+        # an id started with other parameters is refused before any model is opened
+        campaign_state.check_same_parameters(
+            lake, campaign_id, checked.model_dump(), CampaignParameters.field_defaults()
+        )
         parsed = parse_composition(checked.composition)
         scorer = open_scorer(
             settings, checked.dhf_source, allow_unseen_elements=checked.allow_unseen_elements
@@ -364,12 +367,6 @@ def prepare(
                 run_id=run_id,
                 reason=str(exc),
             )
-        raise CampaignError(str(exc)) from exc
-    try:
-        campaign_state.check_same_parameters(
-            lake, campaign_id, checked.model_dump(), CampaignParameters.field_defaults()
-        )
-    except StorageError as exc:
         raise CampaignError(str(exc)) from exc
     return Campaign(checked, parsed, scorer, lake, campaign_id, run_id, coverage)
 

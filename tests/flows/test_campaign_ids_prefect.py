@@ -6,11 +6,11 @@ import pytest
 
 pytest.importorskip("prefect")
 
-from tests.flows.test_deployments import TINY, csp_home, prefect_api  # noqa: F401  (fixtures)
+from tests.flows.test_deployments import TINY
 
 
 @pytest.mark.slow
-def test_a_completed_id_with_another_composition_fails(prefect_api, csp_home):  # noqa: F811
+def test_a_completed_id_with_another_composition_fails(prefect_api, csp_home):
     from flows.deployments.campaign import campaign
     from storage.lake import Lake
 

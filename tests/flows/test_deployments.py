@@ -13,30 +13,6 @@ pytest.importorskip("prefect")
 TINY = dict(composition="MgO", outer_steps=3, inner_steps=12, batch_size=6, formula_units_max=2, top_k=3)
 
 
-@pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory):
-    import os
-
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, PREFECT_HOME, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
-    home = tmp_path_factory.mktemp("prefect_home")
-    with (
-        temporary_settings({PREFECT_HOME: str(home), PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
-        prefect_test_harness(server_startup_timeout=60),
-    ):
-        yield
-
-
-@pytest.fixture
-def csp_home(tmp_path, monkeypatch):
-    home = tmp_path / "csp_home"
-    monkeypatch.setenv("CSP_HOME", str(home))
-    return home
-
-
 def _artifacts(flow_run_id):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
