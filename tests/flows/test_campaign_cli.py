@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from storage.lake import Lake
+from tests.flows.cli_process import csp, run_csp
 
 pytestmark = pytest.mark.slow  # every test here runs campaigns, servers or training
 
-REPO = Path(__file__).resolve().parents[2]
 SMALL = [
     "--outer-steps",
     "4",
@@ -30,25 +26,6 @@ SMALL = [
     "--gap-probes",
     "0",
 ]
-
-
-def csp(home: Path, *args: str, **kwargs) -> subprocess.Popen:
-    env = dict(os.environ, CSP_HOME=str(home), PYTHONWARNINGS="ignore", COLUMNS="200")
-    return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *args],
-        cwd=REPO,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **kwargs,
-    )
-
-
-def run_csp(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    proc = csp(home, *args)
-    out, err = proc.communicate(timeout=timeout)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def raw_keys(lake: Lake, campaign_id: str) -> list[tuple[int, int]]:

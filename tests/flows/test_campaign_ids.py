@@ -6,46 +6,15 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from storage import campaign_state
 from storage.lake import Lake
+from tests.flows.cli_process import csp, one_line_error, run_csp
 
-REPO = Path(__file__).resolve().parents[2]
 TINY = ["--outer-steps", "2", "--inner-steps", "12", "--batch-size", "6", "--z-max", "2"]
-
-
-def csp(home: Path, *args: str, **kwargs) -> subprocess.Popen:
-    env = dict(os.environ, CSP_HOME=str(home), PYTHONWARNINGS="ignore", COLUMNS="200", CSP_THREADS="1")
-    env.update(kwargs.pop("env", {}))
-    return subprocess.Popen(
-        [sys.executable, "-m", "flows.cli", *args],
-        cwd=REPO,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        **kwargs,
-    )
-
-
-def run_csp(home: Path, *args: str, timeout: float = 240, **kwargs) -> subprocess.CompletedProcess:
-    proc = csp(home, *args, **kwargs)
-    out, err = proc.communicate(timeout=timeout)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def one_line_error(result: subprocess.CompletedProcess) -> str:
-    assert result.returncode != 0, result.stdout
-    assert "Traceback" not in result.stderr, result.stderr
-    text = " ".join(result.stderr.split())
-    assert text.startswith("error:"), result.stderr
-    return text
 
 
 def events(lake: Lake, cid: str) -> list[dict]:
@@ -238,12 +207,19 @@ def test_sigterm_and_kill_leave_honest_states(tmp_path):
     lake = Lake(tmp_path).init()
     longer = ["--outer-steps", "6", "--inner-steps", "60", "--batch-size", "6", "--z-max", "2"]
     longer += ["--no-refine", "--gap-probes", "0"]  # the search is what is interrupted here
-    for cid, sig in (("t", signal.SIGTERM), ("i", signal.SIGINT), ("k", signal.SIGKILL)):
-        proc = csp(tmp_path, "campaign", "run", "MgO", *longer, "--campaign-id", cid)
-        deadline = time.time() + 120
-        while time.time() < deadline and candidates(lake, cid) < 12:
-            time.sleep(0.3)
-        proc.send_signal(sig)
+    signals = {"t": signal.SIGTERM, "i": signal.SIGINT, "k": signal.SIGKILL}
+    # the three campaigns run at once; each gets its signal once it has stored 12 candidates
+    procs = {cid: csp(tmp_path, "campaign", "run", "MgO", *longer, "--campaign-id", cid) for cid in signals}
+    waiting, deadline = set(signals), time.time() + 180
+    while waiting and time.time() < deadline:
+        for cid in sorted(waiting):
+            if candidates(lake, cid) >= 12:
+                procs[cid].send_signal(signals[cid])
+                waiting.discard(cid)
+        time.sleep(0.3)
+    assert not waiting, f"no 12 candidates within 180 s: {sorted(waiting)}"
+    for cid, sig in signals.items():
+        proc = procs[cid]
         _out, err = proc.communicate(timeout=60)
         if sig != signal.SIGKILL:
             assert proc.returncode == 130, err
@@ -254,9 +230,11 @@ def test_sigterm_and_kill_leave_honest_states(tmp_path):
             listing = run_csp(tmp_path, "campaign", "list")
             row = next(line for line in listing.stdout.splitlines() if line.strip("│ ").startswith("k "))
             assert "stale" in row
-    for cid in ("i", "k"):  # Ctrl-C and kill -9 resume to exactly the rows of an uninterrupted run
-        resumed = run_csp(tmp_path, "campaign", "resume", cid)
-        assert resumed.returncode == 0, resumed.stderr
+    # Ctrl-C and kill -9 resume (both at once) to exactly the rows of an uninterrupted run
+    resumes = {cid: csp(tmp_path, "campaign", "resume", cid) for cid in ("i", "k")}
+    for cid, proc in resumes.items():
+        _out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
         assert status(lake, cid) == "completed"
         assert candidates(lake, cid) == 6 * 61
 

@@ -1,13 +1,14 @@
-"""Each shipped model kind retrains from the lake with one command (tiny settings on CPU) and exports."""
+"""Each shipped model kind retrains from the lake with one command (tiny settings on CPU) and exports.
+
+The commands run in-process (typer's runner); ``tests/csp/test_training.py`` runs the GPU entry point
+``python -m csp.training`` as a subprocess."""
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -16,7 +17,6 @@ from storage.lake import Lake
 
 pytestmark = pytest.mark.slow  # every test here runs campaigns, servers or training
 
-REPO = Path(__file__).resolve().parents[2]
 TINY = ["--epochs", "1", "--hidden", "16", "--alignn-layers", "1", "--gcn-layers", "1", "--batch-size", "128"]
 
 
@@ -40,29 +40,35 @@ def small_lake(tmp_path_factory, data_mirror):
     return root / "home"
 
 
-def csp(home: Path, models: Path, *args: str) -> subprocess.CompletedProcess:
-    # the models trained here are the campaign's models of this folder (``models verify`` checks those)
-    env = dict(
-        os.environ,
-        CSP_HOME=str(home),
-        CSP_MODELS_DIR=str(models),
-        CSP_DFT_MODEL="t-dft",
-        CSP_EXP_MODEL="t-exp",
-        CSP_PU_MODEL="t-pu",
-        PYTHONWARNINGS="ignore",
-        COLUMNS="200",
-    )
-    return subprocess.run(
-        [sys.executable, "-m", "flows.cli", *args],
-        cwd=REPO,
-        env=env,
-        text=True,
-        capture_output=True,
-        timeout=600,
-    )
+@pytest.fixture
+def csp(monkeypatch):
+    """``csp ARGS`` run in this process (typer's runner: the real app, its exit status and output), so the
+    torch and ONNX-exporter imports are paid once, not once per command."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    def run(home: Path, models: Path, *args: str) -> SimpleNamespace:
+        # the models trained here are the campaign's models of this folder (``models verify`` checks those)
+        env = {
+            "CSP_HOME": str(home),
+            "CSP_MODELS_DIR": str(models),
+            "CSP_DFT_MODEL": "t-dft",
+            "CSP_EXP_MODEL": "t-exp",
+            "CSP_PU_MODEL": "t-pu",
+            "COLUMNS": "200",
+        }
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        result = CliRunner().invoke(app, list(args))
+        crash = result.exception if not isinstance(result.exception, SystemExit | None) else None
+        stderr = result.stderr + (f"\n{crash!r}" if crash else "")
+        return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=stderr)
+
+    return run
 
 
-def test_dft_transfer_pu_retrain_and_export(small_lake, tmp_path):
+def test_dft_transfer_pu_retrain_and_export(small_lake, tmp_path, csp):
     from csp.infer import OnnxModel
 
     models = tmp_path / "models"
