@@ -155,14 +155,15 @@ def test_rank_key_orders_rows_and_skips_rows_without_a_key():
     assert [t["outer_step"] for t in rank(rows, k=2, key=lambda r: r["energy"])] == [0]
 
 
-@pytest.mark.parametrize(("probes", "expected"), [(0, 0), (1, 1)])
-def test_gap_probes_are_single_points_and_zero_loads_no_potential(potential, monkeypatch, probes, expected):
+def _finish_without_refinement(monkeypatch, probes: int, potential=None):
     from csp import refine
     from csp.search import SearchConfig
 
     loaded = []
 
     def get_potential(name, device):
+        if potential is None:
+            raise AssertionError("gap_probes=0 must load no potential")
         loaded.append(name)
         return potential
 
@@ -172,7 +173,19 @@ def test_gap_probes_are_single_points_and_zero_loads_no_potential(potential, mon
     config = SearchConfig(refine=False, gap_probes=probes)
     top_search, top, probed = refine.finish_ranking(rows, config, FakeScorer(), sink, "c", k=2)
     assert top == top_search and [t["spacegroup"] for t in top] == [216, 225]  # the models' order
-    assert len(probed) == len(sink.rows) == expected and len(loaded) == expected
-    assert all(r["stage"] == "single_point" and r["relax_steps"] == 0 for r in probed)
+    return top_search, probed, sink, loaded
+
+
+def test_zero_gap_probes_load_no_potential_and_store_nothing(monkeypatch):
+    top_search, probed, sink, _ = _finish_without_refinement(monkeypatch, 0)
+    assert probed == [] and sink.rows == []
+    assert [t["exploitation_gap_ev_per_atom"] for t in top_search] == [None, None]
+
+
+@pytest.mark.slow
+def test_gap_probes_are_single_points_of_the_search_top(potential, monkeypatch):
+    top_search, probed, sink, loaded = _finish_without_refinement(monkeypatch, 1, potential)
+    assert len(probed) == len(sink.rows) == 1 and loaded == ["chgnet"]
+    assert probed[0]["stage"] == "single_point" and probed[0]["relax_steps"] == 0
     gaps = [t["exploitation_gap_ev_per_atom"] for t in top_search]
-    assert (gaps[0] is not None) == bool(probes) and gaps[1] is None  # only the top ``probes`` are probed
+    assert gaps[0] is not None and gaps[1] is None  # only the top ``gap_probes`` are probed
