@@ -1,4 +1,5 @@
-"""Which elements of a campaign the models saw in training, and how often (checks and the campaign report).
+"""Which elements of a campaign the models saw in training, and how often; and whether the search's top 5
+had its exploitation gap measured (the report flags of the CLI and the Prefect summary).
 
 The counts come from each model's ``model.json`` (``training_elements``: element symbol -> training
 rows containing it). An element with zero rows is refused by the scorer (``csp.infer``) and by
