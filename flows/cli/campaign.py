@@ -94,9 +94,11 @@ def _finish(outcome) -> None:
     gap = gap_line(outcome.top_search)
     if gap:
         console.print(gap, highlight=False)
-    if outcome.refine_s:
+    if outcome.refine_s >= 0.5:  # the time after the search: refinement, or the gap probes' single points
         console.print(
-            f"search {outcome.search_s:.0f} s, refinement {outcome.refine_s:.0f} s", highlight=False
+            f"search {outcome.search_s:.0f} s, universal potential (refinement or gap probes) "
+            f"{outcome.refine_s:.0f} s",
+            highlight=False,
         )
     console.print(
         f"{outcome.n_candidates} candidates scored in {outcome.elapsed_s:.0f} s "
