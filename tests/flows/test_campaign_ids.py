@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 
 import pytest
@@ -187,13 +188,18 @@ def test_an_id_belongs_to_one_set_of_parameters(tmp_path):
     assert Lake(tmp_path).query(refined).to_pylist()[0]["n"] > 0
     lake = Lake(tmp_path)
     before_events, before_rows = events(lake, "x"), candidates(lake, "x")
-    for other, stored in (
-        (["GaAs", *TINY], 'composition="MgO"'),
-        (["MgO", *TINY, "--seed", "1"], "seed=0"),
-        (["MgO", *TINY[:-2], "--z-max", "1"], "formula_units_max=2"),
-        (["MgO", *TINY, "--inner-optimizer", "rs"], 'inner_optimizer="pso"'),
-    ):
-        text = one_line_error(run_csp(tmp_path, "campaign", "run", *other, "--campaign-id", "x"))
+    refused = {  # four other requests for the same id, at once
+        stored: csp(tmp_path, "campaign", "run", *other, "--campaign-id", "x")
+        for other, stored in (
+            (["GaAs", *TINY], 'composition="MgO"'),
+            (["MgO", *TINY, "--seed", "1"], "seed=0"),
+            (["MgO", *TINY[:-2], "--z-max", "1"], "formula_units_max=2"),
+            (["MgO", *TINY, "--inner-optimizer", "rs"], 'inner_optimizer="pso"'),
+        )
+    }
+    for stored, proc in refused.items():
+        out, err = proc.communicate(timeout=120)
+        text = one_line_error(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
         assert stored in text and "csp campaign resume x" in text
     assert events(lake, "x") == before_events
     assert candidates(lake, "x") == before_rows
