@@ -207,9 +207,26 @@ def start_server(svc: Service, log=print) -> None:
     log(f"server up at {svc.api_url} in {seconds:.1f} s (pid {read_pid(svc.server_pid_file)})")
 
 
+def create_work_pool(svc: Service) -> None:
+    """Create (or reset) the process work pool ``csp-process`` with Prefect's default job template.
+
+    Through the API client in this process, as ``prefect work-pool create --type process --overwrite``
+    does, without paying another Prefect start-up in a subprocess.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.workers.process import ProcessWorker
+
+    pool = WorkPoolCreate(
+        name=WORK_POOL, type="process", base_job_template=ProcessWorker.get_default_base_job_template()
+    )
+    with temporary_settings({PREFECT_API_URL: svc.api_url}), get_client(sync_client=True) as client:
+        client.create_work_pool(work_pool=pool, overwrite=True)
+
+
 def deploy(svc: Service, log=print) -> None:
-    svc.prefect("work-pool", "create", WORK_POOL, "--type", "process", "--overwrite")
-    log(f"work pool {WORK_POOL} (process)")
+    """``prefect deploy --all``: every deployment of prefect.yaml onto the work pool (which must exist)."""
     out = svc.prefect("--no-prompt", "deploy", "--all")
     names = [ln.split("'")[1] for ln in out.stdout.splitlines() if "Deployment '" in ln and "'" in ln]
     log(f"deployed from prefect.yaml: {', '.join(dict.fromkeys(names)) or 'see prefect deployment ls'}")
@@ -238,8 +255,10 @@ def start_worker(svc: Service, log=print) -> int:
 
 def up(svc: Service, log=print) -> None:
     start_server(svc, log)
+    create_work_pool(svc)
+    log(f"work pool {WORK_POOL} (process)")
+    start_worker(svc, log)  # its start-up overlaps with the deploy below; it polls the pool meanwhile
     deploy(svc, log)
-    start_worker(svc, log)
     log(f"Prefect UI: {svc.ui_url}  (API {svc.api_url})")
 
 
@@ -253,9 +272,8 @@ def down(svc: Service, log=print) -> None:
     svc.worker_pid_file.unlink(missing_ok=True)
     pid = read_pid(svc.server_pid_file)
     if alive(pid):
-        svc.prefect("server", "stop", check=False)
-        if not wait_gone(pid, 15.0):
-            stop_pid(pid, signals=1, grace=5.0)
+        # what `prefect server stop` does (SIGTERM to the pid it wrote), without a Prefect start-up
+        stop_pid(pid, signals=1, grace=15.0)
         stopped = True
         log(f"server stopped (pid {pid})")
     svc.server_pid_file.unlink(missing_ok=True)

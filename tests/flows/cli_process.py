@@ -1,4 +1,5 @@
-"""The command line as a user runs it: ``python -m flows.cli`` in a subprocess against a given lake."""
+"""The command line as a user runs it: ``python -m flows.cli`` in a subprocess against a given lake, or
+in this process (:func:`invoke_csp`) for requests that are refused before any work."""
 
 from __future__ import annotations
 
@@ -39,3 +40,24 @@ def one_line_error(result: subprocess.CompletedProcess) -> str:
     text = " ".join(result.stderr.split())
     assert text.startswith("error:"), result.stderr
     return text
+
+
+def invoke_csp(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """``csp ARGS`` run in this process (typer's runner over the real app), as a finished process.
+
+    For commands that are refused before any work: a subprocess pays ~2 s of imports per call. An
+    exception that escapes the app shows up in ``stderr`` as a ``Traceback`` line, as it would in a shell.
+    """
+    from unittest import mock
+
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    full = dict(CSP_HOME=str(home), COLUMNS="200", CSP_THREADS="1") | (env or {})
+    with mock.patch.dict(os.environ, full):
+        result = CliRunner().invoke(app, list(args))
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        stderr += f"\nTraceback (escaped the app): {result.exception!r}"
+    return subprocess.CompletedProcess(["csp", *args], result.exit_code, result.stdout, stderr)

@@ -1,26 +1,92 @@
-"""Fixtures of the flow tests: one temporary Prefect API for the whole session (prefect_test_harness;
-starting one takes 15-20 s on 2 cores) and a fresh lake per test."""
+"""Fixtures of the flow tests: one Prefect API server for the whole session and a fresh lake per test.
+
+The server is the project's own (:func:`flows.service.start_server`: ``prefect server start`` on a free
+loopback port, a temporary ``PREFECT_HOME``). Starting one costs 15-25 s on 2 cores, most of it database
+migrations, so it starts in the background as soon as collection shows that a test will ask for it: the
+tests before that one run meanwhile (pytest runs on one core; the server migrates on the other).
+"""
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
 import pytest
 
+_SERVER: dict[str, object] = {}
 
-@pytest.fixture(scope="session")
-def prefect_api(tmp_path_factory):
-    import os
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server_in_background(config: pytest.Config) -> None:
+    from flows.service import Service, down, start_server
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, PREFECT_HOME, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
+    svc = Service(port=_free_port(), home=Path(tempfile.mkdtemp(prefix="csp-test-prefect-")))
+    errors: list[BaseException] = []
 
+    def start() -> None:
+        try:
+            start_server(svc, log=lambda _message: None)
+        except (
+            RuntimeError,
+            OSError,
+            subprocess.SubprocessError,
+        ) as exc:  # reported by the fixture, in the test that needs the server
+            errors.append(exc)
+
+    thread = threading.Thread(target=start, name="prefect-server-start", daemon=True)
+    thread.start()
+    _SERVER.update(service=svc, thread=thread, errors=errors)
+
+    def stop() -> None:
+        thread.join(120)
+        down(svc, log=lambda _message: None)
+
+    config.add_cleanup(stop)
+
+
+def pytest_collection_modifyitems(config, items):
+    if any("prefect_api" in getattr(item, "fixturenames", ()) for item in items):
+        _start_server_in_background(config)
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory, request):
+    """The session's Prefect API (this process's client talks to it); yields a copy of its database as it
+    was when the server answered (migrated, empty), on which the service test starts its own server."""
+    import sqlite3
+
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        PREFECT_HOME,
+        temporary_settings,
+    )
+
+    if not _SERVER:  # asked for dynamically (request.getfixturevalue), outside collection's view
+        _start_server_in_background(request.config)
+    svc, thread, errors = _SERVER["service"], _SERVER["thread"], _SERVER["errors"]
+    thread.join(180)
+    if thread.is_alive() or errors:
+        pytest.fail(f"The session's Prefect server did not start: {errors or 'no answer in 180 s'}")
+    migrated = tmp_path_factory.mktemp("prefect_db") / "prefect.db"
+    with sqlite3.connect(svc.home / "prefect.db") as live, sqlite3.connect(migrated) as copy:
+        live.backup(copy)  # consistent under the running server (write-ahead log included)
     home = tmp_path_factory.mktemp("prefect_home")
-    with (
-        temporary_settings({PREFECT_HOME: str(home), PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
-        prefect_test_harness(server_startup_timeout=60),
+    with temporary_settings(
+        {PREFECT_API_URL: svc.api_url, PREFECT_HOME: str(home), PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     ):
-        yield
+        yield migrated
 
 
 @pytest.fixture

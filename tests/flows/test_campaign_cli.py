@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from storage.lake import Lake
-from tests.flows.cli_process import csp, run_csp
+from tests.flows.cli_process import csp, invoke_csp, run_csp
 
 pytestmark = pytest.mark.slow  # every test here runs campaigns, servers or training
 
@@ -55,7 +55,8 @@ def raw_keys(lake: Lake, campaign_id: str) -> list[tuple[int, int]]:
     ],
 )
 def test_bad_input_fails_with_one_line_and_writes_no_candidate(tmp_path, args, message):
-    result = run_csp(tmp_path, "campaign", "run", *args, "--campaign-id", "bad")
+    # in-process; test_a_huge_formula_is_not_echoed_whole checks the same refusal from a real process
+    result = invoke_csp(tmp_path, "campaign", "run", *args, "--campaign-id", "bad")
     assert result.returncode != 0
     assert message.lower() in result.stderr.lower(), result.stderr
     assert "Traceback" not in result.stderr

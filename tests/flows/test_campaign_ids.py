@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 
 import pytest
 
 from storage import campaign_state
 from storage.lake import Lake
-from tests.flows.cli_process import csp, one_line_error, run_csp
+from tests.flows.cli_process import csp, invoke_csp, one_line_error, run_csp
 
 TINY = ["--outer-steps", "2", "--inner-steps", "12", "--batch-size", "6", "--z-max", "2"]
 
@@ -53,7 +52,6 @@ def test_good_campaign_ids_pass(cid):
     assert campaign_state.check_campaign_id(cid) == cid
 
 
-@pytest.mark.slow  # a CLI subprocess each
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -68,7 +66,7 @@ def test_checks_come_before_scoring(tmp_path, args, message):
     target = tmp_path / "exists.cif"
     target.write_text("keep me")
     args = [str(target) if a == "FILE" else a for a in args]
-    result = run_csp(tmp_path / "home", "campaign", "run", "MgO", *args)
+    result = invoke_csp(tmp_path / "home", "campaign", "run", "MgO", *args)
     text = one_line_error(result)
     assert message in text
     assert len(text) < 400
@@ -162,15 +160,14 @@ def test_a_field_added_later_at_its_default_still_resumes(tmp_path):
         campaign_state.check_same_parameters(lake, "old", now)
 
 
-@pytest.mark.slow  # a CLI subprocess
 def test_service_port_and_status(tmp_path):
     env = {"PREFECT_HOME": str(tmp_path / "ph")}
     start = time.monotonic()
-    result = run_csp(tmp_path, "service", "up", "--port", "99999", timeout=60, env=env)
+    result = invoke_csp(tmp_path, "service", "up", "--port", "99999", env=env)
     assert time.monotonic() - start < 30
     assert "not a TCP port" in one_line_error(result)
     assert not (tmp_path / "ph" / "server.pid").exists()
-    status_result = run_csp(tmp_path, "service", "status", timeout=60, env=env)
+    status_result = invoke_csp(tmp_path, "service", "status", env=env)
     assert status_result.returncode == 1
     assert "not running" in status_result.stdout
 
@@ -188,24 +185,20 @@ def test_an_id_belongs_to_one_set_of_parameters(tmp_path):
     assert Lake(tmp_path).query(refined).to_pylist()[0]["n"] > 0
     lake = Lake(tmp_path)
     before_events, before_rows = events(lake, "x"), candidates(lake, "x")
-    refused = {  # four other requests for the same id, at once
-        stored: csp(tmp_path, "campaign", "run", *other, "--campaign-id", "x")
-        for other, stored in (
-            (["GaAs", *TINY], 'composition="MgO"'),
-            (["MgO", *TINY, "--seed", "1"], "seed=0"),
-            (["MgO", *TINY[:-2], "--z-max", "1"], "formula_units_max=2"),
-            (["MgO", *TINY, "--inner-optimizer", "rs"], 'inner_optimizer="pso"'),
-        )
-    }
-    for stored, proc in refused.items():
-        out, err = proc.communicate(timeout=120)
-        text = one_line_error(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    # four other requests for the same id (in this process: each is refused before any model is opened)
+    for other, stored in (
+        (["GaAs", *TINY], 'composition="MgO"'),
+        (["MgO", *TINY, "--seed", "1"], "seed=0"),
+        (["MgO", *TINY[:-2], "--z-max", "1"], "formula_units_max=2"),
+        (["MgO", *TINY, "--inner-optimizer", "rs"], 'inner_optimizer="pso"'),
+    ):
+        text = one_line_error(invoke_csp(tmp_path, "campaign", "run", *other, "--campaign-id", "x"))
         assert stored in text and "csp campaign resume x" in text
     assert events(lake, "x") == before_events
     assert candidates(lake, "x") == before_rows
     assert status(lake, "x") == "completed"
     # the same parameters (top_k may differ) resume: nothing new is scored
-    again = run_csp(tmp_path, "campaign", "run", "MgO", *TINY, "--campaign-id", "x", "--top-k", "2")
+    again = invoke_csp(tmp_path, "campaign", "run", "MgO", *TINY, "--campaign-id", "x", "--top-k", "2")
     assert again.returncode == 0, again.stderr
     assert candidates(lake, "x") == before_rows
 
@@ -282,12 +275,11 @@ def test_service_up_on_a_taken_port_fails_fast(tmp_path):
     assert not (tmp_path / "ph" / "server.pid").exists()
 
 
-@pytest.mark.slow  # a CLI subprocess
 def test_export_and_sql_targets_are_checked_first(tmp_path):
     existing = tmp_path / "exists.cif"
     existing.write_text("keep me")
-    result = run_csp(tmp_path / "home", "campaign", "export", "nope", "--out", str(existing), timeout=60)
+    result = invoke_csp(tmp_path / "home", "campaign", "export", "nope", "--out", str(existing))
     assert "is not a folder" in one_line_error(result)
-    result = run_csp(tmp_path / "home", "sql", "SELECT 1", "--csv", str(tmp_path), timeout=60)
+    result = invoke_csp(tmp_path / "home", "sql", "SELECT 1", "--csv", str(tmp_path))
     assert "is a folder" in one_line_error(result)
     assert existing.read_text() == "keep me"
