@@ -228,7 +228,7 @@ def test_sigterm_and_kill_leave_honest_states(tmp_path):
             assert status(lake, cid) == "interrupted"
         else:
             assert status(lake, "k") == "running"
-            listing = run_csp(tmp_path, "campaign", "list")
+            listing = invoke_csp(tmp_path, "campaign", "list")
             row = next(line for line in listing.stdout.splitlines() if line.strip("│ ").startswith("k "))
             assert "stale" in row
     # Ctrl-C and kill -9 resume (both at once) to exactly the rows of an uninterrupted run

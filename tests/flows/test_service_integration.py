@@ -86,5 +86,8 @@ def test_service_runs_a_campaign_deployment_once_per_slot(tmp_path, monkeypatch,
         assert "nothing was scored this run" in second["markdown"].data
     finally:
         down(svc, log=log.append)
+        # shown by pytest only when the test fails: what the service did, and the worker's last words
+        print("\n".join(log))
+        print(svc.worker_log.read_text()[-6000:] if svc.worker_log.exists() else "no worker log")
     assert not any(alive(p) for p in pids), log
     assert not svc.worker_pid_file.exists() and not svc.server_pid_file.exists()
