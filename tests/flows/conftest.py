@@ -55,9 +55,12 @@ def _start_server_in_background(config: pytest.Config) -> None:
     config.add_cleanup(stop)
 
 
-def pytest_collection_modifyitems(config, items):
-    if any("prefect_api" in getattr(item, "fixturenames", ()) for item in items):
-        _start_server_in_background(config)
+def pytest_collection_finish(session):
+    # the items left after -k/-m selection; nothing starts for --collect-only
+    if session.config.option.collectonly:
+        return
+    if any("prefect_api" in getattr(item, "fixturenames", ()) for item in session.items):
+        _start_server_in_background(session.config)
 
 
 @pytest.fixture(scope="session")
