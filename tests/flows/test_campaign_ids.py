@@ -211,19 +211,24 @@ def test_sigterm_and_kill_leave_honest_states(tmp_path):
     signals = {"t": signal.SIGTERM, "i": signal.SIGINT, "k": signal.SIGKILL}
     # the three campaigns run at once; each gets its signal once it has stored 12 candidates
     procs = {cid: csp(tmp_path, "campaign", "run", "MgO", *longer, "--campaign-id", cid) for cid in signals}
-    waiting, deadline = set(signals), time.time() + 180
+    waiting, deadline, seen = set(signals), time.time() + 180, {}
+    stored = "SELECT campaign_id, count(*) AS n FROM candidates WHERE inner_step >= -1 GROUP BY 1"
     while waiting and time.time() < deadline:
+        counts = {r["campaign_id"]: r["n"] for r in lake.query(stored).to_pylist()}  # one query for all
         for cid in sorted(waiting):
-            if candidates(lake, cid) >= 12:
+            if counts.get(cid, 0) >= 12:
+                seen[cid] = counts[cid]
+                # Popen.send_signal does nothing to a process that has exited: say so instead
+                assert procs[cid].poll() is None, f"{cid} ended before its signal ({counts[cid]} rows seen)"
                 procs[cid].send_signal(signals[cid])
                 waiting.discard(cid)
-        time.sleep(0.3)
+        time.sleep(0.2)
     assert not waiting, f"no 12 candidates within 180 s: {sorted(waiting)}"
     for cid, sig in signals.items():
         proc = procs[cid]
         _out, err = proc.communicate(timeout=60)
         if sig != signal.SIGKILL:
-            assert proc.returncode == 130, err
+            assert proc.returncode == 130, f"{cid}: exit {proc.returncode} after {seen[cid]} rows; {err}"
             assert f"csp campaign resume {cid}" in err and "Traceback" not in err
             assert status(lake, cid) == "interrupted"
         else:
