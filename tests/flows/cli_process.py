@@ -4,6 +4,7 @@ in this process (:func:`invoke_csp`) for requests that are refused before any wo
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -22,8 +23,15 @@ def csp(home: Path, *args: str, env: dict[str, str] | None = None, **kwargs) -> 
         text=True,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        # Ctrl-C as at a terminal, whatever the caller's shell did: a job started with `&` in a
+        # non-interactive shell ignores SIGINT, and an ignored signal stays ignored in every child
+        preexec_fn=_default_sigint,
         **kwargs,
     )
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_csp(home: Path, *args: str, timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:

@@ -65,10 +65,7 @@ def pytest_collection_finish(session):
 
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory, request):
-    """The session's Prefect API (this process's client talks to it); yields a copy of its database as it
-    was when the server answered (migrated, empty), on which the service test starts its own server."""
-    import sqlite3
-
+    """The session's Prefect API: this process's client talks to it within the tests that ask for it."""
     from prefect.settings import (
         PREFECT_API_URL,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
@@ -82,14 +79,11 @@ def prefect_api(tmp_path_factory, request):
     thread.join(180)
     if thread.is_alive() or errors:
         pytest.fail(f"The session's Prefect server did not start: {errors or 'no answer in 180 s'}")
-    migrated = tmp_path_factory.mktemp("prefect_db") / "prefect.db"
-    with sqlite3.connect(svc.home / "prefect.db") as live, sqlite3.connect(migrated) as copy:
-        live.backup(copy)  # consistent under the running server (write-ahead log included)
     home = tmp_path_factory.mktemp("prefect_home")
     with temporary_settings(
         {PREFECT_API_URL: svc.api_url, PREFECT_HOME: str(home), PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     ):
-        yield migrated
+        yield svc.api_url
 
 
 @pytest.fixture

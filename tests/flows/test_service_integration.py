@@ -7,7 +7,6 @@ process it started, also when an assertion fails.
 
 from __future__ import annotations
 
-import shutil
 import socket
 from datetime import UTC, datetime
 
@@ -25,7 +24,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_service_runs_a_campaign_deployment_once_per_slot(tmp_path, monkeypatch, prefect_api):
+def test_service_runs_a_campaign_deployment_once_per_slot(tmp_path, monkeypatch):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
     from prefect.deployments import run_deployment
@@ -40,11 +39,7 @@ def test_service_runs_a_campaign_deployment_once_per_slot(tmp_path, monkeypatch,
     monkeypatch.setenv("DO_NOT_TRACK", "1")
     monkeypatch.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    svc = Service(port=free_port(), home=tmp_path / "prefect_home")
-    # the server starts on a migrated, empty database (the session harness's, copied at its start), as on
-    # every `csp service up` after the first; the harness start already covers the migrations
-    svc.home.mkdir()
-    shutil.copyfile(prefect_api, svc.home / "prefect.db")
+    svc = Service(port=free_port(), home=tmp_path / "prefect_home")  # a first `up`: migrations included
     log: list[str] = []
     pids: list[int | None] = []
     try:
