@@ -212,7 +212,11 @@ def create_work_pool(svc: Service) -> None:
 
     Through the API client in this process, as ``prefect work-pool create --type process --overwrite``
     does, without paying another Prefect start-up in a subprocess.
+
+    Raises:
+        RuntimeError: the server does not answer or refuses the pool (the CLI prints it as one line).
     """
+    import httpx
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -221,8 +225,14 @@ def create_work_pool(svc: Service) -> None:
     pool = WorkPoolCreate(
         name=WORK_POOL, type="process", base_job_template=ProcessWorker.get_default_base_job_template()
     )
-    with temporary_settings({PREFECT_API_URL: svc.api_url}), get_client(sync_client=True) as client:
-        client.create_work_pool(work_pool=pool, overwrite=True)
+    try:
+        with temporary_settings({PREFECT_API_URL: svc.api_url}), get_client(sync_client=True) as client:
+            client.create_work_pool(work_pool=pool, overwrite=True)
+    except httpx.HTTPError as exc:  # a server that stopped answering, or answered with an error
+        raise RuntimeError(
+            f"The Prefect server at {svc.api_url} did not take the work pool {WORK_POOL} ({exc}); "
+            "run `csp service status`, then `csp service down` and `up` again."
+        ) from exc
 
 
 def deploy(svc: Service, log=print) -> None:

@@ -288,3 +288,18 @@ def test_export_and_sql_targets_are_checked_first(tmp_path):
     result = invoke_csp(tmp_path / "home", "sql", "SELECT 1", "--csv", str(tmp_path))
     assert "is a folder" in one_line_error(result)
     assert existing.read_text() == "keep me"
+
+
+def test_a_work_pool_for_a_server_that_is_gone_is_one_error_line(tmp_path):
+    """`service up` whose server stops answering between start and work pool: one line, no traceback."""
+    import socket
+
+    from flows.service import Service, create_work_pool
+
+    with socket.socket() as s:  # a port with nobody listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match=rf"127\.0\.0\.1:{port}/api did not take the work pool"):
+        create_work_pool(Service(port=port, home=tmp_path / "ph"))
+    assert time.monotonic() - start < 60
