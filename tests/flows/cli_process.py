@@ -1,10 +1,12 @@
 """The command line as a user runs it: ``python -m flows.cli`` in a subprocess against a given lake, or
-in this process (:func:`invoke_csp`) for requests that are refused before any work."""
+in this process (:func:`invoke_csp`) for requests that are refused before any work; and a free loopback
+port for the services the tests start."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -69,3 +71,10 @@ def invoke_csp(home: Path, *args: str, env: dict[str, str] | None = None) -> sub
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         stderr += f"\nTraceback (escaped the app): {result.exception!r}"
     return subprocess.CompletedProcess(["csp", *args], result.exit_code, result.stdout, stderr)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (free when asked; the caller binds it soon)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -9,7 +9,6 @@ tests before that one run meanwhile (pytest runs on one core; the server migrate
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import tempfile
 import threading
@@ -17,13 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.flows.cli_process import free_port
+
 _SERVER: dict[str, object] = {}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _start_server_in_background(config: pytest.Config) -> None:
@@ -31,7 +26,7 @@ def _start_server_in_background(config: pytest.Config) -> None:
 
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
-    svc = Service(port=_free_port(), home=Path(tempfile.mkdtemp(prefix="csp-test-prefect-")))
+    svc = Service(port=free_port(), home=Path(tempfile.mkdtemp(prefix="csp-test-prefect-")))
     errors: list[BaseException] = []
 
     def start() -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from storage import campaign_state
 from storage.lake import Lake
-from tests.flows.cli_process import csp, invoke_csp, one_line_error, run_csp
+from tests.flows.cli_process import csp, free_port, invoke_csp, one_line_error, run_csp
 
 TINY = ["--outer-steps", "2", "--inner-steps", "12", "--batch-size", "6", "--z-max", "2"]
 
@@ -292,13 +292,9 @@ def test_export_and_sql_targets_are_checked_first(tmp_path):
 
 def test_a_work_pool_for_a_server_that_is_gone_is_one_error_line(tmp_path):
     """`service up` whose server stops answering between start and work pool: one line, no traceback."""
-    import socket
-
     from flows.service import Service, create_work_pool
 
-    with socket.socket() as s:  # a port with nobody listening
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()  # nobody listens there
     start = time.monotonic()
     with pytest.raises(RuntimeError, match=rf"127\.0\.0\.1:{port}/api did not take the work pool"):
         create_work_pool(Service(port=port, home=tmp_path / "ph"))

@@ -7,21 +7,16 @@ process it started, also when an assertion fails.
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime
 
 import pytest
+
+from tests.flows.cli_process import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(400)]
 
 SMALL = dict(composition="MgO", outer_steps=3, inner_steps=12, batch_size=6, formula_units_max=2, top_k=3)
 SMALL |= dict(refine=False, gap_probes=0)  # the service is under test, not the potential
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_service_runs_a_campaign_deployment_once_per_slot(tmp_path, monkeypatch):

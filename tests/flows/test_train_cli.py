@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import gzip
 import json
+import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from storage.ingest import ingest_source
 from storage.lake import Lake
+from tests.flows.cli_process import invoke_csp
 
 pytestmark = pytest.mark.slow  # every test here runs campaigns, servers or training
 
@@ -40,35 +41,19 @@ def small_lake(tmp_path_factory, data_mirror):
     return root / "home"
 
 
-@pytest.fixture
-def csp(monkeypatch):
-    """``csp ARGS`` run in this process (typer's runner: the real app, its exit status and output), so the
-    torch and ONNX-exporter imports are paid once, not once per command."""
-    from typer.testing import CliRunner
-
-    from flows.cli import app
-
-    def run(home: Path, models: Path, *args: str) -> SimpleNamespace:
-        # the models trained here are the campaign's models of this folder (``models verify`` checks those)
-        env = {
-            "CSP_HOME": str(home),
-            "CSP_MODELS_DIR": str(models),
-            "CSP_DFT_MODEL": "t-dft",
-            "CSP_EXP_MODEL": "t-exp",
-            "CSP_PU_MODEL": "t-pu",
-            "COLUMNS": "200",
-        }
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        result = CliRunner().invoke(app, list(args))
-        crash = result.exception if not isinstance(result.exception, SystemExit | None) else None
-        stderr = result.stderr + (f"\n{crash!r}" if crash else "")
-        return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=stderr)
-
-    return run
+def csp(home: Path, models: Path, *args: str) -> subprocess.CompletedProcess:
+    """``csp ARGS`` in this process, so the torch and ONNX-exporter imports are paid once, not per command;
+    the models trained here are the campaign's models of this folder (``models verify`` checks those)."""
+    env = {
+        "CSP_MODELS_DIR": str(models),
+        "CSP_DFT_MODEL": "t-dft",
+        "CSP_EXP_MODEL": "t-exp",
+        "CSP_PU_MODEL": "t-pu",
+    }
+    return invoke_csp(home, *args, env=env)
 
 
-def test_dft_transfer_pu_retrain_and_export(small_lake, tmp_path, csp):
+def test_dft_transfer_pu_retrain_and_export(small_lake, tmp_path):
     from csp.infer import OnnxModel
 
     models = tmp_path / "models"
