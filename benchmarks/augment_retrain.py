@@ -24,8 +24,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from csp.augment import StructureSet, training_rows, with_formation_enthalpies
-from csp.dataset import load_arrays, save_arrays
+from csp.models.dataset import load_arrays, save_arrays
+from csp.potentials.augment import StructureSet, training_rows, with_formation_enthalpies
 
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 
@@ -64,7 +64,7 @@ def main() -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--time-limit-s", type=float, default=150)
     p.add_argument("--workers", type=int, default=6)
-    p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more csp.training arguments")
+    p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more csp.models.training arguments")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -78,7 +78,7 @@ def main() -> int:
             [
                 sys.executable,
                 "-m",
-                "csp.training",
+                "csp.models.training",
                 "dft",
                 "--data",
                 str(data),

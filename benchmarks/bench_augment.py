@@ -1,6 +1,6 @@
 """How good are the potential's labels, and what do they do to the DFT model?
 
-Reads the labelled files of an augmentation run (``python -m csp.potential label``) and the lake, and
+Reads the labelled files of an augmentation run (``python -m csp.potentials.relaxer label``) and the lake, and
 writes ``benchmarks/results/augment.md``:
 
 1. the labelled data: rows per kind and relaxation state, compositions;
@@ -32,9 +32,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from csp import elements
-from csp.augment import StructureSet, merge_labelled, with_formation_enthalpies
-from csp.infer import OnnxModel
+from csp.models.infer import OnnxModel
+from csp.potentials.augment import StructureSet, merge_labelled, with_formation_enthalpies
+from csp.structures import elements
 from flows.augmentation import POLYMORPH_CASES
 from flows.settings import settings as current_settings
 from storage.lake import Lake
@@ -112,7 +112,7 @@ def reference_section(
         ).to_pylist()
 
     def crystal(row: dict):
-        from csp.crystal import Crystal
+        from csp.structures.crystal import Crystal
 
         return Crystal(
             np.asarray(row["lattice_angstrom"]).reshape(3, 3),
@@ -186,7 +186,7 @@ def _relaxed_cell(relax: np.ndarray, target: np.ndarray) -> str:
 
 
 def _chgnet():
-    from csp.potential import CHGNetPotential
+    from csp.potentials.relaxer import CHGNetPotential
 
     if "c" not in _SEVEN:
         _SEVEN["c"] = CHGNetPotential("cpu", batch_size=64)
@@ -197,7 +197,7 @@ _SEVEN = {}
 
 
 def seven_energy(crystals: list) -> np.ndarray:
-    from csp.potential import SevenNetPotential
+    from csp.potentials.relaxer import SevenNetPotential
 
     if "p" not in _SEVEN:
         _SEVEN["p"] = SevenNetPotential("cpu")
@@ -238,7 +238,7 @@ def seven_references(s: StructureSet, symbols: set[int], candidates: int = 3) ->
 def polymorph_section(
     s: StructureSet, models: dict[str, OnnxModel], use_seven: bool
 ) -> tuple[list[str], dict]:
-    from csp.prototypes import load_prototypes
+    from csp.structures.prototypes import load_prototypes
 
     sb = {p.label: p.strukturbericht for p in load_prototypes()}
     final = (
@@ -368,7 +368,7 @@ def main() -> None:
         f"Command: `python benchmarks/bench_augment.py --labels {' '.join(p.name for p in args.labels)} "
         f"--retrain {args.retrain.name if args.retrain else ''} --table1 {' '.join(args.table1)} "
         f"--sevennet-sample {args.sevennet_sample}` (lake and models from the settings; the label files are "
-        "those written by `python -m csp.potential label` runs, ingested with `csp augment ingest`).",
+        "those written by `python -m csp.potentials.relaxer label` runs, ingested with `csp augment ingest`).",
         "",
     ]
     lines += data_section(s)

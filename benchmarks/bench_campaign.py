@@ -19,11 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
-import csp.search as search_module
-from csp.graphs import build_graphs_same_species
-from csp.infer import Scorer
-from csp.optimizers import FiniteSpace
-from csp.search import SearchConfig, run_search
+import csp.search.two_stage as search_module
+from csp.models.graphs import build_graphs_same_species
+from csp.models.infer import Scorer
+from csp.search.optimizers import FiniteSpace
+from csp.search.two_stage import SearchConfig, run_search
 from flows.settings import settings as current_settings
 from storage.candidates import LakeSink
 from storage.lake import Lake

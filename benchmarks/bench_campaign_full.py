@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import csp
-import csp.search as search_module
+import csp.search.two_stage as search_module
 from flows.campaigns import run_campaign
 
 
@@ -34,9 +34,9 @@ def bench_outer_bo(composition: str, crystal_system: str, steps: int) -> dict:
     import numpy as np
     import torch
 
-    from csp.composition import parse_composition
-    from csp.optimizers import FiniteSpace, make_optimizer
-    from csp.search import SearchConfig, campaign_families, family_features
+    from csp.search.optimizers import FiniteSpace, make_optimizer
+    from csp.search.two_stage import SearchConfig, campaign_families, family_features
+    from csp.structures.composition import parse_composition
 
     cfg = SearchConfig(strategy="fixed", crystal_system=crystal_system, formula_units=(1, 4))
     features = family_features(campaign_families(parse_composition(composition).reduced()[0], cfg))

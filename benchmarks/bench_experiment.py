@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from csp.dataset import load_arrays, to_crystals
-from csp.infer import Scorer
+from csp.models.dataset import load_arrays, to_crystals
+from csp.models.infer import Scorer
 from flows.models import prepare_dataset
 from flows.settings import settings as current_settings
 from storage.lake import Lake

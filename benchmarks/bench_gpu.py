@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from csp.crystal import Crystal
-from csp.graphs import build_graphs
 from csp.models import ALIGNN, SHIPPED_CONFIG, graph_tensors
+from csp.models.graphs import build_graphs
+from csp.structures.crystal import Crystal
 
 
 def cells(n_atoms: int, count: int, seed: int = 0) -> list[Crystal]:

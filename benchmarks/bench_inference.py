@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from csp.crystal import Crystal
-from csp.graphs import build_graphs
-from csp.infer import OnnxModel
 from csp.models import ALIGNN, ALIGNNConfig
-from csp.onnx_export import export_model
+from csp.models.graphs import build_graphs
+from csp.models.infer import OnnxModel
+from csp.models.onnx_export import export_model
+from csp.structures.crystal import Crystal
 
 CONFIGS = {
     "small H=64 2+2": ALIGNNConfig(hidden=64, alignn_layers=2, gcn_layers=2),

@@ -3,8 +3,8 @@
 For each composition (cubic ground states of ``flows.augmentation.POLYMORPH_CASES``: rock salt B1, CsCl
 B2, zinc blende B3, fluorite C1), one campaign runs the product's own code path (``run_campaign``, fixed
 cubic, refinement on). Its refined rows are then ranked by each candidate rule of
-:func:`csp.refine.rank_refined` and the rank of the experimental structure type is recorded
-(``csp.matching.matches`` against the ideal prototype; - when not in the top 5):
+:func:`csp.potentials.refine.rank_refined` and the rank of the experimental structure type is recorded
+(``csp.structures.matching.matches`` against the ideal prototype; - when not in the top 5):
 
 * ``search``: the search's own top 5 (pure surrogate, before refinement);
 * ``energy``: the potential's energy of the relaxed structures;
@@ -65,7 +65,7 @@ def prototype(formula: str, kind: str):
 
 
 def rank_of(top: list[dict], reference) -> int | None:
-    from csp.matching import matches
+    from csp.structures.matching import matches
 
     return next((t["rank"] for t in top if matches(t["structure"], reference)), None)
 
@@ -82,7 +82,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from csp.refine import rank_refined
+    from csp.potentials.refine import rank_refined
     from flows.campaigns import run_campaign
     from flows.settings import Settings
     from storage.candidates import LakeSink

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from csp.composition import parse_composition
-from csp.generate import (
+from csp.search.generate import (
     Family,
     build_template,
     check_validity,
@@ -28,6 +27,7 @@ from csp.generate import (
     sample_valid,
     space_groups,
 )
+from csp.structures.composition import parse_composition
 
 EXPERIMENTAL = {
     "MgO": Family(4, 225, (("Mg", "4a"), ("O", "4b"))),

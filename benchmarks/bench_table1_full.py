@@ -98,7 +98,7 @@ def run_job(job: dict[str, Any]) -> list[dict[str, Any]]:
     by_rule = {}
     if "on" in job["want"]:
         # the same refined rows ranked by every rule (reported, not used to choose the default)
-        from csp.refine import rank_refined
+        from csp.potentials.refine import rank_refined
         from storage.candidates import LakeSink
         from storage.lake import Lake
 
@@ -144,7 +144,7 @@ def _rule_ranks(settings: Any, campaign_id: str, entry: dict[str, Any], referenc
     rule a campaign uses is chosen on compositions outside Table 1, see bench_refine_ranking.py)."""
     from table1_common import judge
 
-    from csp.refine import rank_refined
+    from csp.potentials.refine import rank_refined
     from storage.candidates import LakeSink
     from storage.lake import Lake
 
@@ -224,7 +224,7 @@ def markdown(records: list[dict[str, Any]], command: str, total_s: float, worker
         )
     lines += [
         "",
-        "Success: a top-5 structure matches the reference CIF (`csp.matching.matches`); SrCu by crystal "
+        "Success: a top-5 structure matches the reference CIF (`csp.structures.matching.matches`); SrCu by crystal "
         "system (hexagonal). refine off = the search's own (pure-surrogate) top 5 of the same campaign. "
         "Gap: the potential's formation enthalpy at the found geometry minus the model's prediction, "
         "for the search's top-1 structure.",
@@ -360,7 +360,7 @@ def _reference_task(symbol: str, device: str) -> dict[str, float]:
     import torch
 
     torch.set_num_threads(1)
-    from csp.refine import compute_references, get_potential
+    from csp.potentials.refine import compute_references, get_potential
 
     return compute_references(get_potential("chgnet", device), [symbol])
 
@@ -369,8 +369,8 @@ def ensure_references(formulas: list[str], workers: int, device: str) -> None:
     """Elemental references of the potential for every element of ``formulas``, computed once (one
     element per worker) and merged into the shipped file before the campaigns start, so that no
     campaign computes them again."""
-    from csp.composition import parse_composition
-    from csp.refine import get_potential, save_references, shipped_references
+    from csp.potentials.refine import get_potential, save_references, shipped_references
+    from csp.structures.composition import parse_composition
 
     name = get_potential("chgnet", device).name
     symbols = sorted({s for f in formulas for s in parse_composition(f).symbols})

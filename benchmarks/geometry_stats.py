@@ -7,8 +7,8 @@ Usage (a lake ingested from the mirror with ``csp ingest run``, training sets fr
 Prints, over every ``structures`` row of the lake: the shortest interatomic distance, the volume per
 atom, the widest empty slab and the largest nearest-neighbour distance (``storage.validation``), with
 the rows each ``storage.validation`` bound would refuse; and, per training set, the largest 12th-nearest
-neighbour distance (``csp.graphs``) among its sparsest structures, which sets
-``csp.validity.MAX_KTH_NEIGHBOUR_ANGSTROM``.
+neighbour distance (``csp.models.graphs``) among its sparsest structures, which sets
+``csp.structures.validity.MAX_KTH_NEIGHBOUR_ANGSTROM``.
 """
 
 from __future__ import annotations
@@ -70,9 +70,9 @@ def kth_stats(npz: Path, k: int = 12, sparsest: int = 400) -> None:
     Building every graph of a 60,000-row set takes many CPU minutes; the 12th-neighbour distance grows with
     the volume per atom and with vacuum, so the ``sparsest`` structures by each measure are built.
     """
-    import csp.graphs as graphs
-    from csp.dataset import load_arrays, to_crystals
-    from csp.validity import largest_vacuum
+    import csp.models.graphs as graphs
+    from csp.models.dataset import load_arrays, to_crystals
+    from csp.structures.validity import largest_vacuum
 
     graphs.MAX_KTH_NEIGHBOUR_ANGSTROM = 1e9  # measure, do not refuse
     arrays = load_arrays(npz)

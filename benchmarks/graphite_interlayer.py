@@ -12,9 +12,9 @@ import warnings
 
 import numpy as np
 
-from csp.crystal import Crystal
-from csp.infer import OnnxModels
-from csp.validity import GeometryWarning
+from csp.models.infer import OnnxModels
+from csp.structures.crystal import Crystal
+from csp.structures.validity import GeometryWarning
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """What the Table 1 benchmarks share: the compounds, their reference structures and the success test.
 
-Success follows the paper: a top-5 structure matches the reference (``csp.matching.matches``:
+Success follows the paper: a top-5 structure matches the reference (``csp.structures.matching.matches``:
 StructureMatcher ltol 0.2, stol 0.3, angle_tol 5, AND the same space group). SrCu has no reference
 coordinates in the data mirror, so it is judged by crystal system only (a hexagonal top-5 cell).
 Lattice error: the matched structure's conventional a against the experimental room-temperature value.
@@ -14,7 +14,7 @@ from typing import Any
 
 from pymatgen.core import Structure
 
-from csp.matching import matches
+from csp.structures.matching import matches
 
 
 def load_entries(mirror: Path) -> list[dict[str, Any]]:

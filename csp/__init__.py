@@ -13,17 +13,17 @@ Histories of campaigns in the lake are read by :mod:`storage.query`; :mod:`csp.p
 =====================  ============================================================================
 name                   what it is (module)
 =====================  ============================================================================
-Composition            a parsed formula (:mod:`csp.composition`; ``parse_composition`` makes one)
-Crystal                lattice (Angstrom), atomic numbers, fractional coordinates (:mod:`csp.crystal`)
-SearchParameters       the campaign fields a person chooses, declared once (:mod:`csp.parameters`)
-SearchConfig           ``SearchParameters`` plus the search's expert knobs (:mod:`csp.search`)
-run_search             the two-stage search over symmetry families and cells (:mod:`csp.search`)
-InMemorySink           where scored candidates go in a notebook (:mod:`csp.search`)
-load_scorer            the enthalpy + synthesizability models for the search (:mod:`csp.scoring`)
-rank                   deduplicate and rank a search's outer rows (:mod:`csp.matching`)
-matches                StructureMatcher match and the same space group (:mod:`csp.matching`)
+Composition            a parsed formula (:mod:`csp.structures.composition`; ``parse_composition`` makes one)
+Crystal                lattice (Angstrom), atomic numbers, fractional coordinates (:mod:`csp.structures.crystal`)
+SearchParameters       the campaign fields a person chooses, declared once (:mod:`csp.search.parameters`)
+SearchConfig           ``SearchParameters`` plus the search's expert knobs (:mod:`csp.search.two_stage`)
+run_search             the two-stage search over symmetry families and cells (:mod:`csp.search.two_stage`)
+InMemorySink           where scored candidates go in a notebook (:mod:`csp.search.two_stage`)
+load_scorer            the enthalpy + synthesizability models for the search (:mod:`csp.models.scoring`)
+rank                   deduplicate and rank a search's outer rows (:mod:`csp.structures.matching`)
+matches                StructureMatcher match and the same space group (:mod:`csp.structures.matching`)
 write_structures       structures to CIF, POSCAR, extxyz, JSON or ComputedStructureEntry files
-                       (:mod:`csp.structure_io`; ``read_structure`` reads any of them back)
+                       (:mod:`csp.structures.io`; ``read_structure`` reads any of them back)
 CSPError               base of every error the science raises; ``InputError``, ``ModelError`` below it
 =====================  ============================================================================
 
@@ -37,18 +37,18 @@ from typing import TYPE_CHECKING, Any
 
 #: public name -> the module that defines it
 _EXPORTS = {
-    "Composition": "csp.composition",
-    "parse_composition": "csp.composition",
-    "Crystal": "csp.crystal",
-    "SearchParameters": "csp.parameters",
-    "SearchConfig": "csp.search",
-    "run_search": "csp.search",
-    "InMemorySink": "csp.search",
-    "load_scorer": "csp.scoring",
-    "rank": "csp.matching",
-    "matches": "csp.matching",
-    "write_structures": "csp.structure_io",
-    "read_structure": "csp.structure_io",
+    "Composition": "csp.structures.composition",
+    "parse_composition": "csp.structures.composition",
+    "Crystal": "csp.structures.crystal",
+    "SearchParameters": "csp.search.parameters",
+    "SearchConfig": "csp.search.two_stage",
+    "run_search": "csp.search.two_stage",
+    "InMemorySink": "csp.search.two_stage",
+    "load_scorer": "csp.models.scoring",
+    "rank": "csp.structures.matching",
+    "matches": "csp.structures.matching",
+    "write_structures": "csp.structures.io",
+    "read_structure": "csp.structures.io",
     "CSPError": "csp.errors",
     "InputError": "csp.errors",
     "ModelError": "csp.errors",
@@ -73,14 +73,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from csp.composition import Composition, parse_composition
-    from csp.crystal import Crystal
     from csp.errors import CSPError, InputError, ModelError
-    from csp.matching import matches, rank
-    from csp.parameters import SearchParameters
-    from csp.scoring import load_scorer
-    from csp.search import InMemorySink, SearchConfig, run_search
-    from csp.structure_io import read_structure, write_structures
+    from csp.models.scoring import load_scorer
+    from csp.search.parameters import SearchParameters
+    from csp.search.two_stage import InMemorySink, SearchConfig, run_search
+    from csp.structures.composition import Composition, parse_composition
+    from csp.structures.crystal import Crystal
+    from csp.structures.io import read_structure, write_structures
+    from csp.structures.matching import matches, rank
 
 
 def __getattr__(name: str) -> Any:

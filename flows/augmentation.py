@@ -1,11 +1,11 @@
 """Polymorph augmentation, lake side: which compositions, the plan, and labelled rows back into the lake.
 
-``csp augment plan`` writes a plan (:mod:`csp.augment`) for the default compositions: the binaries and
+``csp augment plan`` writes a plan (:mod:`csp.potentials.augment`) for the default compositions: the binaries and
 ternaries of the experimental-enthalpy tables, then those of the DFT sources, minus the exclusion list
 (the validation compounds are never generated or labelled). The plan also carries evaluation rows
 (``kind = reference``): a held-out sample of MP-scale DFT test-split structures and the structures
 linked to the experimental test split, relaxed by the same potential so that its formation-energy
-error can be measured. ``python -m csp.potential label`` labels the plan (on a GPU machine, or here);
+error can be measured. ``python -m csp.potentials.relaxer label`` labels the plan (on a GPU machine, or here);
 ``csp augment ingest`` turns the labelled files into ``structures`` rows whose source names the
 potential and whose ``energy_method`` is ``mlip``. Training flows never take these rows unless asked
 (``--sources``); evaluation rows are not ingested.
@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from csp import elements
-from csp.augment import (
+from csp.errors import CSPError
+from csp.potentials.augment import (
     PlanRow,
     StructureSet,
     decoration_row,
@@ -33,9 +33,9 @@ from csp.augment import (
     plan_symbols,
     with_formation_enthalpies,
 )
-from csp.composition import parse_composition
-from csp.crystal import Crystal
-from csp.errors import CSPError
+from csp.structures import elements
+from csp.structures.composition import parse_composition
+from csp.structures.crystal import Crystal
 from storage.augmentation import (
     EXPERIMENT_TABLES,
     MP_SCALE_SOURCES,
@@ -208,8 +208,8 @@ def plan_compositions(
 def polymorph_plan(out: Path) -> PlanSummary:
     """The decorations of the :data:`POLYMORPH_CASES` types only (every species assignment), to relax
     fully for the polymorph-ordering benchmark:
-    ``python -m csp.potential label --plan OUT --out DIR --relax-steps 100 --distortions 0 --prefix poly``."""
-    from csp.prototypes import decorations
+    ``python -m csp.potentials.relaxer label --plan OUT --out DIR --relax-steps 100 --distortions 0 --prefix poly``."""
+    from csp.structures.prototypes import decorations
 
     t0 = time.time()
     rows = []
@@ -281,7 +281,7 @@ def done_ids(lake: Lake, potential: str) -> set[str]:
 
 def potential_source_name(potential: str) -> str:
     """The lake source name of a potential as the labeller writes it (name and model version)."""
-    from csp.potential import load_potential
+    from csp.potentials.relaxer import load_potential
 
     return load_potential(potential).name
 
@@ -299,7 +299,7 @@ def label_plan(
     skip_ids: Iterable[str] = (),
     seed: int = 0,
 ) -> dict:
-    """Label ``plan`` in a child process (``python -m csp.potential label``); rows whose ids are in
+    """Label ``plan`` in a child process (``python -m csp.potentials.relaxer label``); rows whose ids are in
     ``skip_ids`` are left out, so an interrupted run resumes where its ingested rows stop."""
     import json
     import subprocess
@@ -309,7 +309,7 @@ def label_plan(
     skip_file = out / "skip-ids.txt"
     skip_file.write_text("\n".join(sorted(skip_ids)))
     command = [
-        sys.executable, "-m", "csp.potential", "label",
+        sys.executable, "-m", "csp.potentials.relaxer", "label",
         "--plan", str(plan), "--out", str(out), "--potential", potential, "--device", device,
         "--workers", str(workers), "--relax-steps", str(relax_steps), "--distortions", str(distortions),
         "--time-limit-s", str(time_limit_s), "--skip-ids", str(skip_file), "--seed", str(seed),

@@ -17,7 +17,7 @@ from typing import Any
 
 from rich.console import Console
 
-from csp.budget import duration, eta_seconds
+from csp.search.budget import duration, eta_seconds
 from flows.campaigns import CampaignOutcome, CampaignParameters
 
 LOG_EVERY_S = 10.0

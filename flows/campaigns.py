@@ -1,7 +1,7 @@
 """Campaign wiring shared by the CLI and the Prefect flows: parameters -> search -> lake -> ranking.
 
-``csp.search`` knows nothing of storage or Prefect. Here a request becomes a typed
-:class:`CampaignParameters` (the search's :class:`csp.search.SearchParameters` plus the composition and
+``csp.search.two_stage`` knows nothing of storage or Prefect. Here a request becomes a typed
+:class:`CampaignParameters` (the search's :class:`csp.search.two_stage.SearchParameters` plus the composition and
 ``top_k``), :func:`check` validates it without touching the lake or opening a model, and :func:`prepare`
 turns it into a :class:`Campaign` (composition parsed once, models loaded once, elements checked once, id
 derived) whose :meth:`Campaign.run` hands the search a lake-backed sink, records the campaign's events
@@ -20,10 +20,10 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError
 
 from csp.errors import CSPError, InputError
-from csp.generate import CrystalSystem
-from csp.matching import public_row
-from csp.optimizers import OptimizerName
-from csp.search import SearchParameters
+from csp.search.generate import CrystalSystem
+from csp.search.optimizers import OptimizerName
+from csp.search.two_stage import SearchParameters
+from csp.structures.matching import public_row
 from flows.campaign_ids import derived_campaign_id, new_campaign_id, slug
 from flows.checks import output_folder
 from flows.coverage import check_models, element_coverage, thin_elements
@@ -55,7 +55,7 @@ __all__ = [
     "stored_parameters",
     "validate",
 ]
-#: outer choices: an optimizer over families, or the random-structure baseline (csp.refine.rs_relax_config)
+#: outer choices: an optimizer over families, or the random-structure baseline (csp.potentials.refine.rs_relax_config)
 OuterChoice = Literal["rs", "pso", "ga", "bo", "rs-relax"]
 
 
@@ -75,10 +75,10 @@ class CampaignParameters(SearchParameters):
     )
 
     def search_config(self) -> Any:
-        """The :class:`csp.search.SearchConfig` of these parameters (expert knobs at their defaults);
-        ``rs-relax`` becomes the random-search configuration of :func:`csp.refine.rs_relax_config`."""
-        from csp.refine import RS_RELAX, rs_relax_config
-        from csp.search import SearchConfig
+        """The :class:`csp.search.two_stage.SearchConfig` of these parameters (expert knobs at their defaults);
+        ``rs-relax`` becomes the random-search configuration of :func:`csp.potentials.refine.rs_relax_config`."""
+        from csp.potentials.refine import RS_RELAX, rs_relax_config
+        from csp.search.two_stage import SearchConfig
 
         fields = self.search_fields()
         if self.outer_optimizer == RS_RELAX:
@@ -115,11 +115,11 @@ class CampaignOutcome:
 def validate(params: dict[str, Any] | CampaignParameters, *, force: bool = False) -> CampaignParameters:
     """Parameters, composition and budget checked before anything runs; raises :class:`CampaignError`.
 
-    A budget above :data:`csp.budget.MAX_CANDIDATES` structures (counted over the families that will
+    A budget above :data:`csp.search.budget.MAX_CANDIDATES` structures (counted over the families that will
     actually run) is refused unless ``force``.
     """
-    from csp.budget import check_search_budget
-    from csp.composition import parse_composition
+    from csp.search.budget import check_search_budget
+    from csp.structures.composition import parse_composition
 
     try:
         checked = params if isinstance(params, CampaignParameters) else CampaignParameters(**params)
@@ -161,12 +161,12 @@ def check(
     """Everything that can be checked before the lake is touched; raises :class:`CampaignError`.
 
     Parameters, composition and budget (``force`` lifts the bound) through :func:`validate`, then each
-    model folder with :func:`csp.model_check.check_model_folder` (files, sha256, task and outputs for its
+    model folder with :func:`csp.models.check.check_model_folder` (files, sha256, task and outputs for its
     role: the same check a campaign and ``csp models verify`` make) and the elements each model has
     training rows for (``training_elements``; unseen ones pass only with ``allow_unseen_elements``). No
     ONNX session is opened.
     """
-    from csp.composition import parse_composition
+    from csp.structures.composition import parse_composition
 
     settings = settings or current_settings()
     checked = validate(params, force=force)
@@ -180,13 +180,13 @@ def check(
 
 def open_scorer(settings: Settings, dhf_source: str, *, allow_unseen_elements: bool = False) -> Any:
     """Warm ONNX sessions of the configured models, each checked for its role by
-    :func:`csp.model_check.check_model_folder` (files, sha256, task, outputs) before anything is scored.
+    :func:`csp.models.check.check_model_folder` (files, sha256, task, outputs) before anything is scored.
 
     Raises:
         CampaignError: a folder has no model.json.
         csp.errors.ModelError: a model file is corrupt, truncated, unverifiable or of the wrong kind.
     """
-    from csp.scoring import load_scorer
+    from csp.models.scoring import load_scorer
 
     folders = _model_folders(settings, dhf_source)
     for kind, folder in folders.items():
@@ -259,9 +259,9 @@ class Campaign:
     def _search_and_rank(
         self, event: Callable[..., Any], progress: Callable[..., None] | None, export_dir: Path | None
     ) -> CampaignOutcome:
-        from csp.matching import write_cif
-        from csp.refine import finish_ranking, refinement_summary
-        from csp.search import run_search
+        from csp.potentials.refine import finish_ranking, refinement_summary
+        from csp.search.two_stage import run_search
+        from csp.structures.matching import write_cif
 
         params = self.params
         sink = LakeSink(self.lake, run_id=self.run_id, model_ids=self.model_ids)
@@ -328,14 +328,14 @@ def prepare(
 ) -> Campaign:
     """Check a request and make it ready to run: composition parsed once, models opened once (each folder
     checked for its role), elements checked once (with their training coverage), id derived
-    (``campaign_id`` or a fresh one). ``force`` accepts a budget above :data:`csp.budget.MAX_CANDIDATES`.
+    (``campaign_id`` or a fresh one). ``force`` accepts a budget above :data:`csp.search.budget.MAX_CANDIDATES`.
 
     Raises:
         CampaignError: a request that cannot run. A bad id writes nothing; bad parameters under an id that
             never ran write one ``failed`` event with the reason and no candidate; an id started with other
             parameters (:func:`storage.campaign_state.check_same_parameters`) writes nothing.
     """
-    from csp.composition import parse_composition
+    from csp.structures.composition import parse_composition
 
     check_targets(campaign_id)
     settings = settings or current_settings()

@@ -2,7 +2,7 @@
 had its exploitation gap measured (the report flags of the CLI and the Prefect summary).
 
 The counts come from each model's ``model.json`` (``training_elements``: element symbol -> training
-rows containing it). An element with zero rows is refused by the scorer (``csp.infer``) and by
+rows containing it). An element with zero rows is refused by the scorer (``csp.models.infer``) and by
 :func:`check_models` unless the campaign sets ``allow_unseen_elements``; an element with fewer than
 :data:`THIN_ELEMENT_ROWS` rows in any model the campaign uses is reported as thinly covered.
 
@@ -25,12 +25,12 @@ THIN_ELEMENT_ROWS = 100
 def check_models(folders: dict[str, Path], composition: Any, allow_unseen_elements: bool = False) -> None:
     """The model folders a campaign uses, checked for their roles and the composition's elements.
 
-    Reads ``model.json`` and hashes ``model.onnx`` (:func:`csp.model_check.check_model_folder`, the check
+    Reads ``model.json`` and hashes ``model.onnx`` (:func:`csp.models.check.check_model_folder`, the check
     a campaign and ``csp models verify`` make); no ONNX session is opened.
 
     Args:
         folders: ``{role: folder}`` (roles ``dft``, ``exp``, ``pu``).
-        composition: a :class:`csp.composition.Composition`.
+        composition: a :class:`csp.structures.composition.Composition`.
         allow_unseen_elements: let elements with zero training rows pass.
 
     Raises:
@@ -39,7 +39,7 @@ def check_models(folders: dict[str, Path], composition: Any, allow_unseen_elemen
             (unless ``allow_unseen_elements``).
     """
     from csp.errors import InputError
-    from csp.model_check import check_model_folder, training_element_counts
+    from csp.models.check import check_model_folder, training_element_counts
 
     numbers = sorted(set(int(z) for z in composition.numbers()))
     for role, folder in folders.items():
@@ -65,10 +65,10 @@ def element_coverage(models: Iterable[Any], symbols: Iterable[str]) -> dict[str,
     """``{symbol: {model name: training rows or None when not recorded}}`` for the given elements.
 
     Args:
-        models: open :class:`csp.infer.OnnxModel` objects (their ``training_rows``, read from model.json).
+        models: open :class:`csp.models.infer.OnnxModel` objects (their ``training_rows``, read from model.json).
         symbols: element symbols.
     """
-    from csp.elements import atomic_number
+    from csp.structures.elements import atomic_number
 
     models = list(models)
     return {s: {m.name: m.training_rows(atomic_number(s)) for m in models} for s in sorted(symbols)}

@@ -1,10 +1,10 @@
 """``python -m flows.model_elements``: record in a model.json which elements the model was trained on.
 
-The counting and writing live in :func:`csp.model_check.record_training_elements` (``training_elements``:
+The counting and writing live in :func:`csp.models.check.record_training_elements` (``training_elements``:
 element symbol -> training rows containing it, summed over every training set the weights saw). The
-scorer refuses elements with zero rows (:mod:`csp.infer`); campaigns report elements with few rows
+scorer refuses elements with zero rows (:mod:`csp.models.infer`); campaigns report elements with few rows
 (:mod:`flows.coverage`). ``model.onnx`` is not touched, so its sha256 stays valid. Earlier model folder
-names (``onnx_models/alignn-dft``) resolve to the current ones (:func:`csp.model_names.resolve_model`).
+names (``onnx_models/alignn-dft``) resolve to the current ones (:func:`csp.models.names.resolve_model`).
 
 Usage (training sets exported with ``csp models dataset``; their sha256 must match the card's)::
 
@@ -21,8 +21,8 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from csp.model_check import record_training_elements
-    from csp.model_names import resolve_model
+    from csp.models.check import record_training_elements
+    from csp.models.names import resolve_model
 
     parser = argparse.ArgumentParser(description="Record training element counts in a model.json.")
     parser.add_argument("folder", type=Path)

@@ -1,7 +1,7 @@
-"""Models wiring shared by the CLI and the Prefect flows: lake -> arrays -> csp.training -> ONNX -> card.
+"""Models wiring shared by the CLI and the Prefect flows: lake -> arrays -> csp.models.training -> ONNX -> card.
 
-The loops live in ``csp.training`` and run the same on a laptop CPU or a GPU box (which gets only the
-``.npz`` arrays and ``python -m csp.training``); the rows come from :mod:`storage.training_sets`; this
+The loops live in ``csp.models.training`` and run the same on a laptop CPU or a GPU box (which gets only the
+``.npz`` arrays and ``python -m csp.models.training``); the rows come from :mod:`storage.training_sets`; this
 module adds the settings, the model folder with its card (:mod:`flows.model_card`), and the ``models`` table.
 
 Names: :func:`export_training_set` writes a training set (``.npz``); :func:`export_model` turns a training
@@ -34,9 +34,9 @@ class TrainParameters(BaseModel):
     """One training run, declared once: the ``csp models train`` options and the ``train`` deployment's form.
 
     Architecture defaults are those of :class:`csp.models.ALIGNNConfig`, ``batch_size`` and ``seed`` those
-    of :class:`csp.training.TrainSettings` (a test keeps them equal; they are not imported here so that
+    of :class:`csp.models.training.TrainSettings` (a test keeps them equal; they are not imported here so that
     the command line starts without torch). ``epochs`` is the faces' CPU-sized budget (30; the GPU entry
-    point ``python -m csp.training`` keeps ``TrainSettings``' 100).
+    point ``python -m csp.models.training`` keeps ``TrainSettings``' 100).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -68,7 +68,7 @@ class TrainParameters(BaseModel):
         return args
 
     def train_args(self, device: str) -> dict[str, Any]:
-        """Arguments of :class:`csp.training.TrainSettings`."""
+        """Arguments of :class:`csp.models.training.TrainSettings`."""
         return {
             "epochs": self.epochs,
             "batch_size": self.batch_size,
@@ -130,9 +130,9 @@ def export_training_set(
     compress: bool = False,
 ) -> ExportSummary:
     """Write the ``kind`` training set of the lake to ``out`` (.npz); see
-    :func:`storage.training_sets.training_arrays` for the rows and :func:`csp.dataset.save_arrays` for
+    :func:`storage.training_sets.training_arrays` for the rows and :func:`csp.models.dataset.save_arrays` for
     the file."""
-    from csp.dataset import save_arrays
+    from csp.models.dataset import save_arrays
 
     data = training_arrays(lake, kind=kind, exclude=exclude, sources=sources, max_sites=max_sites)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -185,10 +185,10 @@ def train(
     progress=None,
 ) -> dict[str, Any]:
     """Run one training mode in this process and save ``out/checkpoint.pt`` + ``metrics.json``."""
-    from csp.dataset import load_arrays
     from csp.models import ALIGNNConfig
-    from csp.training import TrainSettings, save_checkpoint, train_pu, train_regression, train_transfer
-    from csp.training._loops import load_checkpoint
+    from csp.models.dataset import load_arrays
+    from csp.models.training import TrainSettings, save_checkpoint, train_pu, train_regression, train_transfer
+    from csp.models.training._loops import load_checkpoint
 
     arrays = load_arrays(data)
     settings = TrainSettings(**(train_args or {}))
@@ -219,7 +219,7 @@ def verify_lineage(
     """Re-export ``mode``'s training set (from ``sources``) and check the run was trained on exactly it."""
     import tempfile
 
-    from csp.dataset import load_arrays
+    from csp.models.dataset import load_arrays
 
     info = json.loads((Path(run_dir) / "metrics.json").read_text())
     with tempfile.TemporaryDirectory() as tmp:
@@ -245,7 +245,7 @@ def export_model(
     settings: Settings | None = None,
 ) -> Path:
     """Export a run folder to ``models_dir/name`` (ONNX + model.json + card) and register it."""
-    from csp.onnx_export import export_checkpoint
+    from csp.models.onnx_export import export_checkpoint
     from flows.model_card import model_card
 
     settings = settings or current_settings()
@@ -283,13 +283,13 @@ def verify_models(settings: Settings, ok: Callable[[str], None], bad: Callable[[
     """``csp models verify``: the model-folder check a campaign makes, run on every folder up front.
 
     Each folder configured as a campaign model (``CSP_DFT_MODEL``, ``CSP_EXP_MODEL``, ``CSP_PU_MODEL``) is
-    opened exactly as :class:`csp.infer.OnnxModels` opens it for that role (:class:`csp.infer.OnnxModel`,
-    which runs :func:`csp.model_check.check_model_folder` and loads the ONNX file); other folders under
+    opened exactly as :class:`csp.models.infer.OnnxModels` opens it for that role (:class:`csp.models.infer.OnnxModel`,
+    which runs :func:`csp.models.check.check_model_folder` and loads the ONNX file); other folders under
     the models directory are checked without a role. Reports one line per folder (with its count of
     elements that have training rows) through ``ok``/``bad``; returns True when every folder passes.
     """
     from csp.errors import ModelError
-    from csp.infer import OnnxModel
+    from csp.models.infer import OnnxModel
 
     roles = {settings.model_dir(kind): kind for kind in ("dft", "exp", "pu")}
     folders = sorted(set(roles) | {p for p in settings.models_dir.glob("*") if p.is_dir()})

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from csp.model_names import DEFAULT_MODELS, resolve_model
+from csp.models.names import DEFAULT_MODELS, resolve_model
 
 if TYPE_CHECKING:
     from storage.lake import Lake
@@ -86,7 +86,7 @@ class Settings(BaseSettings):
 
     def model_dir(self, kind: Literal["dft", "exp", "pu"]) -> Path:
         """The folder of the configured ``kind`` model (earlier folder names resolve, see
-        :func:`csp.model_names.resolve_model`)."""
+        :func:`csp.models.names.resolve_model`)."""
         name = {"dft": self.dft_model, "exp": self.exp_model, "pu": self.pu_model}[kind]
         return resolve_model(self.models_dir, name)
 

@@ -168,7 +168,7 @@ CANDIDATES = pa.schema(
         pa.field("seed", pa.int64(), nullable=False),
         pa.field("seconds", _f64, nullable=False, metadata={"doc": "campaign wall time when scored"}),
         pa.field("model_ids", pa.list_(pa.string())),
-        # refinement with a universal potential (csp.refine); null on search rows
+        # refinement with a universal potential (csp.potentials.refine); null on search rows
         pa.field("source_outer_step", pa.int32(), metadata={"doc": "outer step of the refined source row"}),
         pa.field("potential", pa.string(), metadata={"doc": "potential name and model version"}),
         pa.field("energy_potential_ev_per_atom", _f64),

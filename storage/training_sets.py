@@ -1,8 +1,8 @@
-"""Training sets out of the lake: DuckDB queries -> the arrays that ``csp.training`` reads.
+"""Training sets out of the lake: DuckDB queries -> the arrays that ``csp.models.training`` reads.
 
 This is the seam between ``storage`` (rows) and ``csp`` (arrays). :func:`training_arrays` returns plain
-numpy arrays in the layout of ``csp.dataset.CrystalArrays`` (the faces write them with
-``csp.dataset.save_arrays`` and hash the file); ``storage`` itself never imports ``csp``.
+numpy arrays in the layout of ``csp.models.dataset.CrystalArrays`` (the faces write them with
+``csp.models.dataset.save_arrays`` and hash the file); ``storage`` itself never imports ``csp``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class TrainingArrays:
 
     Attributes:
         kind: ``dft``, ``exp`` or ``pu``.
-        arrays: keyword arguments of ``csp.dataset.save_arrays``; lattices in Angstrom, targets in
+        arrays: keyword arguments of ``csp.models.dataset.save_arrays``; lattices in Angstrom, targets in
             eV/atom (``dft``, ``exp``) or 1/0 labels (``pu``).
         per_split: rows per split name.
         per_source: rows per lake source.

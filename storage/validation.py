@@ -10,7 +10,7 @@ input" section):
 - ``MIN_DISTANCE_ANGSTROM`` (0.5 A): no two atoms (periodic images included) may be closer. The shortest
   bond in nature is H2's 0.74 A; in the mirror 99.99 % of structures have no distance under 0.75 A and
   only 2 fall under 0.5 A (a COD CIF with a duplicated site at 0.002 A among them). The same number is
-  ``csp.validity.MIN_DISTANCE_ANGSTROM`` (the scorer's floor); a test keeps the two equal.
+  ``csp.structures.validity.MIN_DISTANCE_ANGSTROM`` (the scorer's floor); a test keeps the two equal.
 - ``MIN_VOLUME_PER_ATOM`` / ``MAX_VOLUME_PER_ATOM`` (1.5 / 150 A^3): the mirror spans 3.17 A^3 per atom
   (the densest) to 105 A^3 at the 99.99th percentile; only one row (a GNoME entry with an isolated atom,
   337 A^3 per atom) lies outside. A cell with a = 0.1 A or one atom in a 25 A box fails.

@@ -103,7 +103,9 @@ def augment_label(
 
 @augment_app.command("ingest")
 def augment_ingest(
-    files: Annotated[list[Path], typer.Argument(help="Labelled .npz files (python -m csp.potential label).")],
+    files: Annotated[
+        list[Path], typer.Argument(help="Labelled .npz files (python -m csp.potentials.relaxer label).")
+    ],
 ) -> None:
     """Ingest labelled rows: formation enthalpies from the files' own elemental references."""
     from flows.augmentation import ingest_labels

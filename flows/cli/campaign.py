@@ -19,7 +19,7 @@ from flows.settings import lake as current_lake
 from flows.settings import settings as current_settings
 
 campaign_app = typer.Typer(help="Crystal-structure prediction campaigns.", no_args_is_help=True)
-#: help of ``--force`` (run and resume); the bound is :data:`csp.budget.MAX_CANDIDATES`
+#: help of ``--force`` (run and resume); the bound is :data:`csp.search.budget.MAX_CANDIDATES`
 FORCE_HELP = "Accept a budget above 2,000,000 structures."
 
 
@@ -180,8 +180,8 @@ def campaign_export(
     top_k: int = 5,
 ) -> None:
     """Write CIFs of a campaign's top structures (deduplicated) from the stored candidates."""
-    from csp.matching import rank, write_cif
-    from csp.refine import rank_refined
+    from csp.potentials.refine import rank_refined
+    from csp.structures.matching import rank, write_cif
     from flows.checks import output_folder
     from storage.campaigns import LakeSink
 
@@ -212,7 +212,7 @@ def _report_reference(outcome, formula: str) -> None:
     """Say where the experimental structure (the paper's reference CIF, if the data mirror has it) ranks."""
     from pymatgen.core import Structure
 
-    from csp.matching import matches
+    from csp.structures.matching import matches
 
     mirror = current_settings().mirror()
     cif = mirror / "validation" / "table1" / f"{formula}.cif" if mirror is not None else None

@@ -1,6 +1,6 @@
 """``csp candidates query|fields|export`` and ``csp structures query|fields``: OPTIMADE queries and exports.
 
-Thin faces over :mod:`storage.query` (rows, filters, Parquet) and :mod:`csp.structure_io` (structure files);
+Thin faces over :mod:`storage.query` (rows, filters, Parquet) and :mod:`csp.structures.io` (structure files);
 the plots of the same histories are ``csp plot`` (:mod:`flows.cli.plot`).
 """
 
@@ -76,7 +76,7 @@ def _emit(table: Any, kind: str, fmt: str, out: Path | None, max_rows: int, what
         path = write_parquet(table, out)
         console.print(f"wrote {table.num_rows} rows to {path}")
         return
-    from csp.structure_io import write_structures
+    from csp.structures.io import write_structures
     from storage.query import to_structures
 
     paths = write_structures(to_structures(table), out, fmt)

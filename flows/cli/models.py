@@ -78,7 +78,7 @@ def models_train(**values: Any) -> None:
 @models_app.command("export")
 def models_export(
     run_dir: Annotated[
-        Path, typer.Argument(help="Run folder written by python -m csp.training (checkpoint.pt).")
+        Path, typer.Argument(help="Run folder written by python -m csp.models.training (checkpoint.pt).")
     ],
     name: Annotated[str, typer.Option(help="Model folder name under the models directory.")],
     mode: Annotated[str, typer.Option(help="Training set the run used: dft, transfer or pu.")],

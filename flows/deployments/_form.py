@@ -3,7 +3,7 @@
 Prefect draws a deployment's form from the flow function's signature and the ``Args:`` section of its
 docstring. :func:`fields_of` gives a flow function the signature of a model's fields (types, ``Literal``
 choices, defaults) and documents each from the field's description, so a field added to
-:class:`csp.search.SearchParameters` appears in the flow and its form with no second copy. Range limits
+:class:`csp.search.two_stage.SearchParameters` appears in the flow and its form with no second copy. Range limits
 are left to the model: the flow's first task validates into it and fails with one clear
 ``CampaignError`` line, writing nothing.
 """

@@ -8,7 +8,7 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_table_artifact
 
-from csp.optimizers import OptimizerName
+from csp.search.optimizers import OptimizerName
 from flows.campaigns import CampaignParameters, slug
 from flows.deployments._form import fields_of, with_defaults
 from flows.deployments.artifacts import best_row, sparkline

@@ -4,7 +4,7 @@ The mirror's CIFs are almost all P1 cells written by pymatgen, so a small exact 
 (about 20x faster than pymatgen's CIF parser) and anything it does not recognise (symmetry
 operations, oxidation-state labels, uncertainties, text fields) goes to pymatgen's ``CifParser``.
 Space groups come from spglib directly through :func:`spacegroup_number` (``symprec`` 0.1 Angstrom, angle
-tolerance 5 degrees: the same two numbers as ``csp.symmetry``, so the lake and the science agree).
+tolerance 5 degrees: the same two numbers as ``csp.structures.symmetry``, so the lake and the science agree).
 """
 
 from __future__ import annotations

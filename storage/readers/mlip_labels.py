@@ -1,6 +1,6 @@
 """Reader of structures labelled by a universal interatomic potential (the polymorph augmentation).
 
-The labeller (``python -m csp.potential label``) writes ``.npz`` files; the faces turn each labelled row
+The labeller (``python -m csp.potentials.relaxer label``) writes ``.npz`` files; the faces turn each labelled row
 into a :class:`LabelRow` of plain values (element symbols, Angstrom, eV/atom), and :func:`read_mlip_labels`
 makes ``structures`` records of them: ``source`` is the potential's name and version, ``energy_method``
 is ``mlip``, and evaluation rows (``kind`` reference) and elemental references (``kind`` element) are

@@ -247,14 +247,14 @@ def test_sigterm_and_kill_leave_honest_states(tmp_path):
 
 @pytest.mark.slow
 def test_an_error_after_the_search_is_recorded_as_failed(tmp_path, monkeypatch):
-    import csp.matching
+    import csp.structures.matching
     from flows.campaigns import CampaignParameters, run_campaign
     from flows.settings import Settings
 
     def broken_rank(*args, **kwargs):
         raise RuntimeError("ranking exploded")
 
-    monkeypatch.setattr(csp.matching, "rank", broken_rank)
+    monkeypatch.setattr(csp.structures.matching, "rank", broken_rank)
     params = CampaignParameters(
         composition="MgO", outer_steps=1, inner_steps=6, batch_size=6, formula_units_max=1
     )

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from csp.structure_io import read_structure
+from csp.structures.io import read_structure
 from flows.cli import app
 from tests.storage.history_fixtures import make_history_lake
 

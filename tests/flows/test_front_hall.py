@@ -12,8 +12,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_campaign_fields_are_declared_once_and_reach_every_face():
-    from csp.parameters import SearchParameters
-    from csp.search import SearchConfig
+    from csp.search.parameters import SearchParameters
+    from csp.search.two_stage import SearchConfig
     from flows.campaigns import CampaignParameters
     from flows.deployments.campaign import campaign
 
@@ -30,7 +30,7 @@ def test_campaign_fields_are_declared_once_and_reach_every_face():
 
 
 def test_default_search_is_valid_and_agrees_everywhere():
-    from csp.search import SearchConfig
+    from csp.search.two_stage import SearchConfig
     from flows.campaigns import CampaignParameters
 
     cfg = SearchConfig()
@@ -82,7 +82,7 @@ def test_train_command_reproduces_every_argument():
 @pytest.mark.slow
 def test_train_defaults_are_the_config_classes():
     from csp.models import ALIGNNConfig
-    from csp.training import TrainSettings
+    from csp.models.training import TrainSettings
     from flows.models import TrainParameters
 
     fields, model, train = TrainParameters.model_fields, ALIGNNConfig(), TrainSettings()
@@ -153,7 +153,7 @@ def test_front_door_is_cheap_and_complete():
 
 
 def test_model_names_resolve_both_ways(tmp_path):
-    from csp.model_names import ALIASES, resolve_model
+    from csp.models.names import ALIASES, resolve_model
 
     old, new = next(iter(ALIASES.items()))
     (tmp_path / new).mkdir()
@@ -189,7 +189,7 @@ def test_a_test_that_needs_the_mirror_fails_without_it(tmp_path):
         "-q",
         "-p",
         "no:cacheprovider",
-        "tests/csp/test_matching.py",
+        "tests/csp/structures/test_matching.py",
         "-x",
     ]
     out = subprocess.run(args, capture_output=True, text=True, cwd=REPO, env=env)

@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from csp.errors import ModelError
-from csp.infer import OnnxModel, Scorer
-from csp.model_check import ModelIntegrityError, check_model_folder
+from csp.models.check import ModelIntegrityError, check_model_folder
+from csp.models.infer import OnnxModel, Scorer
 from flows.campaigns import CampaignError, run_campaign
 from flows.settings import Settings
 from storage.lake import Lake
@@ -293,8 +293,8 @@ def test_allow_unseen_elements_is_a_campaign_flag() -> None:
 def test_model_elements_counts_structures_per_element_and_resolves_old_names(tmp_path: Path) -> None:
     import numpy as np
 
-    from csp.crystal import Crystal
-    from csp.dataset import from_crystals
+    from csp.models.dataset import from_crystals
+    from csp.structures.crystal import Crystal
     from flows.model_elements import main
 
     lattice = np.eye(3) * 4.2

@@ -1,7 +1,7 @@
 """Each shipped model kind retrains from the lake with one command (tiny settings on CPU) and exports.
 
-The commands run in-process (typer's runner); ``tests/csp/test_training.py`` runs the GPU entry point
-``python -m csp.training`` as a subprocess."""
+The commands run in-process (typer's runner); ``tests/csp/models/test_training.py`` runs the GPU entry point
+``python -m csp.models.training`` as a subprocess."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ def csp(home: Path, models: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_dft_transfer_pu_retrain_and_export(small_lake, tmp_path):
-    from csp.infer import OnnxModel
+    from csp.models.infer import OnnxModel
 
     models = tmp_path / "models"
     dft = csp(small_lake, models, "models", "train", "dft", "--name", "t-dft", *TINY, "--time-limit-s", "60")

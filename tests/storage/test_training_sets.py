@@ -45,7 +45,7 @@ def _fill(lake):
 
 
 def test_dft_export_excludes_validation_compounds(lake, tmp_path):
-    from csp.dataset import load_arrays
+    from csp.models.dataset import load_arrays
 
     _fill(lake)
     summary = export_training_set(lake, tmp_path / "dft.npz", kind="dft", exclude={"MgO"})
@@ -58,7 +58,7 @@ def test_dft_export_excludes_validation_compounds(lake, tmp_path):
 
 
 def test_exp_export_uses_linked_structures_and_file_split(lake, tmp_path):
-    from csp.dataset import load_arrays
+    from csp.models.dataset import load_arrays
 
     _fill(lake)
     summary = export_training_set(lake, tmp_path / "exp.npz", kind="exp", exclude=set())
@@ -74,7 +74,7 @@ def test_exp_export_uses_linked_structures_and_file_split(lake, tmp_path):
 
 
 def test_pu_export_labels(lake, tmp_path):
-    from csp.dataset import load_arrays
+    from csp.models.dataset import load_arrays
 
     _fill(lake)
     summary = export_training_set(lake, tmp_path / "pu.npz", kind="pu", exclude={"MgO"})

@@ -1,0 +1,97 @@
+"""The search's scorer on top of the ONNX models: enthalpy for the inner loop, P_syn for the outer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from csp.errors import InputError
+from csp.models.infer import OnnxModels
+from csp.structures.crystal import Crystal
+
+
+class ModelScorer:
+    """Adapts :class:`csp.models.infer.OnnxModels` to the search's ``Scorer`` protocol.
+
+    Args:
+        scorer: warm ONNX sessions (a DFT and/or experiment-calibrated enthalpy model, and the PU ensemble).
+        dhf_source: ``"dft"`` for the DFT-trained enthalpy, ``"exp"`` for the transfer-learned one.
+        batch_size: crystals per onnxruntime call.
+    """
+
+    def __init__(
+        self, scorer: OnnxModels, dhf_source: Literal["dft", "exp"] = "exp", batch_size: int = 256
+    ) -> None:
+        if dhf_source not in scorer.models:
+            raise InputError(
+                f"No {dhf_source!r} enthalpy model is configured; configured: {sorted(scorer.models)}."
+            )
+        if "pu" not in scorer.models:
+            raise InputError("No synthesizability (pu) model is configured; the fitness needs P_syn.")
+        self.scorer = scorer
+        self.dhf_source = dhf_source
+        self.batch_size = batch_size
+
+    def check_elements(self, numbers: np.ndarray) -> None:
+        """Raise a clear error if a model was not trained on one of these elements."""
+        self.scorer.check_elements(np.asarray(numbers), include=[self.dhf_source, "pu"])
+
+    def enthalpy(self, numbers: np.ndarray, lattices: np.ndarray, frac: np.ndarray) -> np.ndarray:
+        scores = self.scorer.score_same_species(
+            lattices, frac, numbers, batch_size=self.batch_size, include=[self.dhf_source]
+        )
+        return scores.dhf_exp if self.dhf_source == "exp" else scores.dhf_dft
+
+    def synthesizability(self, crystals: list[Crystal]) -> tuple[np.ndarray, np.ndarray]:
+        scores = self.scorer.score(crystals, batch_size=self.batch_size, include=["pu"])
+        return scores.p_syn, scores.p_syn_std
+
+
+def load_scorer(
+    models_dir: Path | str | None = None,
+    *,
+    dhf_source: Literal["dft", "exp"] = "exp",
+    dft: Path | str | None = None,
+    exp: Path | str | None = None,
+    pu: Path | str | None = None,
+    threads: int = 2,
+    batch_size: int = 256,
+    allow_unseen_elements: bool = False,
+) -> ModelScorer:
+    """The search's scorer over the shipped (or given) models: the ``dhf_source`` enthalpy model and P_syn.
+
+    Args:
+        models_dir: folder of model folders (default: ``onnx_models`` of this checkout); the default
+            folder of each kind is :data:`csp.models.names.DEFAULT_MODELS`.
+        dhf_source: ``"exp"`` (fine-tuned on experiment) or ``"dft"`` enthalpy.
+        dft, exp, pu: explicit model folders, or folder names under ``models_dir`` (old names resolve).
+        threads: onnxruntime threads per session.
+        batch_size: crystals per onnxruntime call.
+        allow_unseen_elements: score elements a model has no training rows for (``training_elements`` in
+            its model.json) with a warning instead of refusing them.
+
+    Returns:
+        A :class:`ModelScorer` with warm sessions (each folder checked for its role by
+        :func:`csp.models.check.check_model_folder`: files, sha256, task and outputs).
+
+    Raises:
+        ModelError: a model folder is missing, corrupt, unverifiable or of the wrong kind.
+        InputError: an unknown ``dhf_source``.
+    """
+    from csp.models.names import DEFAULT_MODELS, resolve_model
+
+    if dhf_source not in ("dft", "exp"):
+        raise InputError(f"Unknown dhf_source {dhf_source!r}; choose dft or exp.")
+    root = Path(models_dir) if models_dir is not None else Path(__file__).resolve().parents[2] / "onnx_models"
+    given = {"dft": dft, "exp": exp, "pu": pu}
+    folders: dict[str, Path | None] = {}
+    for kind, value in given.items():
+        name = value or DEFAULT_MODELS[kind]
+        wanted = kind in (dhf_source, "pu")
+        folders[kind] = (
+            (Path(name) if Path(name).is_dir() else resolve_model(root, str(name))) if wanted else None
+        )
+    models = OnnxModels(**folders, threads=threads, allow_unseen_elements=allow_unseen_elements)
+    return ModelScorer(models, dhf_source=dhf_source, batch_size=batch_size)

@@ -1,0 +1,42 @@
+"""Training for the ALIGNN models (numpy + torch only, so it runs on the GPU training machine).
+
+Command line (each writes ``DIR/checkpoint.pt`` and ``DIR/metrics.json``)::
+
+    python -m csp.models.training dft --data dft.npz --out runs/dft --device cuda --epochs 300 \
+        --batch-size 64 --workers 16 --time-limit-s 520
+    python -m csp.models.training transfer --data exp.npz --init runs/dft --out runs/exp --device cuda \
+        --epochs 200 --freeze none              # lr defaults to 1e-4 (10x below the DFT run)
+    python -m csp.models.training pu --data pu.npz --init runs/dft --out runs/pu --device cuda \
+        --epochs 50 --n-bags 100 --time-limit-s 520   # backbone lr x0.1 when --init is given
+
+Then, on a machine with onnxscript: ``python -m csp.models.onnx_export runs/dft onnx_models/<name>``.
+"""
+
+from csp.models.training._data import DatasetGraphs, dataset_graphs
+from csp.models.training._loops import (
+    FREEZE_CHOICES,
+    TrainSettings,
+    bag_masks,
+    load_checkpoint,
+    predict,
+    regression_metrics,
+    save_checkpoint,
+    train_pu,
+    train_regression,
+    train_transfer,
+)
+
+__all__ = [
+    "FREEZE_CHOICES",
+    "DatasetGraphs",
+    "TrainSettings",
+    "bag_masks",
+    "dataset_graphs",
+    "load_checkpoint",
+    "predict",
+    "regression_metrics",
+    "save_checkpoint",
+    "train_pu",
+    "train_regression",
+    "train_transfer",
+]

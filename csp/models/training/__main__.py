@@ -1,0 +1,117 @@
+"""``python -m csp.models.training {dft,transfer,pu} --data X.npz --out DIR [...]`` (argparse: stdlib only)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from csp.models import ALIGNNConfig
+from csp.models.dataset import load_arrays
+from csp.models.training._loops import (
+    FREEZE_CHOICES,
+    TrainSettings,
+    save_checkpoint,
+    train_pu,
+    train_regression,
+    train_transfer,
+)
+from csp.structures.validity import GeometryError
+
+
+def _parser() -> argparse.ArgumentParser:
+    # every default comes from the config classes (TrainSettings, ALIGNNConfig), never a second copy
+    t, m = TrainSettings(), ALIGNNConfig()
+    p = argparse.ArgumentParser(prog="python -m csp.models.training", description=__doc__)
+    p.add_argument("mode", choices=("dft", "transfer", "pu"))
+    p.add_argument("--data", type=Path, required=True, help=".npz written by csp.models.dataset.save_arrays")
+    p.add_argument("--out", type=Path, required=True, help="run folder: checkpoint.pt + metrics.json")
+    p.add_argument("--init", type=Path, help="DFT run folder (required for transfer, optional for pu)")
+    p.add_argument("--epochs", type=int, default=t.epochs)
+    p.add_argument("--batch-size", type=int, default=t.batch_size)
+    p.add_argument("--lr", type=float, help="default 1e-3 (dft, pu) or 1e-4 (transfer)")
+    p.add_argument("--weight-decay", type=float, default=t.weight_decay)
+    p.add_argument("--patience", type=int, default=t.patience)
+    p.add_argument("--device", default=t.device)
+    p.add_argument("--seed", type=int, default=t.seed)
+    p.add_argument("--time-limit-s", type=float, help="stop training after this many seconds")
+    p.add_argument("--freeze", choices=FREEZE_CHOICES, default=t.freeze, help="transfer: frozen blocks")
+    p.add_argument("--backbone-lr-scale", type=float, help="default 1 (dft), 0.1 (pu with --init)")
+    p.add_argument("--workers", type=int, default=t.workers, help="processes for graph building")
+    p.add_argument("--graph-cache", help="optional .npz caching the dataset graphs")
+    p.add_argument("--hidden", type=int, default=m.hidden)
+    p.add_argument("--alignn-layers", type=int, default=m.alignn_layers)
+    p.add_argument("--gcn-layers", type=int, default=m.gcn_layers)
+    p.add_argument("--embedding", type=int, default=m.embedding)
+    p.add_argument("--head-hidden", type=int, default=m.head_hidden)
+    p.add_argument("--n-bags", type=int, default=m.n_bags)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one training mode; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
+    if args.mode == "transfer" and args.init is None:
+        raise SystemExit("transfer needs --init pointing at the DFT run folder.")
+    lr = args.lr if args.lr is not None else (1e-4 if args.mode == "transfer" else 1e-3)
+    scale = args.backbone_lr_scale
+    if scale is None:
+        scale = 0.1 if (args.mode == "pu" and args.init is not None) else 1.0
+    settings = TrainSettings(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=lr,
+        weight_decay=args.weight_decay,
+        patience=args.patience,
+        device=args.device,
+        seed=args.seed,
+        time_limit_s=args.time_limit_s,
+        freeze=args.freeze,
+        backbone_lr_scale=scale,
+        workers=args.workers,
+        graph_cache=args.graph_cache,
+    )
+    arrays = load_arrays(args.data)
+    logging.info("loaded %d structures from %s", len(arrays), args.data)
+    try:
+        model, info = _train(args, arrays, settings)
+    except GeometryError as exc:  # a structure the graphs cannot represent: name it, no traceback
+        raise SystemExit(f"error: {exc}") from None
+    info["data_file"] = args.data.name
+    path = save_checkpoint(args.out, model, info)
+    logging.info("wrote %s and %s", path, path.with_name("metrics.json"))
+    return 0
+
+
+def _train(args, arrays, settings):
+    if args.mode == "transfer":
+        model, info = train_transfer(arrays, args.init, settings)
+    else:
+        init_config = None
+        if args.mode == "pu" and args.init is not None:
+            from csp.models.training._loops import load_checkpoint
+
+            init_config = load_checkpoint(args.init)[0].config
+        base = dict(
+            hidden=args.hidden,
+            alignn_layers=args.alignn_layers,
+            gcn_layers=args.gcn_layers,
+            embedding=args.embedding,
+            head_hidden=args.head_hidden,
+        )
+        if init_config is not None:  # the backbone must match the pretrained one
+            base.update(
+                {k: getattr(init_config, k) for k in ("hidden", "alignn_layers", "gcn_layers", "embedding")}
+            )
+        if args.mode == "dft":
+            model, info = train_regression(arrays, ALIGNNConfig(task="regression", **base), settings)
+        else:
+            config = ALIGNNConfig(task="pu", n_bags=args.n_bags, **base)
+            model, info = train_pu(arrays, config, settings, init=args.init)
+    return model, info
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

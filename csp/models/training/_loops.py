@@ -1,0 +1,519 @@
+"""Training loops: DFT regression, transfer learning, and the PU synthesizability ensemble.
+
+All three run on CPU or CUDA (``TrainSettings.device``), are seeded, stop early at
+``time_limit_s``, and return the trained model plus an ``info`` dictionary (configs, metrics,
+training-data hash, history) that :func:`save_checkpoint` writes beside the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F  # noqa: N812
+
+from csp.errors import InputError, ModelNotFoundError
+from csp.models import ALIGNN, ALIGNNConfig
+from csp.models.dataset import TEST, TRAIN, VALIDATION, CrystalArrays
+from csp.models.training._data import DatasetGraphs, dataset_graphs
+
+_log = logging.getLogger("csp.models.training")
+Progress = Callable[[str], None]
+FREEZE_CHOICES = ("none", "embeddings", "alignn")
+_SPLIT_NAMES = {TRAIN: "train", VALIDATION: "validation", TEST: "test"}
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation settings shared by the three training modes.
+
+    Attributes:
+        epochs: maximum number of passes over the training rows.
+        batch_size: crystals per optimisation step.
+        lr: AdamW learning rate of the heads (and of the backbone times ``backbone_lr_scale``).
+        weight_decay: AdamW weight decay.
+        patience: epochs without validation improvement before stopping (regression only).
+        device: "cpu" or "cuda" (or "cuda:N").
+        seed: seeds torch and numpy (shuffling, PU bag draws).
+        time_limit_s: wall-clock budget for the whole run (graphs included); None for no limit.
+        freeze: transfer only: "none", "embeddings", or "alignn" (embeddings and ALIGNN layers frozen).
+        backbone_lr_scale: learning-rate factor for the backbone (pretrained backbones learn slower).
+        workers: processes for graph building.
+        graph_cache: optional .npz path caching the dataset's graphs.
+        eval_batch_size: crystals per evaluation step.
+        grad_clip: gradient-norm clip.
+    """
+
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    patience: int = 15
+    device: str = "cpu"
+    seed: int = 0
+    time_limit_s: float | None = None
+    freeze: str = "none"
+    backbone_lr_scale: float = 1.0
+    workers: int = 1
+    graph_cache: str | None = None
+    eval_batch_size: int = 256
+    grad_clip: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "patience", "workers", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise InputError(f"TrainSettings.{name} must be at least 1, got {getattr(self, name)}.")
+        for name in ("lr", "backbone_lr_scale", "grad_clip"):
+            if not getattr(self, name) > 0:
+                raise InputError(f"TrainSettings.{name} must be positive, got {getattr(self, name)}.")
+        if self.weight_decay < 0:
+            raise InputError(f"TrainSettings.weight_decay must be >= 0, got {self.weight_decay}.")
+        if self.time_limit_s is not None and self.time_limit_s <= 0:
+            raise InputError(f"TrainSettings.time_limit_s must be positive or None, got {self.time_limit_s}.")
+        if self.freeze not in FREEZE_CHOICES:
+            raise InputError(f"TrainSettings.freeze must be one of {FREEZE_CHOICES}, got {self.freeze!r}.")
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise InputError(f"TrainSettings.device must be 'cpu' or 'cuda[:N]', got {self.device!r}.")
+
+
+class _Clock:
+    def __init__(self, limit: float | None) -> None:
+        self.start = time.monotonic()
+        self.limit = limit
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def expired(self) -> bool:
+        return self.limit is not None and self.elapsed >= self.limit
+
+
+def _say(progress: Progress | None, message: str) -> None:
+    _log.info(message)
+    if progress is not None:
+        progress(message)
+
+
+def _seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    torch.backends.cudnn.benchmark = False
+
+
+def _optimise(model: ALIGNN, optimizer: torch.optim.Optimizer, loss: torch.Tensor, grad_clip: float) -> float:
+    """One optimiser step on ``loss`` with gradient-norm clipping; returns the loss value."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    return float(loss.detach())
+
+
+def _split_rows(arrays: CrystalArrays, split: int) -> np.ndarray:
+    return np.flatnonzero(arrays.split == split)
+
+
+@torch.no_grad()
+def predict(model: ALIGNN, graphs: DatasetGraphs, index: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Model outputs for the structures at ``index`` (regression: (n,), PU: (n, n_bags) logits)."""
+    model.eval()
+    device = next(model.parameters()).device
+    outs = [
+        model(*graphs.batch(index[s : s + batch_size], device)).float().cpu().numpy()
+        for s in range(0, len(index), batch_size)
+    ]
+    if not outs:
+        shape = (0,) if model.config.task == "regression" else (0, model.config.n_bags)
+        return np.zeros(shape, dtype=np.float32)
+    return np.concatenate(outs)
+
+
+def regression_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """MAE (eV/atom), RMSE (eV/atom), R2 and count."""
+    if len(target) == 0:
+        return {"count": 0}
+    err = pred - target
+    ss_tot = float(((target - target.mean()) ** 2).sum())
+    r2 = 1.0 - float((err**2).sum()) / ss_tot if ss_tot > 0 else float("nan")
+    return {
+        "count": len(target),
+        "mae_ev_per_atom": float(np.abs(err).mean()),
+        "rmse_ev_per_atom": float(np.sqrt((err**2).mean())),
+        "r2": r2,
+    }
+
+
+def _regression_report(model, arrays, graphs, batch_size) -> dict[str, Any]:
+    report: dict[str, Any] = {}
+    for split, split_name in _SPLIT_NAMES.items():
+        rows = _split_rows(arrays, split)
+        pred = predict(model, graphs, rows, batch_size)
+        report[split_name] = regression_metrics(pred, arrays.target[rows])
+        per_source = {}
+        for s, source_name in enumerate(arrays.source_names):
+            mask = arrays.source[rows] == s
+            if mask.any():
+                per_source[str(source_name)] = regression_metrics(pred[mask], arrays.target[rows][mask])
+        report[split_name]["per_source"] = per_source
+    return report
+
+
+def _optimizer(model: ALIGNN, settings: TrainSettings) -> torch.optim.Optimizer:
+    backbone = [p for p in model.backbone.parameters() if p.requires_grad]
+    head = [p for p in model.head.parameters() if p.requires_grad]
+    groups = [{"params": head, "lr": settings.lr}]
+    if backbone:
+        groups.append({"params": backbone, "lr": settings.lr * settings.backbone_lr_scale})
+    return torch.optim.AdamW(groups, weight_decay=settings.weight_decay)
+
+
+def _base_info(kind: str, config: ALIGNNConfig, settings: TrainSettings, arrays: CrystalArrays) -> dict:
+    return {
+        "kind": kind,
+        "config": config.to_dict(),
+        "settings": asdict(settings),
+        "training_data_hash": arrays.content_hash(),
+        "sources": [str(s) for s in arrays.source_names],
+        "split_sizes": {name: int((arrays.split == s).sum()) for s, name in _SPLIT_NAMES.items()},
+        "torch_version": torch.__version__,
+    }
+
+
+def _fit_regression(
+    model: ALIGNN,
+    arrays: CrystalArrays,
+    graphs: DatasetGraphs,
+    settings: TrainSettings,
+    clock: _Clock,
+    progress: Progress | None,
+    frozen: tuple[torch.nn.Module, ...] = (),
+) -> tuple[list[dict], str]:
+    """Shared regression loop with early stopping on validation MAE; restores the best weights.
+
+    ``frozen`` modules stay in eval mode, so their BatchNorm statistics stay fixed too.
+    """
+    device = torch.device(settings.device)
+    train = _split_rows(arrays, TRAIN)
+    val = _split_rows(arrays, VALIDATION)
+    if len(train) == 0:
+        raise InputError("The dataset has no training rows (split == 0).")
+    target = torch.from_numpy(arrays.target).to(device)
+    scale = float(model.head.target_std)
+    optimizer = _optimizer(model, settings)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+    rng = np.random.default_rng(settings.seed)
+    best_mae, best_state, stale, history, stop = math.inf, None, 0, [], "epochs"
+    for epoch in range(1, settings.epochs + 1):
+        model.train()
+        for module in frozen:
+            module.eval()
+        order = rng.permutation(train)
+        total, seen = 0.0, 0
+        for s in range(0, len(order), settings.batch_size):
+            idx = order[s : s + settings.batch_size]
+            pred = model(*graphs.batch(idx, device))
+            # loss = mean(((y_pred - y) / sigma_y)^2), the standardised squared error
+            loss = F.mse_loss(pred / scale, target[torch.from_numpy(idx).to(device)] / scale)
+            total += _optimise(model, optimizer, loss, settings.grad_clip) * len(idx)
+            seen += len(idx)
+            if clock.expired():
+                break
+        schedule.step()
+        eval_rows = val if len(val) else train
+        val_mae = float(
+            np.abs(
+                predict(model, graphs, eval_rows, settings.eval_batch_size) - arrays.target[eval_rows]
+            ).mean()
+        )
+        history.append({"epoch": epoch, "train_loss": total / max(seen, 1), "val_mae_ev_per_atom": val_mae})
+        _say(
+            progress,
+            f"epoch {epoch}/{settings.epochs} train_loss={total / max(seen, 1):.4f} "
+            f"val_mae={val_mae:.4f} eV/atom elapsed={clock.elapsed:.0f}s",
+        )
+        if val_mae < best_mae:
+            best_mae, stale = val_mae, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+        if clock.expired():
+            stop = "time_limit"
+            break
+        if stale >= settings.patience:
+            stop = "early_stopping"
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return history, stop
+
+
+def train_regression(
+    arrays: CrystalArrays,
+    config: ALIGNNConfig,
+    settings: TrainSettings,
+    *,
+    progress: Progress | None = None,
+) -> tuple[ALIGNN, dict[str, Any]]:
+    """Train formation-enthalpy regression from scratch (early stopping on validation MAE).
+
+    Args:
+        arrays: structures with ``target`` in eV/atom and a train/validation/test split.
+        config: model config (task must be "regression").
+        settings: optimisation settings.
+        progress: optional callback receiving one line per epoch.
+
+    Returns:
+        The model (best validation weights) and the info dictionary with per-source metrics.
+    """
+    if config.task != "regression":
+        raise InputError("train_regression needs a config with task='regression'.")
+    clock = _Clock(settings.time_limit_s)
+    _seed(settings.seed)
+    graphs = dataset_graphs(arrays, config.k, settings.workers, _cache(settings))
+    _say(progress, f"graphs for {len(arrays)} structures ready in {clock.elapsed:.1f}s")
+    model = ALIGNN(config)
+    train_target = arrays.target[arrays.split == TRAIN]
+    model.head.target_mean.fill_(float(train_target.mean()))
+    model.head.target_std.fill_(float(max(train_target.std(), 1e-3)))
+    model.to(settings.device)
+    history, stop = _fit_regression(model, arrays, graphs, settings, clock, progress)
+    info = _base_info("dft", config, settings, arrays)
+    info.update(history=history, stopped_by=stop, seconds=clock.elapsed)
+    info["metrics"] = _regression_report(model, arrays, graphs, settings.eval_batch_size)
+    _say(progress, f"done ({stop}): test {_short(info['metrics']['test'])}")
+    return model.cpu(), info
+
+
+def train_transfer(
+    arrays: CrystalArrays,
+    init: Path,
+    settings: TrainSettings,
+    *,
+    progress: Progress | None = None,
+) -> tuple[ALIGNN, dict[str, Any]]:
+    """Fine-tune a DFT-trained checkpoint on experimental formation enthalpies.
+
+    The pretrained model keeps its architecture and target scaling; ``settings.freeze`` chooses
+    which early blocks stay fixed and ``settings.lr`` (use ~10x below the DFT run) sets the step.
+    The metrics include the DFT model's error on the same rows before fine-tuning, for comparison.
+
+    Args:
+        arrays: structures linked to experimental enthalpies (eV/atom), with a split.
+        init: the DFT run folder (or its checkpoint.pt).
+        settings: optimisation settings.
+        progress: optional callback receiving one line per epoch.
+    """
+    clock = _Clock(settings.time_limit_s)
+    _seed(settings.seed)
+    model, init_info = load_checkpoint(init)
+    if model.config.task != "regression":
+        raise InputError("Transfer learning starts from a regression checkpoint; this one is a PU model.")
+    graphs = dataset_graphs(arrays, model.config.k, settings.workers, _cache(settings))
+    model.to(settings.device)
+    before = _regression_report(model, arrays, graphs, settings.eval_batch_size)
+    frozen = []
+    if settings.freeze in ("embeddings", "alignn"):
+        frozen += [
+            model.backbone.atom_embedding,
+            model.backbone.edge_embedding,
+            model.backbone.angle_embedding,
+        ]
+    if settings.freeze == "alignn":
+        frozen.append(model.backbone.alignn_layers)
+    for module in frozen:
+        for p in module.parameters():
+            p.requires_grad_(False)
+    history, stop = _fit_regression(model, arrays, graphs, settings, clock, progress, tuple(frozen))
+    info = _base_info("transfer", model.config, settings, arrays)
+    info.update(history=history, stopped_by=stop, seconds=clock.elapsed)
+    info["init"] = {"training_data_hash": init_info.get("training_data_hash"), "kind": init_info.get("kind")}
+    info["metrics"] = _regression_report(model, arrays, graphs, settings.eval_batch_size)
+    info["metrics"]["before_fine_tuning"] = before
+    _say(
+        progress, f"done ({stop}): test {_short(info['metrics']['test'])} (before: {_short(before['test'])})"
+    )
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return model.cpu(), info
+
+
+def bag_masks(labels: np.ndarray, n_bags: int, rng: np.random.Generator) -> np.ndarray:
+    """(n, n_bags) bool: every positive in every bag, plus per bag an equal-size random unlabeled draw.
+
+    Args:
+        labels: (n,) 1 for positives, 0 for unlabeled.
+        n_bags: number of bags.
+        rng: the random generator (seeded by the caller).
+    """
+    labels = np.asarray(labels)
+    pos = np.flatnonzero(labels == 1)
+    unl = np.flatnonzero(labels == 0)
+    mask = np.zeros((len(labels), n_bags), dtype=bool)
+    mask[pos] = True
+    draw = min(len(pos), len(unl))
+    for b in range(n_bags):
+        mask[rng.choice(unl, size=draw, replace=False), b] = True
+    return mask
+
+
+def _pu_report(probs: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+    pos, unl = labels == 1, labels == 0
+    return {
+        "positives": int(pos.sum()),
+        "unlabeled": int(unl.sum()),
+        "tpr_at_0.5": float((probs[pos] >= 0.5).mean()) if pos.any() else None,
+        "unlabeled_fraction_at_0.5": float((probs[unl] >= 0.5).mean()) if unl.any() else None,
+        "mean_p_syn_positives": float(probs[pos].mean()) if pos.any() else None,
+        "mean_p_syn_unlabeled": float(probs[unl].mean()) if unl.any() else None,
+    }
+
+
+def train_pu(
+    arrays: CrystalArrays,
+    config: ALIGNNConfig,
+    settings: TrainSettings,
+    *,
+    init: Path | None = None,
+    progress: Progress | None = None,
+) -> tuple[ALIGNN, dict[str, Any]]:
+    """Train the PU synthesizability ensemble: one backbone, ``config.n_bags`` per-bag MLP heads.
+
+    Bag b is trained on all training positives plus its own random, equally large draw of
+    training unlabeled rows taken as negatives (a per-bag mask in the loss). P_syn is the mean of
+    the bag sigmoids. Reported: TPR on held-out positives and the fraction of unlabeled rows scored
+    >= 0.5 (validation, test, and out-of-bag training unlabeled rows).
+
+    Args:
+        arrays: structures with ``target`` 1 (positive) or 0 (unlabeled) and a split.
+        config: model config (task must be "pu").
+        settings: optimisation settings (epochs are fixed; no early stopping).
+        init: optional DFT run folder whose backbone initialises this one (config must match).
+        progress: optional callback receiving one line per epoch.
+    """
+    if config.task != "pu":
+        raise InputError("train_pu needs a config with task='pu'.")
+    if not np.isin(arrays.target, (0.0, 1.0)).all():
+        raise InputError("PU targets must be 0 (unlabeled) or 1 (positive).")
+    clock = _Clock(settings.time_limit_s)
+    _seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    graphs = dataset_graphs(arrays, config.k, settings.workers, _cache(settings))
+    _say(progress, f"graphs for {len(arrays)} structures ready in {clock.elapsed:.1f}s")
+    model = ALIGNN(config)
+    if init is not None:
+        pretrained, _ = load_checkpoint(init)
+        if pretrained.config.hidden != config.hidden or pretrained.config.k != config.k:
+            raise InputError("The --init checkpoint's hidden size or k differs from the PU config.")
+        model.backbone.load_state_dict(pretrained.backbone.state_dict())
+    model.to(settings.device)
+    device = torch.device(settings.device)
+    train = _split_rows(arrays, TRAIN)
+    labels = arrays.target.astype(np.int64)
+    masks = bag_masks(labels[train], config.n_bags, rng)
+    rows = train[masks.any(axis=1)]
+    mask_of = np.zeros((len(arrays), config.n_bags), dtype=bool)
+    mask_of[train] = masks
+    mask_t = torch.from_numpy(mask_of).to(device)
+    label_t = torch.from_numpy(arrays.target).to(device)
+    optimizer = _optimizer(model, settings)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+    history, stop = [], "epochs"
+    for epoch in range(1, settings.epochs + 1):
+        model.train()
+        order = rng.permutation(rows)
+        total, seen = 0.0, 0
+        for s in range(0, len(order), settings.batch_size):
+            idx = order[s : s + settings.batch_size]
+            idx_t = torch.from_numpy(idx).to(device)
+            logits = model(*graphs.batch(idx, device))  # (b, n_bags)
+            m = mask_t[idx_t].float()
+            y = label_t[idx_t].unsqueeze(1).expand_as(logits)
+            # L = mean_k [ sum_i m_ik BCE(logit_ik, y_i) / sum_i m_ik ] over bags present in the batch
+            per = F.binary_cross_entropy_with_logits(logits, y, reduction="none") * m
+            count = m.sum(0)
+            present = count > 0
+            loss = (per.sum(0)[present] / count[present]).mean()
+            total += _optimise(model, optimizer, loss, settings.grad_clip) * len(idx)
+            seen += len(idx)
+            if clock.expired():
+                break
+        schedule.step()
+        loss_avg = total / max(seen, 1)
+        history.append({"epoch": epoch, "train_loss": loss_avg})
+        _say(progress, f"epoch {epoch}/{settings.epochs} bag_loss={loss_avg:.4f} t={clock.elapsed:.0f}s")
+        if clock.expired():
+            stop = "time_limit"
+            break
+    metrics: dict[str, Any] = {}
+    for split, split_name in ((VALIDATION, "validation"), (TEST, "test")):
+        idx = _split_rows(arrays, split)
+        probs = 1.0 / (1.0 + np.exp(-predict(model, graphs, idx, settings.eval_batch_size)))
+        metrics[split_name] = _pu_report(probs.mean(axis=1) if len(idx) else probs, labels[idx])
+    unl_train = train[labels[train] == 0]
+    if len(unl_train):
+        probs = 1.0 / (1.0 + np.exp(-predict(model, graphs, unl_train, settings.eval_batch_size)))
+        out_of_bag = ~mask_of[unl_train]
+        usable = out_of_bag.any(axis=1)
+        oob = (probs * out_of_bag).sum(1)[usable] / out_of_bag.sum(1)[usable]
+        metrics["train_unlabeled_out_of_bag"] = {
+            "count": int(usable.sum()),
+            "fraction_at_0.5": float((oob >= 0.5).mean()) if usable.any() else None,
+        }
+    info = _base_info("pu", config, settings, arrays)
+    info.update(history=history, stopped_by=stop, seconds=clock.elapsed, metrics=metrics)
+    info["init"] = str(init) if init is not None else None
+    _say(progress, f"done ({stop}): test {metrics['test']}")
+    return model.cpu(), info
+
+
+def _short(m: dict) -> str:
+    if not m.get("count"):
+        return "no rows"
+    return f"MAE={m['mae_ev_per_atom']:.4f} eV/atom R2={m['r2']:.3f} (n={m['count']})"
+
+
+def _cache(settings: TrainSettings) -> Path | None:
+    return Path(settings.graph_cache) if settings.graph_cache else None
+
+
+def save_checkpoint(out_dir: Path, model: ALIGNN, info: dict[str, Any]) -> Path:
+    """Write ``out_dir/checkpoint.pt`` (state_dict) and ``out_dir/metrics.json`` (config + info)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out_dir / "checkpoint.pt")
+    info = dict(info, config=model.config.to_dict())
+    (out_dir / "metrics.json").write_text(json.dumps(info, indent=2, default=_json_default) + "\n")
+    return out_dir / "checkpoint.pt"
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"Cannot write {type(value).__name__} to JSON.")
+
+
+def load_checkpoint(path: Path) -> tuple[ALIGNN, dict[str, Any]]:
+    """Load a run folder (or its checkpoint.pt): returns the model (CPU, eval mode) and its info."""
+    path = Path(path)
+    folder = path.parent if path.is_file() else path
+    info_path, weights = folder / "metrics.json", folder / "checkpoint.pt"
+    if not info_path.is_file() or not weights.is_file():
+        raise ModelNotFoundError(
+            f"{folder} needs checkpoint.pt and metrics.json (written by csp.models.training)."
+        )
+    info = json.loads(info_path.read_text())
+    model = ALIGNN(ALIGNNConfig.from_dict(info["config"]))
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model.eval(), info

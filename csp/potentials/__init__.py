@@ -1,0 +1,14 @@
+"""Universal interatomic potentials: relaxation under symmetry, refinement of campaigns, labelling.
+
+What it holds
+    :mod:`~csp.potentials.relaxer` (loading CHGNet/SevenNet, lock-step relaxation, the labelling command),
+    :mod:`~csp.potentials.refine` (a campaign's best distinct structures relaxed keeping their space group,
+    rescored and ranked), :mod:`~csp.potentials.augment` (polymorph plans: prototype decorations, the
+    search's own symmetric random structures, strained copies; formation enthalpies from references
+    computed with the same potential).
+
+What it may import
+    :mod:`csp.structures`, :mod:`csp.models` and :mod:`csp.search` (refinement rescores with the models and
+    the fitness; labelling plans use the search's generator); never ``storage`` or ``flows``
+    (``tests/csp/test_house.py`` holds the rule).
+"""

@@ -1,0 +1,133 @@
+"""The campaign's parameters, declared once: flat, typed, UI-safe fields with ``Literal`` choices.
+
+:class:`SearchParameters` is what a person chooses (the CLI's options, the Prefect form and Python all
+derive from these fields); :class:`csp.search.two_stage.SearchConfig` extends it with the expert knobs of the
+search. The crystal-system names live in :data:`csp.search.generate.CRYSTAL_SYSTEMS`, the optimizer names in
+:data:`csp.search.optimizers.OptimizerName`.
+
+Defaults are the product's: a fixed cubic search, BO over families and PSO inside each, 200 x 300 steps,
+Z = 1..4 formula units per cell (the value the CLI and the flows have always searched; ``SearchConfig``
+used to default to 1..8 and now agrees), the experiment-calibrated enthalpy model.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from csp.search.generate import CRYSTAL_SYSTEMS, CrystalSystem
+from csp.search.optimizers import OptimizerName
+from csp.structures.composition import DEFAULT_MAX_ATOMS
+
+__all__ = ["CrystalSystem", "DhfSource", "OptimizerName", "SearchParameters", "Strategy"]
+
+Strategy = Literal["all", "fixed"]
+DhfSource = Literal["dft", "exp"]
+
+
+class SearchParameters(BaseModel):
+    """What a person chooses for one search (every field flat, typed and documented).
+
+    Raises:
+        pydantic.ValidationError (a ``ValueError``): a value out of range, an unknown choice, a fixed
+            strategy without a crystal system, or ``formula_units_min > formula_units_max``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    alpha: float = Field(0.5, ge=0.0, le=1.0, description="Weight of (1 - P_syn) in the fitness, 0..1.")
+    strategy: Strategy = Field("fixed", description="All crystal systems or one fixed system.")
+    crystal_system: CrystalSystem | None = Field(
+        "cubic", description="Crystal system for the fixed strategy."
+    )
+    outer_optimizer: OptimizerName = Field("bo", description="Optimizer over space group + Wyckoff families.")
+    inner_optimizer: OptimizerName = Field("pso", description="Optimizer over lattice and coordinates.")
+    outer_steps: int = Field(200, ge=1, le=10_000, description="Families tried (one per outer step).")
+    inner_steps: int = Field(300, ge=1, le=100_000, description="Structures scored per family.")
+    batch_size: int = Field(30, ge=1, le=4096, description="Structures scored per inner batch.")
+    formula_units_min: int = Field(1, ge=1, le=64, description="Smallest number of formula units per cell.")
+    formula_units_max: int = Field(4, ge=1, le=64, description="Largest number of formula units per cell.")
+    seed: int = Field(
+        0, ge=0, le=2**63 - 1, description="Seed of every random choice in the campaign (a 64-bit integer)."
+    )
+    dhf_source: DhfSource = Field(
+        "exp", description="Enthalpy model: DFT-trained or fine-tuned on experiment."
+    )
+    max_atoms: int = Field(
+        DEFAULT_MAX_ATOMS,
+        ge=1,
+        le=500,
+        description="Most atoms per cell; families above it are left out and counted in the result.",
+    )
+    refine: bool = Field(
+        True,
+        description="After the search, relax the best distinct structures with a universal potential "
+        "keeping their space group, and rank the final top k on the relaxed structures (False: the "
+        "paper's pure-surrogate ranking).",
+    )
+    refine_top_n: int = Field(
+        32, ge=1, le=1000, description="Distinct structures (best fitness first) refined."
+    )
+    refine_fmax: float = Field(0.05, gt=0, description="Refinement converges below this force, eV/A.")
+    refine_steps: int = Field(150, ge=1, le=10_000, description="Most FIRE steps per refined structure.")
+    refine_potential: Literal["chgnet", "sevennet"] = Field(
+        "chgnet", description="Universal potential of the refinement (weights ship in its wheel)."
+    )
+    refine_device: str = Field("cpu", description="Torch device of the potential: cpu or cuda[:N].")
+    refine_ranking: Literal["energy", "fitness", "window"] = Field(
+        "energy",
+        description="Final order of refined structures: the potential's energy, the models' FV, or FV "
+        "within 50 meV/atom of the lowest energy (README, Refinement, says how it was chosen).",
+    )
+    gap_probes: int = Field(
+        5,
+        ge=0,
+        le=100,
+        description="With refinement off: single points of the search's top N with the universal potential "
+        "give each one's exploitation gap (eV/atom); 0 loads no potential (a pure-surrogate campaign).",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _formula_units_pair(cls, data: Any) -> Any:
+        # the earlier spelling formula_units=(min, max) is still accepted
+        if isinstance(data, dict) and "formula_units" in data:
+            data = dict(data)
+            lo, hi = data.pop("formula_units")
+            data.setdefault("formula_units_min", lo)
+            data.setdefault("formula_units_max", hi)
+        return data
+
+    @model_validator(mode="after")
+    def _check(self) -> SearchParameters:
+        if self.strategy == "fixed" and self.crystal_system not in CRYSTAL_SYSTEMS:
+            raise ValueError("The fixed strategy needs a crystal_system (e.g. cubic).")
+        if self.strategy == "all":
+            self.crystal_system = None  # searched over every system: a given one has no meaning
+        if self.formula_units_min > self.formula_units_max:
+            raise ValueError(
+                f"formula_units must be (min, max) with 1 <= min <= max, got "
+                f"({self.formula_units_min}, {self.formula_units_max}); formula_units_min must not exceed "
+                "formula_units_max."
+            )
+        return self
+
+    @property
+    def formula_units(self) -> tuple[int, int]:
+        """Smallest and largest Z searched."""
+        return (self.formula_units_min, self.formula_units_max)
+
+    def search_fields(self) -> dict[str, Any]:
+        """The values of the :class:`SearchParameters` fields only (not a subclass's own)."""
+        return {name: getattr(self, name) for name in SearchParameters.model_fields}
+
+    @classmethod
+    def field_defaults(cls) -> dict[str, Any]:
+        """Every field's default (required fields left out): what a campaign stored before a field existed
+        ran with, so that it still resumes (:func:`storage.campaign_state.check_same_parameters`)."""
+        return {
+            name: field.get_default(call_default_factory=True)
+            for name, field in cls.model_fields.items()
+            if not field.is_required()
+        }

@@ -1,0 +1,184 @@
+"""Structure files for people: symmetrised CIF, POSCAR, extxyz, pymatgen JSON, ComputedStructureEntry JSON.
+
+All writers take pymatgen ``Structure`` objects (``storage.query.to_structures`` makes them from lake rows)
+and write one file per structure into a folder; :func:`read_structure` reads any of them back, so every
+export round-trips: same composition and the same space group at :data:`csp.structures.matching.SYMPREC` (0.1 A).
+
+Energies in ``ComputedStructureEntry`` files are *predicted formation enthalpies* (eV/atom x number of
+atoms = eV per cell) from this project's models, not DFT total energies; ``entry.data`` says so in
+``energy_kind`` and names the model in ``model_ids``. Do not mix them with Materials Project energies in a
+phase diagram without that in mind.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from csp.errors import InputError
+from csp.structures.matching import SYMPREC
+
+if TYPE_CHECKING:
+    from pymatgen.core import Structure
+    from pymatgen.entries.computed_entries import ComputedStructureEntry
+
+#: format name -> file suffix
+FORMATS: dict[str, str] = {
+    "cif": ".cif",
+    "poscar": ".vasp",
+    "extxyz": ".extxyz",
+    "json": ".json",
+    "entry": ".entry.json",
+}
+ENERGY_KIND = (
+    "predicted formation enthalpy (eV/atom from the ALIGNN model) x number of atoms; not a DFT total energy"
+)
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def safe_name(text: str) -> str:
+    """A file-name stem from an id (letters, digits, ``_ . -``)."""
+    return _SAFE.sub("_", str(text)).strip("._") or "structure"
+
+
+def computed_entry(structure: Structure, *, dhf_ev_per_atom: float | None = None) -> ComputedStructureEntry:
+    """A ``ComputedStructureEntry`` whose energy is the predicted formation enthalpy x natoms (eV).
+
+    Args:
+        structure: the structure; ``structure.properties`` may carry ``dhf_pred_ev_per_atom``,
+            ``model_ids``, ``p_syn``, ``fitness``, ``id``, ``campaign_id``.
+        dhf_ev_per_atom: overrides the predicted formation enthalpy in eV/atom.
+
+    Raises:
+        InputError: no predicted enthalpy (an unscored candidate).
+    """
+    from pymatgen.entries.computed_entries import ComputedStructureEntry
+
+    props = dict(structure.properties or {})
+    dhf = dhf_ev_per_atom if dhf_ev_per_atom is not None else props.get("dhf_pred_ev_per_atom")
+    if dhf is None:
+        raise InputError("The structure has no predicted formation enthalpy; export scored candidates only.")
+    data = {
+        "energy_kind": ENERGY_KIND,
+        "dhf_pred_ev_per_atom": float(dhf),
+        "model_ids": list(props.get("model_ids") or []),
+        **{k: props[k] for k in ("id", "campaign_id", "p_syn", "fitness", "spacegroup") if k in props},
+    }
+    entry_id = str(props.get("id")) if props.get("id") is not None else None
+    return ComputedStructureEntry(
+        structure.copy(properties={}), float(dhf) * len(structure), data=data, entry_id=entry_id
+    )
+
+
+def write_structure(structure: Structure, path: Path | str, fmt: str, *, symprec: float = SYMPREC) -> Path:
+    """Write one structure in ``fmt`` (``cif``, ``poscar``, ``extxyz``, ``json``, ``entry``); returns the path.
+
+    ``cif`` is symmetrised at ``symprec`` (Angstrom): the file states the space group and only the
+    asymmetric unit. ``extxyz`` needs ASE (the augment extra).
+
+    Raises:
+        InputError: unknown format, or ``entry`` for a structure without a predicted enthalpy.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "cif":
+        from pymatgen.io.cif import CifWriter
+
+        CifWriter(structure, symprec=symprec).write_file(path)
+    elif fmt == "poscar":
+        from pymatgen.io.vasp import Poscar
+
+        comment = str((structure.properties or {}).get("id") or structure.composition.reduced_formula)
+        Poscar(structure, comment=comment).write_file(path)
+    elif fmt == "extxyz":
+        _write_extxyz(structure, path)
+    elif fmt == "json":
+        path.write_text(json.dumps(structure.as_dict(), default=_json_default))
+    elif fmt == "entry":
+        path.write_text(json.dumps(computed_entry(structure).as_dict(), default=_json_default))
+    else:
+        raise InputError(f"Unknown export format {fmt!r}; choose from {', '.join([*FORMATS, 'parquet'])}.")
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _write_extxyz(structure: Structure, path: Path) -> None:
+    try:
+        from ase.io import write
+        from pymatgen.io.ase import AseAtomsAdaptor
+    except ImportError as exc:  # pragma: no cover - ase ships with the augment extra
+        raise InputError("extxyz needs ASE: pip install 'alignn-csp[augment]'.") from exc
+    atoms = AseAtomsAdaptor.get_atoms(structure.copy(properties={}))
+    for key, value in (structure.properties or {}).items():
+        if isinstance(value, int | float | str) and not isinstance(value, bool):
+            atoms.info[key] = value
+    write(path, atoms, format="extxyz")
+
+
+def write_structures(
+    structures: Sequence[Structure],
+    folder: Path | str,
+    fmt: str,
+    *,
+    names: Sequence[str] | None = None,
+    symprec: float = SYMPREC,
+) -> list[Path]:
+    """Write every structure to ``folder/<name><suffix>``; names default to each structure's ``id``.
+
+    Raises:
+        InputError: unknown format or no structures.
+    """
+    if fmt not in FORMATS:
+        raise InputError(f"Unknown export format {fmt!r}; choose from {', '.join([*FORMATS, 'parquet'])}.")
+    if not structures:
+        raise InputError("No structures to export: the query matched nothing.")
+    folder = Path(folder)
+    paths = []
+    for i, structure in enumerate(structures):
+        stem = names[i] if names is not None else (structure.properties or {}).get("id") or f"structure-{i}"
+        paths.append(
+            write_structure(structure, folder / f"{safe_name(stem)}{FORMATS[fmt]}", fmt, symprec=symprec)
+        )
+    return paths
+
+
+def read_structure(path: Path | str) -> Structure:
+    """Read back any file :func:`write_structure` writes (the format comes from the suffix).
+
+    Raises:
+        InputError: a suffix this module does not write.
+    """
+    path = Path(path)
+    name = path.name
+    if name.endswith(".entry.json"):
+        from pymatgen.entries.computed_entries import ComputedStructureEntry
+
+        return ComputedStructureEntry.from_dict(json.loads(path.read_text())).structure
+    if name.endswith(".json"):
+        from pymatgen.core import Structure
+
+        return Structure.from_dict(json.loads(path.read_text()))
+    if name.endswith(".extxyz"):
+        from ase.io import read
+        from pymatgen.io.ase import AseAtomsAdaptor
+
+        return AseAtomsAdaptor.get_structure(read(path, format="extxyz"))
+    if name.endswith(".cif"):
+        from pymatgen.io.cif import CifParser
+
+        return CifParser(path).parse_structures(primitive=False)[0]
+    if name.endswith(".vasp"):
+        from pymatgen.io.vasp import Poscar
+
+        return Poscar.from_file(path).structure
+    raise InputError(f"Cannot read {path.name}: expected one of {', '.join(FORMATS.values())}.")

@@ -1,0 +1,59 @@
+"""Every export format round-trips: same composition and the same space group at SYMPREC (0.1 A)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from csp.errors import InputError
+from csp.structures.io import ENERGY_KIND, FORMATS, computed_entry, read_structure, write_structures
+from csp.structures.matching import SYMPREC, spacegroup_number
+from tests.storage.history_fixtures import cscl, rocksalt, zincblende
+
+
+def _with_props(structure, **props):
+    return structure.copy(properties={"id": "camp/outer/0/-1", "model_ids": ["alignn-exp:abc"], **props})
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+@pytest.mark.parametrize(("make", "number"), [(rocksalt, 225), (cscl, 221), (zincblende, 216)])
+def test_export_round_trips(tmp_path, fmt, make, number):
+    structure = _with_props(make(), dhf_pred_ev_per_atom=-3.0, p_syn=0.9)
+    (path,) = write_structures([structure], tmp_path, fmt)
+    assert path.name == f"camp_outer_0_-1{FORMATS[fmt]}"
+    back = read_structure(path)
+    assert back.composition.reduced_composition == structure.composition.reduced_composition
+    assert spacegroup_number(back, SYMPREC) == number == spacegroup_number(structure, SYMPREC)
+    assert back.volume / len(back) == pytest.approx(structure.volume / len(structure), rel=1e-4)
+
+
+def test_cif_is_symmetrised(tmp_path):
+    (path,) = write_structures([_with_props(rocksalt())], tmp_path, "cif")
+    text = path.read_text()
+    assert "_symmetry_space_group_name_H-M   Fm-3m" in text
+    assert "_symmetry_Int_Tables_number   225" in text
+    # the asymmetric unit: one Mg and one O row of multiplicity 4, not 8 sites
+    assert "Mg  Mg0  4" in text and "O  O1  4" in text
+
+
+def test_computed_entry_is_a_labelled_formation_enthalpy(tmp_path):
+    structure = _with_props(rocksalt(), dhf_pred_ev_per_atom=-3.0)
+    entry = computed_entry(structure)
+    assert entry.energy == pytest.approx(-3.0 * 8)
+    assert entry.energy_per_atom == pytest.approx(-3.0)
+    assert entry.data["energy_kind"] == ENERGY_KIND and "formation enthalpy" in ENERGY_KIND
+    assert entry.data["model_ids"] == ["alignn-exp:abc"]
+    (path,) = write_structures([structure], tmp_path, "entry")
+    assert json.loads(path.read_text())["data"]["dhf_pred_ev_per_atom"] == -3.0
+
+
+def test_bad_exports_are_one_line_errors(tmp_path):
+    with pytest.raises(InputError, match="Unknown export format 'xyz'"):
+        write_structures([rocksalt()], tmp_path, "xyz")
+    with pytest.raises(InputError, match="matched nothing"):
+        write_structures([], tmp_path, "cif")
+    with pytest.raises(InputError, match="no predicted formation enthalpy"):
+        computed_entry(rocksalt())
+    with pytest.raises(InputError, match="Cannot read"):
+        read_structure(tmp_path / "a.xyz")

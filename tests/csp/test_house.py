@@ -1,0 +1,80 @@
+"""The rooms of ``csp/`` and who may import whom (DESIGN.md 7b), read from the source, lazy imports included."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+CSP = Path(__file__).resolve().parents[2] / "csp"
+
+#: group -> the other groups it may import (``csp.errors`` and the front door's own names are open to all)
+MAY_IMPORT = {
+    "structures": set(),
+    "models": {"structures"},
+    "search": {"structures", "models"},
+    "potentials": {"structures", "models", "search"},
+    "plots": {"structures"},
+}
+TOP_LEVEL_MODULES = {"__init__", "errors", "plots"}
+FORBIDDEN_EVERYWHERE = ("storage", "flows", "prefect", "benchmarks")
+
+
+def imported_modules(source: str, package: str) -> list[tuple[int, str]]:
+    """Every module a file of ``package`` imports, at any depth (function-level imports count), absolute."""
+    tree = ast.parse(source)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, base]) if base else ".".join(parent)
+            found.append((node.lineno, base))
+            if base == "csp":  # "from csp import x" names a module of the front door
+                found += [(node.lineno, f"csp.{alias.name}") for alias in node.names]
+    return found
+
+
+def group_of(module: str) -> str | None:
+    parts = module.split(".")
+    if parts[0] != "csp" or len(parts) < 2:
+        return None
+    return parts[1]
+
+
+def test_csp_has_only_its_rooms_and_few_loose_modules():
+    modules = {p.stem for p in CSP.glob("*.py")}
+    assert modules == TOP_LEVEL_MODULES
+    groups = {p.name for p in CSP.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert groups == set(MAY_IMPORT) - {"plots"}
+    for group in groups:  # every room says what it holds and what it may import
+        doc = ast.get_docstring(ast.parse((CSP / group / "__init__.py").read_text())) or ""
+        assert "What it holds" in doc and "What it may import" in doc, group
+
+
+def test_imports_between_rooms_follow_the_rules():
+    broken = []
+    for path in sorted(CSP.rglob("*.py")):
+        rel = path.relative_to(CSP)
+        own = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+        if own in ("__init__", "errors"):
+            continue
+        package = ".".join(path.relative_to(CSP.parent).with_suffix("").parts[:-1])
+        for line, module in imported_modules(path.read_text(), package):
+            if module.split(".")[0] in FORBIDDEN_EVERYWHERE:
+                broken.append(f"{rel}:{line} imports {module}")
+                continue
+            group = group_of(module)
+            if group is None or group in ("errors", own):
+                continue
+            if group not in MAY_IMPORT[own]:
+                broken.append(f"{rel}:{line} ({own}) imports {module} ({group})")
+    assert not broken, "\n".join(broken)
+
+
+def test_the_rule_reader_sees_lazy_and_relative_imports():
+    source = "def f():\n    from csp.search import generate\n    from . import crystal\n    from csp import plots\n"
+    found = {m for _, m in imported_modules(source, "csp.structures")}
+    assert {"csp.search", "csp.structures", "csp.plots"} <= found
