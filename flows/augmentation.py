@@ -327,19 +327,31 @@ class LabelIngestReport:
     sources: list[str]
 
 
+def shipped_reference_numbers(potential_name: str) -> dict[int, float]:
+    """The shipped elemental references of a potential (eV/atom by atomic number; empty if none)."""
+    from csp.potentials.refine import shipped_references
+
+    refs = shipped_references().get(potential_name, {})
+    return {elements.atomic_number(sym): float(e) for sym, e in refs.items()}
+
+
 def ingest_labels(lake: Lake, paths: Sequence[Path], *, run_id: str, workers: int = 1) -> LabelIngestReport:
-    """Formation enthalpies from the files' own elemental references, then ``structures`` rows
-    (source = potential name; evaluation and elemental rows stay out). Idempotent by id."""
+    """Formation enthalpies from the files' own elemental references (the potential's shipped references
+    for elements the files hold none of), then ``structures`` rows (source = potential name; evaluation and
+    elemental rows stay out). Idempotent by id."""
     from storage.ingest import ingest_records
 
     labelled = load_labelled(paths)
     if not len(labelled):
         raise ValueError("The labelled files hold no rows.")
-    labelled, refs = with_formation_enthalpies(labelled)
-    written = quarantined = 0
     names = sorted(set(labelled.labels["potential"].tolist()))
-    for name in names:
+    written = quarantined = 0
+    used: dict[str, float] = {}
+    for name in names:  # each potential's rows against its own references only
         part = labelled.take(np.flatnonzero(labelled.labels["potential"] == name))
+        part, refs = with_formation_enthalpies(part, fallback=shipped_reference_numbers(name))
+        prefix = f"{name}:" if len(names) > 1 else ""
+        used.update({f"{prefix}{elements.symbol(z)}": round(e, 4) for z, e in sorted(refs.items())})
         report = ingest_records(
             lake, read_labels(part, license=licence_of(name), workers=workers), source=name, run_id=run_id
         )
@@ -350,6 +362,6 @@ def ingest_labels(lake: Lake, paths: Sequence[Path], *, run_id: str, workers: in
         written=written,
         quarantined=quarantined,
         skipped=skipped,
-        references_ev_per_atom={elements.symbol(z): round(e, 4) for z, e in sorted(refs.items())},
+        references_ev_per_atom=used,
         sources=names,
     )

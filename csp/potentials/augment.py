@@ -379,13 +379,17 @@ def plan_symbols(formulas: Iterable[str]) -> set[str]:
     return out
 
 
-def with_formation_enthalpies(labelled: StructureSet) -> tuple[StructureSet, dict[int, float]]:
-    """Add ``dhf_ev_per_atom`` from the set's own relaxed elemental rows (NaN where a reference or
-    the energy is missing); returns the set and the references (eV/atom by atomic number)."""
+def with_formation_enthalpies(
+    labelled: StructureSet, fallback: dict[int, float] | None = None
+) -> tuple[StructureSet, dict[int, float]]:
+    """Add ``dhf_ev_per_atom`` from the set's own relaxed elemental rows, and for elements the set has no
+    such row of, from ``fallback`` (eV/atom by atomic number: the same potential's shipped references,
+    :func:`csp.potentials.refine.shipped_references`); NaN where a reference or the energy is missing.
+    Returns the set and the references used (eV/atom by atomic number)."""
     is_element = (labelled.kind == "element") & np.isin(
         labelled.labels["relaxation"], ("relaxed", "partially_relaxed")
     )
-    refs = elemental_references(labelled.take(np.flatnonzero(is_element)))
+    refs = {**(fallback or {}), **elemental_references(labelled.take(np.flatnonzero(is_element)))}
     labelled.values["dhf_ev_per_atom"] = formation_enthalpies(
         labelled.numbers, labelled.offsets, labelled.values["energy_ev_per_atom"], refs
     )

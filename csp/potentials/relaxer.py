@@ -207,6 +207,8 @@ def relax(
     explode_ratio: float | None = None,
     deadline: float | None = None,
     on_result=None,
+    on_frame=None,
+    frame_every: int = 0,
 ) -> list[Relaxed]:
     """Relax (lock-step FIRE over a ``FrechetCellFilter``) or single-point a stream of jobs.
 
@@ -217,7 +219,9 @@ def relax(
     with ``explode_ratio`` as ``exploded`` once its volume exceeds that multiple of the start.
     ``on_result(item)`` is called for each finished job and may return further jobs to queue.
     Stops taking new work at ``deadline`` (``time.monotonic()``); active relaxations then end as
-    ``partially_relaxed``.
+    ``partially_relaxed``. With ``frame_every`` = k > 0, ``on_frame(job, crystal, energy, fmax, step)``
+    is called for every k-th intermediate frame of each relaxation (steps k, 2k, ... before the last;
+    the first and last frames are the result's ``energy_initial`` and ``energy``).
 
     Args:
         potential: batched energies/forces/stresses (:class:`Potential`).
@@ -240,11 +244,16 @@ def relax(
     # the cell filter's 3x3 expm/logm/solves cost ~50 ms each with a multi-threaded BLAS on a busy
     # machine (thread wake-ups) and microseconds on one thread
     with threadpool_limits(limits=1, user_api="blas"):
-        _relax_loop(potential, queue, emit, fmax, pool, symprec, collapse_ratio, explode_ratio, deadline)
+        _relax_loop(
+            potential, queue, emit, fmax, pool, symprec, collapse_ratio, explode_ratio, deadline,
+            on_frame if frame_every > 0 else None, max(frame_every, 1),
+        )  # fmt: skip
     return done
 
 
-def _relax_loop(potential, queue, emit, fmax, pool, symprec, collapse_ratio, explode_ratio, deadline) -> None:
+def _relax_loop(
+    potential, queue, emit, fmax, pool, symprec, collapse_ratio, explode_ratio, deadline, on_frame, every
+) -> None:
     from ase.calculators.singlepoint import SinglePointCalculator
     from ase.filters import FrechetCellFilter
     from ase.optimize import FIRE
@@ -299,6 +308,8 @@ def _relax_loop(potential, queue, emit, fmax, pool, symprec, collapse_ratio, exp
                 state = reason or ("relaxed" if fm < fmax else "partially_relaxed")
                 emit(Relaxed(j.job, c, float(e), j.e0, fm, j.f0, j.taken, state))
                 continue
+            if on_frame is not None and j.taken and j.taken % every == 0:
+                on_frame(j.job, c, float(e), fm, j.taken)
             j.opt.step()
             j.taken += 1
             keep.append(j)
@@ -338,6 +349,7 @@ def label_rows(
     fmax: float = 0.05,
     pool: int = 256,
     distortions: int = 0,
+    frame_every: int = 0,
     seed: int = 0,
     deadline: float | None = None,
     on_result=None,
@@ -347,8 +359,10 @@ def label_rows(
 
     Each relaxation also yields its first frame as an ``unrelaxed`` row (id suffix ``|initial``), and
     ``distortions`` strained/perturbed copies of the end point of each prototype decoration (kind
-    ``distorted``, single points). Elemental references get twice the steps (molecular crystals relax
-    slowly). Runs on :func:`relax` (no symmetry constraint, no collapse guard).
+    ``distorted``, single points). With ``frame_every`` = k > 0 every k-th intermediate frame of a
+    relaxation is a row too (id suffix ``|frame|<step>``, relaxation ``frame``): the off-equilibrium
+    structures a search meets, labelled at no extra potential call. Elemental references get twice the
+    steps (molecular crystals relax slowly). Runs on :func:`relax` (no symmetry constraint, no collapse guard).
     Stops taking new work at ``deadline`` (``time.monotonic()``) and returns what is finished.
     """
     rng = np.random.default_rng(seed)
@@ -376,6 +390,13 @@ def label_rows(
             for k, d in enumerate(distort(r.crystal, rng, distortions if row.kind == "prototype" else 0))
         ]
 
+    def frame(job: RelaxJob, crystal: Crystal, energy: float, fm: float, step: int) -> None:
+        row = job.payload
+        if row.kind in ("element", "reference"):
+            return
+        framed = PlanRow(f"{row.id}|frame|{step}", row.formula, row.kind, "single", row.tag, crystal)
+        emit(Labelled(framed, crystal, energy, energy, fm, step, "frame"))
+
     jobs = [
         RelaxJob(
             row.crystal,
@@ -384,7 +405,10 @@ def label_rows(
         )
         for row in rows
     ]
-    relax(potential, jobs, fmax=fmax, pool=pool, deadline=deadline, on_result=finished)
+    relax(
+        potential, jobs, fmax=fmax, pool=pool, deadline=deadline, on_result=finished,
+        on_frame=frame, frame_every=frame_every,
+    )  # fmt: skip
     return done
 
 
@@ -467,6 +491,7 @@ def _worker(
         fmax=args.fmax,
         pool=args.pool,
         distortions=args.distortions,
+        frame_every=args.frame_every,
         seed=args.seed + k,
         deadline=deadline,
         on_result=on_result,
@@ -507,6 +532,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--distortions", type=int, default=3, help="strained/perturbed copies per relaxed prototype"
     )
+    p.add_argument(
+        "--frame-every", type=int, default=0, help="keep every k-th intermediate relaxation frame (0: none)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-limit-s", type=float, default=540.0)
     p.add_argument("--skip", type=Path, nargs="*", default=[], help="labelled sets whose ids are done")
@@ -524,9 +552,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.skip_ids is not None:
         done_ids.update(line.strip() for line in args.skip_ids.read_text().splitlines() if line.strip())
     todo = np.array([i for i, x in enumerate(plan.ids) if x not in done_ids], dtype=np.int64)
-    # element references first (everything else needs them), then the evaluation rows, then the rest
-    # in plan order (compositions by priority), round-robin over the workers
-    rank = np.select([plan.kind[todo] == "element", plan.kind[todo] == "reference"], [0, 1], 2)
+    # element references first (everything else needs them), then the evaluation rows, then the
+    # single points of random structures (one call each: every composition is covered early), then the
+    # rest in plan order (compositions by priority), round-robin over the workers
+    kind = plan.kind[todo]
+    rank = np.select([kind == "element", kind == "reference", kind == "random"], [0, 1, 2], 3)
     order = todo[np.argsort(rank, kind="stable")]
     shards = [order[k :: args.workers] for k in range(args.workers)]
     tmp = args.out / "_parts"

@@ -154,7 +154,7 @@ def test_label_rows_relaxes_distorts_and_isolates_failures(potential):
     from csp.potentials.relaxer import label_rows, to_structure_set
 
     rows = _nacl_rows()
-    out = label_rows(potential, rows, relax_steps=15, distortions=2, pool=16)
+    out = label_rows(potential, rows, relax_steps=15, distortions=2, pool=16, frame_every=4)
     s = to_structure_set(out, potential.name)
     by_id = {i: k for k, i in enumerate(s.ids.tolist())}
     assert s.labels["relaxation"][by_id["NaCl|isolated"]] == "failed"  # the bad one alone fails
@@ -170,10 +170,20 @@ def test_label_rows_relaxes_distorts_and_isolates_failures(potential):
             assert 1 <= s.values["steps"][i] <= (30 if r.kind == "element" else 15)
             # relaxing never raises the energy much above the first frame
             assert s.values["energy_ev_per_atom"][i] <= s.values["energy_initial_ev_per_atom"][i] + 1e-3
+            # every 4th intermediate frame is a row of its own, and only intermediate ones
+            frames = sorted(int(x.rsplit("|", 1)[1]) for x in by_id if x.startswith(f"{r.id}|frame|"))
+            if r.kind == "element":
+                assert frames == []  # references are not training data: no frames
+            else:
+                assert frames == list(range(4, int(s.values["steps"][i]), 4))
+                for step in frames:
+                    k = by_id[f"{r.id}|frame|{step}"]
+                    assert s.labels["relaxation"][k] == "frame" and s.values["steps"][k] == step
+                    assert s.kind[k] == r.kind and np.isfinite(s.values["energy_ev_per_atom"][k])
     distorted = [i for i in s.ids if "|distorted|" in i]
     assert len(distorted) == 2 * sum(r.kind == "prototype" for r in rows)  # only prototypes are distorted
-    s, refs = with_formation_enthalpies(s)
-    assert set(refs) == {11, 17}
+    s, refs = with_formation_enthalpies(s, fallback={11: 0.0, 8: -4.9})
+    assert set(refs) == {8, 11, 17} and refs[11] != 0.0  # the set's own references win over the fallback
     rock = s.values["dhf_ev_per_atom"][by_id[next(r.id for r in rows if "225" in r.tag)]]
     assert -2.6 < rock < -1.6  # CHGNet's NaCl formation energy (experiment: -2.13 eV/atom)
     assert potential.name.startswith("chgnet-")
