@@ -1,17 +1,19 @@
 # Two commands on a fresh machine:
 #   make campaign   set up .venv, then run the main job (a CSP campaign on the shipped models)
 #   make test       set up .venv, then run the test suite
+# and the documentation site: make docs (serve it locally), make docs-check (build it with --strict)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.installed-docs
 export CSP_DATA_MIRROR ?= $(abspath ../shared/data)
 export CSP_HOME ?= $(abspath .csp_home)
 export PREFECT_HOME ?= $(abspath .prefect_home)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup test test-fast campaign lint bench clean service-up service-down service-status
+.PHONY: setup test test-fast campaign lint bench clean service-up service-down service-status docs docs-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +32,17 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+
+# the documentation site (mkdocs.yml, docs/): serve at http://127.0.0.1:8000, or build with every warning an error
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/pip install -q -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs serve
+
+docs-check: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 campaign: $(STAMP)
 	$(BIN)/csp demo

@@ -10,22 +10,19 @@ The front door (names load on first use, so ``import csp`` is cheap)::
 
 Histories of campaigns in the lake are read by :mod:`storage.query`; :mod:`csp.plots` draws them.
 
-=====================  ============================================================================
-name                   what it is (module)
-=====================  ============================================================================
-Composition            a parsed formula (:mod:`csp.structures.composition`; ``parse_composition`` makes one)
-Crystal                lattice (Angstrom), atomic numbers, fractional coordinates (:mod:`csp.structures.crystal`)
-SearchParameters       the campaign fields a person chooses, declared once (:mod:`csp.search.parameters`)
-SearchConfig           ``SearchParameters`` plus the search's expert knobs (:mod:`csp.search.two_stage`)
-run_search             the two-stage search over symmetry families and cells (:mod:`csp.search.two_stage`)
-InMemorySink           where scored candidates go in a notebook (:mod:`csp.search.two_stage`)
-load_scorer            the enthalpy + synthesizability models for the search (:mod:`csp.models.scoring`)
-rank                   deduplicate and rank a search's outer rows (:mod:`csp.structures.matching`)
-matches                StructureMatcher match and the same space group (:mod:`csp.structures.matching`)
-write_structures       structures to CIF, POSCAR, extxyz, JSON or ComputedStructureEntry files
-                       (:mod:`csp.structures.io`; ``read_structure`` reads any of them back)
-CSPError               base of every error the science raises; ``InputError``, ``ModelError`` below it
-=====================  ============================================================================
+| name | what it is (module) |
+| --- | --- |
+| Composition | a parsed formula (:mod:`csp.structures.composition`; ``parse_composition`` makes one) |
+| Crystal | lattice (Angstrom), atomic numbers, fractional coordinates (:mod:`csp.structures.crystal`) |
+| SearchParameters | the campaign fields a person chooses, declared once (:mod:`csp.search.parameters`) |
+| SearchConfig | ``SearchParameters`` plus the search's expert knobs (:mod:`csp.search.two_stage`) |
+| run_search | the two-stage search over symmetry families and cells (:mod:`csp.search.two_stage`) |
+| InMemorySink | where scored candidates go in a notebook (:mod:`csp.search.two_stage`) |
+| load_scorer | the enthalpy + synthesizability models for the search (:mod:`csp.models.scoring`) |
+| rank | deduplicate and rank a search's outer rows (:mod:`csp.structures.matching`) |
+| matches | StructureMatcher match and the same space group (:mod:`csp.structures.matching`) |
+| write_structures | structures to CIF, POSCAR, extxyz, JSON or ComputedStructureEntry files (:mod:`csp.structures.io`; ``read_structure`` reads any of them back) |
+| CSPError | base of every error the science raises; ``InputError``, ``ModelError`` below it |
 
 ``csp`` never imports Prefect or the lake (``storage``); those are wired in by ``flows``.
 """

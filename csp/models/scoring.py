@@ -66,7 +66,9 @@ def load_scorer(
         models_dir: folder of model folders (default: ``onnx_models`` of this checkout); the default
             folder of each kind is :data:`csp.models.names.DEFAULT_MODELS`.
         dhf_source: ``"exp"`` (fine-tuned on experiment) or ``"dft"`` enthalpy.
-        dft, exp, pu: explicit model folders, or folder names under ``models_dir`` (old names resolve).
+        dft: explicit DFT enthalpy model folder, or a folder name under ``models_dir`` (old names resolve).
+        exp: explicit experiment-calibrated enthalpy model folder, or a folder name (likewise).
+        pu: explicit P_syn (PU) model folder, or a folder name (likewise).
         threads: onnxruntime threads per session.
         batch_size: crystals per onnxruntime call.
         allow_unseen_elements: score elements a model has no training rows for (``training_elements`` in

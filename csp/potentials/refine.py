@@ -10,22 +10,20 @@ and as ``exploded`` when the volume passes ``EXPLODE_RATIO`` (2) times the start
 re-symmetrised at :data:`csp.structures.matching.SYMPREC` (its symmetry may rise: a monoclinic cell can relax into
 rock salt), rescored with the enthalpy model and P_syn, and becomes one candidate row:
 
-=================================  ======  =========================================================
-column (besides the search's)      type    meaning
-=================================  ======  =========================================================
-stage                              str     ``"refined"`` (``"single_point"`` for an exploitation probe)
-inner_step                         int     :data:`REFINED_INNER_STEP` (-2); probes :data:`PROBE_INNER_STEP`
-outer_step, source_outer_step      int     the outer step of the row it came from
-potential                          str     e.g. ``chgnet-0.3.0``
-energy_potential_ev_per_atom       float   the potential's energy of this structure, eV/atom
-dhf_potential_ev_per_atom          float   the potential's formation enthalpy of this structure, eV/atom
-dhf_potential_initial_ev_per_atom  float   the same at the source geometry (single point), eV/atom
-exploitation_gap_ev_per_atom       float   dhf_potential_initial minus the source row's model dHf
-relax_steps                        int     FIRE steps taken
-converged                          bool    the largest generalised force fell below fmax
-fmax_ev_per_angstrom               float   largest generalised force at the end, eV/A
-min_distance_angstrom              float   shortest interatomic distance at the end, Angstrom
-=================================  ======  =========================================================
+| column (besides the search's) | type | meaning |
+| --- | --- | --- |
+| stage | str | ``"refined"`` (``"single_point"`` for an exploitation probe) |
+| inner_step | int | :data:`REFINED_INNER_STEP` (-2); probes :data:`PROBE_INNER_STEP` |
+| outer_step, source_outer_step | int | the outer step of the row it came from |
+| potential | str | e.g. ``chgnet-0.3.0`` |
+| energy_potential_ev_per_atom | float | the potential's energy of this structure, eV/atom |
+| dhf_potential_ev_per_atom | float | the potential's formation enthalpy of this structure, eV/atom |
+| dhf_potential_initial_ev_per_atom | float | the same at the source geometry (single point), eV/atom |
+| exploitation_gap_ev_per_atom | float | dhf_potential_initial minus the source row's model dHf |
+| relax_steps | int | FIRE steps taken |
+| converged | bool | the largest generalised force fell below fmax |
+| fmax_ev_per_angstrom | float | largest generalised force at the end, eV/A |
+| min_distance_angstrom | float | shortest interatomic distance at the end, Angstrom |
 
 The campaign's final top k is then :func:`rank_refined` of the refined rows by the chosen rule
 (:data:`DEFAULT_RANKING`; see ``benchmarks/bench_refine_ranking.py`` for how it was chosen).

@@ -225,7 +225,7 @@ def relax(
 
     Args:
         potential: batched energies/forces/stresses (:class:`Potential`).
-        jobs: iterable of :class:`RelaxJob`.
+        jobs (Iterable[RelaxJob]): the structures to relax or single-point.
         fmax: convergence threshold on the largest (generalised) force, eV/A.
 
     Returns:

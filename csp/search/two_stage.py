@@ -17,32 +17,30 @@ Row columns (one dict per candidate; ``stage`` is ``"inner"`` for a cell/coordin
 ``"outer"`` for the family's result, which repeats the family's best structure with P_syn and FV and has
 ``inner_step = -1``):
 
-=====================  =============  ==========================================================
-column                 type           meaning
-=====================  =============  ==========================================================
-campaign_id            str            campaign identifier
-stage                  str            "inner" or "outer"
-outer_step             int            outer step (0-based)
-inner_step             int            inner step (0-based); -1 on the outer row
-family_index           int            index of the family in the campaign's family list
-formula                str            reduced formula of the composition
-formula_units          int            Z, formula units in the cell
-spacegroup             int            the family's space group number (1..230)
-crystal_system         str            the family's crystal system
-wyckoff                str            e.g. "Mg:4a O:4b"
-lattice                list[float]    9 floats, row vectors a, b, c in Angstrom
-numbers                list[int]      atomic numbers, n
-frac_coords            list[float]    3n floats, fractional coordinates row by row
-x                      list[float]    the candidate's unit-cube variables
-dhf_pred_ev_per_atom   float | None   predicted formation enthalpy (None when not scored)
-p_syn                  float | None   synthesizability, outer rows only
-p_syn_std              float | None   its spread over the bagged models, outer rows only
-fitness                float | None   FV on outer rows (FV_PENALTY when invalid); None on inner rows
-valid                  bool           met all constraints and was scored
-reject_reason          str            "" when valid, else why not
-seed                   int            campaign seed
-seconds                float          campaign wall time when the batch was scored (cumulative over resumes)
-=====================  =============  ==========================================================
+| column | type | meaning |
+| --- | --- | --- |
+| campaign_id | str | campaign identifier |
+| stage | str | "inner" or "outer" |
+| outer_step | int | outer step (0-based) |
+| inner_step | int | inner step (0-based); -1 on the outer row |
+| family_index | int | index of the family in the campaign's family list |
+| formula | str | reduced formula of the composition |
+| formula_units | int | Z, formula units in the cell |
+| spacegroup | int | the family's space group number (1..230) |
+| crystal_system | str | the family's crystal system |
+| wyckoff | str | e.g. "Mg:4a O:4b" |
+| lattice | list[float] | 9 floats, row vectors a, b, c in Angstrom |
+| numbers | list[int] | atomic numbers, n |
+| frac_coords | list[float] | 3n floats, fractional coordinates row by row |
+| x | list[float] | the candidate's unit-cube variables |
+| dhf_pred_ev_per_atom | float or None | predicted formation enthalpy (None when not scored) |
+| p_syn | float or None | synthesizability, outer rows only |
+| p_syn_std | float or None | its spread over the bagged models, outer rows only |
+| fitness | float or None | FV on outer rows (FV_PENALTY when invalid); None on inner rows |
+| valid | bool | met all constraints and was scored |
+| reject_reason | str | "" when valid, else why not |
+| seed | int | campaign seed |
+| seconds | float | campaign wall time when the batch was scored (cumulative over resumes) |
 """
 
 from __future__ import annotations
