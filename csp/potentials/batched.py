@@ -191,6 +191,7 @@ class _Pool:
         self.device = device
         self.symprec = symprec
         self.collapse = collapse
+        self.images = _IMAGES.to(device)
         self.jobs: list[Any] = []
         self.sizes: list[int] = []
         self.groups: dict[str, dict[str, torch.Tensor]] = {
@@ -293,8 +294,8 @@ class _Pool:
         s, a = self.groups["struct"], self.groups["atom"]
         if not self.jobs:
             return
-        self.counts = torch.as_tensor(self.sizes, dtype=torch.int64, device=self.device)
-        atom_start = torch.cumsum(self.counts, 0) - self.counts
+        counts = torch.as_tensor(self.sizes, dtype=torch.int64, device=self.device)
+        atom_start = torch.cumsum(counts, 0) - counts
         op_start = torch.cumsum(s["nops"], 0) - s["nops"]
         self.n_atoms = torch.as_tensor(self.sizes, dtype=_DTYPE, device=self.device)
         self.owner = a["owner"]
@@ -352,7 +353,7 @@ class _Pool:
         a = self.groups["atom"]
         d = frac[self.pair_j] - frac[self.pair_i]
         d = d - torch.round(d)
-        images = _IMAGES.to(self.device)
+        images = self.images
         shifted = d[:, None, :] + images[None]  # (pairs, 27, 3)
         owner = self.groups["pair"]["owner"]
         dist = torch.linalg.norm(torch.einsum("pki,pij->pkj", shifted, cell[owner]), dim=-1)
