@@ -1,7 +1,9 @@
 """Universal interatomic potentials: relaxation under symmetry, refinement of campaigns, labelling.
 
 What it holds
-    :mod:`~csp.potentials.relaxer` (loading CHGNet/SevenNet, lock-step relaxation, the labelling command),
+    :mod:`~csp.potentials.relaxer` (loading CHGNet/SevenNet, ``relax``, the labelling command),
+    :mod:`~csp.potentials.batched` (the batched relaxer: FIRE and a Frechet cell filter on a whole pool as
+    tensors, symmetry kept by symmetrised forces and stress, continuous batching),
     :mod:`~csp.potentials.refine` (a campaign's best distinct structures relaxed keeping their space group,
     rescored and ranked), :mod:`~csp.potentials.augment` (polymorph plans: prototype decorations, the
     search's own symmetric random structures, strained copies; formation enthalpies from references

@@ -3,8 +3,10 @@
 After a search, the ``top_n`` best distinct structures (outer rows ranked by fitness and deduplicated by
 :func:`csp.structures.matching.rank`, so they spread over several families) are relaxed with a universal potential
 whose weights ship in its wheel (CHGNet by default, :mod:`csp.potentials.relaxer`) **keeping their space group**:
-ASE ``FixSymmetry`` (``FIX_SYMPREC`` = 0.01 A) with a ``FrechetCellFilter`` and ``FIRE``, all structures
-in lock step (one batched potential call per step, :func:`csp.potentials.relaxer.relax`). A relaxation stops early
+forces and stress symmetrised with each structure's operations (``FIX_SYMPREC`` = 0.01 A), FIRE over the
+positions and Frechet cell variables, the whole batch in one tensor program (:mod:`csp.potentials.batched`,
+one batched potential call per step; ``RefineSettings.engine="ase"`` runs ASE ``FixSymmetry``,
+``FrechetCellFilter`` and ``FIRE`` per structure instead, :func:`csp.potentials.relaxer.relax`). A relaxation stops early
 as ``collapsed`` when two atoms come closer than ``COLLAPSE_RATIO`` (0.6) times their covalent-radius sum,
 and as ``exploded`` when the volume passes ``EXPLODE_RATIO`` (2) times the start. Each relaxed structure is
 re-symmetrised at :data:`csp.structures.matching.SYMPREC` (its symmetry may rise: a monoclinic cell can relax into
@@ -208,6 +210,8 @@ class RefineSettings:
     fix_symprec: float = FIX_SYMPREC
     collapse_ratio: float = COLLAPSE_RATIO
     explode_ratio: float = EXPLODE_RATIO
+    #: ``batched`` (one tensor program for the pool) or ``ase`` (one ASE optimiser per structure).
+    engine: Literal["batched", "ase"] = "batched"
 
 
 def select_sources(rows: Sequence[dict[str, Any]], n: int) -> list[dict[str, Any]]:
@@ -426,6 +430,7 @@ def refine(
             explode_ratio=cfg.explode_ratio,
             deadline=deadline,
             on_result=finished,
+            engine=cfg.engine,
         )
     return [out[s["outer_step"]] for s in sources if s["outer_step"] in out]
 

@@ -1,10 +1,11 @@
 """Labelling structures with a universal interatomic potential (CHGNet; SevenNet as a second opinion).
 
 The potentials' weights ship inside their PyPI wheels (``pip install .[augment]``), so nothing is
-downloaded. Relaxations run in lock step: every structure in the active pool has its own ASE FIRE
-optimiser over a ``FrechetCellFilter`` (positions and cell), and one batched potential call per step
-gives the energies, forces and stresses of the whole pool; a finished relaxation is replaced from the
-queue at once (continuous batching), so the accelerator sees full batches to the end.
+downloaded. :func:`relax` runs by default on the batched relaxer (:mod:`csp.potentials.batched`: FIRE and a
+Frechet cell filter on the whole pool in one tensor program, symmetry kept by symmetrised forces and
+stress); ``engine="ase"`` keeps the older lock-step path (one ASE FIRE optimiser over a
+``FrechetCellFilter`` per structure, one batched potential call per step). Either way a finished
+relaxation is replaced from the queue at once (continuous batching).
 
 Run it as ``python -m csp.potentials.relaxer label --plan PLAN.npz --out DIR`` (see ``--help``); workers share
 one GPU, each converting its own graphs on a CPU core, and stop cleanly at a deadline so that what was
@@ -30,7 +31,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -39,6 +40,8 @@ from csp.potentials.augment import PlanRow, StructureSet, distort, from_rows
 from csp.structures.crystal import Crystal
 
 GPA_TO_EV_PER_A3 = 1.0 / 160.21766208
+#: Which relaxer :func:`relax` runs: the batched tensor program or one ASE optimiser per structure.
+Engine = Literal["batched", "ase"]
 
 
 class Potential(Protocol):
@@ -61,6 +64,8 @@ class CHGNetPotential:
         import chgnet
 
         self.model = CHGNet.load(use_device=device, verbose=False)
+        self.model.eval()
+        self.device = device
         self.batch_size = batch_size
         self.name = f"chgnet-{self.model.version}"
         self.package = f"chgnet {chgnet.__version__}"
@@ -85,6 +90,38 @@ class CHGNetPotential:
         forces = [np.asarray(o["f"], dtype=np.float64) for o in out]
         stress = np.stack([np.asarray(o["s"], dtype=np.float64).reshape(3, 3) for o in out])
         return energy, forces, stress
+
+    def energies_forces_stresses(self, batch):
+        """Energies (n_struct,) eV, forces (n_atoms, 3) eV/A and stresses (n_struct, 3, 3) eV/A^3 (ASE's sign)
+        of a :class:`csp.potentials.batched.Batch`, as float64 tensors on the model's device.
+
+        CHGNet's own model on batched graphs; the graphs are built per structure on the CPU (CHGNet's
+        ``CrystalGraphConverter``), the rest runs on the device in chunks of ``batch_size`` structures.
+        """
+        import torch
+        from pymatgen.core import Lattice, Structure
+
+        from csp.potentials.batched import batch_crystals
+
+        graphs = [
+            self.model.graph_converter(
+                Structure(Lattice(c.lattice), c.numbers.tolist(), c.frac_coords, validate_proximity=False)
+            ).to(self.device)
+            for c in batch_crystals(batch)
+        ]
+        energy, forces, stress = [], [], []
+        for start in range(0, len(graphs), self.batch_size):
+            out = self.model(graphs[start : start + self.batch_size], task="efs")
+            energy.append(out["e"].detach())
+            forces.extend(f.detach() for f in out["f"])
+            stress.extend(s.detach() for s in out["s"])
+        sizes = torch.as_tensor(batch.sizes, dtype=torch.float64, device=batch.positions.device)
+        dev = batch.positions.device
+        return (
+            torch.cat(energy).to(dev, torch.float64) * sizes,  # CHGNet's energy is per atom
+            torch.cat(forces).to(dev, torch.float64),
+            torch.stack(stress).to(dev, torch.float64) * GPA_TO_EV_PER_A3,
+        )
 
 
 class SevenNetPotential:
@@ -209,12 +246,16 @@ def relax(
     on_result=None,
     on_frame=None,
     frame_every: int = 0,
+    engine: Engine = "batched",
 ) -> list[Relaxed]:
-    """Relax (lock-step FIRE over a ``FrechetCellFilter``) or single-point a stream of jobs.
+    """Relax (FIRE over positions and Frechet cell variables) or single-point a stream of jobs.
 
     One batched potential call per step covers the whole active pool (at most ``pool`` structures); a
-    finished job is replaced from the queue at once. With ``symprec`` every structure keeps its space
-    group (ASE ``FixSymmetry`` at that tolerance, Angstrom). With ``collapse_ratio`` a relaxation stops
+    finished job is replaced from the queue at once. ``engine="batched"`` (default) steps the whole pool
+    as tensors (:func:`csp.potentials.batched.relax_batched`, on the potential's device);
+    ``engine="ase"`` runs one ASE ``FIRE`` over a ``FrechetCellFilter`` per structure. With ``symprec``
+    every structure keeps its space group (symmetrised forces and stress at that tolerance, Angstrom;
+    ASE ``FixSymmetry`` on the ASE path). With ``collapse_ratio`` a relaxation stops
     as ``collapsed`` as soon as two atoms come closer than that fraction of their covalent-radius sum;
     with ``explode_ratio`` as ``exploded`` once its volume exceeds that multiple of the start.
     ``on_result(item)`` is called for each finished job and may return further jobs to queue.
@@ -227,11 +268,35 @@ def relax(
         potential: batched energies/forces/stresses (:class:`Potential`).
         jobs (Iterable[RelaxJob]): the structures to relax or single-point.
         fmax: convergence threshold on the largest (generalised) force, eV/A.
+        engine: ``batched`` or ``ase``.
 
     Returns:
         The finished jobs as :class:`Relaxed`, in the order they finished.
+
+    Raises:
+        InputError: for an unknown ``engine``.
     """
     from threadpoolctl import threadpool_limits
+
+    if engine == "batched":
+        from csp.potentials.batched import relax_batched
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return relax_batched(
+                potential,
+                jobs,
+                fmax=fmax,
+                pool=pool,
+                symprec=symprec,
+                collapse_ratio=collapse_ratio,
+                explode_ratio=explode_ratio,
+                deadline=deadline,
+                on_result=on_result,
+                on_frame=on_frame,
+                frame_every=frame_every,
+            )
+    if engine != "ase":
+        raise InputError(f"Unknown relaxation engine {engine!r}: choose batched or ase.")
 
     queue = deque(jobs)
     done: list[Relaxed] = []
