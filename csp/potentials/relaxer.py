@@ -418,6 +418,7 @@ def label_rows(
     seed: int = 0,
     deadline: float | None = None,
     on_result=None,
+    engine: Engine = "batched",
 ) -> list[Labelled]:
     """Label ``rows``: relax those whose action is ``relax`` (lock-step FIRE, at most ``relax_steps``
     steps, converged at ``fmax`` eV/A including the cell's generalised forces), single-point the rest.
@@ -472,7 +473,7 @@ def label_rows(
     ]
     relax(
         potential, jobs, fmax=fmax, pool=pool, deadline=deadline, on_result=finished,
-        on_frame=frame, frame_every=frame_every,
+        on_frame=frame, frame_every=frame_every, engine=engine,
     )  # fmt: skip
     return done
 
@@ -557,6 +558,7 @@ def _worker(
         pool=args.pool,
         distortions=args.distortions,
         frame_every=args.frame_every,
+        engine=args.engine,
         seed=args.seed + k,
         deadline=deadline,
         on_result=on_result,
@@ -600,6 +602,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--frame-every", type=int, default=0, help="keep every k-th intermediate relaxation frame (0: none)"
     )
+    p.add_argument("--engine", choices=("batched", "ase"), default="batched", help="relaxation engine")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-limit-s", type=float, default=540.0)
     p.add_argument("--skip", type=Path, nargs="*", default=[], help="labelled sets whose ids are done")
@@ -664,6 +667,8 @@ def main(argv: list[str] | None = None) -> int:
         "device": args.device,
         "workers": args.workers,
         "relax_steps": args.relax_steps,
+        "frame_every": args.frame_every,
+        "engine": args.engine,
         "fmax": args.fmax,
         "files": [p.name for p in written],
         "cpu_count": os.cpu_count(),
