@@ -180,20 +180,6 @@ def server_home(api_url: str, timeout: float = 5.0) -> Path | None:
     return Path(home).expanduser().resolve() if isinstance(home, str) and home else None
 
 
-def owns_server(svc: Service) -> bool:
-    """Whether the server answering on ``svc.port`` is this service's (its PREFECT_HOME is ``svc.home``)."""
-    return server_home(svc.api_url) == svc.home
-
-
-def foreign_server_message(svc: Service) -> str:
-    home = server_home(svc.api_url)
-    return (
-        f"Port {svc.port} already serves a Prefect server that this service did not start "
-        f"(its PREFECT_HOME is {home or 'unknown'}, this one's {svc.home}); choose another --port, or stop "
-        f"that server with `csp service down --port {svc.port}` where it was started."
-    )
-
-
 def wait_healthy(api_url: str, timeout: float = 90.0, pid_file: Path | None = None) -> float:
     """Seconds until the API answers; raises ``RuntimeError`` on timeout or when the server process died."""
     start = time.monotonic()
@@ -249,8 +235,13 @@ def start_server(svc: Service, log=print) -> None:
         check_port(svc.port)  # raises before anything is written
     svc.home.mkdir(parents=True, exist_ok=True)
     if healthy(svc.api_url):
-        if not owns_server(svc):
-            raise RuntimeError(foreign_server_message(svc))
+        home = server_home(svc.api_url)
+        if home != svc.home:  # another user's or checkout's server: never share it
+            raise RuntimeError(
+                f"Port {svc.port} already serves a Prefect server that this service did not start "
+                f"(its PREFECT_HOME is {home or 'unknown'}, this one's {svc.home}); choose another --port, or "
+                f"stop that server with `csp service down --port {svc.port}` where it was started."
+            )
         log(f"server already answers at {svc.api_url}")
         return
     if alive(read_pid(svc.server_pid_file)):
@@ -402,21 +393,7 @@ def status(svc: Service) -> dict[str, object]:
     answers = healthy(svc.api_url)
     home = server_home(svc.api_url) if answers else None
     served = worker_lake(svc)
-    return {
-        "server": {
-            "pid": server_pid,
-            "alive": alive(server_pid),
-            "healthy": answers,
-            "ours": answers and home == svc.home,
-            "home": str(home) if home else None,
-        },
-        "worker": {
-            "pid": worker_pid,
-            "alive": alive(worker_pid),
-            "log": str(svc.worker_log),
-            "lake": str(served) if served else None,
-            "pool": svc.work_pool,
-        },
-        "ui": svc.ui_url,
-        "prefect_home": str(svc.home),
-    }
+    server = dict(pid=server_pid, alive=alive(server_pid), healthy=answers, ours=answers and home == svc.home)
+    worker = dict(pid=worker_pid, alive=alive(worker_pid), log=str(svc.worker_log), pool=svc.work_pool)
+    server["home"], worker["lake"] = str(home) if home else None, str(served) if served else None
+    return {"server": server, "worker": worker, "ui": svc.ui_url, "prefect_home": str(svc.home)}
