@@ -32,7 +32,7 @@ from flows.settings import settings as current_settings
 from storage import campaign_state
 from storage.campaigns import LakeSink, candidate_counts, record_event
 from storage.campaigns import stored_parameters as _stored_parameters
-from storage.errors import StorageError
+from storage.errors import DiskWriteError, StorageError, writing
 from storage.lake import Lake
 
 #: earlier names of the choice types (one definition each lives in csp)
@@ -253,7 +253,8 @@ class Campaign:
                 self.lake, self.campaign_id, self.run_id, event, refused=(CampaignError,)
             ):
                 return self._search_and_rank(event, progress, export_dir)
-        except campaign_state.CampaignStateError as exc:
+        except (campaign_state.CampaignStateError, DiskWriteError) as exc:
+            # a full or read-only lake: one line that says whether `failed` could be recorded
             raise CampaignError(str(exc)) from exc
 
     def _search_and_rank(
@@ -286,9 +287,10 @@ class Campaign:
         elapsed = time.perf_counter() - start
         self.lake.compact("candidates", partition=self.campaign_id)
         if export_dir is not None:
-            export_dir.mkdir(parents=True, exist_ok=True)
-            for item in top:
-                write_cif(item["structure"], export_dir / f"{self.campaign_id}-rank{item['rank']}.cif")
+            with writing(export_dir, advice="or choose another --export-cif folder"):
+                export_dir.mkdir(parents=True, exist_ok=True)
+                for item in top:
+                    write_cif(item["structure"], export_dir / f"{self.campaign_id}-rank{item['rank']}.cif")
         n, invalid = candidate_counts(self.lake, self.campaign_id)
         summary = {
             "top": [public_row(t) for t in top],

@@ -1,14 +1,27 @@
 """Bring a local Prefect service up and down: server, process work pool, deployments, one worker.
 
 Everything lives under ``PREFECT_HOME`` (default ``.prefect_home/`` in the project): the server's SQLite
-database and pid file, and ``service/`` with the worker's pid file and both logs. The API listens on
-127.0.0.1 only. Used by ``csp service up|down|status`` and ``make service-up`` / ``make service-down``.
+database and pid file, and ``service/`` with the worker's pid file, the lake it serves and both logs. The
+API listens on 127.0.0.1 only. Used by ``csp service up|down|status`` and ``make service-up`` /
+``make service-down``.
+
+One service, one lake:
+
+* a service uses only a server it started: ``up`` on a port where another ``PREFECT_HOME``'s server
+  answers (another user, another checkout) is refused, as the server's ``/api/admin/settings`` tells;
+* its work pool is named after its lake (:func:`work_pool_for`), so its worker never picks up a run
+  deployed for another lake;
+* its deployments carry the lake in their job variables (``CSP_SERVICE_LAKE``), and a flow run whose
+  worker has another ``CSP_HOME`` refuses to start (:func:`flows.settings.settings`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,8 +33,19 @@ from pathlib import Path
 from storage.campaign_state import pid_alive
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
-WORK_POOL = "csp-process"
+WORK_POOL = "csp-process"  # the prefix of every lake's work pool
 DEFAULT_PORT = 4200
+
+
+def work_pool_for(lake: Path) -> str:
+    """The work pool of the service that writes to ``lake``: ``csp-process-<folder name>-<8 hex>``.
+
+    The hex digits are the start of the sha256 of the resolved path, so two lakes with one folder name
+    get two pools.
+    """
+    resolved = lake.expanduser().resolve()
+    name = re.sub(r"[^A-Za-z0-9_-]", "-", resolved.name)[:24] or "root"
+    return f"{WORK_POOL}-{name}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:8]}"
 
 
 @dataclass
@@ -31,12 +55,18 @@ class Service:
     port: int = DEFAULT_PORT
     home: Path | None = None  # PREFECT_HOME; default $PREFECT_HOME or <project>/.prefect_home
     project: Path = PROJECT_DIR
+    lake: Path | None = None  # the lake its worker writes to; default CSP_HOME (flows.settings)
 
     def __post_init__(self) -> None:
         if self.home is None:
             env = os.environ.get("PREFECT_HOME")
             self.home = Path(env) if env else self.project / ".prefect_home"
         self.home = self.home.expanduser().resolve()
+        if self.lake is None:
+            from flows.settings import settings
+
+            self.lake = settings().home
+        self.lake = self.lake.expanduser().resolve()
 
     @property
     def api_url(self) -> str:
@@ -62,9 +92,15 @@ class Service:
     def worker_log(self) -> Path:
         return self.state_dir / "worker.log"
 
-    def env(self) -> dict[str, str]:
-        from flows.settings import settings
+    @property
+    def worker_lake_file(self) -> Path:
+        return self.state_dir / "worker.lake"  # the lake the running worker serves
 
+    @property
+    def work_pool(self) -> str:
+        return work_pool_for(self.lake)
+
+    def env(self) -> dict[str, str]:
         env = dict(os.environ)
         path = env.get("PYTHONPATH", "")
         env.update(
@@ -76,9 +112,12 @@ class Service:
             CSP_PROJECT_DIR=str(self.project),
             # flow runs import this checkout's `flows` and `csp`, whatever else is installed
             PYTHONPATH=str(self.project) + (os.pathsep + path if path else ""),
-            # the worker writes to the same lake that `csp sql` in this shell reads
-            CSP_HOME=str(settings().home.expanduser().resolve()),
+            # the worker writes to the same lake that `csp sql` in this shell reads; prefect.yaml names
+            # the pool after it and passes it to every run as CSP_SERVICE_LAKE (checked by the flow)
+            CSP_HOME=str(self.lake),
+            CSP_WORK_POOL=self.work_pool,
         )
+        env.pop("CSP_SERVICE_LAKE", None)  # the worker itself serves CSP_HOME; runs bring their own
         return env
 
     def prefect(self, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -129,6 +168,16 @@ def healthy(api_url: str, timeout: float = 2.0) -> bool:
             return response.status == 200
     except OSError:
         return False
+
+
+def server_home(api_url: str, timeout: float = 5.0) -> Path | None:
+    """The ``PREFECT_HOME`` of the server answering at ``api_url`` (its ``/admin/settings``), or None."""
+    try:
+        with urllib.request.urlopen(f"{api_url}/admin/settings", timeout=timeout) as response:
+            home = json.loads(response.read()).get("home")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(home).expanduser().resolve() if isinstance(home, str) and home else None
 
 
 def wait_healthy(api_url: str, timeout: float = 90.0, pid_file: Path | None = None) -> float:
@@ -186,6 +235,13 @@ def start_server(svc: Service, log=print) -> None:
         check_port(svc.port)  # raises before anything is written
     svc.home.mkdir(parents=True, exist_ok=True)
     if healthy(svc.api_url):
+        home = server_home(svc.api_url)
+        if home != svc.home:  # another user's or checkout's server: never share it
+            raise RuntimeError(
+                f"Port {svc.port} already serves a Prefect server that this service did not start "
+                f"(its PREFECT_HOME is {home or 'unknown'}, this one's {svc.home}); choose another --port, or "
+                f"stop that server with `csp service down --port {svc.port}` where it was started."
+            )
         log(f"server already answers at {svc.api_url}")
         return
     if alive(read_pid(svc.server_pid_file)):
@@ -208,7 +264,8 @@ def start_server(svc: Service, log=print) -> None:
 
 
 def create_work_pool(svc: Service) -> None:
-    """Create (or reset) the process work pool ``csp-process`` with Prefect's default job template.
+    """Create (or reset) the lake's process work pool (:func:`work_pool_for`) with Prefect's default job
+    template.
 
     Through the API client in this process, as ``prefect work-pool create --type process --overwrite``
     does, without paying another Prefect start-up in a subprocess.
@@ -223,14 +280,14 @@ def create_work_pool(svc: Service) -> None:
     from prefect.workers.process import ProcessWorker
 
     pool = WorkPoolCreate(
-        name=WORK_POOL, type="process", base_job_template=ProcessWorker.get_default_base_job_template()
+        name=svc.work_pool, type="process", base_job_template=ProcessWorker.get_default_base_job_template()
     )
     try:
         with temporary_settings({PREFECT_API_URL: svc.api_url}), get_client(sync_client=True) as client:
             client.create_work_pool(work_pool=pool, overwrite=True)
     except httpx.HTTPError as exc:  # a server that stopped answering, or answered with an error
         raise RuntimeError(
-            f"The Prefect server at {svc.api_url} did not take the work pool {WORK_POOL} ({exc}); "
+            f"The Prefect server at {svc.api_url} did not take the work pool {svc.work_pool} ({exc}); "
             "run `csp service status`, then `csp service down` and `up` again."
         ) from exc
 
@@ -242,15 +299,45 @@ def deploy(svc: Service, log=print) -> None:
     log(f"deployed from prefect.yaml: {', '.join(dict.fromkeys(names)) or 'see prefect deployment ls'}")
 
 
+def worker_lake(svc: Service) -> Path | None:
+    """The lake the service's running worker was started for (None if unrecorded)."""
+    try:
+        return Path(svc.worker_lake_file.read_text().strip())
+    except OSError:
+        return None
+
+
+def check_same_lake(svc: Service) -> None:
+    """Raise ``RuntimeError`` if this service's live worker serves another lake than ``CSP_HOME`` here."""
+    served = worker_lake(svc)
+    if alive(read_pid(svc.worker_pid_file)) and served is not None and served != svc.lake:
+        raise RuntimeError(
+            f"The service of {svc.home} already serves the lake {served}, not {svc.lake} (CSP_HOME here); "
+            f"set CSP_HOME={served}, or run `csp service down` first."
+        )
+
+
 def start_worker(svc: Service, log=print) -> int:
     pid = read_pid(svc.worker_pid_file)
     if alive(pid):
+        check_same_lake(svc)
         log(f"worker already running (pid {pid})")
         return pid
     svc.state_dir.mkdir(parents=True, exist_ok=True)
+    svc.worker_lake_file.write_text(f"{svc.lake}\n")
     with svc.worker_log.open("ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "worker", "start", "--pool", WORK_POOL, "--type", "process"],
+            [
+                sys.executable,
+                "-m",
+                "prefect",
+                "worker",
+                "start",
+                "--pool",
+                svc.work_pool,
+                "--type",
+                "process",
+            ],
             cwd=svc.project,
             env=svc.env(),
             stdout=out,
@@ -264,9 +351,16 @@ def start_worker(svc: Service, log=print) -> int:
 
 
 def up(svc: Service, log=print) -> None:
+    """Start (or find) this service's server, work pool, worker and deployments.
+
+    Raises:
+        RuntimeError: the port serves another service's server, the port is taken, the server does not
+            start, or this service's worker serves another lake (one line each, nothing started).
+    """
+    check_same_lake(svc)
     start_server(svc, log)
     create_work_pool(svc)
-    log(f"work pool {WORK_POOL} (process)")
+    log(f"work pool {svc.work_pool} (process) for the lake {svc.lake}")
     start_worker(svc, log)  # its start-up overlaps with the deploy below; it polls the pool meanwhile
     deploy(svc, log)
     log(f"Prefect UI: {svc.ui_url}  (API {svc.api_url})")
@@ -280,6 +374,7 @@ def down(svc: Service, log=print) -> None:
         stopped = True
         log(f"worker stopped (pid {pid})")
     svc.worker_pid_file.unlink(missing_ok=True)
+    svc.worker_lake_file.unlink(missing_ok=True)
     pid = read_pid(svc.server_pid_file)
     if alive(pid):
         # what `prefect server stop` does (SIGTERM to the pid it wrote), without a Prefect start-up
@@ -292,10 +387,13 @@ def down(svc: Service, log=print) -> None:
 
 
 def status(svc: Service) -> dict[str, object]:
+    """What runs: ``server`` (pid, alive, healthy, ``ours``: the answering server is this service's,
+    ``home``: its PREFECT_HOME), ``worker`` (pid, alive, log, lake), ``ui``, ``prefect_home``."""
     server_pid, worker_pid = read_pid(svc.server_pid_file), read_pid(svc.worker_pid_file)
-    return {
-        "server": {"pid": server_pid, "alive": alive(server_pid), "healthy": healthy(svc.api_url)},
-        "worker": {"pid": worker_pid, "alive": alive(worker_pid), "log": str(svc.worker_log)},
-        "ui": svc.ui_url,
-        "prefect_home": str(svc.home),
-    }
+    answers = healthy(svc.api_url)
+    home = server_home(svc.api_url) if answers else None
+    served = worker_lake(svc)
+    server = dict(pid=server_pid, alive=alive(server_pid), healthy=answers, ours=answers and home == svc.home)
+    worker = dict(pid=worker_pid, alive=alive(worker_pid), log=str(svc.worker_log), pool=svc.work_pool)
+    server["home"], worker["lake"] = str(home) if home else None, str(served) if served else None
+    return {"server": server, "worker": worker, "ui": svc.ui_url, "prefect_home": str(svc.home)}

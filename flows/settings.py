@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     pu_model: str = Field(
         default=DEFAULT_MODELS["pu"], description="Model folder of the PU synthesizability ensemble."
     )
+    service_lake: Path | None = Field(
+        default=None,
+        description="Set by the service's deployments (prefect.yaml job variables), never by hand: the lake "
+        "a flow run is meant for. A run whose worker has another CSP_HOME refuses to start.",
+    )
     device: Literal["cpu", "cuda"] = Field(default="cpu", description="Device for training (torch).")
     threads: int = Field(default=2, ge=1, le=256, description="Threads per onnxruntime session and DuckDB.")
 
@@ -101,9 +106,35 @@ def _settings_for(environment: tuple[tuple[str, str], ...]) -> Settings:
     return Settings()
 
 
+class WrongLakeError(RuntimeError):
+    """A flow run meant for one lake reached a worker that writes to another (one-line message)."""
+
+
+def check_service_lake(found: Settings) -> None:
+    """Refuse a run whose deployment names another lake than this process's ``CSP_HOME``.
+
+    Raises:
+        WrongLakeError: ``CSP_SERVICE_LAKE`` is set and is not ``CSP_HOME`` (both resolved).
+    """
+    if found.service_lake is None:
+        return
+    meant, here = found.service_lake.expanduser().resolve(), found.home.expanduser().resolve()
+    if meant != here:
+        raise WrongLakeError(
+            f"This run was deployed for the lake {meant}, but its worker writes to {here}; nothing was "
+            f"written. Run it from the service of {meant} (`csp service up` with CSP_HOME={meant})."
+        )
+
+
 def settings() -> Settings:
-    """The process's settings (built once per distinct set of ``CSP_*`` environment variables)."""
-    return _settings_for(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("CSP_"))))
+    """The process's settings (built once per distinct set of ``CSP_*`` environment variables).
+
+    Raises:
+        WrongLakeError: in a flow run deployed for another lake (:func:`check_service_lake`).
+    """
+    found = _settings_for(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("CSP_"))))
+    check_service_lake(found)
+    return found
 
 
 @lru_cache(maxsize=8)

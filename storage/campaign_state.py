@@ -13,6 +13,10 @@
 * **Ways out**: :func:`sigterm_raises` turns SIGTERM into :class:`Terminated` (a ``KeyboardInterrupt``), so
   ``kill``, Ctrl-C and exceptions all reach the caller's handler, which records the status that
   :func:`exit_status` names; :func:`recorded_run` puts the three together around a campaign's run.
+* **A full disk**: while a campaign runs, ``<home>/runs/<id>.reserve`` holds :data:`RESERVE_BYTES` of
+  disk; the reserve is deleted before the final event is written, so a campaign that filled the disk
+  can still record ``failed`` with its reason. Where even that write is refused (a read-only lake), the
+  error says so and the campaign shows as ``stale``.
 
 Nothing here imports the science or Prefect; the flows call these functions around a campaign.
 """
@@ -35,6 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from storage.errors import DiskWriteError, describe_write_failure, is_disk_refusal, writing
 from storage.lake import Lake, LakeError
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
@@ -42,6 +47,9 @@ ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
 NOT_FINGERPRINTED = ("top_k",)
 HEARTBEAT_S = 10.0
 STALE_AFTER_S = 60.0
+#: disk held back while a campaign runs, freed to record its last event (a failed event is ~6 kB)
+RESERVE_BYTES = 256 * 1024
+_NOT_STARTED = "or set CSP_HOME to a writable folder; the campaign did not start and nothing was recorded"
 
 
 class CampaignStateError(LakeError):
@@ -164,6 +172,28 @@ class RunClaim:
     _fd: int
     _stop: threading.Event
     _thread: threading.Thread | None = None
+    reserve: Path | None = None
+
+    def release_reserve(self) -> None:
+        """Give the disk held back for the last event back to the file system (idempotent)."""
+        if self.reserve is not None:
+            with contextlib.suppress(OSError):
+                self.reserve.unlink(missing_ok=True)
+            self.reserve = None
+
+
+def _hold_reserve(path: Path, size: int) -> Path:
+    """Write ``size`` zero bytes to ``path`` (real blocks, not a sparse hole) and return it."""
+    try:
+        with path.open("wb") as handle:
+            handle.write(bytes(size))
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def read_run_info(lake: Lake, campaign_id: str) -> dict[str, Any] | None:
@@ -182,10 +212,13 @@ def claim_run(
 
     Raises:
         CampaignStateError: if another live process holds the id (the message names its pid and host).
+        DiskWriteError: the lake's ``runs/`` folder cannot be written (full, read-only, no permission);
+            nothing was recorded.
     """
     folder = runs_dir(lake)
-    folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(_lock_path(lake, campaign_id), os.O_RDWR | os.O_CREAT, 0o644)
+    with writing(folder, advice=_NOT_STARTED):
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(_lock_path(lake, campaign_id), os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + 2.0  # a `campaign list` may hold the lock for a moment to test it
     while True:
         try:
@@ -209,7 +242,15 @@ def claim_run(
         "heartbeat_at": _now(),
     }
     claim = RunClaim(campaign_id, info, fd, threading.Event())
-    _write_json(_info_path(lake, campaign_id), info)
+    reserve = folder / f"{campaign_id}.reserve"
+    try:
+        with writing(folder, advice=_NOT_STARTED):
+            _write_json(_info_path(lake, campaign_id), info)
+            claim.reserve = _hold_reserve(reserve, RESERVE_BYTES)
+    except BaseException:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+        raise
 
     def beat() -> None:
         while not claim._stop.wait(heartbeat_s):
@@ -224,6 +265,7 @@ def claim_run(
     finally:
         claim._stop.set()
         claim._thread.join(timeout=5)
+        claim.release_reserve()
         with contextlib.suppress(OSError):
             fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
@@ -331,20 +373,50 @@ def recorded_run(
     raises, record ``interrupted`` or ``failed`` (:func:`exit_status`; the message alone for the
     ``refused`` exception types) and re-raise.
 
+    A write the disk refused (:class:`storage.errors.DiskWriteError`, or a raw ``OSError`` with such an
+    errno) is recorded as ``failed`` with its one-line message, after the claim's reserve is freed for it.
+
     Raises:
         CampaignStateError: before anything is recorded, if another live process holds the id.
+        DiskWriteError: the run hit a full or read-only disk. The message is one line; it ends with
+            "recorded as failed", or says that the state could not be recorded (the id then shows as
+            ``stale`` until it is resumed on a writable lake).
     """
     with claim_run(lake, campaign_id, run_id) as claim, sigterm_raises():
         try:
             event(status="running")
             yield claim
         except refused as exc:
+            claim.release_reserve()
             event(status="failed", reason=str(exc))
             raise
         except BaseException as exc:
-            status, reason = exit_status(exc, campaign_id)
-            event(status=status, reason=reason)
+            claim.release_reserve()
+            if not is_disk_refusal(exc):
+                status, reason = exit_status(exc, campaign_id)
+                event(status=status, reason=reason)
+                raise
+            _record_disk_failure(exc, campaign_id, event)
+
+
+def _record_disk_failure(exc: BaseException, campaign_id: str, event: Callable[..., Any]) -> None:
+    """Record ``failed`` for a run the disk stopped, and raise one :class:`DiskWriteError` that says whether
+    the state was recorded."""
+    first = exc if isinstance(exc, DiskWriteError) else DiskWriteError(exc.errno, describe_write_failure(exc))
+    resume = f"resume with `csp campaign resume {campaign_id}` once the lake can be written"
+    try:
+        event(status="failed", reason=str(first))
+    except OSError as second:
+        if not is_disk_refusal(second):
             raise
+        raise DiskWriteError(
+            first.errno,
+            f"{first} Campaign {campaign_id} could not be recorded as failed either (the disk refused that "
+            f"write too), so it shows as stale; the rows written before stay; {resume}.",
+        ) from exc
+    raise DiskWriteError(
+        first.errno, f"{first} Campaign {campaign_id} is recorded as failed; the rows written stay; {resume}."
+    ) from exc
 
 
 def shown_status_table(lake: Lake, table: Any) -> Any:

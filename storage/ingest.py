@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from storage.errors import StorageError
 from storage.lake import Lake
 from storage.readers import SOURCES, Record, Rejection, load_mp_labels, mp_labels
 from storage.splits import split_of
@@ -67,6 +69,33 @@ def _reason_class(reason: str) -> str:
     return re.sub(r"(?<![\w.\-])-?\d+(\.\d+)?(?![\w.\-])", "N", reason)[:160]
 
 
+class SourceNameError(StorageError, ValueError):
+    """A source name that cannot label rows: empty, blank, or holding control characters."""
+
+
+def check_source_name(name: str) -> str:
+    """The source name in Unicode NFC form, so that names that look the same are the same.
+
+    ``café`` typed as one code point (NFC) or as ``e`` plus a combining accent (NFD) is stored once.
+
+    Raises:
+        SourceNameError: the name is empty or blank, has leading or trailing spaces, or holds a control
+            or format character (tab, newline, zero-width space, ...).
+    """
+    text = unicodedata.normalize("NFC", str(name))
+    if not text.strip():
+        raise SourceNameError("The source name is empty; give a name such as --source my-cifs.")
+    bad = [c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
+    if bad:
+        raise SourceNameError(
+            f"The source name {text!r} holds the invisible character(s) "
+            f"{', '.join(f'U+{ord(c):04X}' for c in dict.fromkeys(bad))}; give a name of visible characters."
+        )
+    if text != text.strip():
+        raise SourceNameError(f"The source name {text!r} starts or ends with spaces; give it without them.")
+    return text
+
+
 def ingest_records(
     lake: Lake,
     items: Iterable[Record | Rejection],
@@ -75,7 +104,12 @@ def ingest_records(
     run_id: str,
     progress: Callable[[int], None] | None = None,
 ) -> IngestReport:
-    """Write a stream of reader outputs to the lake in batches; returns the counts."""
+    """Write a stream of reader outputs to the lake in batches; returns the counts.
+
+    Raises:
+        SourceNameError: ``source`` is not a usable name (:func:`check_source_name`); nothing is written.
+    """
+    source = check_source_name(source)
     report = IngestReport(source=source, run_id=run_id)
     start = time.perf_counter()
     pending: dict[str, list[dict]] = defaultdict(list)
@@ -107,6 +141,8 @@ def ingest_records(
             )
         else:
             row = dict(item.row)
+            if isinstance(row.get("source"), str):
+                row["source"] = unicodedata.normalize("NFC", row["source"])
             if item.table in SPLIT_TABLES and row.get("split") is None:
                 row["split"] = split_of(row["reduced_formula"])
             report.read[item.table] += 1

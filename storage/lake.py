@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from storage import readonly
-from storage.errors import StorageError
+from storage.errors import StorageError, writing
 from storage.schemas import KEYS, SCHEMAS
 
 #: tables stored one folder per value of this column
@@ -90,15 +90,26 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _write_atomic(table: pa.Table, folder: Path) -> Path:
-    """Write ``table`` as a new part in ``folder``: temporary name, fsync, rename."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write ``table`` as a new part in ``folder``: temporary name, fsync, rename.
+
+    Raises:
+        DiskWriteError: the disk refused the write (full, read-only, no permission); the temporary
+            file is removed and no part appears.
+    """
     token = uuid.uuid4().hex[:12]
     tmp = folder / f".tmp-{token}.parquet"
     final = folder / f"part-{_utc_stamp()}-{token}.parquet"
-    pq.write_table(table, tmp, compression="zstd")
-    with tmp.open("rb") as handle:
-        os.fsync(handle.fileno())
-    tmp.replace(final)
+    with writing(folder):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, tmp, compression="zstd")
+            with tmp.open("rb") as handle:
+                os.fsync(handle.fileno())
+            tmp.replace(final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)  # a half-written part frees its space at once
+            raise
     _fsync_dir(folder)
     return final
 
@@ -244,10 +255,16 @@ class Lake:
         for table, schema in SCHEMAS.items():
             seed = self._seed_path(table)
             if not seed.exists() or pq.read_schema(seed).names != schema.names:
-                seed.parent.mkdir(parents=True, exist_ok=True)
                 tmp = seed.with_name(f".tmp-seed-{uuid.uuid4().hex[:8]}.parquet")
-                pq.write_table(schema.empty_table(), tmp)
-                tmp.replace(seed)
+                with writing(seed.parent):
+                    try:
+                        seed.parent.mkdir(parents=True, exist_ok=True)
+                        pq.write_table(schema.empty_table(), tmp)
+                        tmp.replace(seed)
+                    except BaseException:
+                        with contextlib.suppress(OSError):
+                            tmp.unlink(missing_ok=True)
+                        raise
         return self
 
     def parts(self, table: str) -> list[Path]:
@@ -332,7 +349,8 @@ class Lake:
         written = 0
         for folder, group in groups:
             if dedupe:
-                folder.mkdir(parents=True, exist_ok=True)
+                with writing(folder):
+                    folder.mkdir(parents=True, exist_ok=True)
                 glob = (folder / "part-*.parquet").as_posix()
                 has_parts = any(folder.glob("part-*.parquet"))
                 source = glob if has_parts else self._seed_path(table).as_posix()
@@ -434,12 +452,22 @@ class Lake:
         """Write ``catalog.duckdb`` with the same views, for the DuckDB shell and BI tools."""
         self.init()
         tmp = self.catalog_path.with_name(f".tmp-catalog-{uuid.uuid4().hex[:8]}.duckdb")
-        con = duckdb.connect(str(tmp))
         try:
-            retry_vanished_parts(lambda: self._create_views(con))
+            con = duckdb.connect(str(tmp))
+            try:
+                retry_vanished_parts(lambda: self._create_views(con))
+            finally:
+                con.close()
+            with writing(self.catalog_path):
+                tmp.replace(self.catalog_path)
+        except duckdb.IOException as exc:  # DuckDB reports a full or read-only disk as its own error
+            raise LakeError(
+                f"Cannot write {self.catalog_path}: {str(exc).splitlines()[0]}; free space or make the "
+                "folder writable, or set CSP_HOME to a writable folder."
+            ) from exc
         finally:
-            con.close()
-        tmp.replace(self.catalog_path)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
         return self.catalog_path
 
     # ------------------------------------------------------------------ maintenance
@@ -471,7 +499,7 @@ class Lake:
         for folder in folders:
             if not folder.is_dir():
                 continue
-            with _claim(folder) as claimed:
+            with writing(folder), _claim(folder) as claimed:
                 if not claimed:
                     continue
                 b, a, r = self._compact_folder(table, folder)

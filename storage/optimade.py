@@ -246,6 +246,32 @@ def parse(filter_: str) -> Any:
         raise FilterError(f"Malformed filter: {str(cause).splitlines()[0]}") from None
 
 
+#: the deepest nesting of parentheses a filter may use (the translator recurses once per level)
+MAX_FILTER_DEPTH = 50
+
+
+def _check_depth(text: str) -> None:
+    """Refuse parentheses nested deeper than :data:`MAX_FILTER_DEPTH` (outside double-quoted strings)."""
+    depth, quoted, escaped = 0, False, False
+    for column, char in enumerate(text, 1):
+        if quoted:
+            escaped, quoted = (not escaped and char == "\\"), quoted and (escaped or char != '"')
+            continue
+        if char == '"':
+            quoted = True
+        elif char == "(":
+            depth += 1
+            if depth > MAX_FILTER_DEPTH:
+                raise FilterError(
+                    f"The filter nests parentheses more than {MAX_FILTER_DEPTH} deep (at column {column}); "
+                    "write it with fewer levels.",
+                    column=column,
+                    token="(",
+                )
+        elif char == ")":
+            depth -= 1
+
+
 def _excerpt(text: str, column: int, width: int = 12) -> str:
     start = max(0, column - 1 - width)
     return text[start : column - 1 + width]
@@ -469,14 +495,21 @@ def translate(filter_: str, table: Table = "candidates") -> Translation:
 
     Raises:
         FilterError: malformed filter, unknown field or a value of the wrong kind; the message names the
-            offending token and its column.
+            offending token and its column. Also a filter nested deeper than :data:`MAX_FILTER_DEPTH`.
     """
     if table not in FIELDS:
         raise FilterError(f"Filters run over 'candidates' or 'structures', not {table!r}.")
-    tree = parse(filter_)
-    translator = _Translator(table, filter_.strip())
-    expressions = [c for c in tree.children if getattr(c, "data", None) == "expression"]
-    if len(expressions) != 1:
-        raise FilterError("The filter is empty; e.g. 'nsites<=8'.")
-    where = translator.expression(expressions[0])
+    _check_depth(filter_.strip())
+    try:
+        tree = parse(filter_)
+        translator = _Translator(table, filter_.strip())
+        expressions = [c for c in tree.children if getattr(c, "data", None) == "expression"]
+        if len(expressions) != 1:
+            raise FilterError("The filter is empty; e.g. 'nsites<=8'.")
+        where = translator.expression(expressions[0])
+    except RecursionError:  # deep nesting without parentheses (NOT NOT NOT ...)
+        raise FilterError(
+            "The filter nests too deeply to translate (a long chain of NOT or parentheses); write it with "
+            f"fewer levels (at most {MAX_FILTER_DEPTH})."
+        ) from None
     return Translation(table=table, where=where, params=tuple(translator.params))

@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from storage.campaigns import campaign_row
 from storage.campaigns import list_campaigns as list_campaign_rows
+from storage.errors import writing
 from storage.lake import Lake, LakeError, default_home
 from storage.optimade import ORDER_BY, FilterError, Table, source_sql, translate
 
@@ -270,8 +271,9 @@ def write_parquet(rows: pd.DataFrame | pa.Table | Iterable[dict[str, Any]], path
     if table.num_rows == 0:
         raise NoRowsError("No rows to write: the query matched nothing.")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path, compression="zstd")
+    with writing(path, advice="or choose another path"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, path, compression="zstd")
     return path
 
 

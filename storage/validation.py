@@ -24,6 +24,8 @@ input" section):
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from storage.errors import StorageError
@@ -58,6 +60,7 @@ MAX_NEAREST_NEIGHBOUR_ANGSTROM = 7.0
 """An atom whose nearest neighbour is farther than this is isolated, Angstrom."""
 
 _MAX_IMAGE_CANDIDATES = 20_000_000  # pair-image distances computed at once (bounds memory)
+_THIN_SPACING_ANGSTROM = 1.0  # a plane spacing below this (no bonded layer fits) makes a cell thin
 
 
 class StructureError(StorageError, ValueError):
@@ -105,8 +108,16 @@ def neighbour_distances(lattice: np.ndarray, frac_coords: np.ndarray, radius: fl
         n_max = np.maximum(n_max, (spacing < 2 * radius).astype(np.int64))
     n_images = int(np.prod(2 * n_max + 1))
     if n_images * n * n > _MAX_IMAGE_CANDIDATES:
+        most = math.isqrt(_MAX_IMAGE_CANDIDATES // n_images)  # atoms that fit for this cell's images
+        if n > most and spacing.min() >= _THIN_SPACING_ANGSTROM:
+            raise StructureError(
+                f"too many atoms: {n} sites need {n * n * n_images:,} pair distances over {n_images} periodic "
+                f"images, more than the {_MAX_IMAGE_CANDIDATES:,} the geometry check computes; a cell of "
+                f"this shape may hold at most {most:,} atoms"
+            )
         raise StructureError(
-            f"cell is degenerate: a lattice plane spacing of {spacing.min():.3g} A (a thin or needle cell)"
+            f"cell is degenerate: a lattice plane spacing of {spacing.min():.3g} A (a thin or needle cell) "
+            f"needs {n_images:,} periodic images for {n} atoms"
         )
     axes = [np.arange(-m, m + 1) for m in n_max]
     offsets = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3).astype(float)

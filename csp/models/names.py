@@ -26,23 +26,39 @@ DEFAULT_MODELS: dict[str, str] = {
 }
 
 
-def resolve_model(models_dir: Path | str, name: str) -> Path:
+def resolve_model(models_dir: Path | str, name: str | Path) -> Path:
     """The folder of model ``name`` under ``models_dir``.
 
     Args:
         models_dir: folder of model folders.
-        name: a folder name, or an alias of one (old short name <-> descriptive name, either way).
+        name: a folder name, or an alias of one (old short name <-> descriptive name, either way), or a
+            path to a model folder by either name (``onnx_models/alignn-exp``, relative to the current
+            folder or to ``models_dir``'s parent, or absolute).
 
     Returns:
-        ``models_dir / name`` when it exists, else the folder its alias names when that exists, else
-        ``models_dir / name`` (so that the caller's "no model.json" error names what was asked for).
+        The first existing folder of: ``models_dir / name``; the path ``name`` itself; the alias of its
+        last part beside it (in the folder the path names, or in ``models_dir``). Else ``models_dir /
+        name``, so that the caller's "no model.json" error names what was asked for.
     """
     root = Path(models_dir)
-    direct = root / name
+    given = Path(name).expanduser()
+    direct = root / given
     if direct.is_dir():
         return direct
+    if given.is_dir():
+        return given
     reverse = {new: old for old, new in ALIASES.items()}
-    other = ALIASES.get(name) or reverse.get(name)
-    if other is not None and (root / other).is_dir():
-        return root / other
+    other = ALIASES.get(given.name) or reverse.get(given.name)
+    if other is None:
+        return direct
+    folders = [root]
+    if given.parent != Path():  # a path: beside it, where the cwd or the models folder's parent puts it
+        folders = [
+            given.parent,
+            root.parent / given.parent,
+            *([root] if given.parent.name == root.name else []),
+        ]
+    for folder in folders:
+        if (folder / other).is_dir():
+            return folder / other
     return direct

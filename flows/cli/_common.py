@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 console = Console()
 err = Console(stderr=True)
@@ -23,6 +25,26 @@ def fail(message: str, code: int = 1) -> None:
     """Print a one-line error and exit non-zero."""
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
+
+
+class OneLineErrors(TyperGroup):
+    """The root command group: a write the disk refused (full, read-only, no permission) ends any command
+    with one ``error:`` line instead of a traceback, whichever write path raised it."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from storage.errors import DiskWriteError, describe_write_failure, is_disk_refusal
+
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            if not is_disk_refusal(exc):
+                raise
+            message = (
+                str(exc)
+                if isinstance(exc, DiskWriteError)
+                else describe_write_failure(exc, advice="or choose another folder")
+            )
+            fail(message)
 
 
 def print_arrow(table, *, title: str | None = None, max_rows: int = 50) -> None:

@@ -80,6 +80,17 @@ def ingest_run(
     _print_ingest_reports(reports)
 
 
+def _source_name(source: str) -> str:
+    """``--source`` in NFC form, or a one-line error for an empty or invisible name."""
+    from storage.ingest import SourceNameError, check_source_name
+
+    try:
+        return check_source_name(source)
+    except SourceNameError as exc:
+        fail(str(exc))
+        raise  # not reached: fail() exits
+
+
 @ingest_app.command("folder")
 def ingest_folder(
     folder: Annotated[Path, typer.Argument(help="Folder of CIF/POSCAR files with an id_prop.csv.")],
@@ -97,6 +108,7 @@ def ingest_folder(
             f"{folder} has no id_prop.csv (one line per structure: file name,value in eV/atom); nothing was "
             "ingested."
         )
+    source = _source_name(source)
     lake = current_lake(init=True)
     report = ingest_records(
         lake, read_id_prop_folder(folder, source=source, license=license), source=source, run_id=new_run_id()
@@ -119,6 +131,7 @@ def ingest_optimade(
 
     if not path.is_file():
         fail(f"{path} is not a file.")
+    source = _source_name(source)
     lake = current_lake(init=True)
     items = read_optimade(path, source=source, license=license, energy_field=energy_field)
     report = ingest_records(lake, items, source=source, run_id=new_run_id())

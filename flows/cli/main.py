@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from flows.cli._common import console, package_version
+from flows.cli._common import OneLineErrors, console, package_version
 from flows.cli.augment import augment_app
 from flows.cli.campaign import campaign_app, demo
 from flows.cli.candidates import candidates_app, structures_app
@@ -22,7 +22,9 @@ from flows.cli.models import models_app
 from flows.cli.plot import plot_app
 from flows.cli.service import service_app
 
-app = typer.Typer(help="Crystal-structure prediction calibrated to experiment.", no_args_is_help=True)
+app = typer.Typer(
+    cls=OneLineErrors, help="Crystal-structure prediction calibrated to experiment.", no_args_is_help=True
+)
 app.add_typer(lake_app, name="lake")
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(models_app, name="models")

@@ -46,17 +46,23 @@ def service_down(port: Annotated[int, typer.Option(help="Port the service was st
 def service_status(
     port: Annotated[int, typer.Option(help="Port the service was started on.")] = 4200,
 ) -> None:
-    """What runs: server (pid, health), worker (pid), UI URL; exits 1 unless server and worker both run."""
+    """What runs: server (pid, health, whose), worker (pid, pool, lake), UI URL; exits 1 unless this
+    service's server and worker both run."""
     from flows.service import status
 
     s = status(_service(port))
     server, worker = s["server"], s["worker"]
+    if server["healthy"] and not server["ours"]:
+        answer = f"answers, but it is not this service's server (its PREFECT_HOME is {server['home'] or 'unknown'})"
+    else:
+        answer = "healthy" if server["healthy"] else "no answer"
     console.print(
-        f"server: pid {server['pid']} {'running' if server['alive'] else 'not running'}, "
-        f"{'healthy' if server['healthy'] else 'no answer'}\n"
-        f"worker: pid {worker['pid']} {'running' if worker['alive'] else 'not running'} (log {worker['log']})\n"
+        f"server: pid {server['pid']} {'running' if server['alive'] else 'not running'}; port {port} {answer}\n"
+        f"worker: pid {worker['pid']} {'running' if worker['alive'] else 'not running'} "
+        f"(pool {worker['pool']}, lake {worker['lake']}, log {worker['log']})\n"
         f"UI: {s['ui']}\nPREFECT_HOME: {s['prefect_home']}",
         highlight=False,
+        soft_wrap=True,
     )
-    if not (server["alive"] and server["healthy"] and worker["alive"]):
+    if not (server["alive"] and server["healthy"] and server["ours"] and worker["alive"]):
         raise typer.Exit(1)  # scripts can test whether the service runs

@@ -81,3 +81,90 @@ def test_service_runs_a_campaign_deployment_once_per_slot(tmp_path, monkeypatch)
         print(svc.worker_log.read_text()[-6000:] if svc.worker_log.exists() else "no worker log")
     assert not any(alive(p) for p in pids), log
     assert not svc.worker_pid_file.exists() and not svc.server_pid_file.exists()
+
+
+def test_two_homes_on_one_port_cannot_cross_lakes(tmp_path, monkeypatch):
+    """User A's service owns the port; user B's `up` there is refused with one line and starts nothing;
+    a worker with B's lake that polls A's pool refuses A's run, and neither lake gets a row."""
+    import subprocess
+    import sys
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.service import Service, alive, down, read_pid, status, stop_pid, up, work_pool_for
+    from storage.lake import Lake
+    from tests.flows.cli_process import invoke_csp, one_line_error
+
+    lake_a, lake_b = tmp_path / "a" / "csp_home", tmp_path / "b" / "csp_home"
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    monkeypatch.setenv("DO_NOT_TRACK", "1")
+    monkeypatch.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("CSP_HOME", str(lake_a))
+    port = free_port()
+    svc_a = Service(port=port, home=tmp_path / "a" / "prefect_home")
+    log: list[str] = []
+    rogue = None
+    try:
+        up(svc_a, log=log.append)
+        assert svc_a.work_pool == work_pool_for(lake_a) != work_pool_for(lake_b)
+
+        # user B: another PREFECT_HOME and CSP_HOME, the same port
+        monkeypatch.setenv("CSP_HOME", str(lake_b))
+        svc_b = Service(port=port, home=tmp_path / "b" / "prefect_home")
+        with pytest.raises(
+            RuntimeError, match=rf"Port {port} already serves a Prefect server that this service"
+        ):
+            up(svc_b, log=log.append)
+        assert not svc_b.worker_pid_file.exists() and not svc_b.server_pid_file.exists()
+        result = invoke_csp(
+            lake_b, "service", "up", "--port", str(port), env={"PREFECT_HOME": str(svc_b.home)}
+        )
+        assert f"choose another --port, or stop that server with `csp service down --port {port}`" in (
+            one_line_error(result)
+        )
+        seen = status(svc_b)
+        assert seen["server"]["healthy"] and not seen["server"]["ours"]
+        assert seen["server"]["home"] == str(svc_a.home)
+        shown = invoke_csp(
+            lake_b, "service", "status", "--port", str(port), env={"PREFECT_HOME": str(svc_b.home)}
+        )
+        assert shown.returncode == 1 and "not this service's server" in shown.stdout
+
+        # a worker with B's lake on A's pool (started by hand): A's run refuses to start there
+        stop_pid(read_pid(svc_a.worker_pid_file), signals=2)
+        env = svc_a.env() | {"CSP_HOME": str(lake_b)}
+        with temporary_settings({PREFECT_API_URL: svc_a.api_url}):
+            run = run_deployment("campaign/campaign", parameters=SMALL, timeout=0)
+            with (tmp_path / "rogue.log").open("wb") as out:
+                rogue = subprocess.Popen(
+                    [sys.executable, "-m", "prefect", "worker", "start", "--pool", svc_a.work_pool],
+                    cwd=svc_a.project,
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            with get_client(sync_client=True) as client:
+                deadline = time.monotonic() + 180
+                state = client.read_flow_run(run.id).state
+                while not state.is_final() and time.monotonic() < deadline:
+                    time.sleep(1)
+                    state = client.read_flow_run(run.id).state
+        print((tmp_path / "rogue.log").read_text()[-4000:])
+        assert state.is_failed(), state
+        assert f"deployed for the lake {lake_a.resolve()}, but its worker writes to {lake_b.resolve()}" in (
+            state.message or ""
+        )
+        for lake in (lake_a, lake_b):
+            if (lake / "lake").exists():
+                assert Lake(lake).query("SELECT count(*) AS n FROM campaign_events").to_pylist() == [{"n": 0}]
+    finally:
+        if rogue is not None and rogue.poll() is None:
+            stop_pid(rogue.pid, signals=2)
+        pids = [read_pid(svc_a.server_pid_file), read_pid(svc_a.worker_pid_file)]
+        down(svc_a, log=log.append)
+        print("\n".join(log))
+    assert not any(alive(p) for p in pids)

@@ -1,0 +1,96 @@
+"""``csp campaign run``, ``csp ingest`` and ``csp candidates export`` on a full or read-only disk: one
+``error:`` line, an honest campaign state, nothing lost (resume finishes once the disk has room).
+
+The disk's refusal is simulated at the writers (tests run as root, where chmod stops no write); the real
+thing (a 420 kB tmpfs, a read-only bind mount) is in docs/service-reliability.md.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import pytest
+
+import storage.lake
+from storage.lake import Lake
+from tests.flows.cli_process import invoke_csp, one_line_error
+from tests.storage.test_disk_errors import refusing_writer
+
+SMALL = ["--outer-steps", "3", "--inner-steps", "20", "--z-max", "1", "--no-refine", "--gap-probes", "0"]
+
+
+def write_folder(folder):
+    from pymatgen.core import Lattice, Structure
+
+    folder.mkdir()
+    Structure(Lattice.cubic(4.21), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(
+        filename=str(folder / "a.cif")
+    )
+    (folder / "id_prop.csv").write_text("a.cif,-3.0\n")
+    return folder
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_ingest_on_a_refusing_disk_is_one_line_and_a_rerun_lands(tmp_path, monkeypatch, code):
+    home, folder = tmp_path / "home", write_folder(tmp_path / "in")
+    Lake(home).init()
+    monkeypatch.setattr(storage.lake, "pq", refusing_writer(code))
+    text = one_line_error(invoke_csp(home, "ingest", "folder", str(folder), "--source", "mine"))
+    assert f"Cannot write {home / 'lake'}" in text and f"({errno.errorcode[code]})" in text
+    monkeypatch.undo()
+    assert invoke_csp(home, "ingest", "folder", str(folder), "--source", "mine").returncode == 0
+    assert Lake(home).query("SELECT count(*) AS n FROM structures").to_pylist() == [{"n": 1}]
+
+
+@pytest.mark.slow  # two short campaigns on the shipped models (~10 s)
+def test_a_campaign_that_fills_the_disk_fails_honestly_and_resumes(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    writes = {"candidates": 0}
+
+    def full_after_two_batches(path: str) -> bool:
+        if f"{os.sep}candidates{os.sep}" in path:
+            writes["candidates"] += 1
+            return writes["candidates"] > 2
+        return False
+
+    monkeypatch.setattr(storage.lake, "pq", refusing_writer(errno.ENOSPC, when=full_after_two_batches))
+    result = invoke_csp(home, "campaign", "run", "MgO", "--campaign-id", "full", *SMALL)
+    text = one_line_error(result)
+    assert "no space is left on the device (ENOSPC)" in text and "Campaign full is recorded as failed" in text
+    monkeypatch.undo()
+    lake = Lake(home)
+    (row,) = lake.query("SELECT status, reason FROM campaigns").to_pylist()
+    assert row["status"] == "failed" and "ENOSPC" in row["reason"]
+    kept = lake.query("SELECT count(*) AS n FROM candidates").to_pylist()[0]["n"]
+    assert kept > 0  # the batches written before the disk filled
+
+    resumed = invoke_csp(home, "campaign", "resume", "full")
+    assert resumed.returncode == 0, resumed.stderr
+    (row,) = lake.query("SELECT status FROM campaigns").to_pylist()
+    assert row["status"] == "completed"
+    dup = lake.query(
+        "SELECT count(*) AS n FROM (SELECT outer_step, inner_step FROM candidates "
+        "GROUP BY ALL HAVING count(*) > 1)"
+    ).to_pylist()
+    assert dup == [{"n": 0}]
+
+    # export of the finished campaign to a folder and a file the disk refuses
+    from pymatgen.io.cif import CifWriter
+
+    def refused(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(tmp_path / "ro" / "x.cif"))
+
+    monkeypatch.setattr(CifWriter, "write_file", refused)
+    text = one_line_error(invoke_csp(home, "candidates", "export", "full", "--out", str(tmp_path / "ro")))
+    assert f"Cannot write {tmp_path / 'ro' / 'x.cif'}: the file system is read-only (EROFS)" in text
+
+    def full(table, where, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+
+    monkeypatch.setattr("pyarrow.parquet.write_table", full)
+    out = tmp_path / "top.parquet"
+    text = one_line_error(
+        invoke_csp(home, "candidates", "export", "full", "--out", str(out), "--format", "parquet")
+    )
+    assert "(ENOSPC)" in text and str(out) in text
