@@ -246,7 +246,14 @@ def evaluation_rows(lake: Lake, *, exclude: set[str | None], sample: int, seed: 
 
 # ------------------------------------------------------------------------------------------- ingest
 def load_labelled(paths: Sequence[Path]) -> StructureSet:
-    return merge_labelled([StructureSet.load(Path(p)) for p in paths])
+    """Labelled rows from the labeller's ``.npz`` files and/or committed Parquet parts, one row per id."""
+    npz = [StructureSet.load(Path(p)) for p in paths if Path(p).suffix != ".parquet"]
+    parquet = [Path(p) for p in paths if Path(p).suffix == ".parquet"]
+    if not parquet:
+        return merge_labelled(npz)
+    from flows.label_data import from_parts
+
+    return merge_labelled([*npz, from_parts(parquet)])
 
 
 def _label_rows(labelled: StructureSet) -> Iterator[LabelRow]:
@@ -349,7 +356,10 @@ def ingest_labels(lake: Lake, paths: Sequence[Path], *, run_id: str, workers: in
     used: dict[str, float] = {}
     for name in names:  # each potential's rows against its own references only
         part = labelled.take(np.flatnonzero(labelled.labels["potential"] == name))
-        part, refs = with_formation_enthalpies(part, fallback=shipped_reference_numbers(name))
+        if "dhf_ev_per_atom" in part.values:  # committed parts carry the enthalpies they were made with
+            refs = {}
+        else:
+            part, refs = with_formation_enthalpies(part, fallback=shipped_reference_numbers(name))
         prefix = f"{name}:" if len(names) > 1 else ""
         used.update({f"{prefix}{elements.symbol(z)}": round(e, 4) for z, e in sorted(refs.items())})
         report = ingest_records(

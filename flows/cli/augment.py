@@ -104,7 +104,10 @@ def augment_label(
 @augment_app.command("ingest")
 def augment_ingest(
     files: Annotated[
-        list[Path], typer.Argument(help="Labelled .npz files (python -m csp.potentials.relaxer label).")
+        list[Path],
+        typer.Argument(
+            help="Labelled .npz files (python -m csp.potentials.relaxer label) or committed .parquet parts."
+        ),
     ],
 ) -> None:
     """Ingest labelled rows: formation enthalpies from the files' own elemental references."""
@@ -122,4 +125,25 @@ def augment_ingest(
     console.print(
         f"{report.written} rows written to structures (sources {report.sources}), "
         f"{report.quarantined} quarantined, {report.skipped} evaluation/elemental rows kept out"
+    )
+
+
+@augment_app.command("export")
+def augment_export(
+    files: Annotated[list[Path], typer.Argument(help="Labelled .npz files of one potential.")],
+    out: Annotated[Path, typer.Option(help="Folder for the Parquet parts (e.g. data/labels/chgnet-0.3.0).")],
+) -> None:
+    """Write labelled rows as compressed Parquet parts with their formation enthalpies (to commit)."""
+    from flows.label_data import export_label_parts
+
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        fail(f"Not a file: {', '.join(missing)}")
+    try:
+        report = export_label_parts(files, out)
+    except ValueError as exc:
+        fail(str(exc))
+    console.print(
+        f"{report.rows} rows ({report.training_rows} training rows over {report.compositions} compositions) "
+        f"-> {len(report.paths)} parts in {out}; by kind {report.by_kind}; by relaxation {report.by_relaxation}"
     )

@@ -259,3 +259,40 @@ def test_polymorph_plan_holds_the_benchmark_types(tmp_path):
         found = {types[t.split(":")[0]] for t in plan.tag[plan.formula == formula]}
         assert ground in found and found <= {ground, *competitors}, formula
     assert not set(plan.formula) & {"MgO", "CsI", "RbI", "GaAs", "InP", "CaS"}  # validation compounds
+
+
+def test_labels_committed_as_parquet_ingest_with_their_enthalpies(lake, tmp_path):
+    from csp.potentials.augment import StructureSet
+    from flows.augmentation import ingest_labels
+    from flows.label_data import export_label_parts
+
+    rows = [r for r in plan_composition("NaCl", max_prototypes=2, random_structures=2) if r.kind != "element"]
+    s = from_rows(rows + [r for r in element_rows(["Na", "Cl"]) if r.tag == "A_cF4_225_a"])
+    n = len(s)
+    s.values = {
+        "energy_ev_per_atom": np.linspace(-4.0, -3.0, n),
+        "energy_initial_ev_per_atom": np.linspace(-3.5, -2.5, n),
+        "fmax_ev_per_angstrom": np.full(n, 0.04),
+        "steps": np.arange(n, dtype=float),
+    }
+    s.labels = {
+        "relaxation": np.where(s.kind == "element", "relaxed", "frame"),
+        "potential": np.full(n, "chgnet-0.3.0"),
+    }
+    labels = s.save(tmp_path / "labels-00.npz")
+    report = export_label_parts([labels], tmp_path / "parts")
+    assert report.rows == n and report.training_rows == n - 2 and report.compositions == 1
+    assert report.by_relaxation == {"frame": n - 2, "relaxed": 2}
+    assert set(report.references_ev_per_atom) >= {"Na", "Cl"}  # the file's own element rows
+    parts = sorted((tmp_path / "parts").glob("*.parquet"))
+    assert parts == report.paths
+    ingested = ingest_labels(lake, parts, run_id="parts")
+    assert ingested.written == n - 2 and ingested.sources == ["chgnet-0.3.0"]
+    stored = lake.query(
+        "SELECT source_id, dhf_dft_ev_per_atom FROM structures WHERE source = 'chgnet-0.3.0'"
+    ).to_pylist()
+    back, _ = with_formation_enthalpies(StructureSet.load(labels))
+    expected = dict(zip(back.ids.tolist(), back.values["dhf_ev_per_atom"].tolist(), strict=True))
+    for row in stored:  # the enthalpies the parts were made with, not recomputed without their references
+        assert row["dhf_dft_ev_per_atom"] == pytest.approx(expected[row["source_id"]], abs=1e-9)
+    assert ingest_labels(lake, parts, run_id="again").written == 0

@@ -1,0 +1,84 @@
+"""Labelled data kept in the repository: the labeller's files as Parquet parts with their enthalpies.
+
+``csp augment export LABELS... --out data/labels/<potential>/`` writes the parts (:mod:`storage.label_parts`);
+``csp augment ingest data/labels/<potential>/*.parquet`` puts them in a lake as the potential's own source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from csp.potentials.augment import TRAINING_KINDS, StructureSet, training_rows, with_formation_enthalpies
+from csp.structures import elements
+from flows.augmentation import load_labelled, shipped_reference_numbers
+
+
+def from_parts(paths: Sequence[Path]) -> StructureSet:
+    """Committed Parquet parts as one labelled :class:`StructureSet` (enthalpies included)."""
+    from storage.label_parts import FLOAT_COLUMNS, read_label_parts
+
+    columns, natoms = read_label_parts(paths)
+    return StructureSet(
+        natoms=natoms, lattice=columns["lattice"], numbers=columns["numbers"],
+        frac_coords=columns["frac_coords"], ids=columns["id"], formula=columns["formula"],
+        kind=columns["kind"], action=columns["action"], tag=columns["tag"],
+        values={name: columns[name] for name in FLOAT_COLUMNS},
+        labels={"relaxation": columns["relaxation"], "potential": columns["potential"]},
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LabelExport:
+    """What :func:`export_label_parts` wrote."""
+
+    paths: list[Path]
+    rows: int
+    training_rows: int
+    compositions: int
+    by_kind: dict[str, int]
+    by_relaxation: dict[str, int]
+    references_ev_per_atom: dict[str, float]
+
+
+def export_label_parts(paths: Sequence[Path], out_dir: Path, *, rows_per_part: int = 40_000) -> LabelExport:
+    """The labeller's files as committed Parquet parts (:mod:`storage.label_parts`) of one potential, with
+    formation enthalpies against its references (the files' own elemental rows, else the shipped ones).
+
+    Raises:
+        ValueError: no rows, or rows of more than one potential.
+    """
+    from storage.label_parts import write_label_parts
+
+    labelled = load_labelled(paths)
+    if not len(labelled):
+        raise ValueError("The labelled files hold no rows.")
+    names = sorted(set(labelled.labels["potential"].tolist()))
+    if len(names) != 1:
+        raise ValueError(f"Export one potential's labels at a time, not {names}.")
+    labelled, refs = with_formation_enthalpies(labelled, fallback=shipped_reference_numbers(names[0]))
+    columns = {
+        "id": labelled.ids, "formula": labelled.formula, "kind": labelled.kind, "action": labelled.action,
+        "tag": labelled.tag, "potential": labelled.labels["potential"],
+        "relaxation": labelled.labels["relaxation"], "lattice": labelled.lattice,
+        "numbers": labelled.numbers, "frac_coords": labelled.frac_coords,
+    }  # fmt: skip
+    columns |= {name: labelled.values[name] for name in labelled.values}
+    written = write_label_parts(columns, labelled.natoms, out_dir, rows_per_part=rows_per_part)
+
+    def counts(values: np.ndarray) -> dict[str, int]:
+        keys, n = np.unique(values, return_counts=True)
+        return {str(k): int(v) for k, v in zip(keys, n, strict=True)}
+
+    return LabelExport(
+        paths=written,
+        rows=len(labelled),
+        training_rows=len(training_rows(labelled)),
+        compositions=len(set(labelled.formula[np.isin(labelled.kind, TRAINING_KINDS)].tolist())),
+        by_kind=counts(labelled.kind),
+        by_relaxation=counts(labelled.labels["relaxation"]),
+        references_ev_per_atom={elements.symbol(z): round(e, 4) for z, e in sorted(refs.items())},
+    )
