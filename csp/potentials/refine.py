@@ -134,7 +134,8 @@ def save_references(potential_name: str, found: dict[str, float], path: Path = R
     data["command"] = "python -m csp.potentials.refine references --elements <symbols> (merges)"
     data["method"] = (
         "lowest energy per atom over csp.potentials.refine.REFERENCE_PROTOTYPES, relaxed keeping symmetry "
-        "(FixSymmetry 0.01 A, FrechetCellFilter, FIRE, fmax 0.05 eV/A, at most 60 steps)"
+        "at 0.01 A (forces and stress symmetrised: ASE FixSymmetry or the batched relaxer), Frechet cell "
+        "filter, FIRE, fmax 0.05 eV/A, at most 60 steps"
     )
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1) + "\n")
