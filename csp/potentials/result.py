@@ -34,7 +34,7 @@ from csp.potentials.refine import DEFAULT_RANKING, REFINED_STAGE, RankingRule, r
 if TYPE_CHECKING:
     from pymatgen.core import Structure
 
-__all__ = ["CampaignResult", "ResultEntry", "campaign_result", "rank_rule_text"]
+__all__ = ["CampaignResult", "ResultEntry", "campaign_result", "predict", "rank_rule_text"]
 
 #: The stages a result is made from (inner rows are never needed).
 RESULT_STAGES = ("outer", REFINED_STAGE, "single_point")
@@ -155,6 +155,8 @@ class CampaignResult:
             props = {k: v for k, v in e.public().items() if v is not None and k != "key"}
             props["id"] = f"rank{e.rank}"
             props["rank_rule"] = self.rank_rule
+            if e.stage == REFINED_STAGE and self.refinement.get("potential"):
+                props["potential"] = self.refinement["potential"]
             out.append(e.structure.copy(properties=props))
         return out
 
@@ -307,3 +309,53 @@ def campaign_result(
         refinement=refinement_counts(refined) if refined else {},
         energy_kind="the models' predicted formation enthalpy dHf (not the ranking quantity)",
     )
+
+
+def predict(
+    composition: str,
+    config: Any = None,
+    scorer: Any = None,
+    *,
+    k: int = 5,
+    sink: Any = None,
+    campaign_id: str = "local",
+    progress: Any = None,
+) -> CampaignResult:
+    """The one-call front door: search ``composition``, refine when ``config.refine`` (the default), and
+    return the campaign's :class:`CampaignResult`, the same answer ``csp campaign run`` gives for the same
+    parameters (no Prefect, no lake).
+
+    ``csp.run_search`` is the search alone (the paper's method; the ``search`` room may not import a
+    potential), so it cannot refine; this function adds what a campaign adds after it
+    (:func:`csp.potentials.refine.refine_or_probe`) and ranks with :func:`campaign_result`.
+
+    Args:
+        composition: a formula, e.g. ``"GaAs"``.
+        config: a :class:`csp.search.two_stage.SearchConfig` (default ``SearchConfig()``: fixed cubic,
+            refinement on with CHGNet).
+        scorer: the models (default :func:`csp.models.scoring.load_scorer`, the shipped ones).
+        k: entries in the top k.
+        sink: where rows go (default a fresh :class:`csp.search.two_stage.InMemorySink`; pass your own to
+            keep every row).
+        campaign_id: the rows' campaign id.
+        progress: called once per outer step (see :func:`csp.search.two_stage.run_search`).
+
+    Returns:
+        The :class:`CampaignResult` (``result.top``: the final top k; ``result.search_top``: the search's).
+
+    Raises:
+        csp.errors.InputError: a bad composition or configuration.
+        csp.errors.ModelError: a model folder or the potential cannot be loaded.
+    """
+    from csp.potentials.refine import refine_or_probe
+    from csp.search.two_stage import InMemorySink, SearchConfig, run_search
+
+    config = config if config is not None else SearchConfig()
+    if scorer is None:
+        from csp.models.scoring import load_scorer
+
+        scorer = load_scorer()
+    sink = sink if sink is not None else InMemorySink()
+    found = run_search(composition, config, scorer, sink, campaign_id=campaign_id, progress=progress)
+    refine_or_probe(found.outer_rows, config, scorer, sink, campaign_id)
+    return campaign_result(sink.history(campaign_id), k=k, rule=config.refine_ranking)
