@@ -113,6 +113,7 @@ def campaign_report(lake: Lake, campaign_id: str) -> dict[str, Any]:
         "thin_elements": summary.get("thin_elements", {}),
         "top": summary.get("top", []),
         "top_search": summary.get("top_search", []),
+        "result": summary.get("result"),
         "excluded_by_atom_cap": summary.get("excluded_by_atom_cap"),
         "best_curve": best_fitness_curve(lake, campaign_id),
         "parameters": json.loads(row["parameters_json"]),
