@@ -102,3 +102,41 @@ def _print_search_top(result: Any) -> None:
         highlight=False,
     )
     console.print(view)
+
+
+def print_xrd(result: Any) -> None:
+    """The 5 strongest simulated powder lines (Cu K-alpha, pymatgen XRDCalculator) of each entry."""
+    from csp.structures.xrd import simulate
+
+    view = Table(title=None)
+    for name in ("rank", "structure", "strongest lines: 2θ (°) (hkl) intensity"):
+        view.add_column(name, justify="right" if name == "rank" else "left")
+    for e in result.top:
+        lines = simulate(e.structure).strongest(5)
+        view.add_row(
+            str(e.rank),
+            f"{e.spacegroup_symbol} ({e.spacegroup})",
+            ", ".join(f"{t:.2f} ({hkl}) {i:.0f}" for t, i, hkl in lines),
+        )
+    console.print("Simulated powder patterns (Cu K-alpha, 1.54184 Å; strongest line 100):", highlight=False)
+    console.print(view)
+
+
+def print_xrd_comparison(result: Any, measured: Any, name: str) -> None:
+    """The top k ordered by the similarity of their simulated patterns to ``measured``."""
+    from csp.structures.xrd import FWHM_DEG, MAX_STRAIN, rank_by_pattern
+
+    ranked = rank_by_pattern([e.structure for e in result.top], measured)
+    view = Table(title=None)
+    for col in ("by pattern", "rank", "structure", "similarity"):
+        view.add_column(col, justify="left" if col == "structure" else "right")
+    for order, (i, score) in enumerate(ranked, start=1):
+        e = result.top[i]
+        view.add_row(str(order), str(e.rank), f"{e.spacegroup_symbol} ({e.spacegroup})", f"{score:.3f}")
+    console.print(
+        f"The top {len(result.top)} against {name}: similarity is the cosine of the two patterns broadened by "
+        f"Gaussians of {FWHM_DEG:g}° FWHM on one 2θ grid, best over uniform scalings of each cell by up to "
+        f"±{MAX_STRAIN:.0%} (1: the same peaks at the same intensities; 0: no peak in common).",
+        highlight=False,
+    )
+    console.print(view)

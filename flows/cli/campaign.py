@@ -143,7 +143,19 @@ def campaign_list() -> None:
 
 
 @campaign_app.command("show")
-def campaign_show(campaign_id: Annotated[str, typer.Argument(help="Campaign id.")]) -> None:
+def campaign_show(
+    campaign_id: Annotated[str, typer.Argument(help="Campaign id.")],
+    xrd: Annotated[
+        bool,
+        typer.Option(help="Also print the 5 strongest simulated Cu K-alpha powder lines of each structure."),
+    ] = False,
+    compare_xrd: Annotated[
+        Path | None,
+        typer.Option(
+            help="Rank the top k against a measured pattern (two columns: 2-theta in degrees, intensity)."
+        ),
+    ] = None,
+) -> None:
     """Parameters, status and the campaign result: the final top k with its rank rule (the same answer
     as ``campaign export``, ``candidates export`` and ``csp.predict``)."""
     from flows.cli._result import print_result
@@ -151,6 +163,15 @@ def campaign_show(campaign_id: Annotated[str, typer.Argument(help="Campaign id."
     from storage.campaign_state import shown_status
     from storage.campaigns import campaign_row
 
+    measured = None
+    if compare_xrd is not None:  # read before anything is printed: a bad file is one line
+        from csp.errors import InputError
+        from csp.structures.xrd import read_pattern
+
+        try:
+            measured = read_pattern(compare_xrd)
+        except InputError as exc:
+            fail(str(exc))
     lake = current_lake()
     row = campaign_row(lake, campaign_id)
     if row is None:
@@ -162,7 +183,16 @@ def campaign_show(campaign_id: Annotated[str, typer.Argument(help="Campaign id."
         highlight=False,
     )
     console.print(f"parameters: {row['parameters_json']}", highlight=False)
-    print_result(result_of(lake, campaign_id), campaign_id)
+    result = result_of(lake, campaign_id)
+    print_result(result, campaign_id)
+    if xrd and result.top:
+        from flows.cli._result import print_xrd
+
+        print_xrd(result)
+    if measured is not None and result.top:
+        from flows.cli._result import print_xrd_comparison
+
+        print_xrd_comparison(result, measured, compare_xrd.name)
 
 
 @campaign_app.command("export")
