@@ -182,7 +182,7 @@ def campaign_show(
         f"{campaign_id}: {row['composition']}, status {status}" + (f" ({reason})" if reason else ""),
         highlight=False,
     )
-    console.print(f"parameters: {row['parameters_json']}", highlight=False)
+    console.print(f"parameters: {row['parameters_json']}", highlight=False, soft_wrap=True)
     result = result_of(lake, campaign_id)
     print_result(result, campaign_id)
     if xrd and result.top:
