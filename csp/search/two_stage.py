@@ -316,8 +316,9 @@ def run_search(
                     "outer_step": step,
                     "outer_steps": config.outer_steps,
                     "planned_steps": min(config.outer_steps, len(families)),
-                    "family": row["family_wyckoff"],
-                    "spacegroup": row["family_spacegroup"],
+                    # the template (rows resumed from a lake older than family_* held it in wyckoff/spacegroup)
+                    "family": row.get("family_wyckoff") or row["wyckoff"],
+                    "spacegroup": row.get("family_spacegroup") or row["spacegroup"],
                     "fitness": row["fitness"],
                     "best_fitness": best,
                     "inner_evaluations": run.inner_evaluations,

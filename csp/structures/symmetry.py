@@ -10,6 +10,7 @@ both give the same group on strained and rattled cells.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from csp.structures.crystal import Crystal
@@ -77,9 +78,11 @@ def detect(lattice: Any, numbers: Any, frac_coords: Any, symprec: float = SYMPRE
     if not (np.isfinite(lat).all() and np.isfinite(frac).all()) or len(z) == 0:
         return None
     try:
-        dataset = spglib.get_symmetry_dataset(
-            (lat, frac, z), symprec=symprec, angle_tolerance=ANGLE_TOLERANCE_DEG
-        )
+        with warnings.catch_warnings():  # spglib 2 warns that it returns None on failure, which we handle
+            warnings.simplefilter("ignore", DeprecationWarning)
+            dataset = spglib.get_symmetry_dataset(
+                (lat, frac, z), symprec=symprec, angle_tolerance=ANGLE_TOLERANCE_DEG
+            )
     except (TypeError, ValueError, RuntimeError):  # spglib refuses a degenerate cell
         return None
     if dataset is None:
