@@ -4,9 +4,15 @@ The front door (names load on first use, so ``import csp`` is cheap)::
 
     import csp
 
+    result = csp.predict("GaAs", csp.SearchConfig(outer_steps=20, inner_steps=120))
+    result.top          # the final top 5: refined with CHGNet (refine=True, the default), deduplicated,
+    result.rank_rule    # ranked by the potential's energy; the same answer as `csp campaign show`
+    result.search_top   # the search's own top 5 by FV, for comparison
+
+    # the search alone (the paper's method, no potential): run_search never refines
     scorer = csp.load_scorer()                     # the shipped ONNX models, sha256-checked
-    result = csp.run_search("GaAs", csp.SearchConfig(outer_steps=20, inner_steps=120), scorer, csp.InMemorySink())
-    top = csp.rank(result.outer_rows, k=5)         # deduplicated, best fitness first
+    found = csp.run_search("GaAs", csp.SearchConfig(refine=False), scorer, csp.InMemorySink())
+    top = csp.rank(found.outer_rows, k=5)          # deduplicated, best fitness first
 
 Histories of campaigns in the lake are read by :mod:`storage.query`; :mod:`csp.plots` draws them.
 
@@ -16,7 +22,9 @@ Histories of campaigns in the lake are read by :mod:`storage.query`; :mod:`csp.p
 | Crystal | lattice (Angstrom), atomic numbers, fractional coordinates (:mod:`csp.structures.crystal`) |
 | SearchParameters | the campaign fields a person chooses, declared once (:mod:`csp.search.parameters`) |
 | SearchConfig | ``SearchParameters`` plus the search's expert knobs (:mod:`csp.search.two_stage`) |
-| run_search | the two-stage search over symmetry families and cells (:mod:`csp.search.two_stage`) |
+| predict | search, refine (when ``refine``) and rank: the one campaign result (:mod:`csp.potentials.result`) |
+| CampaignResult | the final ranked, deduplicated top k with its rank rule (:mod:`csp.potentials.result`) |
+| run_search | the two-stage search alone, never refined (:mod:`csp.search.two_stage`) |
 | InMemorySink | where scored candidates go in a notebook (:mod:`csp.search.two_stage`) |
 | load_scorer | the enthalpy + synthesizability models for the search (:mod:`csp.models.scoring`) |
 | rank | deduplicate and rank a search's outer rows (:mod:`csp.structures.matching`) |
@@ -40,6 +48,8 @@ _EXPORTS = {
     "SearchParameters": "csp.search.parameters",
     "SearchConfig": "csp.search.two_stage",
     "run_search": "csp.search.two_stage",
+    "predict": "csp.potentials.result",
+    "CampaignResult": "csp.potentials.result",
     "InMemorySink": "csp.search.two_stage",
     "load_scorer": "csp.models.scoring",
     "rank": "csp.structures.matching",
@@ -53,6 +63,7 @@ _EXPORTS = {
 
 __all__ = [
     "CSPError",
+    "CampaignResult",
     "Composition",
     "Crystal",
     "InMemorySink",
@@ -63,6 +74,7 @@ __all__ = [
     "load_scorer",
     "matches",
     "parse_composition",
+    "predict",
     "rank",
     "read_structure",
     "run_search",
@@ -72,6 +84,7 @@ __all__ = [
 if TYPE_CHECKING:
     from csp.errors import CSPError, InputError, ModelError
     from csp.models.scoring import load_scorer
+    from csp.potentials.result import CampaignResult, predict
     from csp.search.parameters import SearchParameters
     from csp.search.two_stage import InMemorySink, SearchConfig, run_search
     from csp.structures.composition import Composition, parse_composition

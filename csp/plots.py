@@ -221,42 +221,48 @@ def psyn_vs_dhf(df: pd.DataFrame, *, top_k: int = 5, title: str | None = None) -
 
 
 def refined_vs_unrefined(df: pd.DataFrame, *, title: str | None = None) -> Figure:
-    """Predicted dHf (eV/atom) of each refined structure vs the unrefined family result it started from.
-
-    Refined rows have ``stage == 'refined'``; each is paired with the outer row of the same campaign and
-    outer step. When the rows carry ``potential_energy_ev_per_atom`` (the universal potential's energy of the
-    refined structure) a second panel plots it against the refined dHf.
+    """Refined vs unrefined by the energy that ranks a refined campaign: the universal potential's
+    formation enthalpy (eV/atom) of each structure at the geometry the search found (single point,
+    ``dhf_potential_initial_ev_per_atom``) against the same after symmetry-kept relaxation
+    (``dhf_potential_ev_per_atom``); relaxation can only lower it. A second panel puts the models'
+    predicted dHf of the search's structure beside the potential's after relaxation: points far above
+    the line are structures that fooled the models (the exploitation gap).
 
     Raises:
-        InputError: no refined rows ("run refinement first"), or none pairs with an outer row.
+        InputError: no refined rows ("run refinement first"), or none with the potential's energies.
     """
     if df is None or len(df) == 0 or not (df["stage"] == "refined").any():
         raise InputError("No refined rows (stage = 'refined') in these candidates; run refinement first.")
     refined = df[df["stage"] == "refined"]
-    outer = df[df["stage"] == "outer"][["campaign_id", "outer_step", "dhf_pred_ev_per_atom"]]
-    pairs = refined.merge(outer, on=["campaign_id", "outer_step"], suffixes=("", "_unrefined"))
-    pairs = pairs.dropna(subset=["dhf_pred_ev_per_atom", "dhf_pred_ev_per_atom_unrefined"])
+    before, after = "dhf_potential_initial_ev_per_atom", "dhf_potential_ev_per_atom"
+    if before not in refined.columns or after not in refined.columns:
+        raise InputError(
+            "The refined rows carry no potential formation enthalpy; refine with a potential first."
+        )
+    pairs = refined.dropna(subset=[before, after])
     if len(pairs) == 0:
-        raise InputError("No refined row pairs with a scored outer row of the same campaign and outer step.")
-    potential = "potential_energy_ev_per_atom"
-    has_potential = potential in pairs.columns and pairs[potential].notna().any()
-    fig, axes = _figure(2 if has_potential else 1, width=5.0, height=4.5)
-    ax = axes[0] if has_potential else axes
-    x = pairs["dhf_pred_ev_per_atom_unrefined"].to_numpy(dtype=float)
-    y = pairs["dhf_pred_ev_per_atom"].to_numpy(dtype=float)
-    ax.scatter(x, y, color="tab:orange")
-    lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
-    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="no change")
-    ax.set_xlabel("unrefined predicted dHf (eV/atom)")
-    ax.set_ylabel("refined predicted dHf (eV/atom)")
-    ax.legend()
-    ax.set_title(f"{len(pairs)} refined structures (below the line: lower after refinement)")
-    if has_potential:
-        sub = pairs.dropna(subset=[potential])
-        axes[1].scatter(sub["dhf_pred_ev_per_atom"], sub[potential], color="tab:red")
-        axes[1].set_xlabel("refined predicted dHf (eV/atom)")
-        axes[1].set_ylabel("potential energy of the refined structure (eV/atom)")
-    fig.suptitle(title or "Refined vs unrefined energies")
+        raise InputError(
+            "No refined row has the potential's formation enthalpy (collapsed or no elemental reference)."
+        )
+    outer = df[df["stage"] == "outer"][["campaign_id", "outer_step", "dhf_pred_ev_per_atom"]]
+    model = pairs.drop(columns=["dhf_pred_ev_per_atom"]).merge(outer, on=["campaign_id", "outer_step"])
+    model = model.dropna(subset=["dhf_pred_ev_per_atom"])
+    fig, axes = _figure(2, width=5.0, height=4.5)
+    for ax, x, y, xlabel in (
+        (axes[0], pairs[before], pairs[after], "potential dHf as found by the search (eV/atom)"),
+        (axes[1], model["dhf_pred_ev_per_atom"], model[after], "model dHf as found by the search (eV/atom)"),
+    ):
+        x, y = x.to_numpy(dtype=float), y.to_numpy(dtype=float)
+        ax.scatter(x, y, color="tab:orange" if ax is axes[0] else "tab:red")
+        if len(x):
+            lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+            ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="no change")
+            ax.legend()
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("potential dHf after relaxation (eV/atom)")
+    axes[0].set_title("relaxation lowers the\npotential's energy")
+    axes[1].set_title("model vs potential\n(above the line: model fooled)")
+    fig.suptitle(title or f"{len(pairs)} refined structures, by the potential's energy (the rank rule)")
     return fig
 
 

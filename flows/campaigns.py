@@ -107,6 +107,8 @@ class CampaignOutcome:
     top_search: list[dict[str, Any]] = field(default_factory=list)
     search_s: float = 0.0
     refine_s: float = 0.0
+    #: the one campaign result (:class:`csp.potentials.result.CampaignResult`); ``top`` is its final top k
+    result: Any = None
 
 
 # ------------------------------------------------------------------------------------------ checks
@@ -260,42 +262,39 @@ class Campaign:
     def _search_and_rank(
         self, event: Callable[..., Any], progress: Callable[..., None] | None, export_dir: Path | None
     ) -> CampaignOutcome:
-        from csp.potentials.refine import finish_ranking, refinement_summary
+        from csp.potentials.refine import refine_or_probe
         from csp.search.two_stage import run_search
         from csp.structures.matching import write_cif
+        from flows.results import result_of
 
         params = self.params
         sink = LakeSink(self.lake, run_id=self.run_id, model_ids=self.model_ids)
         start = time.perf_counter()
         try:
             result = run_search(
-                self.composition,
-                params.search_config(),
-                self.scorer,
-                sink,
-                campaign_id=self.campaign_id,
-                progress=progress,
-            )
+                self.composition, params.search_config(), self.scorer, sink,
+                campaign_id=self.campaign_id, progress=progress,
+            )  # fmt: skip
         # e.g. no space group of the chosen system can hold the composition (a csp.errors.InputError)
         except CSPError as exc:
             raise CampaignError(str(exc)) from exc
         search_s = time.perf_counter() - start
-        config = params.search_config()
-        top_search, top, refined = finish_ranking(
-            result.outer_rows, config, self.scorer, sink, self.campaign_id, params.top_k
-        )
+        refine_or_probe(result.outer_rows, params.search_config(), self.scorer, sink, self.campaign_id)
         elapsed = time.perf_counter() - start
         self.lake.compact("candidates", partition=self.campaign_id)
+        # the one answer, made from the rows as the lake holds them (every face makes it the same way)
+        answer = result_of(self.lake, self.campaign_id, k=params.top_k)
         if export_dir is not None:
             with writing(export_dir, advice="or choose another --export-cif folder"):
                 export_dir.mkdir(parents=True, exist_ok=True)
-                for item in top:
-                    write_cif(item["structure"], export_dir / f"{self.campaign_id}-rank{item['rank']}.cif")
+                for item in answer.top:
+                    write_cif(item.structure, export_dir / f"{self.campaign_id}-rank{item.rank}.cif")
         n, invalid = candidate_counts(self.lake, self.campaign_id)
         summary = {
-            "top": [public_row(t) for t in top],
-            "top_search": [public_row(t) for t in top_search],
-            "refined": refinement_summary(refined) if config.refine else None,
+            "top": [e.public() for e in answer.top],
+            "top_search": [e.public() for e in answer.search_top],
+            "result": answer.public(),
+            "refined": answer.refinement or None,
             "search_s": search_s,
             "refine_s": elapsed - search_s,
             "excluded_by_atom_cap": result.excluded,
@@ -308,14 +307,15 @@ class Campaign:
         return CampaignOutcome(
             campaign_id=self.campaign_id,
             status="completed",
-            top=top,
+            top=[{**e.public(), "structure": e.structure} for e in answer.top],
             n_candidates=n,
             invalid_share=invalid,
             elapsed_s=elapsed,
             thin_elements=summary["thin_elements"],
             excluded=result.excluded,
-            top_search=top_search,
+            top_search=[{**e.public(), "structure": e.structure} for e in answer.search_top],
             search_s=search_s,
+            result=answer,
             refine_s=elapsed - search_s,
         )
 

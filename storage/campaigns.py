@@ -18,6 +18,7 @@ from storage.lake import Lake
 __all__ = [
     "LakeSink",
     "best_fitness_curve",
+    "best_of_campaigns",
     "campaign_report",
     "campaign_row",
     "campaign_status",
@@ -25,6 +26,7 @@ __all__ = [
     "candidates_sql",
     "list_campaigns",
     "record_event",
+    "result_rows",
     "stored_parameters",
 ]
 
@@ -111,7 +113,48 @@ def campaign_report(lake: Lake, campaign_id: str) -> dict[str, Any]:
         "thin_elements": summary.get("thin_elements", {}),
         "top": summary.get("top", []),
         "top_search": summary.get("top_search", []),
+        "result": summary.get("result"),
         "excluded_by_atom_cap": summary.get("excluded_by_atom_cap"),
         "best_curve": best_fitness_curve(lake, campaign_id),
         "parameters": json.loads(row["parameters_json"]),
     }
+
+
+def result_rows(lake: Lake, campaign_id: str) -> list[dict[str, Any]]:
+    """The rows a campaign result is made from (stages ``outer``, ``refined``, ``single_point``), in the
+    row layout of the search (``lattice`` 9 floats, ``frac_coords`` 3n floats), ordered by key."""
+    table = lake.query(
+        "SELECT * EXCLUDE (run_id, written_at, model_ids) FROM candidates WHERE campaign_id = ? "
+        "AND stage IN ('outer', 'refined', 'single_point') ORDER BY outer_step, inner_step",
+        [campaign_id],
+    )
+    rows = []
+    for rec in table.to_pylist():
+        rec["lattice"] = rec.pop("lattice_angstrom")
+        rec["frac_coords"] = [v for triple in rec["frac_coords"] for v in triple]
+        rows.append(rec)
+    return rows
+
+
+def best_of_campaigns(lake: Lake) -> dict[str, dict[str, str]]:
+    """Rank 1 of each completed campaign's stored result, as text: ``structure`` (e.g. ``Fm-3m (225)``),
+    ``energy`` (eV/atom: the potential's energy when refined, else the model's dHf, named) and ``rule``
+    (what the result is ranked by); campaigns without a stored result are left out."""
+    out: dict[str, dict[str, str]] = {}
+    for rec in lake.query("SELECT campaign_id, summary_json FROM campaigns").to_pylist():
+        summary = json.loads(rec["summary_json"]) if rec["summary_json"] else {}
+        top = summary.get("top") or []
+        if not top:
+            continue
+        best = top[0]
+        result = summary.get("result") or {}
+        energy = best.get("energy_potential_ev_per_atom")
+        text = f"{energy:.4f} (potential)" if energy is not None else ""
+        if energy is None and best.get("dhf_pred_ev_per_atom") is not None:
+            text = f"{best['dhf_pred_ev_per_atom']:.4f} (model dHf)"
+        out[rec["campaign_id"]] = {
+            "structure": f"{best.get('spacegroup_symbol')} ({best.get('spacegroup')})",
+            "energy": text,
+            "rule": "potential energy" if result.get("refined") else ("FV" if result else ""),
+        }
+    return out

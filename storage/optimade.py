@@ -72,16 +72,36 @@ FIELDS: dict[str, dict[str, Field]] = {
     "candidates": {
         **_STANDARD,
         "_csp_campaign_id": Field("campaign_id", "string", "campaign id"),
-        "_csp_stage": Field("stage", "string", "inner, outer (or refined)"),
+        "_csp_stage": Field("stage", "string", "inner, outer, refined or single_point"),
         "_csp_outer_step": Field("outer_step", "number", "family number, 0-based"),
         "_csp_inner_step": Field("inner_step", "number", "structure within the family (-1: family row)"),
         "_csp_evaluation": Field("evaluation", "number", "1-based scoring order within campaign and stage"),
         "_csp_family_index": Field("family_index", "number", "index of the symmetry family"),
         "_csp_formula": Field("formula", "string", "reduced formula of the composition searched"),
         "_csp_formula_units": Field("formula_units", "number", "Z"),
-        "_csp_spacegroup": Field("spacegroup", "number", "international space-group number"),
-        "_csp_crystal_system": Field("crystal_system", "string", "cubic, hexagonal, ..."),
-        "_csp_wyckoff": Field("wyckoff", "string", "Wyckoff family"),
+        "_csp_spacegroup": Field(
+            "spacegroup", "number", "space-group number detected by spglib (0.1 A, 5 degrees)"
+        ),
+        "_csp_crystal_system": Field("crystal_system", "string", "crystal system of the detected group"),
+        "_csp_wyckoff": Field("wyckoff", "string", "Wyckoff string of the detected group"),
+        "_csp_family_spacegroup": Field("family_spacegroup", "number", "the search template's space group"),
+        "_csp_family_wyckoff": Field("family_wyckoff", "string", "the search template's Wyckoff assignment"),
+        "_csp_potential": Field(
+            "potential", "string", "universal potential of a refined row, e.g. chgnet-0.3.0"
+        ),
+        "_csp_energy_potential": Field(
+            "energy_potential_ev_per_atom", "number", "the potential's energy (refined rows), eV/atom"
+        ),
+        "_csp_dhf_potential": Field(
+            "dhf_potential_ev_per_atom", "number", "the potential's formation enthalpy, eV/atom"
+        ),
+        "_csp_exploitation_gap": Field(
+            "exploitation_gap_ev_per_atom", "number", "potential dHf at the found geometry minus model dHf"
+        ),
+        "_csp_converged": Field("converged", "bool", "the relaxation reached fmax (refined rows)"),
+        "_csp_relax_steps": Field("relax_steps", "number", "FIRE steps of the relaxation"),
+        "_csp_fmax": Field("fmax_ev_per_angstrom", "number", "largest force at the end of relaxation, eV/A"),
+        "_csp_source_outer_step": Field("source_outer_step", "number", "outer step a refined row came from"),
         "_csp_dhf": Field("dhf_pred_ev_per_atom", "number", "predicted formation enthalpy, eV/atom"),
         "_csp_p_syn": Field("p_syn", "number", "synthesizability probability"),
         "_csp_p_syn_std": Field("p_syn_std", "number", "spread of P_syn over the bagged models"),

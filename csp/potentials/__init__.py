@@ -5,7 +5,8 @@ What it holds
     :mod:`~csp.potentials.batched` (the batched relaxer: FIRE and a Frechet cell filter on a whole pool as
     tensors, symmetry kept by symmetrised forces and stress, continuous batching),
     :mod:`~csp.potentials.refine` (a campaign's best distinct structures relaxed keeping their space group,
-    rescored and ranked), :mod:`~csp.potentials.augment` (polymorph plans: prototype decorations, the
+    rescored and ranked), :mod:`~csp.potentials.result` (the one campaign result every face shows, and
+    ``predict``, the front door that searches, refines and ranks), :mod:`~csp.potentials.augment` (polymorph plans: prototype decorations, the
     search's own symmetric random structures, strained copies; formation enthalpies from references
     computed with the same potential).
 

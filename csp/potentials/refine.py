@@ -16,6 +16,8 @@ rock salt), rescored with the enthalpy model and P_syn, and becomes one candidat
 | --- | --- | --- |
 | stage | str | ``"refined"`` (``"single_point"`` for an exploitation probe) |
 | inner_step | int | :data:`REFINED_INNER_STEP` (-2); probes :data:`PROBE_INNER_STEP` |
+| spacegroup, crystal_system, | int | detected on the relaxed, re-symmetrised structure (the source's |
+| wyckoff |  | family stays in ``family_spacegroup`` / ``family_wyckoff``) |
 | outer_step, source_outer_step | int | the outer step of the row it came from |
 | potential | str | e.g. ``chgnet-0.3.0`` |
 | energy_potential_ev_per_atom | float | the potential's energy of this structure, eV/atom |
@@ -268,7 +270,7 @@ def _finish_row(
 ) -> dict[str, Any]:
     """Fill a refined/probe row from a :class:`csp.potentials.relaxer.Relaxed` result."""
     from csp.potentials.relaxer import shortest_distance
-    from csp.search.generate import crystal_system_of
+    from csp.search.two_stage import detected_columns
 
     numbers = source["numbers"]
     e0 = item.energy_initial
@@ -305,15 +307,13 @@ def _finish_row(
     elif item.state == "exploded":
         reason = f"exploded: volume above {EXPLODE_RATIO:g} x the start"
     if not reason:
-        crystal, number = resymmetrise(crystal)
-    else:
-        number = int(source["spacegroup"])
+        crystal, _number = resymmetrise(crystal)
     row.update(
         lattice=[float(v) for v in crystal.lattice.reshape(-1)],
         numbers=[int(z) for z in crystal.numbers],
         frac_coords=[float(v) for v in crystal.frac_coords.reshape(-1)],
-        spacegroup=number,
-        crystal_system=crystal_system_of(number),
+        # the group (and its Wyckoff string) of the stored structure, at the one tolerance
+        **detected_columns(crystal.lattice, crystal.numbers, crystal.frac_coords),
         formula_units=round(source["formula_units"] * len(crystal.numbers) / max(1, len(source["numbers"]))),
         energy_potential_ev_per_atom=float(item.energy) if np.isfinite(item.energy) else None,
         dhf_potential_ev_per_atom=(
@@ -467,6 +467,17 @@ def ranking_key(
     raise ValueError(f"Unknown ranking rule {rule!r}: choose energy, fitness or window.")
 
 
+def tie_broken(key: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+    """``key`` with ties broken by (outer step, inner step), so the same rows always rank alike, in memory
+    or read back from the lake; None stays None (the row is skipped)."""
+
+    def ordered(row: dict[str, Any]) -> Any:
+        value = key(row)
+        return None if value is None else (value, row.get("outer_step", 0), row.get("inner_step", 0))
+
+    return ordered
+
+
 def _rankable(row: dict[str, Any]) -> bool:
     return bool(row.get("valid")) and row.get("energy_potential_ev_per_atom") is not None
 
@@ -483,7 +494,7 @@ def rank_refined(
     from csp.structures.matching import rank
 
     usable = [r for r in rows if r.get("stage") == REFINED_STAGE and _rankable(r)]
-    top = rank(usable, k=k, key=ranking_key(usable, rule, window_ev))
+    top = rank(usable, k=k, key=tie_broken(ranking_key(usable, rule, window_ev)))
     for entry in top:
         for col in (
             "energy_potential_ev_per_atom",
@@ -506,22 +517,17 @@ def attach_gaps(top: list[dict[str, Any]], probes: Sequence[dict[str, Any]]) -> 
 
 
 # --------------------------------------------------------------------------------- campaign wiring
-def finish_ranking(
-    rows: list[dict[str, Any]], config: Any, scorer: Any, sink: Any, campaign_id: str, k: int
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """The search's own top k (with each entry's exploitation gap), the final top k, and the refined
-    (or probe) rows: refinement on, the final top k is ranked on the refined structures; off, single
-    points of the search's top ``config.gap_probes`` give the gap (none when 0) and the final top k is the
-    search's."""
-    from csp.structures.matching import rank
-
-    top_search = rank(rows, k=k)
+def refine_or_probe(
+    rows: list[dict[str, Any]], config: Any, scorer: Any, sink: Any, campaign_id: str
+) -> list[dict[str, Any]]:
+    """The potential's part of a campaign after the search: refinement on, the refined rows of
+    :func:`refine`; off, single points of the search's top ``config.gap_probes`` (the exploitation gap);
+    none when ``gap_probes`` is 0 (no potential is loaded). The rows are appended to ``sink``."""
     settings = settings_of(config)
     if config.refine:
-        refined = refine(rows, scorer, sink, campaign_id=campaign_id, alpha=config.alpha, settings=settings)
-        top = rank_refined(refined, k=k, rule=settings.ranking) or top_search
-    elif config.gap_probes > 0:
-        refined = refine(
+        return refine(rows, scorer, sink, campaign_id=campaign_id, alpha=config.alpha, settings=settings)
+    if config.gap_probes > 0:
+        return refine(
             rows,
             scorer,
             sink,
@@ -530,9 +536,20 @@ def finish_ranking(
             settings=settings,
             probe_only=config.gap_probes,
         )
-        top = top_search
-    else:  # no potential at all: the paper's pure-surrogate campaign, no gap
-        refined, top = [], top_search
+    return []
+
+
+def finish_ranking(
+    rows: list[dict[str, Any]], config: Any, scorer: Any, sink: Any, campaign_id: str, k: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """The search's own top k (with each entry's exploitation gap), the final top k, and the refined
+    (or probe) rows, as :func:`csp.structures.matching.rank` entries (:func:`refine_or_probe`, then the
+    ranking of :func:`csp.potentials.result.campaign_result`, which campaigns use)."""
+    from csp.structures.matching import rank
+
+    top_search = rank(rows, k=k, key=tie_broken(lambda r: r.get("fitness")))
+    refined = refine_or_probe(rows, config, scorer, sink, campaign_id)
+    top = (rank_refined(refined, k=k, rule=config.refine_ranking) if config.refine else []) or top_search
     attach_gaps(top_search, refined)
     return top_search, top, refined
 

@@ -23,12 +23,17 @@ Formation enthalpies are computed afterwards from the relaxed elemental rows of 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import logging
 import multiprocessing as mp
 import os
 import sys
 import time
+import warnings
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
@@ -42,6 +47,28 @@ from csp.structures.crystal import Crystal
 GPA_TO_EV_PER_A3 = 1.0 / 160.21766208
 #: Which relaxer :func:`relax` runs: the batched tensor program or one ASE optimiser per structure.
 Engine = Literal["batched", "ase"]
+
+
+LOG = logging.getLogger("csp.potentials")
+
+
+@contextmanager
+def quiet(package: str) -> Iterator[None]:
+    """Run a third-party call with its prints and Python warnings sent to the ``csp.potentials`` log (INFO)
+    instead of the user's terminal: CHGNet prints a banner on load and torch warns on every batch."""
+    buffer = io.StringIO()
+    with warnings.catch_warnings(record=True) as caught, redirect_stdout(buffer):
+        warnings.simplefilter("always")
+        yield
+    for line in buffer.getvalue().splitlines():
+        if line.strip():
+            LOG.info("%s: %s", package, line.strip())
+    seen = set()
+    for w in caught:
+        text = f"{w.category.__name__}: {str(w.message).splitlines()[0]}"
+        if text not in seen:
+            seen.add(text)
+            LOG.info("%s: %s", package, text)
 
 
 class Potential(Protocol):
@@ -63,7 +90,8 @@ class CHGNetPotential:
             raise ModelError("CHGNet is not installed: pip install '.[augment]'") from exc
         import chgnet
 
-        self.model = CHGNet.load(use_device=device, verbose=False)
+        with quiet("chgnet"):  # its banner ("CHGNet v0.3.0 initialized ...") goes to the log, not stdout
+            self.model = CHGNet.load(use_device=device, verbose=False)
         self.model.eval()
         self.device = device
         self.batch_size = batch_size
@@ -75,7 +103,8 @@ class CHGNetPotential:
 
         structures = [c.to_pymatgen() for c in crystals]
         try:
-            out = self.model.predict_structure(structures, task="efs", batch_size=self.batch_size)
+            with quiet("chgnet"):
+                out = self.model.predict_structure(structures, task="efs", batch_size=self.batch_size)
         except torch.cuda.OutOfMemoryError:
             # several workers share one GPU: free the cache and label the batch in halves
             torch.cuda.empty_cache()
@@ -135,7 +164,8 @@ class SevenNetPotential:
             raise ModelError("SevenNet is not installed: pip install '.[augment]'") from exc
         import sevenn
 
-        self.calc = SevenNetCalculator(model, device=device)
+        with quiet("sevenn"):
+            self.calc = SevenNetCalculator(model, device=device)
         self.name = f"sevennet-{model}"
         self.package = f"sevenn {sevenn.__version__}"
 

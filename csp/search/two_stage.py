@@ -26,9 +26,11 @@ Row columns (one dict per candidate; ``stage`` is ``"inner"`` for a cell/coordin
 | family_index | int | index of the family in the campaign's family list |
 | formula | str | reduced formula of the composition |
 | formula_units | int | Z, formula units in the cell |
-| spacegroup | int | the family's space group number (1..230) |
-| crystal_system | str | the family's crystal system |
-| wyckoff | str | e.g. "Mg:4a O:4b" |
+| spacegroup | int or None | space group of this structure, detected by spglib at the one tolerance (:func:`csp.structures.symmetry.detect`); None when nothing is detected |
+| crystal_system | str or None | the crystal system of ``spacegroup`` |
+| wyckoff | str or None | Wyckoff string of ``spacegroup`` for this structure, e.g. "Mg:4a O:4b" |
+| family_spacegroup | int | the search template's (family's) space group number (1..230) |
+| family_wyckoff | str | the family's Wyckoff assignment, e.g. "Mg:4a O:4b" |
 | lattice | list[float] | 9 floats, row vectors a, b, c in Angstrom |
 | numbers | list[int] | atomic numbers, n |
 | frac_coords | list[float] | 3n floats, fractional coordinates row by row |
@@ -140,6 +142,18 @@ class SearchConfig(SearchParameters):
     )
     inner_options: dict[str, Any] = Field(default_factory=dict, description="Extra inner-optimizer options.")
     outer_options: dict[str, Any] = Field(default_factory=dict, description="Extra outer-optimizer options.")
+
+
+def detected_columns(lattice: Any, numbers: Any, frac_coords: Any) -> dict[str, Any]:
+    """``spacegroup``, ``crystal_system`` and ``wyckoff`` of one cell as detected at the one tolerance
+    (:func:`csp.structures.symmetry.detect`); all None when spglib detects nothing."""
+    from csp.search.generate import crystal_system_of
+    from csp.structures.symmetry import detect
+
+    found = detect(lattice, numbers, frac_coords)
+    if found is None:
+        return {"spacegroup": None, "crystal_system": None, "wyckoff": None}
+    return {"spacegroup": found[0], "crystal_system": crystal_system_of(found[0]), "wyckoff": found[1]}
 
 
 @dataclass
@@ -299,8 +313,9 @@ def run_search(
                     "outer_step": step,
                     "outer_steps": config.outer_steps,
                     "planned_steps": min(config.outer_steps, len(families)),
-                    "family": row["wyckoff"],
-                    "spacegroup": row["spacegroup"],
+                    # the template (rows resumed from a lake older than family_* held it in wyckoff/spacegroup)
+                    "family": row.get("family_wyckoff") or row["wyckoff"],
+                    "spacegroup": row.get("family_spacegroup") or row["spacegroup"],
                     "fitness": row["fitness"],
                     "best_fitness": best,
                     "inner_evaluations": run.inner_evaluations,
@@ -354,6 +369,8 @@ class _Campaign:
             "spacegroup": fam.spacegroup,
             "crystal_system": fam.crystal_system,
             "wyckoff": fam.wyckoff,
+            "family_spacegroup": fam.spacegroup,
+            "family_wyckoff": fam.wyckoff,
             "lattice": np.asarray(lattice, dtype=np.float64).reshape(-1).tolist(),
             "numbers": np.asarray(numbers, dtype=np.int64).tolist(),
             "frac_coords": np.asarray(frac, dtype=np.float64).reshape(-1).tolist(),
@@ -399,6 +416,7 @@ class _Campaign:
                 reject_reason=reason,
                 dhf_pred_ev_per_atom=float(dhf[b]) if ok else None,
                 seconds=seconds,
+                **detected_columns(batch.lattices[b], batch.numbers, batch.frac_coords[b]),
             )
             rows.append(row)
         return rows
@@ -474,6 +492,9 @@ class _Campaign:
             outer.update(
                 stage="outer",
                 fitness=FV_PENALTY,
+                spacegroup=None,
+                crystal_system=None,
+                wyckoff=None,
                 reject_reason=f"family could not be built: no valid candidate in {len(rows)} inner steps"
                 + (f" (most common: {why})" if why else ""),
             )

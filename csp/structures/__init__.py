@@ -7,7 +7,8 @@ What it holds
     :mod:`~csp.structures.matching` (StructureMatcher, deduplicated ranking),
     :mod:`~csp.structures.validity` (the geometry rules every candidate and every ingested cell obeys),
     :mod:`~csp.structures.prototypes` (decorations of the AFLOW prototype library),
-    :mod:`~csp.structures.io` (CIF, POSCAR, extxyz, JSON).
+    :mod:`~csp.structures.io` (CIF, POSCAR, extxyz, JSON), :mod:`~csp.structures.xrd` (simulated Cu K-alpha
+    powder patterns and their similarity).
 
 What it may import
     Nothing else in ``csp`` but :mod:`csp.errors` (``tests/csp/test_house.py`` holds the rule): every other

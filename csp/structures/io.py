@@ -36,6 +36,23 @@ FORMATS: dict[str, str] = {
 ENERGY_KIND = (
     "predicted formation enthalpy (eV/atom from the ALIGNN model) x number of atoms; not a DFT total energy"
 )
+#: structure properties copied into ``entry.data`` (the result's refined columns among them)
+ENTRY_KEYS = (
+    "id",
+    "campaign_id",
+    "p_syn",
+    "fitness",
+    "spacegroup",
+    "family_spacegroup",
+    "rank",
+    "rank_rule",
+    "energy_potential_ev_per_atom",
+    "dhf_potential_ev_per_atom",
+    "delta_e_mev_per_atom",
+    "converged",
+    "relax_steps",
+    "potential",
+)
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
@@ -65,7 +82,7 @@ def computed_entry(structure: Structure, *, dhf_ev_per_atom: float | None = None
         "energy_kind": ENERGY_KIND,
         "dhf_pred_ev_per_atom": float(dhf),
         "model_ids": list(props.get("model_ids") or []),
-        **{k: props[k] for k in ("id", "campaign_id", "p_syn", "fitness", "spacegroup") if k in props},
+        **{k: props[k] for k in ENTRY_KEYS if k in props},
     }
     entry_id = str(props.get("id")) if props.get("id") is not None else None
     return ComputedStructureEntry(
@@ -73,11 +90,27 @@ def computed_entry(structure: Structure, *, dhf_ev_per_atom: float | None = None
     )
 
 
+def poscar_comment(structure: Structure, symprec: float = SYMPREC) -> str:
+    """The POSCAR's first line: id (or formula) and the space group detected at ``symprec``, e.g.
+    ``rank1 GaAs spacegroup 216 F-43m``."""
+    from csp.structures.symmetry import analyze
+
+    props = structure.properties or {}
+    analyzer = analyze(structure, symprec)
+    name = str(props.get("id") or "")
+    formula = structure.composition.reduced_formula
+    head = f"{name} {formula}" if name and name != formula else formula
+    return f"{head} spacegroup {analyzer.get_space_group_number()} {analyzer.get_space_group_symbol()}"
+
+
 def write_structure(structure: Structure, path: Path | str, fmt: str, *, symprec: float = SYMPREC) -> Path:
     """Write one structure in ``fmt`` (``cif``, ``poscar``, ``extxyz``, ``json``, ``entry``); returns the path.
 
     ``cif`` is symmetrised at ``symprec`` (Angstrom): the file states the space group and only the
-    asymmetric unit. ``extxyz`` needs ASE (the augment extra).
+    asymmetric unit. The POSCAR comment names the space group detected at ``symprec``
+    (:func:`poscar_comment`); extxyz ``info`` and JSON ``properties`` carry the structure's scalar
+    properties (``spacegroup``: the detected group, when it came from the lake or a campaign result).
+    ``extxyz`` needs ASE (the augment extra).
 
     Raises:
         InputError: unknown format, or ``entry`` for a structure without a predicted enthalpy.
@@ -91,8 +124,7 @@ def write_structure(structure: Structure, path: Path | str, fmt: str, *, symprec
     elif fmt == "poscar":
         from pymatgen.io.vasp import Poscar
 
-        comment = str((structure.properties or {}).get("id") or structure.composition.reduced_formula)
-        Poscar(structure, comment=comment).write_file(path)
+        Poscar(structure, comment=poscar_comment(structure, symprec)).write_file(path)
     elif fmt == "extxyz":
         _write_extxyz(structure, path)
     elif fmt == "json":
@@ -120,7 +152,7 @@ def _write_extxyz(structure: Structure, path: Path) -> None:
         raise InputError("extxyz needs ASE: pip install 'alignn-csp[augment]'.") from exc
     atoms = AseAtomsAdaptor.get_atoms(structure.copy(properties={}))
     for key, value in (structure.properties or {}).items():
-        if isinstance(value, int | float | str) and not isinstance(value, bool):
+        if isinstance(value, bool | int | float | str):
             atoms.info[key] = value
     write(path, atoms, format="extxyz")
 

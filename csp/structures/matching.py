@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from csp.structures.crystal import Crystal
-from csp.structures.symmetry import SYMPREC, analyze, as_structure, spacegroup_number
+from csp.structures.symmetry import SYMPREC, analyze, as_structure, detect_structure, spacegroup_number
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -72,7 +72,8 @@ def rank(
     Each returned dict has ``rank``, ``spacegroup`` (symmetrised, detected at ``symprec``),
     ``spacegroup_symbol``, ``a``, ``b``, ``c`` (Angstrom), ``alpha``, ``beta``, ``gamma`` (degrees) of the
     conventional standard cell, ``dhf_pred_ev_per_atom``, ``p_syn``, ``p_syn_std``, ``fitness`` (all of the
-    best member), ``formula``, ``family_spacegroup``, ``wyckoff``, ``outer_step``, ``duplicates`` (rows
+    best member), ``formula``, ``family_spacegroup`` and ``family_wyckoff`` (the search template of the best
+    member), ``wyckoff`` (of the detected group, on the shown structure), ``outer_step``, ``duplicates`` (rows
     merged into it), ``structure`` (the symmetrised pymatgen ``Structure`` of the most symmetric member),
     ``row`` (the best member's row), ``structure_row`` (the row whose structure is shown),
     ``family_spacegroups`` (sorted family space groups of all members) and ``resymmetrised`` (True when the
@@ -100,7 +101,7 @@ def rank(
         order = len(analyze(structure, TIGHT_SYMPREC).get_point_group_operations())
         if twin is not None:
             twin["duplicates"] += 1
-            twin["family_spacegroups"] = sorted({*twin["family_spacegroups"], row.get("spacegroup")})
+            twin["family_spacegroups"] = sorted({*twin["family_spacegroups"], _family_group(row)})
             if order > twin["order"]:
                 twin.update(_shown(refined, row, order))
             continue
@@ -113,20 +114,29 @@ def rank(
             "p_syn": row.get("p_syn"),
             "p_syn_std": row.get("p_syn_std"),
             "fitness": row["fitness"],
-            "family_spacegroup": row.get("spacegroup"),
-            "wyckoff": row.get("wyckoff"),
+            "family_spacegroup": _family_group(row),
+            "family_wyckoff": row.get("family_wyckoff") or row.get("wyckoff"),
             "outer_step": row.get("outer_step"),
             "duplicates": 0,
             "row": row,
-            "family_spacegroups": [row.get("spacegroup")],
+            "family_spacegroups": [_family_group(row)],
             **_shown(refined, row, order),
         }
         kept.append(entry)
         by_group.setdefault(spacegroup, []).append(entry)
     for entry in kept:
         del entry["order"]
-        entry["resymmetrised"] = entry["structure_row"].get("spacegroup") != entry["spacegroup"]
+        entry["resymmetrised"] = _family_group(entry["structure_row"]) != entry["spacegroup"]
+        found = detect_structure(entry["structure"], symprec)
+        entry["wyckoff"] = found[1] if found is not None else None
     return kept
+
+
+def _family_group(row: dict[str, Any]) -> Any:
+    """The search template's space group of a row (``family_spacegroup``; rows written before that column
+    existed held it in ``spacegroup``)."""
+    family = row.get("family_spacegroup")
+    return family if family is not None else row.get("spacegroup")
 
 
 def _shown(refined: Structure, row: dict[str, Any], order: int) -> dict[str, Any]:
@@ -171,6 +181,8 @@ PUBLIC_KEYS = (
     "p_syn_std",
     "fitness",
     "wyckoff",
+    "family_spacegroup",
+    "family_wyckoff",
     "outer_step",
     "duplicates",
     "energy_potential_ev_per_atom",

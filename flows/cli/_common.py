@@ -6,12 +6,33 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.table import Table
 from typer.core import TyperGroup
 
-console = Console()
-err = Console(stderr=True)
+#: width of output that goes to a file or a pipe: wide enough that no value is folded or cut
+PIPED_WIDTH = 400
+
+
+class FullWidthConsole(Console):
+    """A rich ``Console`` that is as wide as :data:`PIPED_WIDTH` when its output is not a terminal, so
+    ``csp campaign show X > out.txt`` keeps every number whole (rich would squeeze tables to 80 columns).
+    On a terminal (or with an explicit width) it behaves as ``Console``."""
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = Console.size.fget(self)  # type: ignore[attr-defined]
+        if self._width is not None or self.is_terminal:
+            return size
+        return ConsoleDimensions(PIPED_WIDTH, size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)  # type: ignore[attr-defined]
+
+
+console = FullWidthConsole()
+err = FullWidthConsole(stderr=True)
 
 
 def package_version() -> str:
@@ -65,4 +86,4 @@ def _fmt(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     text = str(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if len(text) <= 80 or not console.is_terminal else text[:77] + "..."

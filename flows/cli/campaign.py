@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from flows.campaigns import CampaignParameters
 from flows.cli._common import console, err, fail, print_arrow
@@ -21,41 +20,6 @@ from flows.settings import settings as current_settings
 campaign_app = typer.Typer(help="Crystal-structure prediction campaigns.", no_args_is_help=True)
 #: help of ``--force`` (run and resume); the bound is :data:`csp.search.budget.MAX_CANDIDATES`
 FORCE_HELP = "Accept a budget above 2,000,000 structures."
-
-
-def _print_top(top: list[dict], title: str) -> None:
-    view = Table(title=title)
-    cols = (
-        "rank",
-        "space group",
-        "a (Å)",
-        "b (Å)",
-        "c (Å)",
-        "dHf (eV/atom)",
-        "P_syn",
-        "FV",
-        "E pot (eV/atom)",
-    )
-    for col in (*cols, "family"):
-        view.add_column(col, justify="right" if col not in ("space group", "family") else "left")
-    for t in top:
-        view.add_row(
-            str(t["rank"]),
-            f"{t['spacegroup_symbol']} ({t['spacegroup']})",
-            f"{t['a']:.3f}",
-            f"{t['b']:.3f}",
-            f"{t['c']:.3f}",
-            f"{t['dhf_pred_ev_per_atom']:.3f}",
-            f"{t['p_syn']:.2f} ± {t['p_syn_std']:.2f}" if t.get("p_syn") is not None else "",
-            f"{t['fitness']:.3f}",
-            _fmt(t.get("energy_potential_ev_per_atom")),
-            str(t["wyckoff"]),
-        )
-    console.print(view)
-
-
-def _fmt(value: float | None) -> str:
-    return "" if value is None else f"{value:+.3f}"
 
 
 def _run_with_progress(
@@ -70,11 +34,9 @@ def _run_with_progress(
 
 
 def _finish(outcome) -> None:
-    from flows.campaigns import public_row
+    from flows.cli._result import print_result
 
-    _print_top(
-        [public_row(t) for t in outcome.top], f"top {len(outcome.top)}: campaign {outcome.campaign_id}"
-    )
+    print_result(outcome.result, outcome.campaign_id)
     import os
     import shlex
 
@@ -91,7 +53,7 @@ def _finish(outcome) -> None:
         )
     from flows.coverage import gap_line
 
-    gap = gap_line(outcome.top_search)
+    gap = None if outcome.result.refined else gap_line(outcome.top_search)
     if gap:
         console.print(gap, highlight=False)
     if outcome.refine_s >= 0.5:  # the time after the search: refinement, or the gap probes' single points
@@ -147,57 +109,121 @@ def campaign_resume(
 
 @campaign_app.command("list")
 def campaign_list() -> None:
-    """Campaigns with their latest status (``stale``: its last status is running but its process is gone)."""
+    """Campaigns with their latest status, best structure and its energy (``stale``: its last status is
+    running but its process is gone)."""
+    import pyarrow as pa
+
     from storage.campaign_state import shown_status_table
-    from storage.campaigns import list_campaigns
+    from storage.campaigns import best_of_campaigns, list_campaigns
 
     lake = current_lake()
-    print_arrow(shown_status_table(lake, list_campaigns(lake)), max_rows=200)
+    table = shown_status_table(lake, list_campaigns(lake))
+    best = best_of_campaigns(lake)
+    rows = []
+    for rec in table.to_pylist():
+        b = best.get(rec["campaign_id"], {})
+        rows.append(
+            {
+                "campaign_id": rec["campaign_id"],
+                "composition": rec["composition"],
+                "status": rec["status"],
+                "best structure": b.get("structure", ""),
+                "best energy (eV/atom)": b.get("energy", ""),
+                "ranked by": b.get("rule", ""),
+                "candidates": rec["n_candidates"],
+                "seconds": rec["elapsed_s"],
+                "reason": rec["reason"] or "",
+                "written_at": rec["written_at"],
+            }
+        )
+    if not rows:
+        console.print("No campaigns in this lake yet; `csp campaign run MgO` starts one.")
+        return
+    print_arrow(pa.Table.from_pylist(rows), max_rows=200)
 
 
 @campaign_app.command("show")
-def campaign_show(campaign_id: Annotated[str, typer.Argument(help="Campaign id.")]) -> None:
-    """Parameters, status and top structures of one campaign."""
-    import json
-
+def campaign_show(
+    campaign_id: Annotated[str, typer.Argument(help="Campaign id.")],
+    xrd: Annotated[
+        bool,
+        typer.Option(help="Also print the 5 strongest simulated Cu K-alpha powder lines of each structure."),
+    ] = False,
+    compare_xrd: Annotated[
+        Path | None,
+        typer.Option(
+            help="Rank the top k against a measured pattern (two columns: 2-theta in degrees, intensity)."
+        ),
+    ] = None,
+) -> None:
+    """Parameters, status and the campaign result: the final top k with its rank rule (the same answer
+    as ``campaign export``, ``candidates export`` and ``csp.predict``)."""
+    from flows.cli._result import print_result
+    from flows.results import result_of
     from storage.campaign_state import shown_status
     from storage.campaigns import campaign_row
 
-    row = campaign_row(current_lake(), campaign_id)
+    measured = None
+    if compare_xrd is not None:  # read before anything is printed: a bad file is one line
+        from csp.errors import InputError
+        from csp.structures.xrd import read_pattern
+
+        try:
+            measured = read_pattern(compare_xrd)
+        except InputError as exc:
+            fail(str(exc))
+    lake = current_lake()
+    row = campaign_row(lake, campaign_id)
     if row is None:
         fail(f"No campaign {campaign_id!r}; `csp campaign list` shows the ids.")
-    status, note = shown_status(current_lake(), campaign_id, row["status"])
-    console.print(f"{campaign_id}: {row['composition']} status={status} reason={note or row['reason']}")
-    console.print(f"parameters: {row['parameters_json']}", highlight=False)
-    if row["summary_json"]:
-        _print_top(json.loads(row["summary_json"])["top"], "top structures")
+    status, note = shown_status(lake, campaign_id, row["status"])
+    reason = note or row["reason"]
+    console.print(
+        f"{campaign_id}: {row['composition']}, status {status}" + (f" ({reason})" if reason else ""),
+        highlight=False,
+    )
+    console.print(f"parameters: {row['parameters_json']}", highlight=False, soft_wrap=True)
+    result = result_of(lake, campaign_id)
+    print_result(result, campaign_id)
+    if xrd and result.top:
+        from flows.cli._result import print_xrd
+
+        print_xrd(result)
+    if measured is not None and result.top:
+        from flows.cli._result import print_xrd_comparison
+
+        print_xrd_comparison(result, measured, compare_xrd.name)
 
 
 @campaign_app.command("export")
 def campaign_export(
     campaign_id: Annotated[str, typer.Argument(help="Campaign id.")],
-    out: Annotated[Path, typer.Option(help="Folder for the CIF files.")],
-    top_k: int = 5,
+    out: Annotated[Path, typer.Option(help="Folder for the structure files.")],
+    top_k: Annotated[
+        int | None, typer.Option(min=1, help="Structures (default: the campaign's top_k).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="cif, poscar, extxyz, json or entry.")] = "cif",
 ) -> None:
-    """Write CIFs of a campaign's top structures (deduplicated) from the stored candidates."""
-    from csp.potentials.refine import rank_refined
-    from csp.structures.matching import rank, write_cif
+    """Write the campaign result's top structures (the final ranked, deduplicated top k: refined when
+    refinement ran), one file each, named <campaign>-rank<N>."""
+    from csp.structures.io import FORMATS, write_structures
     from flows.checks import output_folder
-    from storage.campaigns import LakeSink
+    from flows.results import NoCampaignError, result_of
 
+    if fmt not in FORMATS:
+        fail(f"Unknown format {fmt!r}; choose from {', '.join(FORMATS)}.")
     try:
         output_folder(out)
-    except ValueError as exc:
+        result = result_of(current_lake(), campaign_id, k=top_k)
+    except (ValueError, NoCampaignError) as exc:
         fail(str(exc))
-    history = LakeSink(current_lake(), run_id="export").history(campaign_id)
-    rows = [r for r in history if r["stage"] == "outer"]
-    if not rows:
+    if not result.top:
         fail(f"Campaign {campaign_id!r} has no scored families yet.")
-    out.mkdir(parents=True, exist_ok=True)
-    # a refined campaign's top structures are its refined ones (ranked by the default rule)
-    for item in rank_refined(history, k=top_k) or rank(rows, k=top_k):
-        path = write_cif(item["structure"], out / f"{campaign_id}-rank{item['rank']}.cif")
-        console.print(f"wrote {path}")
+    structures = result.structures("final")
+    names = [f"{campaign_id}-rank{e.rank}" for e in result.top]
+    for path in write_structures(structures, out, fmt, names=names):
+        console.print(f"wrote {path}", highlight=False)
+    console.print(f"ranked by {result.rank_rule}", highlight=False)
 
 
 def demo() -> None:
@@ -219,11 +245,11 @@ def _report_reference(outcome, formula: str) -> None:
     if cif is None or not cif.is_file():
         return
     reference = Structure.from_file(cif)
-    found = next((t for t in outcome.top if matches(t["structure"], reference)), None)
+    found = next((t for t in outcome.result.top if matches(t.structure, reference)), None)
     if found is None:
         console.print(f"The experimental {formula} structure is not in the top {len(outcome.top)}.")
     else:
         console.print(
-            f"The experimental {formula} structure ({found['spacegroup_symbol']}) is rank {found['rank']} "
+            f"The experimental {formula} structure ({found.spacegroup_symbol}) is rank {found.rank} "
             "(StructureMatcher match and the same space group)."
         )

@@ -23,11 +23,14 @@ SHOWN = {
         "id",
         "evaluation",
         "spacegroup",
+        "family_spacegroup",
         "crystal_system",
         "nsites",
         "dhf_pred_ev_per_atom",
         "p_syn",
         "fitness",
+        "energy_potential_ev_per_atom",
+        "converged",
         "valid",
         "seconds",
     ],
@@ -116,7 +119,7 @@ def candidates_query(
         ),
     ] = "",
     campaign: Annotated[str | None, typer.Option(help="Only this campaign.")] = None,
-    stage: Annotated[str | None, typer.Option(help="inner, outer (or refined).")] = None,
+    stage: Annotated[str | None, typer.Option(help="inner, outer, refined or single_point.")] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many rows.")] = None,
     fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "table",
     out: Annotated[Path | None, typer.Option(help="File (parquet) or folder (structure files).")] = None,
@@ -182,21 +185,64 @@ def candidates_export(
     fmt: Annotated[
         str, typer.Option("--format", help="cif, poscar, extxyz, json, entry or parquet.")
     ] = "cif",
-    top_k: Annotated[int, typer.Option(min=1, help="Best family results by fitness.")] = 5,
-    filter_: Annotated[str, typer.Option("--filter", help="Extra OPTIMADE filter.")] = "",
+    top_k: Annotated[
+        int | None, typer.Option(min=1, help="Structures (default: the campaign's top_k).")
+    ] = None,
+    stage: Annotated[
+        str,
+        typer.Option(
+            help="final: the campaign result (refined when refinement ran, as `csp campaign show`); "
+            "search: the search's own top k by FV, before refinement."
+        ),
+    ] = "final",
+    filter_: Annotated[
+        str,
+        typer.Option(
+            "--filter", help="OPTIMADE filter: rank only the matching rows (e.g. '_csp_spacegroup=216')."
+        ),
+    ] = "",
 ) -> None:
-    """Export a campaign's top-k family results (lowest fitness first) in one format."""
-    from storage.query import load_campaign, query
+    """Export a campaign's result (the final ranked, deduplicated top k) in one format."""
+    from flows.results import NoCampaignError, result_of
 
+    if stage not in ("final", "search"):
+        fail_one_line(f"Unknown --stage {stage!r}: choose final or search.")
     try:
-        load_campaign(campaign, home=current_lake())
-        rows = query(
-            filter_ or None,
-            table="candidates",
-            where={"campaign_id": campaign, "stage": "outer"},
-            home=current_lake(),
-        )
-        rows = rows.filter(rows["fitness"].is_valid()).sort_by([("fitness", "ascending")]).slice(0, top_k)
-        _emit(rows, "candidates", fmt, out, top_k, f"campaign {campaign}")
-    except history_errors() as exc:
+        result = result_of(current_lake(), campaign, k=top_k, filter_=filter_ or None)
+        entries = result.top if stage == "final" else result.search_top
+        if not entries:
+            console.print(f"No scored structure of campaign {campaign} matches.", highlight=False)
+            raise typer.Exit(1)
+        if fmt == "table":
+            fail_one_line(
+                "--format table is for `csp candidates query`; `csp campaign show` prints the result."
+            )
+        if fmt == "parquet":
+            _export_parquet(campaign, entries, out)
+        else:
+            from csp.structures.io import write_structures
+
+            names = [f"{campaign}-rank{e.rank}" for e in entries]
+            paths = write_structures(result.structures(stage), out, fmt, names=names)
+            console.print(f"wrote {len(paths)} {fmt} files to {out}", highlight=False)
+        what = result.rank_rule if stage == "final" else "fitness FV of the search, before refinement"
+        console.print(f"ranked by {what}", highlight=False)
+    except (*history_errors(), NoCampaignError) as exc:
         fail_one_line(exc)
+
+
+def _export_parquet(campaign: str, entries: list[Any], out: Path) -> None:
+    """The lake rows of the result's entries (whole rows) plus their ``rank``, in rank order."""
+    import pyarrow as pa
+
+    from storage.query import query, write_parquet
+
+    rows = query(None, table="candidates", where={"campaign_id": campaign}, home=current_lake())
+    keys = list(
+        zip(*(rows.column(c).to_pylist() for c in ("stage", "outer_step", "inner_step")), strict=True)
+    )
+    at = {key: i for i, key in enumerate(keys)}
+    picked = rows.take(pa.array([at[e.key] for e in entries]))
+    picked = picked.append_column("rank", pa.array([e.rank for e in entries], pa.int32()))
+    path = write_parquet(picked, out)
+    console.print(f"wrote {picked.num_rows} rows to {path}", highlight=False)

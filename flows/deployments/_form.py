@@ -25,6 +25,7 @@ def fields_of(
     *,
     defaults: Mapping[str, Any] | None = None,
     only: Sequence[str] | None = None,
+    first: Sequence[str] = (),
     extra: Sequence[tuple[str, Any, Any, str]] = (),
 ) -> Callable[[F], F]:
     """Give the decorated ``fn(**params)`` the parameters of ``model``'s fields.
@@ -33,10 +34,12 @@ def fields_of(
         model: the pydantic model whose fields become the parameters (in declaration order).
         defaults: per-flow defaults that replace the model's (e.g. a shorter budget).
         only: the fields to take (default: all).
+        first: fields drawn first in the form (then the rest in declaration order).
         extra: further parameters as ``(name, annotation, default, description)``.
     """
     overrides = dict(defaults or {})
     names = list(only) if only is not None else list(model.model_fields)
+    names = [n for n in first if n in names] + [n for n in names if n not in first]
 
     def decorate(fn: F) -> F:
         params, annotations, docs = [], {}, []

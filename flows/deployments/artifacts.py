@@ -9,21 +9,34 @@ from storage.campaigns import candidates_sql
 
 SPARK = "▁▂▃▄▅▆▇█"
 
+#: columns of the top-k table artifact (the one campaign result, :mod:`csp.potentials.result`)
 TOP_COLUMNS = (
     "rank",
-    "spacegroup_symbol",
-    "spacegroup",
-    "a",
-    "b",
-    "c",
+    "structure",
+    "delta_e_mev_per_atom",
+    "energy_potential_ev_per_atom",
+    "converged",
     "dhf_pred_ev_per_atom",
     "p_syn",
     "fitness",
+    "a",
+    "b",
+    "c",
     "wyckoff",
-    "outer_step",
-    "energy_potential_ev_per_atom",
+    "family",
+    "duplicates",
     "exploitation_gap_ev_per_atom",
 )
+
+
+def _structure(t: dict[str, Any]) -> str:
+    return f"{t.get('spacegroup_symbol')} ({t.get('spacegroup')})"
+
+
+def _family(t: dict[str, Any]) -> str:
+    if t.get("family_spacegroup") is None:
+        return ""
+    return f"{t['family_spacegroup']} {t.get('family_wyckoff') or ''}".strip()
 
 
 def sparkline(values: list[float]) -> str:
@@ -67,8 +80,9 @@ def rounded(v: Any) -> Any:
 
 
 def top_table(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The top-k rows of a campaign report, with the columns of :data:`TOP_COLUMNS`."""
-    return [{k: rounded(t.get(k)) for k in TOP_COLUMNS} for t in report["top"]]
+    """The top-k rows of a campaign report (its one result), with the columns of :data:`TOP_COLUMNS`."""
+    shown = {"structure": _structure, "family": _family}
+    return [{k: shown[k](t) if k in shown else rounded(t.get(k)) for k in TOP_COLUMNS} for t in report["top"]]
 
 
 def best_row(report: dict[str, Any]) -> dict[str, Any]:
@@ -98,6 +112,15 @@ def convergence_image(campaign_id: str) -> str | None:
     return markdown_image(fig, alt=f"convergence of {campaign_id}")
 
 
+def refinement_words(counts: dict[str, Any]) -> str:
+    """The refinement counts of a stored result in words (see
+    :meth:`csp.potentials.result.CampaignResult.refinement_line`)."""
+    from csp.potentials.result import CampaignResult
+
+    empty = CampaignResult("", "", "", False, [], [], refinement=counts)
+    return empty.refinement_line() or ""
+
+
 def summary_markdown(report: dict[str, Any], *, skipped: bool = False, image: str | None = None) -> str:
     """The campaign summary: status, counts, parameters, best structure, convergence, the SQL to query.
 
@@ -125,12 +148,25 @@ def summary_markdown(report: dict[str, Any], *, skipped: bool = False, image: st
     gap = gap_line(list(report.get("top_search") or []))
     if gap:
         lines.append(f"- {gap}")
+    result = report.get("result") or {}
     if top:
         t = top[0]
+        energy = t.get("energy_potential_ev_per_atom")
         lines.append(
-            f"- best: {t['spacegroup_symbol']} ({t['spacegroup']}), a={t['a']:.3f} Å, "
-            f"dHf={t['dhf_pred_ev_per_atom']:.3f} eV/atom, P_syn={t['p_syn']:.2f}, FV={t['fitness']:.4f}"
+            f"- rank 1 of the top {len(top)} (ranked by {result.get('rank_rule', 'fitness FV')}): "
+            f"{_structure(t)}, a={t['a']:.3f} Å"
+            + (f", E={energy:.4f} eV/atom" if energy is not None else "")
+            + (
+                f", converged={'yes' if t.get('converged') else 'no'}"
+                if t.get("converged") is not None
+                else ""
+            )
+            + f", dHf(model)={t['dhf_pred_ev_per_atom']:.3f} eV/atom, P_syn={t['p_syn']:.2f}, "
+            f"FV={t['fitness']:.4f}; the table holds the whole top {len(top)}"
         )
+    counts = result.get("refinement") or {}
+    if counts:
+        lines.append(f"- {refinement_words(counts)}")
     lines += [
         "",
         "## Convergence (best fitness vs outer step, lower is better)",

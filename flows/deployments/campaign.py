@@ -127,12 +127,20 @@ def search(params: dict[str, Any], campaign_id: str, run_id: str) -> dict[str, A
 @task(name="publish", cache_policy=NO_CACHE)
 def publish(campaign_id: str, skipped: bool = False) -> dict[str, Any]:
     """Table artifact of the top k and a markdown summary with the convergence plot and the SQL."""
+    from flows.results import result_of
+
     report = campaign_report(campaign_id)
+    result = result_of(lake(init=True), campaign_id)  # the one answer, as `csp campaign show` shows it
+    report.update(
+        top=[e.public() for e in result.top],
+        top_search=[e.public() for e in result.search_top],
+        result=result.public(),
+    )
     key = f"campaign-{slug(report['composition'], 30)}"
     create_table_artifact(
         table=top_table(report),
         key=f"{key}-top",
-        description=f"Top {len(report['top'])} structures of campaign {campaign_id}",
+        description=f"Top {len(report['top'])} structures of campaign {campaign_id}, ranked by {result.rank_rule}",
     )
     create_markdown_artifact(
         markdown=summary_markdown(report, skipped=skipped, image=convergence_image(campaign_id)),
@@ -142,10 +150,10 @@ def publish(campaign_id: str, skipped: bool = False) -> dict[str, Any]:
     return report
 
 
-@flow(name="campaign", log_prints=False)
+@flow(name="campaign", log_prints=False, flow_run_name="{composition}-{outer_steps}x{inner_steps}-seed{seed}")
 @fields_of(
     CampaignParameters,
-    defaults={"composition": "MgO"},
+    first=("composition",),  # required (no default) and drawn first in the form
     extra=[
         (
             "campaign_id",

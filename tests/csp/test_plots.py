@@ -76,14 +76,18 @@ def test_refined_plot_with_refined_rows(rows, tmp_path):
     outer = rows[(rows["campaign_id"] == "hist-a") & (rows["stage"] == "outer")]
     refined = outer.assign(
         stage="refined",
-        inner_step=1000,
-        dhf_pred_ev_per_atom=outer["dhf_pred_ev_per_atom"] - 0.1,
-        potential_energy_ev_per_atom=[-5.9, -5.1],
+        inner_step=-2,
+        dhf_potential_initial_ev_per_atom=[-0.2, 0.5],
+        dhf_potential_ev_per_atom=[-0.6, -0.1],
     )
     fig = plots.refined_vs_unrefined(pd.concat([rows, refined], ignore_index=True))
     assert len(fig.axes) == 2
+    # the energy that ranks: the potential's, before (as found) and after relaxation
     x, y = fig.axes[0].collections[0].get_offsets().T
-    assert list(y) == pytest.approx(list(x - 0.1))
+    assert list(x) == [-0.2, 0.5] and list(y) == [-0.6, -0.1]
+    # beside it, the model's dHf of the search's structure
+    x, y = fig.axes[1].collections[0].get_offsets().T
+    assert list(x) == pytest.approx(list(outer["dhf_pred_ev_per_atom"])) and list(y) == [-0.6, -0.1]
     plots.save(fig, tmp_path / "refined.png")
 
 

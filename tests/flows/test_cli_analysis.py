@@ -79,7 +79,8 @@ def test_export_top_k_in_every_structure_format(csp, tmp_path, fmt):
     result = csp("candidates", "export", "hist-a", "--format", fmt, "--top-k", "1", "--out", str(tmp_path))
     assert result.exit_code == 0, result.output
     (path,) = sorted(tmp_path.iterdir())
-    assert path.name.startswith("hist-a_outer_0_-1")  # the lowest fitness first
+    assert path.name.startswith("hist-a-rank1")  # the campaign result's rank 1 (no refinement: lowest FV)
+    assert "ranked by fitness FV of the search" in result.output
     assert read_structure(path).composition.reduced_formula == "MgO"
 
 

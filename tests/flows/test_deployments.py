@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import pytest
@@ -46,6 +47,19 @@ def test_campaign_flow_writes_candidates_and_artifacts(prefect_api, csp_home):
     assert by_type["table"].key == "campaign-mgo-top"
     md = by_type["markdown"].data
     assert "csp sql" in md and "flowtest-mgo" in md and "Convergence" in md
+    # the table and the summary's rank 1 are the one campaign result, and the run is named by composition
+    from prefect.client.orchestration import get_client
+
+    from flows.results import result_of
+
+    result = result_of(lake, "flowtest-mgo")
+    table = by_type["table"].data
+    rows = json.loads(table) if isinstance(table, str) else table
+    assert [r["structure"] for r in rows] == [f"{e.spacegroup_symbol} ({e.spacegroup})" for e in result.top]
+    assert f"(ranked by {result.rank_rule}): {rows[0]['structure']}" in md
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    assert run.name == "MgO-3x12-seed0"
     assert "](data:image/png;base64," in md and "```text" not in md  # the plot, not the text chart
 
     # the same id again: nothing is scored (search, refined or single-point rows), the report comes from the lake

@@ -11,6 +11,8 @@ from csp.search.generate import check_validity
 from csp.search.two_stage import InMemorySink, Scorer, SearchConfig, Sink, run_search
 from csp.structures import elements
 from csp.structures.crystal import Crystal
+from csp.structures.matching import row_crystal
+from csp.structures.symmetry import analyze
 
 COLUMNS = {
     "campaign_id",
@@ -23,6 +25,8 @@ COLUMNS = {
     "spacegroup",
     "crystal_system",
     "wyckoff",
+    "family_spacegroup",
+    "family_wyckoff",
     "lattice",
     "numbers",
     "frac_coords",
@@ -128,9 +132,16 @@ def test_search_writes_every_candidate_once_with_the_documented_columns():
     assert scorer.syn_calls == sum(r["valid"] for r in outer)
     for r in inner:
         assert r["valid"] == (r["reject_reason"] == "") == (r["dhf_pred_ev_per_atom"] is not None)
-        assert 195 <= r["spacegroup"] <= 230
+        assert 195 <= r["spacegroup"] <= 230 and 195 <= r["family_spacegroup"] <= 230
     valid = [r for r in inner if r["valid"]]
     assert len(valid) >= 0.8 * len(inner)  # rejection sampling keeps random proposals valid
+    # spacegroup is the group detected at the one tolerance (pymatgen/spglib), family_spacegroup the template's
+    for r in valid[::17]:
+        found = analyze(row_crystal(r))
+        assert r["spacegroup"] == found.get_space_group_number()
+        assert r["crystal_system"] == found.get_crystal_system()
+        family = result.families[r["family_index"]]
+        assert (r["family_spacegroup"], r["family_wyckoff"]) == (family.spacegroup, family.wyckoff)
     same = [r for r in valid if r["outer_step"] == valid[0]["outer_step"]]
     lat = np.array([r["lattice"] for r in same]).reshape(-1, 3, 3)
     frac = np.array([np.reshape(r["frac_coords"], (-1, 3)) for r in same])

@@ -13,6 +13,7 @@ KEYS = {
     "formula",
     "spacegroup",
     "spacegroup_symbol",
+    "family_wyckoff",
     "a",
     "b",
     "c",
