@@ -1,12 +1,22 @@
-"""What geometry the shipped models can score: the bounds the graph builder and the scorer enforce.
+"""What geometry the shipped models can score: the bounds the search, the graph builder and ingest enforce.
+
+**One distance rule** (:func:`distance_limits`): two atoms ``i`` and ``j`` (periodic images included) may
+not be closer than ``max(DISTANCE_FACTOR * (r_i + r_j), MIN_DISTANCE_ANGSTROM)``, ``r`` the covalent radii
+of :mod:`csp.structures.elements` (Cordero et al. 2008) and ``DISTANCE_FACTOR`` the paper's 0.5. The
+search's generator (:func:`csp.search.generate.check_validity`) checks every pair against it, the graph
+builder (:mod:`csp.models.graphs`) checks every bond of the graph against it (with
+``DISTANCE_TOLERANCE_ANGSTROM`` of slack, so the generator is the stricter of the two) and
+``storage.validation`` refuses an ingested cell that breaks it. So the search never proposes a candidate
+that the scorer refuses: before the floor was part of the rule, the paper's 0.5 (r_i + r_j) allowed two
+hydrogens 0.31 A apart, which the scorer then refused and which ended every hydride campaign (issue 22).
 
 The models see a crystal only through each atom's 12 nearest neighbours (bond vectors expanded on an
 8 A radial basis). Two kinds of input lie outside anything they were trained on and are refused with
 :class:`GeometryError` (an :class:`~csp.errors.InputError`) wherever graphs are built (scoring and
 training alike):
 
-- two atoms closer than ``MIN_DISTANCE_ANGSTROM`` (0.5 A, the same floor ``storage.validation`` applies
-  at ingest; a test keeps them equal): the shortest distance in the training data is 0.74 A (H2);
+- two atoms closer than their limit under the distance rule above (whose floor ``MIN_DISTANCE_ANGSTROM``,
+  0.5 A, stays below the shortest distance in the training data, 0.74 A in H2);
 - an atom whose 12th nearest neighbour lies farther than ``MAX_KTH_NEIGHBOUR_ANGSTROM`` (11.0 A): the
   largest 12th-neighbour distance in the three models' training sets is 10.95 A (``gnome:5b46cb31d1``, a
   337 A^3/atom outlier; the next is 8.59 A), measured with ``benchmarks/geometry_stats.py`` over the 800
@@ -27,16 +37,27 @@ import numpy as np
 from csp.errors import InputError
 
 __all__ = [
+    "DISTANCE_FACTOR",
+    "DISTANCE_TOLERANCE_ANGSTROM",
     "MAX_KTH_NEIGHBOUR_ANGSTROM",
     "MAX_VACUUM_ANGSTROM",
     "MIN_DISTANCE_ANGSTROM",
     "GeometryError",
     "GeometryWarning",
+    "distance_limits",
     "largest_vacuum",
+    "too_close_reason",
 ]
 
 MIN_DISTANCE_ANGSTROM = 0.5
 """No two atoms (periodic images included) closer than this, Angstrom (equal to storage's floor)."""
+
+DISTANCE_FACTOR = 0.5
+"""The paper's distance constraint: ``d_ij >= DISTANCE_FACTOR * (r_i + r_j)`` (covalent radii)."""
+
+DISTANCE_TOLERANCE_ANGSTROM = 1e-6
+"""Slack of the scorer's and ingest's distance check, Angstrom: the generator's check has none, so a
+candidate the search accepts is never refused by the scorer over rounding."""
 
 MAX_KTH_NEIGHBOUR_ANGSTROM = 11.0
 """No atom's k-th nearest neighbour farther than this, Angstrom (training data: at most 10.95 A)."""
@@ -44,6 +65,43 @@ MAX_KTH_NEIGHBOUR_ANGSTROM = 11.0
 
 MAX_VACUUM_ANGSTROM = 7.0
 """An empty slab wider than this (Angstrom) is flagged: the graph cannot see across it (storage refuses it)."""
+
+
+def _radii(numbers: np.ndarray) -> np.ndarray:
+    """Covalent radii (Angstrom) of atomic numbers; NaN where none is tabulated (Z < 1 or Z > 96)."""
+    from csp.structures.elements import MAX_SUPPORTED_Z, covalent_radius
+
+    z = np.asarray(numbers, dtype=np.int64)
+    known = (z >= 1) & (z <= MAX_SUPPORTED_Z)
+    out = np.full(z.shape, np.nan)
+    out[known] = covalent_radius(z[known])
+    return out
+
+
+def distance_limits(numbers_i: np.ndarray, numbers_j: np.ndarray | None = None) -> np.ndarray:
+    """The shortest allowed distance between atoms, Angstrom: ``max(0.5 (r_i + r_j), 0.5 A)``.
+
+    Args:
+        numbers_i: atomic numbers, any shape.
+        numbers_j: atomic numbers broadcastable against ``numbers_i``; when omitted, the (n, n) table of
+            every pair of ``numbers_i`` (which must then be 1-D) is returned.
+
+    Returns:
+        Limits with the broadcast shape of the inputs (``(n, n)`` for one list). An element with no
+        tabulated radius (beyond Cm) gets the floor ``MIN_DISTANCE_ANGSTROM``.
+    """
+    r_i = _radii(numbers_i)
+    if numbers_j is None:
+        r_i, r_j = r_i[:, None], r_i[None, :]
+    else:
+        r_j = _radii(numbers_j)
+    pair = DISTANCE_FACTOR * (r_i + r_j)
+    return np.fmax(np.nan_to_num(pair, nan=0.0), MIN_DISTANCE_ANGSTROM)
+
+
+def too_close_reason(symbol_i: str, symbol_j: str, distance: float, limit: float) -> str:
+    """The one wording of a broken distance rule (search rows, scorer errors and quarantine rows)."""
+    return f"atoms too close: {symbol_i}-{symbol_j} {distance:.3f} A < {limit:.3f} A"
 
 
 class GeometryWarning(UserWarning):
