@@ -29,6 +29,8 @@ input" section):
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from csp.structures.validity import DISTANCE_TOLERANCE_ANGSTROM, distance_limits
@@ -204,20 +206,27 @@ def check_geometry(lattice: np.ndarray, species: list[str], frac_coords: np.ndar
         )
 
 
-def _atomic_number(symbol: str) -> int:
+@lru_cache(maxsize=1)
+def _element_table() -> dict[str, tuple[int, float]]:
+    """Element symbol -> (atomic number, atomic mass in g/mol), from pymatgen, read once."""
     from pymatgen.core import Element
 
-    try:
-        return int(Element(symbol).Z)
-    except ValueError:
-        return 0  # no radius: the distance rule's floor applies
+    return {el.symbol: (int(el.Z), float(el.atomic_mass)) for el in Element}
+
+
+def _atomic_number(symbol: str) -> int:
+    """Atomic number of a symbol; 0 (no radius: the distance rule's floor applies) when unknown."""
+    return _element_table().get(symbol, (0, 0.0))[0]
 
 
 def density_g_per_cm3(lattice: np.ndarray, species: list[str]) -> float:
-    """Mass density of a cell, g/cm^3 (atomic masses from pymatgen)."""
-    from pymatgen.core import Element
+    """Mass density of a cell, g/cm^3 (atomic masses from pymatgen).
 
-    mass = sum(float(Element(s).atomic_mass) for s in species)
+    Raises:
+        KeyError: for a symbol that is not an element.
+    """
+    table = _element_table()
+    mass = sum(table[s][1] for s in species)
     volume_cm3 = float(abs(np.linalg.det(np.asarray(lattice, dtype=float)))) * 1e-24
     return mass / _AVOGADRO / volume_cm3
 

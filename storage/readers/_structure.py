@@ -167,7 +167,7 @@ def _fast_p1_cif(text: str) -> Cell | None:
     return Cell(np.array(lattice), species, np.mod(np.array(coords, dtype=float), 1.0))
 
 
-_CHARGE = re.compile(r"(\d*[+-]\d*)$")
+_CHARGE = re.compile(r"(\d+[+-]?|[+-]\d*)$")  # O2-, Fe3+, Fe+3, Ti0: oxidation states
 _ISOTOPES = {"D": "deuterium", "T": "tritium"}
 _HM_TAGS = ("_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt", "_space_group.name_h-m_alt")
 _SETTING_TAGS = ("_space_group.it_coordinate_system_code", "_space_group_it_coordinate_system_code")

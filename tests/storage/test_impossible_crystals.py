@@ -110,6 +110,7 @@ def test_a_type_symbol_that_is_no_element_and_deuterium_are_refused_with_the_sit
         .replace("Mg1 Mg", "Mg1 Mg2+")
     )
     assert sorted(cell_from_cif(text).species) == ["H", "H", "Mg", "O", "O"]
+    assert sorted(cell_from_cif(text.replace("Mg1 Mg2+", "Mg1 Mg0")).species) == ["H", "H", "Mg", "O", "O"]
 
 
 def test_extra_poscar_coordinate_lines_are_refused():
