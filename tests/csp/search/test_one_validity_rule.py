@@ -27,6 +27,22 @@ def test_the_rule_is_half_the_covalent_radius_sum_with_a_half_angstrom_floor():
     assert distance_limits(np.array([119]))[0, 0] == 0.5  # no tabulated radius: the floor alone
 
 
+def test_the_rule_s_radii_are_the_element_table_s_and_need_no_pyxtal():
+    import subprocess
+    import sys
+
+    from csp.structures.elements import covalent_radius
+    from csp.structures.validity import _COVALENT_RADII
+
+    np.testing.assert_array_equal(_COVALENT_RADII[1:], covalent_radius(np.arange(1, 97)))
+    # graph building runs on a machine without pyxtal: the rule must not import it
+    code = "import csp.structures.validity as v, numpy as np, sys; v.distance_limits(np.array([1, 8])); "
+    code += "print('pyxtal' in sys.modules)"
+    root = Path(__file__).resolve().parents[3]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_the_generator_refuses_two_hydrogens_the_scorer_would_refuse():
     lattice = np.eye(3)[None] * 6.0
     numbers = np.array([3, 1, 1])
