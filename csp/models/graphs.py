@@ -217,7 +217,7 @@ def _knn_same_size(
             close = _check_bond_lengths(numbers[idx], c_nbr, c_dist)
             if close is not None:
                 raise GeometryError(
-                    f"{close[1]} (overlapping sites, or closer than any structure the models saw)",
+                    f"{close[1]} (overlapping sites, or closer than the distance rule the search and ingest apply)",
                     index=int(idx[close[0]]),
                 )
             sparse = np.flatnonzero(ok & (d_k > MAX_KTH_NEIGHBOUR_ANGSTROM))
