@@ -7,10 +7,15 @@ becomes the quarantine reason. The bounds were set against the whole data mirror
 ingested before these checks existed; ``benchmarks/geometry_stats.py``, numbers in the README's "Bad
 input" section):
 
-- ``MIN_DISTANCE_ANGSTROM`` (0.5 A): no two atoms (periodic images included) may be closer. The shortest
-  bond in nature is H2's 0.74 A; in the mirror 99.99 % of structures have no distance under 0.75 A and
-  only 2 fall under 0.5 A (a COD CIF with a duplicated site at 0.002 A among them). The same number is
-  ``csp.structures.validity.MIN_DISTANCE_ANGSTROM`` (the scorer's floor); a test keeps the two equal.
+- **the distance rule** of :func:`csp.structures.validity.distance_limits`, the same one the search and the
+  scorer apply: no two atoms (periodic images included) closer than ``max(0.5 (r_i + r_j), 0.5 A)``
+  (covalent radii), so a Bi-Bi pair 0.78 A apart (limit 1.48 A) is refused, not only pairs under 0.5 A.
+  ``MIN_DISTANCE_ANGSTROM`` (0.5 A) is its floor: the shortest bond in nature is H2's 0.74 A; in the
+  mirror 99.99 % of structures have no distance under 0.75 A and only 2 fall under 0.5 A (a COD CIF with
+  a duplicated site at 0.002 A among them). A test keeps it equal to ``csp.structures.validity``'s.
+- ``MAX_DENSITY_G_PER_CM3`` (30 g/cm^3): the densest element at ambient pressure is osmium (22.6 g/cm^3);
+  a CIF read in the wrong setting (36 Bi atoms where 2 were declared: 176.5 g/cm^3) fails it. A density the
+  file declares (``_exptl_crystal_density_diffrn``) must agree within ``DENSITY_TOLERANCE`` (5 %).
 - ``MIN_VOLUME_PER_ATOM`` / ``MAX_VOLUME_PER_ATOM`` (1.5 / 150 A^3): the mirror spans 3.17 A^3 per atom
   (the densest) to 105 A^3 at the 99.99th percentile; only one row (a GNoME entry with an isolated atom,
   337 A^3 per atom) lies outside. A cell with a = 0.1 A or one atom in a 25 A box fails.
@@ -25,12 +30,16 @@ input" section):
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 
+from csp.structures.validity import DISTANCE_TOLERANCE_ANGSTROM, distance_limits
 from storage.errors import StorageError
 
 __all__ = [
+    "DENSITY_TOLERANCE",
+    "MAX_DENSITY_G_PER_CM3",
     "MAX_NEAREST_NEIGHBOUR_ANGSTROM",
     "MAX_VACUUM_ANGSTROM",
     "MAX_VOLUME_PER_ATOM",
@@ -38,7 +47,9 @@ __all__ = [
     "MIN_VOLUME_PER_ATOM",
     "StructureError",
     "check_geometry",
+    "compare_density",
     "compare_formulas",
+    "density_g_per_cm3",
     "interplanar_spacings",
     "largest_vacuum",
     "neighbour_distances",
@@ -46,6 +57,14 @@ __all__ = [
 
 MIN_DISTANCE_ANGSTROM = 0.5
 """No two atoms (periodic images included) closer than this, Angstrom."""
+
+MAX_DENSITY_G_PER_CM3 = 30.0
+"""Densest cell accepted, g/cm^3 (osmium, the densest element, is 22.6 g/cm^3)."""
+
+DENSITY_TOLERANCE = 0.05
+"""Largest relative difference between a declared density and the parsed cell's."""
+
+_AVOGADRO = 6.02214076e23
 
 MIN_VOLUME_PER_ATOM = 1.5
 """Smallest cell volume per atom accepted, Angstrom^3."""
@@ -156,16 +175,26 @@ def check_geometry(lattice: np.ndarray, species: list[str], frac_coords: np.ndar
             "this densely; check the lattice lengths and units)"
         )
     dist = neighbour_distances(lattice, frac, MAX_NEAREST_NEIGHBOUR_ANGSTROM)
-    i, j = np.unravel_index(int(np.argmin(dist)), dist.shape)
-    if dist[i, j] < MIN_DISTANCE_ANGSTROM:
+    limits = distance_limits(np.array([_atomic_number(s) for s in species]))
+    ratio = dist / limits
+    i, j = np.unravel_index(int(np.argmin(ratio)), ratio.shape)
+    if dist[i, j] < limits[i, j] - DISTANCE_TOLERANCE_ANGSTROM:
         what = (
             f"{species[i]} site {i} and its own periodic image"
             if i == j
             else (f"{species[i]} site {i} and {species[j]} site {j}")
         )
+        why = (
+            "overlapping or duplicated sites"
+            if dist[i, j] < MIN_DISTANCE_ANGSTROM
+            else "half their covalent-radius sum: a misread setting, duplicated or wrong sites"
+        )
+        raise StructureError(f"{what} are {dist[i, j]:.3f} A apart, closer than {limits[i, j]:.3g} A ({why})")
+    density = density_g_per_cm3(lattice, species)
+    if density > MAX_DENSITY_G_PER_CM3:
         raise StructureError(
-            f"{what} are {dist[i, j]:.3f} A apart, closer than {MIN_DISTANCE_ANGSTROM} A "
-            "(overlapping or duplicated sites)"
+            f"density {density:.1f} g/cm^3 is above {MAX_DENSITY_G_PER_CM3:g} g/cm^3 (denser than any solid: "
+            "too many atoms for the cell, e.g. a CIF expanded in the wrong setting)"
         )
     if per_atom > MAX_VOLUME_PER_ATOM:
         raise StructureError(
@@ -187,11 +216,64 @@ def check_geometry(lattice: np.ndarray, species: list[str], frac_coords: np.ndar
         )
 
 
-def compare_formulas(declared: str, species: list[str]) -> str | None:
-    """``None`` when a declared formula agrees with the sites' composition, else the reason.
+@lru_cache(maxsize=1)
+def _element_table() -> dict[str, tuple[int, float]]:
+    """Element symbol -> (atomic number, atomic mass in g/mol), from pymatgen, read once."""
+    from pymatgen.core import Element
 
-    The comparison is on reduced compositions (``Na4 Cl4`` agrees with two sites Na, Cl). A declared
-    formula that cannot be read is not compared (the reason would be the parser's, not the data's).
+    return {el.symbol: (int(el.Z), float(el.atomic_mass)) for el in Element}
+
+
+def _atomic_number(symbol: str) -> int:
+    """Atomic number of a symbol; 0 (no radius: the distance rule's floor applies) when unknown."""
+    return _element_table().get(symbol, (0, 0.0))[0]
+
+
+def density_g_per_cm3(lattice: np.ndarray, species: list[str]) -> float:
+    """Mass density of a cell, g/cm^3 (atomic masses from pymatgen).
+
+    Raises:
+        KeyError: for a symbol that is not an element.
+    """
+    table = _element_table()
+    mass = sum(table[s][1] for s in species)
+    volume_cm3 = float(abs(np.linalg.det(np.asarray(lattice, dtype=float)))) * 1e-24
+    return mass / _AVOGADRO / volume_cm3
+
+
+def compare_density(declared: float | None, lattice: np.ndarray, species: list[str]) -> str | None:
+    """``None`` when a declared density (g/cm^3) agrees with the cell's within DENSITY_TOLERANCE, else why."""
+    if declared is None or not declared > 0:
+        return None
+    parsed = density_g_per_cm3(lattice, species)
+    if abs(parsed - declared) <= DENSITY_TOLERANCE * declared:
+        return None
+    return (
+        f"declared density {declared:g} g/cm^3 disagrees with the parsed cell's {parsed:.3g} g/cm^3 "
+        "(missing or extra atoms, or the cell read in another setting)"
+    )
+
+
+def _common_factor(composition) -> int:
+    """The greatest common divisor of a formula's counts (1 when any count is fractional)."""
+    import math
+
+    amounts = [float(v) for v in composition.values()]
+    if any(abs(a - round(a)) > 1e-6 for a in amounts):
+        return 1
+    return math.gcd(*(round(a) for a in amounts))
+
+
+def compare_formulas(declared: str, species: list[str], *, formula_units: int | None = None) -> str | None:
+    """``None`` when a declared formula agrees with the sites' composition and count, else the reason.
+
+    The compositions must agree once reduced (``Na4 Cl4`` and sites Na, Cl), and so must the counts: the
+    cell holds the declared formula itself (``Na4 Cl4``, 8 sites) or ``formula_units`` times it (CIF's
+    ``_cell_formula_units_Z``: ``Na Cl`` with Z = 4, 8 sites); with no Z declared, a formula in lowest
+    terms (``Na Cl``) may come any whole number of times, one that is not (``Si8``, ``Bi2``) states the
+    cell's content. So ``Si8`` declared and 16 Si sites, or ``Bi2`` and 36 sites, disagree.
+    A declared formula that cannot be read is not compared (the reason would be the parser's, not the
+    data's).
     """
     import warnings
 
@@ -212,9 +294,26 @@ def compare_formulas(declared: str, species: list[str]) -> str | None:
     for s in species:
         counts[s] = counts.get(s, 0.0) + 1.0
     parsed = Composition(counts)
-    if stated.reduced_composition.almost_equals(parsed.reduced_composition, rtol=1e-3, atol=1e-3):
-        return None
+    if not stated.reduced_composition.almost_equals(parsed.reduced_composition, rtol=1e-3, atol=1e-3):
+        return (
+            f"declared formula {stated.reduced_formula} ({text}) disagrees with the sites' formula "
+            f"{parsed.reduced_formula} (missing, extra or mislabelled sites)"
+        )
+    n, per = len(species), float(stated.num_atoms)
+    if formula_units is not None and formula_units > 0:
+        if min(abs(n - per), abs(n - formula_units * per)) < 1e-3:
+            return None
+        expected = f"{per:g} or {formula_units * per:g} (Z = {formula_units})"
+    elif _common_factor(stated) > 1:  # not in lowest terms (Si8, Bi2): the cell's content
+        if abs(n - per) < 1e-3:
+            return None
+        expected = f"{per:g}"
+    else:
+        multiple = n / per
+        if multiple >= 1.0 - 1e-6 and abs(multiple - round(multiple)) < 1e-3:
+            return None
+        expected = f"a multiple of {per:g}"
     return (
-        f"declared formula {stated.reduced_formula} ({text}) disagrees with the sites' formula "
-        f"{parsed.reduced_formula} (missing, extra or mislabelled sites)"
+        f"declared formula {text} counts {per:g} atoms, the parsed cell holds {n}, not {expected} "
+        "(missing or extra sites, or the cell read in another setting)"
     )

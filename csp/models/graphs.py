@@ -33,7 +33,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from csp.structures.crystal import Crystal
-from csp.structures.validity import MAX_KTH_NEIGHBOUR_ANGSTROM, MIN_DISTANCE_ANGSTROM, GeometryError
+from csp.structures.elements import MAX_SUPPORTED_Z, symbol
+from csp.structures.validity import (
+    DISTANCE_TOLERANCE_ANGSTROM,
+    MAX_KTH_NEIGHBOUR_ANGSTROM,
+    GeometryError,
+    distance_limits,
+    too_close_reason,
+)
 
 K_NEIGHBOURS = 12
 CUTOFF = 8.0
@@ -144,17 +151,49 @@ def _knn_chunk(lattices: np.ndarray, frac: np.ndarray, radius: np.ndarray, k: in
         d_far[:, atoms, atoms * M + zero] = np.inf
         d_k[far] = np.partition(d_far, k - 1, axis=-1)[..., k - 1].max(axis=1)
     ok = d_k + TIE_TOLERANCE < covered
-    return sel // M, sel_vec, ok, d_k, sel_dist[..., 0].min(axis=1)
+    return sel // M, sel_vec, ok, d_k, sel_dist
 
 
-def _knn_same_size(lattices: np.ndarray, frac: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+def _check_bond_lengths(numbers: np.ndarray, nbr: np.ndarray, dist: np.ndarray) -> tuple[int, str] | None:
+    """The first crystal (and the reason) with a bond shorter than the distance rule allows, else None.
+
+    Args:
+        numbers: (B, n) atomic numbers; nbr: (B, n, k) local neighbour indices; dist: (B, n, k) Angstrom.
+    """
+    rows = np.arange(len(numbers))[:, None, None]
+    ends = numbers[rows, nbr]
+    limits = distance_limits(numbers[:, :, None], ends)
+    short = dist < limits - DISTANCE_TOLERANCE_ANGSTROM
+    if not short.any():
+        return None
+    b = int(np.flatnonzero(short.any(axis=(1, 2)))[0])
+    ratio = np.where(short[b], dist[b] / limits[b], np.inf)
+    i, j = np.unravel_index(int(np.argmin(ratio)), ratio.shape)
+    reason = too_close_reason(
+        _name(int(numbers[b, i])), _name(int(ends[b, i, j])), float(dist[b, i, j]), float(limits[b, i, j])
+    )
+    return b, reason
+
+
+def _name(z: int) -> str:
+    return symbol(z) if 1 <= z <= MAX_SUPPORTED_Z else f"Z={z}"
+
+
+def _knn_same_size(
+    lattices: np.ndarray, frac: np.ndarray, numbers: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """k-NN for B crystals with the same number of atoms; neighbour index is local (0..n-1).
 
+    Args:
+        lattices: (B, 3, 3) Angstrom; frac: (B, n, 3); numbers: (B, n) or (n,) atomic numbers; k: degree.
+
     Raises:
-        GeometryError: (``index`` = position in the batch) for two atoms closer than
-            ``MIN_DISTANCE_ANGSTROM`` or a k-th neighbour farther than ``MAX_KTH_NEIGHBOUR_ANGSTROM``.
+        GeometryError: (``index`` = position in the batch) for a bond shorter than the distance rule of
+            :func:`csp.structures.validity.distance_limits` or a k-th neighbour farther than
+            ``MAX_KTH_NEIGHBOUR_ANGSTROM``.
     """
     B, n, _ = frac.shape
+    numbers = np.broadcast_to(np.asarray(numbers, dtype=np.int64), (B, n))
     volume = np.abs(np.linalg.det(lattices))
     # a sphere holding ~ (k + 2) atoms at the mean density, padded: usually right at the first try
     radius = 1.2 * np.cbrt(3.0 * (k + 2) * volume / (4.0 * np.pi * n)) + 0.5
@@ -173,13 +212,12 @@ def _knn_same_size(lattices: np.ndarray, frac: np.ndarray, k: int) -> tuple[np.n
             per_crystal = n * n * n_img[start]
             stop = start + max(1, int(_CHUNK_ELEMENTS // max(per_crystal, 1)))
             idx = order[start:stop]
-            c_nbr, c_vec, ok, d_k, d_min = _knn_chunk(lattices[idx], frac[idx], radius[idx], k)
+            c_nbr, c_vec, ok, d_k, c_dist = _knn_chunk(lattices[idx], frac[idx], radius[idx], k)
             nbr[idx], vec[idx] = c_nbr, c_vec
-            close = np.flatnonzero(d_min < MIN_DISTANCE_ANGSTROM)
-            if len(close):
+            close = _check_bond_lengths(numbers[idx], c_nbr, c_dist)
+            if close is not None:
                 raise GeometryError(
-                    f"two atoms are {d_min[close[0]]:.3f} A apart, closer than {MIN_DISTANCE_ANGSTROM} A "
-                    "(overlapping or duplicated sites); the models never saw such a structure.",
+                    f"{close[1]} (overlapping sites, or closer than the distance rule the search and ingest apply)",
                     index=int(idx[close[0]]),
                 )
             sparse = np.flatnonzero(ok & (d_k > MAX_KTH_NEIGHBOUR_ANGSTROM))
@@ -226,7 +264,7 @@ def build_graphs_same_species(
         raise ValueError("Lattices or fractional coordinates contain NaN or infinity.")
     if (np.abs(np.linalg.det(lattices)) < 1e-6).any():
         raise ValueError("A lattice is singular (zero volume).")
-    nbr, vec = _knn_same_size(lattices, frac, k)
+    nbr, vec = _knn_same_size(lattices, frac, numbers, k)
     offsets = (np.arange(B, dtype=np.int64) * n)[:, None, None]
     return CrystalGraphs(
         numbers=np.tile(numbers, B),
@@ -261,8 +299,9 @@ def build_graphs(crystals: Sequence[Crystal], k: int = K_NEIGHBOURS) -> CrystalG
     for n in np.unique(natoms):
         members = np.flatnonzero(natoms == n)
         frac = np.stack([crystals[i].frac_coords for i in members])
+        member_numbers = np.stack([crystals[i].numbers for i in members])
         try:
-            g_nbr, g_vec = _knn_same_size(lattices[members], frac, k)
+            g_nbr, g_vec = _knn_same_size(lattices[members], frac, member_numbers, k)
         except GeometryError as exc:
             raise GeometryError(exc.detail, index=int(members[exc.index])) from None
         rows = (starts[members][:, None] + np.arange(n)[None, :]).reshape(-1)

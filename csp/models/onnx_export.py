@@ -30,6 +30,7 @@ from csp.models import ALIGNN, ALIGNNConfig, graph_tensors
 from csp.models.features import supported_numbers
 from csp.models.graphs import TIE_TOLERANCE, build_graphs
 from csp.structures.crystal import Crystal
+from csp.structures.validity import GeometryError
 
 FORMAT_VERSION = 1
 INPUT_NAMES = ("numbers", "neighbours", "bond_vectors", "crystal_index", "natoms")
@@ -73,12 +74,26 @@ class _ExportModule(nn.Module):
 
 
 def _example_crystals(count: int = 3) -> list[Crystal]:
-    """Small synthetic crystals of different sizes, used only to trace the exporter."""
+    """Small synthetic crystals of different sizes, used only to trace the exporter.
+
+    Positions are redrawn until the graph builder accepts the crystal (the distance rule of
+    :mod:`csp.structures.validity`), so tracing never stops on a random overlap.
+    """
     rng = np.random.default_rng(0)
     crystals = []
     for n in range(2, 2 + count):
         lattice = np.eye(3) * (2.2 * n ** (1 / 3) + 1.5) + rng.normal(0, 0.2, (3, 3))
-        crystals.append(Crystal(lattice, rng.integers(1, 60, n), rng.random((n, 3))))
+        numbers = rng.integers(1, 60, n)
+        for _ in range(1000):
+            crystal = Crystal(lattice, numbers, rng.random((n, 3)))
+            try:
+                build_graphs([crystal])
+            except GeometryError:
+                continue
+            break
+        else:  # cannot happen for 2-4 atoms in these cells; a clear error if it ever does
+            raise RuntimeError("no example crystal for tracing passes the distance rule")
+        crystals.append(crystal)
     return crystals
 
 

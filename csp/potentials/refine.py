@@ -53,6 +53,7 @@ import numpy as np
 from csp.errors import ModelError
 from csp.search.fitness import FV_PENALTY, fitness_value
 from csp.structures.crystal import Crystal
+from csp.structures.validity import GeometryError
 
 #: Stage and inner-step key of a refined row (its outer step is its source's).
 REFINED_STAGE, REFINED_INNER_STEP = "refined", -2
@@ -331,10 +332,15 @@ def _finish_row(
     )
     if reason:
         return row
-    dhf = np.asarray(
-        scorer.enthalpy(crystal.numbers, crystal.lattice[None], crystal.frac_coords[None]), dtype=np.float64
-    ).reshape(-1)
-    p, s = scorer.synthesizability([crystal])
+    try:
+        dhf = np.asarray(
+            scorer.enthalpy(crystal.numbers, crystal.lattice[None], crystal.frac_coords[None]),
+            dtype=np.float64,
+        ).reshape(-1)
+        p, s = scorer.synthesizability([crystal])
+    except GeometryError as exc:  # e.g. two H relaxed closer than 0.5 A: a row with its reason, not a crash
+        row.update(reject_reason=f"the models cannot score it: {exc.detail}")
+        return row
     fv, ok = fitness_value(np.asarray(p)[:1], dhf[:1], alpha)
     row.update(
         dhf_pred_ev_per_atom=float(dhf[0]),

@@ -6,8 +6,9 @@ a :class:`FamilyTemplate` once (the symmetry operations of every Wyckoff orbit a
 template then maps a ``(B, d)`` array of unit-cube variables to ``B`` candidate cells with no per-candidate
 pyxtal call. :func:`check_validity` applies the paper's constraints to a whole batch:
 
-* every interatomic distance (periodic, minimum image) >= 0.5 * (r_i + r_j) (covalent radii, see
-  :mod:`csp.structures.elements`);
+* every interatomic distance (periodic, minimum image) >= max(0.5 * (r_i + r_j), 0.5 A) (covalent radii,
+  see :mod:`csp.structures.elements`): the one rule of :func:`csp.structures.validity.distance_limits`, which
+  the scorer applies too, so no candidate accepted here is refused there;
 * cell angles in [20, 160] degrees;
 * cell volume in [0.5, 1.5] x the sum of atomic volumes.
 
@@ -31,6 +32,7 @@ import numpy as np
 
 from csp.errors import InputError
 from csp.structures import elements
+from csp.structures.validity import distance_limits, too_close_reason
 
 if TYPE_CHECKING:
     from pyxtal.symmetry import Group
@@ -55,7 +57,7 @@ CRYSTAL_SYSTEMS: dict[str, tuple[int, int]] = {
 #: The paper's constraints.
 ANGLE_LIMITS_DEG = (20.0, 160.0)
 VOLUME_LIMITS = (0.5, 1.5)
-DISTANCE_FACTOR = 0.5
+# the distance constraint (factor 0.5 and its 0.5 A floor) lives in csp.structures.validity
 #: How the unit cube maps onto cell shapes (choices of this module, all inside the constraints).
 RATIO_MAX = 3.0
 ANGLE_SAMPLING_DEG = (45.0, 135.0)
@@ -517,7 +519,9 @@ def cell_angles(lattices: np.ndarray) -> np.ndarray:
 def min_distance_ratio(
     lattices: np.ndarray, frac_coords: np.ndarray, numbers: np.ndarray, *, max_images: int = 4
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Smallest ``d_ij / (0.5 (r_i + r_j))`` over all atom pairs and periodic images, per candidate.
+    """Smallest ``d_ij / limit_ij`` over all atom pairs and periodic images, per candidate.
+
+    ``limit_ij`` is :func:`csp.structures.validity.distance_limits`: ``max(0.5 (r_i + r_j), 0.5 A)``.
 
     Images are searched along each axis up to ``floor(0.5 + d_max / spacing)`` (``d_max`` the largest
     pair threshold, ``spacing`` the interplanar distance), enough to find every pair closer than its
@@ -527,8 +531,7 @@ def min_distance_ratio(
         (ratio (B,), i (B,), j (B,)): the smallest ratio and the atom pair where it occurs.
     """
     B, n, _ = frac_coords.shape
-    radius = elements.covalent_radius(numbers)
-    threshold = DISTANCE_FACTOR * (radius[:, None] + radius[None, :])
+    threshold = distance_limits(numbers)
     inv_spacing = np.linalg.norm(np.linalg.inv(lattices), axis=1)  # (B, 3): |b*_i|
     reach = np.floor(0.5 + threshold.max() * inv_spacing.max(axis=0))
     reach = np.minimum(reach, max_images).astype(int)
@@ -601,11 +604,8 @@ def check_validity(
             if r < 1.0:
                 ok[b] = False
                 zi, zj = int(numbers[ii]), int(numbers[jj])
-                limit = DISTANCE_FACTOR * float(elements.covalent_radius(np.array([zi, zj])).sum())
-                reasons[b] = (
-                    f"atoms too close: {elements.symbol(zi)}-{elements.symbol(zj)} {r * limit:.2f} A "
-                    f"< {limit:.2f} A"
-                )
+                limit = float(distance_limits(np.array(zi), np.array(zj)))
+                reasons[b] = too_close_reason(elements.symbol(zi), elements.symbol(zj), r * limit, limit)
     return ok, reasons
 
 

@@ -72,6 +72,7 @@ from csp.search.optimizers import ContinuousSpace, FiniteSpace, Optimizer, make_
 from csp.search.parameters import SearchParameters
 from csp.structures.composition import Composition, parse_composition
 from csp.structures.crystal import Crystal
+from csp.structures.validity import GeometryError
 
 #: Scored rows wait at most this long (seconds) before they are appended to the sink.
 FLUSH_SECONDS = 10.0
@@ -399,10 +400,13 @@ class _Campaign:
         )
         dhf = np.full(len(u), np.nan)
         if valid.any():
-            dhf[valid] = np.asarray(
-                self.scorer.enthalpy(batch.numbers, batch.lattices[valid], batch.frac_coords[valid]),
-                dtype=np.float64,
-            ).reshape(-1)
+            chosen = np.flatnonzero(valid)
+            dhf[chosen], refused = self._enthalpy(
+                batch.numbers, batch.lattices[chosen], batch.frac_coords[chosen]
+            )
+            for k, why in refused.items():
+                valid[chosen[k]] = False
+                reasons[chosen[k]] = why
         seconds = time.perf_counter() - self.clock0
         rows = []
         for b in range(len(u)):
@@ -420,6 +424,26 @@ class _Campaign:
             )
             rows.append(row)
         return rows
+
+    def _enthalpy(
+        self, numbers: np.ndarray, lattices: np.ndarray, frac: np.ndarray
+    ) -> tuple[np.ndarray, dict[int, str]]:
+        """Enthalpies (B,) of the candidates the scorer accepts (NaN elsewhere) and, by position, why it
+        refused the others: one crystal the models cannot score never ends the batch or the campaign."""
+        out = np.full(len(lattices), np.nan)
+        refused: dict[int, str] = {}
+        todo = np.arange(len(lattices))
+        while len(todo):
+            try:
+                out[todo] = np.asarray(
+                    self.scorer.enthalpy(numbers, lattices[todo], frac[todo]), dtype=np.float64
+                ).reshape(-1)
+            except GeometryError as exc:  # drop that one crystal, score the rest
+                refused[int(todo[exc.index])] = f"the models cannot score it: {exc.detail}"
+                todo = np.delete(todo, exc.index)
+            else:
+                break
+        return out, refused
 
     def family(self, step: int, index: int) -> dict[str, Any]:
         """Run (or finish) one family's inner loop and return its outer row, appended to the sink."""
@@ -474,15 +498,21 @@ class _Campaign:
                 np.array(best["numbers"]),
                 np.reshape(best["frac_coords"], (-1, 3)),
             )
-            p, s = self.scorer.synthesizability([crystal])
-            fv, ok = fitness_value(np.asarray(p)[:1], np.array([best["dhf_pred_ev_per_atom"]]), cfg.alpha)
-            outer.update(
-                p_syn=float(np.asarray(p)[0]),
-                p_syn_std=float(np.asarray(s)[0]),
-                fitness=float(fv[0]),
-                valid=bool(ok[0]),
-                reject_reason="" if ok[0] else "the scorer returned a non-finite synthesizability",
-            )
+            try:
+                p, s = self.scorer.synthesizability([crystal])
+            except GeometryError as exc:  # the family's row says why; the campaign goes on
+                outer.update(
+                    fitness=FV_PENALTY, valid=False, reject_reason=f"the models cannot score it: {exc.detail}"
+                )
+            else:
+                fv, ok = fitness_value(np.asarray(p)[:1], np.array([best["dhf_pred_ev_per_atom"]]), cfg.alpha)
+                outer.update(
+                    p_syn=float(np.asarray(p)[0]),
+                    p_syn_std=float(np.asarray(s)[0]),
+                    fitness=float(fv[0]),
+                    valid=bool(ok[0]),
+                    reject_reason="" if ok[0] else "the scorer returned a non-finite synthesizability",
+                )
         else:
             common = Counter(bad).most_common(1)
             why = common[0][0] if common else note

@@ -3,6 +3,18 @@
 The mirror's CIFs are almost all P1 cells written by pymatgen, so a small exact parser reads those
 (about 20x faster than pymatgen's CIF parser) and anything it does not recognise (symmetry
 operations, oxidation-state labels, uncertainties, text fields) goes to pymatgen's ``CifParser``.
+
+Before pymatgen expands a CIF, two things it would get silently wrong are settled here (issue 22):
+
+- an atom-site type symbol that is no element (``OH``, a group) or an isotope (``D``, ``T``) is refused
+  with the site's label; pymatgen would drop the site or store deuterium as hydrogen;
+- a CIF with a space-group symbol but no symmetry operations is expanded in the setting its cell and
+  symbol say: rhombohedral groups in the rhombohedral setting (``:R``) when the cell is rhombohedral and
+  in the hexagonal one (``:H``) when it is hexagonal; a group with two origin choices in the one the file
+  names (``:1``/``:2`` or ``_space_group.IT_coordinate_system_code``), else in each, keeping the one
+  reading that passes :func:`reading_problem` (declared formula with its counts and Z, declared density,
+  the distance rule): pymatgen alone expands ``R -3 m :R`` Bi (2 atoms) into 36 atoms 0.78 A apart, and
+  origin-choice-2 ``F d -3 m`` Si (8 atoms) into 16.
 Space groups come from spglib directly through :func:`spacegroup_number` (``symprec`` 0.1 Angstrom, angle
 tolerance 5 degrees: the same two numbers as ``csp.structures.symmetry``, so the lake and the science agree).
 """
@@ -11,6 +23,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing
+import re
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -22,7 +35,7 @@ import spglib
 from pymatgen.core import Composition, Element, Lattice
 
 from storage.readers._common import Item, Record, Rejection, excerpt
-from storage.validation import StructureError, check_geometry, compare_formulas
+from storage.validation import StructureError, check_geometry, compare_density, compare_formulas
 
 SYMPREC_ANGSTROM = 0.1
 """Distance tolerance handed to spglib."""
@@ -154,8 +167,195 @@ def _fast_p1_cif(text: str) -> Cell | None:
     return Cell(np.array(lattice), species, np.mod(np.array(coords, dtype=float), 1.0))
 
 
+_CHARGE = re.compile(r"(\d+[+-]?|[+-]\d*)$")  # O2-, Fe3+, Fe+3, Ti0: oxidation states
+_ISOTOPES = {"D": "deuterium", "T": "tritium"}
+_HM_TAGS = ("_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt", "_space_group.name_h-m_alt")
+_SETTING_TAGS = ("_space_group.it_coordinate_system_code", "_space_group_it_coordinate_system_code")
+_ALL_SYMOP_TAGS = (*_SYMOP_TAGS, "_space_group_symop.operation_xyz")
+
+
+def _block(text: str) -> dict[str, Any] | None:
+    """The one data block of a CIF as lower-case tag -> value(s), or ``None`` (pymatgen then says why)."""
+    from pymatgen.io.cif import CifFile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            blocks = list(CifFile.from_str(text).data.values())
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+            return None
+    return {k.lower(): v for k, v in blocks[0].data.items()} if len(blocks) == 1 else None
+
+
+def _site_symbol_problem(block: dict[str, Any]) -> str | None:
+    """Why an atom site of the block names no single element (a group such as ``OH``, an isotope), or None."""
+    symbols = block.get("_atom_site_type_symbol")
+    labels = block.get("_atom_site_label")
+    if isinstance(symbols, str):
+        symbols = [symbols]
+    if isinstance(labels, str):
+        labels = [labels]
+    if not symbols:  # pymatgen reads the element from the label: only isotopes need a word
+        for label in labels or []:
+            letters = re.match(r"[A-Za-z]*", label).group(0)
+            if letters in _ISOTOPES:
+                return f"site {label} is {_ISOTOPES[letters]} ({letters}), which the lake does not store as an element"
+        return None
+    for k, raw in enumerate(symbols):
+        label = labels[k] if labels and k < len(labels) else f"{k + 1}"
+        bare = _CHARGE.sub("", raw.strip())
+        if bare in _ISOTOPES:
+            return (
+                f"site {label}: type symbol {raw!r} is {_ISOTOPES[bare]}, which the lake does not store as an "
+                "element (write H to store it as hydrogen)"
+            )
+        if bare not in SYMBOL_TO_Z and not (bare.lower() == bare and bare.capitalize() in SYMBOL_TO_Z):
+            return (
+                f"site {label}: type symbol {raw!r} is not an element (a group such as OH, or a typo); write "
+                "one site per atom"
+            )
+    return None
+
+
+def _cif_number(block: dict[str, Any], tag: str) -> float | None:
+    """A number of a parsed CIF block (uncertainty in brackets dropped), or None."""
+    value = block.get(tag)
+    if not isinstance(value, str):
+        return None
+    try:
+        return float(value.split("(")[0])
+    except ValueError:
+        return None
+
+
+def _settings(block: dict[str, Any]) -> list[str]:
+    """Space-group symbols with a setting (``R-3m:R``, ``Fd-3m:2``) to expand a CIF in; [] to leave it to pymatgen.
+
+    Only for a CIF without symmetry operations whose symbol is rhombohedral or has two origin choices.
+    """
+    from pymatgen.symmetry.groups import SpaceGroup
+
+    if any(block.get(tag) for tag in _ALL_SYMOP_TAGS):
+        return []
+    symbol = next((block[t] for t in _HM_TAGS if isinstance(block.get(t), str) and block[t].strip()), "")
+    symbol = re.sub(r"[\s_'\"]", "", symbol)
+    base, _, code = symbol.partition(":")
+    code = code or next((str(block[t]).strip() for t in _SETTING_TAGS if block.get(t)), "")
+    if not base:
+        return []
+    if base.startswith("R"):
+        cell = [_cif_number(block, tag) for tag in _CELL_TAGS]
+        if None in cell:
+            return []
+        a, b, c, alpha, beta, gamma = cell
+        if max(a, b, c) - min(a, b, c) < 1e-3 and max(alpha, beta, gamma) - min(alpha, beta, gamma) < 1e-2:
+            return [f"{base}:R"] if abs(alpha - 90.0) > 1e-2 else []
+        return [f"{base}:H"]
+    try:
+        one, two = SpaceGroup(f"{base}:1"), SpaceGroup(f"{base}:2")
+    except ValueError:
+        return []
+    if {op.as_xyz_str() for op in one.symmetry_ops} == {op.as_xyz_str() for op in two.symmetry_ops}:
+        return []
+    return [f"{base}:{code}"] if code in ("1", "2") else [f"{base}:1", f"{base}:2"]
+
+
+def _with_operations(text: str, setting: str) -> str:
+    """The CIF with the symmetry operations of ``setting`` written out (pymatgen then uses those)."""
+    from pymatgen.symmetry.groups import SpaceGroup
+
+    ops = "\n".join(f"'{op.as_xyz_str()}'" for op in SpaceGroup(setting).symmetry_ops)
+    return f"{text.rstrip()}\nloop_\n_symmetry_equiv_pos_as_xyz\n{ops}\n"
+
+
+def declared_cif_number(text: str, tag: str) -> float | None:
+    """A number a CIF declares for ``tag`` (e.g. ``_cell_formula_units_Z``; uncertainty dropped), or None."""
+    tag = tag.lower()
+    for line in text.splitlines():
+        parts = line.strip().split()
+        if len(parts) == 2 and parts[0].lower() == tag:
+            try:
+                return float(parts[1].strip("'\"").split("(")[0])
+            except ValueError:
+                return None
+    return None
+
+
+def reading_problem(
+    cell: Cell, *, declared: str = "", cif: str | None = None, geometry: bool = True
+) -> str | None:
+    """Why a parsed cell contradicts what its file declares or what physics allows, else None.
+
+    Args:
+        cell: the parsed cell.
+        declared: a formula the input states for the cell (CIF ``_chemical_formula_sum``, OPTIMADE
+            ``chemical_formula_reduced``), compared with its counts by
+            :func:`storage.validation.compare_formulas`.
+        cif: the CIF text, for its ``_cell_formula_units_Z`` and ``_exptl_crystal_density_diffrn``.
+        geometry: also run :func:`storage.validation.check_geometry` (distance rule, density, volume).
+    """
+    z = declared_cif_number(cif, "_cell_formula_units_Z") if cif else None
+    problem = compare_formulas(declared, cell.species, formula_units=int(z) if z and z == int(z) else None)
+    if problem is not None or not cell.species or not all(s in SYMBOL_TO_Z for s in cell.species):
+        return problem
+    density = declared_cif_number(cif, "_exptl_crystal_density_diffrn") if cif else None
+    problem = compare_density(density, cell.lattice, cell.species)
+    if problem is None and geometry:
+        try:
+            check_geometry(cell.lattice, cell.species, cell.frac_coords)
+        except StructureError as exc:
+            problem = str(exc)
+    return problem
+
+
 def _pymatgen_cif(text: str) -> Cell:
-    """Read a CIF with pymatgen's parser (symmetry expansion, oxidation states, ...)."""
+    """Read a CIF with pymatgen's parser (symmetry expansion, oxidation states, ...), in the right setting."""
+    block = _block(text)
+    if block is not None:
+        problem = _site_symbol_problem(block)
+        if problem:
+            raise StructureError(problem)
+        settings = _settings(block)
+        if settings:
+            readings = [(setting, _pymatgen_cell(_with_operations(text, setting))) for setting in settings]
+            if len(readings) == 1:
+                return readings[0][1]
+            declared = declared_cif_formula(text)
+            problems = [reading_problem(cell, declared=declared, cif=text) for _, cell in readings]
+            good = [r for r, p in zip(readings, problems, strict=True) if p is None]
+            if len(good) > 1:  # prefer the reading with exactly the declared atoms (Si8: 8 sites, not 16)
+                exact = [r for r in good if _holds_exactly(r[1], declared, text)]
+                good = exact or good
+            if len(good) == 1:
+                return good[0][1]
+            names = " and ".join(f"origin choice {s.rsplit(':', 1)[1]}" for s, _ in readings)
+            if not good:
+                raise StructureError(
+                    f"the CIF names no origin choice and neither reading is sensible: {problems[0]} "
+                    f"({names} tried)"
+                )
+            raise StructureError(
+                f"the CIF names no origin choice and both {names} give a sensible cell; write the symmetry "
+                "operations or ':1'/':2' after the space-group symbol"
+            )
+    return _pymatgen_cell(text)
+
+
+def _holds_exactly(cell: Cell, declared: str, text: str) -> bool:
+    """Whether the cell holds exactly the declared formula's atoms (times Z where Z is declared)."""
+    from pymatgen.core import Composition as _Composition
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            per = float(_Composition(declared).num_atoms) if declared.strip() else 0.0
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+    z = declared_cif_number(text, "_cell_formula_units_Z") or 1.0
+    return per > 0 and any(abs(len(cell.species) - k * per) < 1e-3 for k in {1.0, z})
+
+
+def _pymatgen_cell(text: str) -> Cell:
     from pymatgen.io.cif import CifParser
 
     with warnings.catch_warnings(record=True) as caught:
@@ -341,7 +541,7 @@ def finish_structure(item: PendingStructure | Rejection) -> Item:
     try:
         cell = item.cell if item.cell is not None else cell_from_cif(item.cif or "")
         declared = item.declared_formula or (declared_cif_formula(item.cif) if item.cif else "")
-        mismatch = compare_formulas(declared, cell.species)
+        mismatch = reading_problem(cell, declared=declared, cif=item.cif, geometry=False)
         if mismatch:
             raise StructureError(mismatch)
         fields = structure_fields(cell)

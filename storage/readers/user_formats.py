@@ -36,7 +36,8 @@ def cell_from_poscar(text: str) -> Cell:
 
     Raises:
         StructureError: if pymatgen cannot read it, the file names no species (pymatgen would invent
-            H, He, ... placeholders) or a site is not a known element.
+            H, He, ... placeholders), a site is not a known element, or the file lists more coordinate
+            lines than its element counts add up to (pymatgen would drop the extra sites).
     """
     from pymatgen.io.vasp import Poscar
 
@@ -53,7 +54,41 @@ def cell_from_poscar(text: str) -> Cell:
             "read from the comment line); add the VASP 5 element line"
         )
     species = [site.specie.symbol for site in structure]
+    rows = _coordinate_lines(text)
+    if rows is not None and rows > len(species):
+        raise StructureError(
+            f"POSCAR lists {rows} coordinate lines but its element counts add up to {len(species)} atoms "
+            "(fix the counts line; the extra sites would be dropped)"
+        )
     return cell_from_arrays(structure.lattice.matrix, species, structure.frac_coords)
+
+
+def _numbers(parts: list[str]) -> bool:
+    try:
+        [float(x) for x in parts]
+    except ValueError:
+        return False
+    return bool(parts)
+
+
+def _coordinate_lines(text: str) -> int | None:
+    """Consecutive lines of three numbers after a POSCAR's coordinate-mode line (None: layout not found)."""
+    lines = text.splitlines()
+    i = 5  # comment, scale, three lattice rows
+    if i < len(lines) and not _numbers(lines[i].split()):
+        i += 1  # the element line
+    i += 1  # the counts line
+    if i < len(lines) and lines[i].strip()[:1] in ("s", "S"):
+        i += 1  # selective dynamics
+    if i >= len(lines) or lines[i].strip()[:1].lower() not in ("d", "c", "k"):
+        return None
+    rows = 0
+    for line in lines[i + 1 :]:
+        parts = line.split()
+        if len(parts) < 3 or not _numbers(parts[:3]):
+            break
+        rows += 1
+    return rows
 
 
 def _pending_id_prop(
@@ -129,9 +164,15 @@ def cell_from_optimade(attributes: dict[str, Any]) -> Cell:
     """Build a cell from OPTIMADE structure attributes (Cartesian positions in Angstrom).
 
     Raises:
-        StructureError: on missing attributes, a disordered or vacancy species, bad shapes, or an entry
-            periodic in fewer than 3 dimensions (``nperiodic_dimensions``/``dimension_types``).
+        StructureError: on missing attributes, a disordered or vacancy species, ``assemblies`` (sites that
+            are alternatives of one another), bad shapes, an ``nsites`` that disagrees with the sites, or
+            an entry periodic in fewer than 3 dimensions (``nperiodic_dimensions``/``dimension_types``).
     """
+    if attributes.get("assemblies"):
+        raise StructureError(
+            "OPTIMADE entry has assemblies (alternative groups of sites: partial occupancy); disordered "
+            "structures are not supported"
+        )
     periodic = attributes.get("nperiodic_dimensions")
     if periodic is None and attributes.get("dimension_types") is not None:
         periodic = sum(1 for d in attributes["dimension_types"] if d)
@@ -159,6 +200,11 @@ def cell_from_optimade(attributes: dict[str, Any]) -> Cell:
     species = [symbol_of.get(name, name) for name in names]
     if any(not s for s in species):
         raise StructureError("disordered site occupancies are not supported")
+    declared_sites = attributes.get("nsites")
+    if isinstance(declared_sites, int) and declared_sites != len(species):
+        raise StructureError(
+            f"OPTIMADE entry declares nsites = {declared_sites} but lists {len(species)} sites"
+        )
     try:
         frac = np.linalg.solve(lattice.T, cart.T).T
     except np.linalg.LinAlgError as exc:

@@ -103,7 +103,7 @@ def test_duplicated_site_is_refused_by_the_fast_and_the_pymatgen_path_alike() ->
     fast = _fast_p1_cif(text)
     assert fast is not None and fast.species == ["Na", "Na", "Cl"]
     assert reason_of(fast) == (
-        "Na site 0 and Na site 1 are 0.000 A apart, closer than 0.5 A (overlapping or duplicated sites)"
+        "Na site 0 and Na site 1 are 0.000 A apart, closer than 1.66 A (overlapping or duplicated sites)"
     )
     with pytest.raises(StructureError, match=r"overlapping or duplicated sites"):
         structure_fields(_pymatgen_cif(text))
@@ -119,7 +119,8 @@ def test_duplicated_site_is_refused_by_the_fast_and_the_pymatgen_path_alike() ->
 )
 def test_atoms_closer_than_the_floor_are_refused(sites, expected) -> None:
     reason = reason_of(cell_from_cif(cif(sites, a=5.64)))
-    assert reason.startswith(expected) and "closer than 0.5 A" in reason
+    # the distance rule of csp.structures.validity: max(0.5 x (1.41 + 0.70), 0.5) = 1.055 A for Mg-O
+    assert reason.startswith(expected) and "closer than 1.05 A" in reason
 
 
 def test_the_floor_sits_between_overlap_and_the_shortest_real_bond() -> None:
@@ -139,7 +140,8 @@ def test_a_cell_of_0_1_angstrom_is_refused() -> None:
 def test_a_thin_needle_cell_is_refused_by_its_self_image() -> None:
     c = Cell(np.diag([0.3, 10.0, 10.0]), ["Na"], np.array([[0, 0, 0]]))
     assert reason_of(c) == (
-        "Na site 0 and its own periodic image are 0.300 A apart, closer than 0.5 A (overlapping or duplicated sites)"
+        "Na site 0 and its own periodic image are 0.300 A apart, closer than 1.66 A (overlapping or duplicated "
+        "sites)"
     )
 
 
@@ -298,10 +300,10 @@ def test_user_folder_rows_and_reasons(tmp_path: Path, lake) -> None:
         [
             "nonames.vasp: POSCAR names no species (no element line after the scale and lattice, and none "
             "pymatgen can read from the comment line); add the VASP 5 element line",
-            "Mg site 0 and O site 1 are 0.000 A apart, closer than 0.5 A (overlapping or duplicated sites)",
+            "Mg site 0 and O site 1 are 0.000 A apart, closer than 1.05 A (overlapping or duplicated sites)",
             "volume per atom 1.562e+04 A^3 is above 150.0 A^3 (mostly empty space: an isolated atom, "
             "molecule or slab, not a bulk crystal)",
-            "Na site 0 and Na site 1 are 0.000 A apart, closer than 0.5 A (overlapping or duplicated sites)",
+            "Na site 0 and Na site 1 are 0.000 A apart, closer than 1.66 A (overlapping or duplicated sites)",
         ]
     )
 

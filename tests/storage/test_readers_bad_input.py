@@ -110,7 +110,7 @@ def test_bad_records_are_rejected_and_good_ones_kept(tmp_path: Path) -> None:
     assert reasons[1] == "formation energy is NaN"
     assert reasons[2] == "|formation energy| = 12.3 eV/atom exceeds 10 eV/atom"
     assert reasons[3].startswith("malformed CIF")
-    assert reasons[4] == "unknown element 'Xx'"
+    assert reasons[4].startswith("site Xx0: type symbol 'Xx' is not an element")
     assert reasons[5].startswith("duplicate source_id 'g0' in this file")
     assert reasons[6] == "disordered site occupancies are not supported"
     assert reasons[8].startswith("malformed JSON")

@@ -68,20 +68,22 @@ def test_the_largest_cell_under_the_bound_still_gets_exact_neighbours() -> None:
 
 
 def test_overlapping_atoms_are_refused_wherever_graphs_are_built() -> None:
-    with pytest.raises(GeometryError, match=r"crystal 1 of the batch: two atoms are 0.000 A apart"):
+    with pytest.raises(
+        GeometryError, match=r"crystal 1 of the batch: atoms too close: Mg-O 0.000 A < 1.0\d\d A"
+    ):
         build_graphs([mgo(), mgo((0, 0, 0))])
     lattices = np.stack([ROCKSALT, ROCKSALT])
     frac = np.array([[[0, 0, 0], [0.5, 0.5, 0.5]], [[0, 0, 0], [0.01, 0, 0]]])
-    with pytest.raises(GeometryError, match=r"crystal 1 of the batch: two atoms are 0.0\d\d A apart"):
+    with pytest.raises(
+        GeometryError, match=r"crystal 1 of the batch: atoms too close: Mg-O 0.0\d\d A < 1.0\d\d A"
+    ):
         build_graphs_same_species(lattices, frac, [12, 8])
 
 
 def test_scorer_refuses_overlaps_naming_the_structure(scorer: Scorer) -> None:
     with pytest.raises(GeometryError) as info:
         scorer.score([mgo(), mgo((0, 0, 0))], ids=["mgo-ok", "mgo-one-site"])
-    assert str(info.value).startswith(
-        "structure mgo-one-site: two atoms are 0.000 A apart, closer than 0.5 A"
-    )
+    assert str(info.value).startswith("structure mgo-one-site: atoms too close: Mg-O 0.000 A < 1.055 A")
     assert isinstance(info.value, InputError)
 
 

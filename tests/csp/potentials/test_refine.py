@@ -134,6 +134,33 @@ def test_refine_rows_keys_columns_ranking_and_resume(potential):
     assert len(sink.rows) == 2
 
 
+@pytest.mark.slow
+def test_a_relaxed_structure_the_models_cannot_score_is_a_row_with_its_reason(potential):
+    # issue 22: a relaxation may end in geometry the scorer refuses (two H under 0.5 A); that is one row
+    from csp.potentials.refine import RefineSettings, refine
+    from csp.structures.validity import GeometryError
+
+    class RefusingScorer(FakeScorer):
+        def enthalpy(self, numbers, lattices, frac):
+            raise GeometryError("atoms too close: H-H 0.450 A < 0.500 A (test refusal)", index=0)
+
+    sink = InMemorySink()
+    refined = refine(
+        [outer_row(0, rocksalt(4.3), 0.2, 225)],
+        RefusingScorer(),
+        sink,
+        campaign_id="c",
+        alpha=0.5,
+        settings=RefineSettings(top_n=1, steps=5),
+        potential=potential,
+    )
+    assert len(refined) == 1 and len(sink.rows) == 1
+    assert refined[0]["valid"] is False and refined[0]["dhf_pred_ev_per_atom"] is None
+    assert refined[0]["reject_reason"] == (
+        "the models cannot score it: atoms too close: H-H 0.450 A < 0.500 A (test refusal)"
+    )
+
+
 def test_rs_relax_is_random_structures_relaxed_and_ranked_by_energy():
     from flows.campaigns import CampaignParameters
 
