@@ -142,9 +142,12 @@ def symmetry_operations(crystal: Crystal, symprec: float | None) -> tuple[np.nda
     import spglib
 
     lattice, frac = crystal.lattice, crystal.frac_coords
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        found = spglib.get_symmetry((lattice, frac, crystal.numbers), symprec=symprec)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            found = spglib.get_symmetry((lattice, frac, crystal.numbers), symprec=symprec)
+    except spglib.SpglibError:  # atoms too close for spglib: relax without symmetry constraints
+        found = None
     if not found:
         return identity
     rot = np.asarray(found["rotations"], dtype=np.float64)

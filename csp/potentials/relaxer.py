@@ -140,7 +140,8 @@ class CHGNetPotential:
         ]
         energy, forces, stress = [], [], []
         for start in range(0, len(graphs), self.batch_size):
-            out = self.model(graphs[start : start + self.batch_size], task="efs")
+            with quiet("chgnet"):  # torch warns on every batch inside CHGNet's forward: the log, not stdout
+                out = self.model(graphs[start : start + self.batch_size], task="efs")
             energy.append(out["e"].detach())
             forces.extend(f.detach() for f in out["f"])
             stress.extend(s.detach() for s in out["s"])

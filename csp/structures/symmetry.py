@@ -83,7 +83,7 @@ def detect(lattice: Any, numbers: Any, frac_coords: Any, symprec: float = SYMPRE
             dataset = spglib.get_symmetry_dataset(
                 (lat, frac, z), symprec=symprec, angle_tolerance=ANGLE_TOLERANCE_DEG
             )
-    except (TypeError, ValueError, RuntimeError):  # spglib refuses a degenerate cell
+    except (TypeError, ValueError, RuntimeError, spglib.SpglibError):  # spglib refuses a degenerate cell
         return None
     if dataset is None:
         return None

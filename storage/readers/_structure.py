@@ -428,7 +428,7 @@ def spacegroup_number(
         warnings.simplefilter("ignore")
         try:
             symbol = spglib.get_spacegroup(cell, symprec=symprec, angle_tolerance=ANGLE_TOLERANCE_DEG)
-        except (RuntimeError, ValueError, TypeError):
+        except (RuntimeError, ValueError, TypeError, spglib.SpglibError):
             symbol = None
     return int(symbol.rsplit("(", 1)[1].rstrip(")")) if symbol else None
 

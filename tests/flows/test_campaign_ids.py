@@ -179,8 +179,9 @@ def test_service_port_and_status(tmp_path):
 def test_an_id_belongs_to_one_set_of_parameters(tmp_path):
     first = run_csp(tmp_path, "campaign", "run", "MgO", *TINY, "--campaign-id", "x")
     assert first.returncode == 0, first.stderr
-    # the default campaign refines and reports the search's exploitation gap
-    assert "Exploitation gap of the search's top 5" in first.stdout
+    # the default campaign refines and reports the search's exploitation gap beside the search's own top k
+    assert "gap: the potential's dHf at the found geometry minus the model's" in first.stdout
+    assert "gap (eV/atom)" in first.stdout
     refined = "SELECT count(*) AS n FROM candidates WHERE campaign_id = 'x' AND stage = 'refined'"
     assert Lake(tmp_path).query(refined).to_pylist()[0]["n"] > 0
     lake = Lake(tmp_path)
