@@ -35,7 +35,7 @@ from flows.campaigns import (
     slug,
 )
 from flows.deployments._form import fields_of, with_defaults
-from flows.deployments.artifacts import convergence_image, summary_markdown, top_table
+from flows.deployments.artifacts import convergence_image, summary_markdown, top_table, xrd_section
 from flows.settings import lake
 
 __all__ = [
@@ -126,7 +126,8 @@ def search(params: dict[str, Any], campaign_id: str, run_id: str) -> dict[str, A
 
 @task(name="publish", cache_policy=NO_CACHE)
 def publish(campaign_id: str, skipped: bool = False) -> dict[str, Any]:
-    """Table artifact of the top k and a markdown summary with the convergence plot and the SQL."""
+    """Table artifact of the top k and a markdown summary with the convergence plot, each entry's cell and
+    powder pattern, and the SQL."""
     from flows.results import result_of
 
     report = campaign_report(campaign_id)
@@ -143,7 +144,12 @@ def publish(campaign_id: str, skipped: bool = False) -> dict[str, Any]:
         description=f"Top {len(report['top'])} structures of campaign {campaign_id}, ranked by {result.rank_rule}",
     )
     create_markdown_artifact(
-        markdown=summary_markdown(report, skipped=skipped, image=convergence_image(campaign_id)),
+        markdown=summary_markdown(
+            report,
+            skipped=skipped,
+            image=convergence_image(campaign_id),
+            checks=xrd_section(result, campaign_id),
+        ),
         key=f"{key}-summary",
         description=f"Summary of campaign {campaign_id}",
     )

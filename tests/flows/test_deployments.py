@@ -61,6 +61,10 @@ def test_campaign_flow_writes_candidates_and_artifacts(prefect_api, csp_home):
         run = client.read_flow_run(state.state_details.flow_run_id)
     assert run.name == "MgO-3x12-seed0"
     assert "](data:image/png;base64," in md and "```text" not in md  # the plot, not the text chart
+    # each entry's cell and powder pattern: a card and its strongest lines per entry of the one result
+    assert "## What an experimentalist checks first" in md
+    assert md.count("| 2θ (°) | hkl | intensity |") == len(result.top)
+    assert md.count("](data:image/png;base64,") == 1 + len(result.top)
 
     # the same id again: nothing is scored (search, refined or single-point rows), the report comes from the lake
     every = "SELECT count(*) AS n FROM candidates WHERE campaign_id = 'flowtest-mgo'"
