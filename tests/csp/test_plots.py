@@ -89,6 +89,7 @@ def test_refined_plot_with_refined_rows(rows, tmp_path):
     # beside it, the model's dHf of the search's structure
     x, y = fig.axes[1].collections[0].get_offsets().T
     assert list(x) == pytest.approx(list(outer["dhf_pred_ev_per_atom"])) and list(y) == [-0.6, -0.1]
+    assert all(_inside(fig, t) for t in (fig._suptitle, *(ax.title for ax in fig.axes)))  # titles not cut
     plots.save(fig, tmp_path / "refined.png")
 
 
@@ -185,3 +186,24 @@ def test_cards_of_an_empty_result_are_refused():
 
     with pytest.raises(InputError, match="no scored structure"):
         plots.result_cards(campaign_result([], k=3))
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("convergence", {}),
+        ("energy_distribution", {}),
+        ("spacegroup_frequency", {}),
+        ("psyn_vs_dhf", {"top_k": 2}),
+        (
+            "optimizer_comparison",
+            {"labels": {"hist-a": "MgO bo/pso (hist-a)", "hist-b": "MgO rs/rs (hist-b)"}},
+        ),
+    ],
+)
+def test_plot_titles_fit_in_the_figure(rows, name, kwargs):
+    one = rows if name == "optimizer_comparison" else rows[rows["campaign_id"] == "hist-a"]
+    fig = getattr(plots, name)(one, **kwargs)
+    titles = [t for t in (fig._suptitle, *(ax.title for ax in fig.axes)) if t is not None and t.get_text()]
+    assert titles
+    assert all(_inside(fig, t) for t in titles), [t.get_text() for t in titles]
