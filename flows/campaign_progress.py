@@ -5,7 +5,7 @@ whatever ``--outer-steps`` says). After the first family scored in this run, one
 run time; off a terminal a progress line is written every :data:`LOG_EVERY_S` seconds (and at the end),
 so a redirected run is never silent for minutes::
 
-    campaign gaas1: family 12/83, best FV 0.2116, 480 structures scored, ETA 1 min 10 s, elapsed 25 s
+    campaign flowtest-mgo: family 3/3, best FV 0.0365, 36 structures scored, ETA 0 s, elapsed 3 s
 
 The CLI prints these lines (stdout not a terminal); the Prefect campaign flow sends the same lines to its
 run logger (``log=``), so ``prefect deployment run ... --watch`` and the UI's logs show them. Ctrl-C and
