@@ -1,4 +1,5 @@
-"""Plots of a search history with matplotlib: convergence, energies, space groups, optimizers, P_syn vs dHf.
+"""Plots of a search history with matplotlib: convergence, energies, space groups, optimizers, P_syn vs dHf,
+and one card per structure of a campaign result (its cell and its simulated powder pattern).
 
 Every function takes the pandas DataFrame of candidate rows that ``storage.query.load_candidates`` returns
 (columns ``campaign_id``, ``stage``, ``outer_step``, ``inner_step``, ``spacegroup``, ``dhf_pred_ev_per_atom``
@@ -6,6 +7,10 @@ Every function takes the pandas DataFrame of candidate rows that ``storage.query
 without pyplot, so it is safe in worker threads) and raises :class:`csp.errors.InputError` with a
 one-line message when the rows cannot make the plot. Save with :func:`save` (PNG or SVG by suffix) or embed
 with :func:`markdown_image` (a base64 data-URI PNG).
+
+:func:`structure_card` and :func:`result_cards` take structures (a campaign result's entries), not rows:
+what an experimentalist checks first, the cell drawn by ASE (``ase.visualize.plot.plot_atoms_raw``) beside
+the Cu K-alpha powder pattern of :func:`csp.structures.xrd.simulate`.
 
 Fitness (FV) and P_syn are set on outer rows (one per symmetry family); inner rows are the structures the
 inner optimizer scored (predicted formation enthalpy only).
@@ -26,8 +31,12 @@ from csp.errors import InputError
 if TYPE_CHECKING:
     import pandas as pd
     from matplotlib.figure import Figure
+    from pymatgen.core import Structure
+
+    from csp.structures.xrd import Pattern
 
 __all__ = [
+    "card_title",
     "convergence",
     "convergence_curve",
     "energy_distribution",
@@ -37,8 +46,10 @@ __all__ = [
     "png_bytes",
     "psyn_vs_dhf",
     "refined_vs_unrefined",
+    "result_cards",
     "save",
     "spacegroup_frequency",
+    "structure_card",
 ]
 
 
@@ -264,6 +275,154 @@ def refined_vs_unrefined(df: pd.DataFrame, *, title: str | None = None) -> Figur
     axes[1].set_title("model vs potential\n(above the line: model fooled)")
     fig.suptitle(title or f"{len(pairs)} refined structures, by the potential's energy (the rank rule)")
     return fig
+
+
+#: the strongest lines labelled with their Miller indices on a structure card
+CARD_LABELLED_PEAKS = 5
+
+
+#: fractional coordinate below which an atom is also drawn on the opposite face, edge or corner of the cell
+FACE_TOL = 1e-3
+
+
+def _with_boundary_images(structure: Structure) -> Any:
+    """ASE ``Atoms`` of the cell with the periodic images that lie on its faces, edges and corners added
+    (a rock-salt cell shows its 27 atoms, as in a textbook), all coordinates wrapped into [0, 1]."""
+    from itertools import product
+
+    from pymatgen.io.ase import AseAtomsAdaptor
+
+    atoms = AseAtomsAdaptor.get_atoms(structure)
+    frac = atoms.get_scaled_positions(wrap=True) % 1.0
+    frac[frac > 1.0 - FACE_TOL] = 0.0
+    keep_numbers, keep_frac = [], []
+    for z, f in zip(atoms.get_atomic_numbers(), frac, strict=True):
+        on_face = f < FACE_TOL
+        for shift in product((0, 1), repeat=3):
+            if all(on_face[i] or not shift[i] for i in range(3)):
+                keep_numbers.append(z)
+                keep_frac.append(f + np.asarray(shift))
+    shown = atoms[[0] * len(keep_numbers)]
+    shown.set_atomic_numbers(keep_numbers)
+    shown.set_scaled_positions(np.asarray(keep_frac))
+    return shown
+
+
+def _draw_cell(ax: Any, structure: Structure) -> None:
+    """The cell of ``structure`` seen obliquely (periodic images on its faces, edges and corners drawn),
+    atoms at 0.5 x covalent radius in jmol colours, one legend entry per element below it."""
+    from ase.data import chemical_symbols, covalent_radii
+    from ase.data.colors import jmol_colors
+    from ase.visualize.plot import plot_atoms_raw
+    from matplotlib.patches import Patch
+
+    atoms = _with_boundary_images(structure)
+    numbers = atoms.get_atomic_numbers()
+    plot_atoms_raw(atoms, ax, rotation="-75x,10y,0z", radii=0.5 * covalent_radii[numbers], show_unit_cell=2)
+    ax.set_axis_off()
+    ax.set_aspect("equal")
+    handles = [
+        Patch(facecolor=jmol_colors[z], edgecolor="k", label=chemical_symbols[z])
+        for z in dict.fromkeys(numbers.tolist())
+    ]
+    ax.legend(
+        handles=handles,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.0),
+        ncols=len(handles),
+        fontsize=8,
+        frameon=False,
+        handlelength=1.0,
+    )
+
+
+def _draw_pattern(ax: Any, pattern: Pattern) -> None:
+    from csp.structures.xrd import TWO_THETA
+
+    ax.vlines(pattern.two_theta, 0.0, pattern.intensity, color="tab:blue", lw=1.2)
+    for t, i, hkl in pattern.strongest(CARD_LABELLED_PEAKS):
+        ax.annotate(
+            f"({hkl})" if hkl else "",
+            (t, i),
+            xytext=(0, 3),
+            textcoords="offset points",
+            ha="center",
+            fontsize=7,
+        )
+    ax.set_xlim(*TWO_THETA)
+    ax.set_ylim(0.0, 112.0)
+    ax.set_xlabel("2θ (°), Cu Kα 1.54184 Å")
+    ax.set_ylabel("intensity (strongest 100)")
+
+
+def structure_card(
+    structure: Structure, *, title: str | None = None, pattern: Pattern | None = None
+) -> Figure:
+    """What an experimentalist checks first, for one structure: its cell (left) and its simulated powder
+    pattern (right: Cu K-alpha sticks, 2-theta 10-90 degrees, strongest line 100, the five strongest
+    labelled with their Miller indices).
+
+    Args:
+        structure: the pymatgen ``Structure`` to draw (e.g. a result entry's symmetrised conventional cell).
+        title: the figure title (default: reduced formula and detected space group).
+        pattern: its pattern, when already simulated (default :func:`csp.structures.xrd.simulate`).
+
+    Raises:
+        InputError: an empty structure.
+    """
+    from matplotlib.figure import Figure
+
+    from csp.structures.xrd import simulate
+
+    if structure is None or len(structure) == 0:
+        raise InputError("No atoms to draw: the structure is empty.")
+    pattern = pattern if pattern is not None else simulate(structure)
+    fig = Figure(figsize=(8.0, 3.4), layout="constrained")
+    cell_ax, xrd_ax = fig.subplots(1, 2, width_ratios=[1.0, 1.6])
+    _draw_cell(cell_ax, structure)
+    _draw_pattern(xrd_ax, pattern)
+    if title is None:
+        from csp.structures.symmetry import analyze
+
+        found = analyze(structure)
+        title = (
+            f"{structure.composition.reduced_formula} {found.get_space_group_symbol()} "
+            f"({found.get_space_group_number()})"
+        )
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def card_title(entry: Any) -> str:
+    """The title of an entry's card: rank, formula, detected group, lattice and ΔE to rank 1, e.g.
+    ``"rank 1: GaAs F-43m (216), a=5.744 Å, ΔE 0.0 meV/atom"``.
+
+    ``entry`` is a :class:`csp.potentials.result.ResultEntry` (read by attribute: ``rank``, ``formula``,
+    ``spacegroup_symbol``, ``spacegroup``, ``a``, ``b``, ``c``, ``delta_e_mev_per_atom``).
+    """
+    cell = (
+        f"a={entry.a:.3f} Å"
+        if abs(entry.a - entry.b) + abs(entry.a - entry.c) < 1e-3
+        else (f"a, b, c={entry.a:.2f}, {entry.b:.2f}, {entry.c:.2f} Å")
+    )
+    delta = "" if entry.delta_e_mev_per_atom is None else f", ΔE {entry.delta_e_mev_per_atom:.1f} meV/atom"
+    return f"rank {entry.rank}: {entry.formula} {entry.spacegroup_symbol} ({entry.spacegroup}), {cell}{delta}"
+
+
+def result_cards(result: Any) -> list[Figure]:
+    """One :func:`structure_card` per entry of a campaign result's top k, in rank order, titled by
+    :func:`card_title`.
+
+    Args:
+        result: a :class:`csp.potentials.result.CampaignResult` (read by attribute: ``top``, whose entries
+            carry ``structure``).
+
+    Raises:
+        InputError: the result has no entry (nothing scored yet).
+    """
+    if not result.top:
+        raise InputError("The campaign has no scored structure yet: nothing to draw.")
+    return [structure_card(e.structure, title=card_title(e)) for e in result.top]
 
 
 def save(fig: Figure, path: Path | str, *, dpi: int = 120) -> Path:

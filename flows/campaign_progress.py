@@ -1,10 +1,15 @@
-"""How the CLI shows a running campaign: a bar with an ETA on a terminal, log lines otherwise.
+"""How a running campaign shows its progress: a bar with an ETA on a terminal, log lines otherwise.
 
 The total is what will actually run (the search stops after the last family: MgO in cubic has 83 families
 whatever ``--outer-steps`` says). After the first family scored in this run, one line gives the estimated
-run time; when stdout is not a terminal a progress line is printed every :data:`LOG_EVERY_S` seconds
-(and at the end), so a redirected run is never silent for minutes. Ctrl-C and SIGTERM end with a one-line
-hint to resume.
+run time; off a terminal a progress line is written every :data:`LOG_EVERY_S` seconds (and at the end),
+so a redirected run is never silent for minutes::
+
+    campaign flowtest-mgo: family 3/3, best FV 0.0365, 36 structures scored, ETA 0 s, elapsed 3 s
+
+The CLI prints these lines (stdout not a terminal); the Prefect campaign flow sends the same lines to its
+run logger (``log=``), so ``prefect deployment run ... --watch`` and the UI's logs show them. Ctrl-C and
+SIGTERM end with a one-line hint to resume.
 """
 
 from __future__ import annotations
@@ -26,12 +31,28 @@ REPLAYED_S = 0.05
 
 
 class ProgressReporter:
-    """Receives the search's progress dicts; prints an estimate, an ETA and (off a terminal) log lines."""
+    """Receives the search's progress dicts; writes an estimate, an ETA and (off a terminal) progress lines.
+
+    Args:
+        console: where lines are printed (ignored when ``log`` is given).
+        label: the start of every line, e.g. ``"campaign gaas1"``.
+        tty: a terminal shows a bar (``on_update``) instead of progress lines.
+        on_update: called with ``total``, ``completed`` and ``info`` on every outer step (the bar).
+        log: receives each line instead of ``console`` (e.g. a Prefect run logger's ``info``).
+    """
 
     def __init__(
-        self, console: Console, label: str, *, tty: bool, on_update: Callable[..., None] | None = None
+        self,
+        console: Console | None,
+        label: str,
+        *,
+        tty: bool,
+        on_update: Callable[..., None] | None = None,
+        log: Callable[[str], Any] | None = None,
     ):
-        self.console = console
+        if log is None and console is None:
+            raise ValueError("A progress reporter needs a console or a log function.")
+        self.say: Callable[[str], Any] = log or (lambda text: console.print(text, highlight=False))
         self.label = label
         self.tty = tty
         self.on_update = on_update
@@ -58,19 +79,17 @@ class ProgressReporter:
         eta = self.eta(done)
         if not self.estimated and self.scored_steps and self.total > done:
             self.estimated = True
-            self.console.print(
+            self.say(
                 f"{self.label}: {self.total} families to try (the first took {duration(step_s)} for "
-                f"{p['inner_evaluations']} structures so far); estimated time left {duration(eta)}",
-                highlight=False,
+                f"{p['inner_evaluations']} structures so far); estimated time left {duration(eta)}"
             )
-        info = f"best FV {p['best_fitness']:.3f}, {p['inner_evaluations']} structures, ETA {duration(eta)}"
+        info = f"best FV {p['best_fitness']:.4f}, {p['inner_evaluations']} structures scored, ETA {duration(eta)}"
         if self.on_update is not None:
             self.on_update(total=self.total, completed=done, info=info)
         if not self.tty and (now - self.last_log >= LOG_EVERY_S or done == self.total):
             self.last_log = now
-            self.console.print(
-                f"{self.label}: step {done}/{self.total}, {info}, elapsed {duration(now - self.start)}",
-                highlight=False,
+            self.say(
+                f"{self.label}: family {done}/{self.total}, {info}, elapsed {duration(now - self.start)}"
             )
 
 

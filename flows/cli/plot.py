@@ -1,13 +1,14 @@
-"""``csp plot convergence|energies|spacegroups|psyn-dhf|optimizers|refined``: matplotlib plots of histories.
+"""``csp plot convergence|energies|spacegroups|psyn-dhf|optimizers|refined|structures``: matplotlib plots.
 
-Thin face over :mod:`storage.query` (the rows) and :mod:`csp.plots` (the figures); PNG or SVG by the suffix
-of ``--out``.
+Thin face over :mod:`storage.query` (the rows), :func:`flows.results.result_of` (the one campaign result)
+and :mod:`csp.plots` (the figures); PNG or SVG by the suffix of ``--out`` (``structures``: by ``--format``,
+one file per entry in the folder ``--out``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -91,3 +92,31 @@ def plot_optimizers(
 def plot_refined(campaign: Campaign, out: Out) -> None:
     """Refined vs unrefined energies (needs rows with stage = 'refined')."""
     _plot("refined_vs_unrefined", [campaign], out)
+
+
+@plot_app.command("structures")
+def plot_structures(
+    campaign: Campaign,
+    out: Annotated[Path, typer.Option(help="Folder for the images, one <campaign>-rank<N> file per entry.")],
+    top_k: Annotated[int | None, typer.Option(min=1, help="Entries (default: the campaign's top_k).")] = None,
+    fmt: Annotated[Literal["png", "svg"], typer.Option("--format", help="png or svg.")] = "png",
+) -> None:
+    """For each entry of the campaign result (the top k of `csp campaign show`): its cell and its
+    simulated powder pattern (Cu K-alpha, strongest lines indexed)."""
+    from csp import plots
+    from flows.checks import output_folder
+    from flows.results import NoCampaignError, result_of
+
+    try:
+        output_folder(out)
+        result = result_of(current_lake(), campaign, k=top_k)
+        figures = plots.result_cards(result)
+        paths = [
+            plots.save(fig, out / f"{campaign}-rank{entry.rank}.{fmt}")
+            for fig, entry in zip(figures, result.top, strict=True)
+        ]
+    except (*history_errors(), NoCampaignError, ValueError) as exc:
+        fail_one_line(exc)
+    for path in paths:
+        console.print(f"wrote {path}", highlight=False)
+    console.print(f"ranked by {result.rank_rule}", highlight=False)

@@ -1,4 +1,5 @@
-"""Prefect UI pieces of the campaign deployments: a sparkline, a text chart, the convergence plot, the summary."""
+"""Prefect UI pieces of the campaign deployments: a sparkline, a text chart, the convergence plot, the summary
+and, in it, what an experimentalist checks first (each entry's cell and powder pattern)."""
 
 from __future__ import annotations
 
@@ -112,6 +113,50 @@ def convergence_image(campaign_id: str) -> str | None:
     return markdown_image(fig, alt=f"convergence of {campaign_id}")
 
 
+#: strongest lines of each entry's simulated powder pattern listed in the summary
+XRD_LINES = 5
+
+
+def xrd_section(result: Any, campaign_id: str, *, images: bool = True, dpi: int = 72) -> str:
+    """Markdown: for each entry of the campaign result's top k, the strongest lines of its simulated
+    powder pattern (Cu K-alpha; 2-theta in degrees, Miller indices, intensity with the strongest 100) and,
+    with ``images``, its card (:func:`csp.plots.structure_card`: the cell beside the pattern) as a data-URI
+    PNG, which the Prefect UI renders offline.
+
+    Args:
+        result: a :class:`csp.potentials.result.CampaignResult`; an empty one gives an empty string.
+        campaign_id: its campaign, named in the commands the section suggests.
+        images: embed the cards (a few tens of kB each at ``dpi``).
+        dpi: resolution of the embedded cards.
+    """
+    if not result.top:
+        return ""
+    from csp.plots import card_title, markdown_image, structure_card
+    from csp.structures.xrd import simulate
+
+    lines = [
+        "## What an experimentalist checks first",
+        "",
+        "Each entry's cell and its simulated powder pattern (pymatgen XRDCalculator, Cu Kα 1.54184 Å, "
+        f"strongest line 100); `csp plot structures {campaign_id} --out DIR` writes the same pictures, "
+        f"`csp campaign show {campaign_id} --compare-xrd FILE` ranks them against a measured pattern.",
+        "",
+    ]
+    for entry in result.top:
+        pattern = simulate(entry.structure)
+        title = card_title(entry)
+        lines += [f"### {title}", ""]
+        if images:
+            lines += [
+                markdown_image(structure_card(entry.structure, title=title, pattern=pattern), title, dpi=dpi),
+                "",
+            ]
+        lines += ["| 2θ (°) | hkl | intensity |", "| ---: | :--- | ---: |"]
+        lines += [f"| {t:.2f} | ({hkl}) | {i:.0f} |" for t, i, hkl in pattern.strongest(XRD_LINES)]
+        lines.append("")
+    return "\n".join(lines)
+
+
 def refinement_words(counts: dict[str, Any]) -> str:
     """The refinement counts of a stored result in words (see
     :meth:`csp.potentials.result.CampaignResult.refinement_line`)."""
@@ -121,10 +166,13 @@ def refinement_words(counts: dict[str, Any]) -> str:
     return empty.refinement_line() or ""
 
 
-def summary_markdown(report: dict[str, Any], *, skipped: bool = False, image: str | None = None) -> str:
+def summary_markdown(
+    report: dict[str, Any], *, skipped: bool = False, image: str | None = None, checks: str | None = None
+) -> str:
     """The campaign summary: status, counts, parameters, best structure, convergence, the SQL to query.
 
-    ``image`` (markdown, e.g. from :func:`convergence_image`) replaces the text chart of convergence when given.
+    ``image`` (markdown, e.g. from :func:`convergence_image`) replaces the text chart of convergence when given;
+    ``checks`` (markdown, e.g. from :func:`xrd_section`) is added before the SQL.
     """
     cid = report["campaign_id"]
     curve = report["best_curve"]
@@ -178,6 +226,8 @@ def summary_markdown(report: dict[str, Any], *, skipped: bool = False, image: st
         lines += ["| outer step | best FV |", "| ---: | ---: |"]
         lines += [f"| {i + 1} | {curve[i]:.4f} |" for i in marks]
         lines.append("")
+    if checks:
+        lines += [checks, ""]
     lines += [
         "## Query the candidates",
         "",

@@ -4,6 +4,10 @@ The flow parameters are the fields of :class:`flows.campaigns.CampaignParameters
 ``Literal`` choices become drop-downs in the Prefect UI form). Work is coarse: one task runs one campaign
 and reports every outer step to a progress artifact; candidates are never tasks.
 
+The search task also logs a progress line a person reads (:class:`flows.campaign_progress.ProgressReporter`:
+family i/N, best FV so far, structures scored, ETA, elapsed) every ten seconds and at the end, through the
+run logger, so ``prefect deployment run ... --watch`` and the run's logs in the UI show the campaign moving.
+
 Runs once per scheduled slot: for a run of a deployment the campaign id is derived from the deployment
 name, the run's scheduled start time and a hash of the parameters. A second run of the same slot (a
 retry, a re-run from the UI, a duplicate pickup) finds that id in the lake: a completed campaign is
@@ -35,7 +39,7 @@ from flows.campaigns import (
     slug,
 )
 from flows.deployments._form import fields_of, with_defaults
-from flows.deployments.artifacts import convergence_image, summary_markdown, top_table
+from flows.deployments.artifacts import convergence_image, summary_markdown, top_table, xrd_section
 from flows.settings import lake
 
 __all__ = [
@@ -76,7 +80,9 @@ def campaign_report(campaign_id: str) -> dict[str, Any]:
 
 @task(name="search", cache_policy=NO_CACHE)
 def search(params: dict[str, Any], campaign_id: str, run_id: str) -> dict[str, Any]:
-    """One campaign (or its resume): a progress artifact moves every outer step. Not retried."""
+    """One campaign (or its resume): a progress artifact moves every outer step and a progress line is
+    logged every few (see the module docstring). Not retried."""
+    from flows.campaign_progress import ProgressReporter
     from storage import campaign_state
     from storage.campaigns import campaign_status
 
@@ -101,8 +107,10 @@ def search(params: dict[str, Any], campaign_id: str, run_id: str) -> dict[str, A
         description=f"campaign {campaign_id}: outer steps done",
     )
     last = {"t": 0.0}
+    reporter = ProgressReporter(None, f"campaign {campaign_id}", tty=False, log=logger.info)
 
     def progress(p: dict[str, Any]) -> None:
+        reporter(p)  # the log line: every LOG_EVERY_S seconds and at the last family
         done = p["outer_step"] + 1
         now = time.monotonic()
         # every outer step, but at most twice a second (a resume replays stored steps very fast)
@@ -126,7 +134,8 @@ def search(params: dict[str, Any], campaign_id: str, run_id: str) -> dict[str, A
 
 @task(name="publish", cache_policy=NO_CACHE)
 def publish(campaign_id: str, skipped: bool = False) -> dict[str, Any]:
-    """Table artifact of the top k and a markdown summary with the convergence plot and the SQL."""
+    """Table artifact of the top k and a markdown summary with the convergence plot, each entry's cell and
+    powder pattern, and the SQL."""
     from flows.results import result_of
 
     report = campaign_report(campaign_id)
@@ -143,7 +152,12 @@ def publish(campaign_id: str, skipped: bool = False) -> dict[str, Any]:
         description=f"Top {len(report['top'])} structures of campaign {campaign_id}, ranked by {result.rank_rule}",
     )
     create_markdown_artifact(
-        markdown=summary_markdown(report, skipped=skipped, image=convergence_image(campaign_id)),
+        markdown=summary_markdown(
+            report,
+            skipped=skipped,
+            image=convergence_image(campaign_id),
+            checks=xrd_section(result, campaign_id),
+        ),
         key=f"{key}-summary",
         description=f"Summary of campaign {campaign_id}",
     )

@@ -29,6 +29,37 @@ def test_progress_off_a_terminal_logs_lines_with_the_planned_total(monkeypatch):
         )
     text = out.getvalue()
     assert "campaign c: 83 families to try" in text and "estimated time left" in text
-    assert "step 83/83" in text and "/200" not in text
+    assert "family 83/83, best FV 0.1000, 24900 structures scored, ETA" in text and "/200" not in text
     assert "ETA" in text
     assert len(text.splitlines()) > 10  # a line every few steps, not silence
+
+
+def test_progress_lines_go_to_a_log_function_without_a_console(monkeypatch):
+    """The Prefect flow's path: the same lines, to the run logger, every LOG_EVERY_S seconds and at the end."""
+    clock = iter(float(t) for t in range(0, 10_000, 4))
+    monkeypatch.setattr(campaign_progress.time, "monotonic", lambda: next(clock))
+    lines: list[str] = []
+    reporter = ProgressReporter(None, "campaign p", tty=False, log=lines.append)
+    for step in range(6):
+        reporter(
+            {
+                "outer_step": step,
+                "outer_steps": 6,
+                "planned_steps": 6,
+                "best_fitness": 0.5 - 0.01 * step,
+                "inner_evaluations": 30 * (step + 1),
+            }
+        )
+    assert lines[0].startswith("campaign p: 6 families to try (the first took 4 s")
+    progress = lines[1:]
+    # a family every 4 s, a line at least 10 s after the last one (family 3, at 12 s) and at the last family
+    assert [line.split(",")[0] for line in progress] == ["campaign p: family 3/6", "campaign p: family 6/6"]
+    assert progress[-1].startswith("campaign p: family 6/6, best FV 0.4500, 180 structures scored, ETA")
+    assert progress[-1].endswith("elapsed 24 s")
+
+
+def test_a_reporter_needs_somewhere_to_write():
+    import pytest
+
+    with pytest.raises(ValueError, match="console or a log function"):
+        ProgressReporter(None, "campaign p", tty=False)

@@ -52,6 +52,7 @@ def test_candidates_query_with_campaign_and_stage(csp):
         (("plot", "convergence", "nope", "--out", "x.png"), "No campaign 'nope'"),
         (("plot", "convergence", "hist-a", "--out", "x.jpg"), "must end in .png or .svg"),
         (("plot", "refined", "hist-a", "--out", "x.png"), "No refined rows"),
+        (("plot", "structures", "nope", "--out", "x"), "No campaign 'nope'"),
         (("candidates", "query", "nsites = 2", "--format", "cif"), "needs --out"),
     ],
 )
@@ -107,6 +108,23 @@ def test_plot_commands_write_images(csp, tmp_path, args):
     result = csp("plot", *args, "--out", str(out))
     assert result.exit_code == 0, result.output
     assert out.read_bytes().startswith(b"\x89PNG")
+
+
+def test_plot_structures_writes_one_card_per_result_entry(csp, tmp_path, history):
+    from flows.results import result_of
+
+    result = csp("plot", "structures", "hist-a", "--out", str(tmp_path / "cards"))
+    assert result.exit_code == 0, result.output
+    top = result_of(history, "hist-a").top
+    names = sorted(p.name for p in (tmp_path / "cards").iterdir())
+    assert names == [f"hist-a-rank{e.rank}.png" for e in top] and len(names) == 2
+    assert all((tmp_path / "cards" / n).read_bytes().startswith(b"\x89PNG") for n in names)
+    assert "ranked by fitness FV of the search" in result.output
+    svg = csp(
+        "plot", "structures", "hist-a", "--out", str(tmp_path / "svg"), "--top-k", "1", "--format", "svg"
+    )
+    assert svg.exit_code == 0, svg.output
+    assert [p.name for p in (tmp_path / "svg").iterdir()] == ["hist-a-rank1.svg"]
 
 
 def test_fields_lists_standard_and_csp_fields(csp):

@@ -24,6 +24,17 @@ def _artifacts(flow_run_id):
         )
 
 
+def _log_lines(flow_run_id) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)  # the run logger sends its records in batches
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    return [log.message for log in logs]
+
+
 def test_campaign_flow_writes_candidates_and_artifacts(prefect_api, csp_home):
     from flows.deployments.campaign import campaign
     from storage.lake import Lake
@@ -61,6 +72,14 @@ def test_campaign_flow_writes_candidates_and_artifacts(prefect_api, csp_home):
         run = client.read_flow_run(state.state_details.flow_run_id)
     assert run.name == "MgO-3x12-seed0"
     assert "](data:image/png;base64," in md and "```text" not in md  # the plot, not the text chart
+    # a progress line a person reads, in the run's logs (what `prefect deployment run --watch` prints)
+    logs = _log_lines(state.state_details.flow_run_id)
+    last = [m for m in logs if m.startswith("campaign flowtest-mgo: family 3/3, best FV ")]
+    assert len(last) == 1 and "structures scored" in last[0] and "elapsed" in last[0], logs
+    # each entry's cell and powder pattern: a card and its strongest lines per entry of the one result
+    assert "## What an experimentalist checks first" in md
+    assert md.count("| 2θ (°) | hkl | intensity |") == len(result.top)
+    assert md.count("](data:image/png;base64,") == 1 + len(result.top)
 
     # the same id again: nothing is scored (search, refined or single-point rows), the report comes from the lake
     every = "SELECT count(*) AS n FROM candidates WHERE campaign_id = 'flowtest-mgo'"
