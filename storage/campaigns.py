@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from storage.candidates import LakeSink, record_event
+from storage.candidates import LakeSink, record_event, search_rows
 from storage.lake import Lake
 
 __all__ = [
@@ -123,17 +123,7 @@ def campaign_report(lake: Lake, campaign_id: str) -> dict[str, Any]:
 def result_rows(lake: Lake, campaign_id: str) -> list[dict[str, Any]]:
     """The rows a campaign result is made from (stages ``outer``, ``refined``, ``single_point``), in the
     row layout of the search (``lattice`` 9 floats, ``frac_coords`` 3n floats), ordered by key."""
-    table = lake.query(
-        "SELECT * EXCLUDE (run_id, written_at, model_ids) FROM candidates WHERE campaign_id = ? "
-        "AND stage IN ('outer', 'refined', 'single_point') ORDER BY outer_step, inner_step",
-        [campaign_id],
-    )
-    rows = []
-    for rec in table.to_pylist():
-        rec["lattice"] = rec.pop("lattice_angstrom")
-        rec["frac_coords"] = [v for triple in rec["frac_coords"] for v in triple]
-        rows.append(rec)
-    return rows
+    return search_rows(lake, campaign_id, ("outer", "refined", "single_point"))
 
 
 def best_of_campaigns(lake: Lake) -> dict[str, dict[str, str]]:

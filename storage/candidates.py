@@ -37,17 +37,24 @@ class LakeSink:
         self.lake.append("candidates", out, run_id=self.run_id, dedupe=False)
 
     def history(self, campaign_id: str) -> list[dict[str, Any]]:
-        table = self.lake.query(
-            "SELECT * EXCLUDE (run_id, written_at, model_ids) FROM candidates WHERE campaign_id = ? "
-            "ORDER BY outer_step, inner_step",
-            [campaign_id],
-        )
-        rows = []
-        for rec in table.to_pylist():
-            rec["lattice"] = rec.pop("lattice_angstrom")
-            rec["frac_coords"] = [v for triple in rec["frac_coords"] for v in triple]
-            rows.append(rec)
-        return rows
+        return search_rows(self.lake, campaign_id)
+
+
+def search_rows(lake: Lake, campaign_id: str, stages: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """A campaign's candidate rows (all stages, or only ``stages``) in the row layout of the search
+    (``lattice`` 9 floats, ``frac_coords`` 3n floats), ordered by key."""
+    where = "campaign_id = ?" + (f" AND stage IN ({', '.join('?' * len(stages))})" if stages else "")
+    table = lake.query(
+        f"SELECT * EXCLUDE (run_id, written_at, model_ids) FROM candidates WHERE {where} "
+        "ORDER BY outer_step, inner_step",
+        [campaign_id, *(stages or [])],
+    )
+    rows = []
+    for rec in table.to_pylist():
+        rec["lattice"] = rec.pop("lattice_angstrom")
+        rec["frac_coords"] = [v for triple in rec["frac_coords"] for v in triple]
+        rows.append(rec)
+    return rows
 
 
 def record_event(
