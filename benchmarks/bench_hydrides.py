@@ -89,19 +89,39 @@ def main() -> None:
     parser.add_argument("--formulas", nargs="+", default=list(SYSTEMS))
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/hydrides.md")
+    parser.add_argument(
+        "--collect",
+        action="store_true",
+        help="run nothing: report what the lake holds of the grid (e.g. after a stop)",
+    )
     args = parser.parse_args()
     grid = [(f, s, seed) for f in args.formulas for s in ("fixed", "all") for seed in args.seeds]
     t0 = time.time()
-    with ThreadPoolExecutor(args.workers) as pool:
-        runs = list(pool.map(lambda g: run_one(*g, args.outer_steps, args.inner_steps), grid))
+    if args.collect:
+        runs = [
+            {
+                "formula": f,
+                "strategy": st,
+                "seed": seed,
+                "campaign_id": f"hyd-{f}-{st}-s{seed}",
+                "exit": "-",
+                "wall_s": "-",
+            }
+            for f, st, seed in grid
+        ]
+    else:
+        with ThreadPoolExecutor(args.workers) as pool:
+            runs = list(pool.map(lambda g: run_one(*g, args.outer_steps, args.inner_steps), grid))
     counts = lake_counts()
     for r in runs:
         r |= counts.get(r["campaign_id"], {})
-    ended = sum(r["exit"] == 0 and r.get("status") == "completed" for r in runs)
+    ended = sum(r["exit"] in (0, "-") and r.get("status") == "completed" for r in runs)
     command = (
         f"CSP_HOME=$(mktemp -d) python benchmarks/bench_hydrides.py --workers {args.workers} "
         f"--outer-steps {args.outer_steps} --inner-steps {args.inner_steps} --seeds {' '.join(map(str, args.seeds))}"
     ) + (f" --formulas {' '.join(args.formulas)}" if args.formulas != list(SYSTEMS) else "")
+    if args.collect:
+        command += " --collect (the campaigns' states as the lake holds them; exit status and wall time not recorded)"
     args.out.with_suffix(".json").write_text(json.dumps({"command": command, "runs": runs}, indent=1) + "\n")
     lines = [
         "# Hydride campaigns at the paper's budget",
