@@ -449,10 +449,12 @@ def relax_batched(
         fmax: convergence threshold on the largest generalised force (atoms and cell rows), eV/A.
         pool: most structures relaxed at once.
         symprec: spglib tolerance (Angstrom) of the kept symmetry; None relaxes without symmetry.
-        collapse_ratio, explode_ratio: the stops (see the module docstring); None switches one off.
+        collapse_ratio: stop as ``collapsed`` below this fraction of a pair's covalent-radius sum (None: off).
+        explode_ratio: stop as ``exploded`` above this multiple of the start volume (None: off).
         deadline: ``time.monotonic()`` after which no job joins and running ones end ``partially_relaxed``.
-        on_frame, frame_every: ``on_frame(job, crystal, energy eV/atom, fmax eV/A, step)`` for every
-            ``frame_every``-th intermediate frame of a running relaxation (0: none).
+        on_frame: called as ``on_frame(job, crystal, energy eV/atom, fmax eV/A, step)`` for every
+            ``frame_every``-th intermediate frame of a running relaxation.
+        frame_every: the frame interval (0: no frames).
         device: where the pool's tensors live (default the potential's ``device`` attribute, else CPU).
         step_hook: called after each step with (seconds in the potential, seconds in the whole step).
 
