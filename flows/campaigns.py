@@ -174,7 +174,11 @@ def check(
     checked = validate(params, force=force)
     folders = {k: f for k, f in _model_folders(settings, checked.dhf_source).items() if f is not None}
     try:
-        check_models(folders, parse_composition(checked.composition), checked.allow_unseen_elements)
+        check_models(
+            folders,
+            parse_composition(checked.composition, max_atoms=checked.max_atoms),
+            checked.allow_unseen_elements,
+        )
     except CSPError as exc:
         raise CampaignError(str(exc)) from exc
     return checked
@@ -352,7 +356,7 @@ def prepare(
         campaign_state.check_same_parameters(
             lake, campaign_id, checked.model_dump(), CampaignParameters.field_defaults()
         )
-        parsed = parse_composition(checked.composition)
+        parsed = parse_composition(checked.composition, max_atoms=checked.max_atoms)
         scorer = open_scorer(
             settings, checked.dhf_source, allow_unseen_elements=checked.allow_unseen_elements
         )

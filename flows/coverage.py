@@ -108,7 +108,7 @@ def gap_line(top_search: list[dict[str, Any]]) -> str | None:
         return (
             "Exploitation gap: not measured (refinement and gap probes off, or the potential has no "
             "elemental reference for an element); a pure-surrogate ranking can be fooled by a long search "
-            "(README, Refinement)."
+            "(docs/refinement.md)."
         )
     return (
         "Exploitation gap of the search's top 5 (potential dHf at the found geometry minus the model's, "

@@ -162,7 +162,7 @@ class SevenNetPotential:
         try:
             from sevenn.calculator import SevenNetCalculator
         except ImportError as exc:  # pragma: no cover
-            raise ModelError("SevenNet is not installed: pip install '.[augment]'") from exc
+            raise ModelError("SevenNet is not installed: pip install '.[sevennet]'") from exc
         import sevenn
 
         with quiet("sevenn"):

@@ -3,7 +3,7 @@
 Pure arithmetic (no I/O): the faces measure the time and print what these functions compute.
 
 The bound :data:`MAX_CANDIDATES` (2,000,000 scored structures per campaign) is about a day of scoring
-at the rate measured on the shipped models (README, "Reliability"); a larger budget is refused unless
+at the rate measured on the shipped models (docs/reliability.md); a larger budget is refused unless
 the caller forces it, so a typo such as 10,000 x 100,000 (10^9 structures, years) is caught before
 anything runs.
 """

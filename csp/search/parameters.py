@@ -78,7 +78,7 @@ class SearchParameters(BaseModel):
     refine_ranking: Literal["energy", "fitness", "window"] = Field(
         "energy",
         description="Final order of refined structures: the potential's energy, the models' FV, or FV "
-        "within 50 meV/atom of the lowest energy (README, Refinement, says how it was chosen).",
+        "within 50 meV/atom of the lowest energy (docs/refinement.md says how it was chosen).",
     )
     gap_probes: int = Field(
         5,
@@ -111,6 +111,8 @@ class SearchParameters(BaseModel):
                 f"({self.formula_units_min}, {self.formula_units_max}); formula_units_min must not exceed "
                 "formula_units_max."
             )
+        if (self.refine or self.gap_probes > 0) and self.refine_device != "cpu":
+            _check_device(self.refine_device)
         return self
 
     @property
@@ -131,3 +133,18 @@ class SearchParameters(BaseModel):
             for name, field in cls.model_fields.items()
             if not field.is_required()
         }
+
+
+def _check_device(device: str) -> None:
+    """Refuse a torch device this machine does not have, before any search time is spent."""
+    import re
+
+    if not re.fullmatch(r"cuda(:\d+)?", device):
+        raise ValueError(f"refine_device must be cpu or cuda[:N], not {device!r}.")
+    import torch
+
+    index = int(device.partition(":")[2] or 0)
+    if not torch.cuda.is_available() or index >= torch.cuda.device_count():
+        raise ValueError(
+            f"refine_device {device} is not available on this machine (no such CUDA device); use cpu."
+        )

@@ -27,7 +27,7 @@ What is *flagged* (a :class:`GeometryWarning` from :meth:`csp.models.infer.Score
 cannot tell it apart: an empty slab wider than ``MAX_VACUUM_ANGSTROM`` between planes of atoms. With 12
 neighbours per atom, layers farther apart than the in-plane neighbour shells are invisible: graphite's
 predictions are identical (to 6 decimals) for interlayer spacings of 3.35, 6.7, 10, 15, 20 and 30 A (see
-the README's "Bad input" section), so the prediction is that of an isolated layer.
+docs/bad-input.md), so the prediction is that of an isolated layer.
 """
 
 from __future__ import annotations

@@ -222,7 +222,9 @@ def candidates_export(
         else:
             from csp.structures.io import write_structures
 
-            names = [f"{campaign}-rank{e.rank}" for e in entries]
+            # the search's own top k never overwrites the final answer's files of the same campaign
+            prefix = f"{campaign}-rank" if stage == "final" else f"{campaign}-search-rank"
+            names = [f"{prefix}{e.rank}" for e in entries]
             paths = write_structures(result.structures(stage), out, fmt, names=names)
             console.print(f"wrote {len(paths)} {fmt} files to {out}", highlight=False)
         what = result.rank_rule if stage == "final" else "fitness FV of the search, before refinement"

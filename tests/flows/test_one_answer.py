@@ -116,7 +116,9 @@ def test_every_face_gives_the_same_top_k(campaigns, name, tmp_path):
         str(tmp_path / "s"),
     )
     assert done.returncode == 0, done.stderr
-    searched = [read_structure(tmp_path / "s" / f"{name}-rank{e.rank}.json") for e in result.search_top]
+    searched = [
+        read_structure(tmp_path / "s" / f"{name}-search-rank{e.rank}.json") for e in result.search_top
+    ]
     assert [s.properties["fitness"] for s in searched] == [e.fitness for e in result.search_top]
 
     # the Prefect artifacts: the stored summary is the result, the table and the summary's rank 1 agree
