@@ -173,12 +173,9 @@ def check(
     settings = settings or current_settings()
     checked = validate(params, force=force)
     folders = {k: f for k, f in _model_folders(settings, checked.dhf_source).items() if f is not None}
+    comp = parse_composition(checked.composition, max_atoms=checked.max_atoms)  # validate() parsed it
     try:
-        check_models(
-            folders,
-            parse_composition(checked.composition, max_atoms=checked.max_atoms),
-            checked.allow_unseen_elements,
-        )
+        check_models(folders, comp, checked.allow_unseen_elements)
     except CSPError as exc:
         raise CampaignError(str(exc)) from exc
     return checked
