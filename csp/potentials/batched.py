@@ -527,16 +527,21 @@ def relax_batched(
         if out_of_time:
             report[report[:, 0] == _RUNNING, 0] = _OUT_OF_STEPS
         gone = [k for k in range(b) if report[k, 0] != _RUNNING]
+        framed = []
         if on_frame is not None and frame_every > 0:
             framed = [
                 k for k in range(b)
                 if report[k, 0] == _RUNNING and report[k, 5] > 0 and int(report[k, 5]) % frame_every == 0
             ]  # fmt: skip
-            for k, crystal in zip(framed, _crystals(active, framed), strict=True):
-                on_frame(active.jobs[k], crystal, float(report[k, 1]), float(report[k, 2]), int(report[k, 5]))
+        # one copy to the host for the frames and the finished structures of this step
+        host = (
+            dict(zip(framed + gone, _crystals(active, framed + gone), strict=True)) if framed or gone else {}
+        )
+        for k in framed:
+            on_frame(active.jobs[k], host[k], float(report[k, 1]), float(report[k, 2]), int(report[k, 5]))
         if gone:
-            crystals = _crystals(active, gone)
-            for k, crystal in zip(gone, crystals, strict=True):
+            for k in gone:
+                crystal = host[k]
                 state = int(report[k, 0])
                 e, f, e0, f0, taken = (float(x) for x in report[k, 1:])
                 job = active.jobs[k]
