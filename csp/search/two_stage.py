@@ -287,7 +287,8 @@ def run_search(
         ValueError: if no symmetry family fits the composition.
         InputError: ``spread_penalty`` > 0 with a scorer whose enthalpy has no spread (one member).
     """
-    check_spread_penalty(config.spread_penalty, scorer)
+    with_spread = hasattr(scorer, "enthalpy_with_spread")  # a scorer that gives a spread and no count: 2+
+    check_spread_penalty(config.spread_penalty, getattr(scorer, "enthalpy_members", 2) if with_spread else 0)
     comp = (
         parse_composition(composition, max_atoms=config.max_atoms)
         if isinstance(composition, str)
@@ -339,23 +340,27 @@ def run_search(
     )
 
 
-def check_spread_penalty(kappa: float, scorer: Any) -> None:
-    """Refuse a spread penalty the scorer cannot apply: kappa > 0 needs an enthalpy ensemble.
+def check_spread_penalty(kappa: float, members: int) -> None:
+    """Refuse a spread penalty the models cannot apply: kappa > 0 needs an enthalpy ensemble.
+
+    Args:
+        kappa: the campaign's ``spread_penalty``.
+        members: members of the enthalpy model (``n_members`` of its model.json; 0: the scorer gives no
+            spread at all).
 
     Raises:
-        InputError: ``kappa`` > 0 and the scorer has no ``enthalpy_with_spread`` or an enthalpy model of
-            one member (whose spread is always 0, so the penalty would silently do nothing).
+        InputError: ``kappa`` > 0 and the scorer gives no spread, or its enthalpy model has one member
+            (whose spread is always 0, so the penalty would silently do nothing).
     """
     if kappa <= 0:
         return
     advice = "use an enthalpy model trained with --ensemble (n_members >= 2 in its model.json) or set "
     advice += "spread_penalty to 0"
-    if not hasattr(scorer, "enthalpy_with_spread"):
+    if members == 0:
         raise InputError(
             f"spread_penalty {kappa:g} needs the enthalpy's spread, which this scorer does not give; {advice}."
         )
-    members = getattr(scorer, "enthalpy_members", None)
-    if members is not None and members < 2:
+    if members < 2:
         raise InputError(
             f"spread_penalty {kappa:g} needs an enthalpy ensemble, but the enthalpy model has {members} member "
             f"(its spread is always 0, so the penalty would change nothing); {advice}."
