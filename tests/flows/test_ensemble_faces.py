@@ -96,3 +96,16 @@ def test_every_candidate_row_of_an_ensemble_campaign_carries_the_spread(models, 
     scored = [r for r in rows if r["valid"]]
     assert scored and all(r["dhf_pred_std_ev_per_atom"] > 0 for r in scored)
     assert all(r["dhf_pred_std_ev_per_atom"] is None for r in rows if r["dhf_pred_ev_per_atom"] is None)
+
+
+@pytest.mark.slow
+def test_the_model_card_says_how_many_members_and_what_the_outputs_are(models):
+    import json
+
+    from flows.model_card import model_card
+
+    meta = json.loads((models / "t-ens" / "model.json").read_text())
+    card = model_card("t-ens", meta, {}, "csp models train dft --ensemble 3")
+    assert "ensemble: 3 members" in card and "`dhf_std` (eV/atom)" in card
+    single = json.loads((models / "t-single" / "model.json").read_text())
+    assert "ensemble:" not in model_card("t-single", single, {}, "")
