@@ -175,7 +175,7 @@ def check(
     folders = {k: f for k, f in _model_folders(settings, checked.dhf_source).items() if f is not None}
     comp = parse_composition(checked.composition, max_atoms=checked.max_atoms)  # validate() parsed it
     try:
-        check_models(folders, comp, checked.allow_unseen_elements)
+        check_models(folders, comp, checked.allow_unseen_elements, checked.spread_penalty)
     except CSPError as exc:
         raise CampaignError(str(exc)) from exc
     return checked

@@ -22,8 +22,14 @@ THIN_ELEMENT_ROWS = 100
 """An element in fewer training rows than this (in any model used) is reported as thinly covered."""
 
 
-def check_models(folders: dict[str, Path], composition: Any, allow_unseen_elements: bool = False) -> None:
-    """The model folders a campaign uses, checked for their roles and the composition's elements.
+def check_models(
+    folders: dict[str, Path],
+    composition: Any,
+    allow_unseen_elements: bool = False,
+    spread_penalty: float = 0.0,
+) -> None:
+    """The model folders a campaign uses, checked for their roles, the composition's elements and, when
+    the campaign penalises the enthalpy spread, for an enthalpy ensemble.
 
     Reads ``model.json`` and hashes ``model.onnx`` (:func:`csp.models.check.check_model_folder`, the check
     a campaign and ``csp models verify`` make); no ONNX session is opened.
@@ -32,14 +38,16 @@ def check_models(folders: dict[str, Path], composition: Any, allow_unseen_elemen
         folders: ``{role: folder}`` (roles ``dft``, ``exp``, ``pu``).
         composition: a :class:`csp.structures.composition.Composition`.
         allow_unseen_elements: let elements with zero training rows pass.
+        spread_penalty: the campaign's kappa; > 0 needs enthalpy models with ``n_members`` >= 2.
 
     Raises:
         csp.errors.ModelError: a folder fails the model check (missing, corrupt, wrong kind).
         csp.errors.InputError: an element outside a model's element list, or one with no training rows
-            (unless ``allow_unseen_elements``).
+            (unless ``allow_unseen_elements``), or ``spread_penalty`` > 0 with a one-member enthalpy model.
     """
     from csp.errors import InputError
     from csp.models.check import check_model_folder, training_element_counts
+    from csp.search.two_stage import check_spread_penalty
 
     numbers = sorted(set(int(z) for z in composition.numbers()))
     for role, folder in folders.items():
@@ -47,6 +55,8 @@ def check_models(folders: dict[str, Path], composition: Any, allow_unseen_elemen
         if not meta_path.is_file():
             raise InputError(f"The {role} model folder {folder} has no model.json; set CSP_MODELS_DIR.")
         meta = check_model_folder(folder, role)
+        if role in ("dft", "exp"):
+            check_spread_penalty(spread_penalty, int(meta.get("n_members", 1)))
         counts = training_element_counts(meta, meta_path)
         missing = [z for z in numbers if z not in set(meta["elements"])]
         if missing:

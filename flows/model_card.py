@@ -85,6 +85,19 @@ def _mix_line(per_source: dict[str, int]) -> str:
     )
 
 
+def _ensemble_lines(meta: dict[str, Any]) -> list[str]:
+    """The card's line on an enthalpy ensemble (none for a single model)."""
+    members = int(meta.get("n_members", 1))
+    if members < 2:
+        return []
+    return [
+        f"- ensemble: {members} members of this config, member m seeded with seed + m and trained on its own "
+        "bootstrap resample of the training split; `dhf` is their mean, `dhf_std` their population standard "
+        "deviation and `dhf_members` each member's prediction (eV/atom); the metrics are of the mean, and "
+        "`spread` says how the std relates to the error"
+    ]
+
+
 def model_card(name: str, meta: dict[str, Any], info: dict[str, Any], command: str) -> str:
     """The README.md of a model folder: data, split, exclusions, metrics with units, how it was made."""
     dataset = meta.get("dataset", {})
@@ -100,6 +113,7 @@ def model_card(name: str, meta: dict[str, Any], info: dict[str, Any], command: s
         "",
         f"- task: `{meta['task']}`; outputs: {', '.join(f'`{k}` ({v})' for k, v in meta['outputs'].items())}",
         f"- config: `{json.dumps(meta['config'])}`",
+        *_ensemble_lines(meta),
         f"- graph: {meta['k']} nearest neighbours within {meta['cutoff_angstrom']} Å (widened where fewer), "
         f"ties within {meta['tie_tolerance_angstrom']} Å broken by neighbour index",
         f"- `model.onnx` sha256 `{meta['sha256']}` (checked on every load)",

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flows.settings import Settings
 from flows.settings import settings as current_settings
@@ -50,11 +50,24 @@ class TrainParameters(BaseModel):
     alignn_layers: int = Field(2, ge=0, le=8, description="ALIGNN layers (bond graph, then line graph).")
     gcn_layers: int = Field(2, ge=0, le=8, description="Edge-gated layers on the bond graph that follow.")
     n_bags: int = Field(100, ge=1, le=1000, description="PU ensemble size.")
+    ensemble: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="dft/transfer: members of an enthalpy ensemble (own seed and bootstrap resample each; "
+        "the model gives mean and spread); default 1 for dft, as the init run for transfer.",
+    )
     time_limit_s: float | None = Field(None, gt=0, description="Stop training after this many seconds.")
     seed: int = Field(0, description="Seeds torch and numpy (shuffling, PU bag draws).")
     sources: list[str] | None = Field(
         None, description="Lake sources to train on (default: the DFT sources); name mlip sources explicitly."
     )
+
+    @model_validator(mode="after")
+    def _ensemble_is_for_enthalpy(self) -> TrainParameters:
+        if self.mode == "pu" and self.ensemble is not None:
+            raise ValueError("pu is already a bagged ensemble: set its size with n_bags, not ensemble.")
+        return self
 
     def model_args(self) -> dict[str, Any]:
         """Constructor arguments of the model (``n_bags`` for pu only)."""
@@ -183,8 +196,12 @@ def train(
     model_args: dict[str, Any] | None = None,
     train_args: dict[str, Any] | None = None,
     progress=None,
+    ensemble: int | None = None,
 ) -> dict[str, Any]:
-    """Run one training mode in this process and save ``out/checkpoint.pt`` + ``metrics.json``."""
+    """Run one training mode in this process and save ``out/checkpoint.pt`` + ``metrics.json``.
+
+    ``ensemble`` (dft, transfer) trains that many enthalpy members (:mod:`csp.models.training`); None: one
+    model for dft, as many as the init run for transfer."""
     from csp.models import ALIGNNConfig
     from csp.models.dataset import load_arrays
     from csp.models.training import TrainSettings, save_checkpoint, train_pu, train_regression, train_transfer
@@ -196,11 +213,10 @@ def train(
     if mode == "transfer":
         if init is None:
             raise ValueError("Transfer learning needs the DFT run folder (init).")
-        model, info = train_transfer(arrays, init, settings, progress=progress)
+        model, info = train_transfer(arrays, init, settings, ensemble=ensemble, progress=progress)
     elif mode == "dft":
-        model, info = train_regression(
-            arrays, ALIGNNConfig(task="regression", **args), settings, progress=progress
-        )
+        config = ALIGNNConfig(task="regression", **args)
+        model, info = train_regression(arrays, config, settings, ensemble=ensemble or 1, progress=progress)
     else:
         if init is not None:
             base = load_checkpoint(init)[0].config
@@ -343,6 +359,7 @@ def train_and_export(
         model_args=params.model_args(),
         train_args=params.train_args(settings.device),
         progress=progress,
+        ensemble=params.ensemble,
     )
     if not export:
         return summary, info, None

@@ -103,6 +103,11 @@ FIELDS: dict[str, dict[str, Field]] = {
         "_csp_fmax": Field("fmax_ev_per_angstrom", "number", "largest force at the end of relaxation, eV/A"),
         "_csp_source_outer_step": Field("source_outer_step", "number", "outer step a refined row came from"),
         "_csp_dhf": Field("dhf_pred_ev_per_atom", "number", "predicted formation enthalpy, eV/atom"),
+        "_csp_dhf_std": Field(
+            "dhf_pred_std_ev_per_atom",
+            "number",
+            "spread of the enthalpy over the ensemble's members, eV/atom",
+        ),
         "_csp_p_syn": Field("p_syn", "number", "synthesizability probability"),
         "_csp_p_syn_std": Field("p_syn_std", "number", "spread of P_syn over the bagged models"),
         "_csp_fitness": Field("fitness", "number", "fitness (lower is better)"),

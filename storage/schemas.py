@@ -169,7 +169,15 @@ CANDIDATES = pa.schema(
         pa.field(
             "x", pa.list_(_f64), nullable=False, metadata={"doc": "the optimizer's unit-cube variables"}
         ),
-        pa.field("dhf_pred_ev_per_atom", _f64),
+        pa.field("dhf_pred_ev_per_atom", _f64, metadata={"doc": "an enthalpy ensemble's mean"}),
+        pa.field(
+            "dhf_pred_std_ev_per_atom",
+            _f64,
+            metadata={
+                "doc": "spread of dhf_pred: population std over the enthalpy ensemble's members; 0 for a "
+                "single model; null when not scored (and in parts written before the column existed)"
+            },
+        ),
         pa.field("p_syn", _f64),
         pa.field("p_syn_std", _f64),
         pa.field("fitness", _f64),

@@ -2,8 +2,9 @@
 
 What it holds
     :mod:`~csp.models.graphs` (fixed-degree crystal graphs, numpy), :mod:`~csp.models.features` (element
-    features), :mod:`~csp.models.alignn` and :mod:`~csp.models.config` (the torch network and its one
-    validated config), :mod:`~csp.models.training` (DFT, transfer and PU training loops),
+    features), :mod:`~csp.models.alignn` and :mod:`~csp.models.config` (the torch network, its enthalpy
+    ensemble ``ALIGNNEnsemble``, and its one validated config), :mod:`~csp.models.training` (DFT, transfer
+    and PU training loops; ``--ensemble M`` trains M enthalpy members),
     :mod:`~csp.models.dataset` (training arrays), :mod:`~csp.models.onnx_export`, :mod:`~csp.models.infer`
     (warm onnxruntime sessions), :mod:`~csp.models.scoring` (the enthalpy + P_syn scorer the search uses),
     :mod:`~csp.models.check` and :mod:`~csp.models.names` (model folders: integrity and names).
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 _EXPORTS = {
     "ALIGNN": "csp.models.alignn",
     "ALIGNNBackbone": "csp.models.alignn",
+    "ALIGNNEnsemble": "csp.models.alignn",
     "BaggedHeads": "csp.models.alignn",
     "RegressionHead": "csp.models.alignn",
     "graph_tensors": "csp.models.alignn",
@@ -38,13 +40,21 @@ __all__ = [
     "SMALL_CONFIG",
     "ALIGNNBackbone",
     "ALIGNNConfig",
+    "ALIGNNEnsemble",
     "BaggedHeads",
     "RegressionHead",
     "graph_tensors",
 ]
 
 if TYPE_CHECKING:
-    from csp.models.alignn import ALIGNN, ALIGNNBackbone, BaggedHeads, RegressionHead, graph_tensors
+    from csp.models.alignn import (
+        ALIGNN,
+        ALIGNNBackbone,
+        ALIGNNEnsemble,
+        BaggedHeads,
+        RegressionHead,
+        graph_tensors,
+    )
     from csp.models.config import SHIPPED_CONFIG, SMALL_CONFIG, ALIGNNConfig
 
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
 
+from csp.errors import InputError
 from csp.models.config import ALIGNNConfig
 from csp.models.features import element_feature_matrix
 
@@ -219,6 +220,64 @@ class ALIGNN(nn.Module):
     def forward_graphs(self, graphs) -> torch.Tensor:
         """Run on a :class:`csp.models.graphs.CrystalGraphs` (numpy arrays moved to the model's device)."""
         return self(*graph_tensors(graphs, device=next(self.parameters()).device))
+
+
+class ALIGNNEnsemble(nn.Module):
+    """M independently trained regression ALIGNNs of one config, evaluated together.
+
+    ``forward(numbers (N,), neighbours (N, k), bond_vectors (N, k, 3), crystal_index (N,), natoms (B,))``
+    returns (B, M) member predictions in target units (eV/atom); every member sees the same graphs.
+    The members differ only in their weights (their own seed and bootstrap draw of the training split,
+    :func:`csp.models.training.train_regression`); the mean over members is the prediction and the
+    population standard deviation over members its spread (:mod:`csp.models.onnx_export`).
+
+    Args:
+        config: the config every member shares (task must be "regression").
+        n_members: number of members M, at least 2.
+
+    Raises:
+        InputError: a non-regression config or fewer than 2 members.
+    """
+
+    def __init__(self, config: ALIGNNConfig, n_members: int) -> None:
+        super().__init__()
+        if config.task != "regression":
+            raise InputError("An enthalpy ensemble needs a regression config (task='regression').")
+        if not isinstance(n_members, int) or isinstance(n_members, bool) or n_members < 2:
+            raise InputError(f"An ensemble needs at least 2 members, got {n_members!r}.")
+        self.config = config
+        self.members = nn.ModuleList(ALIGNN(config) for _ in range(n_members))
+
+    @classmethod
+    def from_members(cls, members: list[ALIGNN]) -> ALIGNNEnsemble:
+        """An ensemble holding these trained members (their weights, not copies); configs must agree."""
+        if len(members) < 2:
+            raise InputError(f"An ensemble needs at least 2 members, got {len(members)}.")
+        if len({m.config for m in members}) != 1:
+            raise InputError("The members of an ensemble must share one config.")
+        ensemble = cls(members[0].config, len(members))
+        ensemble.members = nn.ModuleList(members)
+        return ensemble
+
+    @property
+    def n_members(self) -> int:
+        """Number of members M."""
+        return len(self.members)
+
+    def forward(self, numbers, neighbours, bond_vectors, crystal_index, natoms) -> torch.Tensor:
+        # y_bm = f_m(crystal b): every member on the same batch, stacked along the last axis
+        return torch.stack(
+            [m(numbers, neighbours, bond_vectors, crystal_index, natoms) for m in self.members], dim=-1
+        )
+
+    def forward_graphs(self, graphs) -> torch.Tensor:
+        """Run on a :class:`csp.models.graphs.CrystalGraphs`: (B, M) predictions in eV/atom."""
+        return self(*graph_tensors(graphs, device=next(self.parameters()).device))
+
+
+def n_members(model: nn.Module) -> int:
+    """Members of a model: M for an :class:`ALIGNNEnsemble`, 1 for a single :class:`ALIGNN`."""
+    return model.n_members if isinstance(model, ALIGNNEnsemble) else 1
 
 
 def graph_tensors(graphs, device: torch.device | str = "cpu") -> tuple[torch.Tensor, ...]:

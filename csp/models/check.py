@@ -9,7 +9,10 @@ crystal is scored, :func:`check_model_folder` makes sure that:
 3. the task and outputs are the ones the folder's role needs (``dft``/``exp``: a regression with a ``dhf``
    output; ``pu``: a PU ensemble with ``p_syn_mean`` and ``p_syn_std``);
 4. the training element counts (``training_elements``: element symbol -> training rows containing it),
-   when recorded, are well formed.
+   when recorded, are well formed;
+5. ``n_members`` (members of an enthalpy ensemble; absent in folders written before ensembles: 1), when
+   recorded, is a whole number >= 1, and an ensemble (n_members >= 2) has the outputs ``dhf_std`` and
+   ``dhf_members`` beside ``dhf``.
 
 Opening the ONNX session (:class:`csp.models.infer.OnnxModel`) then refuses a file onnxruntime cannot load.
 Every failure is a :class:`~csp.errors.ModelError` whose one-line message names the file and the problem.
@@ -25,6 +28,7 @@ from typing import Any
 from csp.errors import ModelError, ModelNotFoundError
 
 __all__ = [
+    "ENSEMBLE_OUTPUTS",
     "ROLE_OUTPUTS",
     "MissingModelFileError",
     "ModelIntegrityError",
@@ -40,6 +44,9 @@ ROLE_OUTPUTS: dict[str, tuple[str, tuple[str, ...]]] = {
     "exp": ("regression", ("dhf",)),
     "pu": ("pu", ("p_syn_mean", "p_syn_std")),
 }
+
+#: what an enthalpy ensemble (``n_members`` >= 2) adds to ``dhf``: the spread and the members
+ENSEMBLE_OUTPUTS = ("dhf_std", "dhf_members")
 
 _REQUIRED_KEYS = ("sha256", "task", "outputs", "k", "elements")
 
@@ -112,8 +119,8 @@ def check_model_folder(folder: Path | str, role: str | None = None) -> dict[str,
     Raises:
         ModelNotFoundError: a file is missing (also a ``FileNotFoundError``).
         ModelIntegrityError: no sha256 recorded, or the ONNX file's sha256 differs.
-        ModelError: unreadable or truncated model.json, a missing key, or a task/outputs that do not fit
-            ``role``.
+        ModelError: unreadable or truncated model.json, a missing key, a task/outputs that do not fit
+            ``role``, or a malformed ``n_members`` (or an ensemble without its spread outputs).
     """
     folder = Path(folder)
     json_path = folder / "model.json"
@@ -151,6 +158,18 @@ def check_model_folder(folder: Path | str, role: str | None = None) -> dict[str,
                 f"{json_path} describes a {meta['task']!r} model with outputs {sorted(outputs)}, but the {role} "
                 f"slot needs a {task!r} model with outputs {list(needed)}; put the right model in {folder}."
             )
+    members = meta.get("n_members", 1)
+    if not isinstance(members, int) or isinstance(members, bool) or members < 1:
+        raise ModelError(
+            f"{json_path} has a malformed 'n_members' {members!r} (expected a whole number >= 1); "
+            "restore it or re-export the model."
+        )
+    lacking = [name for name in ENSEMBLE_OUTPUTS if name not in outputs]
+    if members > 1 and lacking:
+        raise ModelError(
+            f"{json_path} describes an ensemble of {members} members without the output(s) {lacking}; "
+            "re-export the model."
+        )
     training_element_counts(meta, json_path)
     return meta
 

@@ -11,6 +11,12 @@ with a warning when ``allow_unseen_elements`` is set. Geometry the models never 
 
 :class:`Scorer` combines up to three models: DFT enthalpy (``dhf_dft``), the transfer-learned
 experimental enthalpy (``dhf_exp``) and the PU synthesizability ensemble (``p_syn`` mean and std).
+
+Either enthalpy model may be an ensemble (``n_members`` >= 2 in its model.json, exported by
+:mod:`csp.models.onnx_export` as one graph): its ``dhf`` is the members' mean and ``dhf_dft_std`` /
+``dhf_exp_std`` their population standard deviation, eV/atom. A single model (the shipped ones, whose
+model.json records no ``n_members``) gives a spread of 0.0: one member has no spread, which says nothing
+about how sure the model is.
 """
 
 from __future__ import annotations
@@ -82,6 +88,8 @@ class OnnxModel:
         self.k: int = int(self.meta["k"])
         self.task: str = self.meta["task"]
         self.outputs: list[str] = list(self.meta["outputs"])
+        #: members of an enthalpy ensemble (1 for a single model and for every PU model)
+        self.n_members: int = int(self.meta.get("n_members", 1))
         self.allow_unseen_elements = allow_unseen_elements
         self._allowed = np.zeros(119, dtype=bool)
         self._allowed[np.asarray(self.meta["elements"], dtype=np.int64)] = True
@@ -214,19 +222,25 @@ class Scores:
     """Per-crystal scores; a field is None when its model is not configured or not requested.
 
     Attributes:
-        dhf_dft: formation enthalpy from the DFT-trained model, eV/atom.
-        dhf_exp: formation enthalpy from the transfer-learned (experimental) model, eV/atom.
+        dhf_dft: formation enthalpy from the DFT-trained model, eV/atom (an ensemble's: the members' mean).
+        dhf_exp: formation enthalpy from the transfer-learned (experimental) model, eV/atom (likewise).
         p_syn: synthesizability probability, mean over the PU bags.
         p_syn_std: spread (std) of the bag probabilities.
+        dhf_dft_std: spread of ``dhf_dft``: population std over the ensemble's members, eV/atom; 0.0 for a
+            single model.
+        dhf_exp_std: spread of ``dhf_exp`` (likewise).
     """
 
     dhf_dft: np.ndarray | None = None
     dhf_exp: np.ndarray | None = None
     p_syn: np.ndarray | None = None
     p_syn_std: np.ndarray | None = None
+    dhf_dft_std: np.ndarray | None = None
+    dhf_exp_std: np.ndarray | None = None
 
 
 _KINDS = ("dft", "exp", "pu")
+_SCORE_NAMES = ("dhf_dft", "dhf_exp", "p_syn", "p_syn_std", "dhf_dft_std", "dhf_exp_std")
 
 
 class OnnxModels:
@@ -280,18 +294,22 @@ class OnnxModels:
 
     def _run(self, batches: Iterable[CrystalGraphs], include: Iterable[str] | None) -> Scores:
         kinds = self._select(include)
-        parts: dict[str, list[np.ndarray]] = {"dhf_dft": [], "dhf_exp": [], "p_syn": [], "p_syn_std": []}
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in _SCORE_NAMES}
         for graphs in batches:
             for kind in kinds:
                 out = self.models[kind].run_graphs(graphs)
-                if kind == "dft":
-                    parts["dhf_dft"].append(out["dhf"])
-                elif kind == "exp":
-                    parts["dhf_exp"].append(out["dhf"])
+                if kind in ("dft", "exp"):
+                    parts[f"dhf_{kind}"].append(out["dhf"])
+                    # a single model has no spread: 0.0 (its model.json says n_members 1, or nothing)
+                    parts[f"dhf_{kind}_std"].append(out.get("dhf_std", np.zeros_like(out["dhf"])))
                 else:
                     parts["p_syn"].append(out["p_syn_mean"])
                     parts["p_syn_std"].append(out["p_syn_std"])
-        requested = {"dft": ["dhf_dft"], "exp": ["dhf_exp"], "pu": ["p_syn", "p_syn_std"]}
+        requested = {
+            "dft": ["dhf_dft", "dhf_dft_std"],
+            "exp": ["dhf_exp", "dhf_exp_std"],
+            "pu": ["p_syn", "p_syn_std"],
+        }
         wanted = {name for kind in kinds for name in requested[kind]}
         return Scores(
             **{

@@ -11,6 +11,12 @@ Inputs of every exported model (N atoms, B crystals, k neighbours):
 
 Outputs: regression models give ``dhf`` (B,) in eV/atom; PU ensembles give ``p_syn_mean`` (B,),
 ``p_syn_std`` (B,) (population std across bags) and ``p_syn_bags`` (B, n_bags).
+
+An enthalpy ensemble (:class:`~csp.models.alignn.ALIGNNEnsemble` of M members) is ONE graph that runs every
+member on the batch and gives ``dhf`` (B,): the members' mean, eV/atom (the same name as a single model's,
+so every reader of ``dhf`` works unchanged); ``dhf_std`` (B,): their population standard deviation
+sqrt((1/M) sum_m (y_m - mean)^2), eV/atom; and ``dhf_members`` (B, M): each member's prediction, eV/atom.
+``model.json`` records ``n_members`` (1 for a single model) and ``output_shapes`` (what each output holds).
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from csp.models import ALIGNN, ALIGNNConfig, graph_tensors
+from csp.models import ALIGNN, ALIGNNConfig, ALIGNNEnsemble, graph_tensors
+from csp.models.alignn import n_members
 from csp.models.features import supported_numbers
 from csp.models.graphs import TIE_TOLERANCE, build_graphs
 from csp.structures.crystal import Crystal
@@ -35,10 +42,19 @@ from csp.structures.validity import GeometryError
 FORMAT_VERSION = 1
 INPUT_NAMES = ("numbers", "neighbours", "bond_vectors", "crystal_index", "natoms")
 REGRESSION_OUTPUTS = {"dhf": "eV/atom"}
+ENSEMBLE_OUTPUTS = {"dhf": "eV/atom", "dhf_std": "eV/atom", "dhf_members": "eV/atom"}
 PU_OUTPUTS = {"p_syn_mean": "probability", "p_syn_std": "probability", "p_syn_bags": "probability"}
 _log = logging.getLogger(__name__)
 
-__all__ = ["FORMAT_VERSION", "export_checkpoint", "export_model", "file_sha256", "output_names"]
+__all__ = [
+    "ENSEMBLE_OUTPUTS",
+    "FORMAT_VERSION",
+    "export_checkpoint",
+    "export_model",
+    "file_sha256",
+    "output_names",
+    "output_shapes",
+]
 
 
 def file_sha256(path: Path) -> str:
@@ -50,21 +66,45 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def output_names(config: ALIGNNConfig) -> dict[str, str]:
-    """Output name -> unit of the exported model for this config."""
-    return dict(REGRESSION_OUTPUTS if config.task == "regression" else PU_OUTPUTS)
+def output_names(config: ALIGNNConfig, members: int = 1) -> dict[str, str]:
+    """Output name -> unit of the exported model for this config (and ``members`` enthalpy members)."""
+    if config.task != "regression":
+        return dict(PU_OUTPUTS)
+    return dict(ENSEMBLE_OUTPUTS if members > 1 else REGRESSION_OUTPUTS)
+
+
+def output_shapes(config: ALIGNNConfig, members: int = 1) -> dict[str, str]:
+    """Output name -> its shape and meaning (B crystals), as written to ``model.json``."""
+    if config.task != "regression":
+        return {
+            "p_syn_mean": "(B,) mean over the bags",
+            "p_syn_std": "(B,) population std over the bags",
+            "p_syn_bags": f"(B, {config.n_bags}) one column per bag",
+        }
+    if members > 1:
+        return {
+            "dhf": f"(B,) mean over the {members} members",
+            "dhf_std": f"(B,) population std over the {members} members",
+            "dhf_members": f"(B, {members}) one column per member",
+        }
+    return {"dhf": "(B,) the one model's prediction"}
 
 
 class _ExportModule(nn.Module):
-    """Wraps an ALIGNN so that its ONNX graph returns the named outputs."""
+    """Wraps an ALIGNN (or an enthalpy ensemble) so that its ONNX graph returns the named outputs."""
 
-    def __init__(self, model: ALIGNN) -> None:
+    def __init__(self, model: ALIGNN | ALIGNNEnsemble) -> None:
         super().__init__()
         self.model = model
         self.task = model.config.task
+        self.ensemble = isinstance(model, ALIGNNEnsemble)
 
     def forward(self, numbers, neighbours, bond_vectors, crystal_index, natoms):
         out = self.model(numbers, neighbours, bond_vectors, crystal_index, natoms)
+        if self.ensemble:  # out: (B, M) member enthalpies, eV/atom
+            mean = out.mean(dim=1)  # dHf = (1 / M) sum_m y_m
+            std = ((out - mean.unsqueeze(1)) ** 2).mean(dim=1).sqrt()  # population std over members
+            return mean, std, out
         if self.task == "regression":
             return out
         probs = torch.sigmoid(out)  # p_bk = sigmoid(logit_bk)
@@ -98,7 +138,7 @@ def _example_crystals(count: int = 3) -> list[Crystal]:
 
 
 def export_model(
-    model: ALIGNN,
+    model: ALIGNN | ALIGNNEnsemble,
     out_dir: Path,
     *,
     metrics: dict[str, Any] | None = None,
@@ -109,7 +149,8 @@ def export_model(
     """Export ``model`` to ``out_dir/model.onnx`` + ``out_dir/model.json``.
 
     Args:
-        model: the trained model (moved to CPU, put in eval mode).
+        model: the trained model (moved to CPU, put in eval mode); an enthalpy ensemble becomes one graph
+            with ``dhf``, ``dhf_std`` and ``dhf_members`` (see the module docstring).
         out_dir: the model folder, e.g. ``onnx_models/<name>``; created if missing.
         metrics: metrics to record in model.json (units in their names).
         training_data_hash: hash of the training arrays, for lineage.
@@ -133,7 +174,8 @@ def export_model(
         {0: atoms},
         {0: crystals},
     )
-    names = output_names(model.config)
+    members = n_members(model)
+    names = output_names(model.config, members)
     onnx_path = out_dir / "model.onnx"
     with torch.no_grad():
         program = torch.onnx.export(
@@ -159,6 +201,8 @@ def export_model(
         "tie_tolerance_angstrom": TIE_TOLERANCE,
         "inputs": list(INPUT_NAMES),
         "outputs": names,
+        "output_shapes": output_shapes(model.config, members),
+        "n_members": members,
         "sha256": file_sha256(onnx_path),
         "training_data_hash": training_data_hash,
         "metrics": metrics or {},

@@ -1,4 +1,10 @@
-"""The search's scorer on top of the ONNX models: enthalpy for the inner loop, P_syn for the outer."""
+"""The search's scorer on top of the ONNX models: enthalpy for the inner loop, P_syn for the outer.
+
+With an enthalpy ensemble (``n_members`` >= 2 in its model.json) :meth:`ModelScorer.enthalpy_with_spread`
+gives the members' mean and population standard deviation (eV/atom), which the search stores on every
+candidate row and may penalise (:func:`csp.search.fitness.pessimistic_enthalpy`); a single model gives a
+spread of 0.0 (:attr:`ModelScorer.enthalpy_members` is then 1).
+"""
 
 from __future__ import annotations
 
@@ -38,11 +44,39 @@ class ModelScorer:
         """Raise a clear error if a model was not trained on one of these elements."""
         self.scorer.check_elements(np.asarray(numbers), include=[self.dhf_source, "pu"])
 
+    @property
+    def enthalpy_members(self) -> int:
+        """Members of the enthalpy model: M for an ensemble, 1 for a single model (spread always 0)."""
+        return self.scorer.models[self.dhf_source].n_members
+
     def enthalpy(self, numbers: np.ndarray, lattices: np.ndarray, frac: np.ndarray) -> np.ndarray:
+        """Formation enthalpy (B,) in eV/atom (an ensemble's members' mean); see :meth:`enthalpy_with_spread`."""
+        return self.enthalpy_with_spread(numbers, lattices, frac)[0]
+
+    def enthalpy_with_spread(
+        self, numbers: np.ndarray, lattices: np.ndarray, frac: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Formation enthalpy and its spread for B cells sharing one species list.
+
+        Args:
+            numbers: (n,) atomic numbers shared by every cell.
+            lattices: (B, 3, 3) row lattice vectors, Angstrom.
+            frac: (B, n, 3) fractional coordinates.
+
+        Returns:
+            ``mean`` (B,) and ``std`` (B,), eV/atom: the members' mean and population standard deviation
+            for an ensemble; the prediction and 0.0 for a single model.
+
+        Raises:
+            UnsupportedElementError: an element the model does not support or has no training rows for.
+            GeometryError: a cell the graphs cannot represent (its position in the batch in ``index``).
+        """
         scores = self.scorer.score_same_species(
             lattices, frac, numbers, batch_size=self.batch_size, include=[self.dhf_source]
         )
-        return scores.dhf_exp if self.dhf_source == "exp" else scores.dhf_dft
+        if self.dhf_source == "exp":
+            return scores.dhf_exp, scores.dhf_exp_std
+        return scores.dhf_dft, scores.dhf_dft_std
 
     def synthesizability(self, crystals: list[Crystal]) -> tuple[np.ndarray, np.ndarray]:
         scores = self.scorer.score(crystals, batch_size=self.batch_size, include=["pu"])

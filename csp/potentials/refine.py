@@ -268,8 +268,10 @@ def _finish_row(
     potential_name: str,
     fmax: float,
     rescore: bool,
+    spread_penalty: float = 0.0,
 ) -> dict[str, Any]:
-    """Fill a refined/probe row from a :class:`csp.potentials.relaxer.Relaxed` result."""
+    """Fill a refined/probe row from a :class:`csp.potentials.relaxer.Relaxed` result (a rescored row's FV
+    uses the enthalpy mean + ``spread_penalty`` * std, as the search's does)."""
     from csp.potentials.relaxer import shortest_distance
     from csp.search.two_stage import detected_columns
 
@@ -324,6 +326,7 @@ def _finish_row(
         ),
         min_distance_angstrom=dmin,
         dhf_pred_ev_per_atom=None,
+        dhf_pred_std_ev_per_atom=None,
         p_syn=None,
         p_syn_std=None,
         fitness=FV_PENALTY,
@@ -332,18 +335,24 @@ def _finish_row(
     )
     if reason:
         return row
+    args = (crystal.numbers, crystal.lattice[None], crystal.frac_coords[None])
     try:
-        dhf = np.asarray(
-            scorer.enthalpy(crystal.numbers, crystal.lattice[None], crystal.frac_coords[None]),
-            dtype=np.float64,
-        ).reshape(-1)
+        if hasattr(scorer, "enthalpy_with_spread"):  # an ensemble's mean and spread (0 for one model)
+            mean, spread = scorer.enthalpy_with_spread(*args)
+            std: np.ndarray | None = np.asarray(spread, dtype=np.float64).reshape(-1)
+        else:
+            mean, std = scorer.enthalpy(*args), None
+        dhf = np.asarray(mean, dtype=np.float64).reshape(-1)
         p, s = scorer.synthesizability([crystal])
     except GeometryError as exc:  # e.g. two H relaxed closer than 0.5 A: a row with its reason, not a crash
         row.update(reject_reason=f"the models cannot score it: {exc.detail}")
         return row
-    fv, ok = fitness_value(np.asarray(p)[:1], dhf[:1], alpha)
+    fv, ok = fitness_value(
+        np.asarray(p)[:1], dhf[:1], alpha, dhf_std_ev_per_atom=std, spread_penalty=spread_penalty
+    )
     row.update(
         dhf_pred_ev_per_atom=float(dhf[0]),
+        dhf_pred_std_ev_per_atom=float(std[0]) if std is not None and np.isfinite(std[0]) else None,
         p_syn=float(np.asarray(p)[0]),
         p_syn_std=float(np.asarray(s)[0]),
         fitness=float(fv[0]),
@@ -364,6 +373,7 @@ def refine(
     probe_only: int = 0,
     potential: Any = None,
     deadline: float | None = None,
+    spread_penalty: float = 0.0,
 ) -> list[dict[str, Any]]:
     """Relax the best distinct structures of a search under their symmetry and store one row each.
 
@@ -379,6 +389,8 @@ def refine(
             of stage ``single_point``) for the exploitation gap.
         potential: a loaded potential (default :func:`get_potential` of the settings).
         deadline: ``time.monotonic()`` after which relaxations stop (partially relaxed).
+        spread_penalty: the campaign's kappa: a refined row's FV uses the enthalpy mean + kappa * std
+            (:func:`csp.search.fitness.fitness_value`).
 
     Returns:
         The refined (or probe) rows of the campaign, stored ones included, in source order.
@@ -422,6 +434,7 @@ def refine(
                 potential.name,
                 cfg.fmax,
                 rescore=not probe_only,
+                spread_penalty=spread_penalty,
             )
             row["seconds"] = time.perf_counter() - clock0
             sink.append([row])
@@ -531,7 +544,15 @@ def refine_or_probe(
     none when ``gap_probes`` is 0 (no potential is loaded). The rows are appended to ``sink``."""
     settings = settings_of(config)
     if config.refine:
-        return refine(rows, scorer, sink, campaign_id=campaign_id, alpha=config.alpha, settings=settings)
+        return refine(
+            rows,
+            scorer,
+            sink,
+            campaign_id=campaign_id,
+            alpha=config.alpha,
+            settings=settings,
+            spread_penalty=config.spread_penalty,
+        )
     if config.gap_probes > 0:
         return refine(
             rows,
@@ -541,6 +562,7 @@ def refine_or_probe(
             alpha=config.alpha,
             settings=settings,
             probe_only=config.gap_probes,
+            spread_penalty=config.spread_penalty,
         )
     return []
 

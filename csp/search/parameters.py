@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from csp.search.fitness import validate_spread_penalty
 from csp.search.generate import CRYSTAL_SYSTEMS, CrystalSystem
 from csp.search.optimizers import OptimizerName
 from csp.structures.composition import DEFAULT_MAX_ATOMS
@@ -31,7 +32,8 @@ class SearchParameters(BaseModel):
 
     Raises:
         pydantic.ValidationError (a ``ValueError``): a value out of range, an unknown choice, a fixed
-            strategy without a crystal system, or ``formula_units_min > formula_units_max``.
+            strategy without a crystal system, ``formula_units_min > formula_units_max``, or a
+            ``spread_penalty`` that is not a finite number >= 0.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -53,6 +55,13 @@ class SearchParameters(BaseModel):
     )
     dhf_source: DhfSource = Field(
         "exp", description="Enthalpy model: DFT-trained or fine-tuned on experiment."
+    )
+    spread_penalty: float = Field(
+        0.0,
+        description="kappa: the enthalpy the search minimises is mean + kappa * std of the enthalpy "
+        "ensemble's members (eV/atom), a pessimistic bound; 0 is the paper's fitness. Needs an ensemble "
+        "enthalpy model when > 0 (csp.search.fitness).",
+        json_schema_extra={"minimum": 0},
     )
     max_atoms: int = Field(
         DEFAULT_MAX_ATOMS,
@@ -87,6 +96,12 @@ class SearchParameters(BaseModel):
         description="With refinement off: single points of the search's top N with the universal potential "
         "give each one's exploitation gap (eV/atom); 0 loads no potential (a pure-surrogate campaign).",
     )
+
+    @field_validator("spread_penalty", mode="before")
+    @classmethod
+    def _finite_spread_penalty(cls, value: Any) -> float:
+        # one rule for every face: finite and >= 0 (nan, inf and negatives refused, with what kappa means)
+        return validate_spread_penalty(value)
 
     @model_validator(mode="before")
     @classmethod

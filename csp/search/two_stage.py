@@ -3,7 +3,10 @@
 Outer stage: an optimizer over the finite set of families (formula units Z, space group, Wyckoff
 assignment), one family per step; its fitness is the full FV = alpha (1 - P_syn) + (1 - alpha) sigmoid(dHf)
 with P_syn scored on the family's best structure. Inner stage: an optimizer over the family's unit-cube
-variables (volume, free cell shape, free coordinates), scored in batches on enthalpy alone.
+variables (volume, free cell shape, free coordinates), scored in batches on enthalpy alone. With an
+enthalpy ensemble and ``spread_penalty`` kappa > 0, "enthalpy" is the pessimistic bound mean + kappa * std
+(eV/atom) everywhere the search compares structures: the inner objective, each family's best structure and
+the dHf inside FV (:mod:`csp.search.fitness`); the rows store the mean and the std apart.
 
 The search is plain Python: no orchestration and no storage. It talks to a :class:`Scorer` (the models)
 and a :class:`Sink` (where rows go); both are protocols that the callers implement. Every candidate is one
@@ -35,7 +38,8 @@ Row columns (one dict per candidate; ``stage`` is ``"inner"`` for a cell/coordin
 | numbers | list[int] | atomic numbers, n |
 | frac_coords | list[float] | 3n floats, fractional coordinates row by row |
 | x | list[float] | the candidate's unit-cube variables |
-| dhf_pred_ev_per_atom | float or None | predicted formation enthalpy (None when not scored) |
+| dhf_pred_ev_per_atom | float or None | predicted formation enthalpy (None when not scored); an ensemble's mean |
+| dhf_pred_std_ev_per_atom | float or None | its spread: population std over the enthalpy ensemble's members, eV/atom; 0.0 for a single model; None when not scored or the scorer gives no spread |
 | p_syn | float or None | synthesizability, outer rows only |
 | p_syn_std | float or None | its spread over the bagged models, outer rows only |
 | fitness | float or None | FV on outer rows (FV_PENALTY when invalid); None on inner rows |
@@ -57,7 +61,7 @@ import numpy as np
 from pydantic import Field
 
 from csp.errors import InputError
-from csp.search.fitness import FV_PENALTY, fitness_value
+from csp.search.fitness import FV_PENALTY, fitness_value, pessimistic_enthalpy
 from csp.search.generate import (
     CRYSTAL_SYSTEMS,
     Family,
@@ -80,7 +84,13 @@ FLUSH_SECONDS = 10.0
 
 @runtime_checkable
 class Scorer(Protocol):
-    """What the search needs from the models."""
+    """What the search needs from the models.
+
+    A scorer may also offer ``enthalpy_with_spread(numbers, lattices, frac) -> (mean (B,), std (B,))`` in
+    eV/atom (:meth:`csp.models.scoring.ModelScorer.enthalpy_with_spread`) and ``enthalpy_members`` (the
+    enthalpy model's member count); the search then stores the spread on every row and can penalise it
+    (``spread_penalty``). Without them the rows' spread is None and ``spread_penalty`` must be 0.
+    """
 
     def enthalpy(self, numbers: np.ndarray, lattices: np.ndarray, frac: np.ndarray) -> np.ndarray:
         """Formation enthalpy (B,) in eV/atom of B cells sharing atomic numbers (n,); lattices (B, 3, 3)
@@ -275,7 +285,10 @@ def run_search(
     Raises:
         CompositionError: if the formula cannot be searched.
         ValueError: if no symmetry family fits the composition.
+        InputError: ``spread_penalty`` > 0 with a scorer whose enthalpy has no spread (one member).
     """
+    with_spread = hasattr(scorer, "enthalpy_with_spread")  # a scorer that gives a spread and no count: 2+
+    check_spread_penalty(config.spread_penalty, getattr(scorer, "enthalpy_members", 2) if with_spread else 0)
     comp = (
         parse_composition(composition, max_atoms=config.max_atoms)
         if isinstance(composition, str)
@@ -325,6 +338,42 @@ def run_search(
     return SearchResult(
         campaign_id, families, run.outer_rows, run.inner_evaluations, run.invalid_inner, run.reasons, excluded
     )
+
+
+def check_spread_penalty(kappa: float, members: int) -> None:
+    """Refuse a spread penalty the models cannot apply: kappa > 0 needs an enthalpy ensemble.
+
+    Args:
+        kappa: the campaign's ``spread_penalty``.
+        members: members of the enthalpy model (``n_members`` of its model.json; 0: the scorer gives no
+            spread at all).
+
+    Raises:
+        InputError: ``kappa`` > 0 and the scorer gives no spread, or its enthalpy model has one member
+            (whose spread is always 0, so the penalty would silently do nothing).
+    """
+    if kappa <= 0:
+        return
+    advice = "use an enthalpy model trained with --ensemble (n_members >= 2 in its model.json) or set "
+    advice += "spread_penalty to 0"
+    if members == 0:
+        raise InputError(
+            f"spread_penalty {kappa:g} needs the enthalpy's spread, which this scorer does not give; {advice}."
+        )
+    if members < 2:
+        raise InputError(
+            f"spread_penalty {kappa:g} needs an enthalpy ensemble, but the enthalpy model has {members} member "
+            f"(its spread is always 0, so the penalty would change nothing); {advice}."
+        )
+
+
+def _penalised(row: dict[str, Any], kappa: float) -> float:
+    """``mean + kappa * std`` (eV/atom) of a scored row; a row without a spread counts it as 0."""
+    if kappa == 0:
+        return float(row["dhf_pred_ev_per_atom"])
+    std = row.get("dhf_pred_std_ev_per_atom")
+    std_arr = None if std is None else np.array([std], dtype=np.float64)
+    return float(pessimistic_enthalpy(np.array([row["dhf_pred_ev_per_atom"]]), std_arr, kappa)[0])
 
 
 class _Campaign:
@@ -377,6 +426,7 @@ class _Campaign:
             "frac_coords": np.asarray(frac, dtype=np.float64).reshape(-1).tolist(),
             "x": np.asarray(x, dtype=np.float64).reshape(-1).tolist(),
             "dhf_pred_ev_per_atom": None,
+            "dhf_pred_std_ev_per_atom": None,
             "p_syn": None,
             "p_syn_std": None,
             "fitness": None,
@@ -389,7 +439,8 @@ class _Campaign:
     def _objective(self, row: dict[str, Any]) -> float:
         if not row["valid"]:
             return self.config.inner_penalty_ev_per_atom
-        return min(float(row["dhf_pred_ev_per_atom"]), self.config.inner_penalty_ev_per_atom)
+        # mean + kappa * std (the mean when kappa = 0), capped like the mean was
+        return min(_penalised(row, self.config.spread_penalty), self.config.inner_penalty_ev_per_atom)
 
     def _score(
         self, tpl: FamilyTemplate, step: int, index: int, first: int, u: np.ndarray
@@ -399,15 +450,17 @@ class _Campaign:
             batch.lattices, batch.frac_coords, batch.numbers, reference_volume=tpl.reference_volume
         )
         dhf = np.full(len(u), np.nan)
+        spread = np.full(len(u), np.nan)
         if valid.any():
             chosen = np.flatnonzero(valid)
-            dhf[chosen], refused = self._enthalpy(
+            dhf[chosen], spread[chosen], refused = self._enthalpy(
                 batch.numbers, batch.lattices[chosen], batch.frac_coords[chosen]
             )
             for k, why in refused.items():
                 valid[chosen[k]] = False
                 reasons[chosen[k]] = why
         seconds = time.perf_counter() - self.clock0
+        kappa = self.config.spread_penalty
         rows = []
         for b in range(len(u)):
             row = self._row(
@@ -415,10 +468,13 @@ class _Campaign:
             )
             ok = bool(valid[b]) and bool(np.isfinite(dhf[b]))
             reason = reasons[b] or ("" if ok else "the scorer returned a non-finite enthalpy")
+            if ok and kappa > 0 and not (np.isfinite(spread[b]) and spread[b] >= 0):  # never a bonus
+                ok, reason = False, "the scorer returned a non-finite or negative enthalpy spread"
             row.update(
                 valid=ok,
                 reject_reason=reason,
                 dhf_pred_ev_per_atom=float(dhf[b]) if ok else None,
+                dhf_pred_std_ev_per_atom=float(spread[b]) if ok and np.isfinite(spread[b]) else None,
                 seconds=seconds,
                 **detected_columns(batch.lattices[b], batch.numbers, batch.frac_coords[b]),
             )
@@ -427,23 +483,29 @@ class _Campaign:
 
     def _enthalpy(
         self, numbers: np.ndarray, lattices: np.ndarray, frac: np.ndarray
-    ) -> tuple[np.ndarray, dict[int, str]]:
-        """Enthalpies (B,) of the candidates the scorer accepts (NaN elsewhere) and, by position, why it
-        refused the others: one crystal the models cannot score never ends the batch or the campaign."""
+    ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+        """Enthalpies (B,) and their spreads (B,) of the candidates the scorer accepts (NaN elsewhere, and
+        NaN spreads from a scorer that gives none) and, by position, why it refused the others: one crystal
+        the models cannot score never ends the batch or the campaign."""
         out = np.full(len(lattices), np.nan)
+        spread = np.full(len(lattices), np.nan)
+        with_spread = getattr(self.scorer, "enthalpy_with_spread", None)
         refused: dict[int, str] = {}
         todo = np.arange(len(lattices))
         while len(todo):
             try:
-                out[todo] = np.asarray(
-                    self.scorer.enthalpy(numbers, lattices[todo], frac[todo]), dtype=np.float64
-                ).reshape(-1)
+                if with_spread is not None:
+                    mean, std = with_spread(numbers, lattices[todo], frac[todo])
+                    spread[todo] = np.asarray(std, dtype=np.float64).reshape(-1)
+                else:
+                    mean = self.scorer.enthalpy(numbers, lattices[todo], frac[todo])
+                out[todo] = np.asarray(mean, dtype=np.float64).reshape(-1)
             except GeometryError as exc:  # drop that one crystal, score the rest
                 refused[int(todo[exc.index])] = f"the models cannot score it: {exc.detail}"
                 todo = np.delete(todo, exc.index)
             else:
                 break
-        return out, refused
+        return out, spread, refused
 
     def family(self, step: int, index: int) -> dict[str, Any]:
         """Run (or finish) one family's inner loop and return its outer row, appended to the sink."""
@@ -491,7 +553,8 @@ class _Campaign:
         self.reasons.update(reason.split(":")[0] for reason in bad)
         good = [r for r in rows if r["valid"]]
         if good:
-            best = min(good, key=lambda r: r["dhf_pred_ev_per_atom"])
+            # the family's best: the lowest mean + kappa * std (the lowest mean when kappa = 0)
+            best = min(good, key=lambda r: _penalised(r, cfg.spread_penalty))
             outer = dict(best, stage="outer", inner_step=-1)
             crystal = Crystal(
                 np.reshape(best["lattice"], (3, 3)),
@@ -505,7 +568,14 @@ class _Campaign:
                     fitness=FV_PENALTY, valid=False, reject_reason=f"the models cannot score it: {exc.detail}"
                 )
             else:
-                fv, ok = fitness_value(np.asarray(p)[:1], np.array([best["dhf_pred_ev_per_atom"]]), cfg.alpha)
+                std = best.get("dhf_pred_std_ev_per_atom")
+                fv, ok = fitness_value(
+                    np.asarray(p)[:1],
+                    np.array([best["dhf_pred_ev_per_atom"]]),
+                    cfg.alpha,
+                    dhf_std_ev_per_atom=None if std is None else np.array([std]),
+                    spread_penalty=cfg.spread_penalty,
+                )
                 outer.update(
                     p_syn=float(np.asarray(p)[0]),
                     p_syn_std=float(np.asarray(s)[0]),

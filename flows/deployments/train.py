@@ -36,6 +36,7 @@ def fit(params: TrainParameters, work: str) -> dict:
         init=Path(params.init_run) if params.init_run else None,
         model_args=params.model_args(),
         train_args=params.train_args(settings().device),
+        ensemble=params.ensemble,
     )
 
 

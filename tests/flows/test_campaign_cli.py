@@ -48,6 +48,9 @@ def raw_keys(lake: Lake, campaign_id: str) -> list[tuple[int, int]]:
         ([""], "empty"),
         (["Mg0O"], "count"),
         (["MgO", "--alpha", "2"], "alpha"),
+        (["MgO", "--spread-penalty", "nan"], "spread_penalty (kappa) must be a finite number >= 0"),
+        (["MgO", "--spread-penalty", "-1"], "spread_penalty (kappa) must be a finite number >= 0"),
+        (["MgO", "--spread-penalty", "0.5"], "needs an enthalpy ensemble"),  # the shipped models: one member
         (["C60H60"], "atoms"),
         (["MgO", "--outer-steps", "0"], "outer_steps"),
         (["MgO", "--strategy", "fixed", "--crystal-system", "hexagonalish"], "crystal_system"),

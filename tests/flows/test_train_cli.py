@@ -111,3 +111,26 @@ def test_dft_transfer_pu_retrain_and_export(small_lake, tmp_path):
     )
     tampered = csp(small_lake, models, "models", "verify")
     assert tampered.returncode == 1 and "t-dft" in tampered.stderr
+
+
+def test_an_enthalpy_ensemble_retrains_from_the_lake_and_fine_tunes_member_by_member(small_lake, tmp_path):
+    from csp.models.infer import OnnxModel
+
+    models = tmp_path / "models"
+    dft = csp(
+        small_lake, models, "models", "train", "dft", "--name", "t-dft-ens", "--ensemble", "2", *TINY,
+        "--time-limit-s", "20",
+    )  # fmt: skip
+    assert dft.returncode == 0, dft.stderr
+    run = small_lake / "runs" / "t-dft-ens"
+    exp = csp(
+        small_lake, models, "models", "train", "transfer", "--name", "t-exp-ens", "--init", str(run),
+        "--epochs", "1", "--time-limit-s", "20",
+    )  # fmt: skip
+    assert exp.returncode == 0, exp.stderr  # the members follow the init run's: 2
+    for name in ("t-dft-ens", "t-exp-ens"):
+        meta = json.loads((models / name / "model.json").read_text())
+        assert meta["n_members"] == 2 and set(meta["outputs"]) == {"dhf", "dhf_std", "dhf_members"}
+        assert "ensemble: 2 members" in (models / name / "README.md").read_text()
+        assert OnnxModel(models / name, role="exp").n_members == 2
+    assert "--ensemble 2" in (models / "t-dft-ens" / "README.md").read_text()  # the card reproduces it

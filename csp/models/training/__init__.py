@@ -9,6 +9,14 @@ Command line (each writes ``DIR/checkpoint.pt`` and ``DIR/metrics.json``)::
     python -m csp.models.training pu --data pu.npz --init runs/dft --out runs/pu --device cuda \
         --epochs 50 --n-bags 100 --time-limit-s 520   # backbone lr x0.1 when --init is given
 
+An enthalpy ensemble (``--ensemble M``: M members of one architecture, each with seed ``seed + m`` and its
+own bootstrap resample of the training split; exported as one ONNX graph with the mean, the spread and
+every member's prediction)::
+
+    python -m csp.models.training dft --data dft.npz --out runs/dft-ens --device cuda --ensemble 5 ...
+    python -m csp.models.training transfer --data exp.npz --init runs/dft-ens --out runs/exp-ens \
+        --device cuda ...                        # fine-tunes each of the 5 members
+
 Then, on a machine with onnxscript: ``python -m csp.models.onnx_export runs/dft onnx_models/<name>``.
 """
 
@@ -17,10 +25,12 @@ from csp.models.training._loops import (
     FREEZE_CHOICES,
     TrainSettings,
     bag_masks,
+    bootstrap_rows,
     load_checkpoint,
     predict,
     regression_metrics,
     save_checkpoint,
+    spread_metrics,
     train_pu,
     train_regression,
     train_transfer,
@@ -31,11 +41,13 @@ __all__ = [
     "DatasetGraphs",
     "TrainSettings",
     "bag_masks",
+    "bootstrap_rows",
     "dataset_graphs",
     "load_checkpoint",
     "predict",
     "regression_metrics",
     "save_checkpoint",
+    "spread_metrics",
     "train_pu",
     "train_regression",
     "train_transfer",

@@ -1,4 +1,5 @@
-"""``python -m csp.models.training {dft,transfer,pu} --data X.npz --out DIR [...]`` (argparse: stdlib only)."""
+"""``python -m csp.models.training {dft,transfer,pu} --data X.npz --out DIR [--ensemble M] [...]`` (argparse:
+stdlib only)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 import sys
 from pathlib import Path
 
+from csp.errors import InputError
 from csp.models import ALIGNNConfig
 from csp.models.dataset import load_arrays
 from csp.models.training._loops import (
@@ -46,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--embedding", type=int, default=m.embedding)
     p.add_argument("--head-hidden", type=int, default=m.head_hidden)
     p.add_argument("--n-bags", type=int, default=m.n_bags)
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        help="dft/transfer: train this many members (own seed and bootstrap each) as one ensemble; "
+        "default 1 (dft) or as the --init run (transfer)",
+    )
     return p
 
 
@@ -55,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stdout)
     if args.mode == "transfer" and args.init is None:
         raise SystemExit("transfer needs --init pointing at the DFT run folder.")
+    if args.mode == "pu" and args.ensemble is not None:
+        raise SystemExit("pu is already a bagged ensemble: set its size with --n-bags, not --ensemble.")
+    if args.ensemble is not None and args.ensemble < 1:
+        raise SystemExit(f"--ensemble must be at least 1 (1: one model), got {args.ensemble}.")
     lr = args.lr if args.lr is not None else (1e-4 if args.mode == "transfer" else 1e-3)
     scale = args.backbone_lr_scale
     if scale is None:
@@ -79,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         model, info = _train(args, arrays, settings)
     except GeometryError as exc:  # a structure the graphs cannot represent: name it, no traceback
         raise SystemExit(f"error: {exc}") from None
+    except InputError as exc:  # e.g. --ensemble that differs from the --init ensemble's members
+        raise SystemExit(f"error: {exc}") from None
     info["data_file"] = args.data.name
     path = save_checkpoint(args.out, model, info)
     logging.info("wrote %s and %s", path, path.with_name("metrics.json"))
@@ -87,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _train(args, arrays, settings):
     if args.mode == "transfer":
-        model, info = train_transfer(arrays, args.init, settings)
+        model, info = train_transfer(arrays, args.init, settings, ensemble=args.ensemble)
     else:
         init_config = None
         if args.mode == "pu" and args.init is not None:
@@ -106,7 +120,8 @@ def _train(args, arrays, settings):
                 {k: getattr(init_config, k) for k in ("hidden", "alignn_layers", "gcn_layers", "embedding")}
             )
         if args.mode == "dft":
-            model, info = train_regression(arrays, ALIGNNConfig(task="regression", **base), settings)
+            config = ALIGNNConfig(task="regression", **base)
+            model, info = train_regression(arrays, config, settings, ensemble=args.ensemble or 1)
         else:
             config = ALIGNNConfig(task="pu", n_bags=args.n_bags, **base)
             model, info = train_pu(arrays, config, settings, init=args.init)

@@ -3,16 +3,26 @@
 All three run on CPU or CUDA (``TrainSettings.device``), are seeded, stop early at
 ``time_limit_s``, and return the trained model plus an ``info`` dictionary (configs, metrics,
 training-data hash, history) that :func:`save_checkpoint` writes beside the weights.
+
+The two enthalpy modes also train an ensemble (``ensemble=M``, ``--ensemble M``): M members of one
+architecture, member m seeded with ``seed + m`` (weights, shuffling) and trained on its own bootstrap
+resample of the training split (as many rows as the split, drawn with replacement); the validation rows
+that stop each member early are the same for all. Fine-tuning an ensemble fine-tunes each member on its
+own bootstrap of the experimental training rows. The result is one
+:class:`~csp.models.alignn.ALIGNNEnsemble` whose prediction is the members' mean and whose spread is their
+population standard deviation (eV/atom); ``metrics.json`` records ``n_members``, each member's seed,
+rows and history, and how the spread relates to the error on held-out rows.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +31,14 @@ import torch
 from torch.nn import functional as F  # noqa: N812
 
 from csp.errors import InputError, ModelNotFoundError
-from csp.models import ALIGNN, ALIGNNConfig
+from csp.models import ALIGNN, ALIGNNConfig, ALIGNNEnsemble
+from csp.models.alignn import n_members
 from csp.models.dataset import TEST, TRAIN, VALIDATION, CrystalArrays
 from csp.models.training._data import DatasetGraphs, dataset_graphs
 
 _log = logging.getLogger("csp.models.training")
 Progress = Callable[[str], None]
+Model = ALIGNN | ALIGNNEnsemble
 FREEZE_CHOICES = ("none", "embeddings", "alignn")
 _SPLIT_NAMES = {TRAIN: "train", VALIDATION: "validation", TEST: "test"}
 
@@ -89,6 +101,12 @@ class _Clock:
         self.start = time.monotonic()
         self.limit = limit
 
+    def share(self, parts_left: int) -> _Clock:
+        """A clock for the next of ``parts_left`` parts: an equal share of the time that is left."""
+        if self.limit is None:
+            return _Clock(None)
+        return _Clock(max(self.limit - self.elapsed, 0.0) / max(parts_left, 1))
+
     @property
     def elapsed(self) -> float:
         return time.monotonic() - self.start
@@ -124,8 +142,9 @@ def _split_rows(arrays: CrystalArrays, split: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def predict(model: ALIGNN, graphs: DatasetGraphs, index: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Model outputs for the structures at ``index`` (regression: (n,), PU: (n, n_bags) logits)."""
+def predict(model: Model, graphs: DatasetGraphs, index: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Model outputs for the structures at ``index``: regression (n,) eV/atom, an ensemble (n, M) eV/atom
+    (one column per member), PU (n, n_bags) logits."""
     model.eval()
     device = next(model.parameters()).device
     outs = [
@@ -133,6 +152,8 @@ def predict(model: ALIGNN, graphs: DatasetGraphs, index: np.ndarray, batch_size:
         for s in range(0, len(index), batch_size)
     ]
     if not outs:
+        if isinstance(model, ALIGNNEnsemble):
+            return np.zeros((0, model.n_members), dtype=np.float32)
         shape = (0,) if model.config.task == "regression" else (0, model.config.n_bags)
         return np.zeros(shape, dtype=np.float32)
     return np.concatenate(outs)
@@ -153,12 +174,40 @@ def regression_metrics(pred: np.ndarray, target: np.ndarray) -> dict[str, float]
     }
 
 
+def spread_metrics(members: np.ndarray, target: np.ndarray) -> dict[str, float]:
+    """How an ensemble's spread relates to its error, from member predictions (n, M) and targets (n,).
+
+    Returns ``mean_std_ev_per_atom`` (mean population std over members, eV/atom),
+    ``spearman_abs_error_vs_std`` (rank correlation of |mean - target| with the std: > 0 when the spread
+    points at the larger errors) and ``within_2std`` (share of rows with |mean - target| <= 2 std).
+    """
+    if len(target) == 0:
+        return {}
+    mean, std = members.mean(axis=1), members.std(axis=1)
+    err = np.abs(mean - target)
+
+    def ranks(x: np.ndarray) -> np.ndarray:
+        return np.argsort(np.argsort(x, kind="stable"), kind="stable").astype(np.float64)
+
+    re, rs = ranks(err), ranks(std)
+    denom = float(np.sqrt(((re - re.mean()) ** 2).sum() * ((rs - rs.mean()) ** 2).sum()))
+    rho = float(((re - re.mean()) * (rs - rs.mean())).sum() / denom) if denom > 0 else float("nan")
+    return {
+        "mean_std_ev_per_atom": float(std.mean()),
+        "spearman_abs_error_vs_std": rho,
+        "within_2std": float((err <= 2 * std).mean()),
+    }
+
+
 def _regression_report(model, arrays, graphs, batch_size) -> dict[str, Any]:
     report: dict[str, Any] = {}
     for split, split_name in _SPLIT_NAMES.items():
         rows = _split_rows(arrays, split)
-        pred = predict(model, graphs, rows, batch_size)
+        out = predict(model, graphs, rows, batch_size)
+        pred = out.mean(axis=1) if out.ndim == 2 else out  # an ensemble predicts its members' mean
         report[split_name] = regression_metrics(pred, arrays.target[rows])
+        if out.ndim == 2 and len(rows):
+            report[split_name]["spread"] = spread_metrics(out, arrays.target[rows])
         per_source = {}
         for s, source_name in enumerate(arrays.source_names):
             mask = arrays.source[rows] == s
@@ -197,13 +246,15 @@ def _fit_regression(
     clock: _Clock,
     progress: Progress | None,
     frozen: tuple[torch.nn.Module, ...] = (),
+    train_rows: np.ndarray | None = None,
 ) -> tuple[list[dict], str]:
     """Shared regression loop with early stopping on validation MAE; restores the best weights.
 
-    ``frozen`` modules stay in eval mode, so their BatchNorm statistics stay fixed too.
+    ``frozen`` modules stay in eval mode, so their BatchNorm statistics stay fixed too. ``train_rows``
+    (indices into ``arrays``, repeats allowed: a bootstrap resample) replaces the training split.
     """
     device = torch.device(settings.device)
-    train = _split_rows(arrays, TRAIN)
+    train = _split_rows(arrays, TRAIN) if train_rows is None else np.asarray(train_rows, dtype=np.int64)
     val = _split_rows(arrays, VALIDATION)
     if len(train) == 0:
         raise InputError("The dataset has no training rows (split == 0).")
@@ -257,70 +308,137 @@ def _fit_regression(
     return history, stop
 
 
+def _check_ensemble(ensemble: int | None) -> None:
+    if ensemble is not None and (not isinstance(ensemble, int) or isinstance(ensemble, bool) or ensemble < 1):
+        raise InputError(f"ensemble must be a whole number of members >= 1 (1: one model), got {ensemble!r}.")
+
+
+def bootstrap_rows(rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A bootstrap resample of ``rows``: as many indices as ``rows``, drawn with replacement, sorted.
+
+    Args:
+        rows: (n,) row indices (a training split).
+        rng: the random generator (seeded by the caller: one stream per ensemble member).
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    return np.sort(rng.choice(rows, size=len(rows), replace=True)) if len(rows) else rows
+
+
+def _member_settings(settings: TrainSettings, member: int) -> tuple[TrainSettings, np.random.Generator]:
+    """Member ``member``'s settings (seed ``seed + member``) and its bootstrap generator."""
+    seed = settings.seed + member
+    return replace(settings, seed=seed), np.random.default_rng([seed, 1])
+
+
+def _ensemble_info(members: list[dict[str, Any]]) -> dict[str, Any]:
+    """The info keys of an ensemble run: per-member records, the joined history and the stop reason."""
+    stops = [m["stopped_by"] for m in members]
+    stop = next((s for s in ("time_limit", "early_stopping") if s in stops), "epochs")
+    history = [dict(h, member=m["member"]) for m in members for h in m.pop("history")]
+    return {
+        "n_members": len(members),
+        "ensemble": {"members": members},
+        "history": history,
+        "stopped_by": stop,
+    }
+
+
 def train_regression(
     arrays: CrystalArrays,
     config: ALIGNNConfig,
     settings: TrainSettings,
     *,
+    ensemble: int = 1,
     progress: Progress | None = None,
-) -> tuple[ALIGNN, dict[str, Any]]:
+) -> tuple[Model, dict[str, Any]]:
     """Train formation-enthalpy regression from scratch (early stopping on validation MAE).
 
     Args:
         arrays: structures with ``target`` in eV/atom and a train/validation/test split.
         config: model config (task must be "regression").
-        settings: optimisation settings.
+        settings: optimisation settings; with a time limit, each ensemble member gets an equal share of
+            the time left when it starts.
+        ensemble: members M; 1 trains one model on the whole training split (as before), M >= 2 trains
+            M members, member m with seed ``settings.seed + m`` on its own bootstrap of the training split.
         progress: optional callback receiving one line per epoch.
 
     Returns:
-        The model (best validation weights) and the info dictionary with per-source metrics.
+        The model (best validation weights; an :class:`~csp.models.alignn.ALIGNNEnsemble` when M >= 2)
+        and the info dictionary with per-source metrics (an ensemble's: of the members' mean, plus
+        ``spread``: :func:`spread_metrics`).
+
+    Raises:
+        InputError: a non-regression config, ``ensemble`` < 1, or no training rows.
     """
     if config.task != "regression":
         raise InputError("train_regression needs a config with task='regression'.")
+    _check_ensemble(ensemble)
     clock = _Clock(settings.time_limit_s)
     _seed(settings.seed)
     graphs = dataset_graphs(arrays, config.k, settings.workers, _cache(settings))
     _say(progress, f"graphs for {len(arrays)} structures ready in {clock.elapsed:.1f}s")
-    model = ALIGNN(config)
     train_target = arrays.target[arrays.split == TRAIN]
-    model.head.target_mean.fill_(float(train_target.mean()))
-    model.head.target_std.fill_(float(max(train_target.std(), 1e-3)))
-    model.to(settings.device)
-    history, stop = _fit_regression(model, arrays, graphs, settings, clock, progress)
+    if len(train_target) == 0:
+        raise InputError("The dataset has no training rows (split == 0).")
+
+    def new_model() -> ALIGNN:
+        model = ALIGNN(config)
+        model.head.target_mean.fill_(float(train_target.mean()))
+        model.head.target_std.fill_(float(max(train_target.std(), 1e-3)))
+        return model.to(settings.device)
+
     info = _base_info("dft", config, settings, arrays)
-    info.update(history=history, stopped_by=stop, seconds=clock.elapsed)
+    if ensemble == 1:
+        model: Model = new_model()
+        history, stop = _fit_regression(model, arrays, graphs, settings, clock, progress)
+        info.update(history=history, stopped_by=stop)
+    else:
+        members, records = [], []
+        for m in range(ensemble):
+            member_settings, rng = _member_settings(settings, m)
+            _seed(member_settings.seed)
+            rows = bootstrap_rows(_split_rows(arrays, TRAIN), rng)
+            distinct = len(np.unique(rows))
+            _say(
+                progress, f"member {m + 1}/{ensemble}: seed {member_settings.seed}, {distinct} distinct rows"
+            )
+            member = new_model()
+            history, stop = _fit_regression(
+                member, arrays, graphs, member_settings, clock.share(ensemble - m), progress, train_rows=rows
+            )
+            members.append(member)
+            records.append(_member_record(m, member_settings.seed, rows, history, stop))
+        model = ALIGNNEnsemble.from_members(members)
+        info.update(_ensemble_info(records))
+    info["seconds"] = clock.elapsed
     info["metrics"] = _regression_report(model, arrays, graphs, settings.eval_batch_size)
-    _say(progress, f"done ({stop}): test {_short(info['metrics']['test'])}")
+    _say(progress, f"done ({info['stopped_by']}): test {_short(info['metrics']['test'])}")
     return model.cpu(), info
 
 
-def train_transfer(
+def _member_record(m: int, seed: int, rows: np.ndarray, history: list[dict], stop: str) -> dict[str, Any]:
+    maes = [h["val_mae_ev_per_atom"] for h in history]
+    return {
+        "member": m,
+        "seed": seed,
+        "bootstrap_rows": len(rows),
+        "distinct_rows": len(np.unique(rows)),
+        "stopped_by": stop,
+        "best_val_mae_ev_per_atom": min(maes) if maes else None,
+        "history": history,
+    }
+
+
+def _fine_tune(
+    model: ALIGNN,
     arrays: CrystalArrays,
-    init: Path,
+    graphs: DatasetGraphs,
     settings: TrainSettings,
-    *,
-    progress: Progress | None = None,
-) -> tuple[ALIGNN, dict[str, Any]]:
-    """Fine-tune a DFT-trained checkpoint on experimental formation enthalpies.
-
-    The pretrained model keeps its architecture and target scaling; ``settings.freeze`` chooses
-    which early blocks stay fixed and ``settings.lr`` (use ~10x below the DFT run) sets the step.
-    The metrics include the DFT model's error on the same rows before fine-tuning, for comparison.
-
-    Args:
-        arrays: structures linked to experimental enthalpies (eV/atom), with a split.
-        init: the DFT run folder (or its checkpoint.pt).
-        settings: optimisation settings.
-        progress: optional callback receiving one line per epoch.
-    """
-    clock = _Clock(settings.time_limit_s)
-    _seed(settings.seed)
-    model, init_info = load_checkpoint(init)
-    if model.config.task != "regression":
-        raise InputError("Transfer learning starts from a regression checkpoint; this one is a PU model.")
-    graphs = dataset_graphs(arrays, model.config.k, settings.workers, _cache(settings))
-    model.to(settings.device)
-    before = _regression_report(model, arrays, graphs, settings.eval_batch_size)
+    clock: _Clock,
+    progress: Progress | None,
+    train_rows: np.ndarray | None = None,
+) -> tuple[list[dict], str]:
+    """Fine-tune one pretrained regression model in place, with ``settings.freeze``'s blocks fixed."""
     frozen = []
     if settings.freeze in ("embeddings", "alignn"):
         frozen += [
@@ -333,17 +451,92 @@ def train_transfer(
     for module in frozen:
         for p in module.parameters():
             p.requires_grad_(False)
-    history, stop = _fit_regression(model, arrays, graphs, settings, clock, progress, tuple(frozen))
-    info = _base_info("transfer", model.config, settings, arrays)
-    info.update(history=history, stopped_by=stop, seconds=clock.elapsed)
-    info["init"] = {"training_data_hash": init_info.get("training_data_hash"), "kind": init_info.get("kind")}
+    result = _fit_regression(model, arrays, graphs, settings, clock, progress, tuple(frozen), train_rows)
+    for p in model.parameters():
+        p.requires_grad_(True)
+    return result
+
+
+def train_transfer(
+    arrays: CrystalArrays,
+    init: Path,
+    settings: TrainSettings,
+    *,
+    ensemble: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[Model, dict[str, Any]]:
+    """Fine-tune a DFT-trained checkpoint on experimental formation enthalpies.
+
+    The pretrained model keeps its architecture and target scaling; ``settings.freeze`` chooses
+    which early blocks stay fixed and ``settings.lr`` (use ~10x below the DFT run) sets the step.
+    The metrics include the DFT model's error on the same rows before fine-tuning, for comparison.
+
+    An ensemble checkpoint fine-tunes each member (member m with seed ``settings.seed + m`` on its own
+    bootstrap of the training rows) and stays an ensemble of as many members. A single checkpoint with
+    ``ensemble`` = M >= 2 gives M fine-tuned copies of the one pretrained model (their spread then comes
+    from the fine-tuning alone: prefer an ensemble pretrained with ``dft --ensemble M``).
+
+    Args:
+        arrays: structures linked to experimental enthalpies (eV/atom), with a split.
+        init: the DFT run folder (or its checkpoint.pt).
+        settings: optimisation settings; with a time limit, each member gets an equal share of the time
+            left when it starts.
+        ensemble: members; None follows the checkpoint (1 for a single model, M for an ensemble).
+        progress: optional callback receiving one line per epoch.
+
+    Raises:
+        InputError: a PU checkpoint, ``ensemble`` < 1, or an ``ensemble`` that differs from an ensemble
+            checkpoint's member count.
+    """
+    _check_ensemble(ensemble)
+    clock = _Clock(settings.time_limit_s)
+    _seed(settings.seed)
+    pretrained, init_info = load_checkpoint(init)
+    if pretrained.config.task != "regression":
+        raise InputError("Transfer learning starts from a regression checkpoint; this one is a PU model.")
+    count = n_members(pretrained)
+    if count > 1 and ensemble not in (None, count):
+        raise InputError(
+            f"The checkpoint {init} is an ensemble of {count} members; fine-tune all of them (leave out "
+            f"--ensemble or pass --ensemble {count})."
+        )
+    size = ensemble or count
+    graphs = dataset_graphs(arrays, pretrained.config.k, settings.workers, _cache(settings))
+    pretrained.to(settings.device)
+    before = _regression_report(pretrained, arrays, graphs, settings.eval_batch_size)
+    info = _base_info("transfer", pretrained.config, settings, arrays)
+    if size == 1:
+        model: Model = pretrained
+        history, stop = _fine_tune(pretrained, arrays, graphs, settings, clock, progress)
+        info.update(history=history, stopped_by=stop)
+    else:
+        starts = list(pretrained.members) if count > 1 else [pretrained] * size
+        members, records = [], []
+        for m in range(size):
+            member_settings, rng = _member_settings(settings, m)
+            _seed(member_settings.seed)
+            rows = bootstrap_rows(_split_rows(arrays, TRAIN), rng)
+            _say(progress, f"member {m + 1}/{size}: seed {member_settings.seed}, fine-tuning")
+            member = copy.deepcopy(starts[m])
+            history, stop = _fine_tune(
+                member, arrays, graphs, member_settings, clock.share(size - m), progress, rows
+            )
+            members.append(member)
+            records.append(_member_record(m, member_settings.seed, rows, history, stop))
+        model = ALIGNNEnsemble.from_members(members)
+        info.update(_ensemble_info(records))
+    info["seconds"] = clock.elapsed
+    info["init"] = {
+        "training_data_hash": init_info.get("training_data_hash"),
+        "kind": init_info.get("kind"),
+        "n_members": count,
+    }
     info["metrics"] = _regression_report(model, arrays, graphs, settings.eval_batch_size)
     info["metrics"]["before_fine_tuning"] = before
     _say(
-        progress, f"done ({stop}): test {_short(info['metrics']['test'])} (before: {_short(before['test'])})"
+        progress,
+        f"done ({info['stopped_by']}): test {_short(info['metrics']['test'])} (before: {_short(before['test'])})",
     )
-    for p in model.parameters():
-        p.requires_grad_(True)
     return model.cpu(), info
 
 
@@ -412,6 +605,9 @@ def train_pu(
     model = ALIGNN(config)
     if init is not None:
         pretrained, _ = load_checkpoint(init)
+        if isinstance(pretrained, ALIGNNEnsemble):  # one backbone initialises the PU model: member 0's
+            _say(progress, f"--init is an ensemble of {pretrained.n_members}: member 0's backbone is used")
+            pretrained = pretrained.members[0]
         if pretrained.config.hidden != config.hidden or pretrained.config.k != config.k:
             raise InputError("The --init checkpoint's hidden size or k differs from the PU config.")
         model.backbone.load_state_dict(pretrained.backbone.state_dict())
@@ -486,12 +682,13 @@ def _cache(settings: TrainSettings) -> Path | None:
     return Path(settings.graph_cache) if settings.graph_cache else None
 
 
-def save_checkpoint(out_dir: Path, model: ALIGNN, info: dict[str, Any]) -> Path:
-    """Write ``out_dir/checkpoint.pt`` (state_dict) and ``out_dir/metrics.json`` (config + info)."""
+def save_checkpoint(out_dir: Path, model: Model, info: dict[str, Any]) -> Path:
+    """Write ``out_dir/checkpoint.pt`` (state_dict) and ``out_dir/metrics.json`` (config + info; an
+    ensemble's ``n_members`` too, so that :func:`load_checkpoint` rebuilds it)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out_dir / "checkpoint.pt")
-    info = dict(info, config=model.config.to_dict())
+    info = dict(info, config=model.config.to_dict(), n_members=n_members(model))
     (out_dir / "metrics.json").write_text(json.dumps(info, indent=2, default=_json_default) + "\n")
     return out_dir / "checkpoint.pt"
 
@@ -504,8 +701,12 @@ def _json_default(value: object) -> object:
     raise TypeError(f"Cannot write {type(value).__name__} to JSON.")
 
 
-def load_checkpoint(path: Path) -> tuple[ALIGNN, dict[str, Any]]:
-    """Load a run folder (or its checkpoint.pt): returns the model (CPU, eval mode) and its info."""
+def load_checkpoint(path: Path) -> tuple[Model, dict[str, Any]]:
+    """Load a run folder (or its checkpoint.pt): returns the model (CPU, eval mode) and its info.
+
+    A run with ``n_members`` >= 2 in its metrics.json loads as an :class:`~csp.models.alignn.ALIGNNEnsemble`;
+    runs written before ensembles existed have no ``n_members`` and load as one :class:`ALIGNN`.
+    """
     path = Path(path)
     folder = path.parent if path.is_file() else path
     info_path, weights = folder / "metrics.json", folder / "checkpoint.pt"
@@ -514,6 +715,7 @@ def load_checkpoint(path: Path) -> tuple[ALIGNN, dict[str, Any]]:
             f"{folder} needs checkpoint.pt and metrics.json (written by csp.models.training)."
         )
     info = json.loads(info_path.read_text())
-    model = ALIGNN(ALIGNNConfig.from_dict(info["config"]))
+    config, count = ALIGNNConfig.from_dict(info["config"]), int(info.get("n_members", 1))
+    model: Model = ALIGNNEnsemble(config, count) if count > 1 else ALIGNN(config)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return model.eval(), info

@@ -32,6 +32,7 @@ COLUMNS = {
     "frac_coords",
     "x",
     "dhf_pred_ev_per_atom",
+    "dhf_pred_std_ev_per_atom",
     "p_syn",
     "p_syn_std",
     "fitness",
