@@ -44,9 +44,12 @@ class LabelExport:
     references_ev_per_atom: dict[str, float]
 
 
-def export_label_parts(paths: Sequence[Path], out_dir: Path, *, rows_per_part: int = 40_000) -> LabelExport:
+def export_label_parts(
+    paths: Sequence[Path], out_dir: Path, *, rows_per_part: int = 40_000, append: bool = False
+) -> LabelExport:
     """The labeller's files as committed Parquet parts (:mod:`storage.label_parts`) of one potential, with
     formation enthalpies against its references (the files' own elemental rows, else the shipped ones).
+    ``append`` keeps the folder's parts and numbers the new ones after them (a further labelling run).
 
     Raises:
         ValueError: no rows, or rows of more than one potential.
@@ -67,7 +70,7 @@ def export_label_parts(paths: Sequence[Path], out_dir: Path, *, rows_per_part: i
         "numbers": labelled.numbers, "frac_coords": labelled.frac_coords,
     }  # fmt: skip
     columns |= {name: labelled.values[name] for name in labelled.values}
-    written = write_label_parts(columns, labelled.natoms, out_dir, rows_per_part=rows_per_part)
+    written = write_label_parts(columns, labelled.natoms, out_dir, rows_per_part=rows_per_part, append=append)
 
     def counts(values: np.ndarray) -> dict[str, int]:
         keys, n = np.unique(values, return_counts=True)
@@ -82,3 +85,51 @@ def export_label_parts(paths: Sequence[Path], out_dir: Path, *, rows_per_part: i
         by_relaxation=counts(labelled.labels["relaxation"]),
         references_ev_per_atom={elements.symbol(z): round(e, 4) for z, e in sorted(refs.items())},
     )
+
+
+def summarise_parts(paths: Sequence[Path]) -> dict:
+    """The figures of a data card for committed Parquet parts (:mod:`storage.label_parts`).
+
+    Returns:
+        ``rows``, ``training_rows`` (:func:`csp.potentials.augment.training_rows`), ``compositions`` (all
+        rows) and ``training_compositions``, ``elements``, ``by_kind``, ``by_relaxation``, ``sites_mean`` and
+        ``sites_max`` (training rows), ``dhf_quantiles_ev_per_atom`` (5/25/50/75/95 %, training rows) and the
+        median formation enthalpy per kind and per relaxation state of the training rows (eV/atom).
+
+    Raises:
+        storage.errors.StorageError: a file is not such a part.
+    """
+    labelled = from_parts(paths)
+    train = training_rows(labelled)
+    dhf = labelled.values["dhf_ev_per_atom"]
+    relaxation = labelled.labels["relaxation"]
+
+    def counts(values: np.ndarray) -> dict[str, int]:
+        keys, n = np.unique(values, return_counts=True)
+        return {str(k): int(v) for k, v in zip(keys, n, strict=True)}
+
+    def medians(values: np.ndarray) -> dict[str, float]:
+        return {
+            str(k): round(float(np.median(dhf[train][values[train] == k])), 3)
+            for k in np.unique(values[train])
+        }
+
+    return {
+        "rows": len(labelled),
+        "training_rows": len(train),
+        "compositions": len(set(labelled.formula.tolist())),
+        "training_compositions": len(set(labelled.formula[train].tolist())),
+        "elements": len({int(z) for z in labelled.numbers.tolist()}),
+        "by_kind": counts(labelled.kind),
+        "by_relaxation": counts(relaxation),
+        "sites_mean": round(float(labelled.natoms[train].mean()), 2) if len(train) else 0.0,
+        "sites_max": int(labelled.natoms[train].max()) if len(train) else 0,
+        "dhf_quantiles_ev_per_atom": [
+            round(float(q), 2) for q in np.percentile(dhf[train], [5, 25, 50, 75, 95])
+        ]
+        if len(train)
+        else [],
+        "dhf_median_by_kind_ev_per_atom": medians(labelled.kind),
+        "dhf_median_by_relaxation_ev_per_atom": medians(relaxation),
+        "parts": [Path(p).name for p in paths],
+    }

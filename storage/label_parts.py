@@ -77,7 +77,12 @@ def _table(columns: Mapping[str, np.ndarray], natoms: np.ndarray, index: np.ndar
 
 
 def write_label_parts(
-    columns: Mapping[str, np.ndarray], natoms: np.ndarray, out_dir: Path, *, rows_per_part: int = 40_000
+    columns: Mapping[str, np.ndarray],
+    natoms: np.ndarray,
+    out_dir: Path,
+    *,
+    rows_per_part: int = 40_000,
+    append: bool = False,
 ) -> list[Path]:
     """Write labelled rows as ``out_dir/part-NNN.parquet`` (zstd), each written whole or not at all.
 
@@ -87,12 +92,15 @@ def write_label_parts(
         natoms: (S,) sites per row.
         out_dir: the folder (created); existing ``part-*.parquet`` files there are replaced.
         rows_per_part: rows per file (40,000 small cells make about 6 MB).
+        append: keep the folder's parts and number the new ones after the last (a further labelling run
+            of the same potential); otherwise existing parts are replaced.
 
     Returns:
         The written paths.
 
     Raises:
-        StorageError: if a column is missing or the row counts disagree.
+        StorageError: if a column is missing, the row counts disagree, or (``append``) a row id is already
+            in the folder's parts.
     """
     missing = sorted(set(ALL_COLUMNS) - set(columns))
     if missing:
@@ -102,10 +110,24 @@ def write_label_parts(
         raise StorageError("Labelled columns do not all have one value per row.")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for old in out_dir.glob("part-*.parquet"):
-        old.unlink()
+    existing = sorted(out_dir.glob("part-*.parquet"))
+    first = 0
+    if append:
+        first = 1 + max((int(p.stem.split("-")[1]) for p in existing), default=-1)
+        held = set()
+        for path in existing:
+            held.update(pq.read_table(path, columns=["id"]).column("id").to_pylist())
+        twice = held.intersection(np.asarray(columns["id"]).tolist())
+        if twice:
+            raise StorageError(
+                f"{len(twice)} of these rows are already in {out_dir} (e.g. {sorted(twice)[0]!r}); "
+                "nothing was written."
+            )
+    else:
+        for old in existing:
+            old.unlink()
     written = []
-    for n, start in enumerate(range(0, len(natoms), rows_per_part)):
+    for n, start in enumerate(range(0, len(natoms), rows_per_part), start=first):
         index = np.arange(start, min(len(natoms), start + rows_per_part))
         sink = pa.BufferOutputStream()
         pq.write_table(

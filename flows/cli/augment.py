@@ -132,6 +132,9 @@ def augment_ingest(
 def augment_export(
     files: Annotated[list[Path], typer.Argument(help="Labelled .npz files of one potential.")],
     out: Annotated[Path, typer.Option(help="Folder for the Parquet parts (e.g. data/labels/chgnet-0.3.0).")],
+    append: Annotated[
+        bool, typer.Option(help="Keep the folder's parts and add these after them (a further labelling run).")
+    ] = False,
 ) -> None:
     """Write labelled rows as compressed Parquet parts with their formation enthalpies (to commit)."""
     from flows.label_data import export_label_parts
@@ -140,10 +143,32 @@ def augment_export(
     if missing:
         fail(f"Not a file: {', '.join(missing)}")
     try:
-        report = export_label_parts(files, out)
+        report = export_label_parts(files, out, append=append)
     except ValueError as exc:
         fail(str(exc))
     console.print(
         f"{report.rows} rows ({report.training_rows} training rows over {report.compositions} compositions) "
         f"-> {len(report.paths)} parts in {out}; by kind {report.by_kind}; by relaxation {report.by_relaxation}"
     )
+
+
+@augment_app.command("summary")
+def augment_summary(
+    files: Annotated[
+        list[Path], typer.Argument(help="Committed .parquet parts (data/labels/<potential>/*.parquet).")
+    ],
+) -> None:
+    """Print a data card's figures for committed labelled parts (JSON)."""
+    import json
+
+    from flows.label_data import summarise_parts
+    from storage.errors import StorageError
+
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        fail(f"Not a file: {', '.join(missing)}")
+    try:
+        summary = summarise_parts(files)
+    except StorageError as exc:
+        fail(str(exc))
+    console.print_json(json.dumps(summary))

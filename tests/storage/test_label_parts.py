@@ -45,6 +45,20 @@ def test_parts_round_trip_in_several_files(tmp_path):
     assert len(list((tmp_path / "labels").glob("*.parquet"))) == 1
 
 
+def test_a_further_run_appends_parts_and_never_the_same_row_twice(tmp_path):
+    natoms = np.array([2, 5, 1])
+    cols = _columns(natoms)
+    first = write_label_parts(cols, natoms, tmp_path, rows_per_part=2)
+    more = {k: (np.char.add(v, "-r2") if k == "id" else v) for k, v in cols.items()}
+    added = write_label_parts(more, natoms, tmp_path, rows_per_part=2, append=True)
+    assert [p.name for p in added] == ["part-002.parquet", "part-003.parquet"]
+    back, n = read_label_parts(first + added)
+    assert len(n) == 6 and len(set(back["id"].tolist())) == 6
+    with pytest.raises(StorageError, match="3 of these rows are already in"):
+        write_label_parts(more, natoms, tmp_path, append=True)
+    assert len(list(tmp_path.glob("part-*.parquet"))) == 4
+
+
 def test_missing_columns_and_foreign_files_are_refused(tmp_path):
     natoms = np.array([1])
     cols = _columns(natoms)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -296,3 +298,20 @@ def test_labels_committed_as_parquet_ingest_with_their_enthalpies(lake, tmp_path
     for row in stored:  # the enthalpies the parts were made with, not recomputed without their references
         assert row["dhf_dft_ev_per_atom"] == pytest.approx(expected[row["source_id"]], abs=1e-9)
     assert ingest_labels(lake, parts, run_id="again").written == 0
+
+
+def test_committed_labels_summary_counts_what_the_parts_hold():
+    import pyarrow.parquet as pq
+
+    from flows.label_data import summarise_parts
+
+    parts = sorted((Path(__file__).resolve().parents[3] / "data/labels/chgnet-0.3.0").glob("part-*.parquet"))
+    assert parts, "the committed labelled data is missing"
+    small = [min(parts, key=lambda p: p.stat().st_size)]
+    summary = summarise_parts(small)
+    assert summary["rows"] == pq.ParquetFile(small[0]).metadata.num_rows
+    assert sum(summary["by_kind"].values()) == sum(summary["by_relaxation"].values()) == summary["rows"]
+    assert 0 < summary["training_rows"] <= summary["rows"] - summary["by_kind"].get("reference", 0)
+    assert summary["training_compositions"] <= summary["compositions"]
+    q = summary["dhf_quantiles_ev_per_atom"]
+    assert q == sorted(q) and q[0] >= -10 and q[-1] <= 10  # training rows lie within 10 eV/atom
