@@ -90,7 +90,11 @@ class ActiveParameters(_Search):  # type: ignore[misc, valid-type]
     potential: Literal["chgnet", "sevennet"] = Field(
         "chgnet", description="Universal potential of the labels."
     )
-    device: str = Field("cpu", description="Torch device of the potential and of training: cpu or cuda[:N].")
+    device: str = Field(
+        "cpu",
+        pattern=r"^(cpu|cuda(:\d+)?)$",
+        description="Torch device of the potential and training: cpu or cuda[:N].",
+    )
     workers: int = Field(1, ge=1, le=256, description="Campaigns at once: one process each, one thread each.")
     train: bool = Field(
         True, description="Fine-tune after labelling (off: label now, `csp learn train` later)."
@@ -99,7 +103,7 @@ class ActiveParameters(_Search):  # type: ignore[misc, valid-type]
     train_time_limit_s: float | None = Field(
         None, gt=0, description="Stop the fine-tune after this many seconds."
     )
-    train_sources: list[str] | None = Field(
+    train_source: list[str] | None = Field(
         None, description="Further lake sources of the training set (besides the DFT sources and the labels)."
     )
     init_run: Path | None = Field(
@@ -188,7 +192,7 @@ def _start(
     from storage.splits import load_exclusions
 
     previous = load_state(labels_dir, number - 1) if number > 1 else None
-    model = previous.model_after if previous is not None else Path(settings.dft_model).name
+    model = previous.model_after if previous is not None else settings.model_dir("dft").name
     _, model_before_id = model_id(settings, model)
     used = [
         f

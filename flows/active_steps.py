@@ -6,7 +6,7 @@ one spawned process per campaign with one thread each) and labels and stages eac
 
 :func:`fine_tune` puts every committed round's labels up to this one into the lake (``csp augment ingest``'s
 :func:`flows.augmentation.ingest_labels`, idempotent by id), exports the ``dft`` training set of the DFT sources
-plus the loop's source (and any further ``train_sources``) with the exclusion list honoured
+plus the loop's source (and any further ``train_source``) with the exclusion list honoured
 (:func:`flows.models.prepare_dataset`), and trains with the project's one training entry
 (:func:`flows.models.train`): fine-tuning (``transfer`` mode, from the previous round's run folder or
 ``init_run``) when a checkpoint of the current model exists, else from scratch with the current model's
@@ -107,9 +107,11 @@ def _label_job(job: ActiveJob, config: dict[str, Any]) -> tuple[ActiveJob, Struc
 def _one_thread() -> None:
     """A worker process computes on one thread (many share the machine's cores)."""
     import torch
+    from threadpoolctl import threadpool_limits
 
-    os.environ["CSP_THREADS"] = "1"
+    os.environ["CSP_THREADS"] = "1"  # onnxruntime sessions and DuckDB (the settings read it)
     torch.set_num_threads(1)
+    threadpool_limits(limits=1)  # BLAS and OpenMP of the libraries already loaded, for the process's life
 
 
 def label_all(jobs: list[ActiveJob], config: dict[str, Any], workers: int) -> Iterator[tuple[ActiveJob, Any]]:
@@ -125,18 +127,19 @@ def label_all(jobs: list[ActiveJob], config: dict[str, Any], workers: int) -> It
 
 
 def model_id(settings: Settings, name: str) -> tuple[Path, str]:
-    """The folder of enthalpy model ``name`` (the loop's own under ``CSP_HOME/models``, else the models
-    directory's) and its id ``name:sha256[:12]``.
+    """The folder of enthalpy model ``name`` and its id ``name:sha256[:12]``: the loop's own under
+    ``CSP_HOME/models``, else the models directory's, else the configured DFT model (``CSP_DFT_MODEL``) when it
+    has that name.
 
     Raises:
         csp.errors.ModelNotFoundError: no such model folder.
     """
-    import json
-
     from csp.models.names import resolve_model
 
-    own = settings.home / "models" / name
-    folder = own if own.is_dir() else resolve_model(settings.models_dir, name)
+    configured = settings.model_dir("dft")
+    found = [settings.home / "models" / name, resolve_model(settings.models_dir, name)]
+    found += [configured] if configured.name == name else []
+    folder = next((f for f in found if (f / "model.json").is_file()), found[0])
     meta = folder / "model.json"
     if not meta.is_file():
         raise ModelNotFoundError(
@@ -165,7 +168,8 @@ def fine_tune(
     entry of the round (``model_after``, ``model_after_id``, mode, rows per source, test MAE in eV/atom).
 
     Raises:
-        ValueError: the training set is empty or has no training rows (e.g. a lake without DFT sources).
+        ValueError: the training set holds no DFT row and no ``train_source`` were named (a lake without the
+            data mirror would train the model on the labels alone), or it has no training rows.
     """
     from csp.models.check import record_training_elements
     from flows.augmentation import ingest_labels
@@ -182,8 +186,13 @@ def fine_tune(
     lake.refresh_catalog()
     name = model_name(state)
     runs = settings.home / "runs"
-    sources = list(dict.fromkeys([*DFT_SOURCES, *(params.train_sources or ()), state.source]))
+    sources = list(dict.fromkeys([*DFT_SOURCES, *(params.train_source or ()), state.source]))
     summary = prepare_dataset("dft", runs / f"{name}.npz", settings, sources=sources)
+    if not set(summary.per_source) & set(DFT_SOURCES) and not params.train_source:
+        raise ValueError(
+            f"The lake {settings.home} holds no DFT row to train on beside the labels; ingest the data mirror "
+            "(`csp ingest run`) or name the sources to train on with --train-source."
+        )
     init = _init_run(settings, state, params.init_run)
     folder_before, _ = model_id(settings, state.model_before)
     config = json.loads((folder_before / "model.json").read_text()).get("config", {})

@@ -77,8 +77,11 @@ def test_a_round_labelled_without_training_trains_later_and_the_next_round_start
     round_one, monkeypatch
 ):
     tmp, _ = round_one
+    refused = invoke_csp(tmp / "home", "learn", "train", "--round", "1", *_folders(tmp))
+    assert "holds no DFT row to train on" in one_line_error(refused)  # this lake has no DFT source
+    labels_only = ["--train-source", "chgnet-0.3.0-active", "--train-epochs", "1"]  # asked for explicitly
     trained = run_csp(
-        tmp / "home", "learn", "train", "--round", "1", "--train-epochs", "1", *_folders(tmp), timeout=600
+        tmp / "home", "learn", "train", "--round", "1", *labels_only, *_folders(tmp), timeout=600
     )
     assert trained.returncode == 0, trained.stderr
     (entry,) = json.loads((tmp / "active_rounds.json").read_text())["rounds"]  # replaced, not appended
@@ -194,6 +197,7 @@ def test_excluded_formulas_are_never_chosen_from_the_lake(tmp_path, monkeypatch,
         (["run", "--composition", "NaCl", "--rounds", "2"], "one round"),
         (["run", "--composition", "Xx2"], "Xx"),
         (["run", "--seed", "-3"], "Invalid seed"),
+        (["run", "--device", "gpu"], "Invalid device"),
         (["train"], "--round N"),
         (["train", "--round", "4"], "Round 4 is not labelled yet"),
     ],
