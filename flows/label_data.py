@@ -31,6 +31,20 @@ def from_parts(paths: Sequence[Path]) -> StructureSet:
     )  # fmt: skip
 
 
+def label_columns(labelled: StructureSet) -> dict[str, np.ndarray]:
+    """A labelled set (with ``dhf_ev_per_atom``) as the columns of :func:`storage.label_parts.write_label_parts`;
+    value columns beyond the part's are left out."""
+    from storage.label_parts import FLOAT_COLUMNS
+
+    columns = {
+        "id": labelled.ids, "formula": labelled.formula, "kind": labelled.kind, "action": labelled.action,
+        "tag": labelled.tag, "potential": labelled.labels["potential"],
+        "relaxation": labelled.labels["relaxation"], "lattice": labelled.lattice,
+        "numbers": labelled.numbers, "frac_coords": labelled.frac_coords,
+    }  # fmt: skip
+    return columns | {name: labelled.values[name] for name in FLOAT_COLUMNS}
+
+
 @dataclass(frozen=True)
 class LabelExport:
     """What :func:`export_label_parts` wrote."""
@@ -63,14 +77,9 @@ def export_label_parts(
     if len(names) != 1:
         raise ValueError(f"Export one potential's labels at a time, not {names}.")
     labelled, refs = with_formation_enthalpies(labelled, fallback=shipped_reference_numbers(names[0]))
-    columns = {
-        "id": labelled.ids, "formula": labelled.formula, "kind": labelled.kind, "action": labelled.action,
-        "tag": labelled.tag, "potential": labelled.labels["potential"],
-        "relaxation": labelled.labels["relaxation"], "lattice": labelled.lattice,
-        "numbers": labelled.numbers, "frac_coords": labelled.frac_coords,
-    }  # fmt: skip
-    columns |= {name: labelled.values[name] for name in labelled.values}
-    written = write_label_parts(columns, labelled.natoms, out_dir, rows_per_part=rows_per_part, append=append)
+    written = write_label_parts(
+        label_columns(labelled), labelled.natoms, out_dir, rows_per_part=rows_per_part, append=append
+    )
 
     def counts(values: np.ndarray) -> dict[str, int]:
         keys, n = np.unique(values, return_counts=True)

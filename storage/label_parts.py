@@ -1,18 +1,19 @@
 """Labelled structures kept in the repository: compressed Parquet parts of at most a few MB each.
 
 Machine-labelled data (structures and their energies from a universal potential) is the project's own product,
-so it is committed (``data/labels/<potential>/part-NNN.parquet`` with a data card beside it) rather than
-kept only in a lake on a machine that may be gone. One row per structure:
+so it is committed (``data/labels/<potential>/part-NNN.parquet`` with a data card beside it; the active loop's
+rounds in ``data/labels/active/round-NNN/``, :mod:`storage.active_rounds`) rather than kept only in a lake on a
+machine that may be gone. One row per structure (``search``: a campaign's own top structure):
 
 =========================  ==============  ==================================================================
 column                     type            meaning
 =========================  ==============  ==================================================================
 id                         string          the labelling plan's row id (unique per potential)
 formula                    string          reduced formula
-kind                       string          ``prototype``, ``random``, ``distorted``, ``reference`` or ``element``
+kind                       string          ``prototype``, ``random``, ``distorted``, ``search``, ``reference`` or ``element``
 action                     string          ``relax`` or ``single``
 tag                        string          the prototype, family or parent the row came from
-potential                  string          the potential's name and model version (e.g. ``chgnet-0.3.0``)
+potential                  string          the potential's name and version (``chgnet-0.3.0``; ``-active``: the active loop's)
 relaxation                 string          ``relaxed``, ``partially_relaxed``, ``unrelaxed``, ``frame`` or ``failed``
 energy_ev_per_atom         float64         the potential's energy, eV/atom
 energy_initial_ev_per_atom float64         the energy of the relaxation's first frame, eV/atom

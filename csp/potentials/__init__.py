@@ -8,7 +8,8 @@ What it holds
     rescored and ranked), :mod:`~csp.potentials.result` (the one campaign result every face shows, and
     ``predict``, the front door that searches, refines and ranks), :mod:`~csp.potentials.augment` (polymorph plans: prototype decorations, the
     search's own symmetric random structures, strained copies; formation enthalpies from references
-    computed with the same potential).
+    computed with the same potential), :mod:`~csp.potentials.active` (the active loop: compositions chosen by
+    seed and round, a campaign's top structures labelled, the resumable round and its model-vs-potential gap).
 
 What it may import
     :mod:`csp.structures`, :mod:`csp.models` and :mod:`csp.search` (refinement rescores with the models and

@@ -35,8 +35,9 @@ from csp.structures.crystal import Crystal
 if TYPE_CHECKING:
     from csp.structures.prototypes import Decoration
 
-#: what each plan row is: how it was made, and what the labeller does with it
-KINDS = ("prototype", "random", "element", "reference", "distorted")
+#: what each plan row is: how it was made, and what the labeller does with it (``search``: a campaign's own
+#: top structure, labelled by the active loop, :mod:`csp.potentials.active`)
+KINDS = ("prototype", "random", "element", "reference", "distorted", "search")
 ACTIONS = ("relax", "single")
 
 
@@ -397,7 +398,7 @@ def with_formation_enthalpies(
 
 
 #: labelled kinds that are training data (elemental references and evaluation rows are not)
-TRAINING_KINDS = ("prototype", "random", "distorted")
+TRAINING_KINDS = ("prototype", "random", "distorted", "search")
 
 
 def training_rows(labelled: StructureSet, *, max_abs_ev_per_atom: float = 10.0) -> np.ndarray:

@@ -1,7 +1,7 @@
 """The ``csp`` command line: noun-verb commands over the lake, the models and campaigns.
 
 One module per noun (:mod:`flows.cli.lake`, :mod:`flows.cli.ingest`, :mod:`flows.cli.models`,
-:mod:`flows.cli.campaign`, :mod:`flows.cli.augment`, :mod:`flows.cli.service`, :mod:`flows.cli.candidates` for
+:mod:`flows.cli.campaign`, :mod:`flows.cli.augment`, :mod:`flows.cli.learn`, :mod:`flows.cli.service`, :mod:`flows.cli.candidates` for
 ``candidates`` and ``structures``, :mod:`flows.cli.plot`); this module assembles them.
 A new noun: a module with its own ``typer.Typer`` and one ``app.add_typer`` line here.
 """
@@ -18,6 +18,7 @@ from flows.cli.campaign import campaign_app, demo
 from flows.cli.candidates import candidates_app, structures_app
 from flows.cli.ingest import ingest_app
 from flows.cli.lake import lake_app, sql
+from flows.cli.learn import learn_app
 from flows.cli.models import models_app
 from flows.cli.plot import plot_app
 from flows.cli.service import service_app
@@ -30,6 +31,7 @@ app.add_typer(ingest_app, name="ingest")
 app.add_typer(models_app, name="models")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(augment_app, name="augment")
+app.add_typer(learn_app, name="learn")
 app.add_typer(service_app, name="service")
 app.add_typer(candidates_app, name="candidates")
 app.add_typer(structures_app, name="structures")

@@ -1,7 +1,8 @@
 """Prefect deployments of ``prefect.yaml``: one module per deployment, named like it.
 
 ``campaign`` (and the scheduled ``nightly``), ``benchmark``, ``campaigns``, ``ingest``, ``train``,
-``export`` and ``augment``. The modules are thin: parameters come from the typed models of the wiring
-modules (:mod:`flows.campaigns`, :mod:`flows.models`, :mod:`flows.augmentation`); the UI pieces live in
+``export``, ``augment`` and ``active``. The modules are thin: parameters come from the typed models of the
+wiring modules (:mod:`flows.campaigns`, :mod:`flows.models`, :mod:`flows.augmentation`, :mod:`flows.active`);
+the UI pieces live in
 :mod:`flows.deployments.artifacts`.
 """

@@ -227,3 +227,21 @@ def test_augment_flow_refuses_the_validation_compounds(prefect_api, csp_home):
     with pytest.raises(ValueError, match="exclusion list"):
         state.result()
     assert Lake(csp_home).count("structures") == 0  # nothing was written
+
+
+def test_active_flow_runs_a_round_and_shows_it(prefect_api, csp_home, tmp_path):
+    from flows.deployments.active import active
+
+    state = active(
+        composition=["KBr"], fresh=0, outer_steps=2, inner_steps=6, batch_size=6, outer_optimizer="rs",
+        inner_optimizer="rs", formula_units_max=1, top_k=1, relax_steps=2, train=False,
+        labels_dir=tmp_path / "labels", results=tmp_path / "rounds.json", return_state=True,
+    )  # fmt: skip
+    assert state.is_completed(), state.message
+    (entry,) = state.result()
+    assert entry["round"] == 1 and entry["compositions"] == ["KBr"] and entry["rows_labelled"] == 2
+    assert entry["command"].startswith("prefect deployment run active/active")
+    assert (tmp_path / "labels" / "round-001" / "part-000.parquet").is_file()
+    (table,) = [a for a in _artifacts(state.state_details.flow_run_id) if a.key == "active-rounds"]
+    rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+    assert rows[0]["rows_added"] == 2 and rows[0]["gap_ev_per_atom"] is None
