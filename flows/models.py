@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flows.settings import Settings
 from flows.settings import settings as current_settings
@@ -55,6 +55,16 @@ class TrainParameters(BaseModel):
     sources: list[str] | None = Field(
         None, description="Lake sources to train on (default: the DFT sources); name mlip sources explicitly."
     )
+    hypothetical_polymorphs: list[str] | None = Field(
+        None,
+        description="pu: label parts (files, folders, globs) adding hypothetical polymorphs as unlabeled.",
+    )
+    siblings_every_bag: bool = Field(False, description="pu: the positives' polymorph siblings in every bag.")
+
+    @field_validator("hypothetical_polymorphs")
+    @classmethod
+    def _none_when_empty(cls, value: list[str] | None) -> list[str] | None:
+        return value or None  # an option given no value means none
 
     def model_args(self) -> dict[str, Any]:
         """Constructor arguments of the model (``n_bags`` for pu only)."""
@@ -75,6 +85,7 @@ class TrainParameters(BaseModel):
             "seed": self.seed,
             "time_limit_s": self.time_limit_s,
             "device": device,
+            "pu_siblings_every_bag": self.siblings_every_bag,
         }
 
     def command(self) -> str:
@@ -84,6 +95,9 @@ class TrainParameters(BaseModel):
             if key == "mode" or value is None or (key == "n_bags" and self.mode != "pu"):
                 continue
             flag = "--" + key.replace("_", "-")
+            if isinstance(value, bool):  # a switch: named when on
+                parts += [flag] if value else []
+                continue
             values = value if isinstance(value, list) else [value]
             for v in values:
                 parts += [flag, shlex.quote(str(v))]
@@ -107,7 +121,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ExportSummary:
-    """A training set written to ``path``: counts per split and source, licences, sha256 of the file."""
+    """A training set written to ``path``: counts per split and source, licences, sha256 of the file, and
+    (PU sets with hypothetical polymorphs) ``hypothetical``: what was read, left out, deduplicated and added."""
 
     kind: str
     path: Path
@@ -117,6 +132,7 @@ class ExportSummary:
     excluded_rows: int
     sha256: str
     licences: dict[str, str] = field(default_factory=dict)
+    hypothetical: dict[str, Any] = field(default_factory=dict)
 
 
 def export_training_set(
@@ -128,14 +144,25 @@ def export_training_set(
     sources: Iterable[str] | None = None,
     max_sites: int = 64,
     compress: bool = False,
+    hypothetical: Sequence[str | Path] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> ExportSummary:
     """Write the ``kind`` training set of the lake to ``out`` (.npz); see
     :func:`storage.training_sets.training_arrays` for the rows and :func:`csp.models.dataset.save_arrays` for
-    the file."""
+    the file. ``hypothetical`` (``pu`` only): labelled Parquet parts whose prototype decorations join the
+    unlabeled rows (:func:`flows.polymorph_sets.export_with_polymorphs`)."""
     from csp.models.dataset import save_arrays
 
-    data = training_arrays(lake, kind=kind, exclude=exclude, sources=sources, max_sites=max_sites)
+    excluded = set(exclude)
+    data = training_arrays(lake, kind=kind, exclude=excluded, sources=sources, max_sites=max_sites)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if hypothetical:
+        if kind != "pu":
+            raise ValueError(f"Hypothetical polymorphs join PU training sets only, not {kind!r} ones.")
+        from flows.polymorph_sets import export_with_polymorphs
+
+        options = {"exclude": excluded, "max_sites": max_sites, "compress": compress, "progress": progress}
+        return export_with_polymorphs(data, out, hypothetical, **options)
     save_arrays(out, **data.arrays, compress=compress)
     return ExportSummary(
         kind=kind,
@@ -156,11 +183,15 @@ def prepare_dataset(
     *,
     sources: Sequence[str] | None = None,
     compress: bool = False,
+    hypothetical: Sequence[str | Path] | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> ExportSummary:
     """Export the training set of ``mode`` from the lake, honouring the exclusion list.
 
     ``sources`` chooses the lake sources explicitly (default: the DFT sources for ``dft``, the
     experimental table for ``transfer``); augmented (machine-learned) rows enter only when named.
+    ``hypothetical`` (``pu``): labelled Parquet parts whose prototype decorations join the unlabeled rows
+    (:func:`export_training_set`).
     """
     settings = settings or current_settings()
     exclusions = load_exclusions(settings.exclusions_file)
@@ -171,6 +202,8 @@ def prepare_dataset(
         exclude=exclusions,
         sources=sources,
         compress=compress,
+        hypothetical=hypothetical,
+        progress=progress,
     )
 
 
@@ -214,16 +247,19 @@ def train(
 
 
 def verify_lineage(
-    run_dir: Path, mode: Mode, settings: Settings | None = None, *, sources: Sequence[str] | None = None
+    run_dir: Path, mode: Mode, settings: Settings | None = None, *, sources=None, hypothetical=None
 ) -> dict[str, Any]:
-    """Re-export ``mode``'s training set (from ``sources``) and check the run was trained on exactly it."""
+    """Re-export ``mode``'s training set (from ``sources``, plus ``hypothetical`` polymorphs for ``pu``) and
+    check the run was trained on exactly it."""
     import tempfile
 
     from csp.models.dataset import load_arrays
 
     info = json.loads((Path(run_dir) / "metrics.json").read_text())
     with tempfile.TemporaryDirectory() as tmp:
-        summary = prepare_dataset(mode, Path(tmp) / "data.npz", settings, sources=sources)
+        summary = prepare_dataset(
+            mode, Path(tmp) / "data.npz", settings, sources=sources, hypothetical=hypothetical
+        )
         content = load_arrays(summary.path).content_hash()
     if info.get("training_data_hash") != content:
         raise ValueError(
@@ -332,7 +368,14 @@ def train_and_export(
     """
     settings = settings or current_settings()
     work = settings.home / "runs"
-    summary = prepare_dataset(params.mode, work / f"{params.name}.npz", settings, sources=params.sources)
+    summary = prepare_dataset(
+        params.mode,
+        work / f"{params.name}.npz",
+        settings,
+        sources=params.sources,
+        hypothetical=params.hypothetical_polymorphs,
+        progress=progress,
+    )
     if progress is not None:
         progress(f"training set: {summary.rows} rows {summary.per_split}")
     info = train(
