@@ -80,18 +80,6 @@ def summary_table(meta: dict[str, Any], command: str) -> list[str]:
     return rows
 
 
-def _mix_line(per_source: dict[str, int]) -> str:
-    mlip = {s: n for s, n in per_source.items() if s.startswith(MLIP_PREFIXES)}
-    if not mlip:
-        return "- data mix: no machine-learned (universal-potential) labels; DFT or experiment only"
-    total = sum(per_source.values()) or 1
-    share = sum(mlip.values()) / total
-    return (
-        f"- data mix: {sum(mlip.values())} of {total} rows ({100 * share:.0f}%) are universal-potential labels "
-        f"({', '.join(mlip)}), chosen explicitly with --source"
-    )
-
-
 def _hypothetical_lines(meta: dict[str, Any]) -> list[str]:
     """PU cards: the hypothetical polymorphs among the unlabeled rows (``dataset.hypothetical``)."""
     hyp = meta.get("dataset", {}).get("hypothetical")
@@ -106,6 +94,18 @@ def _hypothetical_lines(meta: dict[str, Any]) -> list[str]:
         f"{hyp.get('unlabeled_matching_a_positive')}; compositions with a positive and unlabeled siblings: "
         f"{hyp.get('compositions_with_siblings')}"
     ]
+
+
+def _mix_line(per_source: dict[str, int]) -> str:
+    mlip = {s: n for s, n in per_source.items() if s.startswith(MLIP_PREFIXES)}
+    if not mlip:
+        return "- data mix: no machine-learned (universal-potential) labels; DFT or experiment only"
+    total = sum(per_source.values()) or 1
+    share = sum(mlip.values()) / total
+    return (
+        f"- data mix: {sum(mlip.values())} of {total} rows ({100 * share:.0f}%) are universal-potential labels "
+        f"({', '.join(mlip)}), chosen explicitly with --source"
+    )
 
 
 def model_card(name: str, meta: dict[str, Any], info: dict[str, Any], command: str) -> str:

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from flows.settings import Settings
 from flows.settings import settings as current_settings
@@ -52,19 +52,14 @@ class TrainParameters(BaseModel):
     n_bags: int = Field(100, ge=1, le=1000, description="PU ensemble size.")
     time_limit_s: float | None = Field(None, gt=0, description="Stop training after this many seconds.")
     seed: int = Field(0, description="Seeds torch and numpy (shuffling, PU bag draws).")
+    hypothetical_polymorphs: list[str] | None = Field(None, description="pu: label parts added as unlabeled")
+    siblings_every_bag: bool = Field(False, description="pu: the positives' polymorph siblings in every bag.")
     sources: list[str] | None = Field(
         None, description="Lake sources to train on (default: the DFT sources); name mlip sources explicitly."
     )
-    hypothetical_polymorphs: list[str] | None = Field(
-        None,
-        description="pu: label parts (files, folders, globs) adding hypothetical polymorphs as unlabeled.",
-    )
-    siblings_every_bag: bool = Field(False, description="pu: the positives' polymorph siblings in every bag.")
 
-    @field_validator("hypothetical_polymorphs")
-    @classmethod
-    def _none_when_empty(cls, value: list[str] | None) -> list[str] | None:
-        return value or None  # an option given no value means none
+    def model_post_init(self, context: Any) -> None:  # an option given no value (typer: []) means none
+        self.hypothetical_polymorphs = self.hypothetical_polymorphs or None
 
     def model_args(self) -> dict[str, Any]:
         """Constructor arguments of the model (``n_bags`` for pu only)."""
@@ -121,8 +116,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ExportSummary:
-    """A training set written to ``path``: counts per split and source, licences, sha256 of the file, and
-    (PU sets with hypothetical polymorphs) ``hypothetical``: what was read, left out, deduplicated and added."""
+    """A training set written to ``path``: counts per split and source, licences, sha256 of the file, what
+    hypothetical polymorphs added (pu, :func:`flows.polymorph_sets.export_with_polymorphs`)."""
 
     kind: str
     path: Path
@@ -145,24 +140,20 @@ def export_training_set(
     max_sites: int = 64,
     compress: bool = False,
     hypothetical: Sequence[str | Path] | None = None,
-    progress: Callable[[str], None] | None = None,
 ) -> ExportSummary:
     """Write the ``kind`` training set of the lake to ``out`` (.npz); see
     :func:`storage.training_sets.training_arrays` for the rows and :func:`csp.models.dataset.save_arrays` for
-    the file. ``hypothetical`` (``pu`` only): labelled Parquet parts whose prototype decorations join the
-    unlabeled rows (:func:`flows.polymorph_sets.export_with_polymorphs`)."""
+    the file. ``hypothetical`` (pu): label parts whose decorations join the unlabeled rows
+    (:func:`flows.polymorph_sets.export_with_polymorphs`)."""
     from csp.models.dataset import save_arrays
 
-    excluded = set(exclude)
-    data = training_arrays(lake, kind=kind, exclude=excluded, sources=sources, max_sites=max_sites)
+    exclude = set(exclude)
+    data = training_arrays(lake, kind=kind, exclude=exclude, sources=sources, max_sites=max_sites)
     out.parent.mkdir(parents=True, exist_ok=True)
     if hypothetical:
-        if kind != "pu":
-            raise ValueError(f"Hypothetical polymorphs join PU training sets only, not {kind!r} ones.")
         from flows.polymorph_sets import export_with_polymorphs
 
-        options = {"exclude": excluded, "max_sites": max_sites, "compress": compress, "progress": progress}
-        return export_with_polymorphs(data, out, hypothetical, **options)
+        return export_with_polymorphs(data, out, hypothetical, exclude, max_sites, compress)
     save_arrays(out, **data.arrays, compress=compress)
     return ExportSummary(
         kind=kind,
@@ -184,14 +175,11 @@ def prepare_dataset(
     sources: Sequence[str] | None = None,
     compress: bool = False,
     hypothetical: Sequence[str | Path] | None = None,
-    progress: Callable[[str], None] | None = None,
 ) -> ExportSummary:
     """Export the training set of ``mode`` from the lake, honouring the exclusion list.
 
     ``sources`` chooses the lake sources explicitly (default: the DFT sources for ``dft``, the
     experimental table for ``transfer``); augmented (machine-learned) rows enter only when named.
-    ``hypothetical`` (``pu``): labelled Parquet parts whose prototype decorations join the unlabeled rows
-    (:func:`export_training_set`).
     """
     settings = settings or current_settings()
     exclusions = load_exclusions(settings.exclusions_file)
@@ -203,7 +191,6 @@ def prepare_dataset(
         sources=sources,
         compress=compress,
         hypothetical=hypothetical,
-        progress=progress,
     )
 
 
@@ -249,17 +236,16 @@ def train(
 def verify_lineage(
     run_dir: Path, mode: Mode, settings: Settings | None = None, *, sources=None, hypothetical=None
 ) -> dict[str, Any]:
-    """Re-export ``mode``'s training set (from ``sources``, plus ``hypothetical`` polymorphs for ``pu``) and
-    check the run was trained on exactly it."""
+    """Re-export ``mode``'s training set (from ``sources``, ``hypothetical`` polymorphs for pu) and check the
+    run was trained on exactly it."""
     import tempfile
 
     from csp.models.dataset import load_arrays
 
     info = json.loads((Path(run_dir) / "metrics.json").read_text())
     with tempfile.TemporaryDirectory() as tmp:
-        summary = prepare_dataset(
-            mode, Path(tmp) / "data.npz", settings, sources=sources, hypothetical=hypothetical
-        )
+        data = {"sources": sources, "hypothetical": hypothetical}
+        summary = prepare_dataset(mode, Path(tmp) / "data.npz", settings, **data)
         content = load_arrays(summary.path).content_hash()
     if info.get("training_data_hash") != content:
         raise ValueError(
@@ -368,14 +354,8 @@ def train_and_export(
     """
     settings = settings or current_settings()
     work = settings.home / "runs"
-    summary = prepare_dataset(
-        params.mode,
-        work / f"{params.name}.npz",
-        settings,
-        sources=params.sources,
-        hypothetical=params.hypothetical_polymorphs,
-        progress=progress,
-    )
+    data = {"sources": params.sources, "hypothetical": params.hypothetical_polymorphs}
+    summary = prepare_dataset(params.mode, work / f"{params.name}.npz", settings, **data)
     if progress is not None:
         progress(f"training set: {summary.rows} rows {summary.per_split}")
     info = train(

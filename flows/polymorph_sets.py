@@ -22,10 +22,10 @@ def export_with_polymorphs(
     data: TrainingArrays,
     out: Path,
     hypothetical: Sequence[str | Path],
-    *,
     exclude: set[str],
     max_sites: int = 64,
     compress: bool = False,
+    *,
     progress: Callable[[str], None] | None = None,
 ) -> ExportSummary:
     """Write ``data`` (a PU set of the lake) with the hypothetical polymorphs of ``hypothetical`` to ``out``.
@@ -45,11 +45,13 @@ def export_with_polymorphs(
 
     Raises:
         StorageError: a pattern that names no label part, or a file that is not one.
-        InputError: a set whose labels are not 0 and 1.
+        ValueError: ``data`` is not a PU set (InputError: its labels are not 0 and 1).
     """
     from csp.models.dataset import CrystalArrays, save_arrays
     from csp.models.pu_polymorphs import with_hypothetical_polymorphs
 
+    if data.kind != "pu":
+        raise ValueError(f"Hypothetical polymorphs join PU training sets only, not {data.kind!r} ones.")
     paths = label_part_paths(list(hypothetical))
     extra = hypothetical_polymorphs(paths, exclude=exclude, max_sites=max_sites)
     merged, report = with_hypothetical_polymorphs(

@@ -49,7 +49,6 @@ def models_dataset(
             sources=source or None,
             compress=compress,
             hypothetical=hypothetical_polymorphs or None,
-            progress=console.print,
         )
     except (ValueError, FileNotFoundError, StorageError) as exc:  # a bad label part, a missing file
         fail(str(exc))
