@@ -58,9 +58,6 @@ class TrainParameters(BaseModel):
         None, description="Lake sources to train on (default: the DFT sources); name mlip sources explicitly."
     )
 
-    def model_post_init(self, context: Any) -> None:  # an option given no value (typer: []) means none
-        self.hypothetical_polymorphs = self.hypothetical_polymorphs or None
-
     def model_args(self) -> dict[str, Any]:
         """Constructor arguments of the model (``n_bags`` for pu only)."""
         args: dict[str, Any] = {
@@ -97,6 +94,9 @@ class TrainParameters(BaseModel):
             for v in values:
                 parts += [flag, shlex.quote(str(v))]
         return " ".join(parts)
+
+    def model_post_init(self, context: Any) -> None:  # an option given no value (typer: []) means none
+        self.hypothetical_polymorphs = self.hypothetical_polymorphs or None
 
 
 __all__ = [
