@@ -17,7 +17,16 @@ scored by
 * the synthesizability model (P_syn; higher is better),
 
 and the experimental type's rank among the set's types is recorded for each (1 = the scorer prefers it).
-``--models-dir`` scores with other model folders (e.g. retrained ones) on the same relaxed structures.
+``--models-dir`` scores with other model folders (e.g. retrained ones) on the same relaxed structures;
+``--pu-model DIR`` scores P_syn with one candidate PU model folder (the enthalpy models stay those of
+``--models-dir``) and, without ``--out``, writes ``polymorph_order-<DIR name>.json/.md`` in the current folder
+rather than the committed results. ``--relaxed FILE.json`` keeps the relaxed structures: the first run writes
+it, later runs (other models) read it and skip the relaxation. Evaluating a candidate PU model::
+
+    python benchmarks/bench_polymorph_order.py --relaxed runs/polymorph_relaxed.json --pu-model runs/onnx-pu-poly
+
+The sets' compositions are training compositions (not held out): for a model trained with hypothetical
+polymorphs of them, this measures fit; the held-out measure is the card's ``polymorphs`` metric.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from csp.models.names import DEFAULT_MODELS, resolve_model
 from csp.potentials.refine import COLLAPSE_RATIO, EXPLODE_RATIO, FIX_SYMPREC
 from csp.potentials.relaxer import RelaxJob, load_potential, relax
 from csp.structures.composition import parse_composition
+from csp.structures.crystal import Crystal
 from csp.structures.prototypes import decorations
 from flows.augmentation import POLYMORPH_CASES
 
@@ -80,9 +90,38 @@ def relaxed_types(potential, steps: int) -> list[dict]:
     return list(best.values())
 
 
-def score(rows: list[dict], models_dir: Path) -> dict[str, str]:
-    """Add dhf_dft, dhf_exp, p_syn (and its spread) to every row; returns the model folders used."""
+def save_relaxed(rows: list[dict], path: Path) -> None:
+    """Write the relaxed rows (crystals as lattice, numbers, fractional coordinates) to a JSON file."""
+    plain = []
+    for row in rows:
+        c = row["crystal"]
+        crystal = {
+            "lattice": c.lattice.tolist(),
+            "numbers": c.numbers.tolist(),
+            "frac": c.frac_coords.tolist(),
+        }
+        plain.append({k: v for k, v in row.items() if k != "crystal"} | {"crystal": crystal})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(plain) + "\n")
+
+
+def load_relaxed(path: Path) -> list[dict]:
+    """Rows written by :func:`save_relaxed`."""
+    rows = json.loads(path.read_text())
+    for row in rows:
+        c = row["crystal"]
+        row["crystal"] = Crystal(np.array(c["lattice"]), np.array(c["numbers"]), np.array(c["frac"]))
+    return rows
+
+
+def score(rows: list[dict], models_dir: Path, pu_model: Path | None = None) -> dict[str, str]:
+    """Add dhf_dft, dhf_exp, p_syn (and its spread) to every row; returns the model folders used.
+
+    ``pu_model`` replaces the PU model of ``models_dir`` (a candidate model folder).
+    """
     folders = {kind: resolve_model(models_dir, DEFAULT_MODELS[kind]) for kind in ("dft", "exp", "pu")}
+    if pu_model is not None:
+        folders["pu"] = pu_model
     models = OnnxModels(**folders, threads=2)
     scores = models.score([r["crystal"] for r in rows], include=["dft", "exp", "pu"])
     for k, row in enumerate(rows):
@@ -122,17 +161,34 @@ def rank_sets(rows: list[dict]) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/polymorph_order.json")
+    parser.add_argument("--out", type=Path, help="default: results/polymorph_order.json (shipped models)")
     parser.add_argument("--models-dir", type=Path, default=REPO / "onnx_models")
+    parser.add_argument("--pu-model", type=Path, help="a candidate PU model folder scoring P_syn")
+    parser.add_argument(
+        "--relaxed", type=Path, help="JSON of the relaxed structures: read if present, else written"
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=150)
     args = parser.parse_args()
+    if args.pu_model is not None and not (args.pu_model / "model.json").is_file():
+        parser.error(
+            f"--pu-model {args.pu_model} is not a model folder (no model.json); export the run first."
+        )
+    if args.out is None:
+        default = REPO / "benchmarks/results/polymorph_order.json"
+        args.out = default if args.pu_model is None else Path(f"polymorph_order-{args.pu_model.name}.json")
 
     t0 = time.time()
     potential = load_potential("chgnet", args.device)
-    rows = relaxed_types(potential, args.steps)
+    reused = args.relaxed is not None and args.relaxed.is_file()
+    if reused:
+        rows = load_relaxed(args.relaxed)
+    else:
+        rows = relaxed_types(potential, args.steps)
+        if args.relaxed is not None:
+            save_relaxed(rows, args.relaxed)
     t_relax = time.time() - t0
-    models = score(rows, args.models_dir)
+    models = score(rows, args.models_dir, args.pu_model)
     sets = rank_sets(rows)
     n = len(sets)
     summary = {f"first_by_{name}": sum(s[f"rank_{name}"] == 1 for s in sets) for name in SCORERS} | {
@@ -140,7 +196,8 @@ def main() -> None:
     }
     result = {
         "command": "python benchmarks/bench_polymorph_order.py"
-        + (f" --models-dir {args.models_dir.name}" if args.models_dir != REPO / "onnx_models" else ""),
+        + (f" --models-dir {args.models_dir.name}" if args.models_dir != REPO / "onnx_models" else "")
+        + (f" --pu-model {args.pu_model.name}" if args.pu_model is not None else ""),
         "potential": potential.name,
         "models": models,
         "machine": f"{platform.machine()}, {args.device}",
@@ -153,7 +210,12 @@ def main() -> None:
     lines = [
         "# Polymorph ordering",
         "",
-        f"Command: `{result['command']}` ({potential.name}; models {models}; relaxation {t_relax:.0f} s on {result['machine']}).",
+        f"Command: `{result['command']}` ({potential.name}; models {models}; "
+        + (
+            f"relaxed structures read from {args.relaxed.name})."
+            if reused
+            else f"relaxation {t_relax:.0f} s on {result['machine']})."
+        ),
         "",
         f"The experimental structure first among its set's types, out of {n} sets: "
         + ", ".join(f"{name} {summary[f'first_by_{name}']}" for name in SCORERS)

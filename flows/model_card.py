@@ -68,9 +68,32 @@ def summary_table(meta: dict[str, Any], command: str) -> list[str]:
             f"{test.get('unlabeled_fraction_at_0.5', float('nan')):.1%} of {_number(test.get('unlabeled', 0))} "
             "unlabeled |"
         )
+    polymorphs = test.get("polymorphs", {})
+    if polymorphs.get("positive_highest") is not None:
+        rows.append(
+            f"| test polymorph discrimination | a positive scored highest in {polymorphs['positive_highest']:.1%} "
+            f"of {polymorphs['compositions']} compositions with unlabeled siblings (random scores: "
+            f"{polymorphs['random_baseline']:.1%}) |"
+        )
     rows.append(f"| exported | {str(meta.get('exported_at', 'n/a'))[:10]} |")
     rows.append(f"| command | `{command}` |" if command else "| command | see *How it was made* |")
     return rows
+
+
+def _hypothetical_lines(meta: dict[str, Any]) -> list[str]:
+    """PU cards: the hypothetical polymorphs among the unlabeled rows (``dataset.hypothetical``)."""
+    hyp = meta.get("dataset", {}).get("hypothetical")
+    if meta.get("task") != "pu":
+        return []
+    if not hyp:
+        return ["- hypothetical polymorphs: none beyond the sources' own unlabeled rows"]
+    return [
+        f"- hypothetical polymorphs (unlabeled): {hyp.get('hypothetical_added')} prototype decorations of "
+        f"{', '.join(hyp.get('files', []))} (last relaxation frames, {hyp.get('hypothetical_distinct')} distinct of "
+        f"{hyp.get('hypothetical_rows')}); unlabeled rows that match a positive of their composition, left out: "
+        f"{hyp.get('unlabeled_matching_a_positive')}; compositions with a positive and unlabeled siblings: "
+        f"{hyp.get('compositions_with_siblings')}"
+    ]
 
 
 def _mix_line(per_source: dict[str, int]) -> str:
@@ -129,6 +152,7 @@ def model_card(name: str, meta: dict[str, Any], info: dict[str, Any], command: s
         ],
         "",
         _mix_line(sources),
+        *_hypothetical_lines(meta),
         f"- split by a hash of the reduced formula (no composition in two splits): {dataset.get('per_split', {})}",
         f"- rows left out for the exclusion list (the paper's 17 validation compounds) and size: "
         f"{dataset.get('excluded_rows', 'n/a')}",

@@ -59,6 +59,8 @@ class TrainParameters(BaseModel):
     )
     time_limit_s: float | None = Field(None, gt=0, description="Stop training after this many seconds.")
     seed: int = Field(0, description="Seeds torch and numpy (shuffling, PU bag draws).")
+    hypothetical_polymorphs: list[str] | None = Field(None, description="pu: label parts added as unlabeled")
+    siblings_every_bag: bool = Field(False, description="pu: the positives' polymorph siblings in every bag.")
     sources: list[str] | None = Field(
         None, description="Lake sources to train on (default: the DFT sources); name mlip sources explicitly."
     )
@@ -88,6 +90,7 @@ class TrainParameters(BaseModel):
             "seed": self.seed,
             "time_limit_s": self.time_limit_s,
             "device": device,
+            "pu_siblings_every_bag": self.siblings_every_bag,
         }
 
     def command(self) -> str:
@@ -97,10 +100,16 @@ class TrainParameters(BaseModel):
             if key == "mode" or value is None or (key == "n_bags" and self.mode != "pu"):
                 continue
             flag = "--" + key.replace("_", "-")
+            if isinstance(value, bool):  # a switch: named when on
+                parts += [flag] if value else []
+                continue
             values = value if isinstance(value, list) else [value]
             for v in values:
                 parts += [flag, shlex.quote(str(v))]
         return " ".join(parts)
+
+    def model_post_init(self, context: Any) -> None:  # an option given no value (typer: []) means none
+        self.hypothetical_polymorphs = self.hypothetical_polymorphs or None
 
 
 __all__ = [
@@ -120,7 +129,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ExportSummary:
-    """A training set written to ``path``: counts per split and source, licences, sha256 of the file."""
+    """A training set written to ``path``: counts per split and source, licences, sha256 of the file, what
+    hypothetical polymorphs added (pu, :func:`flows.polymorph_sets.export_with_polymorphs`)."""
 
     kind: str
     path: Path
@@ -130,6 +140,7 @@ class ExportSummary:
     excluded_rows: int
     sha256: str
     licences: dict[str, str] = field(default_factory=dict)
+    hypothetical: dict[str, Any] = field(default_factory=dict)
 
 
 def export_training_set(
@@ -141,14 +152,21 @@ def export_training_set(
     sources: Iterable[str] | None = None,
     max_sites: int = 64,
     compress: bool = False,
+    hypothetical: Sequence[str | Path] | None = None,
 ) -> ExportSummary:
     """Write the ``kind`` training set of the lake to ``out`` (.npz); see
     :func:`storage.training_sets.training_arrays` for the rows and :func:`csp.models.dataset.save_arrays` for
-    the file."""
+    the file. ``hypothetical`` (pu): label parts whose decorations join the unlabeled rows
+    (:func:`flows.polymorph_sets.export_with_polymorphs`)."""
     from csp.models.dataset import save_arrays
 
+    exclude = set(exclude)
     data = training_arrays(lake, kind=kind, exclude=exclude, sources=sources, max_sites=max_sites)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if hypothetical:
+        from flows.polymorph_sets import export_with_polymorphs
+
+        return export_with_polymorphs(data, out, hypothetical, exclude, max_sites, compress)
     save_arrays(out, **data.arrays, compress=compress)
     return ExportSummary(
         kind=kind,
@@ -169,6 +187,7 @@ def prepare_dataset(
     *,
     sources: Sequence[str] | None = None,
     compress: bool = False,
+    hypothetical: Sequence[str | Path] | None = None,
 ) -> ExportSummary:
     """Export the training set of ``mode`` from the lake, honouring the exclusion list.
 
@@ -184,6 +203,7 @@ def prepare_dataset(
         exclude=exclusions,
         sources=sources,
         compress=compress,
+        hypothetical=hypothetical,
     )
 
 
@@ -230,16 +250,18 @@ def train(
 
 
 def verify_lineage(
-    run_dir: Path, mode: Mode, settings: Settings | None = None, *, sources: Sequence[str] | None = None
+    run_dir: Path, mode: Mode, settings: Settings | None = None, *, sources=None, hypothetical=None
 ) -> dict[str, Any]:
-    """Re-export ``mode``'s training set (from ``sources``) and check the run was trained on exactly it."""
+    """Re-export ``mode``'s training set (from ``sources``, ``hypothetical`` polymorphs for pu) and check the
+    run was trained on exactly it."""
     import tempfile
 
     from csp.models.dataset import load_arrays
 
     info = json.loads((Path(run_dir) / "metrics.json").read_text())
     with tempfile.TemporaryDirectory() as tmp:
-        summary = prepare_dataset(mode, Path(tmp) / "data.npz", settings, sources=sources)
+        data = {"sources": sources, "hypothetical": hypothetical}
+        summary = prepare_dataset(mode, Path(tmp) / "data.npz", settings, **data)
         content = load_arrays(summary.path).content_hash()
     if info.get("training_data_hash") != content:
         raise ValueError(
@@ -348,7 +370,8 @@ def train_and_export(
     """
     settings = settings or current_settings()
     work = settings.home / "runs"
-    summary = prepare_dataset(params.mode, work / f"{params.name}.npz", settings, sources=params.sources)
+    data = {"sources": params.sources, "hypothetical": params.hypothetical_polymorphs}
+    summary = prepare_dataset(params.mode, work / f"{params.name}.npz", settings, **data)
     if progress is not None:
         progress(f"training set: {summary.rows} rows {summary.per_split}")
     info = train(

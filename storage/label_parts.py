@@ -143,6 +143,42 @@ def write_label_parts(
     return written
 
 
+def label_part_paths(patterns: Sequence[str | Path]) -> list[Path]:
+    """The Parquet parts named by ``patterns``: files, folders (their ``part-*.parquet``) or glob patterns.
+
+    Args:
+        patterns: e.g. ``["data/labels/chgnet-0.3.0/part-*.parquet"]`` or ``["data/labels/chgnet-0.3.0"]``.
+
+    Returns:
+        The distinct paths, sorted.
+
+    Raises:
+        StorageError: if no pattern is given or a pattern names no file.
+    """
+    if not patterns:
+        raise StorageError("No labelled Parquet part was given: name files, a folder or a glob pattern.")
+    found: set[Path] = set()
+    for pattern in patterns:
+        path = Path(pattern).expanduser()
+        if path.is_dir():
+            matched = sorted(path.glob("part-*.parquet"))
+        elif path.is_file():
+            matched = [path]
+        else:
+            anchor = Path(path.anchor) if path.is_absolute() else Path()
+            pattern_text = str(path.relative_to(anchor)) if path.is_absolute() else str(path)
+            matched = (
+                sorted(p for p in anchor.glob(pattern_text) if p.is_file()) if pattern_text != "." else []
+            )
+        if not matched:
+            raise StorageError(
+                f"{pattern} names no labelled Parquet part; give a file, a folder holding part-*.parquet, "
+                "or a glob such as data/labels/chgnet-0.3.0/part-*.parquet."
+            )
+        found.update(matched)
+    return sorted(found)
+
+
 def read_label_parts(paths: Sequence[Path]) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Read parts written by :func:`write_label_parts` back as (columns, natoms), the layout it takes.
 

@@ -7,13 +7,19 @@ numpy arrays in the layout of ``csp.models.dataset.CrystalArrays`` (the faces wr
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from storage.label_parts import read_label_parts
 from storage.lake import Lake
+from storage.licences import licence_of
+from storage.readers.mlip_labels import MAX_ABS_DHF_EV_PER_ATOM
+from storage.splits import normalise_formula, split_of
+from storage.validation import StructureError, check_geometry
 
 #: DFT sources on the Materials Project / OQMD formation-energy scale (Castelli heats use other references)
 DFT_SOURCES = ("oqmd_intermetallics", "gnome", "mp_flla2015")
@@ -22,6 +28,10 @@ EXPERIMENT_SOURCE = "expt_deltae_jha2019"
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
 
 Kind = Literal["dft", "exp", "pu"]
+
+#: label-part rows that stand for a hypothetical polymorph: a prototype decoration's last relaxation frame
+POLYMORPH_KIND = "prototype"
+FINAL_FRAMES = ("relaxed", "partially_relaxed")
 
 
 @dataclass(frozen=True)
@@ -137,4 +147,109 @@ def training_arrays(
         per_source={name: int((arrays["source"] == i).sum()) for i, name in enumerate(source_names)},
         licences=dict(sorted(licences.items())),
         excluded_rows=len(rows) - len(kept),
+    )
+
+
+@dataclass(frozen=True)
+class HypotheticalPolymorphs:
+    """Hypothetical polymorphs of known compositions, as unlabeled PU rows (target 0).
+
+    Attributes:
+        rows: the arrays (layout of :class:`TrainingArrays`; ``source`` is the potential that relaxed them,
+            ``ids`` are ``<potential>:<label id>``, ``split`` the formula hash of :func:`storage.splits.split_of`).
+        prototype: (S,) str, the AFLOW prototype label each row decorates (``AB_cF8_225_a_b``).
+        read: prototype rows read (every frame).
+        skipped: final frames left out, per reason.
+    """
+
+    rows: TrainingArrays
+    prototype: np.ndarray
+    read: int
+    skipped: dict[str, int]
+
+
+def hypothetical_polymorphs(
+    paths: Sequence[Path], *, exclude: Iterable[str], max_sites: int = 64
+) -> HypotheticalPolymorphs:
+    """The prototype decorations of committed label parts (:mod:`storage.label_parts`) as unlabeled rows.
+
+    One row per decoration: its last relaxation frame (``relaxation`` relaxed or partially_relaxed); the first
+    and intermediate frames are left out. Each row passes what ingest checks for machine-labelled rows: a
+    finite formation enthalpy within 10 eV/atom and :func:`storage.validation.check_geometry`. The rows are
+    not deduplicated here: equivalent decorations of one prototype, and decorations that are the
+    experimental structure itself, are the science's to find (``csp.models.pu_polymorphs``).
+
+    Args:
+        paths: the Parquet parts (:func:`storage.label_parts.label_part_paths` expands globs and folders).
+        exclude: reduced formulas never to train on (the validation compounds).
+        max_sites: decorations with more sites are left out.
+
+    Returns:
+        The rows, their prototype labels and the counts of what was left out and why.
+
+    Raises:
+        StorageError: if a path is not a labelled Parquet part.
+    """
+    columns, natoms = read_label_parts(paths)
+    offsets = np.concatenate([[0], np.cumsum(natoms)]).astype(np.int64)
+    excluded = {normalise_formula(f) for f in exclude}
+    numbers_of = _symbol_numbers()
+    symbol_of = {z: s for s, z in numbers_of.items()}
+    prototype_rows = np.flatnonzero(columns["kind"] == POLYMORPH_KIND)
+    skipped = {"not the last frame": 0, "validation compound": 0, "size": 0, "formation enthalpy": 0}
+    kept: list[tuple[int, str]] = []
+    for i in prototype_rows:
+        if columns["relaxation"][i] not in FINAL_FRAMES:
+            skipped["not the last frame"] += 1
+            continue
+        formula = normalise_formula(str(columns["formula"][i]))
+        dhf = float(columns["dhf_ev_per_atom"][i])
+        if formula in excluded:
+            skipped["validation compound"] += 1
+        elif natoms[i] > max_sites:
+            skipped["size"] += 1
+        elif not (np.isfinite(dhf) and abs(dhf) <= MAX_ABS_DHF_EV_PER_ATOM):
+            skipped["formation enthalpy"] += 1
+        else:
+            atoms = slice(offsets[i], offsets[i + 1])
+            species = [symbol_of[int(z)] for z in columns["numbers"][atoms]]
+            try:
+                check_geometry(columns["lattice"][i], species, columns["frac_coords"][atoms])
+            except StructureError:
+                skipped["geometry"] = skipped.get("geometry", 0) + 1
+                continue
+            kept.append((int(i), formula))
+    index = np.array([i for i, _ in kept], dtype=np.int64)
+    atoms = (
+        np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in index])
+        if len(index)
+        else np.zeros(0, dtype=np.int64)
+    )
+    potentials = [str(columns["potential"][i]) for i in index]
+    source_names = sorted(set(potentials))
+    arrays = {
+        "natoms": natoms[index].astype(np.int32),
+        "lattice": columns["lattice"][index].astype(np.float32).reshape(-1, 3, 3),
+        "numbers": columns["numbers"][atoms].astype(np.int16),
+        "frac_coords": columns["frac_coords"][atoms].astype(np.float32).reshape(-1, 3),
+        "target": np.zeros(len(index), dtype=np.float32),
+        "split": np.array([SPLIT_CODES[split_of(f)] for _, f in kept], dtype=np.int8),
+        "source": np.array([source_names.index(p) for p in potentials], dtype=np.int16),
+        "source_names": np.array(source_names),
+        "ids": np.array([f"{p}:{columns['id'][i]}" for p, i in zip(potentials, index, strict=True)]),
+    }
+    rows = TrainingArrays(
+        kind="pu",
+        arrays=arrays,
+        per_split={name: int((arrays["split"] == code).sum()) for name, code in SPLIT_CODES.items()},
+        per_source={name: potentials.count(name) for name in source_names},
+        licences={name: licence_of(name) for name in source_names},
+        excluded_rows=skipped["validation compound"] + skipped["size"],
+    )
+    prototype = np.array([str(columns["tag"][i]).split(":")[0] for i in index])
+    return HypotheticalPolymorphs(
+        rows=rows,
+        prototype=prototype,
+        read=len(prototype_rows),
+        skipped={k: v for k, v in skipped.items() if v},
     )

@@ -13,6 +13,13 @@ from flows.cli._options import model_options, option
 from flows.models import TrainParameters
 from flows.settings import settings as current_settings
 
+#: ``--hypothetical-polymorphs``: label parts whose prototype decorations join a PU set's unlabeled rows
+HYPOTHETICAL = typer.Option(
+    "--hypothetical-polymorphs",
+    help="pu: labelled Parquet parts (files, folders or quoted globs, e.g. 'data/labels/chgnet-0.3.0/part-*.parquet') "
+    "whose prototype decorations join the unlabeled rows as hypothetical polymorphs of known compositions.",
+)
+
 models_app = typer.Typer(help="Trained models: train, export, list, verify.", no_args_is_help=True)
 
 
@@ -27,20 +34,30 @@ def models_dataset(
         ),
     ] = None,
     compress: Annotated[bool, typer.Option(help="Zip-compress the arrays (smaller to carry).")] = False,
+    hypothetical_polymorphs: Annotated[list[str] | None, HYPOTHETICAL] = None,
 ) -> None:
     """Export a training set from the lake (the exclusion list is honoured)."""
     from flows.models import prepare_dataset
+    from storage.errors import StorageError
 
     if mode not in ("dft", "transfer", "pu"):
         fail(f"Unknown mode {mode!r}; choose dft, transfer or pu.")
     try:
-        summary = prepare_dataset(mode, out, sources=source or None, compress=compress)
-    except (ValueError, FileNotFoundError) as exc:
+        summary = prepare_dataset(
+            mode,
+            out,
+            sources=source or None,
+            compress=compress,
+            hypothetical=hypothetical_polymorphs or None,
+        )
+    except (ValueError, FileNotFoundError, StorageError) as exc:  # a bad label part, a missing file
         fail(str(exc))
     console.print(
         f"{summary.rows} rows -> {out} (splits {summary.per_split}, sources {summary.per_source}, "
         f"{summary.excluded_rows} excluded, sha256 {summary.sha256[:12]})"
     )
+    if summary.hypothetical:
+        console.print(f"hypothetical polymorphs: {summary.hypothetical}")
 
 
 @models_app.command("train")
@@ -64,11 +81,12 @@ def models_train(**values: Any) -> None:
         first = exc.errors()[0]
         fail(f"Invalid {'.'.join(str(p) for p in first['loc']) or 'parameters'}: {first['msg']}.")
     from csp.errors import CSPError
+    from storage.errors import StorageError
 
     try:
         _, info, folder = train_and_export(params, export=export_model, progress=console.print)
     # e.g. a training structure the graphs cannot represent (named by its id), a missing file
-    except (CSPError, ValueError, FileNotFoundError) as exc:
+    except (CSPError, ValueError, FileNotFoundError, StorageError) as exc:
         fail(str(exc))
     console.print(f"metrics: {info.get('metrics', {}).get('test')}")
     if folder is not None:
@@ -88,16 +106,20 @@ def models_export(
         list[str] | None,
         typer.Option("--source", "-s", help="The sources the run was trained on (default: the mode's)."),
     ] = None,
+    hypothetical_polymorphs: Annotated[list[str] | None, HYPOTHETICAL] = None,
 ) -> None:
     """Export a training run to ONNX with its card, after checking it was trained on this lake's data."""
     from flows.models import export_model, verify_lineage
+    from storage.errors import StorageError
 
     if mode not in ("dft", "transfer", "pu"):
         fail(f"Unknown mode {mode!r}; choose dft, transfer or pu.")
     settings = current_settings()
     try:
-        summary = verify_lineage(run_dir, mode, settings, sources=source or None)
-    except ValueError as exc:
+        summary = verify_lineage(
+            run_dir, mode, settings, sources=source or None, hypothetical=hypothetical_polymorphs or None
+        )
+    except (ValueError, StorageError) as exc:
         fail(str(exc))
     folder = export_model(
         run_dir, name, summary=summary, command=command, description=description, settings=settings

@@ -19,10 +19,13 @@ __all__ = ["TrainParameters", "export_dataset", "export_model", "fit", "train"]
 
 
 @task
-def export_dataset(mode: str, work: str, sources: list[str] | None = None) -> dict:
+def export_dataset(
+    mode: str, work: str, sources: list[str] | None = None, hypothetical: list[str] | None = None
+) -> dict:
     from flows.models import prepare_dataset, summary_dict
 
-    return summary_dict(prepare_dataset(mode, Path(work) / f"{mode}.npz", sources=sources))
+    out = Path(work) / f"{mode}.npz"
+    return summary_dict(prepare_dataset(mode, out, sources=sources, hypothetical=hypothetical))
 
 
 @task
@@ -54,7 +57,7 @@ def train(**values: Any) -> str:
     params = TrainParameters(**with_defaults(train, values))
     logger = get_run_logger()
     work = settings().home / "runs"
-    summary = export_dataset(params.mode, str(work), params.sources)
+    summary = export_dataset(params.mode, str(work), params.sources, params.hypothetical_polymorphs)
     logger.info("training set: %s", summary)
     fit(params, str(work))
     folder = export_model(str(work / params.name), params.name, summary, params.command())

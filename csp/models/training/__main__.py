@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backbone-lr-scale", type=float, help="default 1 (dft), 0.1 (pu with --init)")
     p.add_argument("--workers", type=int, default=t.workers, help="processes for graph building")
     p.add_argument("--graph-cache", help="optional .npz caching the dataset graphs")
+    p.add_argument(
+        "--siblings-every-bag",
+        action="store_true",
+        help="pu: put the positives' polymorph siblings (unlabeled rows of a positive's composition) in every bag",
+    )
     p.add_argument("--hidden", type=int, default=m.hidden)
     p.add_argument("--alignn-layers", type=int, default=m.alignn_layers)
     p.add_argument("--gcn-layers", type=int, default=m.gcn_layers)
@@ -84,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         backbone_lr_scale=scale,
         workers=args.workers,
         graph_cache=args.graph_cache,
+        pu_siblings_every_bag=args.siblings_every_bag,
     )
     arrays = load_arrays(args.data)
     logging.info("loaded %d structures from %s", len(arrays), args.data)

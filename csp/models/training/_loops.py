@@ -34,6 +34,7 @@ from csp.errors import InputError, ModelNotFoundError
 from csp.models import ALIGNN, ALIGNNConfig, ALIGNNEnsemble
 from csp.models.alignn import n_members
 from csp.models.dataset import TEST, TRAIN, VALIDATION, CrystalArrays
+from csp.models.pu_polymorphs import composition_keys, polymorph_discrimination, sibling_rows
 from csp.models.training._data import DatasetGraphs, dataset_graphs
 
 _log = logging.getLogger("csp.models.training")
@@ -62,6 +63,8 @@ class TrainSettings:
         graph_cache: optional .npz path caching the dataset's graphs.
         eval_batch_size: crystals per evaluation step.
         grad_clip: gradient-norm clip.
+        pu_siblings_every_bag: PU only: every bag's unlabeled draw holds all training unlabeled rows that
+            share a composition with a positive (its polymorph siblings), the rest drawn at random as before.
     """
 
     epochs: int = 100
@@ -78,6 +81,7 @@ class TrainSettings:
     graph_cache: str | None = None
     eval_batch_size: int = 256
     grad_clip: float = 5.0
+    pu_siblings_every_bag: bool = False
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "workers", "eval_batch_size"):
@@ -540,20 +544,31 @@ def train_transfer(
     return model.cpu(), info
 
 
-def bag_masks(labels: np.ndarray, n_bags: int, rng: np.random.Generator) -> np.ndarray:
+def bag_masks(
+    labels: np.ndarray, n_bags: int, rng: np.random.Generator, always: np.ndarray | None = None
+) -> np.ndarray:
     """(n, n_bags) bool: every positive in every bag, plus per bag an equal-size random unlabeled draw.
 
     Args:
         labels: (n,) 1 for positives, 0 for unlabeled.
         n_bags: number of bags.
         rng: the random generator (seeded by the caller).
+        always: optional (n,) bool: unlabeled rows put in every bag (e.g. the positives' polymorph siblings);
+            they count towards the equal-size draw, which the other unlabeled rows fill at random.
+
+    Raises:
+        InputError: if ``always`` has the wrong length or marks a positive.
     """
     labels = np.asarray(labels)
+    fixed = np.zeros(len(labels), dtype=bool) if always is None else np.asarray(always, dtype=bool)
+    if fixed.shape != labels.shape or (fixed & (labels == 1)).any():
+        raise InputError("bag_masks: 'always' must mark unlabeled rows only, one flag per row.")
     pos = np.flatnonzero(labels == 1)
-    unl = np.flatnonzero(labels == 0)
+    unl = np.flatnonzero((labels == 0) & ~fixed)
     mask = np.zeros((len(labels), n_bags), dtype=bool)
     mask[pos] = True
-    draw = min(len(pos), len(unl))
+    mask[fixed] = True
+    draw = min(max(len(pos) - int(fixed.sum()), 0), len(unl))
     for b in range(n_bags):
         mask[rng.choice(unl, size=draw, replace=False), b] = True
     return mask
@@ -584,7 +599,10 @@ def train_pu(
     Bag b is trained on all training positives plus its own random, equally large draw of
     training unlabeled rows taken as negatives (a per-bag mask in the loss). P_syn is the mean of
     the bag sigmoids. Reported: TPR on held-out positives and the fraction of unlabeled rows scored
-    >= 0.5 (validation, test, and out-of-bag training unlabeled rows).
+    >= 0.5 (validation, test, and out-of-bag training unlabeled rows), and per held-out split
+    ``polymorphs``: :func:`csp.models.pu_polymorphs.polymorph_discrimination` (on compositions with a
+    positive and unlabeled siblings, the fraction where a positive gets the highest P_syn).
+    ``settings.pu_siblings_every_bag`` puts the training siblings in every bag.
 
     Args:
         arrays: structures with ``target`` 1 (positive) or 0 (unlabeled) and a split.
@@ -615,7 +633,9 @@ def train_pu(
     device = torch.device(settings.device)
     train = _split_rows(arrays, TRAIN)
     labels = arrays.target.astype(np.int64)
-    masks = bag_masks(labels[train], config.n_bags, rng)
+    keys = composition_keys(arrays)
+    always = sibling_rows(labels[train], keys[train]) if settings.pu_siblings_every_bag else None
+    masks = bag_masks(labels[train], config.n_bags, rng, always)
     rows = train[masks.any(axis=1)]
     mask_of = np.zeros((len(arrays), config.n_bags), dtype=bool)
     mask_of[train] = masks
@@ -654,7 +674,11 @@ def train_pu(
     for split, split_name in ((VALIDATION, "validation"), (TEST, "test")):
         idx = _split_rows(arrays, split)
         probs = 1.0 / (1.0 + np.exp(-predict(model, graphs, idx, settings.eval_batch_size)))
-        metrics[split_name] = _pu_report(probs.mean(axis=1) if len(idx) else probs, labels[idx])
+        p_syn = probs.mean(axis=1) if len(idx) else np.zeros(0)
+        metrics[split_name] = _pu_report(p_syn, labels[idx])
+        metrics[split_name]["polymorphs"] = polymorph_discrimination(
+            p_syn, labels[idx], keys[idx], source=arrays.source[idx], source_names=arrays.source_names
+        )
     unl_train = train[labels[train] == 0]
     if len(unl_train):
         probs = 1.0 / (1.0 + np.exp(-predict(model, graphs, unl_train, settings.eval_batch_size)))
