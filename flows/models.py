@@ -62,6 +62,12 @@ class TrainParameters(BaseModel):
     sources: list[str] | None = Field(
         None, description="Lake sources to train on (default: the DFT sources); name mlip sources explicitly."
     )
+    fidelity: Literal["heads", "delta", "mix"] | None = Field(
+        None,
+        description="dft with mlip sources: one head per fidelity (heads, the default), the DFT head plus a "
+        "correction (delta), or one head for all rows (mix); the DFT head is the exported model.",
+    )
+    mlip_weight: float | None = Field(None, gt=0, description="Loss weight of mlip rows (default 1; DFT: 1).")
 
     @model_validator(mode="after")
     def _ensemble_is_for_enthalpy(self) -> TrainParameters:
@@ -88,6 +94,7 @@ class TrainParameters(BaseModel):
             "seed": self.seed,
             "time_limit_s": self.time_limit_s,
             "device": device,
+            **({"mlip_weight": self.mlip_weight} if self.mlip_weight is not None else {}),
         }
 
     def command(self) -> str:
@@ -130,6 +137,7 @@ class ExportSummary:
     excluded_rows: int
     sha256: str
     licences: dict[str, str] = field(default_factory=dict)
+    per_fidelity: dict[str, int] = field(default_factory=dict)
 
 
 def export_training_set(
@@ -159,6 +167,7 @@ def export_training_set(
         excluded_rows=data.excluded_rows,
         sha256=hashlib.sha256(out.read_bytes()).hexdigest(),
         licences=data.licences,
+        per_fidelity=data.per_fidelity,
     )
 
 
@@ -197,15 +206,24 @@ def train(
     train_args: dict[str, Any] | None = None,
     progress=None,
     ensemble: int | None = None,
+    fidelity: str | None = None,
 ) -> dict[str, Any]:
     """Run one training mode in this process and save ``out/checkpoint.pt`` + ``metrics.json``.
 
     ``ensemble`` (dft, transfer) trains that many enthalpy members (:mod:`csp.models.training`); None: one
-    model for dft, as many as the init run for transfer."""
+    model for dft, as many as the init run for transfer. ``fidelity`` (dft with mlip rows): heads, delta or
+    mix (:func:`csp.models.training.fidelity_config`; None: heads)."""
     from csp.models import ALIGNNConfig
     from csp.models.dataset import load_arrays
-    from csp.models.training import TrainSettings, save_checkpoint, train_pu, train_regression, train_transfer
-    from csp.models.training._loops import load_checkpoint
+    from csp.models.training import (
+        TrainSettings,
+        fidelity_config,
+        load_checkpoint,
+        save_checkpoint,
+        train_pu,
+        train_regression,
+        train_transfer,
+    )
 
     arrays = load_arrays(data)
     settings = TrainSettings(**(train_args or {}))
@@ -215,7 +233,7 @@ def train(
             raise ValueError("Transfer learning needs the DFT run folder (init).")
         model, info = train_transfer(arrays, init, settings, ensemble=ensemble, progress=progress)
     elif mode == "dft":
-        config = ALIGNNConfig(task="regression", **args)
+        config = fidelity_config(ALIGNNConfig(task="regression", **args), arrays, fidelity or "heads")
         model, info = train_regression(arrays, config, settings, ensemble=ensemble or 1, progress=progress)
     else:
         if init is not None:
@@ -360,6 +378,7 @@ def train_and_export(
         train_args=params.train_args(settings.device),
         progress=progress,
         ensemble=params.ensemble,
+        fidelity=params.fidelity,
     )
     if not export:
         return summary, info, None
