@@ -112,7 +112,8 @@ def _fidelity_lines(meta: dict[str, Any]) -> list[str]:
         how = f"{kind} ({', '.join(fidelity.get('heads', []))}) on a shared trunk; only the DFT head is exported"
     return [
         f"- fidelities: {how}; mlip rows weighted {fidelity.get('mlip_weight', 1.0)} in the loss; the headline "
-        f"metrics are the DFT head's on the DFT rows (test rows {test}), `per_fidelity` gives each fidelity's"
+        f"metrics are the DFT head's on the DFT rows (test rows {test}); `per_fidelity` gives each fidelity's "
+        "rows through its own head"
     ]
 
 
