@@ -121,6 +121,25 @@ def _ensemble_lines(meta: dict[str, Any]) -> list[str]:
     ]
 
 
+def _fidelity_lines(meta: dict[str, Any]) -> list[str]:
+    """The card's line on fidelities (none for a model trained on one fidelity)."""
+    fidelity = meta.get("fidelity", {})
+    mode = fidelity.get("mode", "single")
+    if mode == "single":
+        return []
+    test = fidelity.get("rows", {}).get("test", {})
+    if mode == "mix":
+        how = "one head for every row (DFT and mlip labels mixed in one target)"
+    else:
+        kind = "the DFT head plus a correction head" if mode == "delta" else "one head per fidelity"
+        how = f"{kind} ({', '.join(fidelity.get('heads', []))}) on a shared trunk; only the DFT head is exported"
+    return [
+        f"- fidelities: {how}; mlip rows weighted {fidelity.get('mlip_weight', 1.0)} in the loss; the headline "
+        f"metrics are the DFT head's on the DFT rows (test rows {test}); `per_fidelity` gives each fidelity's "
+        "rows through its own head"
+    ]
+
+
 def model_card(name: str, meta: dict[str, Any], info: dict[str, Any], command: str) -> str:
     """The README.md of a model folder: data, split, exclusions, metrics with units, how it was made."""
     dataset = meta.get("dataset", {})
@@ -137,6 +156,7 @@ def model_card(name: str, meta: dict[str, Any], info: dict[str, Any], command: s
         f"- task: `{meta['task']}`; outputs: {', '.join(f'`{k}` ({v})' for k, v in meta['outputs'].items())}",
         f"- config: `{json.dumps(meta['config'])}`",
         *_ensemble_lines(meta),
+        *_fidelity_lines(meta),
         f"- graph: {meta['k']} nearest neighbours within {meta['cutoff_angstrom']} Å (widened where fewer), "
         f"ties within {meta['tie_tolerance_angstrom']} Å broken by neighbour index",
         f"- `model.onnx` sha256 `{meta['sha256']}` (checked on every load)",

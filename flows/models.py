@@ -64,6 +64,12 @@ class TrainParameters(BaseModel):
     sources: list[str] | None = Field(
         None, description="Lake sources to train on (default: the DFT sources); name mlip sources explicitly."
     )
+    fidelity: Literal["heads", "delta", "mix"] | None = Field(
+        None,
+        description="dft with mlip sources: one head per fidelity (heads, the default), the DFT head plus a "
+        "correction (delta), or one head for all rows (mix); the DFT head is the exported model.",
+    )
+    mlip_weight: float | None = Field(None, gt=0, description="Loss weight of mlip rows (default 1; DFT: 1).")
 
     @model_validator(mode="after")
     def _ensemble_is_for_enthalpy(self) -> TrainParameters:
@@ -91,6 +97,7 @@ class TrainParameters(BaseModel):
             "time_limit_s": self.time_limit_s,
             "device": device,
             "pu_siblings_every_bag": self.siblings_every_bag,
+            **({"mlip_weight": self.mlip_weight} if self.mlip_weight is not None else {}),
         }
 
     def command(self) -> str:
@@ -141,6 +148,7 @@ class ExportSummary:
     sha256: str
     licences: dict[str, str] = field(default_factory=dict)
     hypothetical: dict[str, Any] = field(default_factory=dict)
+    per_fidelity: dict[str, int] = field(default_factory=dict)
 
 
 def export_training_set(
@@ -177,6 +185,7 @@ def export_training_set(
         excluded_rows=data.excluded_rows,
         sha256=hashlib.sha256(out.read_bytes()).hexdigest(),
         licences=data.licences,
+        per_fidelity=data.per_fidelity,
     )
 
 
@@ -217,15 +226,24 @@ def train(
     train_args: dict[str, Any] | None = None,
     progress=None,
     ensemble: int | None = None,
+    fidelity: str | None = None,
 ) -> dict[str, Any]:
     """Run one training mode in this process and save ``out/checkpoint.pt`` + ``metrics.json``.
 
     ``ensemble`` (dft, transfer) trains that many enthalpy members (:mod:`csp.models.training`); None: one
-    model for dft, as many as the init run for transfer."""
+    model for dft, as many as the init run for transfer. ``fidelity`` (dft with mlip rows): heads, delta or
+    mix (:func:`csp.models.training.fidelity_config`; None: heads)."""
     from csp.models import ALIGNNConfig
     from csp.models.dataset import load_arrays
-    from csp.models.training import TrainSettings, save_checkpoint, train_pu, train_regression, train_transfer
-    from csp.models.training._loops import load_checkpoint
+    from csp.models.training import (
+        TrainSettings,
+        fidelity_config,
+        load_checkpoint,
+        save_checkpoint,
+        train_pu,
+        train_regression,
+        train_transfer,
+    )
 
     arrays = load_arrays(data)
     settings = TrainSettings(**(train_args or {}))
@@ -235,7 +253,7 @@ def train(
             raise ValueError("Transfer learning needs the DFT run folder (init).")
         model, info = train_transfer(arrays, init, settings, ensemble=ensemble, progress=progress)
     elif mode == "dft":
-        config = ALIGNNConfig(task="regression", **args)
+        config = fidelity_config(ALIGNNConfig(task="regression", **args), arrays, fidelity or "heads")
         model, info = train_regression(arrays, config, settings, ensemble=ensemble or 1, progress=progress)
     else:
         if init is not None:
@@ -383,6 +401,7 @@ def train_and_export(
         train_args=params.train_args(settings.device),
         progress=progress,
         ensemble=params.ensemble,
+        fidelity=params.fidelity,
     )
     if not export:
         return summary, info, None

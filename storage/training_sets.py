@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 
+from storage.errors import StorageError
 from storage.label_parts import read_label_parts
 from storage.lake import Lake
 from storage.licences import licence_of
@@ -26,6 +27,9 @@ DFT_SOURCES = ("oqmd_intermetallics", "gnome", "mp_flla2015")
 #: the transfer-learning set with its own train/test split (Jha et al. 2019)
 EXPERIMENT_SOURCE = "expt_deltae_jha2019"
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
+#: the fidelity of a row's target from its ``energy_method`` (the codes of ``csp.models.dataset.FIDELITIES``):
+#: DFT (and experiment) 0, a universal interatomic potential's label 1
+FIDELITY_CODES = {"dft": 0, "mlip": 1}
 
 Kind = Literal["dft", "exp", "pu"]
 
@@ -37,7 +41,7 @@ FINAL_FRAMES = ("relaxed", "partially_relaxed")
 @dataclass(frozen=True)
 class TrainingArrays:
     """One training set: the arrays (``natoms``, ``lattice``, ``numbers``, ``frac_coords``, ``target``,
-    ``split``, ``source``, ``source_names``, ``ids``) and what went into it.
+    ``split``, ``source``, ``source_names``, ``ids``, ``fidelity``) and what went into it.
 
     Attributes:
         kind: ``dft``, ``exp`` or ``pu``.
@@ -45,6 +49,7 @@ class TrainingArrays:
             eV/atom (``dft``, ``exp``) or 1/0 labels (``pu``).
         per_split: rows per split name.
         per_source: rows per lake source.
+        per_fidelity: rows per fidelity (``dft``, ``mlip``: :data:`FIDELITY_CODES`), those present only.
         licences: the licence stored on the rows of each source (read from the lake, not from a table).
         excluded_rows: rows left out for the exclusion list or the size limit.
     """
@@ -54,11 +59,20 @@ class TrainingArrays:
     per_split: dict[str, int]
     per_source: dict[str, int]
     licences: dict[str, str] = field(default_factory=dict)
+    per_fidelity: dict[str, int] = field(default_factory=dict)
     excluded_rows: int = 0
 
     @property
     def rows(self) -> int:
         return len(self.arrays["natoms"])
+
+
+def _fidelity_code(energy_method: str) -> int:
+    if energy_method not in FIDELITY_CODES:
+        raise StorageError(
+            f"A structures row has energy_method {energy_method!r}; training sets know {sorted(FIDELITY_CODES)}."
+        )
+    return FIDELITY_CODES[energy_method]
 
 
 def _symbol_numbers() -> dict[str, int]:
@@ -71,7 +85,8 @@ def _query(kind: Kind, sources: tuple[str, ...]) -> tuple[str, list]:
     if kind == "dft":
         return (
             "SELECT source, source_id AS id, reduced_formula, lattice_angstrom, species, frac_coords, "
-            "dhf_dft_ev_per_atom AS target, split, license FROM structures "
+            "dhf_dft_ev_per_atom AS target, split, license, coalesce(energy_method, 'dft') AS energy_method "
+            "FROM structures "
             "WHERE dhf_dft_ev_per_atom IS NOT NULL AND list_contains(?, source) ORDER BY source, source_id",
             [list(sources)],
         )
@@ -107,8 +122,9 @@ def training_arrays(
 
     Args:
         lake: the lake to read.
-        kind: ``dft``: formation enthalpies of the DFT sources (default: the MP/OQMD-scale ones);
-            ``exp``: experimental enthalpies on their linked structures; ``pu``: ICSD labels
+        kind: ``dft``: formation enthalpies of the DFT sources (default: the MP/OQMD-scale ones), and of
+            universal-potential sources when named (``energy_method`` mlip: ``fidelity`` 1, every other
+            row 0); ``exp``: experimental enthalpies on their linked structures; ``pu``: ICSD labels
             (1 positive, 0 unlabeled).
         exclude: reduced formulas never to train on (the validation compounds).
         sources: lake sources to use (default: :data:`DFT_SOURCES` or :data:`EXPERIMENT_SOURCE`).
@@ -136,6 +152,7 @@ def training_arrays(
         "source": np.array([source_names.index(r["source"]) for r in kept], dtype=np.int16),
         "source_names": np.array(source_names),
         "ids": np.array([f"{r['source']}:{r['id']}" for r in kept]),
+        "fidelity": np.array([_fidelity_code(r.get("energy_method", "dft")) for r in kept], dtype=np.int8),
     }
     licences: dict[str, str] = {}
     for r in kept:
@@ -147,6 +164,11 @@ def training_arrays(
         per_source={name: int((arrays["source"] == i).sum()) for i, name in enumerate(source_names)},
         licences=dict(sorted(licences.items())),
         excluded_rows=len(rows) - len(kept),
+        per_fidelity={
+            name: int((arrays["fidelity"] == code).sum())
+            for name, code in FIDELITY_CODES.items()
+            if (arrays["fidelity"] == code).any()
+        },
     )
 
 

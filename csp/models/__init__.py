@@ -3,9 +3,10 @@
 What it holds
     :mod:`~csp.models.graphs` (fixed-degree crystal graphs, numpy), :mod:`~csp.models.features` (element
     features), :mod:`~csp.models.alignn` and :mod:`~csp.models.config` (the torch network, its enthalpy
-    ensemble ``ALIGNNEnsemble``, and its one validated config), :mod:`~csp.models.training` (DFT, transfer
-    and PU training loops; ``--ensemble M`` trains M enthalpy members),
-    :mod:`~csp.models.dataset` (training arrays), :mod:`~csp.models.onnx_export`, :mod:`~csp.models.infer`
+    ensemble ``ALIGNNEnsemble``, its fidelity heads, and its one validated config), :mod:`~csp.models.training`
+    (DFT, transfer and PU training loops; ``--ensemble M`` trains M enthalpy members, ``--fidelity`` one head
+    per fidelity of the labels: DFT and universal-potential), :mod:`~csp.models.dataset` (training arrays,
+    a fidelity per row), :mod:`~csp.models.onnx_export`, :mod:`~csp.models.infer`
     (warm onnxruntime sessions), :mod:`~csp.models.scoring` (the enthalpy + P_syn scorer the search uses),
     :mod:`~csp.models.check` and :mod:`~csp.models.names` (model folders: integrity and names).
 

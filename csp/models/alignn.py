@@ -15,6 +15,8 @@ large angle tensors and independent of the batch.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 from torch import nn
@@ -203,6 +205,32 @@ class ALIGNN(nn.Module):
 
     ``forward(numbers (N,), neighbours (N, k), bond_vectors (N, k, 3), crystal_index (N,), natoms (B,))``
     returns (B,) predictions in target units for task "regression", or (B, n_bags) logits for "pu".
+
+    Multi-fidelity regression (``config.fidelities`` = F >= 2): one shared trunk (the backbone) and one
+    output head per fidelity of the training labels (0 DFT, 1 mlip: a universal potential's labels, see
+    :data:`csp.models.dataset.FIDELITIES`). ``forward(..., fidelity=f)`` with ``f`` (B,) int64 gives each
+    crystal its own fidelity's prediction; without ``fidelity`` every crystal gets the DFT head (head 0),
+    which is all that inference, the scorer and the ONNX export ever use (:meth:`single_fidelity`). A
+    single-fidelity model given ``fidelity`` predicts every row with its one head (labels mixed in one target).
+
+    Why heads and not a fidelity embedding: multi-fidelity MEGNet (C. Chen, Y. Zuo, W. Ye, X. Li, S. P. Ong,
+    Learning properties of ordered and disordered materials from multi-fidelity data, Nat. Comput. Sci. 1,
+    46 (2021)) feeds a learned fidelity embedding into the network as its global state. Here the fidelities
+    differ chiefly by composition-dependent offsets (CHGNet's formation enthalpies against its own elemental
+    references vs DFT's), which a head on the mean-pooled features (they carry the composition) fits
+    directly; each head has its own target scaling (the mlip labels span ~10x the DFT range: random
+    structures far above the hull); and the DFT head alone is exactly a single-fidelity model, so the
+    exported graph, its inputs and its parity test stay those of the shipped models. Per-dataset heads on a
+    shared trunk are also how multi-dataset pretraining mixes labels of different levels of theory (JMP:
+    N. Shoghi et al., From molecules to materials: pre-training large generalizable models for atomic
+    property prediction, ICLR 2024; DPA-2: D. Zhang et al., npj Comput. Mater. 10, 293 (2024)).
+
+    ``config.fidelity_heads`` chooses how head f >= 1 predicts: ``"separate"``, y_f = g_f(pooled), its own
+    MLP (the DFT head sees DFT labels only; the mlip rows reach it through the shared trunk); ``"delta"``,
+    y_f = y_0 + g_f(pooled), the DFT head plus a correction (Delta-learning, as in the autoregressive
+    multi-fidelity model y_high = rho y_low + delta of M. C. Kennedy and A. O'Hagan, Biometrika 87, 1 (2000),
+    with rho = 1 and the roles turned round): the mlip rows then train the DFT head itself, so what they hold
+    about off-equilibrium structures reaches the DFT prediction directly, while g_f absorbs the offset.
     """
 
     def __init__(self, config: ALIGNNConfig) -> None:
@@ -213,13 +241,49 @@ class ALIGNN(nn.Module):
             self.head: nn.Module = RegressionHead(config.hidden, config.head_hidden)
         else:
             self.head = BaggedHeads(config.hidden, config.head_hidden, config.n_bags)
+        # heads of fidelities 1..F-1 (empty for a single-fidelity model, whose state_dict is unchanged)
+        self.fidelity_heads = nn.ModuleList(
+            RegressionHead(config.hidden, config.head_hidden) for _ in range(config.fidelities - 1)
+        )
 
-    def forward(self, numbers, neighbours, bond_vectors, crystal_index, natoms) -> torch.Tensor:
-        return self.head(self.backbone(numbers, neighbours, bond_vectors, crystal_index, natoms))
+    @property
+    def heads(self) -> list[nn.Module]:
+        """Every output head, fidelity order: [DFT head, head 1, ...]."""
+        return [self.head, *self.fidelity_heads]
+
+    def fidelity_outputs(self, pooled: torch.Tensor) -> torch.Tensor:
+        """(B, F) predictions of every fidelity head from pooled features (B, H), target units."""
+        dft = self.head(pooled)
+        delta = self.config.fidelity_heads == "delta"
+        # separate: y_f = g_f(pooled); delta: y_f = y_0 + g_f(pooled)
+        others = [head(pooled) + dft if delta else head(pooled) for head in self.fidelity_heads]
+        return torch.stack([dft, *others], dim=1)
+
+    def forward(
+        self, numbers, neighbours, bond_vectors, crystal_index, natoms, fidelity: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        pooled = self.backbone(numbers, neighbours, bond_vectors, crystal_index, natoms)
+        if fidelity is None or not len(self.fidelity_heads):
+            return self.head(pooled)
+        # y_b = y_{b, f_b}: each crystal through its own fidelity's head
+        return self.fidelity_outputs(pooled).gather(1, fidelity.unsqueeze(1)).squeeze(1)
 
     def forward_graphs(self, graphs) -> torch.Tensor:
         """Run on a :class:`csp.models.graphs.CrystalGraphs` (numpy arrays moved to the model's device)."""
         return self(*graph_tensors(graphs, device=next(self.parameters()).device))
+
+    def single_fidelity(self) -> ALIGNN:
+        """This model with its DFT head only (the same backbone and head objects, not copies).
+
+        A single-fidelity model is returned as it is. The result has ``config.fidelities`` = 1 and
+        predicts exactly what ``forward`` without ``fidelity`` predicts.
+        """
+        if not len(self.fidelity_heads):
+            return self
+        with torch.random.fork_rng(devices=[]):  # building the shell draws weights: leave the stream alone
+            model = ALIGNN(replace(self.config, fidelities=1, fidelity_heads="separate"))
+        model.backbone, model.head = self.backbone, self.head
+        return model.train(self.training)
 
 
 class ALIGNNEnsemble(nn.Module):
@@ -264,15 +328,26 @@ class ALIGNNEnsemble(nn.Module):
         """Number of members M."""
         return len(self.members)
 
-    def forward(self, numbers, neighbours, bond_vectors, crystal_index, natoms) -> torch.Tensor:
-        # y_bm = f_m(crystal b): every member on the same batch, stacked along the last axis
+    def forward(
+        self, numbers, neighbours, bond_vectors, crystal_index, natoms, fidelity: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        # y_bm = f_m(crystal b): every member on the same batch (each through its fidelity's head when
+        # ``fidelity`` is given, else its DFT head), stacked along the last axis
         return torch.stack(
-            [m(numbers, neighbours, bond_vectors, crystal_index, natoms) for m in self.members], dim=-1
+            [m(numbers, neighbours, bond_vectors, crystal_index, natoms, fidelity) for m in self.members],
+            dim=-1,
         )
 
     def forward_graphs(self, graphs) -> torch.Tensor:
         """Run on a :class:`csp.models.graphs.CrystalGraphs`: (B, M) predictions in eV/atom."""
         return self(*graph_tensors(graphs, device=next(self.parameters()).device))
+
+    def single_fidelity(self) -> ALIGNNEnsemble:
+        """The ensemble of the members' DFT heads (:meth:`ALIGNN.single_fidelity`); itself if single-fidelity."""
+        if self.config.fidelities == 1:
+            return self
+        with torch.random.fork_rng(devices=[]):
+            return ALIGNNEnsemble.from_members([m.single_fidelity() for m in self.members])
 
 
 def n_members(model: nn.Module) -> int:

@@ -9,6 +9,8 @@ from csp.errors import InputError
 
 Task = Literal["regression", "pu"]
 _TASKS = ("regression", "pu")
+FidelityHeads = Literal["separate", "delta"]
+_FIDELITY_HEADS = ("separate", "delta")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,12 @@ class ALIGNNConfig:
         head_hidden: width of the (per-bag) MLP head.
         task: "regression" (one output, eV/atom) or "pu" (n_bags bagged classifier logits).
         n_bags: number of bagged classifier heads for task "pu".
+        fidelities: regression heads, one per fidelity of the training labels (0 DFT, 1 mlip: see
+            :data:`csp.models.dataset.FIDELITIES`); 1 is a single-fidelity model. Head 0 (DFT) is the
+            prediction: inference and the ONNX export use it alone.
+        fidelity_heads: how heads 1.. predict (``fidelities`` >= 2): ``"separate"``, each its own MLP on
+            the shared pooled features; ``"delta"``, the DFT head plus a correction MLP (see
+            :class:`csp.models.alignn.ALIGNN`).
     """
 
     hidden: int = 64
@@ -40,9 +48,12 @@ class ALIGNNConfig:
     head_hidden: int = 64
     task: Task = "regression"
     n_bags: int = 100
+    fidelities: int = 1
+    fidelity_heads: FidelityHeads = "separate"
 
     def __post_init__(self) -> None:
-        for name in ("hidden", "k", "edge_bins", "angle_bins", "embedding", "head_hidden", "n_bags"):
+        names = ("hidden", "k", "edge_bins", "angle_bins", "embedding", "head_hidden", "n_bags", "fidelities")
+        for name in names:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise InputError(f"ALIGNNConfig.{name} must be a positive integer, got {value!r}.")
@@ -58,14 +69,24 @@ class ALIGNNConfig:
             raise InputError(f"ALIGNNConfig.cutoff must be a positive number, got {self.cutoff!r}.")
         if self.task not in _TASKS:
             raise InputError(f"ALIGNNConfig.task must be one of {_TASKS}, got {self.task!r}.")
+        if self.fidelity_heads not in _FIDELITY_HEADS:
+            raise InputError(
+                f"ALIGNNConfig.fidelity_heads must be one of {_FIDELITY_HEADS}, got {self.fidelity_heads!r}."
+            )
+        if self.fidelities > 1 and self.task != "regression":
+            raise InputError("Fidelity heads are for regression; a PU model has one fidelity (fidelities=1).")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready dictionary."""
-        return asdict(self)
+        """Plain JSON-ready dictionary (the fidelity keys only for a multi-fidelity model, so that a
+        single-fidelity config reads as it did before fidelities existed)."""
+        data = asdict(self)
+        if self.fidelities == 1:
+            del data["fidelities"], data["fidelity_heads"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ALIGNNConfig:
-        """Build from a dictionary, refusing unknown keys."""
+        """Build from a dictionary, refusing unknown keys (missing fidelity keys: one fidelity)."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -17,6 +17,12 @@ member on the batch and gives ``dhf`` (B,): the members' mean, eV/atom (the same
 so every reader of ``dhf`` works unchanged); ``dhf_std`` (B,): their population standard deviation
 sqrt((1/M) sum_m (y_m - mean)^2), eV/atom; and ``dhf_members`` (B, M): each member's prediction, eV/atom.
 ``model.json`` records ``n_members`` (1 for a single model) and ``output_shapes`` (what each output holds).
+
+A multi-fidelity model (one head per fidelity of its training labels, :class:`~csp.models.alignn.ALIGNN`)
+exports its DFT head only (:meth:`~csp.models.alignn.ALIGNN.single_fidelity`; each member's, for an
+ensemble): the graph, its inputs and outputs are those of a single-fidelity model, so inference and the
+scorer read it unchanged. ``model.json`` records under ``fidelity`` the heads that were trained, the
+exported one (``dft``), and the training rows per split and fidelity (the data mix).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from torch import nn
 
 from csp.models import ALIGNN, ALIGNNConfig, ALIGNNEnsemble, graph_tensors
 from csp.models.alignn import n_members
+from csp.models.dataset import DFT, FIDELITIES
 from csp.models.features import supported_numbers
 from csp.models.graphs import TIE_TOLERANCE, build_graphs
 from csp.structures.crystal import Crystal
@@ -144,6 +151,7 @@ def export_model(
     metrics: dict[str, Any] | None = None,
     training_data_hash: str | None = None,
     description: str = "",
+    fidelity: dict[str, Any] | None = None,
     opset: int = 18,
 ) -> Path:
     """Export ``model`` to ``out_dir/model.onnx`` + ``out_dir/model.json``.
@@ -155,6 +163,8 @@ def export_model(
         metrics: metrics to record in model.json (units in their names).
         training_data_hash: hash of the training arrays, for lineage.
         description: free text for model.json.
+        fidelity: what training recorded of the fidelities (``metrics.json``'s ``fidelity``: heads, data
+            mix); None records the heads of ``model`` only.
         opset: ONNX opset.
 
     Returns:
@@ -163,6 +173,9 @@ def export_model(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model.to("cpu").eval()
+    trained_config = model.config
+    if trained_config.task == "regression":  # the DFT head alone: the graph of a single-fidelity model
+        model = model.single_fidelity().eval()
     wrapper = _ExportModule(model).eval()
     example = graph_tensors(build_graphs(_example_crystals(), k=model.config.k))
     atoms = torch.export.Dim("atoms", min=2)
@@ -191,9 +204,10 @@ def export_model(
         )
         program.save(str(onnx_path))
     _make_self_contained(onnx_path)
+    heads = {"heads": list(FIDELITIES[: trained_config.fidelities]), "exported_head": FIDELITIES[DFT]}
     meta = {
         "format_version": FORMAT_VERSION,
-        "config": model.config.to_dict(),
+        "config": trained_config.to_dict(),
         "task": model.config.task,
         "elements": list(supported_numbers()),
         "k": model.config.k,
@@ -210,6 +224,8 @@ def export_model(
         "exported_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
     }
+    if trained_config.task == "regression":
+        meta["fidelity"] = {**heads, **(fidelity or {})}
     json_path = out_dir / "model.json"
     json_path.write_text(json.dumps(meta, indent=2) + "\n")
     _log.info("exported %s (%s)", onnx_path, meta["sha256"][:12])
@@ -252,6 +268,7 @@ def export_checkpoint(checkpoint_dir: Path, out_dir: Path, *, description: str =
         metrics=info.get("metrics", {}),
         training_data_hash=info.get("training_data_hash"),
         description=description or info.get("description", ""),
+        fidelity=info.get("fidelity"),
     )
 
 

@@ -54,7 +54,7 @@ def models_dataset(
         fail(str(exc))
     console.print(
         f"{summary.rows} rows -> {out} (splits {summary.per_split}, sources {summary.per_source}, "
-        f"{summary.excluded_rows} excluded, sha256 {summary.sha256[:12]})"
+        f"fidelities {summary.per_fidelity}, {summary.excluded_rows} excluded, sha256 {summary.sha256[:12]})"
     )
     if summary.hypothetical:
         console.print(f"hypothetical polymorphs: {summary.hypothetical}")

@@ -40,6 +40,7 @@ def fit(params: TrainParameters, work: str) -> dict:
         model_args=params.model_args(),
         train_args=params.train_args(settings().device),
         ensemble=params.ensemble,
+        fidelity=params.fidelity,
     )
 
 

@@ -217,3 +217,18 @@ def test_model_card_starts_with_a_summary_and_counts_are_integers():
     assert "| split train / val / test | 33235 / 4332 / 4089 |" in head and "test MAE" in head
     assert "| test / count | 4089 |" in card and "e+0" not in card
     assert "## References" in card
+
+
+def test_model_card_says_which_fidelity_heads_were_trained_and_which_is_exported():
+    import json
+
+    from flows.model_card import model_card
+
+    meta = json.loads((REPO / "onnx_models" / "ALIGNN-DFT-2026.11-Eform" / "model.json").read_text())
+    assert "fidelities:" not in model_card("X", meta, {}, "")  # a model of one fidelity: no line
+    rows = {"test": {"dft": 40, "mlip": 60}}
+    for mode, says in (("heads", "one head per fidelity (dft, mlip)"), ("mix", "one head for every row")):
+        fidelity = {"mode": mode, "heads": ["dft", "mlip"], "mlip_weight": 0.5, "rows": rows}
+        card = model_card("X", {**meta, "fidelity": fidelity}, {}, "")
+        line = next(x for x in card.splitlines() if x.startswith("- fidelities:"))
+        assert says in line and "weighted 0.5" in line and "{'dft': 40, 'mlip': 60}" in line

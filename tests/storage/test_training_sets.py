@@ -81,3 +81,30 @@ def test_pu_export_labels(lake, tmp_path):
     arrays = load_arrays(summary.path)
     assert set(np.unique(arrays.target)) == {0.0, 1.0}
     assert summary.rows == 5
+
+
+def test_dft_export_gives_universal_potential_rows_fidelity_1(lake, tmp_path):
+    from csp.models.dataset import FIDELITIES, load_arrays
+    from storage.training_sets import FIDELITY_CODES
+
+    _fill(lake)
+    labelled = []
+    for i, formula in enumerate(["CaO", "CaO", "SrO"]):
+        row = structure_row(f"m{i}", formula, energy=-2.0 + i)
+        row.update(source="chgnet-0.3.0", energy_method="mlip", relaxation="unrelaxed")
+        labelled.append(row)
+    lake.append("structures", labelled, run_id="t")
+    sources = ["mp_flla2015", "chgnet-0.3.0"]
+    summary = export_training_set(lake, tmp_path / "mf.npz", kind="dft", exclude={"MgO"}, sources=sources)
+    arrays = load_arrays(summary.path)
+    fidelity = dict(zip(arrays.ids.tolist(), arrays.fidelity.tolist(), strict=True))
+    assert fidelity["chgnet-0.3.0:m0"] == 1 and fidelity["mp_flla2015:s1"] == 0  # s1: energy_method not set
+    assert summary.per_fidelity == {"dft": 4, "mlip": 3}
+    by_id = dict(zip(arrays.ids.tolist(), arrays.split.tolist(), strict=True))
+    assert by_id["chgnet-0.3.0:m0"] == by_id["mp_flla2015:s1"]  # CaO: one formula hash for every source
+    assert [FIDELITIES[code] for code in FIDELITY_CODES.values()] == list(FIDELITY_CODES)  # csp's codes
+
+    plain = export_training_set(lake, tmp_path / "dft.npz", kind="dft", exclude={"MgO"})
+    assert plain.per_fidelity == {"dft": 4}
+    with np.load(plain.path) as data:
+        assert "fidelity" not in data.files  # all-DFT sets keep the layout they had

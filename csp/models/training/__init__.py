@@ -17,15 +17,25 @@ every member's prediction)::
     python -m csp.models.training transfer --data exp.npz --init runs/dft-ens --out runs/exp-ens \
         --device cuda ...                        # fine-tunes each of the 5 members
 
+Multi-fidelity training: a training set with universal-potential rows (``fidelity`` 1, e.g.
+``csp models dataset dft -s gnome ... -s chgnet-0.3.0``) trains one head per fidelity on a shared trunk;
+the DFT head is the prediction and the only one exported::
+
+    python -m csp.models.training dft --data dft-mlip.npz --out runs/dft-mf --device cuda \
+        --fidelity heads --mlip-weight 0.5 --ensemble 5 ...   # or --fidelity delta / mix
+    python -m csp.models.training transfer --data exp.npz --init runs/dft-mf --out runs/exp-mf ...
+
 Then, on a machine with onnxscript: ``python -m csp.models.onnx_export runs/dft onnx_models/<name>``.
 """
 
 from csp.models.training._data import DatasetGraphs, dataset_graphs
 from csp.models.training._loops import (
+    FIDELITY_MODES,
     FREEZE_CHOICES,
     TrainSettings,
     bag_masks,
     bootstrap_rows,
+    fidelity_config,
     load_checkpoint,
     predict,
     regression_metrics,
@@ -37,12 +47,14 @@ from csp.models.training._loops import (
 )
 
 __all__ = [
+    "FIDELITY_MODES",
     "FREEZE_CHOICES",
     "DatasetGraphs",
     "TrainSettings",
     "bag_masks",
     "bootstrap_rows",
     "dataset_graphs",
+    "fidelity_config",
     "load_checkpoint",
     "predict",
     "regression_metrics",

@@ -10,10 +10,12 @@ from pathlib import Path
 
 from csp.errors import InputError
 from csp.models import ALIGNNConfig
-from csp.models.dataset import load_arrays
+from csp.models.dataset import align_composition_split, load_arrays
 from csp.models.training._loops import (
+    FIDELITY_MODES,
     FREEZE_CHOICES,
     TrainSettings,
+    fidelity_config,
     save_checkpoint,
     train_pu,
     train_regression,
@@ -59,6 +61,22 @@ def _parser() -> argparse.ArgumentParser:
         help="dft/transfer: train this many members (own seed and bootstrap each) as one ensemble; "
         "default 1 (dft) or as the --init run (transfer)",
     )
+    p.add_argument(
+        "--fidelity",
+        choices=FIDELITY_MODES,
+        default="heads",
+        help="dft with mlip rows (fidelity 1): one head per fidelity (heads), the DFT head plus a "
+        "correction (delta), or one head for all rows (mix); the DFT head is the exported prediction",
+    )
+    p.add_argument(
+        "--mlip-weight", type=float, default=t.mlip_weight, help="loss weight of mlip rows (DFT rows: 1)"
+    )
+    p.add_argument(
+        "--split-by-composition",
+        action="store_true",
+        help="put every reduced composition in one split across fidelities (the split of its DFT rows); "
+        "a lake export already is",
+    )
     return p
 
 
@@ -76,23 +94,30 @@ def main(argv: list[str] | None = None) -> int:
     scale = args.backbone_lr_scale
     if scale is None:
         scale = 0.1 if (args.mode == "pu" and args.init is not None) else 1.0
-    settings = TrainSettings(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=lr,
-        weight_decay=args.weight_decay,
-        patience=args.patience,
-        device=args.device,
-        seed=args.seed,
-        time_limit_s=args.time_limit_s,
-        freeze=args.freeze,
-        backbone_lr_scale=scale,
-        workers=args.workers,
-        graph_cache=args.graph_cache,
-        pu_siblings_every_bag=args.siblings_every_bag,
-    )
+    try:
+        settings = TrainSettings(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=lr,
+            weight_decay=args.weight_decay,
+            patience=args.patience,
+            device=args.device,
+            seed=args.seed,
+            time_limit_s=args.time_limit_s,
+            freeze=args.freeze,
+            backbone_lr_scale=scale,
+            workers=args.workers,
+            graph_cache=args.graph_cache,
+            mlip_weight=args.mlip_weight,
+        )
+    except InputError as exc:  # e.g. --mlip-weight 0
+        raise SystemExit(f"error: {exc}") from None
     arrays = load_arrays(args.data)
-    logging.info("loaded %d structures from %s", len(arrays), args.data)
+    logging.info("loaded %d structures from %s (%s)", len(arrays), args.data, arrays.fidelity_counts())
+    moved = 0
+    if args.split_by_composition:
+        arrays, moved = align_composition_split(arrays)
+        logging.info("split by composition: %d rows moved to their composition's split", moved)
     try:
         model, info = _train(args, arrays, settings)
     except GeometryError as exc:  # a structure the graphs cannot represent: name it, no traceback
@@ -100,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:  # e.g. --ensemble that differs from the --init ensemble's members
         raise SystemExit(f"error: {exc}") from None
     info["data_file"] = args.data.name
+    if args.split_by_composition:
+        info["fidelity"]["split_by_composition"] = {"rows_moved": moved}
     path = save_checkpoint(args.out, model, info)
     logging.info("wrote %s and %s", path, path.with_name("metrics.json"))
     return 0
@@ -126,7 +153,7 @@ def _train(args, arrays, settings):
                 {k: getattr(init_config, k) for k in ("hidden", "alignn_layers", "gcn_layers", "embedding")}
             )
         if args.mode == "dft":
-            config = ALIGNNConfig(task="regression", **base)
+            config = fidelity_config(ALIGNNConfig(task="regression", **base), arrays, args.fidelity)
             model, info = train_regression(arrays, config, settings, ensemble=args.ensemble or 1)
         else:
             config = ALIGNNConfig(task="pu", n_bags=args.n_bags, **base)

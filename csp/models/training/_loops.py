@@ -12,6 +12,19 @@ own bootstrap of the experimental training rows. The result is one
 :class:`~csp.models.alignn.ALIGNNEnsemble` whose prediction is the members' mean and whose spread is their
 population standard deviation (eV/atom); ``metrics.json`` records ``n_members``, each member's seed,
 rows and history, and how the spread relates to the error on held-out rows.
+
+Multi-fidelity training (rows of :attr:`~csp.models.dataset.CrystalArrays.fidelity` 1, universal-potential
+labels, beside the DFT rows 0): :func:`fidelity_config` gives the model one head per fidelity (``"heads"``
+or ``"delta"``, :class:`~csp.models.alignn.ALIGNN`) or one head for all rows (``"mix"``). Each row's loss
+goes through its own fidelity's head, standardised by that head's target spread and weighted by
+``TrainSettings.mlip_weight`` for mlip rows:
+
+    L = (1 / n) sum_i w_i ((y_hat_{i, f_i} - y_i) / sigma_{f_i})^2,   w_i = 1 (DFT) or mlip_weight (mlip).
+
+Early stopping watches the DFT head on the DFT validation rows; the reported headline metrics of a
+dataset with mlip rows are those of the DFT head on the DFT rows (``per_fidelity`` adds the mlip head on
+the mlip rows), and an ensemble gives every member its own heads. Experiment fine-tuning
+(:func:`train_transfer` on DFT-fidelity rows) continues from the DFT head and drops the others.
 """
 
 from __future__ import annotations
@@ -33,7 +46,15 @@ from torch.nn import functional as F  # noqa: N812
 from csp.errors import InputError, ModelNotFoundError
 from csp.models import ALIGNN, ALIGNNConfig, ALIGNNEnsemble
 from csp.models.alignn import n_members
-from csp.models.dataset import TEST, TRAIN, VALIDATION, CrystalArrays
+from csp.models.dataset import (
+    DFT,
+    FIDELITIES,
+    TEST,
+    TRAIN,
+    VALIDATION,
+    CrystalArrays,
+    compositions_in_two_splits,
+)
 from csp.models.pu_polymorphs import composition_keys, polymorph_discrimination, sibling_rows
 from csp.models.training._data import DatasetGraphs, dataset_graphs
 
@@ -41,6 +62,9 @@ _log = logging.getLogger("csp.models.training")
 Progress = Callable[[str], None]
 Model = ALIGNN | ALIGNNEnsemble
 FREEZE_CHOICES = ("none", "embeddings", "alignn")
+#: how a model learns from rows of several fidelities: a head per fidelity ("heads": separate MLPs;
+#: "delta": the DFT head plus a correction per fidelity) or one head for every row ("mix")
+FIDELITY_MODES = ("heads", "delta", "mix")
 _SPLIT_NAMES = {TRAIN: "train", VALIDATION: "validation", TEST: "test"}
 
 
@@ -65,6 +89,8 @@ class TrainSettings:
         grad_clip: gradient-norm clip.
         pu_siblings_every_bag: PU only: every bag's unlabeled draw holds all training unlabeled rows that
             share a composition with a positive (its polymorph siblings), the rest drawn at random as before.
+        mlip_weight: loss weight of rows of fidelity mlip (universal-potential labels) against 1 for DFT
+            rows; regression only.
     """
 
     epochs: int = 100
@@ -82,12 +108,13 @@ class TrainSettings:
     eval_batch_size: int = 256
     grad_clip: float = 5.0
     pu_siblings_every_bag: bool = False
+    mlip_weight: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "workers", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise InputError(f"TrainSettings.{name} must be at least 1, got {getattr(self, name)}.")
-        for name in ("lr", "backbone_lr_scale", "grad_clip"):
+        for name in ("lr", "backbone_lr_scale", "grad_clip", "mlip_weight"):
             if not getattr(self, name) > 0:
                 raise InputError(f"TrainSettings.{name} must be positive, got {getattr(self, name)}.")
         if self.weight_decay < 0:
@@ -145,16 +172,73 @@ def _split_rows(arrays: CrystalArrays, split: int) -> np.ndarray:
     return np.flatnonzero(arrays.split == split)
 
 
+def fidelity_config(config: ALIGNNConfig, arrays: CrystalArrays, mode: str = "heads") -> ALIGNNConfig:
+    """The regression config for training on ``arrays``: its number of fidelity heads set from the data.
+
+    Args:
+        config: the architecture (its ``fidelities`` and ``fidelity_heads`` are replaced).
+        arrays: the training arrays; their highest ``fidelity`` decides the number of heads.
+        mode: ``"heads"`` (one separate head per fidelity), ``"delta"`` (the DFT head plus a correction
+            head per further fidelity) or ``"mix"`` (one head for every row: the labels mixed in one target).
+
+    Returns:
+        ``config`` with ``fidelities`` = highest fidelity + 1 (1 for all-DFT data or ``"mix"``).
+
+    Raises:
+        InputError: an unknown ``mode``.
+    """
+    if mode not in FIDELITY_MODES:
+        raise InputError(f"The fidelity mode must be one of {FIDELITY_MODES}, got {mode!r}.")
+    count = int(arrays.fidelity.max()) + 1 if len(arrays) else 1
+    if mode == "mix" or count == 1:
+        return replace(config, fidelities=1, fidelity_heads="separate")
+    return replace(config, fidelities=count, fidelity_heads="separate" if mode == "heads" else "delta")
+
+
+def _routes(config: ALIGNNConfig, arrays: CrystalArrays) -> np.ndarray:
+    """(S,) int64 head of each row: its fidelity for a multi-fidelity model, 0 (the one head) otherwise."""
+    if config.fidelities == 1:
+        return np.zeros(len(arrays), dtype=np.int64)
+    if len(arrays) and int(arrays.fidelity.max()) >= config.fidelities:
+        raise InputError(
+            f"The data hold rows of fidelity {FIDELITIES[int(arrays.fidelity.max())]!r} but the model has "
+            f"heads for {list(FIDELITIES[: config.fidelities])} only; train it with those rows from scratch."
+        )
+    return arrays.fidelity.astype(np.int64)
+
+
+def _eval_rows(arrays: CrystalArrays, split: int) -> np.ndarray:
+    """Rows of ``split`` that metrics and early stopping watch: its DFT rows, or all its rows if it has none."""
+    rows = _split_rows(arrays, split)
+    dft = rows[arrays.fidelity[rows] == DFT]
+    return dft if len(dft) else rows
+
+
 @torch.no_grad()
-def predict(model: Model, graphs: DatasetGraphs, index: np.ndarray, batch_size: int = 256) -> np.ndarray:
+def predict(
+    model: Model,
+    graphs: DatasetGraphs,
+    index: np.ndarray,
+    batch_size: int = 256,
+    fidelity: np.ndarray | None = None,
+) -> np.ndarray:
     """Model outputs for the structures at ``index``: regression (n,) eV/atom, an ensemble (n, M) eV/atom
-    (one column per member), PU (n, n_bags) logits."""
+    (one column per member), PU (n, n_bags) logits.
+
+    ``fidelity`` (n,) picks each row's head of a multi-fidelity model (0 DFT, 1 mlip); None (or a
+    single-fidelity model) predicts with the DFT head, as inference does.
+    """
     model.eval()
     device = next(model.parameters()).device
-    outs = [
-        model(*graphs.batch(index[s : s + batch_size], device)).float().cpu().numpy()
-        for s in range(0, len(index), batch_size)
-    ]
+    routed = fidelity is not None and model.config.fidelities > 1
+    heads = torch.from_numpy(np.asarray(fidelity, dtype=np.int64)).to(device) if routed else None
+
+    def run(s: int) -> np.ndarray:
+        inputs = graphs.batch(index[s : s + batch_size], device)
+        chosen = heads[s : s + batch_size] if heads is not None else None
+        return model(*inputs, fidelity=chosen).float().cpu().numpy()
+
+    outs = [run(s) for s in range(0, len(index), batch_size)]
     if not outs:
         if isinstance(model, ALIGNNEnsemble):
             return np.zeros((0, model.n_members), dtype=np.float32)
@@ -204,30 +288,68 @@ def spread_metrics(members: np.ndarray, target: np.ndarray) -> dict[str, float]:
 
 
 def _regression_report(model, arrays, graphs, batch_size) -> dict[str, Any]:
+    """Metrics per split (and per source); with mlip rows in the data, the headline metrics (and the
+    spread) are the DFT head's on the DFT rows, ``per_fidelity`` gives each fidelity's rows through their
+    own head (the one head of a single-fidelity model), and each source's rows go through their own head."""
     report: dict[str, Any] = {}
+    routes = _routes(model.config, arrays)
+    several = bool(arrays.fidelity.any())
     for split, split_name in _SPLIT_NAMES.items():
         rows = _split_rows(arrays, split)
-        out = predict(model, graphs, rows, batch_size)
+        out = predict(model, graphs, rows, batch_size, fidelity=routes[rows])
         pred = out.mean(axis=1) if out.ndim == 2 else out  # an ensemble predicts its members' mean
-        report[split_name] = regression_metrics(pred, arrays.target[rows])
-        if out.ndim == 2 and len(rows):
-            report[split_name]["spread"] = spread_metrics(out, arrays.target[rows])
+        target, fidelity = arrays.target[rows], arrays.fidelity[rows]
+        head = fidelity == DFT if several else np.ones(len(rows), dtype=bool)
+        report[split_name] = regression_metrics(pred[head], target[head])
+        if out.ndim == 2 and head.any():
+            report[split_name]["spread"] = spread_metrics(out[head], target[head])
         per_source = {}
         for s, source_name in enumerate(arrays.source_names):
             mask = arrays.source[rows] == s
             if mask.any():
-                per_source[str(source_name)] = regression_metrics(pred[mask], arrays.target[rows][mask])
+                per_source[str(source_name)] = regression_metrics(pred[mask], target[mask])
         report[split_name]["per_source"] = per_source
+        if several:
+            report[split_name]["per_fidelity"] = {
+                name: regression_metrics(pred[fidelity == f], target[fidelity == f])
+                for f, name in enumerate(FIDELITIES)
+                if (fidelity == f).any()
+            }
     return report
 
 
 def _optimizer(model: ALIGNN, settings: TrainSettings) -> torch.optim.Optimizer:
     backbone = [p for p in model.backbone.parameters() if p.requires_grad]
-    head = [p for p in model.head.parameters() if p.requires_grad]
+    head = [p for h in model.heads for p in h.parameters() if p.requires_grad]
     groups = [{"params": head, "lr": settings.lr}]
     if backbone:
         groups.append({"params": backbone, "lr": settings.lr * settings.backbone_lr_scale})
     return torch.optim.AdamW(groups, weight_decay=settings.weight_decay)
+
+
+def _fidelity_info(config: ALIGNNConfig, settings: TrainSettings, arrays: CrystalArrays) -> dict[str, Any]:
+    """What ``metrics.json`` (and the exported ``model.json``) record of the fidelities: heads, the data mix
+    per split, the mlip weight, and how many compositions lie in two splits."""
+    several = bool(arrays.fidelity.any())
+    if config.fidelities > 1:
+        mode = "delta" if config.fidelity_heads == "delta" else "heads"
+    else:
+        mode = "mix" if several else "single"
+    info: dict[str, Any] = {
+        "mode": mode,
+        "heads": list(FIDELITIES[: config.fidelities]),
+        "exported_head": FIDELITIES[DFT],
+        "rows": {name: arrays.fidelity_counts(_split_rows(arrays, s)) for s, name in _SPLIT_NAMES.items()},
+    }
+    if several:
+        info["mlip_weight"] = settings.mlip_weight
+        info["compositions_in_two_splits"] = compositions_in_two_splits(arrays)
+        if info["compositions_in_two_splits"]:
+            _log.warning(
+                "%d compositions have rows in more than one split; --split-by-composition puts each in one",
+                info["compositions_in_two_splits"],
+            )
+    return info
 
 
 def _base_info(kind: str, config: ALIGNNConfig, settings: TrainSettings, arrays: CrystalArrays) -> dict:
@@ -238,6 +360,7 @@ def _base_info(kind: str, config: ALIGNNConfig, settings: TrainSettings, arrays:
         "training_data_hash": arrays.content_hash(),
         "sources": [str(s) for s in arrays.source_names],
         "split_sizes": {name: int((arrays.split == s).sum()) for s, name in _SPLIT_NAMES.items()},
+        "fidelity": _fidelity_info(config, settings, arrays),
         "torch_version": torch.__version__,
     }
 
@@ -255,15 +378,23 @@ def _fit_regression(
     """Shared regression loop with early stopping on validation MAE; restores the best weights.
 
     ``frozen`` modules stay in eval mode, so their BatchNorm statistics stay fixed too. ``train_rows``
-    (indices into ``arrays``, repeats allowed: a bootstrap resample) replaces the training split.
+    (indices into ``arrays``, repeats allowed: a bootstrap resample) replaces the training split. Each row
+    goes through its fidelity's head (the module docstring's loss); the validation MAE is the DFT head's
+    on the DFT validation rows (all validation rows when there are none; training rows without a split).
     """
     device = torch.device(settings.device)
     train = _split_rows(arrays, TRAIN) if train_rows is None else np.asarray(train_rows, dtype=np.int64)
-    val = _split_rows(arrays, VALIDATION)
+    val = _eval_rows(arrays, VALIDATION)
     if len(train) == 0:
         raise InputError("The dataset has no training rows (split == 0).")
     target = torch.from_numpy(arrays.target).to(device)
-    scale = float(model.head.target_std)
+    routes = _routes(model.config, arrays)
+    route_t = torch.from_numpy(routes).to(device) if model.config.fidelities > 1 else None
+    # sigma_f per row: the target spread of the row's head; w_i: 1 for DFT rows, mlip_weight for mlip rows
+    sigma_f = np.array([float(h.target_std) for h in model.heads], dtype=np.float32)
+    sigma = torch.from_numpy(sigma_f[routes]).to(device)
+    weight = torch.from_numpy(np.where(arrays.fidelity == DFT, 1.0, settings.mlip_weight).astype(np.float32))
+    weight = weight.to(device)
     optimizer = _optimizer(model, settings)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
     rng = np.random.default_rng(settings.seed)
@@ -276,20 +407,19 @@ def _fit_regression(
         total, seen = 0.0, 0
         for s in range(0, len(order), settings.batch_size):
             idx = order[s : s + settings.batch_size]
-            pred = model(*graphs.batch(idx, device))
-            # loss = mean(((y_pred - y) / sigma_y)^2), the standardised squared error
-            loss = F.mse_loss(pred / scale, target[torch.from_numpy(idx).to(device)] / scale)
+            idx_t = torch.from_numpy(idx).to(device)
+            pred = model(*graphs.batch(idx, device), fidelity=None if route_t is None else route_t[idx_t])
+            # loss = mean_i w_i ((y_pred_i - y_i) / sigma_{f_i})^2, the weighted standardised squared error
+            per_row = F.mse_loss(pred / sigma[idx_t], target[idx_t] / sigma[idx_t], reduction="none")
+            loss = (weight[idx_t] * per_row).mean()
             total += _optimise(model, optimizer, loss, settings.grad_clip) * len(idx)
             seen += len(idx)
             if clock.expired():
                 break
         schedule.step()
         eval_rows = val if len(val) else train
-        val_mae = float(
-            np.abs(
-                predict(model, graphs, eval_rows, settings.eval_batch_size) - arrays.target[eval_rows]
-            ).mean()
-        )
+        pred = predict(model, graphs, eval_rows, settings.eval_batch_size, fidelity=routes[eval_rows])
+        val_mae = float(np.abs(pred - arrays.target[eval_rows]).mean())
         history.append({"epoch": epoch, "train_loss": total / max(seen, 1), "val_mae_ev_per_atom": val_mae})
         _say(
             progress,
@@ -347,6 +477,31 @@ def _ensemble_info(members: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _head_scaling(config: ALIGNNConfig, arrays: CrystalArrays) -> list[tuple[float, float]]:
+    """(mean, std) of each head's training targets, eV/atom: a delta head's mean is its fidelity's mean minus
+    the DFT mean (it predicts the difference); its std is its fidelity's spread.
+
+    Raises:
+        InputError: no training rows, or none of a head's fidelity.
+    """
+    train = _split_rows(arrays, TRAIN)
+    if len(train) == 0:
+        raise InputError("The dataset has no training rows (split == 0).")
+    routes = _routes(config, arrays)[train]
+    scaling = []
+    for f in range(config.fidelities):
+        y = arrays.target[train][routes == f]
+        if len(y) == 0:
+            raise InputError(
+                f"The model has a {FIDELITIES[f]!r} head but the data hold no {FIDELITIES[f]} training rows; "
+                "use fidelity_config to size the heads from the data."
+            )
+        scaling.append((float(y.mean()), float(max(y.std(), 1e-3))))
+    if config.fidelity_heads == "delta":
+        scaling = scaling[:1] + [(mean - scaling[0][0], std) for mean, std in scaling[1:]]
+    return scaling
+
+
 def train_regression(
     arrays: CrystalArrays,
     config: ALIGNNConfig,
@@ -357,9 +512,14 @@ def train_regression(
 ) -> tuple[Model, dict[str, Any]]:
     """Train formation-enthalpy regression from scratch (early stopping on validation MAE).
 
+    Rows of several fidelities (``arrays.fidelity``) train a model with one head per fidelity when
+    ``config.fidelities`` says so (:func:`fidelity_config` sizes it from the data), each row through its
+    own head, the mlip rows weighted by ``settings.mlip_weight``; every head is scaled to its own training
+    targets. Early stopping and the headline metrics use the DFT head on the DFT rows.
+
     Args:
-        arrays: structures with ``target`` in eV/atom and a train/validation/test split.
-        config: model config (task must be "regression").
+        arrays: structures with ``target`` in eV/atom, a train/validation/test split and a fidelity per row.
+        config: model config (task must be "regression"; ``fidelities`` heads).
         settings: optimisation settings; with a time limit, each ensemble member gets an equal share of
             the time left when it starts.
         ensemble: members M; 1 trains one model on the whole training split (as before), M >= 2 trains
@@ -372,23 +532,23 @@ def train_regression(
         ``spread``: :func:`spread_metrics`).
 
     Raises:
-        InputError: a non-regression config, ``ensemble`` < 1, or no training rows.
+        InputError: a non-regression config, ``ensemble`` < 1, no training rows, a head whose fidelity has
+            no training rows, or rows of a fidelity the model has no head for.
     """
     if config.task != "regression":
         raise InputError("train_regression needs a config with task='regression'.")
     _check_ensemble(ensemble)
     clock = _Clock(settings.time_limit_s)
     _seed(settings.seed)
+    scaling = _head_scaling(config, arrays)
     graphs = dataset_graphs(arrays, config.k, settings.workers, _cache(settings))
     _say(progress, f"graphs for {len(arrays)} structures ready in {clock.elapsed:.1f}s")
-    train_target = arrays.target[arrays.split == TRAIN]
-    if len(train_target) == 0:
-        raise InputError("The dataset has no training rows (split == 0).")
 
     def new_model() -> ALIGNN:
         model = ALIGNN(config)
-        model.head.target_mean.fill_(float(train_target.mean()))
-        model.head.target_std.fill_(float(max(train_target.std(), 1e-3)))
+        for head, (mean, std) in zip(model.heads, scaling, strict=True):
+            head.target_mean.fill_(mean)
+            head.target_std.fill_(std)
         return model.to(settings.device)
 
     info = _base_info("dft", config, settings, arrays)
@@ -480,6 +640,11 @@ def train_transfer(
     ``ensemble`` = M >= 2 gives M fine-tuned copies of the one pretrained model (their spread then comes
     from the fine-tuning alone: prefer an ensemble pretrained with ``dft --ensemble M``).
 
+    A multi-fidelity checkpoint fine-tuned on DFT-fidelity rows only (experiment: every row fidelity 0)
+    continues from its DFT head and drops the other heads (they would go stale as the trunk moves): the
+    result is a single-fidelity model (each member of an ensemble too). Rows of several fidelities (a
+    continuation on a multi-fidelity set) keep every head, each row through its own.
+
     Args:
         arrays: structures linked to experimental enthalpies (eV/atom), with a split.
         init: the DFT run folder (or its checkpoint.pt).
@@ -489,8 +654,8 @@ def train_transfer(
         progress: optional callback receiving one line per epoch.
 
     Raises:
-        InputError: a PU checkpoint, ``ensemble`` < 1, or an ``ensemble`` that differs from an ensemble
-            checkpoint's member count.
+        InputError: a PU checkpoint, ``ensemble`` < 1, an ``ensemble`` that differs from an ensemble
+            checkpoint's member count, or rows of a fidelity the checkpoint has no head for.
     """
     _check_ensemble(ensemble)
     clock = _Clock(settings.time_limit_s)
@@ -505,6 +670,11 @@ def train_transfer(
             f"--ensemble or pass --ensemble {count})."
         )
     size = ensemble or count
+    init_heads = list(FIDELITIES[: pretrained.config.fidelities])
+    if pretrained.config.fidelities > 1 and not arrays.fidelity.any():
+        pretrained = pretrained.single_fidelity()  # experiment continues from the DFT head
+        _say(progress, f"fine-tuning the DFT head; the {init_heads[1:]} head(s) of {init} are dropped")
+    _routes(pretrained.config, arrays)  # rows of a fidelity without a head: refused before any graph
     graphs = dataset_graphs(arrays, pretrained.config.k, settings.workers, _cache(settings))
     pretrained.to(settings.device)
     before = _regression_report(pretrained, arrays, graphs, settings.eval_batch_size)
@@ -534,6 +704,7 @@ def train_transfer(
         "training_data_hash": init_info.get("training_data_hash"),
         "kind": init_info.get("kind"),
         "n_members": count,
+        "fidelity_heads": init_heads,
     }
     info["metrics"] = _regression_report(model, arrays, graphs, settings.eval_batch_size)
     info["metrics"]["before_fine_tuning"] = before
