@@ -106,6 +106,7 @@ def dataset_graphs(
     neighbours = np.concatenate([p[0] for p in parts])
     vectors = np.concatenate([p[1] for p in parts])
     if cache is not None:
+        Path(cache).parent.mkdir(parents=True, exist_ok=True)
         with Path(cache).open("wb") as fh:
             np.savez(fh, key=np.array(key), neighbours=neighbours, bond_vectors=vectors)
     return DatasetGraphs(

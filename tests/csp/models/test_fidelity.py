@@ -339,3 +339,13 @@ def test_the_cli_refuses_a_non_positive_mlip_weight(tmp_path):
     with pytest.raises(SystemExit, match="mlip_weight must be positive"):
         main(args)
     assert not (tmp_path / "out").exists()
+
+
+def test_the_graph_cache_may_name_a_folder_that_does_not_exist_yet(tmp_path):
+    # the first GPU run of the mixed set died here: --graph-cache runs/graphs.npz before runs/ existed
+    arrays = synthetic_arrays(count=12)
+    cache = tmp_path / "runs" / "deeper" / "graphs.npz"
+    built = dataset_graphs(arrays, cache=cache)
+    assert cache.is_file()
+    again = dataset_graphs(arrays, cache=cache)  # read back, the same graphs
+    np.testing.assert_array_equal(again.neighbours, built.neighbours)
