@@ -25,7 +25,7 @@ from csp.search.optimizers import OptimizerName
 from csp.search.two_stage import SearchParameters
 from csp.structures.matching import public_row
 from flows.campaign_ids import derived_campaign_id, new_campaign_id, slug
-from flows.checks import output_folder
+from flows.checks import output_folder, parameter_error
 from flows.coverage import check_models, element_coverage, thin_elements
 from flows.settings import Settings
 from flows.settings import settings as current_settings
@@ -128,9 +128,7 @@ def validate(params: dict[str, Any] | CampaignParameters, *, force: bool = False
     try:
         checked = params if isinstance(params, CampaignParameters) else CampaignParameters(**params)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "parameters"
-        raise CampaignError(f"Invalid {where}: {first['msg']}.") from exc
+        raise CampaignError(parameter_error(exc, CampaignParameters)) from exc
     try:
         comp = parse_composition(checked.composition, max_atoms=checked.max_atoms)
         check_search_space(comp, checked.search_config())

@@ -39,7 +39,7 @@ class TrainParameters(BaseModel):
     point ``python -m csp.models.training`` keeps ``TrainSettings``' 100).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     mode: Mode = Field("dft", description="Which model to train: dft, transfer or pu.")
     name: str = Field("alignn-dft", description="Model folder name under the models directory.")
@@ -51,7 +51,7 @@ class TrainParameters(BaseModel):
     gcn_layers: int = Field(2, ge=0, le=8, description="Edge-gated layers on the bond graph that follow.")
     n_bags: int = Field(100, ge=1, le=1000, description="PU ensemble size.")
     time_limit_s: float | None = Field(None, gt=0, description="Stop training after this many seconds.")
-    seed: int = Field(0, description="Seeds torch and numpy (shuffling, PU bag draws).")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seeds torch and numpy (shuffling, PU bag draws).")
     sources: list[str] | None = Field(
         None, description="Lake sources to train on (default: the DFT sources); name mlip sources explicitly."
     )

@@ -30,11 +30,12 @@ class SearchParameters(BaseModel):
     """What a person chooses for one search (every field flat, typed and documented).
 
     Raises:
-        pydantic.ValidationError (a ``ValueError``): a value out of range, an unknown choice, a fixed
-            strategy without a crystal system, or ``formula_units_min > formula_units_max``.
+        pydantic.ValidationError (a ``ValueError``): a value out of range or not finite (NaN and infinity are
+            refused in every float field), an unknown choice, a fixed strategy without a crystal system, or
+            ``formula_units_min > formula_units_max``.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="Weight of (1 - P_syn) in the fitness, 0..1.")
     strategy: Strategy = Field("fixed", description="All crystal systems or one fixed system.")
