@@ -57,13 +57,16 @@ class OneLineErrors(TyperGroup):
       wrong type);
     - the operating system refuses a write under an output path the command checked (``--out``, ``--csv``,
       ``--export-cif``, ...), whatever the error (:func:`flows.checks.write_failure`);
-    - the disk refuses any other write (full, read-only, no permission), whichever write path raised it.
+    - the disk refuses any other write (full, read-only, no permission), whichever write path raised it;
+    - the science or the data layer refuses the request (``csp.errors.CSPError``, ``storage.errors.StorageError``:
+      one sentence each) and the command did not say it itself.
 
     A missing argument and an unknown option stay the usage errors they are (exit 2, with the usage)."""
 
     def invoke(self, ctx: click.Context) -> object:
+        from csp.errors import CSPError
         from flows.checks import written_output
-        from storage.errors import DiskWriteError, describe_write_failure, is_disk_refusal
+        from storage.errors import DiskWriteError, StorageError, describe_write_failure, is_disk_refusal
 
         try:
             return super().invoke(ctx)
@@ -85,6 +88,8 @@ class OneLineErrors(TyperGroup):
                 else describe_write_failure(exc, advice="or choose another folder")
             )
             fail(message)
+        except (CSPError, StorageError) as exc:  # refusals of the science and the data: one sentence each
+            fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
 def print_arrow(table, *, title: str | None = None, max_rows: int = 50) -> None:

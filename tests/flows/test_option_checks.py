@@ -283,3 +283,18 @@ def test_an_error_writing_under_a_checked_output_is_one_line(history, tmp_path):
     (out / "hist-a-rank1.cif").mkdir()
     text = one_line_error(invoke_csp(home, "campaign", "export", "hist-a", "--out", str(out)))
     assert text.startswith(f"error: Cannot write {out / 'hist-a-rank1.cif'}: is a directory (EISDIR)"), text
+
+
+def test_a_refusal_of_the_science_while_writing_is_one_line(history, tmp_path, monkeypatch):
+    """A command that does not word a csp refusal itself still ends in its one sentence (the root command):
+    here the CIF writer finds no space group for a structure of the result."""
+    from csp.structures import symmetry
+
+    def no_group(item, path, symprec=None):
+        raise symmetry.SymmetryError("No space group is found for MgO at 0.1 A and 5 degrees: degenerate.")
+
+    monkeypatch.setattr(symmetry, "write_symmetrised_cif", no_group)
+    text = one_line_error(
+        invoke_csp(history.root, "campaign", "export", "hist-a", "--out", str(tmp_path / "o"))
+    )
+    assert text == "error: No space group is found for MgO at 0.1 A and 5 degrees: degenerate."
