@@ -6,8 +6,8 @@ from math import comb
 import numpy as np
 import pytest
 
-from csp.search.generate import enumerate_families, wyckoff_assignments
 from csp.errors import InputError
+from csp.search.generate import enumerate_families, wyckoff_assignments
 from csp.search.two_stage import (
     InMemorySink,
     SearchConfig,
