@@ -25,7 +25,7 @@ from csp.search.optimizers import OptimizerName
 from csp.search.two_stage import SearchParameters
 from csp.structures.matching import public_row
 from flows.campaign_ids import derived_campaign_id, new_campaign_id, slug
-from flows.checks import output_folder
+from flows.checks import output_folder, parameter_error
 from flows.coverage import check_models, element_coverage, thin_elements
 from flows.settings import Settings
 from flows.settings import settings as current_settings
@@ -115,22 +115,23 @@ class CampaignOutcome:
 
 
 def validate(params: dict[str, Any] | CampaignParameters, *, force: bool = False) -> CampaignParameters:
-    """Parameters, composition and budget checked before anything runs; raises :class:`CampaignError`.
+    """Parameters, composition, search space (:func:`csp.search.two_stage.check_search_space`: some family
+    to try) and budget checked before anything is read or written; raises :class:`CampaignError`.
 
     A budget above :data:`csp.search.budget.MAX_CANDIDATES` structures (counted over the families that will
     actually run) is refused unless ``force``.
     """
     from csp.search.budget import check_search_budget
+    from csp.search.two_stage import check_search_space
     from csp.structures.composition import parse_composition
 
     try:
         checked = params if isinstance(params, CampaignParameters) else CampaignParameters(**params)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "parameters"
-        raise CampaignError(f"Invalid {where}: {first['msg']}.") from exc
+        raise CampaignError(parameter_error(exc, CampaignParameters)) from exc
     try:
         comp = parse_composition(checked.composition, max_atoms=checked.max_atoms)
+        check_search_space(comp, checked.search_config())
         check_search_budget(comp, checked.search_config(), force=force)
     except (CSPError, ValueError) as exc:
         raise CampaignError(str(exc)) from exc
@@ -334,43 +335,42 @@ def prepare(
     (``campaign_id`` or a fresh one). ``force`` accepts a budget above :data:`csp.search.budget.MAX_CANDIDATES`.
 
     Raises:
-        CampaignError: a request that cannot run. A bad id writes nothing; bad parameters under an id that
-            never ran write one ``failed`` event with the reason and no candidate; an id started with other
-            parameters (:func:`storage.campaign_state.check_same_parameters`) writes nothing.
+        CampaignError: a request that cannot run. A refused request writes nothing (id, parameters,
+            composition, search space and budget are checked before the lake is opened; an id started with
+            other parameters and elements without training rows before any event). Only models that cannot
+            be loaded, a fault of the installation, record a ``failed`` event under an id that never ran.
     """
+    from csp.search.two_stage import check_spread_penalty
     from csp.structures.composition import parse_composition
 
     check_targets(campaign_id)
+    checked = validate(params, force=force)
     settings = settings or current_settings()
-    lake = Lake(settings.home).init()
-    raw = params.model_dump() if isinstance(params, CampaignParameters) else dict(params)
-    composition = str(raw.get("composition", ""))
-    campaign_id = campaign_id or new_campaign_id(composition)
+    campaign_id = campaign_id or new_campaign_id(checked.composition)
     run_id = run_id or f"campaign-{campaign_id}"
+    lake = Lake(settings.home).init()
     try:
-        checked = validate(params, force=force)
-        # an id started with other parameters is refused before any model is opened
         campaign_state.check_same_parameters(
             lake, campaign_id, checked.model_dump(), CampaignParameters.field_defaults()
         )
-        parsed = parse_composition(checked.composition, max_atoms=checked.max_atoms)
+    except StorageError as exc:
+        raise CampaignError(str(exc)) from exc
+    parsed = parse_composition(checked.composition, max_atoms=checked.max_atoms)  # validate() parsed it
+    try:
         scorer = open_scorer(
             settings, checked.dhf_source, allow_unseen_elements=checked.allow_unseen_elements
         )
-        scorer.check_elements(parsed.numbers())
-        coverage = element_coverage(scorer.scorer.models.values(), parsed.symbols)
     except (CSPError, StorageError, ValueError) as exc:
         if campaign_state.stored_fingerprint(lake, campaign_id) is None:  # never mark a real campaign failed
-            record_event(
-                lake,
-                campaign_id,
-                composition=composition[:200],
-                status="failed",
-                parameters=raw,
-                run_id=run_id,
-                reason=str(exc),
-            )
+            record_event(lake, campaign_id, composition=checked.composition, status="failed",
+                         parameters=checked.model_dump(), run_id=run_id, reason=str(exc))  # fmt: skip
         raise CampaignError(str(exc)) from exc
+    try:
+        scorer.check_elements(parsed.numbers())
+        check_spread_penalty(checked.spread_penalty, getattr(scorer, "enthalpy_members", 1))
+    except CSPError as exc:
+        raise CampaignError(str(exc)) from exc
+    coverage = element_coverage(scorer.scorer.models.values(), parsed.symbols)
     return Campaign(checked, parsed, scorer, lake, campaign_id, run_id, coverage)
 
 

@@ -39,7 +39,7 @@ class TrainParameters(BaseModel):
     point ``python -m csp.models.training`` keeps ``TrainSettings``' 100).
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     mode: Mode = Field("dft", description="Which model to train: dft, transfer or pu.")
     name: str = Field("alignn-dft", description="Model folder name under the models directory.")
@@ -58,7 +58,7 @@ class TrainParameters(BaseModel):
         "the model gives mean and spread); default 1 for dft, as the init run for transfer.",
     )
     time_limit_s: float | None = Field(None, gt=0, description="Stop training after this many seconds.")
-    seed: int = Field(0, description="Seeds torch and numpy (shuffling, PU bag draws).")
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seeds torch and numpy (shuffling, PU bag draws).")
     hypothetical_polymorphs: list[str] | None = Field(None, description="pu: label parts added as unlabeled")
     siblings_every_bag: bool = Field(False, description="pu: the positives' polymorph siblings in every bag.")
     sources: list[str] | None = Field(

@@ -29,7 +29,6 @@ structures stopped and why); structures are copied to the host only when they fi
 from __future__ import annotations
 
 import time
-import warnings
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -141,10 +140,11 @@ def symmetry_operations(crystal: Crystal, symprec: float | None) -> tuple[np.nda
         return identity
     import spglib
 
+    from csp.structures.symmetry import quiet_spglib
+
     lattice, frac = crystal.lattice, crystal.frac_coords
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
+        with quiet_spglib():
             found = spglib.get_symmetry((lattice, frac, crystal.numbers), symprec=symprec)
     except spglib.SpglibError:  # atoms too close for spglib: relax without symmetry constraints
         found = None

@@ -229,15 +229,14 @@ def select_sources(rows: Sequence[dict[str, Any]], n: int) -> list[dict[str, Any
 def resymmetrise(crystal: Crystal, symprec: float | None = None) -> tuple[Crystal, int]:
     """The symmetrised primitive standard cell and its space-group number, detected by spglib at
     ``symprec`` (default :data:`csp.structures.matching.SYMPREC`); the input and P1 when spglib finds nothing."""
-    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
-
-    from csp.structures.matching import SYMPREC
+    from csp.structures.symmetry import SYMPREC, analyze, quiet_spglib
 
     try:
-        analyzer = SpacegroupAnalyzer(crystal.to_pymatgen(), symprec=symprec or SYMPREC)
+        analyzer = analyze(crystal, symprec or SYMPREC)
         number = int(analyzer.get_space_group_number())
-        return Crystal.from_pymatgen(analyzer.get_primitive_standard_structure()), number
-    except (TypeError, ValueError):  # spglib found no cell at this tolerance
+        with quiet_spglib():
+            return Crystal.from_pymatgen(analyzer.get_primitive_standard_structure()), number
+    except (TypeError, ValueError):  # spglib found no cell at this tolerance (SymmetryError is one)
         return crystal, 1
 
 

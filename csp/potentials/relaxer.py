@@ -23,6 +23,7 @@ Formation enthalpies are computed afterwards from the relaxed elemental rows of 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import logging
@@ -203,6 +204,18 @@ def _crystal(atoms) -> Crystal:
     )
 
 
+def _fix_symmetry(atoms, symprec: float) -> None:
+    """ASE's ``FixSymmetry`` at ``symprec`` on ``atoms``, with spglib quiet; a cell spglib refuses (atoms
+    too close) relaxes without the constraint, as on the batched engine."""
+    import spglib
+    from ase.constraints import FixSymmetry
+
+    from csp.structures.symmetry import quiet_spglib
+
+    with quiet_spglib(), contextlib.suppress(spglib.SpglibError, RuntimeError, ValueError):
+        atoms.set_constraint(FixSymmetry(atoms, symprec=symprec))
+
+
 @dataclass
 class RelaxJob:
     """One structure to relax (``steps`` > 0) or to single-point (``steps`` = 0); ``payload`` is the
@@ -362,9 +375,7 @@ def _relax_loop(
             state = _Job(job, _atoms(job.crystal))
             state.volume0 = job.crystal.volume
             if symprec is not None and job.steps > 0:
-                from ase.constraints import FixSymmetry
-
-                state.atoms.set_constraint(FixSymmetry(state.atoms, symprec=symprec))
+                _fix_symmetry(state.atoms, symprec)
             active.append(state)
         if not active:
             break

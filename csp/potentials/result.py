@@ -24,11 +24,13 @@ not the ranking quantity and can be negative).
 
 from __future__ import annotations
 
+import numbers
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from csp.errors import InputError
 from csp.potentials.refine import DEFAULT_RANKING, REFINED_STAGE, RankingRule, ranking_key, tie_broken
 
 if TYPE_CHECKING:
@@ -249,6 +251,16 @@ def refinement_counts(refined: Sequence[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def check_k(k: Any) -> None:
+    """Refuse a top-k size that is not a whole number of at least 1 (``0``, ``-1``, ``2.5``, NaN, ``True``).
+
+    Raises:
+        InputError: one sentence with the value (also a ``ValueError``).
+    """
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise InputError(f"k must be an integer of at least 1, not {k!r}.")
+
+
 def campaign_result(
     rows: Sequence[dict[str, Any]],
     *,
@@ -268,13 +280,12 @@ def campaign_result(
         The :class:`CampaignResult`; its ``top`` is empty when no row was scored.
 
     Raises:
-        ValueError: ``k`` below 1 or an unknown ``rule``.
+        ValueError: ``k`` not an integer of at least 1 (:func:`check_k`) or an unknown ``rule``.
     """
     from csp.potentials.refine import attach_gaps
     from csp.structures.matching import rank
 
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}.")
+    check_k(k)
     outer = [r for r in rows if r.get("stage") == "outer"]
     refined = [r for r in rows if r.get("stage") == REFINED_STAGE]
     probes = [r for r in rows if r.get("stage") == "single_point"]
@@ -344,12 +355,14 @@ def predict(
         The :class:`CampaignResult` (``result.top``: the final top k; ``result.search_top``: the search's).
 
     Raises:
-        csp.errors.InputError: a bad composition or configuration.
+        csp.errors.InputError: a bad composition or configuration, or a ``k`` that is not an integer of at
+            least 1 (refused before any search).
         csp.errors.ModelError: a model folder or the potential cannot be loaded.
     """
     from csp.potentials.refine import refine_or_probe
     from csp.search.two_stage import InMemorySink, SearchConfig, run_search
 
+    check_k(k)  # before any search
     config = config if config is not None else SearchConfig()
     if scorer is None:
         from csp.models.scoring import load_scorer

@@ -23,7 +23,7 @@ ones included, in the hexagonal setting (a = b, gamma = 120); the cell is conven
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
@@ -165,8 +165,35 @@ def enumerate_families(
     Returns:
         Families ordered by (Z, space group) as given, then by the canonical listing order.
     """
+    return list(
+        iter_families(
+            composition,
+            formula_units,
+            spacegroups,
+            rng,
+            max_per_group=max_per_group,
+            max_nodes=max_nodes,
+            max_orbits_per_line=max_orbits_per_line,
+            max_orbits_per_plane=max_orbits_per_plane,
+        )
+    )
+
+
+def iter_families(
+    composition: Composition,
+    formula_units: Sequence[int],
+    spacegroups: Sequence[int],
+    rng: np.random.Generator,
+    *,
+    max_per_group: int = 8,
+    max_nodes: int = 20000,
+    max_orbits_per_line: int = 2,
+    max_orbits_per_plane: int = 4,
+) -> Iterator[Family]:
+    """The families of :func:`enumerate_families` one (Z, space group) at a time, in the same order and with
+    the same draws from ``rng``: ``next(iter_families(...), None)`` says whether any family exists after
+    searching only up to the first group that holds one."""
     symbols = composition.symbols
-    families: list[Family] = []
     for z in formula_units:
         counts = [n * z for _, n in composition.counts]
         for sg in spacegroups:
@@ -176,8 +203,7 @@ def enumerate_families(
             caps = _orbit_caps(sg, max_orbits_per_line, max_orbits_per_plane)
             for assignment in _search_assignments(counts, wps, caps, rng, max_per_group, max_nodes):
                 sites = tuple((symbols[k], wps[i][0]) for k, idx in enumerate(assignment) for i in idx)
-                families.append(Family(z, sg, sites))
-    return families
+                yield Family(z, sg, sites)
 
 
 def wyckoff_assignments(

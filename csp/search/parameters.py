@@ -31,12 +31,12 @@ class SearchParameters(BaseModel):
     """What a person chooses for one search (every field flat, typed and documented).
 
     Raises:
-        pydantic.ValidationError (a ``ValueError``): a value out of range, an unknown choice, a fixed
-            strategy without a crystal system, ``formula_units_min > formula_units_max``, or a
-            ``spread_penalty`` that is not a finite number >= 0.
+        pydantic.ValidationError (a ``ValueError``): a value out of range or not finite (NaN and infinity are
+            refused in every float field), an unknown choice, a fixed strategy without a crystal system,
+            ``formula_units_min > formula_units_max``, or a ``spread_penalty`` below 0.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="Weight of (1 - P_syn) in the fitness, 0..1.")
     strategy: Strategy = Field("fixed", description="All crystal systems or one fixed system.")
@@ -58,10 +58,11 @@ class SearchParameters(BaseModel):
     )
     spread_penalty: float = Field(
         0.0,
+        ge=0.0,
+        le=10.0,
         description="kappa: the enthalpy the search minimises is mean + kappa * std of the enthalpy "
         "ensemble's members (eV/atom), a pessimistic bound; 0 is the paper's fitness. Needs an ensemble "
         "enthalpy model when > 0 (csp.search.fitness).",
-        json_schema_extra={"minimum": 0},
     )
     max_atoms: int = Field(
         DEFAULT_MAX_ATOMS,

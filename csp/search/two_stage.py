@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -69,6 +69,7 @@ from csp.search.generate import (
     build_template,
     check_validity,
     enumerate_families,
+    iter_families,
     sample_valid,
     space_groups,
 )
@@ -204,12 +205,37 @@ def family_features(families: Sequence[Family]) -> np.ndarray:
 
 def campaign_families(composition: Composition, config: SearchConfig) -> list[Family]:
     """The campaign's families, fixed by the composition, strategy, Z range, atom cap and seed."""
+    return list(_campaign_families(composition, config))
+
+
+def _campaign_families(composition: Composition, config: SearchConfig) -> Iterator[Family]:
     lo, hi = config.formula_units
     hi = min(hi, composition.max_formula_units(config.max_atoms))
     groups = space_groups(config.strategy, config.crystal_system)
     rng = np.random.default_rng([config.seed, 0])
-    return enumerate_families(
+    return iter_families(
         composition, range(lo, hi + 1), groups, rng, max_per_group=config.max_assignments_per_group
+    )
+
+
+def check_search_space(composition: Composition, config: SearchConfig) -> None:
+    """Refuse a search with no family to try (no space group of the strategy or crystal system holds the
+    reduced composition with Z in the range and at most ``max_atoms`` atoms), before anything runs. Lists
+    the campaign's families only up to the first one (:func:`csp.search.generate.iter_families`).
+
+    Raises:
+        InputError: one sentence naming the composition, the Z range and the atom cap.
+    """
+    reduced, _ = composition.reduced()
+    if next(_campaign_families(reduced, config), None) is None:
+        raise _no_family(reduced, config)
+
+
+def _no_family(composition: Composition, config: SearchConfig) -> InputError:
+    where = "the search" if config.strategy == "all" else f"the {config.crystal_system} crystal system"
+    return InputError(
+        f"No space group in {where} admits {composition.formula} with Z in {config.formula_units} and at "
+        f"most {config.max_atoms} atoms per cell; widen the strategy, the Z range or max_atoms."
     )
 
 
@@ -298,10 +324,7 @@ def run_search(
     families = campaign_families(comp, config)
     excluded = excluded_by_atom_cap(comp, config, families)
     if not families:
-        raise InputError(
-            f"No space group in the search admits {comp.formula} with Z in {config.formula_units} and at "
-            f"most {config.max_atoms} atoms per cell; widen the strategy, the Z range or max_atoms."
-        )
+        raise _no_family(comp, config)
     stored = {(r["outer_step"], r["inner_step"]): r for r in sink.history(campaign_id)}
     run = _Campaign(comp, config, scorer, sink, campaign_id, families, stored)
     outer = make_optimizer(

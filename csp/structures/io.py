@@ -113,14 +113,15 @@ def write_structure(structure: Structure, path: Path | str, fmt: str, *, symprec
     ``extxyz`` needs ASE (the augment extra).
 
     Raises:
-        InputError: unknown format, or ``entry`` for a structure without a predicted enthalpy.
+        InputError: unknown format, or ``entry`` for a structure without a predicted enthalpy;
+            :class:`csp.structures.symmetry.SymmetryError` (one) for a ``cif`` spglib cannot symmetrise.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "cif":
-        from pymatgen.io.cif import CifWriter
+        from csp.structures.symmetry import write_symmetrised_cif
 
-        CifWriter(structure, symprec=symprec).write_file(path)
+        write_symmetrised_cif(structure, path, symprec)
     elif fmt == "poscar":
         from pymatgen.io.vasp import Poscar
 

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from csp.structures.crystal import Crystal
-from csp.structures.symmetry import SYMPREC, analyze, as_structure, detect_structure, spacegroup_number
+from csp.structures.symmetry import (
+    SYMPREC,
+    analyze,
+    as_structure,
+    detect_structure,
+    quiet_spglib,
+    spacegroup_number,
+    write_symmetrised_cif,
+)
 
 if TYPE_CHECKING:
     from pymatgen.core import Structure
@@ -94,7 +102,8 @@ def rank(
         structure = row_crystal(row).to_pymatgen()
         analyzer = analyze(structure, symprec)
         spacegroup = int(analyzer.get_space_group_number())
-        refined = analyzer.get_refined_structure()
+        with quiet_spglib():
+            refined = analyzer.get_refined_structure()
         twin = next((e for e in by_group.get(spacegroup, []) if matcher.fit(e["structure"], refined)), None)
         if twin is None and len(kept) == k:
             continue
@@ -157,11 +166,7 @@ def _shown(refined: Structure, row: dict[str, Any], order: int) -> dict[str, Any
 
 def write_cif(item: Crystal | Structure, path: str | Path, symprec: float | None = SYMPREC) -> Path:
     """Write a CIF (symmetrised at ``symprec``; ``None`` writes P1) and return its path."""
-    from pymatgen.io.cif import CifWriter
-
-    path = Path(path)
-    CifWriter(as_structure(item), symprec=symprec).write_file(path)
-    return path
+    return write_symmetrised_cif(item, path, symprec)
 
 
 #: the keys of a ranked entry (see :func:`rank`) that are plain values: a campaign summary stores them

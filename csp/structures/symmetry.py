@@ -6,13 +6,24 @@ for model-optimised structures (a cubic cell strained by a few tenths of a degre
 enough to tell rock salt (225) from zinc blende (216). The data lake (``storage.readers``) detects the space
 groups of ingested structures with the same two numbers; ``tests/test_symmetry_consistency.py`` checks that
 both give the same group on strained and rattled cells.
+
+Every spglib call of ``csp`` runs inside :func:`quiet_spglib`, the one place that keeps spglib's own
+diagnostics from the user: the C library's ``spglib: ...`` lines on stderr (``No centring was found.``,
+``ssm_get_exact_positions failed.`` on degenerate cells) and its Python warnings. What spglib could not
+find, ``csp`` says in its own words: :func:`detect` returns ``None`` (a row's ``spacegroup`` is null) and
+:func:`analyze` and :func:`write_symmetrised_cif` raise :class:`SymmetryError`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import warnings
+from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from csp.errors import InputError
 from csp.structures.crystal import Crystal
 
 if TYPE_CHECKING:
@@ -25,16 +36,80 @@ SYMPREC = 0.1
 ANGLE_TOLERANCE_DEG = 5.0
 
 
+#: The environment variable that switches spglib's C diagnostics (stderr) off when ``OFF``.
+SPGLIB_WARNING_ENV = "SPGLIB_WARNING"
+
+
+class SymmetryError(InputError):
+    """spglib finds no space group for a cell (a degenerate cell); one sentence naming the cell's formula."""
+
+
+@contextlib.contextmanager
+def quiet_spglib() -> Iterator[None]:
+    """Run spglib (directly, or through pymatgen or ASE) without its diagnostics reaching the user.
+
+    The C library writes ``spglib: ...`` lines to the process's stderr unless ``SPGLIB_WARNING=OFF``; that
+    default is set for the whole process the first time (later calls on the same objects, e.g. a
+    ``SpacegroupAnalyzer``'s refined cell, stay quiet too). A person who sets ``SPGLIB_WARNING`` to debug
+    spglib keeps their value. Inside the block spglib's Python warnings are dropped: the deprecation notices
+    of its error handling, repeated on every cell it fails on, and of its dict interface.
+    """
+    os.environ.setdefault(SPGLIB_WARNING_ENV, "OFF")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"spglib(\.|$)")
+        warnings.filterwarnings("ignore", message=r".*(OLD_ERROR_HANDLING|dict interface is deprecated)")
+        yield
+
+
 def as_structure(item: Crystal | Structure) -> Structure:
     """A pymatgen ``Structure`` of a :class:`Crystal` (a ``Structure`` is returned as is)."""
     return item.to_pymatgen() if isinstance(item, Crystal) else item
 
 
 def analyze(item: Crystal | Structure, symprec: float = SYMPREC) -> SpacegroupAnalyzer:
-    """pymatgen's ``SpacegroupAnalyzer`` (spglib) at ``symprec`` Angstrom and :data:`ANGLE_TOLERANCE_DEG`."""
+    """pymatgen's ``SpacegroupAnalyzer`` (spglib) at ``symprec`` Angstrom and :data:`ANGLE_TOLERANCE_DEG`.
+
+    Raises:
+        SymmetryError: spglib finds no space group (atoms on top of each other, a flat or non-finite cell).
+    """
+    import spglib
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-    return SpacegroupAnalyzer(as_structure(item), symprec=symprec, angle_tolerance=ANGLE_TOLERANCE_DEG)
+    structure = as_structure(item)
+    with quiet_spglib():
+        try:
+            return SpacegroupAnalyzer(structure, symprec=symprec, angle_tolerance=ANGLE_TOLERANCE_DEG)
+        except (ValueError, TypeError, spglib.SpglibError) as exc:
+            raise _no_group(structure, symprec) from exc
+
+
+def _no_group(structure: Structure, symprec: float | None) -> SymmetryError:
+    return SymmetryError(
+        f"No space group is found for {structure.composition.reduced_formula} at {symprec} A and "
+        f"{ANGLE_TOLERANCE_DEG:g} degrees: the cell is degenerate (atoms on top of each other, or a "
+        "flat or non-finite lattice)."
+    )
+
+
+def write_symmetrised_cif(
+    item: Crystal | Structure, path: str | Path, symprec: float | None = SYMPREC
+) -> Path:
+    """Write a CIF symmetrised at ``symprec`` (pymatgen's ``CifWriter``, spglib; ``None`` writes P1).
+
+    Raises:
+        SymmetryError: spglib cannot symmetrise the cell (a degenerate cell); nothing is written.
+    """
+    import spglib
+    from pymatgen.io.cif import CifWriter
+
+    structure = as_structure(item)
+    with quiet_spglib():
+        try:
+            writer = CifWriter(structure, symprec=symprec)
+        except (ValueError, TypeError, spglib.SpglibError) as exc:
+            raise _no_group(structure, symprec) from exc
+    writer.write_file(path)
+    return Path(path)
 
 
 def spacegroup_number(item: Crystal | Structure, symprec: float = SYMPREC) -> int:
@@ -78,8 +153,7 @@ def detect(lattice: Any, numbers: Any, frac_coords: Any, symprec: float = SYMPRE
     if not (np.isfinite(lat).all() and np.isfinite(frac).all()) or len(z) == 0:
         return None
     try:
-        with warnings.catch_warnings():  # spglib 2 warns that it returns None on failure, which we handle
-            warnings.simplefilter("ignore", DeprecationWarning)
+        with quiet_spglib():  # spglib returns None (or raises) on a degenerate cell, which we handle
             dataset = spglib.get_symmetry_dataset(
                 (lat, frac, z), symprec=symprec, angle_tolerance=ANGLE_TOLERANCE_DEG
             )

@@ -49,15 +49,37 @@ def fail(message: str, code: int = 1) -> None:
 
 
 class OneLineErrors(TyperGroup):
-    """The root command group: a write the disk refused (full, read-only, no permission) ends any command
-    with one ``error:`` line instead of a traceback, whichever write path raised it."""
+    """The root command group: ends any command with one ``error:`` line (exit 1) instead of a traceback or
+    a usage box when
+
+    - an option's value is refused while the command line is read (a number out of its range or not
+      finite, an output path the operating system refuses: :mod:`flows.cli._options`; also a value of the
+      wrong type);
+    - the operating system refuses a write under an output path the command checked (``--out``, ``--csv``,
+      ``--export-cif``, ...), whatever the error (:func:`flows.checks.write_failure`);
+    - the disk refuses any other write (full, read-only, no permission), whichever write path raised it;
+    - the science or the data layer refuses the request (``csp.errors.CSPError``, ``storage.errors.StorageError``:
+      one sentence each) and the command did not say it itself.
+
+    A missing argument and an unknown option stay the usage errors they are (exit 2, with the usage)."""
 
     def invoke(self, ctx: click.Context) -> object:
-        from storage.errors import DiskWriteError, describe_write_failure, is_disk_refusal
+        from csp.errors import CSPError
+        from flows.checks import written_output
+        from storage.errors import DiskWriteError, StorageError, describe_write_failure, is_disk_refusal
 
         try:
             return super().invoke(ctx)
+        except typer.BadParameter as exc:
+            if any(c.__name__ == "MissingParameter" for c in type(exc).__mro__):  # typer's or click's
+                raise
+            fail(" ".join(exc.format_message().split()))
         except OSError as exc:
+            from flows.cli._options import OUTPUTS
+
+            output = written_output(exc, ctx.meta.get(OUTPUTS, {}))
+            if output is not None:
+                fail(output)
             if not is_disk_refusal(exc):
                 raise
             message = (
@@ -66,6 +88,8 @@ class OneLineErrors(TyperGroup):
                 else describe_write_failure(exc, advice="or choose another folder")
             )
             fail(message)
+        except (CSPError, StorageError) as exc:  # refusals of the science and the data: one sentence each
+            fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
 
 
 def print_arrow(table, *, title: str | None = None, max_rows: int = 50) -> None:

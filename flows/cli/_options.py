@@ -3,7 +3,14 @@
 Every field becomes ``--field-name`` (underscores as dashes) with the field's description as help and its
 ``Literal`` choices listed; :data:`EARLIER_NAMES` is the one table of earlier option spellings kept as
 aliases. Values reach the command as a dict keyed by field name, which the wiring validates into the model
-at once (so that a refused request is still recorded, with its reason, where the wiring records it).
+at once (:func:`flows.checks.parameter_error` words a refusal).
+
+The two checked kinds of option of every command are declared here too: :func:`number_option` (a value
+outside its range, or not finite, is refused while the command line is read: numeric fields of a model
+get it from their ``ge``/``gt``/``le``/``lt``) and :func:`output_option` (the path is tried before any
+work, :func:`flows.checks.output_path`, and an error writing it later is one line too). Both refusals are
+:class:`OptionValueError`, which the root command prints as one ``error:`` line
+(:class:`flows.cli._common.OneLineErrors`).
 """
 
 from __future__ import annotations
@@ -12,11 +19,21 @@ import inspect
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import typer
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
+
+from flows.checks import (
+    OutputKind,
+    OutputPathError,
+    allowed_numbers,
+    number_problem,
+    numeric_bounds,
+    output_path,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -63,8 +80,13 @@ def model_options(
             kind, choices = _plain(info.annotation)
             text = (info.description or name) + (f" One of: {', '.join(choices)}." if choices else "")
             default = overrides.get(name, info.default)
+            bounds = numeric_bounds(info)
             if name in arguments:
                 marker = typer.Argument(help=text)
+            elif bounds is not None:
+                marker = number_option(
+                    text, "--" + name.replace("_", "-"), *EARLIER_NAMES.get(name, ()), **bounds
+                )
             else:
                 flag = "--" + name.replace("_", "-")
                 if kind is bool and default is True:  # on by default: the option turns it off
@@ -87,12 +109,73 @@ def model_options(
     return decorate
 
 
-def option(name: str, annotation: Any, default: Any, help: str, *flags: str) -> inspect.Parameter:
-    """A further typer option for :func:`model_options` (``--name`` from ``name`` unless ``flags`` are given)."""
-    marker = typer.Option(*(flags or ("--" + name.replace("_", "-"),)), help=help)
+def option(
+    name: str, annotation: Any, default: Any, help: str, *flags: str, marker: Any = None
+) -> inspect.Parameter:
+    """A further typer option for :func:`model_options` (``--name`` from ``name`` unless ``flags`` are given;
+    ``marker``: a ready ``typer.Option``, e.g. of :func:`output_option`)."""
+    marker = marker or typer.Option(*(flags or ("--" + name.replace("_", "-"),)), help=help)
     return inspect.Parameter(
         name,
         inspect.Parameter.POSITIONAL_OR_KEYWORD,
         default=default,
         annotation=Annotated[annotation, marker],
     )
+
+
+#: ``ctx.meta`` key of the output paths a command checked: ``{path: option}`` (read by the root command)
+OUTPUTS = "csp.outputs"
+
+
+class OptionValueError(typer.BadParameter):
+    """A refused option value whose message is a whole sentence naming the option (printed as is)."""
+
+    def format_message(self) -> str:
+        return self.message
+
+
+def number_option(
+    help: str,
+    *flags: str,
+    low: float | None = None,
+    high: float | None = None,
+    integer: bool = True,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> Any:
+    """A ``typer.Option`` for a number: one that is not finite or lies outside ``low``..``high`` is refused
+    while the command line is read, with one line naming the option, its range and the value
+    (:func:`flows.checks.number_problem`). The range is added to ``help``."""
+    bounds = {"low": low, "high": high, "integer": integer, "low_open": low_open, "high_open": high_open}
+
+    def check(param: typer.CallbackParam, value: Any) -> Any:
+        problem = number_problem(param.opts[0], value, **bounds)
+        if problem:
+            raise OptionValueError(problem)
+        return value
+
+    shown = allowed_numbers(low, high, integer=integer, low_open=low_open, high_open=high_open)
+    marker = typer.Option(*flags, help=f"{help} ({shown[0].upper()}{shown[1:]}.)", callback=check)
+    marker.csp_bounds = bounds  # what the check allows (read by tests/flows/test_option_checks.py)
+    return marker
+
+
+def output_option(help: str, kind: OutputKind, *flags: str) -> Any:
+    """A ``typer.Option`` for an output path (``kind``: a file, a folder, or either): tried before any work
+    (:func:`flows.checks.output_path`), and kept in ``ctx.meta[OUTPUTS]`` so that an error the operating
+    system raises while writing under it later is one line too."""
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        option = param.opts[0]
+        try:
+            path = output_path(value, option, kind)
+        except OutputPathError as exc:
+            raise OptionValueError(str(exc)) from exc
+        ctx.meta.setdefault(OUTPUTS, {})[path] = option
+        return path
+
+    marker = typer.Option(*flags, help=help, callback=check)
+    marker.csp_output = kind  # an output path of this kind (read by tests/flows/test_option_checks.py)
+    return marker

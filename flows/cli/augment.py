@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from flows.cli._common import console, fail
+from flows.cli._options import number_option, output_option
 from flows.settings import lake as current_lake
 from flows.settings import settings as current_settings
 
@@ -19,18 +20,20 @@ augment_app = typer.Typer(
 
 @augment_app.command("plan")
 def augment_plan(
-    out: Annotated[Path, typer.Option(help="Where to write the plan (.npz).")],
+    out: Annotated[Path, output_option("Where to write the plan (.npz).", "file")],
     composition: Annotated[
         list[str] | None, typer.Option("--composition", "-c", help="Formulas (default: from the lake).")
     ] = None,
-    max_compositions: Annotated[int, typer.Option(min=1)] = 3000,
-    max_prototypes: Annotated[int, typer.Option(min=0)] = 12,
-    random_structures: Annotated[int, typer.Option(min=0)] = 8,
+    max_compositions: Annotated[int, number_option("Compositions planned.", low=1)] = 3000,
+    max_prototypes: Annotated[int, number_option("Prototype decorations per composition.", low=0)] = 12,
+    random_structures: Annotated[
+        int, number_option("Random symmetric structures per composition.", low=0)
+    ] = 8,
     reference_sample: Annotated[
-        int, typer.Option(min=0, help="Held-out MP-scale DFT test rows per source to evaluate on.")
+        int, number_option("Held-out MP-scale DFT test rows per source to evaluate on.", low=0)
     ] = 600,
-    workers: Annotated[int, typer.Option(min=1)] = 2,
-    seed: int = 0,
+    workers: Annotated[int, number_option("Processes.", low=1, high=256)] = 2,
+    seed: Annotated[int, number_option("Seed of the plan's random choices.", low=0, high=2**63 - 1)] = 0,
     polymorph_cases: Annotated[
         bool, typer.Option(help="Only the well-known polymorph cases of the ordering benchmark.")
     ] = False,
@@ -66,12 +69,14 @@ def augment_plan(
 @augment_app.command("label")
 def augment_label(
     plan: Annotated[Path, typer.Argument(help="A plan written by csp augment plan.")],
-    out: Annotated[Path, typer.Option(help="Folder for the labelled files.")],
+    out: Annotated[Path, output_option("Folder for the labelled files.", "folder")],
     potential: Annotated[str, typer.Option(help="chgnet or sevennet.")] = "chgnet",
-    workers: Annotated[int, typer.Option(min=1)] = 1,
-    relax_steps: Annotated[int, typer.Option(min=1)] = 40,
-    distortions: Annotated[int, typer.Option(min=0)] = 3,
-    time_limit_s: Annotated[float, typer.Option(min=1)] = 3600.0,
+    workers: Annotated[int, number_option("Processes.", low=1, high=256)] = 1,
+    relax_steps: Annotated[int, number_option("Most relaxation steps per structure.", low=1)] = 40,
+    distortions: Annotated[int, number_option("Distorted copies labelled per structure.", low=0)] = 3,
+    time_limit_s: Annotated[
+        float, number_option("Stop labelling after this many seconds.", low=1, high=30 * 86400, integer=False)
+    ] = 3600.0,
 ) -> None:
     """Label a plan here (CSP_DEVICE picks cpu/cuda), skipping rows already labelled in the lake."""
     from flows.augmentation import done_ids, label_plan, potential_source_name
@@ -131,7 +136,9 @@ def augment_ingest(
 @augment_app.command("export")
 def augment_export(
     files: Annotated[list[Path], typer.Argument(help="Labelled .npz files of one potential.")],
-    out: Annotated[Path, typer.Option(help="Folder for the Parquet parts (e.g. data/labels/chgnet-0.3.0).")],
+    out: Annotated[
+        Path, output_option("Folder for the Parquet parts (e.g. data/labels/chgnet-0.3.0).", "folder")
+    ],
     append: Annotated[
         bool, typer.Option(help="Keep the folder's parts and add these after them (a further labelling run).")
     ] = False,

@@ -13,13 +13,14 @@ import typer
 
 from flows.campaigns import CampaignParameters
 from flows.cli._common import console, err, fail, print_arrow
-from flows.cli._options import model_options, option
+from flows.cli._options import model_options, number_option, option, output_option
 from flows.settings import lake as current_lake
 from flows.settings import settings as current_settings
 
 campaign_app = typer.Typer(help="Crystal-structure prediction campaigns.", no_args_is_help=True)
 #: help of ``--force`` (run and resume); the bound is :data:`csp.search.budget.MAX_CANDIDATES`
 FORCE_HELP = "Accept a budget above 2,000,000 structures."
+EXPORT_CIF_HELP = "Folder for CIFs of the top structures."
 
 
 def _run_with_progress(
@@ -81,7 +82,7 @@ def _finish(outcome) -> None:
     arguments=("composition",),
     extra=[
         option("campaign_id", str | None, None, "Id (default: generated)."),
-        option("export_cif", Path | None, None, "Folder for CIFs of the top structures."),
+        option("export_cif", Path | None, None, "", marker=output_option(EXPORT_CIF_HELP, "folder")),
         option("force", bool, False, FORCE_HELP),
     ],
 )
@@ -94,7 +95,7 @@ def campaign_run(**values: Any) -> None:
 @campaign_app.command("resume")
 def campaign_resume(
     campaign_id: Annotated[str, typer.Argument(help="The campaign to continue.")],
-    export_cif: Annotated[Path | None, typer.Option(help="Folder for CIFs of the top structures.")] = None,
+    export_cif: Annotated[Path | None, output_option(EXPORT_CIF_HELP, "folder")] = None,
     force: Annotated[bool, typer.Option(help=FORCE_HELP)] = False,
 ) -> None:
     """Continue a stopped or killed campaign where it stopped (nothing is scored or written twice)."""
@@ -198,22 +199,18 @@ def campaign_show(
 @campaign_app.command("export")
 def campaign_export(
     campaign_id: Annotated[str, typer.Argument(help="Campaign id.")],
-    out: Annotated[Path, typer.Option(help="Folder for the structure files.")],
-    top_k: Annotated[
-        int | None, typer.Option(min=1, help="Structures (default: the campaign's top_k).")
-    ] = None,
+    out: Annotated[Path, output_option("Folder for the structure files.", "folder")],
+    top_k: Annotated[int | None, number_option("Structures (default: the campaign's top_k).", low=1)] = None,
     fmt: Annotated[str, typer.Option("--format", help="cif, poscar, extxyz, json or entry.")] = "cif",
 ) -> None:
     """Write the campaign result's top structures (the final ranked, deduplicated top k: refined when
     refinement ran), one file each, named <campaign>-rank<N>."""
     from csp.structures.io import FORMATS, write_structures
-    from flows.checks import output_folder
     from flows.results import NoCampaignError, result_of
 
     if fmt not in FORMATS:
         fail(f"Unknown format {fmt!r}; choose from {', '.join(FORMATS)}.")
     try:
-        output_folder(out)
         result = result_of(current_lake(), campaign_id, k=top_k)
     except (ValueError, NoCampaignError) as exc:
         fail(str(exc))

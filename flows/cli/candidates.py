@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from flows.cli._common import console, fail, print_arrow
+from flows.cli._options import number_option, output_option
 from flows.settings import lake as current_lake
 
 candidates_app = typer.Typer(help="Evaluated candidates: OPTIMADE queries and exports.", no_args_is_help=True)
@@ -45,6 +46,7 @@ SHOWN = {
     ],
 }
 FORMAT_HELP = "table (print), parquet (one file), or cif, poscar, extxyz, json, entry (one file per row)."
+OUT_HELP = "File (parquet) or folder (structure files)."
 
 
 def history_errors() -> tuple[type[Exception], ...]:
@@ -120,10 +122,10 @@ def candidates_query(
     ] = "",
     campaign: Annotated[str | None, typer.Option(help="Only this campaign.")] = None,
     stage: Annotated[str | None, typer.Option(help="inner, outer, refined or single_point.")] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="At most this many rows.")] = None,
+    limit: Annotated[int | None, number_option("At most this many rows.", low=1)] = None,
     fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "table",
-    out: Annotated[Path | None, typer.Option(help="File (parquet) or folder (structure files).")] = None,
-    max_rows: Annotated[int, typer.Option(help="Rows to print.")] = 50,
+    out: Annotated[Path | None, output_option(OUT_HELP, "file or folder")] = None,
+    max_rows: Annotated[int, number_option("Rows to print.", low=1)] = 50,
 ) -> None:
     """Evaluated candidates matching an OPTIMADE filter, in scoring order (fields: `csp candidates fields`)."""
     _query(
@@ -144,10 +146,10 @@ def structures_query(
         str,
         typer.Argument(metavar="FILTER", help="OPTIMADE filter, e.g. 'chemical_formula_reduced=\"MgO\"'."),
     ] = "",
-    limit: Annotated[int | None, typer.Option(min=1, help="At most this many rows.")] = None,
+    limit: Annotated[int | None, number_option("At most this many rows.", low=1)] = None,
     fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "table",
-    out: Annotated[Path | None, typer.Option(help="File (parquet) or folder (structure files).")] = None,
-    max_rows: Annotated[int, typer.Option(help="Rows to print.")] = 50,
+    out: Annotated[Path | None, output_option(OUT_HELP, "file or folder")] = None,
+    max_rows: Annotated[int, number_option("Rows to print.", low=1)] = 50,
 ) -> None:
     """Ingested structures matching an OPTIMADE filter (fields: `csp structures fields`)."""
     _query("structures", filter_, campaign=None, stage=None, limit=limit, fmt=fmt, out=out, max_rows=max_rows)
@@ -181,13 +183,11 @@ def structures_fields() -> None:
 @candidates_app.command("export")
 def candidates_export(
     campaign: Annotated[str, typer.Argument(help="Campaign id.")],
-    out: Annotated[Path, typer.Option(help="Folder (structure files) or file (parquet).")],
+    out: Annotated[Path, output_option(OUT_HELP, "file or folder")],
     fmt: Annotated[
         str, typer.Option("--format", help="cif, poscar, extxyz, json, entry or parquet.")
     ] = "cif",
-    top_k: Annotated[
-        int | None, typer.Option(min=1, help="Structures (default: the campaign's top_k).")
-    ] = None,
+    top_k: Annotated[int | None, number_option("Structures (default: the campaign's top_k).", low=1)] = None,
     stage: Annotated[
         str,
         typer.Option(

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from flows.cli._common import console, fail, print_arrow
+from flows.cli._options import number_option, output_option
 from flows.settings import lake as current_lake
 
 lake_app = typer.Typer(help="The Parquet/DuckDB lake.", no_args_is_help=True)
@@ -16,29 +17,23 @@ lake_app = typer.Typer(help="The Parquet/DuckDB lake.", no_args_is_help=True)
 
 def sql(
     query: Annotated[str, typer.Argument(help="A read-only SQL query over the lake's views.")],
-    csv: Annotated[Path | None, typer.Option(help="Write the result to this CSV file.")] = None,
-    parquet: Annotated[Path | None, typer.Option(help="Write the result to this Parquet file.")] = None,
-    max_rows: Annotated[int, typer.Option(help="Rows to print.")] = 50,
+    csv: Annotated[Path | None, output_option("Write the result to this CSV file.", "file")] = None,
+    parquet: Annotated[Path | None, output_option("Write the result to this Parquet file.", "file")] = None,
+    max_rows: Annotated[int, number_option("Rows to print.", low=1)] = 50,
     input_file: Annotated[
         list[str] | None,
         typer.Option("--input", help="NAME=PATH: a Parquet/CSV file the query may read as view NAME."),
     ] = None,
 ) -> None:
     """Run a read-only SQL query over the lake: no statement can write a file or read one by path."""
-    from flows.checks import output_file, parse_inputs
+    from flows.checks import parse_inputs
     from storage.lake import LakeError
 
     try:
         inputs = parse_inputs(input_file or [])
-        for target in (csv, parquet):
-            if target is not None:
-                output_file(target)
         result = current_lake().query(query, inputs=inputs)
     except (LakeError, ValueError) as exc:
         fail(str(exc))
-    for target in (csv, parquet):
-        if target is not None and not target.parent.is_dir():
-            fail(f"Cannot write {target}: the folder {target.parent} does not exist; create it first.")
     if csv is not None:
         import pyarrow.csv as pacsv
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from flows.cli._common import console, err, fail
-from flows.cli._options import model_options, option
+from flows.cli._options import model_options, option, output_option
 from flows.models import TrainParameters
 from flows.settings import settings as current_settings
 
@@ -26,7 +26,7 @@ models_app = typer.Typer(help="Trained models: train, export, list, verify.", no
 @models_app.command("dataset")
 def models_dataset(
     mode: Annotated[str, typer.Argument(help="dft, transfer or pu.")],
-    out: Annotated[Path, typer.Option(help="Where to write the .npz training set.")],
+    out: Annotated[Path, output_option("Where to write the .npz training set.", "file")],
     source: Annotated[
         list[str] | None,
         typer.Option(
@@ -72,14 +72,14 @@ def models_train(**values: Any) -> None:
     """Export the training set, train on this machine, export to ONNX and write the model card."""
     from pydantic import ValidationError
 
+    from flows.checks import parameter_error
     from flows.models import train_and_export
 
     export_model = values.pop("export_model")
     try:
         params = TrainParameters(**values)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        fail(f"Invalid {'.'.join(str(p) for p in first['loc']) or 'parameters'}: {first['msg']}.")
+        fail(parameter_error(exc, TrainParameters))
     from csp.errors import CSPError
     from storage.errors import StorageError
 

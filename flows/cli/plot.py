@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import typer
 
 from flows.cli._common import console
+from flows.cli._options import number_option, output_option
 from flows.cli.candidates import fail_one_line, history_errors
 from flows.settings import lake as current_lake
 
@@ -51,7 +52,7 @@ def _plot(kind: str, campaigns: list[str], out: Path, **kwargs: Any) -> None:
 
 
 Campaign = Annotated[str, typer.Argument(help="Campaign id.")]
-Out = Annotated[Path, typer.Option(help="Image file: .png or .svg.")]
+Out = Annotated[Path, output_option("Image file: .png or .svg.", "file")]
 
 
 @plot_app.command("convergence")
@@ -74,7 +75,7 @@ def plot_spacegroups(campaign: Campaign, out: Out) -> None:
 
 @plot_app.command("psyn-dhf")
 def plot_psyn_dhf(
-    campaign: Campaign, out: Out, top_k: Annotated[int, typer.Option(min=1, help="Marked best.")] = 5
+    campaign: Campaign, out: Out, top_k: Annotated[int, number_option("Marked best.", low=1)] = 5
 ) -> None:
     """P_syn vs predicted formation enthalpy of every family, the top k by fitness marked."""
     _plot("psyn_vs_dhf", [campaign], out, top_k=top_k)
@@ -97,18 +98,18 @@ def plot_refined(campaign: Campaign, out: Out) -> None:
 @plot_app.command("structures")
 def plot_structures(
     campaign: Campaign,
-    out: Annotated[Path, typer.Option(help="Folder for the images, one <campaign>-rank<N> file per entry.")],
-    top_k: Annotated[int | None, typer.Option(min=1, help="Entries (default: the campaign's top_k).")] = None,
+    out: Annotated[
+        Path, output_option("Folder for the images, one <campaign>-rank<N> file per entry.", "folder")
+    ],
+    top_k: Annotated[int | None, number_option("Entries (default: the campaign's top_k).", low=1)] = None,
     fmt: Annotated[Literal["png", "svg"], typer.Option("--format", help="png or svg.")] = "png",
 ) -> None:
     """For each entry of the campaign result (the top k of `csp campaign show`): its cell and its
     simulated powder pattern (Cu K-alpha, strongest lines indexed)."""
     from csp import plots
-    from flows.checks import output_folder
     from flows.results import NoCampaignError, result_of
 
     try:
-        output_folder(out)
         result = result_of(current_lake(), campaign, k=top_k)
         figures = plots.result_cards(result)
         paths = [

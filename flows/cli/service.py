@@ -7,7 +7,9 @@ from typing import Annotated
 import typer
 
 from flows.cli._common import console, fail
+from flows.cli._options import number_option
 
+PORT_HELP = "Port the service was started on."
 service_app = typer.Typer(help="The local Prefect service: server, work pool, deployments, worker.")
 
 
@@ -19,7 +21,7 @@ def _service(port: int):
 
 @service_app.command("up")
 def service_up(
-    port: Annotated[int, typer.Option(help="Port of the API and UI on 127.0.0.1.")] = 4200,
+    port: Annotated[int, number_option("Port of the API and UI on 127.0.0.1.", low=1, high=65535)] = 4200,
 ) -> None:
     """Start the server, create the work pool, deploy prefect.yaml, start a worker; print the UI URL."""
     import subprocess
@@ -35,7 +37,7 @@ def service_up(
 
 
 @service_app.command("down")
-def service_down(port: Annotated[int, typer.Option(help="Port the service was started on.")] = 4200) -> None:
+def service_down(port: Annotated[int, number_option(PORT_HELP, low=1, high=65535)] = 4200) -> None:
     """Stop the worker (two signals) and the server; remove the pid files."""
     from flows.service import down
 
@@ -44,7 +46,7 @@ def service_down(port: Annotated[int, typer.Option(help="Port the service was st
 
 @service_app.command("status")
 def service_status(
-    port: Annotated[int, typer.Option(help="Port the service was started on.")] = 4200,
+    port: Annotated[int, number_option(PORT_HELP, low=1, high=65535)] = 4200,
 ) -> None:
     """What runs: server (pid, health, whose), worker (pid, pool, lake), UI URL; exits 1 unless this
     service's server and worker both run."""

@@ -19,21 +19,30 @@ TOP_LEVEL_MODULES = {"__init__", "errors", "plots"}
 FORBIDDEN_EVERYWHERE = ("storage", "flows", "prefect", "benchmarks")
 
 
-def imported_modules(source: str, package: str) -> list[tuple[int, str]]:
-    """Every module a file of ``package`` imports, at any depth (function-level imports count), absolute."""
-    tree = ast.parse(source)
-    found = []
-    for node in ast.walk(tree):
+def import_statements(source: str, package: str) -> list[tuple[int, str, list[str] | None]]:
+    """Every import statement of a file of ``package``, at any depth (function-level imports count):
+    ``(line, module, names)`` with ``module`` absolute (relative imports resolved) and ``names`` the names
+    of a ``from module import names`` (``None`` for ``import module``, one entry per module)."""
+    found: list[tuple[int, str, list[str] | None]] = []
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name) for alias in node.names]
+            found += [(node.lineno, alias.name, None) for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
                 parent = package.split(".")[: len(package.split(".")) - node.level + 1]
                 base = ".".join([*parent, base]) if base else ".".join(parent)
-            found.append((node.lineno, base))
-            if base == "csp":  # "from csp import x" names a module of the front door
-                found += [(node.lineno, f"csp.{alias.name}") for alias in node.names]
+            found.append((node.lineno, base, [alias.name for alias in node.names]))
+    return found
+
+
+def imported_modules(source: str, package: str) -> list[tuple[int, str]]:
+    """Every module a file of ``package`` imports, at any depth (function-level imports count), absolute."""
+    found = []
+    for line, module, names in import_statements(source, package):
+        found.append((line, module))
+        if module == "csp" and names:  # "from csp import x" names a module of the front door
+            found += [(line, f"csp.{name}") for name in names]
     return found
 
 

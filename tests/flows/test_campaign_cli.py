@@ -1,4 +1,5 @@
-"""`csp campaign` end to end on the shipped models: bad input, kill -9 and resume, concurrent campaigns."""
+"""`csp campaign` end to end on the shipped models: kill -9 and resume, concurrent campaigns (refused requests:
+`tests/flows/test_refused_requests.py`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from storage.lake import Lake
-from tests.flows.cli_process import csp, invoke_csp, run_csp
+from tests.flows.cli_process import csp, run_csp
 
 pytestmark = pytest.mark.slow  # every test here runs campaigns, servers or training
 
@@ -39,34 +40,6 @@ def raw_keys(lake: Lake, campaign_id: str) -> list[tuple[int, int]]:
             if r["campaign_id"] == campaign_id and r["inner_step"] >= -1  # search rows, not refined ones
         ]
     return keys
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["XxO"], "element symbol 'Xx'"),
-        ([""], "empty"),
-        (["Mg0O"], "count"),
-        (["MgO", "--alpha", "2"], "alpha"),
-        (["MgO", "--spread-penalty", "nan"], "spread_penalty (kappa) must be a finite number >= 0"),
-        (["MgO", "--spread-penalty", "-1"], "spread_penalty (kappa) must be a finite number >= 0"),
-        (["MgO", "--spread-penalty", "0.5"], "needs an enthalpy ensemble"),  # the shipped models: one member
-        (["C60H60"], "atoms"),
-        (["MgO", "--outer-steps", "0"], "outer_steps"),
-        (["MgO", "--strategy", "fixed", "--crystal-system", "hexagonalish"], "crystal_system"),
-        (["LiNaKRbCs", "--crystal-system", "cubic", "--z-max", "1"], "no space group"),
-    ],
-)
-def test_bad_input_fails_with_one_line_and_writes_no_candidate(tmp_path, args, message):
-    # in-process; test_a_huge_formula_is_not_echoed_whole checks the same refusal from a real process
-    result = invoke_csp(tmp_path, "campaign", "run", *args, "--campaign-id", "bad")
-    assert result.returncode != 0
-    assert message.lower() in result.stderr.lower(), result.stderr
-    assert "Traceback" not in result.stderr
-    lake = Lake(tmp_path)
-    assert lake.count("candidates") == 0
-    status = lake.query("SELECT status, reason FROM campaigns WHERE campaign_id = 'bad'").to_pylist()
-    assert status and status[0]["status"] == "failed" and status[0]["reason"]
 
 
 def test_killed_campaign_resumes_without_loss_or_duplicates(tmp_path):

@@ -58,7 +58,10 @@ def test_good_campaign_ids_pass(cid):
         (["--campaign-id", "a/b"], "is not usable"),
         (["--campaign-id", "x" * 10_000], "10000 characters"),
         (["--export-cif", "FILE"], "is not a folder"),
-        (["--seed", str(2**63)], "less than or equal to 9223372036854775807"),
+        (
+            ["--seed", str(2**63)],
+            "--seed must be an integer from 0 to 9223372036854775807, not 9223372036854775808.",
+        ),
         (["--outer-steps", "10000", "--inner-steps", "100000"], "above the bound"),
     ],
 )
@@ -165,7 +168,7 @@ def test_service_port_and_status(tmp_path):
     start = time.monotonic()
     result = invoke_csp(tmp_path, "service", "up", "--port", "99999", env=env)
     assert time.monotonic() - start < 30
-    assert "not a TCP port" in one_line_error(result)
+    assert "--port must be an integer from 1 to 65535, not 99999." in one_line_error(result)
     assert not (tmp_path / "ph" / "server.pid").exists()
     status_result = invoke_csp(tmp_path, "service", "status", env=env)
     assert status_result.returncode == 1

@@ -359,4 +359,5 @@ def test_csv_into_a_missing_folder_is_a_one_line_error(cli_env: Path) -> None:
     target = cli_env / "no" / "such" / "out.csv"
     result = run_cli(["sql", "SELECT 1 AS x", "--csv", str(target)])
     assert result.exit_code == 1
-    assert "does not exist; create it first" in result.flat and not target.exists()
+    assert "does not exist (ENOENT); create it first, or choose another --csv." in result.flat
+    assert not target.exists()

@@ -6,11 +6,13 @@ from math import comb
 import numpy as np
 import pytest
 
+from csp.errors import InputError
 from csp.search.generate import enumerate_families, wyckoff_assignments
 from csp.search.two_stage import (
     InMemorySink,
     SearchConfig,
     campaign_families,
+    check_search_space,
     excluded_by_atom_cap,
     run_search,
 )
@@ -120,3 +122,29 @@ def test_search_result_says_what_the_cap_excluded():
     result = run_search("MgAl2O4", cfg, FlatScorer(), InMemorySink(), campaign_id="cap")
     assert result.excluded["formula_units"] == [3, 4, 5, 6, 7, 8]
     assert result.excluded["families"] > 0
+
+
+@pytest.mark.parametrize(
+    ("formula", "config", "families"),
+    [
+        ("MgO", {"crystal_system": "cubic", "formula_units": (1, 2)}, True),
+        ("LiNaKRbCs", {"crystal_system": "cubic", "formula_units": (1, 1)}, False),
+        ("H2O", {"crystal_system": "cubic", "formula_units": (1, 1)}, False),
+        ("H2O", {"crystal_system": "hexagonal", "formula_units": (1, 2)}, True),
+        ("MgO", {"crystal_system": "cubic", "formula_units": (3, 3), "max_atoms": 4}, False),
+    ],
+)
+def test_the_search_space_check_agrees_with_the_families_and_run_search(formula, config, families):
+    """The check a campaign makes before anything is written (flows.campaigns.validate) refuses exactly the
+    requests with no family, with the sentence run_search would have raised."""
+    comp = parse_composition(formula)
+    cfg = SearchConfig(outer_steps=1, inner_steps=2, batch_size=2, **config)
+    assert bool(campaign_families(comp.reduced()[0], cfg)) is families
+    if families:
+        check_search_space(comp, cfg)
+        return
+    with pytest.raises(InputError, match="No space group in the cubic crystal system admits") as checked:
+        check_search_space(comp, cfg)
+    with pytest.raises(InputError) as searched:
+        run_search(formula, cfg, FlatScorer(), InMemorySink())
+    assert str(checked.value) == str(searched.value)

@@ -1,0 +1,90 @@
+"""A refused request writes nothing (issue 22): every way `csp campaign run` refuses a request ends in one
+``error:`` line, before the lake is opened, so no ``failed`` campaign row is left behind.
+
+In process (:func:`tests.flows.cli_process.invoke_csp`): each request is refused before any model runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from storage.lake import Lake
+from tests.flows.cli_process import invoke_csp, one_line_error
+
+REFUSED = [
+    (["XxO"], "element symbol 'Xx'"),
+    ([""], "empty"),
+    (["Mg0O"], "count"),
+    (["C60H60"], "atoms"),
+    (["MgO", "--alpha", "2"], "--alpha must be a finite number from 0 to 1, not 2."),
+    (["MgO", "--outer-steps", "0"], "--outer-steps must be an integer from 1 to 10000, not 0."),
+    (["MgO", "--strategy", "fixed", "--crystal-system", "hexagonalish"], "--crystal-system must be one of"),
+    (["MgO", "--formula-units-min", "3", "--z-max", "2"], "formula_units_min must not exceed"),
+    (["MgO", "--spread-penalty", "nan"], "--spread-penalty must be a finite number"),
+    (["MgO", "--spread-penalty", "-1"], "--spread-penalty must be a finite number"),
+    (["MgO", "--seed", "-1"], "--seed must be an integer from 0 to 9223372036854775807, not -1."),
+    (["MgO", "--outer-steps", "10000", "--inner-steps", "100000"], "above the bound"),
+    (
+        ["LiNaKRbCs", "--crystal-system", "cubic", "--z-max", "1"],
+        "No space group in the cubic crystal system admits LiNaKRbCs",
+    ),
+]
+
+
+def written(home: Path) -> list[str]:
+    """Every file under ``home`` (the lake and the campaign's run files would be there)."""
+    return sorted(str(p.relative_to(home)) for p in home.rglob("*")) if home.exists() else []
+
+
+@pytest.mark.parametrize(("args", "message"), REFUSED, ids=[" ".join(a)[:40] for a, _ in REFUSED])
+def test_a_refused_request_is_one_line_and_writes_nothing(tmp_path, args, message):
+    home = tmp_path / "home"
+    text = one_line_error(invoke_csp(home, "campaign", "run", *args, "--campaign-id", "bad"))
+    assert message in text
+    assert written(home) == []  # no lake, no failed row, no runs/ file
+
+
+def test_elements_the_models_never_saw_are_refused_without_a_row(tmp_path):
+    """Refused after the models are opened (their training rows are read), still before any event."""
+    home = tmp_path / "home"
+    text = one_line_error(invoke_csp(home, "campaign", "run", "ArO", "--campaign-id", "argon"))
+    assert "no training rows containing Ar" in text
+    lake = Lake(home)
+    assert lake.query("SELECT count(*) AS n FROM campaign_events").to_pylist() == [{"n": 0}]
+    assert lake.count("candidates") == 0
+    assert not (home / "runs").exists()
+
+
+def test_a_spread_penalty_without_an_enthalpy_ensemble_is_refused_without_a_row(tmp_path):
+    """The shipped enthalpy models have one member: kappa > 0 would do nothing, so it is refused once the
+    model folders are read, before any event."""
+    home = tmp_path / "home"
+    text = one_line_error(
+        invoke_csp(home, "campaign", "run", "MgO", "--spread-penalty", "0.5", "--campaign-id", "kappa")
+    )
+    assert "needs an enthalpy ensemble" in text
+    lake = Lake(home)
+    assert lake.query("SELECT count(*) AS n FROM campaign_events").to_pylist() == [{"n": 0}]
+    assert lake.count("candidates") == 0
+
+
+def test_a_request_under_an_id_that_ran_with_other_parameters_changes_nothing(tmp_path):
+    """The id's one set of parameters is kept: another request under it is refused, and the stored
+    campaign is neither marked failed nor changed."""
+    from storage.campaigns import record_event
+
+    home = tmp_path / "home"
+    lake = Lake(home).init()
+    stored = {"composition": "MgO", "alpha": 0.5}
+    for status in ("running", "completed"):  # the id's parameters are those of its first running event
+        record_event(lake, "kept", composition="MgO", status=status, parameters=stored, run_id="r")
+    query = "SELECT seq, status FROM campaign_events WHERE campaign_id = 'kept' ORDER BY seq"
+    for args in (["--alpha", "0.3"], ["--alpha", "nan"]):
+        text = one_line_error(invoke_csp(home, "campaign", "run", "MgO", *args, "--campaign-id", "kept"))
+        assert "alpha" in text
+        assert lake.query(query).to_pylist() == [
+            {"seq": 0, "status": "running"},
+            {"seq": 1, "status": "completed"},
+        ]
