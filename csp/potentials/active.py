@@ -18,9 +18,10 @@ scores far below what physics gives them. One *round* of the loop teaches it whe
 (d) the faces write the round's rows as committed Parquet (``storage.label_parts``), source
     :func:`source_name` (e.g. ``chgnet-0.3.0-active``);
 (e) an optional hook fine-tunes the enthalpy model on DFT + labelled sources;
-(f) :meth:`RoundState.record` is the round's entry in the results file, with the model-vs-potential gap of
-    :func:`campaign_gap` (model dHf minus the potential's dHf of the top-1 structure at its found geometry,
-    eV/atom; negative: the model was fooled) as the median over the fresh campaigns.
+(f) :meth:`RoundState.record` is the round's entry in the results file, with the exploitation gap of
+    :func:`campaign_gap` (the potential's dHf of the top-1 structure at its found geometry minus the model's,
+    eV/atom, the sign every campaign report uses: positive, the model was fooled) as the median over the
+    fresh campaigns.
 
 :class:`RoundState` is the round's manifest and :func:`run_round` the step machine that resumes it: a campaign
 whose labels are staged is never labelled again, the Parquet parts are rewritten whole, training and
@@ -334,7 +335,8 @@ def _crystal(row: dict[str, Any]) -> Crystal:
 
 
 def campaign_gap(labelled: StructureSet) -> float | None:
-    """Model dHf minus the potential's dHf of the top-1 structure at its found geometry (eV/atom): the rank-1
+    """The exploitation gap of the top-1 structure: the potential's dHf at its found geometry minus the
+    model's (eV/atom; positive: the model was fooled, as in :func:`flows.coverage.gap_line`): the rank-1
     ``|initial`` row of :func:`label_top`; None when it is missing or either value is not finite."""
     if not len(labelled) or "rank" not in labelled.values:
         return None
@@ -342,7 +344,7 @@ def campaign_gap(labelled: StructureSet) -> float | None:
     if not len(first):
         return None
     i = int(first[0])
-    gap = labelled.values["dhf_model_ev_per_atom"][i] - labelled.values["dhf_ev_per_atom"][i]
+    gap = labelled.values["dhf_ev_per_atom"][i] - labelled.values["dhf_model_ev_per_atom"][i]
     return float(gap) if np.isfinite(gap) else None
 
 

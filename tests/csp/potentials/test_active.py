@@ -147,7 +147,7 @@ def test_top_structures_get_a_single_point_and_a_relaxation_with_formation_entha
     np.testing.assert_allclose(labelled.values["dhf_ev_per_atom"], -1.25)
     np.testing.assert_allclose(labelled.values["dhf_model_ev_per_atom"][[0, 2]], [-2.0, -1.0])
     assert np.isnan(labelled.values["dhf_model_ev_per_atom"][[1, 3]]).all()
-    assert campaign_gap(labelled) == pytest.approx(-2.0 - -1.25)  # the model's top-1 is 0.75 eV/atom too low
+    assert campaign_gap(labelled) == pytest.approx(-1.25 - -2.0)  # the model's top-1 is 0.75 eV/atom too low
     fresh = label_top(rows, flat, campaign="f", top_k=1, relax_steps=0, kind="reference")
     assert fresh.ids.tolist() == ["f|top1|initial"] and fresh.kind.tolist() == ["reference"]
     assert len(label_top([], flat, campaign="e", top_k=1, relax_steps=0)) == 0
@@ -235,7 +235,7 @@ def test_a_round_resumes_after_crashes_between_steps_and_labels_nothing_twice(fl
     (entry,) = records
     assert entry["rows_labelled"] == 7 and entry["rows_added"] == 6  # the fresh row never trains
     assert entry["model_before"] == "m0:123" and entry["model_after"] == "m1:abc"
-    assert entry["gap_ev_per_atom"] == pytest.approx(-0.75) and entry["gap_campaigns"] == 1
+    assert entry["gap_ev_per_atom"] == pytest.approx(0.75) and entry["gap_campaigns"] == 1
     # done is done: running it again changes nothing
     run_round(final, store, label_jobs=label_jobs, train=train, record=record)
     assert len(records) == 1 and len(store.parts) == 1
