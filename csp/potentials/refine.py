@@ -541,29 +541,18 @@ def refine_or_probe(
     """The potential's part of a campaign after the search: refinement on, the refined rows of
     :func:`refine`; off, single points of the search's top ``config.gap_probes`` (the exploitation gap);
     none when ``gap_probes`` is 0 (no potential is loaded). The rows are appended to ``sink``."""
-    settings = settings_of(config)
-    if config.refine:
-        return refine(
-            rows,
-            scorer,
-            sink,
-            campaign_id=campaign_id,
-            alpha=config.alpha,
-            settings=settings,
-            spread_penalty=config.spread_penalty,
-        )
-    if config.gap_probes > 0:
-        return refine(
-            rows,
-            scorer,
-            sink,
-            campaign_id=campaign_id,
-            alpha=config.alpha,
-            settings=settings,
-            probe_only=config.gap_probes,
-            spread_penalty=config.spread_penalty,
-        )
-    return []
+    if not config.refine and config.gap_probes <= 0:
+        return []
+    return refine(
+        rows,
+        scorer,
+        sink,
+        campaign_id=campaign_id,
+        alpha=config.alpha,
+        settings=settings_of(config),
+        probe_only=0 if config.refine else config.gap_probes,
+        spread_penalty=config.spread_penalty,
+    )
 
 
 def finish_ranking(
