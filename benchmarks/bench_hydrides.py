@@ -81,6 +81,31 @@ def lake_counts() -> dict[str, dict]:
     return out
 
 
+def write(runs: list[dict], command: str, out: Path, where: str) -> None:
+    """The results table (``out``, Markdown) and its data (``out`` with ``.json``)."""
+    ended = sum(r["exit"] in (0, "-") and r.get("status") == "completed" for r in runs)
+    out.with_suffix(".json").write_text(json.dumps({"command": command, "runs": runs}, indent=1) + "\n")
+    lines = [
+        "# Hydride campaigns at the paper's budget",
+        "",
+        f"Command: `{command}` ({where})." if "`" not in command else f"{command} ({where}).",
+        "",
+        f"**{ended} of {len(runs)} campaigns ended `completed` with exit status 0**; rows the models could not score: "
+        f"{sum(r.get('unscored', 0) or 0 for r in runs)}.",
+        "",
+        "| composition | strategy | seed | exit | state | rows | unscored | wall s |",
+        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |",
+    ]
+    for r in runs:
+        system = f" ({SYSTEMS[r['formula']]})" if r["strategy"] == "fixed" else ""
+        lines.append(
+            f"| {r['formula']} | {r['strategy']}{system} | {r['seed']} | {r['exit']} | {r.get('status', '-')} | "
+            f"{r.get('rows', 0)} | {r.get('unscored', 0)} | {r['wall_s']} |"
+        )
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[:6]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--outer-steps", type=int, default=200)
@@ -90,6 +115,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/hydrides.md")
     parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="+",
+        help="run nothing: one table of several results files (.json) of this script, e.g. a grid finished "
+        "in a later session; a completed run of a campaign is kept over an unfinished one",
+    )
+    parser.add_argument(
         "--collect",
         action="store_true",
         help="run nothing: report what the lake holds of the grid (e.g. after a stop)",
@@ -97,6 +129,22 @@ def main() -> None:
     args = parser.parse_args()
     grid = [(f, s, seed) for f in args.formulas for s in ("fixed", "all") for seed in args.seeds]
     t0 = time.time()
+    if args.merge:
+        merged: dict[str, dict] = {}
+        commands = []
+        for path in args.merge:
+            data = json.loads(path.read_text())
+            commands.append(data["command"])
+            for r in data["runs"]:  # a later file's run of a campaign replaces an earlier, unfinished one
+                if r.get("status") == "completed" or r["campaign_id"] not in merged:
+                    merged[r["campaign_id"]] = r
+        order = {f"hyd-{f}-{st}-s{seed}": k for k, (f, st, seed) in enumerate(grid)}
+        runs = sorted(merged.values(), key=lambda r: order.get(r["campaign_id"], len(order)))
+        files = " ".join(str(p) for p in args.merge)
+        listed = " ".join(f"({k}) {c if '`' in c else f'`{c}`'}" for k, c in enumerate(commands, 1))
+        write(runs, f"Merged by `python benchmarks/bench_hydrides.py --merge {files}` from: {listed}", args.out,
+              "later runs of a campaign replace unfinished ones")  # fmt: skip
+        return
     if args.collect:
         runs = [
             {
@@ -115,33 +163,13 @@ def main() -> None:
     counts = lake_counts()
     for r in runs:
         r |= counts.get(r["campaign_id"], {})
-    ended = sum(r["exit"] in (0, "-") and r.get("status") == "completed" for r in runs)
     command = (
         f"CSP_HOME=$(mktemp -d) python benchmarks/bench_hydrides.py --workers {args.workers} "
         f"--outer-steps {args.outer_steps} --inner-steps {args.inner_steps} --seeds {' '.join(map(str, args.seeds))}"
     ) + (f" --formulas {' '.join(args.formulas)}" if args.formulas != list(SYSTEMS) else "")
     if args.collect:
         command += " --collect (the campaigns' states as the lake holds them; exit status and wall time not recorded)"
-    args.out.with_suffix(".json").write_text(json.dumps({"command": command, "runs": runs}, indent=1) + "\n")
-    lines = [
-        "# Hydride campaigns at the paper's budget",
-        "",
-        f"Command: `{command}` (2-core CPU machine, {time.time() - t0:.0f} s in all).",
-        "",
-        f"**{ended} of {len(runs)} campaigns ended `completed` with exit status 0**; rows the models could not score: "
-        f"{sum(r.get('unscored', 0) or 0 for r in runs)}.",
-        "",
-        "| composition | strategy | seed | exit | state | rows | unscored | wall s |",
-        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: |",
-    ]
-    for r in runs:
-        system = f" ({SYSTEMS[r['formula']]})" if r["strategy"] == "fixed" else ""
-        lines.append(
-            f"| {r['formula']} | {r['strategy']}{system} | {r['seed']} | {r['exit']} | {r.get('status', '-')} | "
-            f"{r.get('rows', 0)} | {r.get('unscored', 0)} | {r['wall_s']} |"
-        )
-    args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[:6]))
+    write(runs, command, args.out, f"2-core CPU machine, {time.time() - t0:.0f} s in all")
 
 
 if __name__ == "__main__":
