@@ -181,9 +181,12 @@ def check(
     return checked
 
 
-def open_scorer(settings: Settings, dhf_source: str, *, allow_unseen_elements: bool = False) -> Any:
-    """Warm ONNX sessions of the configured models, each checked for its role by
-    :func:`csp.models.check.check_model_folder` (files, sha256, task, outputs) before anything is scored.
+def open_scorer(
+    settings: Settings, dhf_source: str, *, allow_unseen_elements: bool = False, score_device: str = "cpu"
+) -> Any:
+    """Warm models of the configured folders, each checked for its role by
+    :func:`csp.models.check.check_model_folder` (files, sha256, task, outputs) before anything is scored:
+    onnxruntime sessions, or the torch models on a GPU (``score_device``, :func:`csp.models.scoring.load_scorer`).
 
     Raises:
         CampaignError: a folder has no model.json.
@@ -200,6 +203,7 @@ def open_scorer(settings: Settings, dhf_source: str, *, allow_unseen_elements: b
         dhf_source=dhf_source,
         threads=settings.threads,
         allow_unseen_elements=allow_unseen_elements,
+        score_device=score_device,
         **folders,
     )
 
@@ -355,7 +359,10 @@ def prepare(
         )
         parsed = parse_composition(checked.composition, max_atoms=checked.max_atoms)
         scorer = open_scorer(
-            settings, checked.dhf_source, allow_unseen_elements=checked.allow_unseen_elements
+            settings,
+            checked.dhf_source,
+            allow_unseen_elements=checked.allow_unseen_elements,
+            score_device=checked.score_device,
         )
         scorer.check_elements(parsed.numbers())
         coverage = element_coverage(scorer.scorer.models.values(), parsed.symbols)
