@@ -181,12 +181,10 @@ def check(
     return checked
 
 
-def open_scorer(
-    settings: Settings, dhf_source: str, *, allow_unseen_elements: bool = False, score_device: str = "cpu"
-) -> Any:
-    """Warm models of the configured folders, each checked for its role by
-    :func:`csp.models.check.check_model_folder` (files, sha256, task, outputs) before anything is scored:
-    onnxruntime sessions, or the torch models on a GPU (``score_device``, :func:`csp.models.scoring.load_scorer`).
+def open_scorer(settings: Settings, dhf_source: str, **options: Any) -> Any:
+    """Warm models of the configured folders (``options``: ``allow_unseen_elements``, ``score_device`` of
+    :func:`csp.models.scoring.load_scorer`: onnxruntime, or torch on a GPU), each checked for its role by
+    :func:`csp.models.check.check_model_folder` (files, sha256, task, outputs) before anything is scored.
 
     Raises:
         CampaignError: a folder has no model.json.
@@ -202,8 +200,7 @@ def open_scorer(
         settings.models_dir,
         dhf_source=dhf_source,
         threads=settings.threads,
-        allow_unseen_elements=allow_unseen_elements,
-        score_device=score_device,
+        **options,
         **folders,
     )
 
@@ -358,12 +355,8 @@ def prepare(
             lake, campaign_id, checked.model_dump(), CampaignParameters.field_defaults()
         )
         parsed = parse_composition(checked.composition, max_atoms=checked.max_atoms)
-        scorer = open_scorer(
-            settings,
-            checked.dhf_source,
-            allow_unseen_elements=checked.allow_unseen_elements,
-            score_device=checked.score_device,
-        )
+        options = checked.model_dump(include={"allow_unseen_elements", "score_device"})
+        scorer = open_scorer(settings, checked.dhf_source, **options)
         scorer.check_elements(parsed.numbers())
         coverage = element_coverage(scorer.scorer.models.values(), parsed.symbols)
     except (CSPError, StorageError, ValueError) as exc:
