@@ -65,9 +65,10 @@ __all__ = [
     "build_device_graphs_same_species",
 ]
 
-#: candidate (atom, neighbour image) pairs per chunk by device type: ~120 bytes each at the peak, so
-#: 1 M (~0.1 GB) on a CPU (smaller arrays are reused by the allocator instead of mapped afresh) and 32 M
-#: (~4 GB) on a GPU, where a batch of 1,024 cells of 32 atoms is one chunk
+#: candidate (atom, neighbour image) pairs per chunk by device type, ~60 bytes each at the peak (three
+#: float64 coordinate planes, the distances and their temporaries): 1 M (~60 MB) on a CPU, where smaller
+#: arrays are reused by the allocator instead of mapped afresh, and 32 M (~2 GB) on a GPU, where a batch of
+#: 1,024 cells of 8 to 32 atoms is one or two chunks
 DEFAULT_MAX_CANDIDATES = {"cpu": 1_000_000, "cuda": 32_000_000}
 _NO_BOND = torch.iinfo(torch.int64).max
 
@@ -281,7 +282,13 @@ def _build(
             n_pad = int(natoms[idx].max())
             chunk_numbers = num_d[idx_d, :n_pad]
             nbr, vec, dist, d_k, short = _knn_chunk(
-                lat_d[idx_d], frac_d[idx_d, :n_pad], chunk_numbers, nat_d[idx_d], axes, k
+                lat_d[idx_d],
+                frac_d[idx_d, :n_pad],
+                chunk_numbers,
+                nat_d[idx_d],
+                axes,
+                k,
+                int(natoms[idx].min()),
             )
             # global rows of the chunk's real atoms; neighbours shifted to global atom indices
             atom_pos = torch.arange(n_pad, device=device)[None, :]
@@ -312,7 +319,7 @@ def _build(
         numbers=num_d[torch.arange(num_d.shape[1], device=device)[None, :] < nat_d[:, None]],
         neighbours=nbr_out,
         bond_vectors=vec_out,
-        crystal_index=torch.repeat_interleave(torch.arange(B, device=device), nat_d),
+        crystal_index=torch.repeat_interleave(torch.arange(B, device=device), nat_d, output_size=N),
         natoms=nat_d,
     )
 
@@ -358,6 +365,7 @@ def _knn_chunk(
     natoms: torch.Tensor,
     axes: np.ndarray,
     k: int,
+    min_atoms: int,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """k nearest neighbours of b padded crystals, images |m_c| <= axes[c] enumerated.
 
@@ -368,7 +376,8 @@ def _knn_chunk(
 
     Args:
         lattices: (b, 3, 3) float64; frac: (b, n, 3) float64; numbers: (b, n) int64; natoms: (b,) int64
-            (atoms beyond a crystal's count are padding); axes: (3,) image range per lattice axis; k: degree.
+            (atoms beyond a crystal's count are padding); axes: (3,) image range per lattice axis; k: degree;
+            min_atoms: the smallest crystal's atom count (known on the host).
 
     Returns:
         Local neighbour index (b, n, k), bond vectors (b, n, k, 3) float64, bond lengths (b, n, k) float64,
@@ -377,11 +386,12 @@ def _knn_chunk(
     """
     device = lattices.device
     b, n, _ = frac.shape
-    offsets = torch.as_tensor(_image_offsets(axes), dtype=torch.float64, device=device)  # (M, 3)
-    M = offsets.shape[0]
-    if int(natoms.min()) * M < k + 1:
+    offsets_h = _image_offsets(axes)  # (M, 3), on the host: its size and zero row need no device round trip
+    M = len(offsets_h)
+    if min_atoms * M < k + 1:
         raise ValueError("Too few periodic images enumerated; this is a bug in the graph builder.")
-    zero = int(((offsets == 0).all(dim=1)).nonzero()[0, 0])
+    zero = int(np.flatnonzero((offsets_h == 0).all(axis=1))[0])
+    offsets = torch.as_tensor(offsets_h, dtype=torch.float64, device=device)
     # pair differences f_j - f_i wrapped into [-0.5, 0.5), then Cartesian: (b, i, j, 3)
     diff = frac[:, None, :, :] - frac[:, :, None, :]
     diff = diff - torch.floor(diff + 0.5)
