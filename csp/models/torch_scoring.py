@@ -10,9 +10,11 @@ goes from lattices and coordinates to enthalpies and P_syn without leaving the G
 dynamo exporter keeps every parameter's name (``model.backbone.atom_embedding.linear.weight``...) except the
 weights of the linear layers applied to rank-3 and rank-4 tensors, which it stores transposed under a
 generated name and multiplies with ``MatMul`` before an ``Add`` of the layer's (named) bias; those are
-found through that bias. The element-feature table is the one the graph gathers from. Parameters the
-exported graph never reads (the edge norm of the last line-graph and last edge-gated layers, whose output
-nothing uses) are set to NaN, so that any use would show. Every load then runs the rebuilt module and the
+found through that bias. The exporter keeps one copy of identical tensors: buffers the config fixes (the
+pair mask, the basis centres, the element-feature table) are taken as built, and an ensemble member's
+missing target mean or std is its sibling's (the members share them). Parameters the exported graph never
+reads (the edge norm of the last line-graph and last edge-gated layers, whose output nothing uses) are set
+to NaN, so that any use would show. Every load then runs the rebuilt module and the
 ONNX graph on a few crystals and refuses a difference above :data:`REBUILD_TOLERANCE`, so an exporter that
 lays the graph out otherwise is caught at load, never in a campaign. One weight file, checked by one
 sha256, serves both paths (no second copy to drift).
@@ -38,6 +40,7 @@ onnxruntime session within the sigmoid's error above.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,6 +62,10 @@ __all__ = ["REBUILD_TOLERANCE", "TorchModel", "TorchModels", "exact_sigmoid_sess
 #: largest difference (eV/atom, or probability) allowed between the rebuilt torch module and the ONNX graph
 #: (with an exact sigmoid) on the load check's crystals
 REBUILD_TOLERANCE = 1e-4
+#: buffers that the config fixes (the line graph's pair mask, the basis centres, the element-feature table):
+#: taken from the module as built when the file holds no copy under their name
+_FIXED_BUFFERS = ("pair_mask", ".centers", "element_features")
+_MEMBER = re.compile(r"^model\.members\.\d+\.")  # the prefix of an ensemble member's names
 
 
 def _initializers(onnx_path: Path) -> tuple[Any, dict[str, np.ndarray]]:
@@ -152,21 +159,23 @@ def module_from_onnx(onnx_path: Path | str, meta: dict[str, Any]) -> nn.Module:
             for name in add.input
             if name.endswith(".bias") and name in state
         ]
-        if len(bias) != 1:
+        weight = bias[0][: -len("bias")] + "weight" if len(bias) == 1 else None
+        if weight is None or weight in found:  # no named bias, or one shared by two layers: no safe guess
             raise ModelError(
-                f"{onnx_path}: the weight {node.input[1]} feeds no linear layer this code knows; the torch path "
-                "cannot rebuild this model (score it with score_device='cpu', through onnxruntime)."
+                f"{onnx_path}: the weight {node.input[1]} feeds no linear layer this code can name; the torch "
+                "path cannot rebuild this model (score it with score_device='cpu', through onnxruntime)."
             )
-        found[bias[0][: -len("bias")] + "weight"] = arrays[node.input[1]].T
-    # the element-feature table (a buffer): the initializer that the atom embedding gathers rows from
-    tables = [
-        arrays[node.input[0]]
-        for node in proto.graph.node
-        if node.op_type in ("Gather", "GatherND") and node.input[0] in arrays and node.input[0] not in state
-    ]
+        found[weight] = arrays[node.input[1]].T
+    # the exporter keeps one copy of identical tensors: the members of an ensemble share their target mean
+    # and std (set from the same training rows), so a member's missing one is its sibling's
     for name in state:
-        if name.endswith("backbone.element_features") and name not in found and tables:
-            found[name] = tables[0]  # one table: every member of an ensemble shares it
+        sibling = re.sub(r"^model\.members\.\d+\.", "", name)
+        if name not in found and sibling != name:
+            copies = [
+                v for other, v in found.items() if re.sub(r"^model\.members\.\d+\.", "", other) == sibling
+            ]
+            if copies:
+                found[name] = copies[0]
     loaded = {}
     for name, value in state.items():
         if name in found:
@@ -177,6 +186,8 @@ def module_from_onnx(onnx_path: Path | str, meta: dict[str, Any]) -> nn.Module:
                     "the config of model.json; restore the folder or re-export the model."
                 )
             loaded[name] = torch.as_tensor(array.copy(), dtype=value.dtype)
+        elif name.endswith(_FIXED_BUFFERS):
+            loaded[name] = value  # fixed by the config (and the committed element table): as built
         elif value.is_floating_point():
             # not in the graph, so never read (see the module docstring): NaN would show any use
             loaded[name] = torch.full_like(value, torch.nan)

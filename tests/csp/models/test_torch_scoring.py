@@ -211,3 +211,39 @@ def test_a_campaign_scored_by_torch_equals_the_onnx_ones():
         assert row["family_wyckoff"] == other["family_wyckoff"] and row["spacegroup"] == other["spacegroup"]
         assert abs(row["fitness"] - other["fitness"]) < 2e-3
     assert top[0]["spacegroup"] == shipped_top[0]["spacegroup"] == 221  # CsCl-type MgO wins this tiny search
+
+
+def test_an_enthalpy_ensemble_runs_on_torch_with_its_spread(tmp_path):
+    from csp.models import ALIGNNConfig, ALIGNNEnsemble
+    from csp.models.onnx_export import export_model
+
+    torch.manual_seed(0)
+    config = ALIGNNConfig(hidden=16, embedding=16, head_hidden=16, alignn_layers=1, gcn_layers=1)
+    ensemble = ALIGNNEnsemble(config, 3).eval()
+    with torch.no_grad():  # as after training: own norms and statistics, one target mean and std for all
+        for name, value in ensemble.named_buffers():
+            if "norm" in name and value.is_floating_point():
+                value.uniform_(0.5, 1.5)
+        for member in ensemble.members:
+            member.head.target_mean.fill_(-0.7)
+            member.head.target_std.fill_(0.9)
+            for name, value in member.named_parameters():
+                if "norm" in name:
+                    value.uniform_(0.5, 1.5)
+    export_model(ensemble, tmp_path / "ens")
+    model = TorchModel(tmp_path / "ens", role="dft")
+    assert model.n_members == 3 and model.outputs == ["dhf", "dhf_std", "dhf_members"]
+    crystals = list(mp_crystals()[0][:20])
+    graphs = build_graphs(crystals)
+    got = model.run_graphs(graphs)
+    session = exact_sigmoid_session(tmp_path / "ens" / "model.onnx")
+    want = dict(
+        zip(
+            model.outputs,
+            session.run(model.outputs, {n: getattr(graphs, n) for n in INPUT_NAMES}),
+            strict=True,
+        )
+    )
+    for name in model.outputs:
+        np.testing.assert_allclose(got[name], want[name], atol=TOL, rtol=0)
+    assert got["dhf_members"].shape == (20, 3) and (got["dhf_std"] > 0).all()
