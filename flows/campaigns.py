@@ -128,7 +128,7 @@ def validate(params: dict[str, Any] | CampaignParameters, *, force: bool = False
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "parameters"
-        raise CampaignError(f"Invalid {where}: {first['msg']}.") from exc
+        raise CampaignError(f"Invalid {where}: {first['msg'].rstrip('.')}.") from exc
     try:
         comp = parse_composition(checked.composition, max_atoms=checked.max_atoms)
         check_search_budget(comp, checked.search_config(), force=force)
