@@ -4,9 +4,13 @@ Not a test. Run from the repository root (any machine; the CUDA column needs a G
 
     PYTHONPATH=. python benchmarks/bench_scoring.py --out benchmarks/results/scoring.md
 
-On a GPU machine (onnxruntime CPU with every core as the baseline, torch on the GPU)::
+On a GPU machine (onnxruntime on every core as the baseline, torch on the GPU; torch on the CPU only up to
+batch 256, to stay within a 10-minute command)::
 
-    PYTHONPATH=. python benchmarks/bench_scoring.py --threads 16 --out benchmarks/results/scoring_gpu.md
+    PYTHONPATH=. python benchmarks/bench_scoring.py --threads 16 --max-torch-cpu-batch 256 \
+        --out benchmarks/results/scoring_gpu.md
+
+The results file is rewritten after every row, so a run stopped at a time limit keeps what it measured.
 
 What is timed: the scorer's own calls, end to end, as a campaign makes them (element checks, graph
 building, the model, results back in numpy), with the shipped enthalpy model (``exp``, the inner loop's
@@ -243,15 +247,17 @@ def main() -> None:
             )
             print(line, flush=True)
             lines.append(line)
+            if args.out:  # row by row: a run stopped at a time limit keeps what it measured
+                args.out.write_text("\n".join(lines) + "\n")
+    peak = f" Peak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB." if cuda else ""
     lines += [
         "",
         f"Graphs torch: the torch builder on {graph_device}. An empty cell: not measured (torch on the CPU above "
         f"--max-torch-cpu-batch {args.max_torch_cpu_batch}). 1-minute load average before / after: "
-        f"{load_before} / {load_average()} on {os.cpu_count()} CPU(s).",
+        f"{load_before} / {load_average()} on {os.cpu_count()} CPU(s).{peak}",
     ]
-    text = "\n".join(lines) + "\n"
     if args.out:
-        args.out.write_text(text)
+        args.out.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
