@@ -182,6 +182,32 @@ def calls(workload: str, batch: int, mixed: list[Crystal], inner: dict, kinds: l
     return score_inner, numpy_inner, torch_inner
 
 
+def agreement(opened: dict[str, OnnxModels], crystals: list[Crystal], kinds: list[str], device: str) -> str:
+    """One line: the torch graphs on ``device`` equal numpy's, and how far each backend's scores lie from the
+    ONNX graph with an exact sigmoid (the torch models' numbers), on ``crystals``."""
+    reference, graphs = build_graphs(crystals), build_device_graphs(crystals, device=device).numpy()
+    same = np.array_equal(reference.neighbours, graphs.neighbours) and np.allclose(
+        reference.bond_vectors, graphs.bond_vectors, atol=1e-5, rtol=0
+    )
+    exact = open_backend("onnx-exact", kinds, 2)
+    want = exact.score(crystals, batch_size=len(crystals), include=kinds)
+    parts = []
+    for name, models in opened.items():
+        got = models.score(crystals, batch_size=len(crystals), include=kinds)
+        worst = max(
+            float(np.max(np.abs(getattr(got, field) - getattr(want, field))))
+            for field in ("dhf_dft", "dhf_exp", "p_syn")
+            if getattr(want, field) is not None
+        )
+        parts.append(f"{name} {worst:.1e}")
+    return (
+        f"Check on the first {len(crystals)} mixed cells: torch graphs on {device} equal numpy's: "
+        f"{'yes' if same else 'NO'}; largest difference from the exact-sigmoid ONNX graph (eV/atom or P_syn): "
+        + ", ".join(parts)
+        + "."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -223,6 +249,8 @@ def main() -> None:
     ]
     opened = {name: open_backend(name, args.models, args.threads) for name in backends}
     graph_device = "cuda" if cuda else "cpu"
+    checks = agreement(opened, mixed[: min(64, biggest)], args.models, graph_device)
+    print(checks, flush=True)
     for workload in args.workloads:
         for batch in args.batches:
             score, numpy_graphs, torch_graphs = calls(
@@ -255,6 +283,8 @@ def main() -> None:
         f"Graphs torch: the torch builder on {graph_device}. An empty cell: not measured (torch on the CPU above "
         f"--max-torch-cpu-batch {args.max_torch_cpu_batch}). 1-minute load average before / after: "
         f"{load_before} / {load_average()} on {os.cpu_count()} CPU(s).{peak}",
+        "",
+        checks,
     ]
     if args.out:
         args.out.write_text("\n".join(lines) + "\n")
