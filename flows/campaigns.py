@@ -182,8 +182,9 @@ def check(
     return checked
 
 
-def open_scorer(settings: Settings, dhf_source: str, *, allow_unseen_elements: bool = False) -> Any:
-    """Warm ONNX sessions of the configured models, each checked for its role by
+def open_scorer(settings: Settings, dhf_source: str, **options: Any) -> Any:
+    """Warm models of the configured folders (``options``: ``allow_unseen_elements``, ``score_device`` of
+    :func:`csp.models.scoring.load_scorer`: onnxruntime, or torch on a GPU), each checked for its role by
     :func:`csp.models.check.check_model_folder` (files, sha256, task, outputs) before anything is scored.
 
     Raises:
@@ -200,7 +201,7 @@ def open_scorer(settings: Settings, dhf_source: str, *, allow_unseen_elements: b
         settings.models_dir,
         dhf_source=dhf_source,
         threads=settings.threads,
-        allow_unseen_elements=allow_unseen_elements,
+        **options,
         **folders,
     )
 
@@ -357,9 +358,8 @@ def prepare(
         raise CampaignError(str(exc)) from exc
     parsed = parse_composition(checked.composition, max_atoms=checked.max_atoms)  # validate() parsed it
     try:
-        scorer = open_scorer(
-            settings, checked.dhf_source, allow_unseen_elements=checked.allow_unseen_elements
-        )
+        options = checked.model_dump(include={"allow_unseen_elements", "score_device"})
+        scorer = open_scorer(settings, checked.dhf_source, **options)
     except (CSPError, StorageError, ValueError) as exc:
         if campaign_state.stored_fingerprint(lake, campaign_id) is None:  # never mark a real campaign failed
             record_event(lake, campaign_id, composition=checked.composition, status="failed",

@@ -3,7 +3,8 @@
 * **Ids**: a campaign id names a folder of the lake and a key of its event log; :func:`check_campaign_id`
   allows 1-96 characters of letters, digits, ``.``, ``_`` and ``-`` (first a letter or digit).
 * **One id, one set of parameters**: the parameters an id was first run with (composition, seed, budgets,
-  every search parameter; ``top_k`` only ranks, so it may change) are its fingerprint.
+  every search parameter; ``top_k`` only ranks and ``score_device`` only says where the same models run,
+  so they may change) are its fingerprint.
   :func:`check_same_parameters` refuses another set with a one-line error that shows the stored values.
 * **Liveness**: a running campaign holds an exclusive ``flock`` on ``<home>/runs/<id>.lock`` for as long as
   its process lives (the kernel drops it on any exit, ``kill -9`` included) and rewrites
@@ -43,8 +44,10 @@ from storage.errors import DiskWriteError, describe_write_failure, is_disk_refus
 from storage.lake import Lake, LakeError
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
-#: parameters that do not change what a campaign scores (may differ on resume)
-NOT_FINGERPRINTED = ("top_k",)
+#: parameters that do not change what a campaign scores (may differ on resume): the top k only ranks; the
+#: scoring device runs the same models (onnxruntime on the CPU or torch on a GPU, csp.models.torch_scoring),
+#: so a campaign started on a GPU machine resumes on a CPU one
+NOT_FINGERPRINTED = ("top_k", "score_device")
 HEARTBEAT_S = 10.0
 STALE_AFTER_S = 60.0
 #: disk held back while a campaign runs, freed to record its last event (a failed event is ~6 kB)

@@ -7,7 +7,9 @@ What it holds
     (DFT, transfer and PU training loops; ``--ensemble M`` trains M enthalpy members, ``--fidelity`` one head
     per fidelity of the labels: DFT and universal-potential), :mod:`~csp.models.dataset` (training arrays,
     a fidelity per row), :mod:`~csp.models.onnx_export`, :mod:`~csp.models.infer`
-    (warm onnxruntime sessions), :mod:`~csp.models.scoring` (the enthalpy + P_syn scorer the search uses),
+    (warm onnxruntime sessions), :mod:`~csp.models.device_graphs` and :mod:`~csp.models.torch_scoring` (the
+    same graphs built in torch on a GPU, and the torch models rebuilt from ``model.onnx`` to score there),
+    :mod:`~csp.models.scoring` (the enthalpy + P_syn scorer the search uses, on ``score_device``),
     :mod:`~csp.models.check` and :mod:`~csp.models.names` (model folders: integrity and names).
 
 What it may import
@@ -15,7 +17,7 @@ What it may import
     ``flows`` (``tests/csp/test_house.py`` holds the rule).
 
 ``from csp.models import ALIGNN, ALIGNNConfig`` loads torch on first use only, so the ONNX scoring path
-(:mod:`csp.models.infer`) never pays for it.
+(:mod:`csp.models.infer`) never pays for it (``score_device="auto"`` imports torch to look for a GPU).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ about how sure the model is.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -189,7 +189,11 @@ class OnnxModel:
 
 
 def _graph_batches(
-    crystals: Sequence[Crystal], batch_size: int, k: int, ids: Sequence[str] | None = None
+    crystals: Sequence[Crystal],
+    batch_size: int,
+    k: int,
+    ids: Sequence[str] | None = None,
+    build: Callable[..., Any] = build_graphs,
 ) -> Iterable[CrystalGraphs]:
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}.")
@@ -197,14 +201,21 @@ def _graph_batches(
         raise InputError(f"{len(ids)} ids were given for {len(crystals)} crystals.")
     for start in range(0, len(crystals), batch_size):
         try:
-            yield build_graphs(crystals[start : start + batch_size], k=k)
+            yield build(crystals[start : start + batch_size], k)
         except GeometryError as exc:
             index = start + exc.index
             named = exc.named(str(ids[index])) if ids is not None else GeometryError(exc.detail, index=index)
             raise named from None
 
 
-def _same_species_batches(lattices, frac_coords, numbers, batch_size: int, k: int) -> Iterable[CrystalGraphs]:
+def _same_species_batches(
+    lattices,
+    frac_coords,
+    numbers,
+    batch_size: int,
+    k: int,
+    build: Callable[..., Any] = build_graphs_same_species,
+) -> Iterable[CrystalGraphs]:
     lattices = np.asarray(lattices, dtype=np.float64).reshape(-1, 3, 3)
     if len(lattices) == 0:
         return
@@ -212,7 +223,7 @@ def _same_species_batches(lattices, frac_coords, numbers, batch_size: int, k: in
     for start in range(0, len(lattices), batch_size):
         stop = start + batch_size
         try:
-            yield build_graphs_same_species(lattices[start:stop], frac[start:stop], numbers, k=k)
+            yield build(lattices[start:stop], frac[start:stop], numbers, k)
         except GeometryError as exc:
             raise GeometryError(exc.detail, index=start + exc.index) from None
 
@@ -273,7 +284,7 @@ class OnnxModels:
         self.models: dict[str, OnnxModel] = {}
         for kind, folder in zip(_KINDS, (dft, exp, pu), strict=True):
             if folder is not None:
-                self.models[kind] = OnnxModel(
+                self.models[kind] = self._open_model(
                     folder, threads=threads, role=kind, allow_unseen_elements=allow_unseen_elements
                 )
         if not self.models:
@@ -282,6 +293,20 @@ class OnnxModels:
         if len(ks) != 1:
             raise InputError(f"The configured models use different neighbour counts {sorted(ks)}.")
         self.k = ks.pop()
+
+    def _open_model(self, folder: Path | str, **options: Any) -> OnnxModel:
+        """One warm model (:class:`csp.models.torch_scoring.TorchModels` opens torch ones here)."""
+        return OnnxModel(folder, **options)
+
+    def _graphs(self, crystals: Sequence[Crystal], k: int) -> Any:
+        """The graphs of a batch of crystals (numpy here; the torch scorer builds them on its device)."""
+        return build_graphs(crystals, k=k)
+
+    def _graphs_same_species(
+        self, lattices: np.ndarray, frac_coords: np.ndarray, numbers: np.ndarray, k: int
+    ) -> Any:
+        """The graphs of a batch of cells sharing one species list (numpy here, as :meth:`_graphs`)."""
+        return build_graphs_same_species(lattices, frac_coords, numbers, k=k)
 
     def _select(self, include: Iterable[str] | None) -> list[str]:
         if include is None:
@@ -358,7 +383,7 @@ class OnnxModels:
                     GeometryWarning,
                     stacklevel=2,
                 )
-        return self._run(_graph_batches(crystals, batch_size, self.k, ids), include)
+        return self._run(_graph_batches(crystals, batch_size, self.k, ids, self._graphs), include)
 
     def score_same_species(
         self,
@@ -380,7 +405,10 @@ class OnnxModels:
         self.check_elements(numbers, include)
         if batch_size < 1:
             raise InputError(f"batch_size must be positive, got {batch_size}.")
-        return self._run(_same_species_batches(lattices, frac_coords, numbers, batch_size, self.k), include)
+        batches = _same_species_batches(
+            lattices, frac_coords, numbers, batch_size, self.k, self._graphs_same_species
+        )
+        return self._run(batches, include)
 
 
 #: the earlier name of :class:`OnnxModels` (kept for one release)

@@ -344,7 +344,8 @@ def predict(
         composition: a formula, e.g. ``"GaAs"``.
         config: a :class:`csp.search.two_stage.SearchConfig` (default ``SearchConfig()``: fixed cubic,
             refinement on with CHGNet).
-        scorer: the models (default :func:`csp.models.scoring.load_scorer`, the shipped ones).
+        scorer: the models (default :func:`csp.models.scoring.load_scorer`, the shipped ones, on
+            ``config.score_device``).
         k: entries in the top k.
         sink: where rows go (default a fresh :class:`csp.search.two_stage.InMemorySink`; pass your own to
             keep every row).
@@ -367,7 +368,7 @@ def predict(
     if scorer is None:
         from csp.models.scoring import load_scorer
 
-        scorer = load_scorer()
+        scorer = load_scorer(score_device=config.score_device)
     sink = sink if sink is not None else InMemorySink()
     found = run_search(composition, config, scorer, sink, campaign_id=campaign_id, progress=progress)
     refine_or_probe(found.outer_rows, config, scorer, sink, campaign_id)

@@ -85,6 +85,12 @@ class SearchParameters(BaseModel):
         "chgnet", description="Universal potential of the refinement (weights ship in its wheel)."
     )
     refine_device: str = Field("cpu", description="Torch device of the potential: cpu or cuda[:N].")
+    score_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="Where the models score: cuda (the torch models, graphs built on the GPU), cpu "
+        "(onnxruntime), or auto (cuda when torch finds a GPU, else cpu). The numbers agree "
+        "(csp.models.torch_scoring says how closely).",
+    )
     refine_ranking: Literal["energy", "fitness", "window"] = Field(
         "energy",
         description="Final order of refined structures: the potential's energy, the models' FV, or FV "
@@ -129,6 +135,10 @@ class SearchParameters(BaseModel):
             )
         if (self.refine or self.gap_probes > 0) and self.refine_device != "cpu":
             _check_device(self.refine_device)
+        if self.score_device == "cuda":
+            from csp.models.scoring import resolve_score_device
+
+            resolve_score_device(self.score_device)  # an InputError (a ValueError) when there is no GPU
         return self
 
     @property

@@ -97,6 +97,10 @@ def campaign_resume(
     campaign_id: Annotated[str, typer.Argument(help="The campaign to continue.")],
     export_cif: Annotated[Path | None, output_option(EXPORT_CIF_HELP, "folder")] = None,
     force: Annotated[bool, typer.Option(help=FORCE_HELP)] = False,
+    score_device: Annotated[
+        str | None,
+        typer.Option(help="Where the models score: auto, cpu or cuda (default: as the campaign started)."),
+    ] = None,
 ) -> None:
     """Continue a stopped or killed campaign where it stopped (nothing is scored or written twice)."""
     from flows.campaigns import CampaignError, stored_parameters
@@ -105,6 +109,8 @@ def campaign_resume(
         params = stored_parameters(current_lake(), campaign_id)
     except CampaignError as exc:
         fail(str(exc))
+    if score_device is not None:  # not part of the fingerprint: a GPU campaign may resume on a CPU machine
+        params["score_device"] = score_device
     _finish(_run_with_progress(params, campaign_id, export_cif, force))
 
 
