@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from datetime import UTC, datetime
@@ -104,10 +105,29 @@ def _label_job(job: ActiveJob, config: dict[str, Any]) -> tuple[ActiveJob, Struc
     return job, labelled
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to send this process SIGTERM when its parent dies (``PR_SET_PDEATHSIG``): a campaign of a
+    killed ``csp learn run`` must not live on as an orphan that a resumed round finds "already running".
+    Elsewhere a no-op (Ctrl-C still reaches the whole process group)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    except OSError:
+        return
+    if os.getppid() == 1:  # the parent died before the request: nothing would send the signal
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _one_thread() -> None:
-    """A worker process computes on one thread (many share the machine's cores)."""
+    """A worker process computes on one thread (many share the machine's cores) and dies with its parent."""
     import torch
     from threadpoolctl import threadpool_limits
+
+    _die_with_parent()
 
     os.environ["CSP_THREADS"] = "1"  # onnxruntime sessions and DuckDB (the settings read it)
     torch.set_num_threads(1)

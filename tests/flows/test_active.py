@@ -4,6 +4,11 @@ relaxations of a few steps; the resume after injected crashes; the exclusion lis
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -207,3 +212,50 @@ def test_bad_requests_are_refused_in_one_line_and_write_nothing(tmp_path, args, 
     assert message in one_line_error(result)
     assert not (tmp_path / "labels").exists() and not (tmp_path / "home").exists()
     assert not (tmp_path / "active_rounds.json").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_round_worker_dies_with_its_killed_parent(tmp_path):
+    """A killed ``csp learn run`` leaves no campaign running on as an orphan (a resumed round found such a
+    campaign "already running" and recorded it failed)."""
+    pid_file = tmp_path / "worker.pid"
+    parent = textwrap.dedent(
+        f"""
+        import os, time
+        from concurrent.futures import ProcessPoolExecutor
+        import multiprocessing as mp
+        from flows.active_steps import _one_thread
+
+        def work(path):
+            open(path, "w").write(str(os.getpid()))
+            time.sleep(120)
+
+        if __name__ == "__main__":
+            pool = ProcessPoolExecutor(1, mp_context=mp.get_context("spawn"), initializer=_one_thread)
+            pool.submit(work, {str(pid_file)!r})
+            while not os.path.exists({str(pid_file)!r}) or not open({str(pid_file)!r}).read():
+                time.sleep(0.1)
+            os.kill(os.getpid(), 9)
+        """
+    )
+    script = tmp_path / "parent.py"
+    script.write_text(parent)
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    subprocess.run([sys.executable, str(script)], env=env, timeout=120, check=False)
+    worker = int(pid_file.read_text())
+    deadline = time.time() + 20
+    while time.time() < deadline and Path(f"/proc/{worker}").exists():
+        state = (
+            Path(f"/proc/{worker}/stat").read_text().split()[2]
+            if Path(f"/proc/{worker}/stat").exists()
+            else "X"
+        )
+        if state == "Z":
+            break
+        time.sleep(0.2)
+    alive = (
+        Path(f"/proc/{worker}/stat").exists() and Path(f"/proc/{worker}/stat").read_text().split()[2] != "Z"
+    )
+    if alive:
+        os.kill(worker, 9)
+    assert not alive, "the worker outlived its killed parent"
