@@ -724,6 +724,21 @@ def _fine_tune(
     return result
 
 
+def _check_continuation(init, init_info, identity, settings, arrays, rows) -> None:
+    """A member continued on its own data keeps its bootstrap rows and its mlip weight (or is refused)."""
+    if bootstrap_hash(arrays, rows) != identity["bootstrap_hash"]:
+        raise InputError(
+            f"{init} is member {identity['index']} of the ensemble of --seed {identity['base_seed']}; continue "
+            f"it with --seed {identity['base_seed']} (--seed {settings.seed} draws other bootstrap rows)."
+        )
+    weight = init_info.get("settings", {}).get("mlip_weight", settings.mlip_weight)
+    if arrays.fidelity.any() and settings.mlip_weight != weight:
+        raise InputError(
+            f"{init} was trained with --mlip-weight {weight}; continue it with --mlip-weight {weight}, or its "
+            "members no longer form one ensemble."
+        )
+
+
 def train_transfer(
     arrays: CrystalArrays,
     init: Path,
@@ -750,7 +765,7 @@ def train_transfer(
     single one) exactly as the loop over all members would, and returns one model recording ``member``
     (:func:`train_regression`). A checkpoint that is itself one member (``--member``) continues as that
     member: the same index of as many, seed ``settings.seed + m`` and, on its own training data, the same
-    bootstrap rows (checked against its ``bootstrap_hash``).
+    bootstrap rows (checked against its ``bootstrap_hash``) and ``mlip_weight``.
 
     A multi-fidelity checkpoint fine-tuned on DFT-fidelity rows only (experiment: every row fidelity 0)
     continues from its DFT head and drops the other heads (they would go stale as the trunk moves): the
@@ -772,7 +787,8 @@ def train_transfer(
         InputError: a PU checkpoint, ``ensemble`` < 1, an ``ensemble`` that differs from an ensemble
             checkpoint's member count, a ``member`` outside 0..M-1, a ``member`` or ``ensemble`` other than a
             member checkpoint's own, a continuation whose ``settings.seed`` draws other bootstrap rows than
-            the member's, or rows of a fidelity the checkpoint has no head for.
+            the member's (or whose ``mlip_weight`` is another), or rows of a fidelity the checkpoint has no
+            head for.
     """
     _check_ensemble(ensemble)
     clock = _Clock(settings.time_limit_s)
@@ -801,12 +817,8 @@ def train_transfer(
     rows = None
     if member is not None:
         member_settings, rows = _member_draw(settings, member, arrays)
-        same_rows = identity is None or data_hash != init_info.get("training_data_hash")
-        if not same_rows and bootstrap_hash(arrays, rows) != identity["bootstrap_hash"]:
-            raise InputError(
-                f"{init} is member {member} of the ensemble of --seed {identity['base_seed']}; continue it "
-                f"with --seed {identity['base_seed']} (--seed {settings.seed} draws other bootstrap rows)."
-            )
+        if identity is not None and data_hash == init_info.get("training_data_hash"):
+            _check_continuation(init, init_info, identity, settings, arrays, rows)
     init_heads = list(FIDELITIES[: pretrained.config.fidelities])
     if pretrained.config.fidelities > 1 and not arrays.fidelity.any():
         pretrained = pretrained.single_fidelity()  # experiment continues from the DFT head

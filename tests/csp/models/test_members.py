@@ -27,6 +27,7 @@ pytestmark = needs_data
 TRAIN = ["--epochs", "2", "--batch-size", "16", "--patience", "100", "--device", "cpu", "--seed", "3"]
 HEADS = ["--fidelity", "delta", "--mlip-weight", "0.5"]
 MORE = ["--epochs", "1", "--batch-size", "16", "--patience", "100", "--device", "cpu", "--lr", "1e-3"]
+MORE += ["--mlip-weight", "0.5"]
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +164,8 @@ def test_a_member_continues_only_as_itself(runs):
         main([*args, "--out", str(runs / "bad"), "--seed", "0"])
     with pytest.raises(SystemExit, match="is member 1 of 2; it continues as that member"):
         main([*args, "--out", str(runs / "bad"), "--seed", "3", "--member", "0"])
+    with pytest.raises(SystemExit, match=r"continue it with --mlip-weight 0\.5"):
+        main([*args, "--out", str(runs / "bad"), "--seed", "3", "--mlip-weight", "1.0"])
     assert not (runs / "bad").exists()
 
 
