@@ -11,7 +11,9 @@ that stop each member early are the same for all. Fine-tuning an ensemble fine-t
 own bootstrap of the experimental training rows. The result is one
 :class:`~csp.models.alignn.ALIGNNEnsemble` whose prediction is the members' mean and whose spread is their
 population standard deviation (eV/atom); ``metrics.json`` records ``n_members``, each member's seed,
-rows and history, and how the spread relates to the error on held-out rows.
+rows and history, and how the spread relates to the error on held-out rows. ``member=K`` trains (or
+fine-tunes) member K alone, exactly as the loop would, for ensembles trained in stages and joined by
+:func:`~csp.models.training.combine_members`.
 
 Multi-fidelity training (rows of :attr:`~csp.models.dataset.CrystalArrays.fidelity` 1, universal-potential
 labels, beside the DFT rows 0): :func:`fidelity_config` gives the model one head per fidelity (``"heads"``
