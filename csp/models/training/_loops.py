@@ -11,7 +11,9 @@ that stop each member early are the same for all. Fine-tuning an ensemble fine-t
 own bootstrap of the experimental training rows. The result is one
 :class:`~csp.models.alignn.ALIGNNEnsemble` whose prediction is the members' mean and whose spread is their
 population standard deviation (eV/atom); ``metrics.json`` records ``n_members``, each member's seed,
-rows and history, and how the spread relates to the error on held-out rows.
+rows and history, and how the spread relates to the error on held-out rows. ``member=K`` trains (or
+fine-tunes) member K alone, exactly as the loop would, for ensembles trained in stages and joined by
+:func:`~csp.models.training.combine_members`.
 
 Multi-fidelity training (rows of :attr:`~csp.models.dataset.CrystalArrays.fidelity` 1, universal-potential
 labels, beside the DFT rows 0): :func:`fidelity_config` gives the model one head per fidelity (``"heads"``
@@ -30,6 +32,7 @@ the mlip rows), and an ensemble gives every member its own heads. Experiment fin
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import math
@@ -287,22 +290,52 @@ def spread_metrics(members: np.ndarray, target: np.ndarray) -> dict[str, float]:
     }
 
 
-def _regression_report(model, arrays, graphs, batch_size) -> dict[str, Any]:
-    """Metrics per split (and per source); with mlip rows in the data, the headline metrics (and the
-    spread) are the DFT head's on the DFT rows, ``per_fidelity`` gives each fidelity's rows through their
-    own head (the one head of a single-fidelity model), and each source's rows go through their own head."""
-    report: dict[str, Any] = {}
+def row_predictions(
+    model: Model, arrays: CrystalArrays, graphs: DatasetGraphs, batch_size: int = 256
+) -> np.ndarray:
+    """Every row's prediction through its own fidelity's head, eV/atom: (S,) float32 for one model, (S, M)
+    for an ensemble (one column per member); predicted split by split in batches of ``batch_size`` (what the
+    metrics of a run are computed from), NaN for rows of no split."""
     routes = _routes(model.config, arrays)
+    members = n_members(model)
+    out = np.full((len(arrays), members) if members > 1 else len(arrays), np.nan, dtype=np.float32)
+    for split in _SPLIT_NAMES:
+        rows = _split_rows(arrays, split)
+        out[rows] = predict(model, graphs, rows, batch_size, fidelity=routes[rows])
+    return out
+
+
+def regression_report(out: np.ndarray, arrays: CrystalArrays) -> dict[str, Any]:
+    """The metrics a regression run records, from its row predictions (:func:`row_predictions`).
+
+    Per split (``train``, ``validation``, ``test``) and per source; with mlip rows in the data, the headline
+    metrics (and an ensemble's ``spread``, :func:`spread_metrics`) are the DFT head's on the DFT rows,
+    ``per_fidelity`` gives each fidelity's rows through their own head (the one head of a single-fidelity
+    model), and each source's rows go through their own head.
+
+    Args:
+        out: (S,) predictions of one model or (S, M) of M members (the ensemble's prediction is their mean),
+            eV/atom, each row through its own fidelity's head.
+        arrays: the rows (targets in eV/atom, split, source, fidelity).
+
+    Raises:
+        InputError: ``out`` has another number of rows than ``arrays``.
+    """
+    if len(out) != len(arrays):
+        raise InputError(
+            f"The predictions have {len(out)} rows but the data {len(arrays)}; predict every row."
+        )
+    report: dict[str, Any] = {}
     several = bool(arrays.fidelity.any())
     for split, split_name in _SPLIT_NAMES.items():
         rows = _split_rows(arrays, split)
-        out = predict(model, graphs, rows, batch_size, fidelity=routes[rows])
-        pred = out.mean(axis=1) if out.ndim == 2 else out  # an ensemble predicts its members' mean
+        # an ensemble predicts its members' mean
+        pred = out[rows].mean(axis=1) if out.ndim == 2 else out[rows]
         target, fidelity = arrays.target[rows], arrays.fidelity[rows]
         head = fidelity == DFT if several else np.ones(len(rows), dtype=bool)
         report[split_name] = regression_metrics(pred[head], target[head])
         if out.ndim == 2 and head.any():
-            report[split_name]["spread"] = spread_metrics(out[head], target[head])
+            report[split_name]["spread"] = spread_metrics(out[rows][head], target[head])
         per_source = {}
         for s, source_name in enumerate(arrays.source_names):
             mask = arrays.source[rows] == s
@@ -316,6 +349,10 @@ def _regression_report(model, arrays, graphs, batch_size) -> dict[str, Any]:
                 if (fidelity == f).any()
             }
     return report
+
+
+def _regression_report(model, arrays, graphs, batch_size) -> dict[str, Any]:
+    return regression_report(row_predictions(model, arrays, graphs, batch_size), arrays)
 
 
 def _optimizer(model: ALIGNN, settings: TrainSettings) -> torch.optim.Optimizer:
@@ -464,6 +501,56 @@ def _member_settings(settings: TrainSettings, member: int) -> tuple[TrainSetting
     return replace(settings, seed=seed), np.random.default_rng([seed, 1])
 
 
+def _member_draw(
+    settings: TrainSettings, member: int, arrays: CrystalArrays
+) -> tuple[TrainSettings, np.ndarray]:
+    """Member ``member``'s settings and its bootstrap rows of the training split of ``arrays``: the same
+    whether the member is trained in the ensemble's loop or alone (``--member``)."""
+    member_settings, rng = _member_settings(settings, member)
+    return member_settings, bootstrap_rows(_split_rows(arrays, TRAIN), rng)
+
+
+def bootstrap_hash(arrays: CrystalArrays, rows: np.ndarray) -> str:
+    """sha256 over the ids of ``rows`` in order, repeats included: which rows a member trained on, how often.
+
+    Args:
+        arrays: the training arrays (ids ``source:id``).
+        rows: (n,) row indices, e.g. :func:`bootstrap_rows`.
+    """
+    return hashlib.sha256(
+        "\n".join(map(str, arrays.ids[np.asarray(rows, dtype=np.int64)])).encode()
+    ).hexdigest()
+
+
+def _check_member(ensemble: int, member: int | None) -> None:
+    if member is None:
+        return
+    if isinstance(member, bool) or not isinstance(member, int) or ensemble < 2 or not 0 <= member < ensemble:
+        raise InputError(
+            f"--member picks one member of an ensemble (--ensemble N >= 2, member 0 to N - 1); got member "
+            f"{member!r} of {ensemble}."
+        )
+
+
+def _member_info(
+    record: dict[str, Any], of: int, base_seed: int, kind: str, data_hash: str, earlier: list | None = None
+) -> dict[str, Any]:
+    """The info keys of a run that holds one member (``--member``): ``member`` (index, of, seeds, bootstrap,
+    and the stages it was trained in, this one last), its history and stop reason."""
+    record = dict(record)
+    history = record.pop("history")
+    stage = {
+        "kind": kind,
+        "epochs": len(history),
+        "best_val_mae_ev_per_atom": record["best_val_mae_ev_per_atom"],
+        "stopped_by": record["stopped_by"],
+        "training_data_hash": data_hash,
+    }
+    member = {"index": record.pop("member"), "of": of, "base_seed": base_seed, **record}
+    member["stages"] = [*(earlier or []), stage]
+    return {"member": member, "history": history, "stopped_by": record["stopped_by"]}
+
+
 def _ensemble_info(members: list[dict[str, Any]]) -> dict[str, Any]:
     """The info keys of an ensemble run: per-member records, the joined history and the stop reason."""
     stops = [m["stopped_by"] for m in members]
@@ -508,6 +595,7 @@ def train_regression(
     settings: TrainSettings,
     *,
     ensemble: int = 1,
+    member: int | None = None,
     progress: Progress | None = None,
 ) -> tuple[Model, dict[str, Any]]:
     """Train formation-enthalpy regression from scratch (early stopping on validation MAE).
@@ -524,20 +612,27 @@ def train_regression(
             the time left when it starts.
         ensemble: members M; 1 trains one model on the whole training split (as before), M >= 2 trains
             M members, member m with seed ``settings.seed + m`` on its own bootstrap of the training split.
+        member: with M >= 2, train member ``member`` (0 to M - 1) alone, exactly as the loop over all M
+            would (its seed, bootstrap rows and heads; the whole time limit is its own): one model whose
+            info records ``member`` (index, of, seeds, ``bootstrap_hash``) and ``predictions`` (its row
+            predictions, :func:`row_predictions`), so that :func:`combine_members` can join members trained
+            apart into the ensemble.
         progress: optional callback receiving one line per epoch.
 
     Returns:
-        The model (best validation weights; an :class:`~csp.models.alignn.ALIGNNEnsemble` when M >= 2)
-        and the info dictionary with per-source metrics (an ensemble's: of the members' mean, plus
-        ``spread``: :func:`spread_metrics`).
+        The model (best validation weights; an :class:`~csp.models.alignn.ALIGNNEnsemble` when M >= 2 and
+        no ``member``) and the info dictionary with per-source metrics (an ensemble's: of the members' mean,
+        plus ``spread``: :func:`spread_metrics`).
 
     Raises:
-        InputError: a non-regression config, ``ensemble`` < 1, no training rows, a head whose fidelity has
-            no training rows, or rows of a fidelity the model has no head for.
+        InputError: a non-regression config, ``ensemble`` < 1, a ``member`` outside 0..M-1 (or with M < 2),
+            no training rows, a head whose fidelity has no training rows, or rows of a fidelity the model
+            has no head for.
     """
     if config.task != "regression":
         raise InputError("train_regression needs a config with task='regression'.")
     _check_ensemble(ensemble)
+    _check_member(ensemble, member)
     clock = _Clock(settings.time_limit_s)
     _seed(settings.seed)
     scaling = _head_scaling(config, arrays)
@@ -557,36 +652,46 @@ def train_regression(
         history, stop = _fit_regression(model, arrays, graphs, settings, clock, progress)
         info.update(history=history, stopped_by=stop)
     else:
+        chosen = list(range(ensemble)) if member is None else [member]
         members, records = [], []
-        for m in range(ensemble):
-            member_settings, rng = _member_settings(settings, m)
+        for i, m in enumerate(chosen):
+            member_settings, rows = _member_draw(settings, m, arrays)
             _seed(member_settings.seed)
-            rows = bootstrap_rows(_split_rows(arrays, TRAIN), rng)
             distinct = len(np.unique(rows))
             _say(
                 progress, f"member {m + 1}/{ensemble}: seed {member_settings.seed}, {distinct} distinct rows"
             )
-            member = new_model()
+            one = new_model()
             history, stop = _fit_regression(
-                member, arrays, graphs, member_settings, clock.share(ensemble - m), progress, train_rows=rows
+                one, arrays, graphs, member_settings, clock.share(len(chosen) - i), progress, train_rows=rows
             )
-            members.append(member)
-            records.append(_member_record(m, member_settings.seed, rows, history, stop))
-        model = ALIGNNEnsemble.from_members(members)
-        info.update(_ensemble_info(records))
+            members.append(one)
+            records.append(_member_record(m, member_settings.seed, rows, history, stop, arrays))
+        if member is None:
+            model = ALIGNNEnsemble.from_members(members)
+            info.update(_ensemble_info(records))
+        else:
+            model = members[0]
+            info.update(_member_info(records[0], ensemble, settings.seed, "dft", info["training_data_hash"]))
     info["seconds"] = clock.elapsed
-    info["metrics"] = _regression_report(model, arrays, graphs, settings.eval_batch_size)
+    out = row_predictions(model, arrays, graphs, settings.eval_batch_size)
+    info["metrics"] = regression_report(out, arrays)
+    if member is not None:
+        info["predictions"] = {"prediction": out}
     _say(progress, f"done ({info['stopped_by']}): test {_short(info['metrics']['test'])}")
     return model.cpu(), info
 
 
-def _member_record(m: int, seed: int, rows: np.ndarray, history: list[dict], stop: str) -> dict[str, Any]:
+def _member_record(
+    m: int, seed: int, rows: np.ndarray, history: list[dict], stop: str, arrays: CrystalArrays
+) -> dict[str, Any]:
     maes = [h["val_mae_ev_per_atom"] for h in history]
     return {
         "member": m,
         "seed": seed,
         "bootstrap_rows": len(rows),
         "distinct_rows": len(np.unique(rows)),
+        "bootstrap_hash": bootstrap_hash(arrays, rows),
         "stopped_by": stop,
         "best_val_mae_ev_per_atom": min(maes) if maes else None,
         "history": history,
@@ -621,24 +726,48 @@ def _fine_tune(
     return result
 
 
+def _check_continuation(init, init_info, identity, settings, arrays, rows) -> None:
+    """A member continued on its own data keeps its bootstrap rows and its mlip weight (or is refused)."""
+    if bootstrap_hash(arrays, rows) != identity["bootstrap_hash"]:
+        raise InputError(
+            f"{init} is member {identity['index']} of the ensemble of --seed {identity['base_seed']}; continue "
+            f"it with --seed {identity['base_seed']} (--seed {settings.seed} draws other bootstrap rows)."
+        )
+    weight = init_info.get("settings", {}).get("mlip_weight", settings.mlip_weight)
+    if arrays.fidelity.any() and settings.mlip_weight != weight:
+        raise InputError(
+            f"{init} was trained with --mlip-weight {weight}; continue it with --mlip-weight {weight}, or its "
+            "members no longer form one ensemble."
+        )
+
+
 def train_transfer(
     arrays: CrystalArrays,
     init: Path,
     settings: TrainSettings,
     *,
     ensemble: int | None = None,
+    member: int | None = None,
     progress: Progress | None = None,
 ) -> tuple[Model, dict[str, Any]]:
-    """Fine-tune a DFT-trained checkpoint on experimental formation enthalpies.
+    """Fine-tune a DFT-trained checkpoint on experimental formation enthalpies (or continue a run on its own
+    data: the same call on the same arrays).
 
     The pretrained model keeps its architecture and target scaling; ``settings.freeze`` chooses
     which early blocks stay fixed and ``settings.lr`` (use ~10x below the DFT run) sets the step.
     The metrics include the DFT model's error on the same rows before fine-tuning, for comparison.
+    No optimiser state is stored with a checkpoint: AdamW and the cosine schedule start afresh.
 
     An ensemble checkpoint fine-tunes each member (member m with seed ``settings.seed + m`` on its own
     bootstrap of the training rows) and stays an ensemble of as many members. A single checkpoint with
     ``ensemble`` = M >= 2 gives M fine-tuned copies of the one pretrained model (their spread then comes
     from the fine-tuning alone: prefer an ensemble pretrained with ``dft --ensemble M``).
+
+    One member at a time: ``member`` = m fine-tunes member m of an ensemble checkpoint (or copy m of a
+    single one) exactly as the loop over all members would, and returns one model recording ``member``
+    (:func:`train_regression`). A checkpoint that is itself one member (``--member``) continues as that
+    member: the same index of as many, seed ``settings.seed + m`` and, on its own training data, the same
+    bootstrap rows (checked against its ``bootstrap_hash``) and ``mlip_weight``.
 
     A multi-fidelity checkpoint fine-tuned on DFT-fidelity rows only (experiment: every row fidelity 0)
     continues from its DFT head and drops the other heads (they would go stale as the trunk moves): the
@@ -650,12 +779,18 @@ def train_transfer(
         init: the DFT run folder (or its checkpoint.pt).
         settings: optimisation settings; with a time limit, each member gets an equal share of the time
             left when it starts.
-        ensemble: members; None follows the checkpoint (1 for a single model, M for an ensemble).
+        ensemble: members; None follows the checkpoint (1 for a single model, M for an ensemble, the
+            ensemble it belongs to for a member).
+        member: fine-tune this member alone (0 to M - 1); None: every member (or the member a member
+            checkpoint is).
         progress: optional callback receiving one line per epoch.
 
     Raises:
         InputError: a PU checkpoint, ``ensemble`` < 1, an ``ensemble`` that differs from an ensemble
-            checkpoint's member count, or rows of a fidelity the checkpoint has no head for.
+            checkpoint's member count, a ``member`` outside 0..M-1, a ``member`` or ``ensemble`` other than a
+            member checkpoint's own, a continuation whose ``settings.seed`` draws other bootstrap rows than
+            the member's (or whose ``mlip_weight`` is another), or rows of a fidelity the checkpoint has no
+            head for.
     """
     _check_ensemble(ensemble)
     clock = _Clock(settings.time_limit_s)
@@ -669,34 +804,60 @@ def train_transfer(
             f"The checkpoint {init} is an ensemble of {count} members; fine-tune all of them (leave out "
             f"--ensemble or pass --ensemble {count})."
         )
-    size = ensemble or count
+    identity = init_info.get("member")
+    if identity is not None:  # one member continues as itself
+        if member not in (None, identity["index"]) or ensemble not in (None, identity["of"]):
+            raise InputError(
+                f"{init} is member {identity['index']} of {identity['of']}; it continues as that member "
+                f"(leave out --member and --ensemble)."
+            )
+        member, size = identity["index"], identity["of"]
+    else:
+        size = ensemble or count
+    _check_member(size, member)
+    data_hash = arrays.content_hash()
+    rows = None
+    if member is not None:
+        member_settings, rows = _member_draw(settings, member, arrays)
+        if identity is not None and data_hash == init_info.get("training_data_hash"):
+            _check_continuation(init, init_info, identity, settings, arrays, rows)
     init_heads = list(FIDELITIES[: pretrained.config.fidelities])
     if pretrained.config.fidelities > 1 and not arrays.fidelity.any():
         pretrained = pretrained.single_fidelity()  # experiment continues from the DFT head
         _say(progress, f"fine-tuning the DFT head; the {init_heads[1:]} head(s) of {init} are dropped")
+    if member is not None and count > 1:
+        pretrained = pretrained.members[member]  # the one member fine-tuned here
     _routes(pretrained.config, arrays)  # rows of a fidelity without a head: refused before any graph
     graphs = dataset_graphs(arrays, pretrained.config.k, settings.workers, _cache(settings))
     pretrained.to(settings.device)
-    before = _regression_report(pretrained, arrays, graphs, settings.eval_batch_size)
+    before_out = row_predictions(pretrained, arrays, graphs, settings.eval_batch_size)
+    before = regression_report(before_out, arrays)
     info = _base_info("transfer", pretrained.config, settings, arrays)
-    if size == 1:
-        model: Model = pretrained
+    if member is not None:
+        _seed(member_settings.seed)
+        _say(progress, f"member {member + 1}/{size}: seed {member_settings.seed}, fine-tuning")
+        model: Model = copy.deepcopy(pretrained)
+        history, stop = _fine_tune(model, arrays, graphs, member_settings, clock.share(1), progress, rows)
+        record = _member_record(member, member_settings.seed, rows, history, stop, arrays)
+        earlier = identity.get("stages", []) if identity is not None else []
+        info.update(_member_info(record, size, settings.seed, "transfer", data_hash, earlier))
+    elif size == 1:
+        model = pretrained
         history, stop = _fine_tune(pretrained, arrays, graphs, settings, clock, progress)
         info.update(history=history, stopped_by=stop)
     else:
         starts = list(pretrained.members) if count > 1 else [pretrained] * size
         members, records = [], []
         for m in range(size):
-            member_settings, rng = _member_settings(settings, m)
-            _seed(member_settings.seed)
-            rows = bootstrap_rows(_split_rows(arrays, TRAIN), rng)
-            _say(progress, f"member {m + 1}/{size}: seed {member_settings.seed}, fine-tuning")
-            member = copy.deepcopy(starts[m])
+            one_settings, one_rows = _member_draw(settings, m, arrays)
+            _seed(one_settings.seed)
+            _say(progress, f"member {m + 1}/{size}: seed {one_settings.seed}, fine-tuning")
+            one = copy.deepcopy(starts[m])
             history, stop = _fine_tune(
-                member, arrays, graphs, member_settings, clock.share(size - m), progress, rows
+                one, arrays, graphs, one_settings, clock.share(size - m), progress, one_rows
             )
-            members.append(member)
-            records.append(_member_record(m, member_settings.seed, rows, history, stop))
+            members.append(one)
+            records.append(_member_record(m, one_settings.seed, one_rows, history, stop, arrays))
         model = ALIGNNEnsemble.from_members(members)
         info.update(_ensemble_info(records))
     info["seconds"] = clock.elapsed
@@ -706,8 +867,11 @@ def train_transfer(
         "n_members": count,
         "fidelity_heads": init_heads,
     }
-    info["metrics"] = _regression_report(model, arrays, graphs, settings.eval_batch_size)
+    out = row_predictions(model, arrays, graphs, settings.eval_batch_size)
+    info["metrics"] = regression_report(out, arrays)
     info["metrics"]["before_fine_tuning"] = before
+    if member is not None:
+        info["predictions"] = {"prediction": out, "before": before_out}
     _say(
         progress,
         f"done ({info['stopped_by']}): test {_short(info['metrics']['test'])} (before: {_short(before['test'])})",
@@ -877,13 +1041,27 @@ def _cache(settings: TrainSettings) -> Path | None:
     return Path(settings.graph_cache) if settings.graph_cache else None
 
 
+#: a member run's row predictions (eV/atom, float32, one per row of its training arrays, each through its own
+#: fidelity's head): ``prediction`` (S,) and, after fine-tuning, ``before`` (S,); what combining reads
+PREDICTIONS = "predictions.npz"
+
+
 def save_checkpoint(out_dir: Path, model: Model, info: dict[str, Any]) -> Path:
-    """Write ``out_dir/checkpoint.pt`` (state_dict) and ``out_dir/metrics.json`` (config + info; an
-    ensemble's ``n_members`` too, so that :func:`load_checkpoint` rebuilds it)."""
+    """Write ``out_dir/checkpoint.pt`` (the model's state_dict alone: weights and buffers, no optimiser state;
+    about 2.3 MB for one model of hidden 128, 2 + 2 layers) and ``out_dir/metrics.json`` (config + info; an
+    ensemble's ``n_members`` too, so that :func:`load_checkpoint` rebuilds it).
+
+    A member run's ``info["predictions"]`` (arrays, :func:`train_regression` with ``member``) goes to
+    ``out_dir/predictions.npz`` (about 4 bytes a row, per array), not to metrics.json.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out_dir / "checkpoint.pt")
     info = dict(info, config=model.config.to_dict(), n_members=n_members(model))
+    predictions = info.pop("predictions", None)
+    if predictions is not None:
+        with (out_dir / PREDICTIONS).open("wb") as fh:
+            np.savez(fh, training_data_hash=np.array(info["training_data_hash"]), **predictions)
     (out_dir / "metrics.json").write_text(json.dumps(info, indent=2, default=_json_default) + "\n")
     return out_dir / "checkpoint.pt"
 
