@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, create_model
+from pydantic.fields import FieldInfo
 
 from csp.errors import CSPError, InputError
 from csp.potentials.active import (
@@ -46,12 +47,12 @@ SEARCH_FIELDS = {
     "max_atoms": SearchParameters.model_fields["max_atoms"].default,
 }
 _FIELDS = SearchParameters.model_fields
-#: the fields themselves are SearchParameters' (declared once: type, description); the defaults the loop's
+#: the fields themselves are SearchParameters' (declared once: type, description, range); the defaults the loop's
 _Search = create_model(
     "_Search",
-    __config__=ConfigDict(extra="forbid"),
+    __config__=ConfigDict(extra="forbid", allow_inf_nan=False),
     **{
-        name: (_FIELDS[name].annotation, Field(default, description=_FIELDS[name].description))
+        name: (_FIELDS[name].annotation, FieldInfo.merge_field_infos(_FIELDS[name], default=default))
         for name, default in SEARCH_FIELDS.items()
     },
 )
@@ -111,10 +112,14 @@ class ActiveParameters(_Search):  # type: ignore[misc, valid-type]
         description="Run folder (checkpoint.pt) of the current enthalpy model to fine-tune in the first round.",
     )
     labels_dir: Path | None = Field(
-        None, description="Folder of the round folders (default data/labels/active)."
+        None,
+        description="Folder of the round folders (default data/labels/active).",
+        json_schema_extra={"csp_output": "folder"},
     )
     results: Path | None = Field(
-        None, description="Results file (default benchmarks/results/active_rounds.json)."
+        None,
+        description="Results file (default benchmarks/results/active_rounds.json).",
+        json_schema_extra={"csp_output": "file"},
     )
 
     def fingerprint(self) -> dict[str, Any]:

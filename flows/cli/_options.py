@@ -66,6 +66,9 @@ def model_options(
 ) -> Callable[[F], F]:
     """Give the decorated ``command(**values)`` one typer option per field of ``model``.
 
+    A numeric field with bounds becomes a :func:`number_option`; a path field whose ``json_schema_extra``
+    holds ``{"csp_output": "file" | "folder" | "file or folder"}`` an :func:`output_option`.
+
     Args:
         model: the pydantic model (e.g. :class:`flows.campaigns.CampaignParameters`).
         arguments: fields taken as positional arguments instead of options.
@@ -81,8 +84,17 @@ def model_options(
             text = (info.description or name) + (f" One of: {', '.join(choices)}." if choices else "")
             default = overrides.get(name, info.default)
             bounds = numeric_bounds(info)
+            output = (
+                (info.json_schema_extra or {}).get("csp_output")
+                if isinstance(info.json_schema_extra, dict)
+                else None
+            )
             if name in arguments:
                 marker = typer.Argument(help=text)
+            elif output is not None:  # a path the command writes: tried before any work
+                marker = output_option(
+                    text, output, "--" + name.replace("_", "-"), *EARLIER_NAMES.get(name, ())
+                )
             elif bounds is not None:
                 marker = number_option(
                     text, "--" + name.replace("_", "-"), *EARLIER_NAMES.get(name, ()), **bounds

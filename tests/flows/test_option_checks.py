@@ -24,7 +24,12 @@ from tests.flows.cli_process import invoke_csp, one_line_error
 from tests.storage.history_fixtures import make_history_lake
 
 #: Path options that a command reads, not writes
-INPUT_PATHS = {("campaign", "show", "--compare-xrd")}
+INPUT_PATHS = {
+    ("campaign", "show", "--compare-xrd"),
+    ("learn", "run", "--init-run"),  # a run folder the first round fine-tunes (read)
+    ("learn", "train", "--init-run"),
+    ("learn", "status", "--labels-dir"),  # the rounds to list (read)
+}
 
 
 def leaf_options() -> list[tuple[tuple[str, ...], object]]:
