@@ -188,6 +188,7 @@ def test_spacegroup_means_the_detected_group_in_the_lake_and_every_export(campai
         ).to_pylist()
         by_key = {(r["stage"], r["outer_step"], r["inner_step"]): r for r in rows}
         assert all(r["family_spacegroup"] is not None for r in rows)
+        (tmp_path / name).mkdir()  # an output folder's parent must exist (tests/flows/test_option_checks.py)
         for fmt in ("cif", "poscar", "extxyz", "json"):
             out = tmp_path / name / fmt
             done = run_csp(home, "candidates", "export", name, "--format", fmt, "--out", str(out))

