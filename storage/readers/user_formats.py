@@ -45,8 +45,9 @@ def cell_from_poscar(text: str) -> Cell:
         warnings.simplefilter("always")
         try:
             structure = Poscar.from_str(text).structure
-        except (ValueError, IndexError, KeyError, TypeError) as exc:
-            raise StructureError(f"malformed POSCAR: {exc}") from exc
+        except Exception as exc:  # pymatgen raises its own StructureError, MemoryError, warnings as errors
+            detail = " ".join(str(exc).split()) or "the element counts ask for more atoms than memory holds"
+            raise StructureError(f"malformed POSCAR: {type(exc).__name__}: {detail}") from exc
     if any("cannot be determined" in str(w.message) for w in caught):
         # pymatgen then names the species H, He, Li, ... in order: never store placeholders
         raise StructureError(
@@ -225,8 +226,9 @@ def _pending_optimade(
         return
     try:
         doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        yield Rejection(file, 0, None, f"malformed JSON: {exc}", excerpt(text))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, a 4,300-digit integer, nesting too deep
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+        yield Rejection(file, 0, None, f"malformed JSON: {reason}", excerpt(text))
         return
     data = doc.get("data") if isinstance(doc, dict) else None
     if isinstance(data, dict):

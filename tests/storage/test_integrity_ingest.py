@@ -361,3 +361,35 @@ def test_csv_into_a_missing_folder_is_a_one_line_error(cli_env: Path) -> None:
     assert result.exit_code == 1
     assert "does not exist (ENOENT); create it first, or choose another --csv." in result.flat
     assert not target.exists()
+
+
+# --- files a third-party parser chokes on: one quarantine row each, never a traceback -------------------
+
+
+@pytest.mark.parametrize(
+    ("counts", "coords", "reason"),
+    [
+        ("2 -1", ["0 0 0", "0.5 0.5 0.5"], "malformed POSCAR: StructureError"),  # pymatgen's own class
+        ("-1 3", ["0 0 0", "0.5 0.5 0.5"], "malformed POSCAR: StructureError"),
+        ("1 1", ["0 0", "0.5 0.5 0.5"], "malformed POSCAR: BadPoscarWarning"),  # a short coordinate line
+    ],
+)
+def test_a_poscar_pymatgen_cannot_read_is_a_reason_not_a_traceback(counts, coords, reason) -> None:
+    with pytest.raises(StructureError, match=reason):
+        cell_from_poscar(poscar("Mg O", counts, coords))
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('{"data":' + "[" * 100_000 + "]" * 100_000 + "}", "malformed JSON: nested too deeply"),
+        ('{"data": [{"type": "structures", "id": "x", "attributes": {"nsites": 1' + "0" * 5000 + "}}]}",
+         "malformed JSON: Exceeds the limit"),
+    ],
+)  # fmt: skip
+def test_json_the_parser_refuses_is_one_quarantine_row(tmp_path: Path, text, reason) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    rows = list(read_optimade(path, **KW))
+    assert len(rows) == 1 and isinstance(rows[0], Rejection)
+    assert rows[0].reason.startswith(reason)
