@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, version
 import click
 import typer
 from rich.console import Console, ConsoleDimensions
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
@@ -31,8 +32,9 @@ class FullWidthConsole(Console):
         Console.size.fset(self, new_size)  # type: ignore[attr-defined]
 
 
-console = FullWidthConsole()
-err = FullWidthConsole(stderr=True)
+#: emoji codes off: a stored ``:x:`` (a reason, a file's text) prints as written, never as a picture
+console = FullWidthConsole(emoji=False)
+err = FullWidthConsole(stderr=True, emoji=False)
 
 
 def package_version() -> str:
@@ -43,8 +45,9 @@ def package_version() -> str:
 
 
 def fail(message: str, code: int = 1) -> None:
-    """Print a one-line error and exit non-zero."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print a one-line error and exit non-zero; the message is printed as written (a formula, a path or a
+    stored reason holding ``[...]`` is not read as rich markup)."""
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 

@@ -88,3 +88,16 @@ def test_a_request_under_an_id_that_ran_with_other_parameters_changes_nothing(tm
             {"seq": 0, "status": "running"},
             {"seq": 1, "status": "completed"},
         ]
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["campaign", "run", "Mg[red]O", "--campaign-id", "m"], "formula 'Mg[red]O'"),
+        (["campaign", "show", "[bold]x"], "No campaign '[bold]x'"),
+        (["campaign", "show", "a:x:b"], "No campaign 'a:x:b'"),  # an emoji code prints as written
+    ],
+)
+def test_an_error_prints_the_users_text_as_written(tmp_path, args, shown):
+    """Brackets and emoji codes in a formula, an id or a stored reason are not read as rich markup."""
+    assert shown in one_line_error(invoke_csp(tmp_path / "home", *args))
