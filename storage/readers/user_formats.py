@@ -55,6 +55,12 @@ def cell_from_poscar(text: str) -> Cell:
             "read from the comment line); add the VASP 5 element line"
         )
     species = [site.specie.symbol for site in structure]
+    isotopes = sorted(ISOTOPES.keys() & set(_element_line(text)))
+    if isotopes:
+        raise StructureError(
+            f"POSCAR element line names the isotope(s) {isotopes} ({', '.join(ISOTOPES[i] for i in isotopes)}); "
+            "the lake stores elements only: write H"
+        )
     rows = _coordinate_lines(text)
     if rows is not None and rows > len(species):
         raise StructureError(
@@ -62,6 +68,34 @@ def cell_from_poscar(text: str) -> Cell:
             "(fix the counts line; the extra sites would be dropped)"
         )
     return cell_from_arrays(structure.lattice.matrix, species, structure.frac_coords)
+
+
+#: hydrogen's isotopes that pymatgen reads as H without a word: refused, never stored as H silently
+ISOTOPES = {"D": "deuterium", "T": "tritium"}
+
+
+def _isotope_mass(symbols: list[str], mass: object) -> bool:
+    """Whether an OPTIMADE species' ``mass`` (u, one per chemical symbol) departs from its element's standard
+    atomic weight by more than 0.5 u: an isotope (deuterium is 2.014 u, H 1.008 u)."""
+    from pymatgen.core import Element
+
+    if not isinstance(mass, list) or len(mass) != len(symbols):
+        return False
+    try:
+        return any(
+            abs(float(m) - float(Element(sym).atomic_mass)) > 0.5
+            for sym, m in zip(symbols, mass, strict=True)
+        )
+    except (ValueError, TypeError, KeyError):
+        return False
+
+
+def _element_line(text: str) -> list[str]:
+    """The element symbols of a VASP 5 POSCAR's sixth line (POTCAR suffixes such as ``_sv`` cut off), or []."""
+    lines = text.splitlines()
+    if len(lines) < 6 or _numbers(lines[5].split()):
+        return []
+    return [token.split("_")[0].split("/")[0] for token in lines[5].split()]
 
 
 def _numbers(parts: list[str]) -> bool:
@@ -193,6 +227,16 @@ def cell_from_optimade(attributes: dict[str, Any]) -> Cell:
     symbol_of: dict[str, str] = {}
     for spec in attributes.get("species") or []:
         symbols = list(spec.get("chemical_symbols") or [])
+        if spec.get("attached"):
+            raise StructureError(
+                f"OPTIMADE species {spec.get('name')!r} carries attached atoms {spec.get('attached')} that "
+                "have no positions; the lake stores every atom at its site (list them as sites)"
+            )
+        if str(spec.get("name")) in ISOTOPES or _isotope_mass(symbols, spec.get("mass")):
+            raise StructureError(
+                f"OPTIMADE species {spec.get('name')!r} is an isotope or gives its own mass; the lake stores "
+                "elements only (name it by its element and leave out the mass)"
+            )
         concentration = list(spec.get("concentration") or [1.0])
         if len(symbols) != 1 or abs(float(concentration[0]) - 1.0) > 1e-6 or symbols[0] == "vacancy":
             symbol_of[str(spec.get("name"))] = ""

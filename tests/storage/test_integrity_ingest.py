@@ -393,3 +393,34 @@ def test_json_the_parser_refuses_is_one_quarantine_row(tmp_path: Path, text, rea
     rows = list(read_optimade(path, **KW))
     assert len(rows) == 1 and isinstance(rows[0], Rejection)
     assert rows[0].reason.startswith(reason)
+
+
+# --- isotopes and attached atoms: refused, never stored as something else -------------------------------
+
+
+def test_deuterium_in_a_poscar_is_refused_not_stored_as_h() -> None:
+    with pytest.raises(StructureError, match=r"isotope\(s\) \['D'\] \(deuterium\)"):
+        cell_from_poscar(poscar("Li D", "1 1", ["0 0 0", "0.5 0.5 0.5"]))
+    assert cell_from_poscar(poscar("Li H", "1 1", ["0 0 0", "0.5 0.5 0.5"])).species == ["Li", "H"]
+
+
+def test_optimade_isotopes_and_attached_atoms_are_quarantined(tmp_path: Path) -> None:
+    lih = optimade_entry("lih", "HLi", FCC_NACL, [[0, 0, 0], [2.82, 2.82, 2.82]], ["Li", "H"])
+    heavy = json.loads(json.dumps(lih), object_hook=dict)
+    heavy["id"] = "heavy"
+    heavy["attributes"]["species"] = [
+        {"name": "H", "chemical_symbols": ["H"], "concentration": [1.0], "mass": [2.014]},
+        {"name": "Li", "chemical_symbols": ["Li"], "concentration": [1.0], "mass": [6.94]},
+    ]
+    attached = json.loads(json.dumps(lih))
+    attached["id"] = "attached"
+    attached["attributes"]["species"][0]["attached"] = ["H"]
+    standard = json.loads(json.dumps(heavy))
+    standard["id"] = "standard-masses"
+    standard["attributes"]["species"][0]["mass"] = [1.008]
+    path = tmp_path / "iso.json"
+    path.write_text(json.dumps({"data": [heavy, attached, standard]}))
+    records, rejections = split(read_optimade(path, **KW))
+    reasons = {r.source_id: r.reason for r in rejections}
+    assert "isotope" in reasons["heavy"] and "attached atoms" in reasons["attached"]
+    assert [r.row["source_id"] for r in records] == ["standard-masses"]  # an element's own mass is no isotope
