@@ -372,6 +372,15 @@ def _pymatgen_cell(text: str) -> Cell:
             raise StructureError(f"malformed CIF: {exc}" + (f" ({detail})" if detail else "")) from exc
     if len(structures) != 1:
         raise StructureError(f"malformed CIF: it holds {len(structures)} structures, one was expected")
+    if any("Defaulting to P1" in str(w.message) for w in caught):
+        declared = _declared_space_group(text)
+        if (
+            declared is not None
+        ):  # pymatgen read no operations and fell back to P1: the crystal would be wrong
+            raise StructureError(
+                f"the CIF declares space group {declared} but lists no symmetry operations this reader can "
+                "apply (it would be read as P1, a different crystal); add the _symmetry_equiv_pos_as_xyz loop"
+            )
     structure = structures[0]
     species: list[str] = []
     for site in structure:
@@ -382,6 +391,25 @@ def _pymatgen_cell(text: str) -> Cell:
             raise StructureError(f"unknown element {symbol!r}")
         species.append(symbol)
     return Cell(structure.lattice.matrix.copy(), species, np.mod(structure.frac_coords, 1.0))
+
+
+_SPACE_GROUP_TAGS = (
+    "_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt", "_symmetry_space_group_name_hall",
+    "_space_group_name_hall", "_symmetry_int_tables_number", "_space_group_it_number",
+)  # fmt: skip
+_P1 = {"p1", "1", "p 1"}
+
+
+def _declared_space_group(text: str) -> str | None:
+    """The space group a CIF declares by symbol, Hall symbol or number when it is not P1 (as written), else
+    None."""
+    for line in text.splitlines():
+        parts = line.strip().split(None, 1)
+        if len(parts) == 2 and parts[0].lower() in _SPACE_GROUP_TAGS:
+            value = parts[1].strip().strip("'\"").strip()
+            if value and value not in ("?", ".") and " ".join(value.lower().split()) not in _P1:
+                return repr(value)
+    return None
 
 
 def cell_from_cif(text: str) -> Cell:

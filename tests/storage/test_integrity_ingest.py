@@ -424,3 +424,43 @@ def test_optimade_isotopes_and_attached_atoms_are_quarantined(tmp_path: Path) ->
     reasons = {r.source_id: r.reason for r in rejections}
     assert "isotope" in reasons["heavy"] and "attached atoms" in reasons["attached"]
     assert [r.row["source_id"] for r in records] == ["standard-masses"]  # an element's own mass is no isotope
+
+
+# --- a declared space group the reader cannot apply is refused, never read as P1 --------------------------
+
+MGO_CIF_HEAD = """data_a
+_cell_length_a 4.212
+_cell_length_b 4.212
+_cell_length_c 4.212
+_cell_angle_alpha 90
+_cell_angle_beta 90
+_cell_angle_gamma 90
+"""
+MGO_CIF_SITES = """loop_
+_atom_site_label
+_atom_site_type_symbol
+_atom_site_fract_x
+_atom_site_fract_y
+_atom_site_fract_z
+Mg1 Mg 0 0 0
+O1 O 0.5 0.5 0.5
+"""
+
+
+@pytest.mark.parametrize(
+    "declared",
+    [
+        "_symmetry_space_group_name_H-M 'Q 9 9'",  # no such symbol
+        "_symmetry_space_group_name_Hall '-F 4 2 3'",  # a Hall symbol alone
+        "_symmetry_Int_Tables_number 231",  # no such number
+        "_space_group_name_H-M_alt 'P n -3 m S'",
+    ],
+)
+def test_a_space_group_the_reader_cannot_apply_is_refused_not_read_as_p1(declared) -> None:
+    with pytest.raises(StructureError, match="lists no symmetry operations this reader can apply"):
+        cell_from_cif(MGO_CIF_HEAD + declared + "\n" + MGO_CIF_SITES)
+
+
+def test_a_p1_cif_without_operations_still_reads() -> None:
+    for declared in ("_symmetry_space_group_name_H-M 'P 1'", "_symmetry_Int_Tables_number 1", ""):
+        assert sorted(cell_from_cif(MGO_CIF_HEAD + declared + "\n" + MGO_CIF_SITES).species) == ["Mg", "O"]
