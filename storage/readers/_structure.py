@@ -195,11 +195,16 @@ def _site_symbol_problem(block: dict[str, Any]) -> str | None:
         symbols = [symbols]
     if isinstance(labels, str):
         labels = [labels]
-    if not symbols:  # pymatgen reads the element from the label: only isotopes need a word
+    if not symbols:  # pymatgen reads the element from the label: an isotope or a group needs a word
         for label in labels or []:
             letters = re.match(r"[A-Za-z]*", label).group(0)
             if letters in _ISOTOPES:
                 return f"site {label} is {_ISOTOPES[letters]} ({letters}), which the lake does not store as an element"
+            if letters.capitalize() not in SYMBOL_TO_Z:  # e.g. OH1: pymatgen would drop the site
+                return (
+                    f"site {label}: the CIF has no _atom_site_type_symbol and the label names no element (a "
+                    "group such as OH, or a typo); add the type symbols, one site per atom"
+                )
         return None
     for k, raw in enumerate(symbols):
         label = labels[k] if labels and k < len(labels) else f"{k + 1}"
@@ -215,6 +220,46 @@ def _site_symbol_problem(block: dict[str, Any]) -> str | None:
                 "one site per atom"
             )
     return None
+
+
+_TERM = re.compile(r"([+-]?)\s*(?:(\d+(?:\.\d*)?(?:/\d+(?:\.\d*)?)?)\s*\*?\s*)?([xyz])?")
+
+
+def _operation_problem(block: dict[str, Any]) -> str | None:
+    """Why a listed symmetry operation is no crystallographic operation (not three affine components, a
+    coefficient of x, y or z other than -1, 0 or 1, a product such as ``x*y``, a determinant other than +-1),
+    or None. pymatgen would apply such an operation and store another crystal (``2x,y,z`` made MgO MgO2)."""
+    for tag in _ALL_SYMOP_TAGS:
+        ops = block.get(tag)
+        if ops is None:
+            continue
+        for op in [ops] if isinstance(ops, str) else ops:
+            text = str(op).strip().strip("'\"").lower().replace(" ", "")
+            parts = text.split(",")
+            matrix = []
+            for part in parts:
+                row, pos = [0.0, 0.0, 0.0], 0
+                while pos < len(part):
+                    m = _TERM.match(part, pos)
+                    if m is None or m.end() == pos or not (m.group(2) or m.group(3)):
+                        return f"symmetry operation {op!r} is not an affine map of x, y and z"
+                    if m.group(3):
+                        coefficient = float(_fraction(m.group(2))) if m.group(2) else 1.0
+                        row["xyz".index(m.group(3))] += -coefficient if m.group(1) == "-" else coefficient
+                    pos = m.end()
+                matrix.append(row)
+            if len(matrix) != 3:
+                return f"symmetry operation {op!r} has {len(matrix)} components, not 3"
+            values = np.asarray(matrix)
+            if not np.all(np.isin(values, (-1.0, 0.0, 1.0))) or abs(abs(np.linalg.det(values)) - 1.0) > 1e-9:
+                return f"symmetry operation {op!r} is no crystallographic operation (its linear part is {matrix})"
+    return None
+
+
+def _fraction(text: str) -> float:
+    """``"1/2"`` -> 0.5, ``"0.25"`` -> 0.25."""
+    top, _, bottom = text.partition("/")
+    return float(top) / float(bottom) if bottom else float(top)
 
 
 def _cif_number(block: dict[str, Any], tag: str) -> float | None:
@@ -312,7 +357,7 @@ def _pymatgen_cif(text: str) -> Cell:
     """Read a CIF with pymatgen's parser (symmetry expansion, oxidation states, ...), in the right setting."""
     block = _block(text)
     if block is not None:
-        problem = _site_symbol_problem(block)
+        problem = _site_symbol_problem(block) or _operation_problem(block)
         if problem:
             raise StructureError(problem)
         settings = _settings(block)

@@ -464,3 +464,41 @@ def test_a_space_group_the_reader_cannot_apply_is_refused_not_read_as_p1(declare
 def test_a_p1_cif_without_operations_still_reads() -> None:
     for declared in ("_symmetry_space_group_name_H-M 'P 1'", "_symmetry_Int_Tables_number 1", ""):
         assert sorted(cell_from_cif(MGO_CIF_HEAD + declared + "\n" + MGO_CIF_SITES).species) == ["Mg", "O"]
+
+
+@pytest.mark.parametrize(
+    ("operation", "reason"),
+    [
+        ("'2x,y,z'", "is no crystallographic operation"),  # pymatgen made MgO MgO2
+        ("'x*y,y,z'", "is not an affine map"),
+        ("'x,y'", "has 2 components, not 3"),  # pymatgen moved O to (1/2, 1/2, 0)
+        ("'__import__(\"os\"),y,z'", "is not an affine map"),
+    ],
+)
+def test_a_symmetry_operation_that_is_no_isometry_is_refused(operation, reason) -> None:
+    ops = f"loop_\n_symmetry_equiv_pos_as_xyz\n'x,y,z'\n{operation}\n"
+    with pytest.raises(StructureError, match=reason):
+        cell_from_cif(MGO_CIF_HEAD + ops + MGO_CIF_SITES)
+
+
+def test_hexagonal_and_translated_operations_still_read() -> None:
+    ops = "loop_\n_symmetry_equiv_pos_as_xyz\n'x,y,z'\n'-x+1/2,y+0.5,-z'\n'x-y,x,z+1/3'\n"
+    assert _operation_problem_of(MGO_CIF_HEAD + ops + MGO_CIF_SITES) is None
+
+
+def _operation_problem_of(text: str):
+    from storage.readers._structure import _block, _operation_problem
+
+    return _operation_problem(_block(text))
+
+
+def test_a_label_that_names_no_element_without_type_symbols_is_refused() -> None:
+    sites = (
+        MGO_CIF_SITES.replace("_atom_site_type_symbol\n", "").replace("Mg1 Mg", "Mg1").replace("O1 O", "OH1")
+    )
+    with pytest.raises(StructureError, match="site OH1: the CIF has no _atom_site_type_symbol"):
+        cell_from_cif(MGO_CIF_HEAD + sites)
+    plain = (
+        MGO_CIF_SITES.replace("_atom_site_type_symbol\n", "").replace("Mg1 Mg", "Mg1").replace("O1 O", "O1")
+    )
+    assert sorted(cell_from_cif(MGO_CIF_HEAD + plain).species) == ["Mg", "O"]
