@@ -17,6 +17,12 @@ from csp.structures import elements
 from flows.augmentation import load_labelled, shipped_reference_numbers
 
 
+def _counts(values: np.ndarray) -> dict[str, int]:
+    """Rows per distinct value."""
+    keys, n = np.unique(values, return_counts=True)
+    return {str(k): int(v) for k, v in zip(keys, n, strict=True)}
+
+
 def from_parts(paths: Sequence[Path]) -> StructureSet:
     """Committed Parquet parts as one labelled :class:`StructureSet` (enthalpies included)."""
     from storage.label_parts import FLOAT_COLUMNS, read_label_parts
@@ -81,17 +87,13 @@ def export_label_parts(
         label_columns(labelled), labelled.natoms, out_dir, rows_per_part=rows_per_part, append=append
     )
 
-    def counts(values: np.ndarray) -> dict[str, int]:
-        keys, n = np.unique(values, return_counts=True)
-        return {str(k): int(v) for k, v in zip(keys, n, strict=True)}
-
     return LabelExport(
         paths=written,
         rows=len(labelled),
         training_rows=len(training_rows(labelled)),
         compositions=len(set(labelled.formula[np.isin(labelled.kind, TRAINING_KINDS)].tolist())),
-        by_kind=counts(labelled.kind),
-        by_relaxation=counts(labelled.labels["relaxation"]),
+        by_kind=_counts(labelled.kind),
+        by_relaxation=_counts(labelled.labels["relaxation"]),
         references_ev_per_atom={elements.symbol(z): round(e, 4) for z, e in sorted(refs.items())},
     )
 
@@ -113,10 +115,6 @@ def summarise_parts(paths: Sequence[Path]) -> dict:
     dhf = labelled.values["dhf_ev_per_atom"]
     relaxation = labelled.labels["relaxation"]
 
-    def counts(values: np.ndarray) -> dict[str, int]:
-        keys, n = np.unique(values, return_counts=True)
-        return {str(k): int(v) for k, v in zip(keys, n, strict=True)}
-
     def medians(values: np.ndarray) -> dict[str, float]:
         return {
             str(k): round(float(np.median(dhf[train][values[train] == k])), 3)
@@ -129,8 +127,8 @@ def summarise_parts(paths: Sequence[Path]) -> dict:
         "compositions": len(set(labelled.formula.tolist())),
         "training_compositions": len(set(labelled.formula[train].tolist())),
         "elements": len({int(z) for z in labelled.numbers.tolist()}),
-        "by_kind": counts(labelled.kind),
-        "by_relaxation": counts(relaxation),
+        "by_kind": _counts(labelled.kind),
+        "by_relaxation": _counts(relaxation),
         "sites_mean": round(float(labelled.natoms[train].mean()), 2) if len(train) else 0.0,
         "sites_max": int(labelled.natoms[train].max()) if len(train) else 0,
         "dhf_quantiles_ev_per_atom": [
