@@ -42,6 +42,7 @@ Then, on a machine with onnxscript: ``python -m csp.models.onnx_export runs/dft 
 from csp.models.training._combine import combine_members
 from csp.models.training._data import DatasetGraphs, dataset_graphs
 from csp.models.training._loops import (
+    ANNEAL_CHOICES,
     FIDELITY_MODES,
     FREEZE_CHOICES,
     PREDICTIONS,
@@ -63,6 +64,7 @@ from csp.models.training._loops import (
 )
 
 __all__ = [
+    "ANNEAL_CHOICES",
     "FIDELITY_MODES",
     "FREEZE_CHOICES",
     "PREDICTIONS",

@@ -18,6 +18,7 @@ from csp.models import ALIGNNConfig
 from csp.models.dataset import align_composition_split, load_arrays
 from csp.models.training._combine import combine_members
 from csp.models.training._loops import (
+    ANNEAL_CHOICES,
     FIDELITY_MODES,
     FREEZE_CHOICES,
     TrainSettings,
@@ -98,6 +99,13 @@ def _parser() -> argparse.ArgumentParser:
         "--mlip-weight", type=float, default=t.mlip_weight, help="loss weight of mlip rows (DFT rows: 1)"
     )
     p.add_argument(
+        "--anneal",
+        choices=ANNEAL_CHOICES,
+        default=t.anneal,
+        help="the cosine learning-rate decay runs over --epochs (epochs) or over --time-limit-s (time: the "
+        "rate reaches zero when the time is up, whatever the device's speed)",
+    )
+    p.add_argument(
         "--split-by-composition",
         action="store_true",
         help="put every reduced composition in one split across fidelities (the split of its DFT rows); "
@@ -144,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             graph_cache=args.graph_cache,
             mlip_weight=args.mlip_weight,
             pu_siblings_every_bag=args.siblings_every_bag,
+            anneal=args.anneal,
         )
     except InputError as exc:  # e.g. --mlip-weight 0
         raise SystemExit(f"error: {exc}") from None

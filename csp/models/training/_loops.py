@@ -68,6 +68,7 @@ FREEZE_CHOICES = ("none", "embeddings", "alignn")
 #: how a model learns from rows of several fidelities: a head per fidelity ("heads": separate MLPs;
 #: "delta": the DFT head plus a correction per fidelity) or one head for every row ("mix")
 FIDELITY_MODES = ("heads", "delta", "mix")
+ANNEAL_CHOICES = ("epochs", "time")
 _SPLIT_NAMES = {TRAIN: "train", VALIDATION: "validation", TEST: "test"}
 
 
@@ -94,6 +95,10 @@ class TrainSettings:
             share a composition with a positive (its polymorph siblings), the rest drawn at random as before.
         mlip_weight: loss weight of rows of fidelity mlip (universal-potential labels) against 1 for DFT
             rows; regression only.
+        anneal: how the learning rate falls to zero on a cosine: "epochs" (over ``epochs``, stepped once
+            an epoch; a run stopped by its time limit never reaches the low rates) or "time" (over the
+            run's time limit, stepped every optimisation step: the rate reaches zero when the time is up,
+            however fast the device; needs ``time_limit_s``).
     """
 
     epochs: int = 100
@@ -112,6 +117,7 @@ class TrainSettings:
     grad_clip: float = 5.0
     pu_siblings_every_bag: bool = False
     mlip_weight: float = 1.0
+    anneal: str = "epochs"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size", "patience", "workers", "eval_batch_size"):
@@ -126,6 +132,10 @@ class TrainSettings:
             raise InputError(f"TrainSettings.time_limit_s must be positive or None, got {self.time_limit_s}.")
         if self.freeze not in FREEZE_CHOICES:
             raise InputError(f"TrainSettings.freeze must be one of {FREEZE_CHOICES}, got {self.freeze!r}.")
+        if self.anneal not in ANNEAL_CHOICES:
+            raise InputError(f"TrainSettings.anneal must be one of {ANNEAL_CHOICES}, got {self.anneal!r}.")
+        if self.anneal == "time" and self.time_limit_s is None:
+            raise InputError("TrainSettings.anneal='time' anneals over the time limit: set time_limit_s too.")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise InputError(f"TrainSettings.device must be 'cpu' or 'cuda[:N]', got {self.device!r}.")
 
@@ -147,6 +157,31 @@ class _Clock:
 
     def expired(self) -> bool:
         return self.limit is not None and self.elapsed >= self.limit
+
+
+class _Schedule:
+    """The cosine learning-rate schedule of one training loop: lr_t = lr_0 (1 + cos(pi f)) / 2 with
+    f = epochs done / ``settings.epochs`` (``anneal="epochs"``, stepped after each epoch) or f = the
+    fraction of ``clock``'s time limit used (``anneal="time"``, set before each optimisation step)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, settings: TrainSettings, clock: _Clock) -> None:
+        self.optimizer, self.clock = optimizer, clock
+        self.by_time = settings.anneal == "time" and clock.limit is not None
+        self.base = [group["lr"] for group in optimizer.param_groups]
+        self.by_epoch = (
+            None if self.by_time else torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+        )
+
+    def before_step(self) -> None:
+        if not self.by_time:
+            return
+        f = min(self.clock.elapsed / max(float(self.clock.limit), 1e-9), 1.0)
+        for group, base in zip(self.optimizer.param_groups, self.base, strict=True):
+            group["lr"] = base * 0.5 * (1.0 + math.cos(math.pi * f))
+
+    def after_epoch(self) -> None:
+        if self.by_epoch is not None:
+            self.by_epoch.step()
 
 
 def _say(progress: Progress | None, message: str) -> None:
@@ -434,7 +469,7 @@ def _fit_regression(
     weight = torch.from_numpy(np.where(arrays.fidelity == DFT, 1.0, settings.mlip_weight).astype(np.float32))
     weight = weight.to(device)
     optimizer = _optimizer(model, settings)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+    schedule = _Schedule(optimizer, settings, clock)
     rng = np.random.default_rng(settings.seed)
     best_mae, best_state, stale, history, stop = math.inf, None, 0, [], "epochs"
     for epoch in range(1, settings.epochs + 1):
@@ -450,11 +485,12 @@ def _fit_regression(
             # loss = mean_i w_i ((y_pred_i - y_i) / sigma_{f_i})^2, the weighted standardised squared error
             per_row = F.mse_loss(pred / sigma[idx_t], target[idx_t] / sigma[idx_t], reduction="none")
             loss = (weight[idx_t] * per_row).mean()
+            schedule.before_step()
             total += _optimise(model, optimizer, loss, settings.grad_clip) * len(idx)
             seen += len(idx)
             if clock.expired():
                 break
-        schedule.step()
+        schedule.after_epoch()
         eval_rows = val if len(val) else train
         pred = predict(model, graphs, eval_rows, settings.eval_batch_size, fidelity=routes[eval_rows])
         val_mae = float(np.abs(pred - arrays.target[eval_rows]).mean())
@@ -978,7 +1014,7 @@ def train_pu(
     mask_t = torch.from_numpy(mask_of).to(device)
     label_t = torch.from_numpy(arrays.target).to(device)
     optimizer = _optimizer(model, settings)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.epochs)
+    schedule = _Schedule(optimizer, settings, clock)
     history, stop = [], "epochs"
     for epoch in range(1, settings.epochs + 1):
         model.train()
@@ -995,11 +1031,12 @@ def train_pu(
             count = m.sum(0)
             present = count > 0
             loss = (per.sum(0)[present] / count[present]).mean()
+            schedule.before_step()
             total += _optimise(model, optimizer, loss, settings.grad_clip) * len(idx)
             seen += len(idx)
             if clock.expired():
                 break
-        schedule.step()
+        schedule.after_epoch()
         loss_avg = total / max(seen, 1)
         history.append({"epoch": epoch, "train_loss": loss_avg})
         _say(progress, f"epoch {epoch}/{settings.epochs} bag_loss={loss_avg:.4f} t={clock.elapsed:.0f}s")

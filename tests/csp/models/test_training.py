@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from csp.errors import InputError
 from csp.models.dataset import from_crystals, load_arrays, save_arrays, to_crystals
 from csp.models.infer import OnnxModel
 from csp.models.onnx_export import export_checkpoint
@@ -167,3 +168,34 @@ def test_graph_cache_is_reused(npz, tmp_path):
     inputs = second.batch(np.array([4, 2]))
     assert inputs[4].tolist() == [arrays.natoms[4], arrays.natoms[2]]
     assert int(inputs[1].max()) < int(inputs[4].sum())
+
+
+def test_a_time_annealed_rate_follows_the_cosine_over_the_time_limit():
+    import math
+
+    import torch
+
+    from csp.models.training import _loops
+
+    class Clock:
+        limit, elapsed = 100.0, 0.0
+
+    clock = Clock()
+    weights = torch.nn.Parameter(torch.zeros(2))
+    optimizer = torch.optim.AdamW([{"params": [weights], "lr": 2e-3}])
+    settings = TrainSettings(time_limit_s=100.0, anneal="time", epochs=3)
+    schedule = _loops._Schedule(optimizer, settings, clock)
+    rates = []
+    for elapsed in (0.0, 25.0, 50.0, 100.0, 150.0):
+        clock.elapsed = elapsed
+        schedule.before_step()
+        schedule.after_epoch()  # the epoch count plays no part when annealing by time
+        rates.append(optimizer.param_groups[0]["lr"])
+    assert rates == pytest.approx([2e-3, 1e-3 * (1 + math.cos(math.pi / 4)), 1e-3, 0.0, 0.0], abs=1e-12)
+
+
+def test_annealing_by_time_needs_a_time_limit():
+    with pytest.raises(InputError, match="time_limit_s"):
+        TrainSettings(anneal="time")
+    with pytest.raises(InputError, match="anneal must be one of"):
+        TrainSettings(anneal="linear", time_limit_s=5.0)
