@@ -246,7 +246,7 @@ def fine_tune(
         "training_set_rows": summary.rows,
         "per_source": summary.per_source,
         "test_mae_ev_per_atom": test.get("mae_ev_per_atom"),
-        "epochs": len(info.get("history", [])),
+        "epochs": sum(h.get("epoch", 1) >= 1 for h in info.get("history", [])),
         "seconds": round(float(info.get("seconds", 0.0)), 1),
     }
 

@@ -447,8 +447,13 @@ def _fit_regression(
     progress: Progress | None,
     frozen: tuple[torch.nn.Module, ...] = (),
     train_rows: np.ndarray | None = None,
+    keep_start: bool = False,
 ) -> tuple[list[dict], str]:
     """Shared regression loop with early stopping on validation MAE; restores the best weights.
+
+    With ``keep_start`` (a pretrained model: fine-tuning, a continuation) the starting weights are the
+    first candidate, recorded as epoch 0: a run that only makes the validation MAE worse returns the
+    weights it started from, never worse ones.
 
     ``frozen`` modules stay in eval mode, so their BatchNorm statistics stay fixed too. ``train_rows``
     (indices into ``arrays``, repeats allowed: a bootstrap resample) replaces the training split. Each row
@@ -472,6 +477,13 @@ def _fit_regression(
     schedule = _Schedule(optimizer, settings, clock)
     rng = np.random.default_rng(settings.seed)
     best_mae, best_state, stale, history, stop = math.inf, None, 0, [], "epochs"
+    eval_rows = val if len(val) else train
+    if keep_start:
+        pred = predict(model, graphs, eval_rows, settings.eval_batch_size, fidelity=routes[eval_rows])
+        best_mae = float(np.abs(pred - arrays.target[eval_rows]).mean())
+        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        history.append({"epoch": 0, "train_loss": None, "val_mae_ev_per_atom": best_mae})
+        _say(progress, f"epoch 0 (the starting weights) val_mae={best_mae:.4f} eV/atom")
     for epoch in range(1, settings.epochs + 1):
         model.train()
         for module in frozen:
@@ -491,7 +503,6 @@ def _fit_regression(
             if clock.expired():
                 break
         schedule.after_epoch()
-        eval_rows = val if len(val) else train
         pred = predict(model, graphs, eval_rows, settings.eval_batch_size, fidelity=routes[eval_rows])
         val_mae = float(np.abs(pred - arrays.target[eval_rows]).mean())
         history.append({"epoch": epoch, "train_loss": total / max(seen, 1), "val_mae_ev_per_atom": val_mae})
@@ -578,7 +589,7 @@ def _member_info(
     history = record.pop("history")
     stage = {
         "kind": kind,
-        "epochs": len(history),
+        "epochs": sum(h["epoch"] >= 1 for h in history),
         "best_val_mae_ev_per_atom": record["best_val_mae_ev_per_atom"],
         "stopped_by": record["stopped_by"],
         "training_data_hash": data_hash,
@@ -757,7 +768,9 @@ def _fine_tune(
     for module in frozen:
         for p in module.parameters():
             p.requires_grad_(False)
-    result = _fit_regression(model, arrays, graphs, settings, clock, progress, tuple(frozen), train_rows)
+    result = _fit_regression(
+        model, arrays, graphs, settings, clock, progress, tuple(frozen), train_rows, keep_start=True
+    )
     for p in model.parameters():
         p.requires_grad_(True)
     return result

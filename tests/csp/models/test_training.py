@@ -199,3 +199,18 @@ def test_annealing_by_time_needs_a_time_limit():
         TrainSettings(anneal="time")
     with pytest.raises(InputError, match="anneal must be one of"):
         TrainSettings(anneal="linear", time_limit_s=5.0)
+
+
+def test_a_continuation_that_only_gets_worse_returns_the_weights_it_started_from(npz, tmp_path):
+    dft = tmp_path / "dft"
+    common = ["--batch-size", "16", "--device", "cpu"]
+    assert main(["dft", "--data", str(npz / "dft.npz"), "--out", str(dft), "--epochs", "2", *common, *TINY]) == 0
+    start = json.loads((dft / "metrics.json").read_text())["metrics"]["validation"]["mae_ev_per_atom"]
+    worse = tmp_path / "worse"  # a learning rate of 50 wrecks the weights at the first step
+    args = ["transfer", "--data", str(npz / "dft.npz"), "--init", str(dft), "--out", str(worse), "--lr", "50"]
+    assert main([*args, "--epochs", "2", *common]) == 0
+    info = json.loads((worse / "metrics.json").read_text())
+    assert info["history"][0]["epoch"] == 0
+    assert info["history"][0]["val_mae_ev_per_atom"] == pytest.approx(start, rel=1e-5)
+    assert min(h["val_mae_ev_per_atom"] for h in info["history"][1:]) > start  # training only got worse
+    assert info["metrics"]["validation"]["mae_ev_per_atom"] == pytest.approx(start, rel=1e-5)
