@@ -4,8 +4,16 @@ The mirror's CIFs are almost all P1 cells written by pymatgen, so a small exact 
 (about 20x faster than pymatgen's CIF parser) and anything it does not recognise (symmetry
 operations, oxidation-state labels, uncertainties, text fields) goes to pymatgen's ``CifParser``.
 
-Before pymatgen expands a CIF, two things it would get silently wrong are settled here (issue 22):
+Before pymatgen expands a CIF, what it would get silently wrong is settled here (issue 22):
 
+- numbers no crystal has (:func:`_declared_problem`, :func:`_site_number_problem`, the same checks on the fast
+  path): a cell length that is not positive and finite, an angle outside (0, 180) degrees or angles that close
+  no cell, a declared Z that is not a whole number of at least 1, a declared density that is not positive and
+  finite, a NaN or infinite coordinate or occupancy; pymatgen read a negative length as the flipped vector;
+- symmetry operations that are no crystallographic operation or do not form a group modulo lattice
+  translations (:func:`_operation_problem`): pymatgen would apply them and store part of an orbit;
+- an occupancy within :data:`storage.validation.OCCUPANCY_TOLERANCE` of 1 (0.999, rounding) is a full site,
+  further from 1 a partly occupied one, which is refused;
 - an atom-site type symbol that is no element (``OH``, a group) or an isotope (``D``, ``T``) is refused
   with the site's label; pymatgen would drop the site or store deuterium as hydrogen;
 - a CIF with a space-group symbol but no symmetry operations is expanded in the setting its cell and
@@ -625,10 +633,13 @@ def _declared_space_group(text: str) -> str | None:
 
 
 def cell_from_cif(text: str) -> Cell:
-    """Parse one CIF into a :class:`Cell`.
+    """Parse one CIF into a :class:`Cell` (a leading byte-order mark is ignored).
 
     Raises:
-        StructureError: if the CIF is malformed, disordered or names an unknown element.
+        StructureError: if the CIF is malformed, partly occupied (more than
+            :data:`storage.validation.OCCUPANCY_TOLERANCE` from 1), names an unknown element, declares numbers
+            no crystal has (cell lengths in Angstrom, angles in degrees, Z, densities in g/cm^3, coordinates),
+            or lists symmetry operations that form no group.
     """
     if not isinstance(text, str) or not text.strip():
         raise StructureError("malformed CIF: the CIF text is empty")
