@@ -31,6 +31,8 @@ class LakeSink:
             flat = rec["frac_coords"]
             rec["frac_coords"] = [flat[i : i + 3] for i in range(0, len(flat), 3)]
             rec.setdefault("model_ids", self.model_ids)
+            reason = rec.get("reject_reason")
+            rec["reject_reason"] = reason if isinstance(reason, str) and reason else None  # valid: null
             out.append(rec)
         # the search never writes a key twice (it replays history on resume) and the views keep one
         # row per key, so appends skip the read-back that deduplication would cost
@@ -42,7 +44,8 @@ class LakeSink:
 
 def search_rows(lake: Lake, campaign_id: str, stages: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """A campaign's candidate rows (all stages, or only ``stages``) in the row layout of the search
-    (``lattice`` 9 floats, ``frac_coords`` 3n floats), ordered by key."""
+    (``lattice`` 9 floats, ``frac_coords`` 3n floats, ``reject_reason`` "" for a valid row: the lake
+    stores null), ordered by key."""
     where = "campaign_id = ?" + (f" AND stage IN ({', '.join('?' * len(stages))})" if stages else "")
     table = lake.query(
         f"SELECT * EXCLUDE (run_id, written_at, model_ids) FROM candidates WHERE {where} "
@@ -53,6 +56,7 @@ def search_rows(lake: Lake, campaign_id: str, stages: Sequence[str] | None = Non
     for rec in table.to_pylist():
         rec["lattice"] = rec.pop("lattice_angstrom")
         rec["frac_coords"] = [v for triple in rec["frac_coords"] for v in triple]
+        rec["reject_reason"] = rec["reject_reason"] or ""
         rows.append(rec)
     return rows
 

@@ -17,12 +17,26 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storage.errors import StorageError
 from storage.lake import Lake
 from storage.readers import SOURCES, Record, Rejection, load_mp_labels, mp_labels
+from storage.source_names import MAX_SOURCE_NAME_CHARS, SourceNameError, check_source_name
 from storage.splits import split_of
 
 BATCH_ROWS = 5000
+
+__all__ = [
+    "BATCH_ROWS",
+    "MAX_SOURCE_NAME_CHARS",
+    "IngestReport",
+    "SourceNameError",
+    "check_source_name",
+    "ingest_records",
+    "ingest_source",
+    "new_run_id",
+    "ordered_sources",
+    "source_names_in_use",
+    "stored_labels",
+]
 
 
 @dataclass
@@ -69,31 +83,17 @@ def _reason_class(reason: str) -> str:
     return re.sub(r"(?<![\w.\-])-?\d+(\.\d+)?(?![\w.\-])", "N", reason)[:160]
 
 
-class SourceNameError(StorageError, ValueError):
-    """A source name that cannot label rows: empty, blank, or holding control characters."""
-
-
-def check_source_name(name: str) -> str:
-    """The source name in Unicode NFC form, so that names that look the same are the same.
-
-    ``café`` typed as one code point (NFC) or as ``e`` plus a combining accent (NFD) is stored once.
-
-    Raises:
-        SourceNameError: the name is empty or blank, has leading or trailing spaces, or holds a control
-            or format character (tab, newline, zero-width space, ...).
-    """
-    text = unicodedata.normalize("NFC", str(name))
-    if not text.strip():
-        raise SourceNameError("The source name is empty; give a name such as --source my-cifs.")
-    bad = [c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
-    if bad:
-        raise SourceNameError(
-            f"The source name {text!r} holds the invisible character(s) "
-            f"{', '.join(f'U+{ord(c):04X}' for c in dict.fromkeys(bad))}; give a name of visible characters."
-        )
-    if text != text.strip():
-        raise SourceNameError(f"The source name {text!r} starts or ends with spaces; give it without them.")
-    return text
+def source_names_in_use(lake: Lake) -> list[str]:
+    """The registered source names and every source name stored in the lake (``structures``,
+    ``experimental_enthalpies``, ``synth_labels``, ``quarantine``); a lake without folders yet is not created."""
+    names = set(SOURCES)
+    if lake.lake_dir.is_dir():
+        rows = lake.query(
+            "SELECT source FROM structures UNION SELECT source FROM experimental_enthalpies "
+            "UNION SELECT source FROM synth_labels UNION SELECT source FROM quarantine"
+        ).column("source")
+        names.update(name for name in rows.to_pylist() if name is not None)
+    return sorted(names)
 
 
 def ingest_records(
@@ -107,9 +107,10 @@ def ingest_records(
     """Write a stream of reader outputs to the lake in batches; returns the counts.
 
     Raises:
-        SourceNameError: ``source`` is not a usable name (:func:`check_source_name`); nothing is written.
+        SourceNameError: ``source`` is not a usable name (:func:`storage.source_names.check_source_name`,
+            against the names in use: :func:`source_names_in_use`); nothing is written.
     """
-    source = check_source_name(source)
+    source = check_source_name(source, known=source_names_in_use(lake))
     report = IngestReport(source=source, run_id=run_id)
     start = time.perf_counter()
     pending: dict[str, list[dict]] = defaultdict(list)
@@ -142,7 +143,7 @@ def ingest_records(
         else:
             row = dict(item.row)
             if isinstance(row.get("source"), str):
-                row["source"] = unicodedata.normalize("NFC", row["source"])
+                row["source"] = unicodedata.normalize("NFKC", row["source"])
             if item.table in SPLIT_TABLES and row.get("split") is None:
                 row["split"] = split_of(row["reduced_formula"])
             report.read[item.table] += 1

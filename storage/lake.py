@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 
 from storage import readonly
 from storage.errors import StorageError, writing
-from storage.schemas import KEYS, SCHEMAS
+from storage.schemas import EMPTY_IS_NULL, KEYS, SCHEMAS
 
 #: tables stored one folder per value of this column
 PARTITION_BY: dict[str, str] = {"candidates": "campaign_id"}
@@ -275,6 +275,9 @@ class Lake:
 
     # ------------------------------------------------------------------ writing
     def _to_table(self, table: str, rows: Iterable[dict[str, Any]] | pa.Table, run_id: str) -> pa.Table:
+        return _empty_as_null(table, self._typed_table(table, rows, run_id))
+
+    def _typed_table(self, table: str, rows: Iterable[dict[str, Any]] | pa.Table, run_id: str) -> pa.Table:
         schema = SCHEMAS[table]
         now = datetime.now(UTC)
         if isinstance(rows, pa.Table):
@@ -367,7 +370,10 @@ class Lake:
         keys = ", ".join(f'"{k}"' for k in KEYS[table])
         glob = self._glob(table).replace("'", "''")
         scan = source or f"read_parquet('{glob}', union_by_name = true)"
-        return f"SELECT * FROM {scan} QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY written_at) = 1"
+        return (
+            f"SELECT {_columns_sql(table)} FROM {scan} "
+            f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY written_at) = 1"
+        )
 
     def _create_views(self, con: duckdb.DuckDBPyConnection) -> None:
         for table in SCHEMAS:
@@ -515,7 +521,7 @@ class Lake:
         con = duckdb.connect()
         try:
             merged = con.sql(
-                f"SELECT * FROM read_parquet(?, union_by_name = true) "
+                f"SELECT {_columns_sql(table)} FROM read_parquet(?, union_by_name = true) "
                 f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY written_at) = 1 "
                 f"ORDER BY written_at",
                 params=[[p.as_posix() for p in parts]],
@@ -534,6 +540,27 @@ class Lake:
             part.unlink(missing_ok=True)
         _fsync_dir(folder)
         return len(parts), 1, merged.num_rows
+
+
+def _columns_sql(table: str) -> str:
+    """The select list of a table's view: every column, with the :data:`storage.schemas.EMPTY_IS_NULL`
+    columns' '' (older parts) read as null."""
+    empty = EMPTY_IS_NULL.get(table, ())
+    if not empty:
+        return "*"
+    replaced = ", ".join(f'nullif("{c}", \'\') AS "{c}"' for c in empty)
+    return f"* REPLACE ({replaced})"
+
+
+def _empty_as_null(table: str, data: pa.Table) -> pa.Table:
+    """``data`` with '' in the table's :data:`storage.schemas.EMPTY_IS_NULL` columns written as null."""
+    for name in EMPTY_IS_NULL.get(table, ()):
+        column = data.column(name)
+        index = data.schema.get_field_index(name)
+        data = data.set_column(
+            index, data.schema.field(index), pc.if_else(pc.equal(column, ""), None, column)
+        )
+    return data
 
 
 @contextlib.contextmanager

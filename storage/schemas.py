@@ -182,7 +182,14 @@ CANDIDATES = pa.schema(
         pa.field("p_syn_std", _f64),
         pa.field("fitness", _f64),
         pa.field("valid", pa.bool_(), nullable=False),
-        pa.field("reject_reason", pa.string(), nullable=False),
+        pa.field(
+            "reject_reason",
+            pa.string(),
+            metadata={
+                "doc": "why the candidate is invalid; null for a valid one (parts written before stored '', "
+                "which the views read as null)"
+            },
+        ),
         pa.field("seed", pa.int64(), nullable=False),
         pa.field("seconds", _f64, nullable=False, metadata={"doc": "campaign wall time when scored"}),
         pa.field("model_ids", pa.list_(pa.string())),
@@ -224,3 +231,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "campaign_events": ("campaign_id", "seq"),
     "candidates": ("campaign_id", "outer_step", "inner_step"),
 }
+
+#: text columns whose empty string means "none": written as null and read as null from older parts that
+#: stored '' (so ``reject_reason IS NOT NULL``, OPTIMADE ``_csp_reject_reason IS KNOWN``, finds rejects only)
+EMPTY_IS_NULL: dict[str, tuple[str, ...]] = {"candidates": ("reject_reason",)}

@@ -30,6 +30,7 @@ input" section):
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -45,11 +46,16 @@ __all__ = [
     "MAX_VOLUME_PER_ATOM",
     "MIN_DISTANCE_ANGSTROM",
     "MIN_VOLUME_PER_ATOM",
+    "OCCUPANCY_TOLERANCE",
     "StructureError",
+    "cell_parameters_problem",
     "check_geometry",
     "compare_density",
     "compare_formulas",
     "density_g_per_cm3",
+    "density_problem",
+    "formula_units_problem",
+    "full_occupancy",
     "interplanar_spacings",
     "largest_vacuum",
     "neighbour_distances",
@@ -77,6 +83,10 @@ MAX_VACUUM_ANGSTROM = 7.0
 
 MAX_NEAREST_NEIGHBOUR_ANGSTROM = 7.0
 """An atom whose nearest neighbour is farther than this is isolated, Angstrom."""
+
+OCCUPANCY_TOLERANCE = 0.01
+"""A site whose occupancy lies within this of 1 is fully occupied (databases round: 0.999, 0.9999, 1.005);
+further from 1 (0.9, 0.98) it is a partly occupied site, which the lake does not store."""
 
 _MAX_IMAGE_CANDIDATES = 20_000_000  # pair-image distances computed at once (bounds memory)
 _THIN_SPACING_ANGSTROM = 1.0  # a plane spacing below this (no bonded layer fits) makes a cell thin
@@ -241,10 +251,64 @@ def density_g_per_cm3(lattice: np.ndarray, species: list[str]) -> float:
     return mass / _AVOGADRO / volume_cm3
 
 
-def compare_density(declared: float | None, lattice: np.ndarray, species: list[str]) -> str | None:
-    """``None`` when a declared density (g/cm^3) agrees with the cell's within DENSITY_TOLERANCE, else why."""
-    if declared is None or not declared > 0:
+def full_occupancy(occupancy: float) -> bool:
+    """Whether a site's occupancy counts as full: within :data:`OCCUPANCY_TOLERANCE` of 1 (NaN is not)."""
+    return bool(abs(float(occupancy) - 1.0) <= OCCUPANCY_TOLERANCE)
+
+
+def cell_parameters_problem(lengths: Sequence[float | None], angles: Sequence[float | None]) -> str | None:
+    """Why declared cell lengths (a, b, c in Angstrom) and angles (alpha, beta, gamma in degrees) describe no
+    cell, else None. ``None`` entries (not declared) are skipped.
+
+    Each length must be finite and positive; each angle finite and strictly between 0 and 180 degrees; and
+    the three angles must close a cell (a positive volume: ``1 - cos^2 a - cos^2 b - cos^2 g + 2 cos a cos b
+    cos g > 0``, e.g. 90, 90, 180 or 10, 10, 100 do not). A negative length would otherwise be read as the
+    flipped vector and stored as if nothing were wrong.
+    """
+    for name, value in zip("abc", lengths, strict=True):
+        if value is not None and not (math.isfinite(value) and value > 0):
+            return f"cell length {name} = {value:g} A is not a positive finite length"
+    for name, value in zip(("alpha", "beta", "gamma"), angles, strict=True):
+        if value is not None and not (math.isfinite(value) and 0.0 < value < 180.0):
+            return f"cell angle {name} = {value:g} degrees is not between 0 and 180 degrees"
+    if all(v is not None for v in angles):
+        ca, cb, cg = (math.cos(math.radians(float(v))) for v in angles)  # type: ignore[arg-type]
+        if 1.0 - ca * ca - cb * cb - cg * cg + 2.0 * ca * cb * cg <= 1e-9:
+            return (
+                f"cell angles {', '.join(f'{float(v):g}' for v in angles)} degrees close no cell (zero or "
+                "imaginary volume: one angle is at least the sum of the other two)"
+            )
+    return None
+
+
+def formula_units_problem(z: float | None) -> str | None:
+    """Why a declared number of formula units per cell (CIF ``_cell_formula_units_Z``) is impossible, else
+    None (also for ``None``, not declared): it must be a whole number of at least 1."""
+    if z is None:
         return None
+    if not (math.isfinite(z) and z >= 1 and z == int(z)):
+        return (
+            f"declared Z (_cell_formula_units_Z) = {z:g} is not a whole number of formula units of at least 1"
+        )
+    return None
+
+
+def density_problem(declared: float | None, tag: str = "density") -> str | None:
+    """Why a declared density (g/cm^3) is impossible (zero, negative, NaN, infinite), else None (also for
+    ``None``, not declared)."""
+    if declared is None or (math.isfinite(declared) and declared > 0):
+        return None
+    return f"declared {tag} = {declared:g} g/cm^3 is not a positive finite density"
+
+
+def compare_density(declared: float | None, lattice: np.ndarray, species: list[str]) -> str | None:
+    """``None`` when a declared density (g/cm^3) agrees with the cell's within DENSITY_TOLERANCE (or none is
+    declared), else why: also for a declared density that is zero, negative or not finite."""
+    if declared is None:
+        return None
+    impossible = density_problem(declared)
+    if impossible:
+        return impossible
     parsed = density_g_per_cm3(lattice, species)
     if abs(parsed - declared) <= DENSITY_TOLERANCE * declared:
         return None

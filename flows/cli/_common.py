@@ -7,8 +7,8 @@ from importlib.metadata import PackageNotFoundError, version
 import click
 import typer
 from rich.console import Console, ConsoleDimensions
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 from typer.core import TyperGroup
 
 #: width of output that goes to a file or a pipe: wide enough that no value is folded or cut
@@ -32,9 +32,16 @@ class FullWidthConsole(Console):
         Console.size.fset(self, new_size)  # type: ignore[attr-defined]
 
 
-#: emoji codes off: a stored ``:x:`` (a reason, a file's text) prints as written, never as a picture
-console = FullWidthConsole(emoji=False)
-err = FullWidthConsole(stderr=True, emoji=False)
+#: markup and emoji codes off: text from a file, the lake or the user (a source name, a formula, a stored
+#: reason, an SQL result cell such as ``[red]x[/red]``, ``[bold`` or ``:x:``) prints as written, never as
+#: rich markup or a picture; the CLI's own styles are ``rich.text.Text`` objects (see :func:`styled`)
+console = FullWidthConsole(emoji=False, markup=False)
+err = FullWidthConsole(stderr=True, emoji=False, markup=False)
+
+
+def styled(label: str, style: str, message: str) -> Text:
+    """``label`` in ``style`` followed by ``message`` as written (no markup is read from either)."""
+    return Text.assemble((label, style), " ", message)
 
 
 def package_version() -> str:
@@ -47,7 +54,7 @@ def package_version() -> str:
 def fail(message: str, code: int = 1) -> None:
     """Print a one-line error and exit non-zero; the message is printed as written (a formula, a path or a
     stored reason holding ``[...]`` is not read as rich markup)."""
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    err.print(styled("error:", "bold red", message), highlight=False)
     raise typer.Exit(code)
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from flows.campaigns import CampaignParameters
-from flows.cli._common import console, err, fail, print_arrow
+from flows.cli._common import console, err, fail, print_arrow, styled
 from flows.cli._options import model_options, number_option, option, output_option
 from flows.settings import lake as current_lake
 from flows.settings import settings as current_settings
@@ -73,7 +73,7 @@ def _finish(outcome) -> None:
 
     thin = coverage_line({"thin_elements": outcome.thin_elements})
     if thin:
-        err.print(f"[bold yellow]warning:[/] {thin}", highlight=False)
+        err.print(styled("warning:", "bold yellow", thin), highlight=False)
 
 
 @campaign_app.command("run")

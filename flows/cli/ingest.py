@@ -81,11 +81,12 @@ def ingest_run(
 
 
 def _source_name(source: str) -> str:
-    """``--source`` in NFC form, or a one-line error for an empty or invisible name."""
-    from storage.ingest import SourceNameError, check_source_name
+    """``--source`` as :func:`storage.source_names.check_source_name` accepts it (NFKC form), checked against
+    the names in use before the lake is created; a refused name is a one-line error and nothing is written."""
+    from storage.ingest import SourceNameError, check_source_name, source_names_in_use
 
     try:
-        return check_source_name(source)
+        return check_source_name(source, known=source_names_in_use(current_lake()))
     except SourceNameError as exc:
         fail(str(exc))
         raise  # not reached: fail() exits

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import gzip
 import math
+import unicodedata
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -80,11 +81,47 @@ def has_undecodable(text: str) -> bool:
     return any("\udc80" <= ch <= "\udcff" for ch in text)
 
 
+_BOMS = ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"))
+_TEXT_CONTROLS = frozenset("\t\n\r\f\v")
+
+
+def decode_text(data: bytes) -> str:
+    """The text of a file a person wrote (a CIF, a POSCAR), whatever its common encoding.
+
+    UTF-8 first (a byte-order mark dropped; UTF-16 with its mark too); else Windows-1252, the superset of
+    Latin-1 that older CIFs use for accented author names (``Müller``), provided the result holds no control
+    character other than tab, line and page breaks (binary data is no text).
+
+    Raises:
+        UnicodeDecodeError: the bytes are neither UTF-8 nor Windows-1252/Latin-1 text.
+    """
+    for mark, encoding in _BOMS:
+        if data.startswith(mark):
+            return data[len(mark) :].decode(encoding)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("cp1252")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")  # the five bytes Windows-1252 leaves undefined are C1 controls here
+    bad = next(
+        (i for i, ch in enumerate(text) if ch not in _TEXT_CONTROLS and unicodedata.category(ch) == "Cc"),
+        None,
+    )
+    if bad is not None:  # one byte is one character in both encodings: ``bad`` is the byte's position
+        raise UnicodeDecodeError(
+            "utf-8 or latin-1", data, bad, bad + 1, "the file is neither UTF-8 nor Latin-1 text"
+        )
+    return text
+
+
 class LineSource:
     """Iterate the decoded lines of a plain or gzip-compressed text file, whatever its extension.
 
     Undecodable bytes become lone surrogates (``surrogateescape``) so the caller can reject the one
-    record holding them. A stream that breaks (truncated gzip, corrupt deflate data) stops the
+    record holding them; a UTF-8 byte-order mark at the start is dropped. A stream that breaks (truncated gzip, corrupt deflate data) stops the
     iteration cleanly; ``error`` then says why, and every line yielded before is complete.
     """
 
@@ -99,6 +136,8 @@ class LineSource:
         try:
             with gzip.open(self.path, "rb") if compressed else self.path.open("rb") as handle:
                 for raw in handle:
+                    if self.lines_read == 0 and raw.startswith(b"\xef\xbb\xbf"):
+                        raw = raw[3:]  # a UTF-8 byte-order mark (spreadsheets write one) is no text
                     self.lines_read += 1
                     yield raw.decode("utf-8", errors="surrogateescape")
         except (EOFError, gzip.BadGzipFile, zlib.error) as exc:

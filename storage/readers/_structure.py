@@ -4,8 +4,16 @@ The mirror's CIFs are almost all P1 cells written by pymatgen, so a small exact 
 (about 20x faster than pymatgen's CIF parser) and anything it does not recognise (symmetry
 operations, oxidation-state labels, uncertainties, text fields) goes to pymatgen's ``CifParser``.
 
-Before pymatgen expands a CIF, two things it would get silently wrong are settled here (issue 22):
+Before pymatgen expands a CIF, what it would get silently wrong is settled here (issue 22):
 
+- numbers no crystal has (:func:`_declared_problem`, :func:`_site_number_problem`, the same checks on the fast
+  path): a cell length that is not positive and finite, an angle outside (0, 180) degrees or angles that close
+  no cell, a declared Z that is not a whole number of at least 1, a declared density that is not positive and
+  finite, a NaN or infinite coordinate or occupancy; pymatgen read a negative length as the flipped vector;
+- symmetry operations that are no crystallographic operation or do not form a group modulo lattice
+  translations (:func:`_operation_problem`): pymatgen would apply them and store part of an orbit;
+- an occupancy within :data:`storage.validation.OCCUPANCY_TOLERANCE` of 1 (0.999, rounding) is a full site,
+  further from 1 a partly occupied one, which is refused;
 - an atom-site type symbol that is no element (``OH``, a group) or an isotope (``D``, ``T``) is refused
   with the site's label; pymatgen would drop the site or store deuterium as hydrogen;
 - a CIF with a space-group symbol but no symmetry operations is expanded in the setting its cell and
@@ -35,7 +43,17 @@ import spglib
 from pymatgen.core import Composition, Element, Lattice
 
 from storage.readers._common import Item, Record, Rejection, excerpt
-from storage.validation import StructureError, check_geometry, compare_density, compare_formulas
+from storage.validation import (
+    OCCUPANCY_TOLERANCE,
+    StructureError,
+    cell_parameters_problem,
+    check_geometry,
+    compare_density,
+    compare_formulas,
+    density_problem,
+    formula_units_problem,
+    full_occupancy,
+)
 
 SYMPREC_ANGSTROM = 0.1
 """Distance tolerance handed to spglib."""
@@ -134,6 +152,9 @@ def _fast_p1_cif(text: str) -> Cell | None:
         params = [float(scalars[tag]) for tag in _CELL_TAGS]
     except (KeyError, ValueError):
         return None
+    problem = _declared_problem(scalars)
+    if problem:
+        raise StructureError(problem)
     atoms = next(((tags, rows) for tags, rows in loops if "_atom_site_fract_x" in tags), None)
     if atoms is None:
         return None
@@ -144,6 +165,7 @@ def _fast_p1_cif(text: str) -> Cell | None:
     except ValueError:
         return None
     occ_col = tags.index("_atom_site_occupancy") if "_atom_site_occupancy" in tags else None
+    label_col = tags.index("_atom_site_label") if "_atom_site_label" in tags else None
     species: list[str] = []
     coords: list[list[float]] = []
     for row in rows:
@@ -158,13 +180,38 @@ def _fast_p1_cif(text: str) -> Cell | None:
             occupancy = float(values[occ_col]) if occ_col is not None else 1.0
         except ValueError:
             return None
-        if abs(occupancy - 1.0) > 1e-6:
-            raise StructureError("disordered site occupancies are not supported")
+        label = values[label_col] if label_col is not None else symbol
+        for axis, x in zip("xyz", coords[-1], strict=True):
+            if not math.isfinite(x):
+                raise StructureError(
+                    f"site {label}: fractional coordinate {axis} = {x:g} is not a finite number"
+                )
+        if not full_occupancy(occupancy):
+            raise StructureError(_partial_occupancy(occupancy, f"site {label}"))
         species.append(symbol)
     if not species:
         return None
     lattice = Lattice.from_parameters(*params).matrix
     return Cell(np.array(lattice), species, np.mod(np.array(coords, dtype=float), 1.0))
+
+
+def _partial_occupancy(occupancy: float, where: str) -> str:
+    """The reason for a site whose occupancy is not full: partly occupied, above 1 or NaN.
+
+    The site's label is named only for an impossible occupancy; a partial one keeps one kind of reason per
+    file set (the ingest summary counts reasons by kind, numbers masked).
+    """
+    if not math.isfinite(occupancy):
+        return f"{where}: occupancy = {occupancy:g} is not a finite number"
+    if occupancy > 1.0:
+        return (
+            f"{where} has occupancy {occupancy:g}, which no site can have (more than 1, beyond the "
+            f"{OCCUPANCY_TOLERANCE:g} allowed for rounding)"
+        )
+    return (
+        f"disordered site occupancies are not supported (a site has occupancy {occupancy:g}; within "
+        f"{OCCUPANCY_TOLERANCE:g} of 1 counts as full)"
+    )
 
 
 _CHARGE = re.compile(r"(\d+[+-]?|[+-]\d*)$")  # O2-, Fe3+, Fe+3, Ti0: oxidation states
@@ -224,35 +271,110 @@ def _site_symbol_problem(block: dict[str, Any]) -> str | None:
 
 _TERM = re.compile(r"([+-]?)\s*(?:(\d+(?:\.\d*)?(?:/\d+(?:\.\d*)?)?)\s*\*?\s*)?([xyz])?")
 
+SYMOP_TOLERANCE = 1e-3
+"""Largest difference (fractional, modulo 1) at which two translations of symmetry operations are one."""
+
+
+def _affine(op: str) -> tuple[np.ndarray, np.ndarray] | str:
+    """The linear part (3, 3) and translation (3,) of one ``x,y,z``-style operation, or why it is none."""
+    text = str(op).strip().strip("'\"").lower().replace(" ", "")
+    parts = text.split(",")
+    if len(parts) != 3:
+        return f"symmetry operation {op!r} has {len(parts)} components, not 3"
+    matrix, shift = np.zeros((3, 3)), np.zeros(3)
+    for i, part in enumerate(parts):
+        pos = 0
+        while pos < len(part):
+            m = _TERM.match(part, pos)
+            if m is None or m.end() == pos or not (m.group(2) or m.group(3)):
+                return f"symmetry operation {op!r} is not an affine map of x, y and z"
+            try:
+                value = _fraction(m.group(2)) if m.group(2) else 1.0
+            except ZeroDivisionError:
+                return f"symmetry operation {op!r} divides by zero"
+            value = -value if m.group(1) == "-" else value
+            if m.group(3):
+                matrix[i, "xyz".index(m.group(3))] += value
+            else:
+                shift[i] += value
+            pos = m.end()
+        if not part:
+            return f"symmetry operation {op!r} is not an affine map of x, y and z"
+    if not np.all(np.isin(matrix, (-1.0, 0.0, 1.0))) or abs(abs(np.linalg.det(matrix)) - 1.0) > 1e-9:
+        return (
+            f"symmetry operation {op!r} is no crystallographic operation (its linear part is "
+            f"{matrix.tolist()})"
+        )
+    return matrix, shift
+
+
+def _group_problem(ops: list[str], matrices: np.ndarray, shifts: np.ndarray) -> str | None:
+    """Why a list of operations (linear parts (n, 3, 3), translations (n, 3)) is no space group, or None.
+
+    A space group's operations, taken modulo lattice translations, hold the identity and every product of
+    two of them (``g h``: ``x -> R_g (R_h x + t_h) + t_g``); inverses then follow (a finite set closed under
+    products is a group). Translations agree modulo 1 within :data:`SYMOP_TOLERANCE`.
+    """
+
+    def wrapped(t: np.ndarray) -> np.ndarray:
+        return t - np.round(t)
+
+    def key(linear: np.ndarray) -> np.ndarray:  # a linear part (entries -1, 0, 1) as one integer
+        return np.tensordot(np.rint(linear).astype(np.int64) + 1, 3 ** np.arange(9).reshape(3, 3), axes=2)
+
+    keys = key(matrices)
+    known, slot = np.unique(keys, return_inverse=True)
+    rank = np.zeros(len(ops), dtype=np.int64)  # position of each operation among those of its linear part
+    for k in range(len(known)):
+        members = np.flatnonzero(slot == k)
+        rank[members] = np.arange(len(members))
+    table = np.full((len(known), int(rank.max()) + 1, 3), np.nan)  # translations per linear part
+    table[slot, rank] = shifts
+    at_identity = table[np.searchsorted(known, key(np.eye(3)))] if key(np.eye(3)) in known else table[:0]
+    if not np.any(np.all(np.abs(wrapped(at_identity)) < SYMOP_TOLERANCE, axis=-1)):
+        return (
+            f"the symmetry operations ({len(ops)} listed) do not form a group: the identity 'x,y,z' is "
+            "missing (a truncated or mistyped list); list the space group's full set of operations"
+        )
+    products = key(np.einsum("gij,hjk->ghik", matrices, matrices))  # R_g R_h
+    moved = np.einsum("gij,hj->ghi", matrices, shifts) + shifts[:, None, :]  # R_g t_h + t_g
+    where = np.clip(np.searchsorted(known, products), 0, len(known) - 1)
+    found = known[where] == products
+    close = np.all(np.abs(wrapped(table[where] - moved[:, :, None, :])) < SYMOP_TOLERANCE, axis=-1)
+    found &= close.any(axis=-1)
+    if not found.all():
+        g, h = (int(i) for i in np.argwhere(~found)[0])
+        return (
+            f"the symmetry operations ({len(ops)} listed) do not form a group: {ops[g]!r} after {ops[h]!r} "
+            "is none of them (a truncated, mistyped or mixed-setting list); list the space group's full set "
+            "of operations"
+        )
+    return None
+
 
 def _operation_problem(block: dict[str, Any]) -> str | None:
-    """Why a listed symmetry operation is no crystallographic operation (not three affine components, a
-    coefficient of x, y or z other than -1, 0 or 1, a product such as ``x*y``, a determinant other than +-1),
-    or None. pymatgen would apply such an operation and store another crystal (``2x,y,z`` made MgO MgO2)."""
+    """Why the listed symmetry operations are no space group, or None.
+
+    Each operation must be a crystallographic operation (three affine components, coefficients of x, y and
+    z in -1, 0, 1, no product such as ``x*y``, determinant +-1), and the list must be a group modulo
+    lattice translations (:func:`_group_problem`: the identity and every product of two operations in the
+    list). pymatgen would apply any of them and store another crystal (``2x,y,z`` made MgO MgO2; a list
+    without its closure generates only part of the orbit).
+    """
     for tag in _ALL_SYMOP_TAGS:
         ops = block.get(tag)
         if ops is None:
             continue
-        for op in [ops] if isinstance(ops, str) else ops:
-            text = str(op).strip().strip("'\"").lower().replace(" ", "")
-            parts = text.split(",")
-            matrix = []
-            for part in parts:
-                row, pos = [0.0, 0.0, 0.0], 0
-                while pos < len(part):
-                    m = _TERM.match(part, pos)
-                    if m is None or m.end() == pos or not (m.group(2) or m.group(3)):
-                        return f"symmetry operation {op!r} is not an affine map of x, y and z"
-                    if m.group(3):
-                        coefficient = float(_fraction(m.group(2))) if m.group(2) else 1.0
-                        row["xyz".index(m.group(3))] += -coefficient if m.group(1) == "-" else coefficient
-                    pos = m.end()
-                matrix.append(row)
-            if len(matrix) != 3:
-                return f"symmetry operation {op!r} has {len(matrix)} components, not 3"
-            values = np.asarray(matrix)
-            if not np.all(np.isin(values, (-1.0, 0.0, 1.0))) or abs(abs(np.linalg.det(values)) - 1.0) > 1e-9:
-                return f"symmetry operation {op!r} is no crystallographic operation (its linear part is {matrix})"
+        ops = [str(ops)] if isinstance(ops, str) else [str(op) for op in ops]
+        parsed = []
+        for op in ops:
+            affine = _affine(op)
+            if isinstance(affine, str):
+                return affine
+            parsed.append(affine)
+        problem = _group_problem(ops, np.array([m for m, _ in parsed]), np.array([t for _, t in parsed]))
+        if problem:
+            return problem
     return None
 
 
@@ -262,15 +384,63 @@ def _fraction(text: str) -> float:
     return float(top) / float(bottom) if bottom else float(top)
 
 
-def _cif_number(block: dict[str, Any], tag: str) -> float | None:
-    """A number of a parsed CIF block (uncertainty in brackets dropped), or None."""
-    value = block.get(tag)
-    if not isinstance(value, str):
+def _cif_value(raw: Any) -> float | None:
+    """A CIF number as written (quotes and an uncertainty in brackets dropped); None for ``?``, ``.``, a
+    missing value or text that is no number (the parser then says why). ``nan`` and ``inf`` are numbers."""
+    if not isinstance(raw, str):
         return None
+    text = raw.strip().strip("'\"").split("(")[0].strip()
     try:
-        return float(value.split("(")[0])
+        return float(text)
     except ValueError:
         return None
+
+
+def _cif_number(block: dict[str, Any], tag: str) -> float | None:
+    """A number of a parsed CIF block (uncertainty in brackets dropped), or None."""
+    return _cif_value(block.get(tag))
+
+
+#: the declared density compared with the cell's (:func:`reading_problem`); ``_exptl_crystal_density_meas`` is not
+#: checked: COD writes 0.000 there for "not measured" (a prototype of the mirror does, beside a valid diffrn 5.45)
+_DENSITY_TAGS = ("_exptl_crystal_density_diffrn",)
+
+
+def _declared_problem(tags: dict[str, Any]) -> str | None:
+    """Why the numbers a CIF declares (lower-case tag -> text) describe no crystal, else None: cell lengths
+    and angles (:func:`storage.validation.cell_parameters_problem`), ``_cell_formula_units_Z``
+    (:func:`storage.validation.formula_units_problem`) and ``_exptl_crystal_density_diffrn`` (positive and
+    finite)."""
+    values = [_cif_value(tags.get(tag)) for tag in _CELL_TAGS]
+    problem = cell_parameters_problem(values[:3], values[3:])
+    problem = problem or formula_units_problem(_cif_value(tags.get("_cell_formula_units_z")))
+    for tag in _DENSITY_TAGS:
+        problem = problem or density_problem(_cif_value(tags.get(tag)), tag)
+    return problem
+
+
+def _site_number_problem(block: dict[str, Any]) -> str | None:
+    """Why an atom site of a parsed CIF block has a fractional coordinate that is not finite (NaN, inf) or an
+    occupancy above 1 (beyond :data:`storage.validation.OCCUPANCY_TOLERANCE`) or not finite, else None."""
+
+    def column(tag: str) -> list[Any]:
+        values = block.get(tag)
+        return [values] if isinstance(values, str) else list(values or [])
+
+    labels = column("_atom_site_label")
+    for tag in ("_atom_site_fract_x", "_atom_site_fract_y", "_atom_site_fract_z", "_atom_site_occupancy"):
+        for k, raw in enumerate(column(tag)):
+            value = _cif_value(raw)
+            if value is None or (math.isfinite(value) and (tag != "_atom_site_occupancy" or value <= 1.0)):
+                continue
+            label = labels[k] if k < len(labels) else str(k + 1)
+            if tag == "_atom_site_occupancy" and math.isfinite(value):
+                if full_occupancy(value):
+                    continue
+                return _partial_occupancy(value, f"site {label}")
+            name = "occupancy" if tag == "_atom_site_occupancy" else f"fractional coordinate {tag[-1]}"
+            return f"site {label}: {name} = {value:g} is not a finite number"
+    return None
 
 
 def _settings(block: dict[str, Any]) -> list[str]:
@@ -340,7 +510,8 @@ def reading_problem(
         geometry: also run :func:`storage.validation.check_geometry` (distance rule, density, volume).
     """
     z = declared_cif_number(cif, "_cell_formula_units_Z") if cif else None
-    problem = compare_formulas(declared, cell.species, formula_units=int(z) if z and z == int(z) else None)
+    whole = z is not None and math.isfinite(z) and z >= 1 and z == int(z)
+    problem = compare_formulas(declared, cell.species, formula_units=int(z) if whole else None)
     if problem is not None or not cell.species or not all(s in SYMBOL_TO_Z for s in cell.species):
         return problem
     density = declared_cif_number(cif, "_exptl_crystal_density_diffrn") if cif else None
@@ -357,7 +528,12 @@ def _pymatgen_cif(text: str) -> Cell:
     """Read a CIF with pymatgen's parser (symmetry expansion, oxidation states, ...), in the right setting."""
     block = _block(text)
     if block is not None:
-        problem = _site_symbol_problem(block) or _operation_problem(block)
+        problem = (
+            _declared_problem(block)
+            or _site_number_problem(block)
+            or _site_symbol_problem(block)
+            or _operation_problem(block)
+        )
         if problem:
             raise StructureError(problem)
         settings = _settings(block)
@@ -406,7 +582,8 @@ def _pymatgen_cell(text: str) -> Cell:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            structures = CifParser.from_str(text).parse_structures(primitive=False)
+            parser = CifParser.from_str(text, occupancy_tolerance=1.0 + OCCUPANCY_TOLERANCE)
+            structures = parser.parse_structures(primitive=False)
         except (ValueError, KeyError, IndexError, TypeError, AttributeError, ZeroDivisionError) as exc:
             detail = "; ".join(str(w.message) for w in caught[:2])
             if "sum to > 1" in str(exc) + detail:
@@ -429,9 +606,14 @@ def _pymatgen_cell(text: str) -> Cell:
     structure = structures[0]
     species: list[str] = []
     for site in structure:
-        if not site.is_ordered:
-            raise StructureError("disordered site occupancies are not supported")
-        symbol = site.specie.symbol
+        where = f"site {getattr(site, 'label', None) or site.species.formula}"
+        if len(site.species) != 1:
+            raise StructureError(
+                "disordered site occupancies are not supported (several species share one site)"
+            )
+        if not full_occupancy(site.species.num_atoms):
+            raise StructureError(_partial_occupancy(float(site.species.num_atoms), where))
+        symbol = next(iter(site.species)).symbol
         if symbol not in SYMBOL_TO_Z:
             raise StructureError(f"unknown element {symbol!r}")
         species.append(symbol)
@@ -458,13 +640,17 @@ def _declared_space_group(text: str) -> str | None:
 
 
 def cell_from_cif(text: str) -> Cell:
-    """Parse one CIF into a :class:`Cell`.
+    """Parse one CIF into a :class:`Cell` (a leading byte-order mark is ignored).
 
     Raises:
-        StructureError: if the CIF is malformed, disordered or names an unknown element.
+        StructureError: if the CIF is malformed, partly occupied (more than
+            :data:`storage.validation.OCCUPANCY_TOLERANCE` from 1), names an unknown element, declares numbers
+            no crystal has (cell lengths in Angstrom, angles in degrees, Z, densities in g/cm^3, coordinates),
+            or lists symmetry operations that form no group.
     """
     if not isinstance(text, str) or not text.strip():
         raise StructureError("malformed CIF: the CIF text is empty")
+    text = text.removeprefix("\ufeff")  # a byte-order mark decoded as text
     return _fast_p1_cif(text) or _pymatgen_cif(text)
 
 
@@ -506,13 +692,12 @@ def spacegroup_number(
     return int(symbol.rsplit("(", 1)[1].rstrip(")")) if symbol else None
 
 
-def structure_fields(cell: Cell, *, symprec: float = SYMPREC_ANGSTROM) -> dict[str, Any]:
-    """The composition, geometry and symmetry columns of a ``structures`` row.
+def check_cell(cell: Cell) -> None:
+    """Refuse a cell whose numbers describe no crystal, before anything is computed from them.
 
     Raises:
-        StructureError: for an empty cell, non-finite numbers, a singular lattice, an unknown element or
-            a geometry :func:`storage.validation.check_geometry` refuses (overlapping atoms, absurd
-            volume per atom, vacuum, isolated atoms).
+        StructureError: for no sites, an unknown element, a lattice or coordinate that is NaN or infinite,
+            or a singular lattice (zero volume).
     """
     if not cell.species:
         raise StructureError("structure has no sites")
@@ -521,9 +706,20 @@ def structure_fields(cell: Cell, *, symprec: float = SYMPREC_ANGSTROM) -> dict[s
         raise StructureError(f"unknown element {unknown[0]!r}")
     if not (np.isfinite(cell.lattice).all() and np.isfinite(cell.frac_coords).all()):
         raise StructureError("lattice or coordinates contain NaN or infinity")
-    volume = float(abs(np.linalg.det(cell.lattice)))
-    if not volume > 1e-6:
+    if not float(abs(np.linalg.det(cell.lattice))) > 1e-6:
         raise StructureError("lattice is singular (zero volume)")
+
+
+def structure_fields(cell: Cell, *, symprec: float = SYMPREC_ANGSTROM) -> dict[str, Any]:
+    """The composition, geometry and symmetry columns of a ``structures`` row.
+
+    Raises:
+        StructureError: for an empty cell, non-finite numbers, a singular lattice, an unknown element or
+            a geometry :func:`storage.validation.check_geometry` refuses (overlapping atoms, absurd
+            volume per atom, vacuum, isolated atoms).
+    """
+    check_cell(cell)
+    volume = float(abs(np.linalg.det(cell.lattice)))
     check_geometry(cell.lattice, cell.species, cell.frac_coords)
     numbers = [SYMBOL_TO_Z[s] for s in cell.species]
     spacegroup = spacegroup_number(cell.lattice, cell.frac_coords, numbers, symprec=symprec)
@@ -613,6 +809,7 @@ def finish_structure(item: PendingStructure | Rejection) -> Item:
         return item
     try:
         cell = item.cell if item.cell is not None else cell_from_cif(item.cif or "")
+        check_cell(cell)
         declared = item.declared_formula or (declared_cif_formula(item.cif) if item.cif else "")
         mismatch = reading_problem(cell, declared=declared, cif=item.cif, geometry=False)
         if mismatch:

@@ -14,6 +14,7 @@ from typing import Any
 from storage.readers._common import DuplicateGuard, Item, Rejection, check_energy, excerpt
 from storage.readers._rows import check_finite, iter_json_lines, label_from_flag, structure_scalars
 from storage.readers._structure import Cell, PendingStructure, StructureError, cell_from_arrays, finish_all
+from storage.validation import full_occupancy
 
 
 def cell_from_pymatgen_dict(doc: Mapping[str, Any]) -> Cell:
@@ -28,7 +29,7 @@ def cell_from_pymatgen_dict(doc: Mapping[str, Any]) -> Cell:
         coords: list[Any] = []
         for site in doc["sites"]:
             entries = site["species"]
-            if len(entries) != 1 or abs(float(entries[0].get("occu", 1)) - 1.0) > 1e-6:
+            if len(entries) != 1 or not full_occupancy(float(entries[0].get("occu", 1))):
                 raise StructureError("disordered site occupancies are not supported")
             species.append(str(entries[0]["element"]))
             coords.append(site["abc"])

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePath, PureWindowsPath
 from typing import Any
 
 import numpy as np
 
-from storage.readers._common import DuplicateGuard, Item, Rejection, check_energy, excerpt, iter_csv
+from storage.readers._common import (
+    DuplicateGuard,
+    Item,
+    Rejection,
+    check_energy,
+    decode_text,
+    excerpt,
+    iter_csv,
+)
 from storage.readers._rows import read_text, structure_scalars
 from storage.readers._structure import (
     Cell,
@@ -19,16 +28,31 @@ from storage.readers._structure import (
     cell_from_arrays,
     finish_all,
 )
+from storage.validation import full_occupancy
 
 _SUFFIXES = ("", ".cif", ".vasp", ".poscar", ".POSCAR")
 
 
-def _find_structure_file(folder: Path, name: str) -> Path | None:
+def _find_structure_file(folder: Path, name: str) -> Path | str:
+    """The file ``name`` (with or without a suffix of :data:`_SUFFIXES`) inside ``folder``, else why not.
+
+    A name that leaves the folder is refused before any file is opened: an absolute path, a path through
+    ``..`` that ends outside, a NUL byte, or a link (the file or a folder on its way) to a place outside.
+    """
+    if "\x00" in name:
+        return f"file name {name!r} holds a NUL character"
+    if PurePath(name).is_absolute() or PureWindowsPath(name).is_absolute():
+        return f"file name {name!r} is an absolute path; id_prop.csv may name only files inside its folder"
+    if os.path.normpath(name).split(os.sep, 1)[0] == os.pardir:
+        return f"file name {name!r} points outside the folder (through '..'); name a file inside it"
+    root = folder.resolve()
     for suffix in _SUFFIXES:
         candidate = folder / f"{name}{suffix}"
         if candidate.is_file():
+            if not candidate.resolve().is_relative_to(root):
+                return f"file name {name!r} is a link to a file outside the folder; copy the file into the folder"
             return candidate
-    return None
+    return f"no structure file named {name!r} (tried suffixes {list(_SUFFIXES[1:])})"
 
 
 def cell_from_poscar(text: str) -> Cell:
@@ -140,15 +164,15 @@ def _pending_id_prop(
         dhf, reason = check_energy(item.fields["value"])
         if dhf is None and reason is None:
             reason = "value is missing"
+        found = None if reason else _find_structure_file(folder, name)  # a name leaving the folder: refused
+        if isinstance(found, str):
+            reason, found = found, None
         reason = reason or seen.check(sid, item.index)
-        found = None if reason else _find_structure_file(folder, name)
-        if not reason and found is None:
-            reason = f"no structure file named {name!r} (tried suffixes {list(_SUFFIXES[1:])})"
         cell: Cell | None = None
         text = ""
         if not reason and found is not None:
             try:
-                text = found.read_text(encoding="utf-8")
+                text = decode_text(found.read_bytes())
                 if found.suffix.lower() != ".cif":
                     cell = cell_from_poscar(text)
             except (UnicodeDecodeError, StructureError) as exc:
@@ -178,6 +202,9 @@ def read_id_prop_folder(
     Each ``name`` is a file in the folder, with or without one of the suffixes ``.cif``, ``.vasp``,
     ``.poscar`` (``POSCAR``-style names work as is); ``.cif`` files are read as CIF, others as POSCAR.
     ``value`` is taken as a formation energy in eV/atom; ``raw_formula`` is the structure's formula.
+    A name that leaves the folder (an absolute path, ``../x.cif``, a link to a file outside) is a
+    :class:`Rejection` and the file is never read. Files are decoded by
+    :func:`storage.readers._common.decode_text` (UTF-8 with or without a byte-order mark, else Latin-1).
 
     Args:
         path: the folder (or its ``id_prop.csv``).
@@ -238,7 +265,7 @@ def cell_from_optimade(attributes: dict[str, Any]) -> Cell:
                 "elements only (name it by its element and leave out the mass)"
             )
         concentration = list(spec.get("concentration") or [1.0])
-        if len(symbols) != 1 or abs(float(concentration[0]) - 1.0) > 1e-6 or symbols[0] == "vacancy":
+        if len(symbols) != 1 or not full_occupancy(float(concentration[0])) or symbols[0] == "vacancy":
             symbol_of[str(spec.get("name"))] = ""
         else:
             symbol_of[str(spec.get("name"))] = symbols[0]

@@ -79,3 +79,96 @@ def test_nfc_and_nfd_names_are_one_source(tmp_path):
     assert "source name is empty" in one_line_error(
         invoke_csp(home, "ingest", "folder", str(folder), "--source", " ")
     )
+
+
+# --- issue 22 leftovers: one rule for every source name, look-alikes refused ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("c\u043ed", "mixes the scripts Latin ('c'), Cyrillic ('\u043e')"),  # a Cyrillic o in "cod"
+        ("\u03bcSR-data", "mixes the scripts Greek ('\u03bc'), Latin ('S')"),
+        ("\u0441\u043e\u0440", "is written in Cyrillic letters that read as the Latin 'cop'"),
+        ("\u0391\u0392\u0395", "is written in Greek letters that read as the Latin 'ABE'"),
+        ("cod\u2010x", "holds '\u2010' (U+2010, hyphen); use ASCII punctuation"),
+        ("cod\u2215x", "holds '\u2215' (U+2215, division slash); use ASCII punctuation"),
+        ("cod\u0663", "holds the digit '\u0663' (U+0663); write digits as 0-9"),
+        ("cod\u202egnp", "holds the invisible character(s) U+202E"),  # a right-to-left override
+        ("cod\u00adx", "holds the invisible character(s) U+00AD"),  # a soft hyphen
+        ("\u0301cod", "holds a combining mark U+0301 that follows no letter"),
+        ("my  cifs", "holds two spaces in a row"),
+        ("x" * 65, "has 65 characters, more than 64"),
+    ],
+)
+def test_look_alike_and_unbounded_source_names_are_refused(name, reason):
+    with pytest.raises(SourceNameError, match=re.escape(reason)) as caught:
+        check_source_name(name)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "stored"),
+    [
+        ("\uff43\uff4f\uff44", "cod"),  # full-width letters are the plain ones (NFKC)
+        ("\ufb01les", "files"),  # a ligature
+        ("cod\u00a0x", "cod x"),  # a no-break space is a space
+        ("caf\u0065\u0301", "caf\u00e9"),  # NFD is NFC
+        ("x" * 64, "x" * 64),
+        ("donn\u00e9es", "donn\u00e9es"),
+        (
+            "\u0440\u0443\u0441-\u0434\u0430\u043d\u043d\u044b\u0435",
+            "\u0440\u0443\u0441-\u0434\u0430\u043d\u043d\u044b\u0435",
+        ),
+        ("\u6771\u4eac\u30c7\u30fc\u30bf set", "\u6771\u4eac\u30c7\u30fc\u30bf set"),  # Han, Katakana, Latin
+        ("\uc11c\uc6b8 data", "\uc11c\uc6b8 data"),  # Hangul and Latin
+        ("chgnet-0.3.0-active", "chgnet-0.3.0-active"),
+    ],
+)
+def test_source_names_are_stored_in_nfkc_form(name, stored):
+    assert check_source_name(name) == stored
+
+
+@pytest.mark.parametrize(
+    ("name", "in_use"),
+    [("COD", "cod"), ("c0d", "cod"), ("my_cifs", "my-cifs"), ("my cifs", "my-cifs"), ("gnorne", "gnome"),
+     ("lCSD", "ICSD"), ("\uff23\uff2f\uff24", "cod")],
+)  # fmt: skip
+def test_a_name_that_looks_like_one_in_use_is_refused(name, in_use):
+    with pytest.raises(SourceNameError, match=re.escape(f"looks like the source {in_use!r} already in use")):
+        check_source_name(name, known=["gnome", in_use])
+    assert check_source_name(in_use, known=[in_use]) == in_use  # the same name again is the same source
+
+
+def test_every_ingest_entry_refuses_a_look_alike_of_a_stored_source(tmp_path):
+    import json
+
+    from pymatgen.core import Lattice, Structure
+
+    from storage.ingest import ingest_records
+    from storage.lake import Lake
+    from storage.readers import read_id_prop_folder
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Structure(Lattice.cubic(4.21), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]]).to(
+        filename=str(folder / "a.cif")
+    )
+    (folder / "id_prop.csv").write_text("a.cif,-3.0\n")
+    response = tmp_path / "r.json"
+    response.write_text(json.dumps({"data": []}))
+    home = tmp_path / "home"
+    assert invoke_csp(home, "ingest", "folder", str(folder), "--source", "my-cifs").returncode == 0
+    expected = "looks like the source 'my-cifs' already in use"
+    for args in (["folder", str(folder)], ["optimade", str(response)]):
+        assert expected in one_line_error(invoke_csp(home, "ingest", *args, "--source", "My_CIFs"))
+    lake = Lake(home)
+    with pytest.raises(SourceNameError, match=expected):  # what the Prefect flows and `csp augment` call
+        ingest_records(
+            lake, read_id_prop_folder(folder, source="x", license="x"), source="my cifs", run_id="r"
+        )
+    assert "source 'gnome' already in use" in one_line_error(
+        invoke_csp(tmp_path / "fresh", "ingest", "folder", str(folder), "--source", "GNOME")
+    )  # the registered sources count as in use before any is ingested
+    assert not (tmp_path / "fresh" / "lake").exists()  # a refused name creates no lake
+    assert lake.query("SELECT DISTINCT source FROM structures").to_pylist() == [{"source": "my-cifs"}]

@@ -481,8 +481,16 @@ def test_a_symmetry_operation_that_is_no_isometry_is_refused(operation, reason) 
         cell_from_cif(MGO_CIF_HEAD + ops + MGO_CIF_SITES)
 
 
-def test_hexagonal_and_translated_operations_still_read() -> None:
-    ops = "loop_\n_symmetry_equiv_pos_as_xyz\n'x,y,z'\n'-x+1/2,y+0.5,-z'\n'x-y,x,z+1/3'\n"
+@pytest.mark.parametrize(
+    "operations",
+    [
+        ["x,y,z", "-y,x-y,z+1/3", "-x+y,-x,z+2/3", "-x,-y,z+1/2", "y,-x+y,z+5/6", "x-y,x,z+1/6"],  # P 61
+        ["x,y,z", "-x,y+0.5,-z+1/2", "-x,-y,-z", "x,-y+1/2,z+0.5"],  # P 21/c, decimals and fractions
+        ["x,y,z", "x+0.3333,y+0.6667,z+0.6667", "x+0.66667,y+0.33333,z+0.33333"],  # R centring, rounded
+    ],
+)
+def test_hexagonal_and_translated_operations_still_read(operations) -> None:
+    ops = "loop_\n_symmetry_equiv_pos_as_xyz\n" + "".join(f"'{op}'\n" for op in operations)
     assert _operation_problem_of(MGO_CIF_HEAD + ops + MGO_CIF_SITES) is None
 
 

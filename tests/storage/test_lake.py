@@ -279,3 +279,48 @@ def test_a_seed_from_an_older_schema_is_upgraded(tmp_path):
     lake.init()
     assert pq.read_schema(seed).names == SCHEMAS["structures"].names
     assert lake.query("SELECT energy_method FROM structures").to_pylist() == [{"energy_method": None}]
+
+
+def test_a_valid_candidate_has_a_null_reject_reason_and_old_parts_read_empty_as_null(lake):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from storage.candidates import search_rows
+    from storage.optimade import translate
+    from storage.schemas import SCHEMAS
+
+    rejected = {**candidate_row("c", 0, 1), "valid": False, "reject_reason": "atoms too close"}
+    lake.append("candidates", [candidate_row("c", 0, 0), rejected], run_id="new")
+    (part,) = lake.parts("candidates")
+    assert pq.read_table(part).column("reject_reason").to_pylist() == [
+        None,
+        "atoms too close",
+    ]  # written null
+    # a part written before: '' for the valid row, in a column that was declared non-null
+    old_schema = SCHEMAS["candidates"].set(
+        SCHEMAS["candidates"].get_field_index("reject_reason"), pa.field("reject_reason", pa.string(), False)
+    )
+    old = lake._typed_table("candidates", [candidate_row("c", 1, 0)], "old").cast(old_schema)
+    assert old.column("reject_reason").to_pylist() == [""]
+    pq.write_table(old, part.with_name("part-00000000T000001-old.parquet"))
+
+    def known() -> list[tuple[int, str | None]]:
+        sql = "SELECT outer_step, reject_reason FROM candidates WHERE reject_reason IS NOT NULL ORDER BY ALL"
+        return [tuple(r.values()) for r in lake.query(sql).to_pylist()]
+
+    assert known() == [(0, "atoms too close")]
+    assert (
+        lake.query("SELECT count(*) AS n FROM candidates WHERE reject_reason IS NULL").column("n")[0].as_py()
+        == 2
+    )
+    optimade = translate("_csp_reject_reason IS KNOWN")
+    assert optimade.where == '("reject_reason" IS NOT NULL)'
+    assert (
+        lake.query(f"SELECT count(*) AS n FROM candidates WHERE {optimade.where}").column("n")[0].as_py() == 1
+    )
+    assert lake.compact("candidates").parts_after == 1  # compaction writes the old '' as null
+    (merged,) = lake.parts("candidates")
+    assert pq.read_table(merged).column("reject_reason").null_count == 2
+    assert known() == [(0, "atoms too close")]
+    # the search's own row layout (resume) keeps "" for a valid row
+    assert [r["reject_reason"] for r in search_rows(lake, "c")] == ["", "atoms too close", ""]

@@ -22,6 +22,13 @@ SNAPSHOTS = [
         2,
     ),
     ("candidates", "nsites = 2", '"nsites" = ?', (2,), 4),
+    (
+        "candidates",
+        "_csp_reject_reason IS KNOWN",
+        '("reject_reason" IS NOT NULL)',
+        (),
+        1,
+    ),  # the one invalid row
     ("candidates", "nsites != 8", '"nsites" <> ?', (8,), 4),
     ("candidates", "8 > nsites", '"nsites" < ?', (8,), 4),
     (

@@ -112,7 +112,9 @@ def test_bad_records_are_rejected_and_good_ones_kept(tmp_path: Path) -> None:
     assert reasons[3].startswith("malformed CIF")
     assert reasons[4].startswith("site Xx0: type symbol 'Xx' is not an element")
     assert reasons[5].startswith("duplicate source_id 'g0' in this file")
-    assert reasons[6] == "disordered site occupancies are not supported"
+    assert reasons[6] == (
+        "disordered site occupancies are not supported (a site has occupancy 0.5; within 0.01 of 1 counts as full)"
+    )
     assert reasons[8].startswith("malformed JSON")
     assert all(r.file == "g.jsonl.gz" and r.raw_excerpt for r in rejections)
 
