@@ -24,6 +24,13 @@ MAX_FORMULA_CHARS = 256
 
 _TOKEN = re.compile(r"[A-Z][a-z]*|[0-9]+(?:\.[0-9]*)?|\.[0-9]+|[()]|\s+|.", re.DOTALL)
 _MAX_DEPTH = 8
+#: Greek and Cyrillic letters that look like the Latin letters of element symbols (a formula typed or
+#: pasted with them is refused with the plain spelling as a hint; NFKC covers full-width and the like)
+_LOOK_ALIKES = str.maketrans(
+    "\u0391\u0392\u0395\u0396\u0397\u0399\u039a\u039c\u039d\u039f\u03a1\u03a4\u03a5\u03a7\u03bf"
+    "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425\u0430\u0435\u043e\u0440\u0441\u0445",
+    "ABEZHIKMNOPTYXoABEKMHOPCTXaeopcx",
+)
 
 
 class CompositionError(InputError):
@@ -81,8 +88,10 @@ def parse_composition(text: str, *, max_atoms: int = DEFAULT_MAX_ATOMS) -> Compo
         The composition with counts per formula unit (not reduced; repeated elements are summed).
 
     Raises:
-        CompositionError: for an empty or malformed string, an unknown element, a zero or non-integer
-            count, or more than ``max_atoms`` atoms per formula unit.
+        CompositionError: for an empty or malformed string, a character outside ASCII (a full-width
+            letter, a Greek or Cyrillic look-alike: the message names it and gives the plain spelling
+            where there is one), an unknown element, a zero or non-integer count, or more than
+            ``max_atoms`` atoms per formula unit.
     """
     if not isinstance(text, str):
         raise CompositionError(f"A formula must be a string, not {type(text).__name__}.")
@@ -94,6 +103,7 @@ def parse_composition(text: str, *, max_atoms: int = DEFAULT_MAX_ATOMS) -> Compo
             f"The formula is {len(stripped):,} characters long (it starts {stripped[:24]!r}); a formula "
             f"the search supports has at most {MAX_FORMULA_CHARS} characters."
         )
+    _check_ascii(stripped)
     tokens = _TOKEN.findall(stripped)
     pos, totals = _parse_group(tokens, 0, stripped, depth=0)
     if pos != len(tokens):
@@ -107,6 +117,30 @@ def parse_composition(text: str, *, max_atoms: int = DEFAULT_MAX_ATOMS) -> Compo
             f"{max_atoms} per cell the search supports."
         )
     return composition
+
+
+def _check_ascii(text: str) -> None:
+    """Refuse a formula with a character outside ASCII, naming the first one (its Unicode name and code
+    point) and, where NFKC or the look-alike table gives one, the plain spelling."""
+    import unicodedata
+
+    where = next((i for i, ch in enumerate(text) if not ch.isascii()), None)
+    if where is None:
+        return
+    ch = text[where]
+    name = unicodedata.name(ch, "unnamed character")
+    plain = unicodedata.normalize("NFKC", text).translate(_LOOK_ALIKES)
+    hint = "."
+    if plain.isascii():
+        try:
+            parse_composition(plain, max_atoms=10**6)
+            hint = f"; did you mean {plain!r}?"
+        except CompositionError:
+            pass  # no plain spelling that parses: name the character only
+    raise CompositionError(
+        f"Formula {text!r} holds {ch!r} ({name}, U+{ord(ch):04X}) at character {where + 1}: element symbols "
+        f"and counts are plain ASCII letters and digits{hint}"
+    )
 
 
 def _parse_count(tokens: list[str], pos: int, text: str) -> tuple[int, int]:

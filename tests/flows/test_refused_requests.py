@@ -101,3 +101,24 @@ def test_a_request_under_an_id_that_ran_with_other_parameters_changes_nothing(tm
 def test_an_error_prints_the_users_text_as_written(tmp_path, args, shown):
     """Brackets and emoji codes in a formula, an id or a stored reason are not read as rich markup."""
     assert shown in one_line_error(invoke_csp(tmp_path / "home", *args))
+
+
+@pytest.mark.parametrize(
+    "formula", ["ＭｇＯ", "MgΟ", "МgO"], ids=["full-width", "greek-omicron", "cyrillic-em"]
+)
+def test_a_unicode_formula_is_blamed_not_the_generated_campaign_id(tmp_path, formula):
+    """Issue 22: with no --campaign-id the id is made from the formula; a full-width or look-alike letter
+    is refused by the formula's check (naming the character and the plain spelling), never as a bad id."""
+    home = tmp_path / "home"
+    text = one_line_error(invoke_csp(home, "campaign", "run", formula))
+    assert text.startswith(f"error: Formula '{formula}' holds ") and text.endswith("did you mean 'MgO'?")
+    assert "Campaign id" not in text
+    assert written(home) == []
+
+
+def test_an_id_made_from_any_formula_is_a_valid_id():
+    from flows.campaign_ids import new_campaign_id
+    from storage.campaign_state import check_campaign_id
+
+    for formula in ("ＭｇＯ", "MgΟ", "ΟΟ", "", "Ca(OH)2"):
+        check_campaign_id(new_campaign_id(formula))

@@ -99,3 +99,22 @@ def test_garbage_raises_only_composition_error(text):
 def test_non_string_is_a_composition_error():
     with pytest.raises(CompositionError):
         parse_composition(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "named", "hint"),
+    [
+        ("ＭｇＯ", "'Ｍ' (FULLWIDTH LATIN CAPITAL LETTER M, U+FF2D) at character 1", "did you mean 'MgO'?"),
+        ("MgΟ", "'Ο' (GREEK CAPITAL LETTER OMICRON, U+039F) at character 3", "did you mean 'MgO'?"),
+        ("МgO", "'М' (CYRILLIC CAPITAL LETTER EM, U+041C) at character 1", "did you mean 'MgO'?"),
+        ("BaZrO₃", "'₃' (SUBSCRIPT THREE, U+2083) at character 6", "did you mean 'BaZrO3'?"),
+        ("Mg\u00a0O", "(NO-BREAK SPACE, U+00A0) at character 3", "plain ASCII letters and digits."),
+    ],
+)
+def test_a_non_ascii_formula_names_the_character_and_the_plain_spelling(text, named, hint):
+    """Issue 22: a full-width letter or a look-alike is blamed on the formula, by name and place; the hint
+    is given only where the plain spelling parses."""
+    with pytest.raises(CompositionError) as caught:
+        parse_composition(text)
+    message = str(caught.value)
+    assert message.startswith(f"Formula {text!r} holds ") and named in message and message.endswith(hint)
