@@ -25,6 +25,7 @@ from csp.search.optimizers import OptimizerName
 from csp.search.two_stage import SearchParameters
 from csp.structures.matching import public_row
 from flows.campaign_ids import derived_campaign_id, new_campaign_id, slug
+from flows.campaign_models import configured_model_ids, model_folders, open_scorer
 from flows.checks import output_folder, parameter_error
 from flows.coverage import check_models, element_coverage, thin_elements
 from flows.settings import Settings
@@ -48,6 +49,7 @@ __all__ = [
     "check_targets",
     "derived_campaign_id",
     "new_campaign_id",
+    "open_scorer",
     "prepare",
     "public_row",
     "run_campaign",
@@ -150,14 +152,6 @@ def check_targets(campaign_id: str | None, export_dir: Path | None = None) -> No
         raise CampaignError(str(exc)) from exc
 
 
-def _model_folders(settings: Settings, dhf_source: str) -> dict[str, Path | None]:
-    return {
-        "dft": settings.model_dir("dft") if dhf_source == "dft" else None,
-        "exp": settings.model_dir("exp") if dhf_source == "exp" else None,
-        "pu": settings.model_dir("pu"),
-    }
-
-
 def check(
     params: dict[str, Any] | CampaignParameters, settings: Settings | None = None, *, force: bool = False
 ) -> CampaignParameters:
@@ -173,37 +167,13 @@ def check(
 
     settings = settings or current_settings()
     checked = validate(params, force=force)
-    folders = {k: f for k, f in _model_folders(settings, checked.dhf_source).items() if f is not None}
+    folders = {k: f for k, f in model_folders(settings, checked.dhf_source).items() if f is not None}
     comp = parse_composition(checked.composition, max_atoms=checked.max_atoms)  # validate() parsed it
     try:
         check_models(folders, comp, checked.allow_unseen_elements, checked.spread_penalty)
     except CSPError as exc:
         raise CampaignError(str(exc)) from exc
     return checked
-
-
-def open_scorer(settings: Settings, dhf_source: str, **options: Any) -> Any:
-    """Warm models of the configured folders (``options``: ``allow_unseen_elements``, ``score_device`` of
-    :func:`csp.models.scoring.load_scorer`: onnxruntime, or torch on a GPU), each checked for its role by
-    :func:`csp.models.check.check_model_folder` (files, sha256, task, outputs) before anything is scored.
-
-    Raises:
-        CampaignError: a folder has no model.json.
-        csp.errors.ModelError: a model file is corrupt, truncated, unverifiable or of the wrong kind.
-    """
-    from csp.models.scoring import load_scorer
-
-    folders = _model_folders(settings, dhf_source)
-    for kind, folder in folders.items():
-        if folder is not None and not (folder / "model.json").is_file():
-            raise CampaignError(f"The {kind} model folder {folder} has no model.json; set CSP_MODELS_DIR.")
-    return load_scorer(
-        settings.models_dir,
-        dhf_source=dhf_source,
-        threads=settings.threads,
-        **options,
-        **folders,
-    )
 
 
 # ------------------------------------------------------------------------------------------ the run
@@ -226,7 +196,9 @@ class Campaign:
 
     @property
     def model_ids(self) -> list[str]:
-        return [f"{m.name}:{m.meta['sha256'][:12]}" for m in self.scorer.scorer.models.values()]
+        from csp.models.check import model_id
+
+        return [model_id(m.name, m.meta["sha256"]) for m in self.scorer.scorer.models.values()]
 
     def run(
         self,
@@ -338,7 +310,8 @@ def prepare(
     Raises:
         CampaignError: a request that cannot run. A refused request writes nothing (id, parameters,
             composition, search space and budget are checked before the lake is opened; an id started with
-            other parameters and elements without training rows before any event). Only models that cannot
+            other parameters or other models (their ONNX sha256) and elements without training rows before
+            any event). Only models that cannot
             be loaded, a fault of the installation, record a ``failed`` event under an id that never ran.
     """
     from csp.search.two_stage import check_spread_penalty
@@ -350,10 +323,11 @@ def prepare(
     campaign_id = campaign_id or new_campaign_id(checked.composition)
     run_id = run_id or f"campaign-{campaign_id}"
     lake = Lake(settings.home).init()
-    try:
+    try:  # the same parameters and the same models (their ONNX sha256) as the id started with
         campaign_state.check_same_parameters(
-            lake, campaign_id, checked.model_dump(), CampaignParameters.field_defaults()
-        )
+            lake, campaign_id, checked.model_dump(), CampaignParameters.field_defaults(),
+            model_ids=configured_model_ids(settings, checked.dhf_source),
+        )  # fmt: skip
     except StorageError as exc:
         raise CampaignError(str(exc)) from exc
     parsed = parse_composition(checked.composition, max_atoms=checked.max_atoms)  # validate() parsed it

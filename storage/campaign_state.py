@@ -2,10 +2,11 @@
 
 * **Ids**: a campaign id names a folder of the lake and a key of its event log; :func:`check_campaign_id`
   allows 1-96 characters of letters, digits, ``.``, ``_`` and ``-`` (first a letter or digit).
-* **One id, one set of parameters**: the parameters an id was first run with (composition, seed, budgets,
-  every search parameter; ``top_k`` only ranks and ``score_device`` only says where the same models run,
-  so they may change) are its fingerprint.
-  :func:`check_same_parameters` refuses another set with a one-line error that shows the stored values.
+* **One id, one set of parameters and models**: the parameters an id was first run with (composition, seed,
+  budgets, every search parameter; ``top_k`` only ranks and ``score_device`` only says where the same models
+  run, so they may change) and the models it scored with (their ids, ``<folder>:<sha256 prefix>``: the same
+  ONNX files, whatever their folders are called) are its fingerprint. :func:`check_same_parameters`
+  refuses another set with a one-line error that shows the stored values.
 * **Liveness**: a running campaign holds an exclusive ``flock`` on ``<home>/runs/<id>.lock`` for as long as
   its process lives (the kernel drops it on any exit, ``kill -9`` included) and rewrites
   ``<home>/runs/<id>.json`` (pid, host, start, heartbeat) every :data:`HEARTBEAT_S` seconds.
@@ -34,7 +35,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,44 +95,76 @@ def fingerprint(parameters: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in canonical.items() if k not in NOT_FINGERPRINTED}
 
 
-def stored_fingerprint(lake: Lake, campaign_id: str) -> dict[str, Any] | None:
-    """The fingerprint an id was first run with (its first ``running`` event), or None for a free id.
-
-    An id whose only events are failures before the search started (bad parameters) is free.
-    """
+def _first_run(lake: Lake, campaign_id: str) -> dict[str, Any] | None:
     rows = lake.query(
-        "SELECT parameters_json FROM campaign_events WHERE campaign_id = ? AND status = 'running' "
+        "SELECT parameters_json, model_ids FROM campaign_events WHERE campaign_id = ? AND status = 'running' "
         "ORDER BY seq LIMIT 1",
         [campaign_id],
     ).to_pylist()
-    return fingerprint(json.loads(rows[0]["parameters_json"])) if rows else None
+    return rows[0] if rows else None
+
+
+def stored_fingerprint(lake: Lake, campaign_id: str) -> dict[str, Any] | None:
+    """The parameters' fingerprint an id was first run with (its first ``running`` event), or None for a
+    free id.
+
+    An id whose only events are failures before the search started (bad parameters) is free.
+    """
+    first = _first_run(lake, campaign_id)
+    return fingerprint(json.loads(first["parameters_json"])) if first else None
+
+
+def _model_sha(model_id: str) -> str:
+    """The sha256 prefix of a model id (``<folder>:<sha256 prefix>``): what identifies the model scored."""
+    return model_id.rpartition(":")[2]
+
+
+def _models_differ(campaign_id: str, stored: Sequence[str], given: Sequence[str]) -> CampaignStateError:
+    return CampaignStateError(
+        f"Campaign {campaign_id} was started with the models {', '.join(stored)} (this request: "
+        f"{', '.join(given) or 'none'}); resume it with those model folders (CSP_MODELS_DIR, CSP_DFT_MODEL, "
+        "CSP_EXP_MODEL, CSP_PU_MODEL) or start a new campaign under another --campaign-id."
+    )
 
 
 def check_same_parameters(
-    lake: Lake, campaign_id: str, parameters: dict[str, Any], defaults: Mapping[str, Any] | None = None
+    lake: Lake,
+    campaign_id: str,
+    parameters: dict[str, Any],
+    defaults: Mapping[str, Any] | None = None,
+    *,
+    model_ids: Sequence[str] | None = None,
 ) -> bool:
-    """Refuse to run ``campaign_id`` with parameters other than the ones it was started with.
+    """Refuse to run ``campaign_id`` with parameters or models other than the ones it was started with.
 
     Args:
         defaults: the value of a parameter that the stored set lacks (a field added after the campaign
             started ran at its default), so that such a campaign still resumes.
+        model_ids: the ids of the models this request would score with (``<folder>:<sha256 prefix>``,
+            :func:`csp.models.check.model_id`); two ids with the same sha256 prefix are the same model
+            (a renamed folder). None (or a campaign that recorded none) skips the comparison.
 
     Returns:
-        True if the id already exists with these parameters (a resume), False for a new id.
+        True if the id already exists with these parameters and models (a resume), False for a new id.
 
     Raises:
-        CampaignStateError: if the id exists with other parameters; the message lists the stored values
-            of the parameters that differ.
+        CampaignStateError: if the id exists with other parameters (the message lists the stored values
+            of the parameters that differ) or other models (the message lists both sets of ids).
     """
-    stored = stored_fingerprint(lake, campaign_id)
-    if stored is None:
+    first = _first_run(lake, campaign_id)
+    if first is None:
         return False
+    stored = fingerprint(json.loads(first["parameters_json"]))
     given = fingerprint(parameters)
     missing = {k: v for k, v in fingerprint(dict(defaults or {})).items() if k not in stored}
     stored = {**missing, **stored}
     keys = sorted(set(stored) | set(given))
     differ = [k for k in keys if stored.get(k) != given.get(k)]
     if not differ:
+        recorded = list(first["model_ids"] or [])
+        shas = [_model_sha(m) for m in recorded]
+        if model_ids is not None and recorded and shas != [_model_sha(m) for m in model_ids]:
+            raise _models_differ(campaign_id, recorded, list(model_ids))
         return True
     was = ", ".join(f"{k}={_value(stored.get(k))}" for k in differ)
     now = ", ".join(f"{k}={_value(given.get(k))}" for k in differ)

@@ -85,6 +85,26 @@ def _read_meta(json_path: Path) -> dict[str, Any]:
     return meta
 
 
+def model_id(name: str, sha256: str) -> str:
+    """The id a campaign records for a model (on every event and candidate row, and in its fingerprint):
+    the folder name and the first 12 hex digits of the ONNX file's sha256, e.g.
+    ``ALIGNN-ExpTL-2026.11-Eform:3f9a0c51d2e4``."""
+    return f"{name}:{str(sha256)[:12]}"
+
+
+def folder_model_id(folder: Path | str) -> str | None:
+    """:func:`model_id` of a model folder, from the sha256 its ``model.json`` records (the file is not
+    hashed here: loading the model checks it against the ONNX file); None when there is no readable
+    ``model.json`` with a sha256 (the model check then says what is wrong)."""
+    folder = Path(folder)
+    try:
+        meta = _read_meta(folder / "model.json")
+    except ModelError:
+        return None
+    sha = meta.get("sha256")
+    return model_id(folder.name, sha) if isinstance(sha, str) and sha else None
+
+
 def training_element_counts(
     meta: dict[str, Any], json_path: Path | str = "model.json"
 ) -> dict[str, int] | None:

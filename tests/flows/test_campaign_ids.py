@@ -144,6 +144,34 @@ def test_fingerprint_ignores_top_k_only(tmp_path):
         campaign_state.check_same_parameters(lake, "f", {**params, "outer_steps": 4})
 
 
+def test_the_fingerprint_holds_the_models_onnx_sha256(tmp_path):
+    """Issue 22: a campaign's models are part of its fingerprint by their ONNX sha256 (the prefix after the
+    folder name): another model is refused, the same file under a renamed folder is the same model, and
+    a campaign that recorded no model ids (or a request whose ids cannot be read) is not compared."""
+    from storage.candidates import record_event
+
+    lake = Lake(tmp_path).init()
+    params = {"composition": "MgO", "seed": 0}
+    started = ["ALIGNN-ExpTL-2026.11-Eform:428d43bc554d", "ALIGNN-PU-2026.11-Psyn:4b5de498f5e0"]
+    record_event(
+        lake, "m", composition="MgO", status="running", parameters=params, run_id="r", model_ids=started
+    )
+    check = campaign_state.check_same_parameters
+    assert check(lake, "m", params, model_ids=started) is True
+    assert check(lake, "m", params, model_ids=["renamed:428d43bc554d", "PU:4b5de498f5e0"]) is True
+    assert check(lake, "m", params, model_ids=None) is True
+    other = ["ALIGNN-DFT-2026.11-Eform:c4bc8fd9c6e7", started[1]]
+    with pytest.raises(campaign_state.CampaignStateError) as caught:
+        check(lake, "m", params, model_ids=other)
+    assert str(caught.value) == (
+        f"Campaign m was started with the models {', '.join(started)} (this request: {', '.join(other)}); "
+        "resume it with those model folders (CSP_MODELS_DIR, CSP_DFT_MODEL, CSP_EXP_MODEL, CSP_PU_MODEL) or "
+        "start a new campaign under another --campaign-id."
+    )
+    record_event(lake, "legacy", composition="MgO", status="running", parameters=params, run_id="r")
+    assert check(lake, "legacy", params, model_ids=other) is True
+
+
 def test_a_field_added_later_at_its_default_still_resumes(tmp_path):
     from flows.campaigns import CampaignParameters
     from storage.candidates import record_event

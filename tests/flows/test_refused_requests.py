@@ -122,3 +122,32 @@ def test_an_id_made_from_any_formula_is_a_valid_id():
 
     for formula in ("ＭｇＯ", "MgΟ", "ΟΟ", "", "Ca(OH)2"):
         check_campaign_id(new_campaign_id(formula))
+
+
+def test_a_resume_with_other_models_is_refused_and_writes_nothing(tmp_path):
+    """Issue 22: the models are part of a campaign's fingerprint. A resume whose configured enthalpy model is
+    another ONNX file (here CSP_EXP_MODEL names the DFT folder; a replaced folder is the same case) is one
+    line naming both sets of model ids, before any event or row is written."""
+    from csp.models.check import folder_model_id
+    from flows.campaigns import CampaignParameters
+    from flows.settings import Settings
+    from storage.campaigns import record_event
+
+    home, shipped = tmp_path / "home", Settings(home=tmp_path / "home")
+    lake = Lake(home).init()
+    params = CampaignParameters(composition="MgO", outer_steps=2, inner_steps=5, refine=False, gap_probes=0)
+    started = [folder_model_id(shipped.model_dir("exp")), folder_model_id(shipped.model_dir("pu"))]
+    for status in ("running", "interrupted"):
+        record_event(lake, "mine", composition="MgO", status=status, parameters=params.model_dump(),
+                     run_id="r", model_ids=started)  # fmt: skip
+    dft = folder_model_id(shipped.model_dir("dft"))
+    env = {"CSP_EXP_MODEL": shipped.model_dir("dft").name}
+    text = one_line_error(invoke_csp(home, "campaign", "resume", "mine", env=env))
+    assert text == (
+        f"error: Campaign mine was started with the models {started[0]}, {started[1]} (this request: {dft}, "
+        f"{started[1]}); resume it with those model folders (CSP_MODELS_DIR, CSP_DFT_MODEL, CSP_EXP_MODEL, "
+        "CSP_PU_MODEL) or start a new campaign under another --campaign-id."
+    )
+    assert lake.query("SELECT count(*) AS n FROM campaign_events").to_pylist() == [{"n": 2}]
+    assert lake.count("candidates") == 0
+    assert not (home / "runs").exists()

@@ -1,0 +1,59 @@
+"""The models a campaign scores with: their folders by role, their ids, and their warm scorer.
+
+A campaign's model ids (``<folder>:<sha256 prefix>``, :func:`csp.models.check.model_id`) are part of its
+fingerprint (:func:`storage.campaign_state.check_same_parameters`): a resume whose configured folders hold
+other ONNX files (a folder replaced, ``CSP_MODELS_DIR`` or ``CSP_EXP_MODEL`` changed) is refused before
+anything is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from csp.errors import InputError
+from flows.settings import Settings
+
+
+def model_folders(settings: Settings, dhf_source: str) -> dict[str, Path | None]:
+    """``{role: folder}`` of the configured models (``dft`` or ``exp`` by ``dhf_source``, and ``pu``);
+    the role not used is None."""
+    return {
+        "dft": settings.model_dir("dft") if dhf_source == "dft" else None,
+        "exp": settings.model_dir("exp") if dhf_source == "exp" else None,
+        "pu": settings.model_dir("pu"),
+    }
+
+
+def configured_model_ids(settings: Settings, dhf_source: str) -> list[str] | None:
+    """The ids the configured models will be recorded under, in the scorer's order (enthalpy, then PU),
+    read from each ``model.json`` without opening a session; None when a folder has no readable
+    ``model.json`` with a sha256 (opening the models then says what is wrong)."""
+    from csp.models.check import folder_model_id
+
+    ids = [folder_model_id(f) for f in model_folders(settings, dhf_source).values() if f is not None]
+    return None if None in ids else [i for i in ids if i is not None]
+
+
+def open_scorer(settings: Settings, dhf_source: str, **options: Any) -> Any:
+    """Warm models of the configured folders (``options``: ``allow_unseen_elements``, ``score_device`` of
+    :func:`csp.models.scoring.load_scorer`: onnxruntime, or torch on a GPU), each checked for its role by
+    :func:`csp.models.check.check_model_folder` (files, sha256, task, outputs) before anything is scored.
+
+    Raises:
+        csp.errors.InputError: a folder has no model.json.
+        csp.errors.ModelError: a model file is corrupt, truncated, unverifiable or of the wrong kind.
+    """
+    from csp.models.scoring import load_scorer
+
+    folders = model_folders(settings, dhf_source)
+    for kind, folder in folders.items():
+        if folder is not None and not (folder / "model.json").is_file():
+            raise InputError(f"The {kind} model folder {folder} has no model.json; set CSP_MODELS_DIR.")
+    return load_scorer(
+        settings.models_dir,
+        dhf_source=dhf_source,
+        threads=settings.threads,
+        **options,
+        **folders,
+    )
