@@ -414,13 +414,20 @@ def recorded_run(
 
     Raises:
         CampaignStateError: before anything is recorded, if another live process holds the id.
-        DiskWriteError: the run hit a full or read-only disk. The message is one line; it ends with
+        DiskWriteError: the event log refused the ``running`` event (one line naming the folder and the
+            reason, saying that the campaign did not start and nothing was recorded: its state is as it
+            was); or the run hit a full or read-only disk later. The message is one line; it ends with
             "recorded as failed", or says that the state could not be recorded (the id then shows as
             ``stale`` until it is resumed on a writable lake).
     """
     with claim_run(lake, campaign_id, run_id) as claim, sigterm_raises():
         try:
             event(status="running")
+        except OSError as exc:  # the first write: nothing ran and nothing was recorded
+            if not is_disk_refusal(exc):
+                raise
+            raise _not_started(exc, campaign_id) from exc
+        try:
             yield claim
         except refused as exc:
             claim.release_reserve()
@@ -433,6 +440,15 @@ def recorded_run(
                 event(status=status, reason=reason)
                 raise
             _record_disk_failure(exc, campaign_id, event)
+
+
+def _not_started(exc: OSError, campaign_id: str) -> DiskWriteError:
+    """The one line for a campaign whose first event the disk refused: the folder, the reason, and that
+    nothing ran or was recorded (so it shows as it was before, never as stale)."""
+    first = exc if isinstance(exc, DiskWriteError) else DiskWriteError(exc.errno, describe_write_failure(exc))
+    return DiskWriteError(
+        first.errno, f"{first} Campaign {campaign_id} did not start: nothing was scored or recorded."
+    )
 
 
 def _record_disk_failure(exc: BaseException, campaign_id: str, event: Callable[..., Any]) -> None:

@@ -43,6 +43,28 @@ def test_ingest_on_a_refusing_disk_is_one_line_and_a_rerun_lands(tmp_path, monke
     assert Lake(home).query("SELECT count(*) AS n FROM structures").to_pylist() == [{"n": 1}]
 
 
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EROFS])
+def test_a_refused_event_log_is_named_and_leaves_no_row(tmp_path, monkeypatch, code):
+    """Issue 22: when the events folder refuses the first event of a campaign never recorded, the one line
+    names that folder and the reason and says the campaign did not start (never "stale" or "resume"); no
+    event, no candidate, and `campaign list` shows nothing."""
+    home = tmp_path / "home"
+    events = home / "lake" / "campaign_events"
+    Lake(home).init()
+    monkeypatch.setattr(storage.lake, "pq", refusing_writer(code, when=lambda p: str(events) in p))
+    text = one_line_error(invoke_csp(home, "campaign", "run", "MgO", "--campaign-id", "ro", *SMALL))
+    reason = {errno.EACCES: "permission is denied", errno.EROFS: "the file system is read-only"}[code]
+    assert text.startswith(f"error: Cannot write {events}: {reason} ({errno.errorcode[code]});")
+    assert text.endswith("Campaign ro did not start: nothing was scored or recorded.")
+    assert "stale" not in text and "resume" not in text
+    monkeypatch.undo()
+    lake = Lake(home)
+    assert lake.query("SELECT count(*) AS n FROM campaign_events").to_pylist() == [{"n": 0}]
+    assert lake.count("candidates") == 0
+    assert lake.parts("campaign_events") == [] and not list(events.glob(".tmp-*"))  # no half part either
+    assert "No campaigns in this lake yet" in invoke_csp(home, "campaign", "list").stdout
+
+
 @pytest.mark.slow  # two short campaigns on the shipped models (~10 s)
 def test_a_campaign_that_fills_the_disk_fails_honestly_and_resumes(tmp_path, monkeypatch):
     home = tmp_path / "home"
