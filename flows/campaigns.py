@@ -118,11 +118,13 @@ class CampaignOutcome:
 
 def validate(params: dict[str, Any] | CampaignParameters, *, force: bool = False) -> CampaignParameters:
     """Parameters, composition, search space (:func:`csp.search.two_stage.check_search_space`: some family
-    to try) and budget checked before anything is read or written; raises :class:`CampaignError`.
+    to try), refinement (:func:`csp.potentials.refine.check_refinement`: the potential installed, its device
+    present) and budget checked before anything is read or written; raises :class:`CampaignError`.
 
     A budget above :data:`csp.search.budget.MAX_CANDIDATES` structures (counted over the families that will
     actually run) is refused unless ``force``.
     """
+    from csp.potentials.refine import check_refinement
     from csp.search.budget import check_search_budget
     from csp.search.two_stage import check_search_space
     from csp.structures.composition import parse_composition
@@ -134,6 +136,7 @@ def validate(params: dict[str, Any] | CampaignParameters, *, force: bool = False
     try:
         comp = parse_composition(checked.composition, max_atoms=checked.max_atoms)
         check_search_space(comp, checked.search_config())
+        check_refinement(checked.search_config())
         check_search_budget(comp, checked.search_config(), force=force)
     except (CSPError, ValueError) as exc:
         raise CampaignError(str(exc)) from exc

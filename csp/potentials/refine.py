@@ -570,6 +570,26 @@ def finish_ranking(
     return top_search, top, refined
 
 
+def check_refinement(config: Any) -> None:
+    """Refuse, before a search starts, every refinement option that would only fail after it: when the
+    configuration (a :class:`csp.search.two_stage.SearchConfig`, as it will run: ``rs-relax`` turns
+    refinement on) refines or probes, its potential must be installed
+    (:func:`csp.potentials.relaxer.check_potential_installed`) and its torch device present.
+
+    Raises:
+        InputError: the potential is unknown or not installed, or the device is not ``cpu`` or an existing
+            ``cuda[:N]``.
+    """
+    from csp.potentials.relaxer import check_potential_installed
+    from csp.search.parameters import check_torch_device
+
+    if not config.refine and config.gap_probes <= 0:
+        return
+    check_potential_installed(config.refine_potential)
+    if config.refine_device != "cpu":
+        check_torch_device(config.refine_device)
+
+
 def refinement_summary(refined: list[dict[str, Any]]) -> dict[str, Any]:
     """Counts of the refined rows: relaxed, converged, rejected by reason, space groups that rose."""
     from collections import Counter

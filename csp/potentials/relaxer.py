@@ -182,12 +182,45 @@ class SevenNetPotential:
         return np.array(energy), forces, np.stack(stress)
 
 
+#: potential name -> (the package its weights ship in, the extra that installs it)
+POTENTIAL_PACKAGES: dict[str, tuple[str, str]] = {
+    "chgnet": ("chgnet", "augment"),
+    "sevennet": ("sevenn", "sevennet"),
+}
+
+
+def check_potential_installed(name: str) -> None:
+    """Refuse a potential that cannot be loaded here, without loading it (a look-up of its package, no
+    import: cheap enough to run before any search).
+
+    Raises:
+        InputError: an unknown name, or a potential whose package is not installed (the message names the
+            extra that installs it).
+    """
+    import importlib.util
+
+    if name not in POTENTIAL_PACKAGES:
+        raise InputError(f"Unknown potential {name!r}: choose {' or '.join(POTENTIAL_PACKAGES)}.")
+    package, extra = POTENTIAL_PACKAGES[name]
+    if importlib.util.find_spec(package) is None:
+        raise InputError(
+            f"The potential {name} needs the {package} package, which is not installed: pip install "
+            f"'.[{extra}]', or choose another potential."
+        )
+
+
 def load_potential(name: str, device: str = "cpu", batch_size: int = 256) -> Potential:
+    """The named potential on ``device`` (its weights loaded from its wheel).
+
+    Raises:
+        InputError: an unknown name.
+        csp.errors.ModelError: its package is not installed.
+    """
     if name == "chgnet":
         return CHGNetPotential(device, batch_size)
     if name == "sevennet":
         return SevenNetPotential(device)
-    raise InputError(f"Unknown potential {name!r}: choose chgnet or sevennet.")
+    raise InputError(f"Unknown potential {name!r}: choose {' or '.join(POTENTIAL_PACKAGES)}.")
 
 
 def _atoms(crystal: Crystal):

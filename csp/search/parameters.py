@@ -134,7 +134,7 @@ class SearchParameters(BaseModel):
                 "formula_units_max."
             )
         if (self.refine or self.gap_probes > 0) and self.refine_device != "cpu":
-            _check_device(self.refine_device)
+            check_torch_device(self.refine_device)
         if self.score_device == "cuda":
             from csp.models.scoring import resolve_score_device
 
@@ -161,16 +161,22 @@ class SearchParameters(BaseModel):
         }
 
 
-def _check_device(device: str) -> None:
-    """Refuse a torch device this machine does not have, before any search time is spent."""
+def check_torch_device(device: str) -> None:
+    """Refuse a torch device (``cuda[:N]``) this machine does not have, before any search time is spent.
+
+    Raises:
+        csp.errors.InputError (a ``ValueError``): not ``cuda`` or ``cuda:N``, or no such CUDA device here.
+    """
     import re
 
+    from csp.errors import InputError
+
     if not re.fullmatch(r"cuda(:\d+)?", device):
-        raise ValueError(f"refine_device must be cpu or cuda[:N], not {device!r}.")
+        raise InputError(f"refine_device must be cpu or cuda[:N], not {device!r}.")
     import torch
 
     index = int(device.partition(":")[2] or 0)
     if not torch.cuda.is_available() or index >= torch.cuda.device_count():
-        raise ValueError(
+        raise InputError(
             f"refine_device {device} is not available on this machine (no such CUDA device); use cpu."
         )

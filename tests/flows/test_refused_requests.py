@@ -151,3 +151,46 @@ def test_a_resume_with_other_models_is_refused_and_writes_nothing(tmp_path):
     assert lake.query("SELECT count(*) AS n FROM campaign_events").to_pylist() == [{"n": 2}]
     assert lake.count("candidates") == 0
     assert not (home / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--refine-potential", "sevennet"],
+        ["--no-refine", "--refine-potential", "sevennet"],  # the gap probes load the potential too
+        [
+            "--outer-optimizer",
+            "rs-relax",
+            "--no-refine",
+            "--gap-probes",
+            "0",
+            "--refine-potential",
+            "sevennet",
+        ],
+    ],
+    ids=["refine", "gap probes", "rs-relax"],
+)
+def test_a_refine_potential_that_is_not_installed_is_refused_before_the_search(tmp_path, monkeypatch, args):
+    """Issue 22: a refinement that could only fail after the search (its potential's package missing) is
+    refused up front, wherever the potential would run (refinement, gap probes, the rs-relax baseline):
+    one line naming the package and the extra, and nothing written."""
+    import csp.potentials.relaxer
+
+    packages = {**csp.potentials.relaxer.POTENTIAL_PACKAGES, "sevennet": ("sevenn_absent_here", "sevennet")}
+    monkeypatch.setattr(csp.potentials.relaxer, "POTENTIAL_PACKAGES", packages)
+    home = tmp_path / "home"
+    text = one_line_error(invoke_csp(home, "campaign", "run", "MgO", *args, "--campaign-id", "r7"))
+    assert text == (
+        "error: The potential sevennet needs the sevenn_absent_here package, which is not installed: "
+        "pip install '.[sevennet]', or choose another potential."
+    )
+    assert written(home) == []
+
+
+def test_a_refine_device_this_machine_lacks_is_refused_before_the_search_even_for_rs_relax(tmp_path):
+    """rs-relax refines whatever --refine says: its device is checked as the campaign will run."""
+    home = tmp_path / "home"
+    args = ["--outer-optimizer", "rs-relax", "--no-refine", "--gap-probes", "0", "--refine-device", "gpu"]
+    text = one_line_error(invoke_csp(home, "campaign", "run", "MgO", *args, "--campaign-id", "dev"))
+    assert text == "error: refine_device must be cpu or cuda[:N], not 'gpu'."
+    assert written(home) == []
