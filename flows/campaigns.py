@@ -242,7 +242,7 @@ class Campaign:
     ) -> CampaignOutcome:
         from csp.potentials.refine import refine_or_probe
         from csp.search.two_stage import run_search
-        from csp.structures.matching import write_cif
+        from csp.structures.io import write_structures
         from flows.results import result_of
 
         params = self.params
@@ -262,11 +262,10 @@ class Campaign:
         self.lake.compact("candidates", partition=self.campaign_id)
         # the one answer, made from the rows as the lake holds them (every face makes it the same way)
         answer = result_of(self.lake, self.campaign_id, k=params.top_k)
-        if export_dir is not None:
+        if export_dir is not None and answer.top:  # all or nothing, as `campaign export` writes them
             with writing(export_dir, advice="or choose another --export-cif folder"):
-                export_dir.mkdir(parents=True, exist_ok=True)
-                for item in answer.top:
-                    write_cif(item.structure, export_dir / f"{self.campaign_id}-rank{item.rank}.cif")
+                names = [f"{self.campaign_id}-rank{e.rank}" for e in answer.top]
+                write_structures(answer.structures("final"), export_dir, "cif", names=names)
         n, invalid = candidate_counts(self.lake, self.campaign_id)
         summary = {
             "top": [e.public() for e in answer.top],

@@ -14,12 +14,14 @@ one-line error. Two kinds of input have one check each:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
 import os
 import types
 import typing
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -136,6 +138,24 @@ def output_path(path: Path, option: str = "--out", kind: OutputKind = "folder") 
 def output_folder(path: Path, option: str = "--export-cif") -> Path:
     """:func:`output_path` of a folder (kept for the campaign wiring's ``export_dir``)."""
     return output_path(path, option, "folder")
+
+
+@contextlib.contextmanager
+def staged_file(path: Path) -> Iterator[Path]:
+    """A hidden temporary name beside ``path`` to write a one-file output to, renamed onto ``path`` only
+    when the block ends without an error: a write that fails half-way leaves ``path`` as it was (absent,
+    or the earlier file) and no partial file. An ``OSError`` with an errno names ``path``, not the
+    temporary file (pyarrow names it only in its message)."""
+    tmp = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:12]}")
+    try:
+        yield tmp
+        tmp.replace(path)
+    except OSError as exc:
+        if exc.errno:
+            raise OSError(exc.errno, os.strerror(exc.errno), str(path)) from exc
+        raise
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # ------------------------------------------------------------------------------------------ numbers

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -257,8 +258,12 @@ def to_atoms(rows: Any) -> list[Atoms]:
 def write_parquet(rows: pd.DataFrame | pa.Table | Iterable[dict[str, Any]], path: Path | str) -> Path:
     """Write rows (e.g. from :func:`load_candidates`) to one Parquet file (zstd); returns the path.
 
+    The file is written under a hidden temporary name beside ``path`` and renamed into place, so a write
+    that fails half-way leaves ``path`` as it was (absent, or the earlier file) and no partial file.
+
     Raises:
         NoRowsError: no rows to write (nothing is written).
+        storage.errors.DiskWriteError: the disk refused the write (nothing is left).
     """
     import pyarrow.parquet as pq
 
@@ -271,9 +276,14 @@ def write_parquet(rows: pd.DataFrame | pa.Table | Iterable[dict[str, Any]], path
     if table.num_rows == 0:
         raise NoRowsError("No rows to write: the query matched nothing.")
     path = Path(path)
+    tmp = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:12]}")
     with writing(path, advice="or choose another path"):
         path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, path, compression="zstd")
+        try:
+            pq.write_table(table, tmp, compression="zstd")
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
     return path
 
 

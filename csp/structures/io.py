@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -158,6 +159,45 @@ def _write_extxyz(structure: Structure, path: Path) -> None:
     write(path, atoms, format="extxyz")
 
 
+@contextmanager
+def staged_folder(folder: Path | str) -> Iterator[Path]:
+    """A hidden folder to write an export into, published at ``folder`` only when the block ends without an
+    error: an export that fails half-way (a full disk, a structure spglib cannot symmetrise, Ctrl-C) leaves
+    nothing behind, and ``folder`` stays as it was.
+
+    A new ``folder`` is written as the sibling ``.<name>.partial-<hex>`` and renamed into place; an existing
+    one gets ``.partial-<hex>`` inside it, whose files are then renamed into it one by one (each rename
+    atomic, same file system). An ``OSError`` of a write names the file at its final path.
+    """
+    import os
+    import shutil
+    import uuid
+
+    folder = Path(folder)
+    token = uuid.uuid4().hex[:12]
+    existed = folder.is_dir()
+    stage = folder / f".partial-{token}" if existed else folder.parent / f".{folder.name}.partial-{token}"
+    stage.parent.mkdir(parents=True, exist_ok=True)
+    stage.mkdir()
+    try:
+        yield stage
+        if existed or folder.exists():
+            folder.mkdir(exist_ok=True)
+            for item in sorted(stage.iterdir()):
+                item.replace(folder / item.name)
+            stage.rmdir()
+        else:
+            stage.rename(folder)
+    except OSError as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        if exc.filename and stage in Path(os.fsdecode(exc.filename)).parents:
+            exc.filename = str(folder / Path(os.fsdecode(exc.filename)).relative_to(stage))
+        raise
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+
+
 def write_structures(
     structures: Sequence[Structure],
     folder: Path | str,
@@ -168,21 +208,30 @@ def write_structures(
 ) -> list[Path]:
     """Write every structure to ``folder/<name><suffix>``; names default to each structure's ``id``.
 
+    All or nothing (:func:`staged_folder`): the files appear in ``folder`` only once every one is written;
+    an error on any of them leaves no file of this export.
+
+    Returns:
+        The paths written, in the order of ``structures``.
+
     Raises:
-        InputError: unknown format or no structures.
+        InputError: unknown format or no structures; or the error of :func:`write_structure` on a
+            structure (nothing written then).
+        OSError: the disk refused a write (the file named at its final path; nothing written).
     """
     if fmt not in FORMATS:
         raise InputError(f"Unknown export format {fmt!r}; choose from {', '.join([*FORMATS, 'parquet'])}.")
     if not structures:
         raise InputError("No structures to export: the query matched nothing.")
     folder = Path(folder)
-    paths = []
+    files = []
     for i, structure in enumerate(structures):
         stem = names[i] if names is not None else (structure.properties or {}).get("id") or f"structure-{i}"
-        paths.append(
-            write_structure(structure, folder / f"{safe_name(stem)}{FORMATS[fmt]}", fmt, symprec=symprec)
-        )
-    return paths
+        files.append(f"{safe_name(stem)}{FORMATS[fmt]}")
+    with staged_folder(folder) as stage:
+        for name, structure in zip(files, structures, strict=True):
+            write_structure(structure, stage / name, fmt, symprec=symprec)
+    return [folder / name for name in files]
 
 
 def read_structure(path: Path | str) -> Structure:

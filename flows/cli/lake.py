@@ -34,15 +34,19 @@ def sql(
         result = current_lake().query(query, inputs=inputs)
     except (LakeError, ValueError) as exc:
         fail(str(exc))
+    from flows.checks import staged_file  # a failed write leaves no partial file
+
     if csv is not None:
         import pyarrow.csv as pacsv
 
-        pacsv.write_csv(result, csv)
+        with staged_file(csv) as tmp:
+            pacsv.write_csv(result, tmp)
         console.print(f"wrote {result.num_rows} rows to {csv}")
     if parquet is not None:
         import pyarrow.parquet as pq
 
-        pq.write_table(result, parquet)
+        with staged_file(parquet) as tmp:
+            pq.write_table(result, tmp)
         console.print(f"wrote {result.num_rows} rows to {parquet}")
     if csv is None and parquet is None:
         print_arrow(result, max_rows=max_rows)

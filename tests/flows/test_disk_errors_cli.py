@@ -116,3 +116,41 @@ def test_a_campaign_that_fills_the_disk_fails_honestly_and_resumes(tmp_path, mon
         invoke_csp(home, "candidates", "export", "full", "--out", str(out), "--format", "parquet")
     )
     assert "(ENOSPC)" in text and str(out) in text
+
+
+def test_an_export_that_fails_half_way_leaves_no_partial_folder_or_file(tmp_path, monkeypatch):
+    """Issue 22: `candidates export` (and every export to a folder) writes into a staging folder published
+    only when every file is written; a Parquet or `csp sql --csv` file is renamed into place. A disk that
+    fills after the first file leaves no folder, no file and no hidden staging copy."""
+    from csp.structures import symmetry
+    from tests.storage.history_fixtures import make_history_lake
+
+    home = make_history_lake(tmp_path / "home").root
+    real, calls = symmetry.write_symmetrised_cif, []
+
+    def full_on_second(item, path, symprec=None):
+        calls.append(path)
+        if len(calls) == 2:
+            path.write_text("data_half")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return real(item, path, symprec)
+
+    monkeypatch.setattr(symmetry, "write_symmetrised_cif", full_on_second)
+    out = tmp_path / "exports" / "top"
+    out.parent.mkdir()
+    text = one_line_error(invoke_csp(home, "candidates", "export", "hist-a", "--out", str(out)))
+    assert text.startswith(f"error: Cannot write {out / 'hist-a-rank2.cif'}: no space is left on the device")
+    assert len(calls) == 2 and list(out.parent.iterdir()) == []
+
+    def full(table, where, *args, **kwargs):
+        with open(where, "wb") as handle:
+            handle.write(b"PAR1")
+        raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+
+    monkeypatch.setattr("pyarrow.parquet.write_table", full)
+    for args in (
+        ["candidates", "export", "hist-a", "--format", "parquet", "--out", str(out.parent / "top.parquet")],
+        ["sql", "SELECT * FROM candidates", "--parquet", str(out.parent / "all.parquet")],
+    ):
+        assert "(ENOSPC)" in one_line_error(invoke_csp(home, *args))
+        assert list(out.parent.iterdir()) == []

@@ -57,3 +57,68 @@ def test_bad_exports_are_one_line_errors(tmp_path):
         computed_entry(rocksalt())
     with pytest.raises(InputError, match="Cannot read"):
         read_structure(tmp_path / "a.xyz")
+
+
+def _failing_on_second(monkeypatch, error):
+    """write_structure that writes the first file, then half of the second one, then raises ``error``."""
+    import csp.structures.io as io
+
+    real, calls = io.write_structure, []
+
+    def write_structure(structure, path, fmt, **kwargs):
+        calls.append(path)
+        if len(calls) == 2:
+            path.write_text("half a file")
+            raise error
+        return real(structure, path, fmt, **kwargs)
+
+    monkeypatch.setattr(io, "write_structure", write_structure)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "error",
+    [OSError(28, "No space left on device"), InputError("No space group is found for MgO.")],
+    ids=["disk full", "symmetry"],
+)
+def test_an_export_that_fails_half_way_leaves_nothing(tmp_path, monkeypatch, error):
+    """Issue 22: a folder export is all or nothing: a new folder does not appear, an existing one keeps
+    exactly what it held, and no hidden partial folder is left anywhere."""
+    structures = [_with_props(rocksalt()), _with_props(cscl())]
+    new, existing = tmp_path / "new", tmp_path / "existing"
+    existing.mkdir()
+    (existing / "mine.txt").write_text("kept")
+    for folder in (new, existing):
+        calls = _failing_on_second(monkeypatch, error)
+        with pytest.raises(type(error)):
+            write_structures(structures, folder, "cif", names=["a", "b"])
+        assert len(calls) == 2 and calls[0].parent != folder  # written in a staging folder
+        monkeypatch.undo()
+    assert not new.exists()
+    assert [p.name for p in existing.iterdir()] == ["mine.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing"]
+
+
+def test_an_export_publishes_every_file_and_no_staging_folder(tmp_path):
+    structures = [_with_props(rocksalt()), _with_props(cscl())]
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    (existing / "mine.txt").write_text("kept")
+    for folder in (tmp_path / "new", existing):
+        paths = write_structures(structures, folder, "poscar", names=["a", "b"])
+        assert paths == [folder / "a.vasp", folder / "b.vasp"] and all(p.is_file() for p in paths)
+    assert sorted(p.name for p in existing.iterdir()) == ["a.vasp", "b.vasp", "mine.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing", "new"]
+
+
+def test_a_refused_write_names_the_final_path_not_the_staging_one(tmp_path, monkeypatch):
+    import csp.structures.io as io
+
+    def refused(structure, path, fmt, **kwargs):
+        raise OSError(30, "Read-only file system", str(path))
+
+    monkeypatch.setattr(io, "write_structure", refused)
+    with pytest.raises(OSError) as caught:
+        write_structures([_with_props(rocksalt())], tmp_path / "out", "cif", names=["a"])
+    assert caught.value.filename == str(tmp_path / "out" / "a.cif")
+    assert list(tmp_path.iterdir()) == []
