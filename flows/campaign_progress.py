@@ -93,6 +93,30 @@ class ProgressReporter:
             )
 
 
+def listing_reporter(
+    say: Callable[[str], Any], label: str, every_s: float = LOG_EVERY_S
+) -> Callable[..., None]:
+    """Progress lines of the family listing before a campaign starts
+    (:func:`csp.search.families.plan_families`'s ``report``): one every ``every_s`` seconds, none for a
+    listing shorter than that, e.g.
+    ``campaign h1: listing symmetry families: Z 31/40, space group 47, 20,274 families so far, 21 s`` and
+    ``campaign h1: counting the families above the atom cap: Z 41/64, space group 150, 2 min``."""
+    last = {"t": 0.0}
+
+    def report(info: dict[str, Any]) -> None:
+        if info["elapsed_s"] - last["t"] < every_s:
+            return
+        last["t"] = info["elapsed_s"]
+        where = f"Z {info['formula_units']}/{info['z_max']}, space group {info['spacegroup']}"
+        if info["families"] is None:
+            say(f"{label}: counting the families above the atom cap: {where}, {duration(info['elapsed_s'])}")
+        else:
+            found = f"{info['families']:,} families so far"
+            say(f"{label}: listing symmetry families: {where}, {found}, {duration(info['elapsed_s'])}")
+
+    return report
+
+
 def run_with_progress(
     params: dict[str, Any] | CampaignParameters,
     campaign_id: str | None,
@@ -105,7 +129,8 @@ def run_with_progress(
     """Run (or resume) a campaign with progress on ``console``; ``fail(message, code)`` ends the command.
 
     The id and ``export_dir`` are checked first (:func:`flows.campaigns.check_targets`), then the request
-    (:func:`flows.campaigns.prepare`, models opened once), then :meth:`flows.campaigns.Campaign.run`.
+    (:func:`flows.campaigns.prepare`, models opened once, families listed with a line every
+    :data:`LOG_EVERY_S` seconds: :func:`listing_reporter`), then :meth:`flows.campaigns.Campaign.run`.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -117,7 +142,8 @@ def run_with_progress(
     tty = console.is_terminal and sys.stdout.isatty()
     try:
         check_targets(campaign_id, export_dir)
-        campaign = prepare(params, campaign_id=campaign_id, force=force)
+        listing = listing_reporter(lambda text: console.print(text, highlight=False), label)
+        campaign = prepare(params, campaign_id=campaign_id, force=force, report=listing)
         if not tty:
             return campaign.run(ProgressReporter(console, label, tty=False), export_dir=export_dir)
         with Progress(

@@ -116,13 +116,20 @@ class CampaignOutcome:
 # ------------------------------------------------------------------------------------------ checks
 
 
-def validate(params: dict[str, Any] | CampaignParameters, *, force: bool = False) -> CampaignParameters:
+def validate(
+    params: dict[str, Any] | CampaignParameters,
+    *,
+    force: bool = False,
+    report: Callable[..., None] | None = None,
+) -> CampaignParameters:
     """Parameters, composition, search space (:func:`csp.search.two_stage.check_search_space`: some family
     to try), refinement (:func:`csp.potentials.refine.check_refinement`: the potential installed, its device
     present) and budget checked before anything is read or written; raises :class:`CampaignError`.
 
-    A budget above :data:`csp.search.budget.MAX_CANDIDATES` structures (counted over the families that will
-    actually run) is refused unless ``force``.
+    The families are listed here, once, with progress to ``report`` (:func:`csp.search.families.plan_families`).
+    A listing longer than :data:`csp.search.budget.MAX_LISTING_S` seconds, or a budget above
+    :data:`csp.search.budget.MAX_CANDIDATES` structures (counted over the families that will actually run), is
+    refused unless ``force``.
     """
     from csp.potentials.refine import check_refinement
     from csp.search.budget import check_search_budget
@@ -137,7 +144,7 @@ def validate(params: dict[str, Any] | CampaignParameters, *, force: bool = False
         comp = parse_composition(checked.composition, max_atoms=checked.max_atoms)
         check_search_space(comp, checked.search_config())
         check_refinement(checked.search_config())
-        check_search_budget(comp, checked.search_config(), force=force)
+        check_search_budget(comp, checked.search_config(), force=force, report=report)
     except (CSPError, ValueError) as exc:
         raise CampaignError(str(exc)) from exc
     return checked
@@ -156,7 +163,11 @@ def check_targets(campaign_id: str | None, export_dir: Path | None = None) -> No
 
 
 def check(
-    params: dict[str, Any] | CampaignParameters, settings: Settings | None = None, *, force: bool = False
+    params: dict[str, Any] | CampaignParameters,
+    settings: Settings | None = None,
+    *,
+    force: bool = False,
+    report: Callable[..., None] | None = None,
 ) -> CampaignParameters:
     """Everything that can be checked before the lake is touched; raises :class:`CampaignError`.
 
@@ -169,7 +180,7 @@ def check(
     from csp.structures.composition import parse_composition
 
     settings = settings or current_settings()
-    checked = validate(params, force=force)
+    checked = validate(params, force=force, report=report)
     folders = {k: f for k, f in model_folders(settings, checked.dhf_source).items() if f is not None}
     comp = parse_composition(checked.composition, max_atoms=checked.max_atoms)  # validate() parsed it
     try:
@@ -304,10 +315,13 @@ def prepare(
     settings: Settings | None = None,
     run_id: str | None = None,
     force: bool = False,
+    report: Callable[..., None] | None = None,
 ) -> Campaign:
     """Check a request and make it ready to run: composition parsed once, models opened once (each folder
     checked for its role), elements checked once (with their training coverage), id derived
-    (``campaign_id`` or a fresh one). ``force`` accepts a budget above :data:`csp.search.budget.MAX_CANDIDATES`.
+    (``campaign_id`` or a fresh one). ``force`` accepts a budget above :data:`csp.search.budget.MAX_CANDIDATES`
+    and a family listing longer than :data:`csp.search.budget.MAX_LISTING_S`; ``report`` receives the
+    listing's progress (:func:`validate`).
 
     Raises:
         CampaignError: a request that cannot run. A refused request writes nothing (id, parameters,
@@ -320,7 +334,7 @@ def prepare(
     from csp.structures.composition import parse_composition
 
     check_targets(campaign_id)
-    checked = validate(params, force=force)
+    checked = validate(params, force=force, report=report)
     settings = settings or current_settings()
     campaign_id = campaign_id or new_campaign_id(checked.composition)
     run_id = run_id or f"campaign-{campaign_id}"

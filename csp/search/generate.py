@@ -23,7 +23,7 @@ ones included, in the hexagonal setting (a = b, gamma = 120); the cell is conven
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Literal
@@ -145,6 +145,7 @@ def enumerate_families(
     max_nodes: int = 20000,
     max_orbits_per_line: int = 2,
     max_orbits_per_plane: int = 4,
+    on_group: Callable[[int, int], None] | None = None,
 ) -> list[Family]:
     """Feasible Wyckoff assignments of a composition over formula units and space groups.
 
@@ -162,6 +163,9 @@ def enumerate_families(
     uniformly without replacement (each assignment is kept with probability ``max_per_group / N``);
     otherwise each kept assignment comes from a fresh randomised depth-first descent. A seed fixes the list.
 
+    ``on_group(z, spacegroup)`` is called before each (Z, space group) is looked at (progress, or a
+    deadline: an exception it raises ends the listing).
+
     Returns:
         Families ordered by (Z, space group) as given, then by the canonical listing order.
     """
@@ -175,6 +179,7 @@ def enumerate_families(
             max_nodes=max_nodes,
             max_orbits_per_line=max_orbits_per_line,
             max_orbits_per_plane=max_orbits_per_plane,
+            on_group=on_group,
         )
     )
 
@@ -189,14 +194,17 @@ def iter_families(
     max_nodes: int = 20000,
     max_orbits_per_line: int = 2,
     max_orbits_per_plane: int = 4,
+    on_group: Callable[[int, int], None] | None = None,
 ) -> Iterator[Family]:
     """The families of :func:`enumerate_families` one (Z, space group) at a time, in the same order and with
     the same draws from ``rng``: ``next(iter_families(...), None)`` says whether any family exists after
-    searching only up to the first group that holds one."""
+    searching only up to the first group that holds one. ``on_group`` as in :func:`enumerate_families`."""
     symbols = composition.symbols
     for z in formula_units:
         counts = [n * z for _, n in composition.counts]
         for sg in spacegroups:
+            if on_group is not None:
+                on_group(z, sg)
             if not _compatible(sg, tuple(counts)):
                 continue
             wps = _wyckoff_table(sg)

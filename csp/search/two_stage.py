@@ -208,13 +208,20 @@ def campaign_families(composition: Composition, config: SearchConfig) -> list[Fa
     return list(_campaign_families(composition, config))
 
 
-def _campaign_families(composition: Composition, config: SearchConfig) -> Iterator[Family]:
+def _campaign_families(
+    composition: Composition, config: SearchConfig, on_group: Callable[[int, int], None] | None = None
+) -> Iterator[Family]:
     lo, hi = config.formula_units
     hi = min(hi, composition.max_formula_units(config.max_atoms))
     groups = space_groups(config.strategy, config.crystal_system)
     rng = np.random.default_rng([config.seed, 0])
     return iter_families(
-        composition, range(lo, hi + 1), groups, rng, max_per_group=config.max_assignments_per_group
+        composition,
+        range(lo, hi + 1),
+        groups,
+        rng,
+        max_per_group=config.max_assignments_per_group,
+        on_group=on_group,
     )
 
 
@@ -240,7 +247,11 @@ def _no_family(composition: Composition, config: SearchConfig) -> InputError:
 
 
 def excluded_by_atom_cap(
-    composition: Composition, config: SearchConfig, families: Sequence[Family] | None = None
+    composition: Composition,
+    config: SearchConfig,
+    families: Sequence[Family] | None = None,
+    *,
+    on_group: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """What the atom cap (``config.max_atoms``) leaves out of the requested Z range.
 
@@ -248,6 +259,8 @@ def excluded_by_atom_cap(
         composition: the reduced composition searched.
         config: the campaign parameters (Z range, strategy, cap, seed).
         families: the campaign's families (computed when omitted).
+        on_group: called before each (Z, space group) beyond the cap is listed (see
+            :func:`csp.search.generate.enumerate_families`).
 
     Returns:
         ``max_atoms``; ``formula_units`` (the Z values dropped); ``families`` (how many families those Z
@@ -273,6 +286,7 @@ def excluded_by_atom_cap(
         groups,
         np.random.default_rng([config.seed, 3]),
         max_per_group=config.max_assignments_per_group,
+        on_group=on_group,
     )
     kept = {
         f.spacegroup for f in (families if families is not None else campaign_families(composition, config))
@@ -321,8 +335,10 @@ def run_search(
         else composition
     )
     comp, _ = comp.reduced()
-    families = campaign_families(comp, config)
-    excluded = excluded_by_atom_cap(comp, config, families)
+    from csp.search.families import plan_families  # listed once: the campaign's checks listed them already
+
+    plan = plan_families(comp, config)
+    families, excluded = list(plan.families), dict(plan.excluded)
     if not families:
         raise _no_family(comp, config)
     stored = {(r["outer_step"], r["inner_step"]): r for r in sink.history(campaign_id)}

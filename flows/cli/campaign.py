@@ -18,8 +18,9 @@ from flows.settings import lake as current_lake
 from flows.settings import settings as current_settings
 
 campaign_app = typer.Typer(help="Crystal-structure prediction campaigns.", no_args_is_help=True)
-#: help of ``--force`` (run and resume); the bound is :data:`csp.search.budget.MAX_CANDIDATES`
-FORCE_HELP = "Accept a budget above 2,000,000 structures."
+#: help of ``--force`` (run and resume); the bounds are :data:`csp.search.budget.MAX_CANDIDATES` and
+#: :data:`csp.search.budget.MAX_LISTING_S`
+FORCE_HELP = "Accept a budget above 2,000,000 structures, or a family listing longer than 120 s."
 EXPORT_CIF_HELP = "Folder for CIFs of the top structures."
 
 
@@ -47,9 +48,15 @@ def _finish(outcome) -> None:
     home = f"CSP_HOME={shlex.quote(str(current_settings().home))} " if "CSP_HOME" in os.environ else ""
     cut = outcome.excluded or {}
     if cut.get("formula_units"):
+        zs = cut["formula_units"]
+        left = f"{zs[0]}..{zs[-1]}" if zs == list(range(zs[0], zs[-1] + 1)) and len(zs) > 2 else str(zs)
+        counted = (
+            f"{cut['families']} families, {cut['space_groups']} space groups not searched at all"
+            if cut.get("counted", True)
+            else f"their families were not counted (that would take more than {cut['bound_s']:g} s)"
+        )
         console.print(
-            f"The {cut['max_atoms']}-atom cap left out Z = {cut['formula_units']}: {cut['families']} families, "
-            f"{cut['space_groups']} space groups not searched at all (raise --max-atoms to include them).",
+            f"The {cut['max_atoms']}-atom cap left out Z = {left}: {counted}; raise --max-atoms to include them.",
             highlight=False,
         )
     from flows.coverage import gap_line

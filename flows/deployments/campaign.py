@@ -67,8 +67,12 @@ def campaign_id_for_run(params: dict[str, Any], given: str | None) -> str:
 
 @task(name="check-parameters", cache_policy=NO_CACHE)
 def check_parameters(params: dict[str, Any]) -> dict[str, Any]:
-    """Fail fast, writing nothing, on a request that cannot run."""
-    return check(params).model_dump()
+    """Fail fast, writing nothing, on a request that cannot run (its families listed with a progress line
+    every few seconds, bounded by :data:`csp.search.budget.MAX_LISTING_S`)."""
+    from flows.campaign_progress import listing_reporter
+
+    report = listing_reporter(get_run_logger().info, f"campaign {params.get('composition')}")
+    return check(params, report=report).model_dump()
 
 
 def campaign_report(campaign_id: str) -> dict[str, Any]:
@@ -82,7 +86,7 @@ def campaign_report(campaign_id: str) -> dict[str, Any]:
 def search(params: dict[str, Any], campaign_id: str, run_id: str) -> dict[str, Any]:
     """One campaign (or its resume): a progress artifact moves every outer step and a progress line is
     logged every few (see the module docstring). Not retried."""
-    from flows.campaign_progress import ProgressReporter
+    from flows.campaign_progress import ProgressReporter, listing_reporter
     from storage import campaign_state
     from storage.campaigns import campaign_status
 
@@ -126,7 +130,8 @@ def search(params: dict[str, Any], campaign_id: str, run_id: str) -> dict[str, A
             ),
         )
 
-    outcome = prepare(params, campaign_id=campaign_id, run_id=run_id).run(progress)
+    listing = listing_reporter(logger.info, f"campaign {campaign_id}")  # the check task listed them already
+    outcome = prepare(params, campaign_id=campaign_id, run_id=run_id, report=listing).run(progress)
     update_progress_artifact(artifact_id=artifact_id, progress=100.0)
     logger.info("campaign %s: %d candidates in %.1f s", campaign_id, outcome.n_candidates, outcome.elapsed_s)
     return {"campaign_id": campaign_id, "resumed": status is not None, "skipped": False}

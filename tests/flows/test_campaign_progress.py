@@ -63,3 +63,29 @@ def test_a_reporter_needs_somewhere_to_write():
 
     with pytest.raises(ValueError, match="console or a log function"):
         ProgressReporter(None, "campaign p", tty=False)
+
+
+def test_the_family_listing_says_where_it_is_every_ten_seconds():
+    """Issue 22: a long family listing before a campaign is never silent (one line every LOG_EVERY_S)."""
+    from flows.campaign_progress import listing_reporter
+
+    lines: list[str] = []
+    report = listing_reporter(lines.append, "campaign h1")
+    base = {"stage": "search", "z_max": 40, "spacegroup": 47}
+    for elapsed, z, n in ((1.0, 2, 10), (10.5, 31, 20_274), (12.0, 31, 20_300), (21.0, 33, 21_000)):
+        report({**base, "formula_units": z, "families": n, "elapsed_s": elapsed})
+    report(
+        {
+            **base,
+            "stage": "beyond the cap",
+            "formula_units": 41,
+            "z_max": 64,
+            "families": None,
+            "elapsed_s": 125,
+        }
+    )
+    assert lines == [
+        "campaign h1: listing symmetry families: Z 31/40, space group 47, 20,274 families so far, 10 s",
+        "campaign h1: listing symmetry families: Z 33/40, space group 47, 21,000 families so far, 21 s",
+        "campaign h1: counting the families above the atom cap: Z 41/64, space group 47, 2 min",
+    ]

@@ -194,3 +194,25 @@ def test_a_refine_device_this_machine_lacks_is_refused_before_the_search_even_fo
     text = one_line_error(invoke_csp(home, "campaign", "run", "MgO", *args, "--campaign-id", "dev"))
     assert text == "error: refine_device must be cpu or cuda[:N], not 'gpu'."
     assert written(home) == []
+
+
+def test_a_family_listing_past_its_bound_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    """Issue 22: the families are listed by the campaign's checks, bounded by MAX_LISTING_S (here lowered
+    to 0.5 s; H over all crystal systems up to 24 atoms takes seconds): one line that says what to narrow,
+    and no lake, no event, no runs/ file."""
+    import csp.search.budget
+    import csp.search.families
+
+    monkeypatch.setattr(csp.search.budget, "MAX_LISTING_S", 0.5)
+    monkeypatch.setattr(csp.search.families, "_PLANS", {})
+    home = tmp_path / "home"
+    args = ["--strategy", "all", "--z-max", "24", "--max-atoms", "24", "--campaign-id", "h24"]
+    text = one_line_error(invoke_csp(home, "campaign", "run", "H", *args))
+    assert text.startswith(
+        "error: Listing the symmetry families of H in all crystal systems for Z 1..24 (cells of up to 24 "
+        "atoms) takes more than 0.5 s: stopped at Z = "
+    )
+    assert text.endswith(
+        "fix the crystal system, lower --z-max or --max-atoms, or pass --force to list them all."
+    )
+    assert written(home) == []
