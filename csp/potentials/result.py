@@ -356,15 +356,16 @@ def predict(
         The :class:`CampaignResult` (``result.top``: the final top k; ``result.search_top``: the search's).
 
     Raises:
-        csp.errors.InputError: a bad composition or configuration, or a ``k`` that is not an integer of at
-            least 1 (refused before any search).
+        csp.errors.InputError: a bad composition or configuration, a ``k`` that is not an integer of at
+            least 1, or a refinement potential that is not installed (refused before any search).
         csp.errors.ModelError: a model folder or the potential cannot be loaded.
     """
-    from csp.potentials.refine import refine_or_probe
+    from csp.potentials.refine import check_refinement, refine_or_probe
     from csp.search.two_stage import InMemorySink, SearchConfig, run_search
 
     check_k(k)  # before any search
     config = config if config is not None else SearchConfig()
+    check_refinement(config)  # the potential installed and its device present, before any search
     if scorer is None:
         from csp.models.scoring import load_scorer
 
