@@ -120,7 +120,8 @@ def plan_families(
         return on_group
 
     try:
-        found.extend(_campaign_families(composition, config, hook("search", top, time_limit_s)))
+        for family in _campaign_families(composition, config, hook("search", top, time_limit_s)):
+            found.append(family)  # one at a time: the hook reports (and a refusal counts) what is found
     except _OutOfTimeError:
         raise _too_long(
             composition, config, at["z"], len(found), time.monotonic() - start, time_limit_s
