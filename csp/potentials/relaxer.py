@@ -48,6 +48,8 @@ from csp.structures.crystal import Crystal
 GPA_TO_EV_PER_A3 = 1.0 / 160.21766208
 #: Which relaxer :func:`relax` runs: the batched tensor program or one ASE optimiser per structure.
 Engine = Literal["batched", "ase"]
+#: How CHGNet's graphs are built for the batched relaxer: on the model's device, or by CHGNet's converter.
+GraphBuilder = Literal["device", "converter"]
 
 
 LOG = logging.getLogger("csp.potentials")
@@ -82,9 +84,25 @@ class Potential(Protocol):
 
 
 class CHGNetPotential:
-    """CHGNet (its pretrained weights, shipped in the ``chgnet`` wheel)."""
+    """CHGNet (its pretrained weights, shipped in the ``chgnet`` wheel).
 
-    def __init__(self, device: str = "cpu", batch_size: int = 256) -> None:
+    Args:
+        device: torch device of the model ("cpu", "cuda", "cuda:1").
+        batch_size: structures per model call.
+        graphs: how :meth:`energies_forces_stresses` builds CHGNet's graphs: ``device`` (default; the
+            whole batch as tensors on the model's device, :mod:`csp.potentials.chgnet_graphs`) or
+            ``converter`` (CHGNet's ``CrystalGraphConverter``, one pymatgen structure at a time on the CPU:
+            the reference the device graphs are compared with).
+
+    Attributes:
+        profile: when True, :meth:`energies_forces_stresses` adds its seconds to ``timings`` (graph building
+            and the model, each after the device's queued work): for benchmarks.
+        timings: ``graph_s``, ``model_s`` and ``calls`` accumulated while ``profile`` is on.
+    """
+
+    def __init__(self, device: str = "cpu", batch_size: int = 256, graphs: GraphBuilder = "device") -> None:
+        if graphs not in ("device", "converter"):
+            raise InputError(f"Unknown CHGNet graph builder {graphs!r}: choose device or converter.")
         try:
             from chgnet.model import CHGNet
         except ImportError as exc:  # pragma: no cover - depends on the optional extra
@@ -96,6 +114,9 @@ class CHGNetPotential:
         self.model.eval()
         self.device = device
         self.batch_size = batch_size
+        self.graphs = graphs
+        self.profile = False
+        self.timings = {"graph_s": 0.0, "model_s": 0.0, "calls": 0}
         self.name = f"chgnet-{self.model.version}"
         self.package = f"chgnet {chgnet.__version__}"
 
@@ -123,36 +144,99 @@ class CHGNetPotential:
 
     def energies_forces_stresses(self, batch):
         """Energies (n_struct,) eV, forces (n_atoms, 3) eV/A and stresses (n_struct, 3, 3) eV/A^3 (ASE's sign)
-        of a :class:`csp.potentials.batched.Batch`, as float64 tensors on the model's device.
+        of a :class:`csp.potentials.batched.Batch`, as float64 tensors on the batch's device.
 
-        CHGNet's own model on batched graphs; the graphs are built per structure on the CPU (CHGNet's
-        ``CrystalGraphConverter``), the rest runs on the device in chunks of ``batch_size`` structures.
+        CHGNet's own model in chunks of ``batch_size`` structures, on graphs built as ``graphs`` says:
+        on the device (:func:`csp.potentials.chgnet_graphs.build_chgnet_graphs`, then
+        :func:`csp.potentials.chgnet_graphs.energies_forces_stresses`), or per structure on the CPU by
+        CHGNet's converter and batched by CHGNet's ``forward``.
+
+        Raises:
+            GeometryError: (device graphs) a structure with an atom that has no neighbour within CHGNet's
+                atom cutoff (the converter raises ``ValueError`` for it); the batched relaxer then
+                evaluates structure by structure and records that one as failed.
         """
         import torch
+
+        dev = batch.positions.device
+        model_dev = torch.device(self.device)
+        sizes = list(batch.sizes)
+        ends = np.cumsum([0, *sizes])
+        if self.graphs == "device":
+            cell = batch.cell.to(model_dev, torch.float64)
+            positions = batch.positions.to(model_dev, torch.float64)
+            owner = batch.owner.to(model_dev)
+            frac = torch.einsum("ni,nij->nj", positions, torch.linalg.inv(cell)[owner])
+            numbers = batch.numbers.to(model_dev)
+        else:
+            from csp.potentials.batched import batch_crystals
+
+            crystals = batch_crystals(batch)
+        energy, forces, stress = [], [], []
+        for start in range(0, len(sizes), self.batch_size):
+            stop = min(start + self.batch_size, len(sizes))
+            a0, a1 = int(ends[start]), int(ends[stop])
+            t0 = self._clock()
+            if self.graphs == "device":
+                graphs = self._device_graphs(cell[start:stop], frac[a0:a1], numbers[a0:a1], sizes[start:stop])
+            else:
+                graphs = self._converter_graphs(crystals[start:stop])
+            t1 = self._clock()
+            with quiet("chgnet"):  # torch warns on every batch inside CHGNet's forward: the log, not stdout
+                if self.graphs == "device":
+                    from csp.potentials.chgnet_graphs import energies_forces_stresses
+
+                    e, f, s = energies_forces_stresses(self.model, graphs)
+                else:
+                    out = self.model(graphs, task="efs")
+                    n = torch.as_tensor(sizes[start:stop], dtype=out["e"].dtype, device=out["e"].device)
+                    # CHGNet's energy is per atom, its stress in GPa
+                    e = out["e"].detach() * n
+                    f = torch.cat([x.detach() for x in out["f"]])
+                    s = torch.stack([x.detach() for x in out["s"]]) * GPA_TO_EV_PER_A3
+            energy.append(e), forces.append(f), stress.append(s)
+            if self.profile:
+                t2 = self._clock()
+                self.timings["graph_s"] += t1 - t0
+                self.timings["model_s"] += t2 - t1
+        if self.profile:
+            self.timings["calls"] += 1
+        return (
+            torch.cat(energy).to(dev, torch.float64),
+            torch.cat(forces).to(dev, torch.float64),
+            torch.cat(stress).to(dev, torch.float64),
+        )
+
+    def _device_graphs(self, cell, frac, numbers, sizes):
+        from csp.potentials.chgnet_graphs import build_chgnet_graphs
+
+        converter = self.model.graph_converter
+        return build_chgnet_graphs(
+            cell,
+            frac,
+            numbers,
+            sizes,
+            atom_cutoff=converter.atom_graph_cutoff,
+            bond_cutoff=converter.bond_graph_cutoff,
+        )
+
+    def _converter_graphs(self, crystals: list[Crystal]) -> list:
         from pymatgen.core import Lattice, Structure
 
-        from csp.potentials.batched import batch_crystals
-
-        graphs = [
+        return [
             self.model.graph_converter(
                 Structure(Lattice(c.lattice), c.numbers.tolist(), c.frac_coords, validate_proximity=False)
             ).to(self.device)
-            for c in batch_crystals(batch)
+            for c in crystals
         ]
-        energy, forces, stress = [], [], []
-        for start in range(0, len(graphs), self.batch_size):
-            with quiet("chgnet"):  # torch warns on every batch inside CHGNet's forward: the log, not stdout
-                out = self.model(graphs[start : start + self.batch_size], task="efs")
-            energy.append(out["e"].detach())
-            forces.extend(f.detach() for f in out["f"])
-            stress.extend(s.detach() for s in out["s"])
-        sizes = torch.as_tensor(batch.sizes, dtype=torch.float64, device=batch.positions.device)
-        dev = batch.positions.device
-        return (
-            torch.cat(energy).to(dev, torch.float64) * sizes,  # CHGNet's energy is per atom
-            torch.cat(forces).to(dev, torch.float64),
-            torch.stack(stress).to(dev, torch.float64) * GPA_TO_EV_PER_A3,
-        )
+
+    def _clock(self) -> float:
+        """``time.perf_counter()``, after the device's queued work while profiling."""
+        if self.profile and str(self.device).startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize(self.device)
+        return time.perf_counter()
 
 
 class SevenNetPotential:
@@ -209,15 +293,18 @@ def check_potential_installed(name: str) -> None:
         )
 
 
-def load_potential(name: str, device: str = "cpu", batch_size: int = 256) -> Potential:
-    """The named potential on ``device`` (its weights loaded from its wheel).
+def load_potential(
+    name: str, device: str = "cpu", batch_size: int = 256, chgnet_graphs: GraphBuilder = "device"
+) -> Potential:
+    """The named potential on ``device`` (its weights loaded from its wheel); ``chgnet_graphs`` picks how
+    CHGNet's graphs are built (:class:`CHGNetPotential`).
 
     Raises:
-        InputError: an unknown name.
+        InputError: an unknown name or graph builder.
         csp.errors.ModelError: its package is not installed.
     """
     if name == "chgnet":
-        return CHGNetPotential(device, batch_size)
+        return CHGNetPotential(device, batch_size, chgnet_graphs)
     if name == "sevennet":
         return SevenNetPotential(device)
     raise InputError(f"Unknown potential {name!r}: choose {' or '.join(POTENTIAL_PACKAGES)}.")
@@ -607,7 +694,7 @@ def _worker(
         PlanRow(sub.ids[i], sub.formula[i], sub.kind[i], sub.action[i], sub.tag[i], sub.crystal(i))
         for i in range(len(sub))
     ]
-    potential = load_potential(args.potential, args.device, args.batch_size)
+    potential = load_potential(args.potential, args.device, args.batch_size, args.chgnet_graphs)
     deadline = time.monotonic() + (deadline_wall - time.time())
     buffer: list[Labelled] = []
     part = [0]
@@ -678,6 +765,12 @@ def main(argv: list[str] | None = None) -> int:
         "--frame-every", type=int, default=0, help="keep every k-th intermediate relaxation frame (0: none)"
     )
     p.add_argument("--engine", choices=("batched", "ase"), default="batched", help="relaxation engine")
+    p.add_argument(
+        "--chgnet-graphs",
+        choices=("device", "converter"),
+        default="device",
+        help="CHGNet's graphs for the batched engine: built on the device, or by CHGNet's converter",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--time-limit-s", type=float, default=540.0)
     p.add_argument("--skip", type=Path, nargs="*", default=[], help="labelled sets whose ids are done")
