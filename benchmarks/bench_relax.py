@@ -5,6 +5,8 @@ Not a test. Run from the repository root:
     python benchmarks/bench_relax.py --out benchmarks/results/relax.md            # 1 CPU thread
     python benchmarks/bench_relax.py --quick                                       # under a minute on CPU
     python benchmarks/bench_relax.py --device cuda --out benchmarks/results/relax_gpu.md
+    python benchmarks/bench_relax.py --device cuda --sizes 8 16 --count 64 --large-count 1024 \
+        --out benchmarks/results/relax_gpu.md                                     # plus a 1,024-cell pool
 
 Cells of 8, 16 and 32 atoms (rock-salt MgO, zinc-blende GaAs and wurtzite ZnO supercells, each strained
 by a seeded random isotropic scale of 0.94-1.07 and an axial strain of +-3 %, wurtzite's u moved by up to
@@ -12,10 +14,16 @@ by a seeded random isotropic scale of 0.94-1.07 and an axial strain of +-3 %, wu
 ``fmax`` 0.05 eV/A in at most 150 FIRE steps, all cells of one size in one pool. Both engines see the same
 structures on the same device with the same torch thread count.
 
+The batched relaxer runs once per CHGNet graph builder of ``--graphs``: ``device`` (the whole pool's graphs
+built as tensors on the device, :mod:`csp.potentials.chgnet_graphs`, the default) and ``converter``
+(CHGNet's ``CrystalGraphConverter``, one pymatgen structure at a time on the CPU). The ASE path always uses
+CHGNet's own ``predict_structure`` (the converter). ``--large-count N`` adds one more batched run (device
+graphs, no ASE twin) of N cells of each size in one pool: the throughput a GPU reaches on a full pool.
+
 Reported per engine and size: relaxations per second (wall clock of ``relax``), FIRE steps, states; for
-the batched relaxer also the share of each step spent in the potential's batched call, the relaxer's
-overhead over that call, and what CHGNet's graph building on the CPU (``CrystalGraphConverter`` per
-structure) costs per step, timed on the start structures.
+the batched relaxer also the share of each step spent in the potential's batched call, the share spent
+building CHGNet's graphs and their milliseconds per step (timed inside the run, after the device's queued
+work), and the relaxer's overhead over the potential's call.
 """
 
 from __future__ import annotations
@@ -36,6 +44,9 @@ from csp.potentials.relaxer import RelaxJob, load_potential, relax
 from csp.structures.crystal import Crystal
 
 FCC = np.array([[0, 0, 0], [0, 0.5, 0.5], [0.5, 0, 0.5], [0.5, 0.5, 0]])
+#: The runs of a size, in table order: ASE, batched on device graphs, batched on CHGNet's converter graphs,
+#: and the large batched pool (``--large-count``).
+RUN_KEYS = ("ase", "batched", "batched_converter", "batched_large")
 
 
 def base_cells() -> dict[str, Crystal]:
@@ -75,9 +86,15 @@ def cells(n_atoms: int, count: int, seed: int = 0) -> list[Crystal]:
     return out
 
 
-def run_engine(potential, crystals: list[Crystal], engine: str, steps: int, fmax: float) -> dict:
+def run_engine(
+    potential, crystals: list[Crystal], engine: str, steps: int, fmax: float, graphs: str = "device"
+) -> dict:
+    """One relaxation run of ``crystals`` in one pool; ``graphs`` is CHGNet's graph builder (batched engine)."""
     jobs = [RelaxJob(c, steps, k) for k, c in enumerate(crystals)]
     timing = {"potential_s": 0.0, "step_s": 0.0, "steps": 0}
+    potential.graphs = graphs
+    potential.profile = engine == "batched"
+    potential.timings = {"graph_s": 0.0, "model_s": 0.0, "calls": 0}
     kwargs = dict(fmax=fmax, pool=len(jobs), symprec=FIX_SYMPREC, collapse_ratio=COLLAPSE_RATIO)
     kwargs["explode_ratio"] = EXPLODE_RATIO
     start = time.perf_counter()
@@ -96,8 +113,10 @@ def run_engine(potential, crystals: list[Crystal], engine: str, steps: int, fmax
     else:
         done = relax(potential, jobs, engine="ase", **kwargs)
     elapsed = time.perf_counter() - start
+    potential.profile = False
     out = {
         "engine": engine,
+        "graphs": graphs if engine == "batched" else "converter (predict_structure)",
         "structures": len(jobs),
         "seconds": elapsed,
         "relaxations_per_s": len(jobs) / elapsed,
@@ -112,19 +131,10 @@ def run_engine(potential, crystals: list[Crystal], engine: str, steps: int, fmax
             potential_share=timing["potential_s"] / timing["step_s"],
             overhead_over_potential=(timing["step_s"] - timing["potential_s"]) / timing["potential_s"],
             ms_per_pool_step=1000 * timing["step_s"] / timing["steps"],
+            graph_share=potential.timings["graph_s"] / timing["step_s"],
+            graph_building_ms_per_step=1000 * potential.timings["graph_s"] / timing["steps"],
         )
     return out
-
-
-def graph_building_ms(potential, crystals: list[Crystal]) -> float:
-    """CHGNet's CPU graph building for one step of the pool (ms), on the start structures."""
-    from pymatgen.core import Lattice, Structure
-
-    structures = [Structure(Lattice(c.lattice), c.numbers.tolist(), c.frac_coords) for c in crystals]
-    start = time.perf_counter()
-    for s in structures:
-        potential.model.graph_converter(s)
-    return 1000 * (time.perf_counter() - start)
 
 
 def write_markdown(path: Path, result: dict) -> None:
@@ -138,39 +148,56 @@ def write_markdown(path: Path, result: dict) -> None:
         f"{meta['threads']} thread(s); potential {meta['potential']}. At most {meta['steps']} FIRE steps, "
         f"fmax {meta['fmax']} eV/A, symmetry kept at {meta['symprec']} A, all {meta['count']} cells of a size "
         "in one pool (the ASE path: one ASE FIRE + FrechetCellFilter + FixSymmetry per structure, one "
-        "batched CHGNet `predict_structure` per step).",
+        "batched CHGNet `predict_structure` per step)"
+        + (
+            f"; one more batched run of {meta['large_count']} cells per size in one pool"
+            if meta.get("large_count")
+            else ""
+        )
+        + f"; at most {meta.get('batch_size', 256)} structures per CHGNet model call.",
         "",
-        "| atoms | engine | relaxations/s | speed-up | mean FIRE steps | states | potential share of a step "
-        "| relaxer overhead over the potential | graph building per step |",
-        "| ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+        "| atoms | engine | CHGNet graphs | pool | relaxations/s | speed-up | mean FIRE steps | states "
+        "| potential share of a step | graph-building share of a step | relaxer overhead over the potential "
+        "| graph building per step |",
+        "| ---: | --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |",
     ]
     for size, runs in result["sizes"].items():
         base = runs.get("ase", {}).get("relaxations_per_s")
-        for engine in ("ase", "batched"):
-            r = runs.get(engine)
+        for key in RUN_KEYS:
+            r = runs.get(key)
             if r is None:
                 continue
             speed = f"{r['relaxations_per_s'] / base:.2f}x" if base else ""
             states = ", ".join(f"{k} {v}" for k, v in sorted(r["states"].items()))
             share = f"{100 * r['potential_share']:.0f}%" if "potential_share" in r else ""
+            graph_share = f"{100 * r['graph_share']:.0f}%" if "graph_share" in r else ""
             over = f"{100 * r['overhead_over_potential']:.1f}%" if "overhead_over_potential" in r else ""
-            graphs = f"{runs['graph_building_ms_per_step']:.0f} ms" if engine == "batched" else ""
-            lines.append(
-                f"| {size} | {engine} | {r['relaxations_per_s']:.2f} | {speed} | {r['fire_steps_mean']:.1f} "
-                f"| {states} | {share} | {over} | {graphs} |"
+            graph_ms = (
+                f"{r['graph_building_ms_per_step']:.1f} ms" if "graph_building_ms_per_step" in r else ""
             )
-        if "max_energy_difference_ev_per_atom" in runs:
             lines.append(
-                f"| {size} | largest final-energy difference, batched vs ASE | "
-                f"{1000 * runs['max_energy_difference_ev_per_atom']:.3f} meV/atom | | | | | | |"
+                f"| {size} | {r['engine']} | {r.get('graphs', '')} | {r['structures']} "
+                f"| {r['relaxations_per_s']:.2f} | {speed} | {r['fire_steps_mean']:.1f} "
+                f"| {states} | {share} | {graph_share} | {over} | {graph_ms} |"
             )
+        for key, label in (
+            ("max_energy_difference_ev_per_atom", "batched (device graphs) vs ASE"),
+            ("max_energy_difference_graphs_ev_per_atom", "batched, device vs converter graphs"),
+        ):
+            if key in runs:
+                lines.append(
+                    f"| {size} | largest final-energy difference, {label} | | | "
+                    f"{1000 * runs[key]:.3f} meV/atom | | | | | | | |"
+                )
     lines += [
         "",
-        "The potential's share is the time in `energies_forces_stresses` (CHGNet graphs built on the CPU, "
-        "then its batched model call) over the whole step; the overhead is the rest of the step (geometry, "
-        "symmetrisation, Frechet cell forces, FIRE, stops, joins and leaves) over the potential's time. "
-        "Graph building per step: CHGNet's `CrystalGraphConverter` over the pool's start structures, part "
-        "of the potential's time.",
+        "The potential's share is the time in `energies_forces_stresses` (CHGNet's graphs, then its model "
+        "and the backward pass for forces and stress) over the whole step; the graph-building share and "
+        "milliseconds are the part of it spent building the graphs (`device`: `csp.potentials.chgnet_graphs` "
+        "on the pool's device; `converter`: CHGNet's `CrystalGraphConverter` per structure on the CPU, "
+        "batched by CHGNet's own `forward`); the overhead is the rest of the step (geometry, symmetrisation, "
+        "Frechet cell forces, FIRE, stops, joins and leaves) over the potential's time. Timed inside the "
+        "run, after the device's queued work.",
         "",
     ]
     path.write_text("\n".join(lines))
@@ -185,13 +212,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=150)
     parser.add_argument("--fmax", type=float, default=0.05)
     parser.add_argument("--engines", nargs="+", default=["ase", "batched"], choices=["ase", "batched"])
+    parser.add_argument(
+        "--graphs",
+        nargs="+",
+        default=["device", "converter"],
+        choices=["device", "converter"],
+        help="CHGNet graph builders of the batched engine (one run each)",
+    )
+    parser.add_argument(
+        "--large-count", type=int, default=0, help="also a batched run (device graphs) of this many cells"
+    )
+    parser.add_argument("--batch-size", type=int, default=256, help="structures per CHGNet model call")
     parser.add_argument("--quick", action="store_true", help="3 cells of 8 and 16 atoms, 20 steps at most")
     parser.add_argument("--out", type=Path, help="markdown results file (a .json beside it)")
     args = parser.parse_args(argv)
     if args.quick:
         args.sizes, args.count, args.steps = [8, 16], 3, 20
     torch.set_num_threads(args.threads)
-    potential = load_potential("chgnet", args.device)
+    potential = load_potential("chgnet", args.device, args.batch_size)
     result: dict = {
         "meta": {
             "command": "python benchmarks/bench_relax.py "
@@ -205,25 +243,38 @@ def main(argv: list[str] | None = None) -> int:
             "fmax": args.fmax,
             "symprec": FIX_SYMPREC,
             "count": args.count,
+            "graphs": args.graphs,
+            "large_count": args.large_count,
+            "batch_size": args.batch_size,
         },
         "sizes": {},
     }
     # warm-up (model load, first graphs, allocator)
-    run_engine(potential, cells(8, 2), "batched", 2, args.fmax)
+    for graphs in args.graphs:
+        run_engine(potential, cells(8, 2), "batched", 2, args.fmax, graphs)
     for size in args.sizes:
         crystals = cells(size, args.count)
-        runs: dict = {"graph_building_ms_per_step": graph_building_ms(potential, crystals)}
-        for engine in args.engines:
-            runs[engine] = run_engine(potential, crystals, engine, args.steps, args.fmax)
-            sys.stderr.write(
-                f"{size} atoms {engine}: {runs[engine]['relaxations_per_s']:.2f} relaxations/s\n"
-            )
-        if "ase" in runs and "batched" in runs:
-            diff = np.abs(
-                np.array(runs["ase"]["energies_ev_per_atom"])
-                - np.array(runs["batched"]["energies_ev_per_atom"])
-            )
-            runs["max_energy_difference_ev_per_atom"] = float(np.nanmax(diff))
+        todo = [("ase", "ase", "converter")] if "ase" in args.engines else []
+        if "batched" in args.engines:
+            todo += [(RUN_KEYS[1] if g == "device" else RUN_KEYS[2], "batched", g) for g in args.graphs]
+        runs: dict = {}
+        for key, engine, graphs in todo:
+            runs[key] = run_engine(potential, crystals, engine, args.steps, args.fmax, graphs)
+            sys.stderr.write(f"{size} atoms {key}: {runs[key]['relaxations_per_s']:.2f} relaxations/s\n")
+        if args.large_count:
+            large = cells(size, args.large_count)
+            runs[RUN_KEYS[3]] = run_engine(potential, large, "batched", args.steps, args.fmax, "device")
+            rate = runs[RUN_KEYS[3]]["relaxations_per_s"]
+            sys.stderr.write(f"{size} atoms {RUN_KEYS[3]}: {rate:.2f} relaxations/s\n")
+        for key, a, b in (
+            ("max_energy_difference_ev_per_atom", "ase", "batched"),
+            ("max_energy_difference_graphs_ev_per_atom", "batched_converter", "batched"),
+        ):
+            if a in runs and b in runs:
+                diff = np.abs(
+                    np.array(runs[a]["energies_ev_per_atom"]) - np.array(runs[b]["energies_ev_per_atom"])
+                )
+                runs[key] = float(np.nanmax(diff))
         result["sizes"][str(size)] = runs
     text = json.dumps(result, indent=1)
     if args.out is not None:

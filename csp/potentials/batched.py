@@ -69,14 +69,18 @@ class Batch:
 
     def take(self, k: int) -> Batch:
         """The one-structure batch of structure ``k``."""
-        start = sum(self.sizes[:k])
-        end = start + self.sizes[k]
+        return self.slice(k, k + 1)
+
+    def slice(self, first: int, stop: int) -> Batch:
+        """The batch of structures ``first`` to ``stop - 1`` (views of the tensors; owners counted from 0)."""
+        start = sum(self.sizes[:first])
+        end = start + sum(self.sizes[first:stop])
         return Batch(
             self.positions[start:end],
-            self.cell[k : k + 1],
+            self.cell[first:stop],
             self.numbers[start:end],
-            torch.zeros(end - start, dtype=torch.int64, device=self.owner.device),
-            (self.sizes[k],),
+            self.owner[start:end] - first,
+            self.sizes[first:stop],
         )
 
 

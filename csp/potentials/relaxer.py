@@ -8,8 +8,9 @@ stress); ``engine="ase"`` keeps the older lock-step path (one ASE FIRE optimiser
 relaxation is replaced from the queue at once (continuous batching).
 
 Run it as ``python -m csp.potentials.relaxer label --plan PLAN.npz --out DIR`` (see ``--help``); workers share
-one GPU, each converting its own graphs on a CPU core, and stop cleanly at a deadline so that what was
-labelled comes back. Output rows keep the plan's metadata and add
+one GPU (the batched engine builds CHGNet's graphs on it, :mod:`csp.potentials.chgnet_graphs`; the ASE
+engine converts them per structure on each worker's CPU core) and stop cleanly at a deadline so that what
+was labelled comes back. Output rows keep the plan's metadata and add
 
 * ``values``: ``energy_ev_per_atom``, ``energy_initial_ev_per_atom``, ``fmax_ev_per_angstrom``, ``steps``;
 * ``labels``: ``relaxation`` (``relaxed`` when FIRE met ``fmax``, ``partially_relaxed`` when it ran
@@ -158,77 +159,82 @@ class CHGNetPotential:
         """
         import torch
 
-        dev = batch.positions.device
-        model_dev = torch.device(self.device)
         sizes = list(batch.sizes)
-        ends = np.cumsum([0, *sizes])
-        if self.graphs == "device":
-            cell = batch.cell.to(model_dev, torch.float64)
-            positions = batch.positions.to(model_dev, torch.float64)
-            owner = batch.owner.to(model_dev)
-            frac = torch.einsum("ni,nij->nj", positions, torch.linalg.inv(cell)[owner])
-            numbers = batch.numbers.to(model_dev)
-        else:
-            from csp.potentials.batched import batch_crystals
-
-            crystals = batch_crystals(batch)
-        energy, forces, stress = [], [], []
-        for start in range(0, len(sizes), self.batch_size):
-            stop = min(start + self.batch_size, len(sizes))
-            a0, a1 = int(ends[start]), int(ends[stop])
-            t0 = self._clock()
-            if self.graphs == "device":
-                graphs = self._device_graphs(cell[start:stop], frac[a0:a1], numbers[a0:a1], sizes[start:stop])
-            else:
-                graphs = self._converter_graphs(crystals[start:stop])
-            t1 = self._clock()
-            with quiet("chgnet"):  # torch warns on every batch inside CHGNet's forward: the log, not stdout
-                if self.graphs == "device":
-                    from csp.potentials.chgnet_graphs import energies_forces_stresses
-
-                    e, f, s = energies_forces_stresses(self.model, graphs)
-                else:
-                    out = self.model(graphs, task="efs")
-                    n = torch.as_tensor(sizes[start:stop], dtype=out["e"].dtype, device=out["e"].device)
-                    # CHGNet's energy is per atom, its stress in GPa
-                    e = out["e"].detach() * n
-                    f = torch.cat([x.detach() for x in out["f"]])
-                    s = torch.stack([x.detach() for x in out["s"]]) * GPA_TO_EV_PER_A3
-            energy.append(e), forces.append(f), stress.append(s)
-            if self.profile:
-                t2 = self._clock()
-                self.timings["graph_s"] += t1 - t0
-                self.timings["model_s"] += t2 - t1
+        chunks = [(k, min(k + self.batch_size, len(sizes))) for k in range(0, len(sizes), self.batch_size)]
+        parts = (
+            self._efs_on_device(batch, chunks)
+            if self.graphs == "device"
+            else self._efs_converter(batch, chunks)
+        )
+        dev = batch.positions.device
+        energy, forces, stress = (torch.cat(x).to(dev, torch.float64) for x in zip(*parts, strict=True))
         if self.profile:
             self.timings["calls"] += 1
-        return (
-            torch.cat(energy).to(dev, torch.float64),
-            torch.cat(forces).to(dev, torch.float64),
-            torch.cat(stress).to(dev, torch.float64),
-        )
+        return energy, forces, stress
 
-    def _device_graphs(self, cell, frac, numbers, sizes):
-        from csp.potentials.chgnet_graphs import build_chgnet_graphs
+    def _efs_on_device(self, batch, chunks: list[tuple[int, int]]) -> list[tuple]:
+        """Total energies (eV), forces (eV/A), stresses (eV/A^3) per chunk, graphs built on the model's device."""
+        import torch
+
+        from csp.potentials.chgnet_graphs import build_chgnet_graphs, energies_forces_stresses
 
         converter = self.model.graph_converter
-        return build_chgnet_graphs(
-            cell,
-            frac,
-            numbers,
-            sizes,
-            atom_cutoff=converter.atom_graph_cutoff,
-            bond_cutoff=converter.bond_graph_cutoff,
-        )
+        device = torch.device(self.device)
+        parts = []
+        for start, stop in chunks:
+            t0 = self._clock()
+            sub = batch.slice(start, stop)
+            cell = sub.cell.to(device, torch.float64)
+            inverse = torch.linalg.inv(cell)[sub.owner.to(device)]
+            frac = torch.einsum("ni,nij->nj", sub.positions.to(device, torch.float64), inverse)
+            graphs = build_chgnet_graphs(
+                cell,
+                frac,
+                sub.numbers.to(device),
+                sub.sizes,
+                atom_cutoff=converter.atom_graph_cutoff,
+                bond_cutoff=converter.bond_graph_cutoff,
+            )
+            t1 = self._clock()
+            with quiet("chgnet"):
+                parts.append(energies_forces_stresses(self.model, graphs))
+            if self.profile:
+                self.timings["graph_s"] += t1 - t0
+                self.timings["model_s"] += self._clock() - t1
+        return parts
 
-    def _converter_graphs(self, crystals: list[Crystal]) -> list:
+    def _efs_converter(self, batch, chunks: list[tuple[int, int]]) -> list[tuple]:
+        """The same from CHGNet's converter graphs (one pymatgen structure at a time, on the CPU) and CHGNet's
+        own ``forward``."""
+        import torch
         from pymatgen.core import Lattice, Structure
 
-        return [
-            self.model.graph_converter(
-                Structure(Lattice(c.lattice), c.numbers.tolist(), c.frac_coords, validate_proximity=False)
-            ).to(self.device)
-            for c in crystals
-        ]
+        from csp.potentials.batched import batch_crystals
+
+        parts = []
+        for start, stop in chunks:
+            t0 = self._clock()
+            graphs = [
+                self.model.graph_converter(
+                    Structure(Lattice(c.lattice), c.numbers.tolist(), c.frac_coords, validate_proximity=False)
+                ).to(self.device)
+                for c in batch_crystals(batch.slice(start, stop))
+            ]
+            t1 = self._clock()
+            with quiet("chgnet"):  # torch warns on every batch inside CHGNet's forward: the log, not stdout
+                out = self.model(graphs, task="efs")
+            n = torch.as_tensor(batch.sizes[start:stop], dtype=out["e"].dtype, device=out["e"].device)
+            parts.append(
+                (
+                    out["e"].detach() * n,  # CHGNet's energy is per atom, its stress in GPa
+                    torch.cat([f.detach() for f in out["f"]]),
+                    torch.stack([s.detach() for s in out["s"]]) * GPA_TO_EV_PER_A3,
+                )
+            )
+            if self.profile:
+                self.timings["graph_s"] += t1 - t0
+                self.timings["model_s"] += self._clock() - t1
+        return parts
 
     def _clock(self) -> float:
         """``time.perf_counter()``, after the device's queued work while profiling."""
