@@ -4,6 +4,8 @@ What it holds
     :mod:`~csp.potentials.relaxer` (loading CHGNet/SevenNet, ``relax``, the labelling command),
     :mod:`~csp.potentials.batched` (the batched relaxer: FIRE and a Frechet cell filter on a whole pool as
     tensors, symmetry kept by symmetrised forces and stress, continuous batching),
+    :mod:`~csp.potentials.chgnet_graphs` (CHGNet's atom and bond graphs of a whole batch built as tensors on
+    the batch's device, and CHGNet's model run on them),
     :mod:`~csp.potentials.refine` (a campaign's best distinct structures relaxed keeping their space group,
     rescored and ranked), :mod:`~csp.potentials.result` (the one campaign result every face shows, and
     ``predict``, the front door that searches, refines and ranks), :mod:`~csp.potentials.augment` (polymorph plans: prototype decorations, the

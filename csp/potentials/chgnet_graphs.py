@@ -389,7 +389,9 @@ def batched_graph(model: Any, graphs: ChgnetGraphs, strain: torch.Tensor) -> tup
     device, dtype = graphs.device, strain.dtype
     eye = torch.eye(3, dtype=dtype, device=device)
     lattice = graphs.lattices.to(dtype) @ (eye + strain)  # (B, 3, 3)
-    volumes = (lattice[:, 0] * torch.linalg.cross(lattice[:, 1], lattice[:, 2])).sum(-1)  # signed, as CHGNet
+    volumes = (lattice[:, 0] * torch.linalg.cross(lattice[:, 1], lattice[:, 2])).sum(
+        -1
+    )  # signed, as CHGNet's
     owner = graphs.owner
     cart = torch.einsum("ni,nij->nj", graphs.frac_coords.to(dtype), lattice[owner])
     centre, nbr = graphs.atom_graph[:, 0], graphs.atom_graph[:, 1]
@@ -432,7 +434,10 @@ def energies_forces_stresses(
     CHGNet's own layers (``model._compute`` on :func:`batched_graph`) and composition model (its
     ``_get_energy`` on per-crystal element counts, as ``AtomRef`` assembles them), then one backward pass:
     forces ``-dE/dx`` and stress ``(1 / V) dE/d(strain)``, as CHGNet's ``forward(task="efs")`` computes them
-    (without the double-backward graph it keeps for training).
+    (without the double-backward graph it keeps for training), with one correction: ``V`` is the cell's
+    volume, where CHGNet divides by the signed triple product, so that a left-handed cell (det < 0) gets
+    the stress of its right-handed twin instead of its negative (chgnet 0.4.2 flips it: a relaxation of such
+    a cell would be pushed the wrong way).
 
     Args:
         model: a loaded ``chgnet.model.CHGNet`` (eval mode) on the graphs' device.
@@ -466,7 +471,7 @@ def energies_forces_stresses(
             energy = energy + composition._get_energy(_composition_features(composition, graphs, dtype))
         total = energy * sizes if model.is_intensive else energy
         grad_x, grad_strain = torch.autograd.grad(total.sum(), [cart, strain])
-    return total.detach(), -grad_x, grad_strain / batched.volumes.detach()[:, None, None]
+    return total.detach(), -grad_x, grad_strain / batched.volumes.detach().abs()[:, None, None]
 
 
 def _composition_features(composition: Any, graphs: ChgnetGraphs, dtype: torch.dtype) -> torch.Tensor:

@@ -333,6 +333,23 @@ def test_an_edge_exactly_at_the_bond_cutoff_changes_no_answer(model):
     _compare("LiF-a-3.0", ref, float(energy[0]) / 2, forces.numpy(), stress[0].numpy() * GPA, tol)
 
 
+def test_a_left_handed_cell_gets_the_stress_of_its_right_handed_twin(model):
+    """Two lattice vectors swapped: the same crystal, the same stress. CHGNet's own path divides by the
+    signed triple product and flips the stress's sign; the device path divides by the volume."""
+    from csp.potentials.relaxer import quiet
+
+    right = Crystal(np.eye(3) * 4.3, [55, 17], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    left = Crystal(right.lattice[[1, 0, 2]], right.numbers, right.frac_coords[:, [1, 0, 2]])
+    assert np.linalg.det(left.lattice) < 0
+    energy, _forces, stress = energies_forces_stresses(model, _build(model, [right, left]))
+    assert float(energy[0]) == pytest.approx(float(energy[1]), abs=1e-5)
+    np.testing.assert_allclose(stress[1].numpy(), stress[0].numpy(), atol=1e-6)
+    assert float(stress[0, 0, 0]) > 0  # stretched CsCl pulls inwards (ASE's sign)
+    with quiet("chgnet"):
+        theirs = model([model.graph_converter(_structure(c)) for c in (right, left)], task="efs")["s"]
+    np.testing.assert_allclose(theirs[1].detach().numpy(), -theirs[0].detach().numpy(), atol=1e-4)
+
+
 def test_a_batch_without_any_angle_runs(model):
     from csp.potentials.relaxer import quiet
 
