@@ -4,10 +4,11 @@ CHGNet (``chgnet`` 0.4.2, model 0.3.0) reads two graphs per structure, which its
 ``CrystalGraphConverter`` builds on the CPU, one pymatgen structure at a time:
 
 * the **atom graph**: every directed pair (centre ``i``, neighbour ``j`` in periodic image ``m``) with
-  ``0 < |x_j + m L - x_i| <= atom_cutoff`` (6 A for CHGNet 0.3.0), the same pairs as pymatgen's ``get_neighbor_list``
-  (an atom's own images included, only the zero-offset self left out). Each directed edge and its reverse
-  (``j -> i`` in image ``-m``) form one undirected edge: ``directed2undirected`` maps a directed edge to
-  its undirected one, ``undirected2directed`` an undirected edge to one of its two directed edges;
+  ``0 < |x_j + m L - x_i| <= atom_cutoff`` (6 A for CHGNet 0.3.0), the pairs of pymatgen's
+  ``get_neighbor_list`` (an atom's own images included, only the zero-offset self left out). Each
+  directed edge and its reverse (``j -> i`` in image ``-m``) form one undirected edge:
+  ``directed2undirected`` maps a directed edge to its undirected one, ``undirected2directed`` an undirected
+  edge to one of its two directed edges;
 * the **bond graph**: the angles of CHGNet's three-body layers, every ordered pair ``(a, b)`` of distinct
   directed edges with the same centre atom, ``a`` at most and ``b`` less than ``bond_cutoff`` (3 A) long
   (CHGNet's own comparisons), as rows ``(centre, undirected a, directed a, undirected b, directed b)``.
@@ -16,7 +17,9 @@ This module builds the same graphs as a few tensor programs on any device (a CUD
 differences, periodic images enumerated per crystal from its cell and the cutoff, distances, the pairing
 of each directed edge with its reverse (a sorted search over integer keys) and the angle pairs. Edge and
 angle order differ from CHGNet's converter; every CHGNet sum is order-free, so energies, forces and stresses
-agree to float32 rounding (the parity test: ``tests/csp/potentials/test_chgnet_graphs.py``).
+agree to float32 rounding (the parity test: ``tests/csp/potentials/test_chgnet_graphs.py``). A pair lying
+within a rounding error (~1e-15 A) of a cutoff may fall on the other side of it than in pymatgen's
+arithmetic; CHGNet's smooth cutoffs give such a pair zero weight, so no answer changes.
 
 Two ways to use the graphs, both on CHGNet's own model code:
 
@@ -26,6 +29,8 @@ Two ways to use the graphs, both on CHGNet's own model code:
   vectorised twin of ``BatchedGraph.from_graphs``, which loops over structures in Python), CHGNet's
   ``_compute`` and composition model, then one backward pass for forces and stress. This is the relaxer's
   hot path (:class:`csp.potentials.relaxer.CHGNetPotential`): nothing leaves the device but a few sizes.
+  Its one departure from CHGNet: the stress of a left-handed cell is divided by the cell's volume, not by
+  CHGNet's negative triple product (which flips its sign).
 
 Shapes: B crystals, N atoms of the batch (atoms grouped by crystal), E directed edges, U = E / 2
 undirected edges, A angles, M image offsets of a chunk. Lengths in Angstrom, energies in eV.
@@ -56,8 +61,8 @@ __all__ = [
     "energies_forces_stresses",
 ]
 
-#: CHGNet 0.3.0's atom-graph and bond-graph cutoffs (its checkpoint's, in chgnet 0.4.2), Angstrom (``model.graph_converter`` holds the ones of
-#: a loaded model: :func:`energies_forces_stresses` checks them against the graphs).
+#: CHGNet 0.3.0's atom-graph and bond-graph cutoffs, Angstrom (its checkpoint's, in chgnet 0.4.2; a loaded
+#: model's ``graph_converter`` holds them, and :func:`energies_forces_stresses` checks the graphs against it).
 ATOM_CUTOFF = 6.0
 BOND_CUTOFF = 3.0
 #: pymatgen's ``numerical_tol``: an atom's pair with itself closer than this is not an edge (A)

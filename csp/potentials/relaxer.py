@@ -173,7 +173,8 @@ class CHGNetPotential:
         return energy, forces, stress
 
     def _efs_on_device(self, batch, chunks: list[tuple[int, int]]) -> list[tuple]:
-        """Total energies (eV), forces (eV/A), stresses (eV/A^3) per chunk, graphs built on the model's device."""
+        """Total energies (eV), forces (eV/A) and stresses (eV/A^3) per chunk, the graphs built on the
+        model's device."""
         import torch
 
         from csp.potentials.chgnet_graphs import build_chgnet_graphs, energies_forces_stresses
