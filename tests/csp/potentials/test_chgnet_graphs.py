@@ -420,3 +420,39 @@ def test_bad_input_is_refused():
         build_chgnet_graphs(lattice * 0, frac, numbers, [1])
     with pytest.raises(ValueError, match="NaN"):
         build_chgnet_graphs(lattice, frac * torch.nan, numbers, [1])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (the GPU half of this parity)")
+def test_on_cuda_the_graphs_and_answers_are_the_converters(model, reference):
+    """The same builder and batched path on a GPU: the same edges, the converter's answers."""
+    import copy
+
+    crystals, graphs, out = reference
+    on_gpu = copy.deepcopy(model).to("cuda")
+    lattices, frac, numbers, sizes = _batch(list(crystals.values()))
+    converter = model.graph_converter
+    built = build_chgnet_graphs(
+        lattices.cuda(),
+        frac.cuda(),
+        numbers.cuda(),
+        sizes,
+        atom_cutoff=converter.atom_graph_cutoff,
+        bond_cutoff=converter.bond_graph_cutoff,
+    )
+    assert built.device.type == "cuda"
+    for (name, ref), got in zip(graphs.items(), built.crystal_graphs(), strict=True):
+        ref_edges = _edge_keys(
+            ref.atom_graph.numpy(), ref.neighbor_image.numpy(), ref.atom_frac_coord.detach().double().numpy()
+        )
+        got_edges = _edge_keys(got.atom_graph.cpu().numpy(), got.neighbor_image.cpu().numpy())
+        assert sorted(got_edges) == sorted(ref_edges), name
+        assert len(got.bond_graph) == len(ref.bond_graph), name
+    energy, forces, stress = (t.cpu() for t in energies_forces_stresses(on_gpu, built))
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    for k, name in enumerate(crystals):
+        answer = (
+            float(energy[k]) / sizes[k],
+            forces[starts[k] : starts[k + 1]].numpy(),
+            stress[k].numpy() * GPA,
+        )
+        _compare(name, out[torch.float32][name], *answer, tol=(ENERGY_TOL, FORCE_TOL, FLOAT32_STRESS_TOL))
