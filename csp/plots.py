@@ -392,8 +392,8 @@ def histogram_panels(panels: list[Mapping[str, Any]], *, title: str | None = Non
 
 def grouped_bars(panels: list[Mapping[str, Any]], *, title: str | None = None, ncols: int = 1) -> Figure:
     """Grouped bar charts: per panel, ``categories`` on the x axis and one bar per series (label -> values,
-    None drawn as no bar), with ``ylabel`` and ``title``; ``hlines`` (label -> value) draws reference
-    lines (e.g. the paper's means).
+    None drawn as no bar), with ``ylabel`` and ``title``; ``hlines`` (label -> value) draws black reference
+    lines (e.g. the paper's means) in turn dotted, dashed and dash-dotted; ``log`` a logarithmic y axis.
 
     Raises:
         InputError: no panel has a category.
@@ -413,7 +413,9 @@ def grouped_bars(panels: list[Mapping[str, Any]], *, title: str | None = None, n
             )
         for j, (label, value) in enumerate((panel.get("hlines") or {}).items()):
             if value is not None:
-                ax.axhline(value, color=f"C{j}", ls=":", lw=1.2, label=label)
+                ax.axhline(value, color="k", ls=(":", "--", "-.")[j % 3], lw=1.2, label=label)
+        if panel.get("log"):
+            ax.set_yscale("log")
         ax.set_xticks(
             range(len(categories)), categories, fontsize=8, rotation=45 if len(categories) > 8 else 0
         )

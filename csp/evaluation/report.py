@@ -202,8 +202,17 @@ def _fig4_figure(data: Mapping[str, Any]) -> Any:
             "paper, DFT-trained (mean)": paper[ref]["dft"],
             "paper, fine-tuned (mean)": paper[ref]["exp"],
         }
+        values = [v for vs in series.values() for v in vs if v is not None and v > 0]
+        log = bool(values) and max(values) > 20 * min(values)  # a near-zero enthalpy (SrCu) spans decades
         panels.append(
-            {"categories": formulas, "series": series, "hlines": hlines, "ylabel": label, "title": label}
+            {
+                "categories": formulas,
+                "series": series,
+                "hlines": hlines,
+                "ylabel": label,
+                "title": label,
+                "log": log,
+            }
         )
     return plots.grouped_bars(panels, title=f"Fig. 4 column: {fig4['strategy']}, alpha {fig4['alpha']:g}")
 
