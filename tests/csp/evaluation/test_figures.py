@@ -110,3 +110,16 @@ def test_fig4_means_with_and_without_the_compounds_the_paper_left_out():
     assert means["compounds"] == 2 and means["dhf_error_pct"] == pytest.approx(452.5)
     assert means["compounds_paper_set"] == 1 and means["dhf_error_pct_paper_set"] == 5.0
     assert means["lattice_error_pct"] == 2.0
+
+
+def test_the_baseline_is_sized_and_resized_to_equal_wall_time():
+    from csp.evaluation.plan import baseline_structures, needs_rescale
+
+    assert baseline_structures(60.0, 30.0, 3) == 6  # 10 s per structure
+    assert baseline_structures(60.0, 0.0, 0) == 1
+    assert (
+        not needs_rescale(60.0, 70.0, 0.2)
+        and needs_rescale(60.0, 80.0, 0.2)
+        and needs_rescale(60.0, 40.0, 0.2)
+    )
+    assert not needs_rescale(60.0, None, 0.2)
