@@ -165,27 +165,39 @@ def _baseline_jobs(plan: Any, entries: list[dict[str, Any]], jobs: list[dict[str
 
 def _run_baseline(plan: Any, entries: list[dict[str, Any]], first: list[dict[str, Any]], params: PaperParameters,
                   home: Path, say: Callable[[str], None]) -> tuple[list[dict[str, Any]], dict[str, Any], list]:  # fmt: skip
-    """The baseline jobs run; one that missed the equal wall time by more than the tolerance runs once more,
-    rescaled by its own seconds per structure (the first run stays in the lake as ``baseline-calibration``)."""
+    """The baseline jobs run; one that missed the equal wall time by more than the tolerance runs again,
+    rescaled by its own seconds per structure, up to ``plan.baseline_rescales`` times (earlier runs stay in
+    the lake as ``baseline-calibration``)."""
     from csp.evaluation.plan import baseline_job, baseline_structures, needs_rescale
 
     by_formula = {e["formula"]: e for e in entries}
     outputs, failed = _run_all(first, home, params.workers, say)
-    jobs, again = [], []
-    for job in first:
-        out = outputs.get(job["campaign_id"])
-        spent = out["campaign"]["elapsed_s"] if out else None
-        if out is not None and needs_rescale(job["target_seconds"], spent, plan.baseline_time_tolerance):
-            n = baseline_structures(job["target_seconds"], spent, job["structures"])
-            retry = baseline_job(
-                plan, by_formula[job["formula"]], job["strategy"], job["seed"], n, params.device
-            )
-            if retry["campaign_id"] != job["campaign_id"]:
+    done, current = [], first
+    for _ in range(plan.baseline_rescales):
+        again, kept = [], []
+        for job in current:
+            out = outputs.get(job["campaign_id"])
+            spent = out["campaign"]["elapsed_s"] if out else None
+            retry = None
+            if out is not None and needs_rescale(job["target_seconds"], spent, plan.baseline_time_tolerance):
+                n = baseline_structures(job["target_seconds"], spent, job["structures"])
+                retry = baseline_job(
+                    plan, by_formula[job["formula"]], job["strategy"], job["seed"], n, params.device
+                )
+            tried = {j["campaign_id"] for j in [*done, *current]}
+            if retry is not None and retry["campaign_id"] not in tried:
                 again.append({**retry, "target_seconds": job["target_seconds"]})
-                job = {**job, "part": "baseline-calibration"}
-        jobs.append(job)
-    more, more_failed = _run_all(again, home, params.workers, say)
-    return jobs + again, {**outputs, **more}, failed + more_failed
+                done.append({**job, "part": "baseline-calibration"})
+            else:
+                kept.append(job)
+        if not again:
+            break
+        more, more_failed = _run_all(again, home, params.workers, say)
+        outputs.update(more)
+        failed += more_failed
+        done += kept
+        current = again
+    return done + current, outputs, failed
 
 
 def run_paper(

@@ -62,7 +62,7 @@ def _table1_records(
 
 
 def _baseline(
-    jobs: Sequence[dict[str, Any]], outputs: Mapping[str, Any], refs: Mapping[str, Reference]
+    plan: PaperPlan, jobs: Sequence[dict[str, Any]], outputs: Mapping[str, Any], refs: Mapping[str, Reference]
 ) -> dict[str, Any]:
     records = []
     for job in jobs:
@@ -84,7 +84,30 @@ def _baseline(
             }
         )
     records.sort(key=lambda r: (r["strategy"], r["formula"], r["seed"]))
-    return {"records": records, "accuracy": accuracy(records, refs) if records else []}
+    wall_time = []
+    for strategy in sorted({r["strategy"] for r in records}):
+        mine = [r for r in records if r["strategy"] == strategy]
+        within = [
+            r
+            for r in mine
+            if r["target_seconds"]
+            and abs((r["seconds"] or 0.0) - r["target_seconds"])
+            <= plan.baseline_time_tolerance * r["target_seconds"]
+        ]
+        wall_time.append(
+            {
+                "strategy": strategy,
+                "baselines": len(mine),
+                "within_tolerance": len(within),
+                "seconds": float(sum(r["seconds"] or 0.0 for r in mine)),
+                "target_seconds": float(sum(r["target_seconds"] or 0.0 for r in mine)),
+            }
+        )
+    return {
+        "records": records,
+        "accuracy": accuracy(records, refs) if records else [],
+        "wall_time": wall_time,
+    }
 
 
 def _fig3(
@@ -213,7 +236,7 @@ def assemble(
             "judged_by": {f: refs[f].judged_by for f in sorted({r["formula"] for r in records})},
             "accuracy": accuracy(records, refs),
             "records": records,
-            "baseline": _baseline(jobs, outputs, refs),
+            "baseline": _baseline(plan, jobs, outputs, refs),
             "misses": [
                 {
                     k: r[k]

@@ -79,7 +79,9 @@ def test_tiny_report_has_every_section_key_and_figure_and_resumes(tmp_path, data
     }
     assert all(isinstance(r["found"], bool) and isinstance(r["paper"], bool) for r in t1["records"])
     assert all(r["failure"]["reason"] for r in t1["records"] if not r["found"])
-    assert {r["formula"] for r in t1["baseline"]["records"]} == {"MgO", "SrCu"}
+    assert {r["formula"] for r in t1["baseline"]["records"]} == {"MgO", "SrCu"} and t1["baseline"][
+        "wall_time"
+    ]
     assert set(data["fig2"]["panels"]) == {
         "dft_model_vs_dft",
         "dft_vs_exp",
