@@ -248,7 +248,7 @@ def run_paper(
 
         t = time.perf_counter()
         say("fig2: test splits scored")
-        fig2 = fig2_data(settings, list(plan.fig2_sources), plan.fig2_max_per_source)
+        fig2 = fig2_data(settings, list(plan.fig2_sources), plan.fig2_max_per_source, plan.fig2_link_sources)
         parts_s["fig2"] = time.perf_counter() - t
     potentials = sorted({o["campaign"]["potential"] for o in outputs.values() if o["campaign"]["potential"]})
     meta = {

@@ -132,16 +132,25 @@ def _fig3(lake: Any, cid: str, reference: Any, row: dict[str, Any]) -> dict[str,
     }
 
 
-def fig2_data(settings: Settings, sources: list[str], max_per_source: int | None) -> dict[str, Any]:
+def fig2_data(
+    settings: Settings, sources: list[str], max_per_source: int | None, link_sources: list[str] | None = None
+) -> dict[str, Any]:
     """Fig. 2 on the lake of ``settings``: the sources it needs ingested first when the lake has no row of
-    them (a source with rows is taken as ingested), then the test splits scored by both enthalpy models."""
+    them (a source with rows is taken as ingested), then the test splits scored by both enthalpy models.
+
+    Args:
+        sources: the DFT sources of the DFT test split.
+        max_per_source: test rows scored per source (None: all).
+        link_sources: further sources an experimental row may be linked to a structure of (None: every
+            registered source, as the lake the shipped models were trained from holds them).
+    """
     import numpy as np
 
     from csp.evaluation.figures import fig2_panels
     from csp.evaluation.plan import EXPERIMENT_SOURCE
     from csp.models.dataset import CrystalArrays
     from csp.models.infer import Scorer
-    from storage.ingest import ingest_source, ingested_sources, new_run_id
+    from storage.ingest import ingest_source, ingested_sources, new_run_id, ordered_sources
     from storage.lake import Lake
     from storage.splits import load_exclusions
     from storage.training_sets import linked_dft_enthalpies, training_arrays
@@ -150,7 +159,10 @@ def fig2_data(settings: Settings, sources: list[str], max_per_source: int | None
     started = time.perf_counter()
     present = ingested_sources(lake)
     ingested = []
-    for name in [*sources, EXPERIMENT_SOURCE]:
+    needed = (
+        None if link_sources is None else list(dict.fromkeys([*sources, EXPERIMENT_SOURCE, *link_sources]))
+    )
+    for name in ordered_sources(needed):
         if not present.get(name):
             ingest_source(lake, name, settings.require_mirror(), run_id=new_run_id())
             ingested.append(name)
@@ -170,6 +182,7 @@ def fig2_data(settings: Settings, sources: list[str], max_per_source: int | None
     return {
         **panels,
         "sources": list(sources),
+        "link_sources": ordered_sources(needed),
         "experimental_source": EXPERIMENT_SOURCE,
         "ingested_now": ingested,
         "ingest_s": ingest_s,

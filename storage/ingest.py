@@ -191,11 +191,12 @@ def stored_labels(lake: Lake, sources: Iterable[str]) -> dict[str, int]:
 
 
 def ingested_sources(lake: Lake) -> dict[str, int]:
-    """Rows per source already in the lake (``structures`` and ``experimental_enthalpies``); a source
-    that was never ingested is absent."""
+    """Rows per source already in the lake (``structures``, ``experimental_enthalpies`` and ``synth_labels``);
+    a source that was never ingested is absent."""
     rows = lake.query(
         "SELECT source, count(*) AS n FROM structures GROUP BY source "
-        "UNION ALL SELECT source, count(*) AS n FROM experimental_enthalpies GROUP BY source"
+        "UNION ALL SELECT source, count(*) AS n FROM experimental_enthalpies GROUP BY source "
+        "UNION ALL SELECT source, count(*) AS n FROM synth_labels GROUP BY source"
     ).to_pylist()
     out: dict[str, int] = {}
     for r in rows:

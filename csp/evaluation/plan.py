@@ -96,6 +96,11 @@ class PaperPlan(BaseModel):
     baseline_rescales: int = Field(2, ge=0, description="Most reruns of a baseline to reach equal wall time.")
     fig2_sources: list[str] = Field(list(DFT_SOURCES), description="DFT sources of the Fig. 2 test split.")
     fig2_max_per_source: int | None = Field(None, description="Test rows scored per source (None: all).")
+    fig2_link_sources: list[str] | None = Field(
+        None,
+        description="Sources an experimental row may be linked to a structure of (None: every registered "
+        "source, as in the lake the shipped models were trained from).",
+    )
     fig3_composition: str = Field("MgO", description="Composition of the optimizer comparison.")
     fig3_optimizers: list[OptimizerName] = Field(
         ["rs", "pso", "ga", "bo"], description="Optimizers compared."
@@ -128,6 +133,7 @@ PRESETS: dict[str, PaperPlan] = {
         baseline_max_structures=3,
         fig2_sources=["mp_flla2015"],
         fig2_max_per_source=24,
+        fig2_link_sources=[],
         fig3_seeds=[0, 1],
         fig3_outer_steps=3,
         fig3_inner_steps=12,

@@ -409,7 +409,8 @@ def _fig2(data: Mapping[str, Any], figures: set[str]) -> list[str]:
         "",
         f"DFT test split of {', '.join(fig2['sources'])} ({rows['dft']} of {avail['dft']} rows scored) and the "
         f"experimental test split of {fig2['experimental_source']} on its linked structures ({rows['exp']} of "
-        f"{avail['exp']} rows; {rows['exp_with_raw_dft']} with a raw DFT value). Validation compounds excluded.",
+        f"{avail['exp']} rows; {rows['exp_with_raw_dft']} with a raw DFT value), each linked to a structure of "
+        f"{len(fig2['link_sources'])} ingested sources. Validation compounds excluded.",
         "",
         "| panel | rows | MAE (eV/atom) | RMSE (eV/atom) | R2 | **paper** MAE | **paper** R2 |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
