@@ -110,3 +110,16 @@ def test_tiny_report_has_every_section_key_and_figure_and_resumes(tmp_path, data
     again = json.loads((out / "report.json").read_text())
     assert again["fig2"] is None and again["parts"] == ["table1"]
     assert [r["found"] for r in again["table1"]["records"]] == [r["found"] for r in t1["records"]]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [(("--preset", "huge"), "preset"), (("--workers", "0"), "workers"), (("--parts", "fig9"), "parts")],
+)
+def test_a_bad_request_is_one_line_and_writes_nothing(tmp_path, args, message):
+    from tests.flows.cli_process import invoke_csp, one_line_error
+
+    home = tmp_path / "home"
+    result = invoke_csp(home, "benchmark", "paper", *args, "--out", str(tmp_path / "out"))
+    assert message in one_line_error(result)
+    assert not home.exists() and not (tmp_path / "out" / "report.md").exists()
