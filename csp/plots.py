@@ -12,6 +12,10 @@ with :func:`markdown_image` (a base64 data-URI PNG).
 what an experimentalist checks first, the cell drawn by ASE (``ase.visualize.plot.plot_atoms_raw``) beside
 the Cu K-alpha powder pattern of :func:`csp.structures.xrd.simulate`.
 
+The figures of the paper report (:func:`parity_panels`, :func:`band_panels`, :func:`histogram_panels`,
+:func:`grouped_bars`) take plain numbers (lists and dicts, as the report's JSON holds them), so a report is
+redrawn from its JSON alone.
+
 Fitness (FV) and P_syn are set on outer rows (one per symmetry family); inner rows are the structures the
 inner optimizer scored (predicted formation enthalpy only).
 """
@@ -36,12 +40,16 @@ if TYPE_CHECKING:
     from csp.structures.xrd import Pattern
 
 __all__ = [
+    "band_panels",
     "card_title",
     "convergence",
     "convergence_curve",
     "energy_distribution",
+    "grouped_bars",
+    "histogram_panels",
     "markdown_image",
     "optimizer_comparison",
+    "parity_panels",
     "png_base64",
     "png_bytes",
     "psyn_vs_dhf",
@@ -274,6 +282,149 @@ def refined_vs_unrefined(df: pd.DataFrame, *, title: str | None = None) -> Figur
     axes[0].set_title("relaxation lowers the\npotential's energy")
     axes[1].set_title("model vs potential\n(above the line: model fooled)")
     fig.suptitle(title or f"{len(pairs)} refined structures, by the potential's energy (the rank rule)")
+    return fig
+
+
+# ------------------------------------------------------------------ figures from plain numbers (reports)
+def _grid(n: int, ncols: int, width: float, height: float) -> tuple[Figure, list[Any]]:
+    from matplotlib.figure import Figure
+
+    nrows = max(1, -(-n // ncols))
+    fig = Figure(figsize=(width * min(n, ncols), height * nrows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, min(n, ncols), squeeze=False)).ravel().tolist()
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    return fig, axes[:n]
+
+
+def parity_panels(panels: list[Mapping[str, Any]], *, title: str | None = None, ncols: int = 2) -> Figure:
+    """Parity plots, one per panel: ``x`` (reference) against ``y`` (prediction), a diagonal, and a legend
+    of each ``group`` when given.
+
+    Each panel is a mapping with ``x``, ``y`` (lists of floats), ``xlabel``, ``ylabel``, ``title`` and
+    optionally ``group`` (a label per point) and ``note`` (text in the corner, e.g. the MAE and R2).
+
+    Raises:
+        InputError: no panel has a point.
+    """
+    if not any(len(p.get("x") or []) for p in panels):
+        raise InputError("No parity panel has a point to plot.")
+    fig, axes = _grid(len(panels), ncols, 4.2, 4.0)
+    for ax, panel in zip(axes, panels, strict=True):
+        x, y = np.asarray(panel.get("x") or [], dtype=float), np.asarray(panel.get("y") or [], dtype=float)
+        groups = panel.get("group")
+        if groups:
+            for name in sorted(set(groups)):
+                mask = np.array([g == name for g in groups])
+                ax.scatter(x[mask], y[mask], s=6, alpha=0.5, label=name)
+            ax.legend(fontsize=7, loc="lower right", markerscale=2)
+        elif len(x):
+            ax.scatter(x, y, s=8, alpha=0.6, color="tab:blue")
+        if len(x):
+            lo, hi = float(min(x.min(), y.min())), float(max(x.max(), y.max()))
+            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+        if panel.get("note"):
+            ax.text(0.03, 0.97, panel["note"], transform=ax.transAxes, va="top", fontsize=8)
+        ax.set_xlabel(panel.get("xlabel", ""))
+        ax.set_ylabel(panel.get("ylabel", ""))
+        ax.set_title(panel.get("title", ""), fontsize=9)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def band_panels(panels: list[Mapping[str, Any]], *, title: str | None = None, ncols: int = 2) -> Figure:
+    """Mean curves with a shaded band of one standard deviation, several series per panel.
+
+    Each panel has ``series`` (label -> ``{"x", "mean", "std"}``, None entries skipped), ``xlabel``,
+    ``ylabel`` and ``title``.
+
+    Raises:
+        InputError: no series has a point.
+    """
+    if not any(s.get("x") for p in panels for s in p.get("series", {}).values()):
+        raise InputError("No curve has a point to plot.")
+    fig, axes = _grid(len(panels), ncols, 5.0, 3.6)
+    for ax, panel in zip(axes, panels, strict=True):
+        for label, series in panel.get("series", {}).items():
+            x = np.asarray(series.get("x") or [], dtype=float)
+            mean = np.array([np.nan if v is None else v for v in series.get("mean") or []], dtype=float)
+            std = np.array([np.nan if v is None else v for v in series.get("std") or []], dtype=float)
+            if not len(x):
+                continue
+            (line,) = ax.step(x, mean, where="post", lw=1.8, label=label)
+            ax.fill_between(x, mean - std, mean + std, step="post", alpha=0.2, color=line.get_color())
+        ax.set_xlabel(panel.get("xlabel", ""))
+        ax.set_ylabel(panel.get("ylabel", ""))
+        ax.set_title(panel.get("title", ""), fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def histogram_panels(panels: list[Mapping[str, Any]], *, title: str | None = None, ncols: int = 2) -> Figure:
+    """Histograms on common bin edges, one outline per sample, several samples per panel.
+
+    Each panel has ``edges`` (bin edges), ``counts`` (label -> counts per bin), ``xlabel`` and ``title``.
+
+    Raises:
+        InputError: no panel has bins.
+    """
+    if not any(p.get("edges") for p in panels):
+        raise InputError("No histogram has bins to plot.")
+    fig, axes = _grid(len(panels), ncols, 5.0, 3.6)
+    for ax, panel in zip(axes, panels, strict=True):
+        edges = np.asarray(panel.get("edges") or [], dtype=float)
+        for label, counts in panel.get("counts", {}).items():
+            if len(edges) and len(counts):
+                ax.stairs(np.asarray(counts, dtype=float), edges, lw=1.5, label=label)
+        ax.set_xlabel(panel.get("xlabel", ""))
+        ax.set_ylabel("structures")
+        ax.set_title(panel.get("title", ""), fontsize=9)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def grouped_bars(panels: list[Mapping[str, Any]], *, title: str | None = None, ncols: int = 1) -> Figure:
+    """Grouped bar charts: per panel, ``categories`` on the x axis and one bar per series (label -> values,
+    None drawn as no bar), with ``ylabel`` and ``title``; ``hlines`` (label -> value) draws black reference
+    lines (e.g. the paper's means) in turn dotted, dashed and dash-dotted; ``log`` a logarithmic y axis.
+
+    Raises:
+        InputError: no panel has a category.
+    """
+    if not any(p.get("categories") for p in panels):
+        raise InputError("No bar chart has a category to plot.")
+    widest = max(len(p.get("categories") or []) for p in panels)
+    fig, axes = _grid(len(panels), ncols, max(6.0, 0.6 * widest + 2.0), 3.6)
+    for ax, panel in zip(axes, panels, strict=True):
+        categories = list(panel.get("categories") or [])
+        series = panel.get("series", {})
+        width = 0.8 / max(1, len(series))
+        for i, (label, values) in enumerate(series.items()):
+            heights = np.array([np.nan if v is None else v for v in values], dtype=float)
+            ax.bar(
+                np.arange(len(categories)) + (i - (len(series) - 1) / 2) * width, heights, width, label=label
+            )
+        for j, (label, value) in enumerate((panel.get("hlines") or {}).items()):
+            if value is not None:
+                ax.axhline(value, color="k", ls=(":", "--", "-.")[j % 3], lw=1.2, label=label)
+        if panel.get("log"):
+            ax.set_yscale("log")
+        ax.set_xticks(
+            range(len(categories)), categories, fontsize=8, rotation=45 if len(categories) > 8 else 0
+        )
+        ax.set_ylabel(panel.get("ylabel", ""))
+        ax.set_title(panel.get("title", ""), fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
     return fig
 
 

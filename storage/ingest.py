@@ -191,6 +191,20 @@ def stored_labels(lake: Lake, sources: Iterable[str]) -> dict[str, int]:
     return mp_labels(rows)
 
 
+def ingested_sources(lake: Lake) -> dict[str, int]:
+    """Rows per source already in the lake (``structures``, ``experimental_enthalpies`` and ``synth_labels``);
+    a source that was never ingested is absent."""
+    rows = lake.query(
+        "SELECT source, count(*) AS n FROM structures GROUP BY source "
+        "UNION ALL SELECT source, count(*) AS n FROM experimental_enthalpies GROUP BY source "
+        "UNION ALL SELECT source, count(*) AS n FROM synth_labels GROUP BY source"
+    ).to_pylist()
+    out: dict[str, int] = {}
+    for r in rows:
+        out[r["source"]] = out.get(r["source"], 0) + int(r["n"])
+    return dict(sorted(out.items()))
+
+
 def ordered_sources(names: Iterable[str] | None = None) -> list[str]:
     """Registered sources in dependency order (label lists before the rows that use them)."""
     chosen = list(SOURCES) if names is None else list(names)

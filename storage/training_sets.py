@@ -172,6 +172,18 @@ def training_arrays(
     )
 
 
+def linked_dft_enthalpies(lake: Lake, source: str = EXPERIMENT_SOURCE) -> dict[str, float | None]:
+    """The DFT formation enthalpy (eV/atom) of the structure each experimental row of ``source`` is linked
+    to (the ``experimental_linked`` view; None where the linked structure has none), keyed as the ``ids``
+    of :func:`training_arrays` (``<source>:<source_id>``): the raw DFT-vs-experiment comparison."""
+    rows = lake.query(
+        "SELECT source, source_id, linked_dhf_dft_ev_per_atom AS dhf FROM experimental_linked "
+        "WHERE source = ? ORDER BY source_id",
+        [source],
+    ).to_pylist()
+    return {f"{r['source']}:{r['source_id']}": r["dhf"] for r in rows}
+
+
 @dataclass(frozen=True)
 class HypotheticalPolymorphs:
     """Hypothetical polymorphs of known compositions, as unlabeled PU rows (target 0).

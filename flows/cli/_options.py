@@ -51,6 +51,8 @@ def _plain(annotation: Any) -> tuple[Any, list[str]]:
     args = typing.get_args(annotation)
     if typing.get_origin(annotation) is Literal:
         return str, [str(a) for a in args]
+    if typing.get_origin(annotation) is list and args and typing.get_origin(args[0]) is Literal:
+        return list[str], [str(a) for a in typing.get_args(args[0])]  # a repeated option of choices
     if typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args:
         inner, choices = _plain(next(a for a in args if a is not type(None)))
         return inner | None, choices

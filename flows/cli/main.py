@@ -2,7 +2,7 @@
 
 One module per noun (:mod:`flows.cli.lake`, :mod:`flows.cli.ingest`, :mod:`flows.cli.models`,
 :mod:`flows.cli.campaign`, :mod:`flows.cli.augment`, :mod:`flows.cli.learn`, :mod:`flows.cli.service`, :mod:`flows.cli.candidates` for
-``candidates`` and ``structures``, :mod:`flows.cli.plot`); this module assembles them.
+``candidates`` and ``structures``, :mod:`flows.cli.plot`, :mod:`flows.cli.benchmark`); this module assembles them.
 A new noun: a module with its own ``typer.Typer`` and one ``app.add_typer`` line here.
 """
 
@@ -14,6 +14,7 @@ import typer
 
 from flows.cli._common import OneLineErrors, console, package_version
 from flows.cli.augment import augment_app
+from flows.cli.benchmark import benchmark_app
 from flows.cli.campaign import campaign_app, demo
 from flows.cli.candidates import candidates_app, structures_app
 from flows.cli.ingest import ingest_app
@@ -36,6 +37,7 @@ app.add_typer(service_app, name="service")
 app.add_typer(candidates_app, name="candidates")
 app.add_typer(structures_app, name="structures")
 app.add_typer(plot_app, name="plot")
+app.add_typer(benchmark_app, name="benchmark")
 app.command("sql")(sql)
 app.command("demo")(demo)
 

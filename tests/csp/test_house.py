@@ -13,6 +13,7 @@ MAY_IMPORT = {
     "models": {"structures"},
     "search": {"structures", "models"},
     "potentials": {"structures", "models", "search"},
+    "evaluation": {"structures", "models", "search", "potentials", "plots"},
     "plots": {"structures"},
 }
 TOP_LEVEL_MODULES = {"__init__", "errors", "plots"}

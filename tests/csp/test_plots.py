@@ -207,3 +207,36 @@ def test_plot_titles_fit_in_the_figure(rows, name, kwargs):
     titles = [t for t in (fig._suptitle, *(ax.title for ax in fig.axes)) if t is not None and t.get_text()]
     assert titles
     assert all(_inside(fig, t) for t in titles), [t.get_text() for t in titles]
+
+
+def test_report_figures_from_plain_numbers(tmp_path):
+    parity = plots.parity_panels(
+        [
+            {"x": [0.0, 1.0], "y": [0.1, 0.9], "group": ["a", "b"], "title": "a", "note": "MAE 0.1"},
+            {"x": [], "y": [], "title": "empty"},
+        ]
+    )
+    bands = plots.band_panels(
+        [{"series": {"rs": {"x": [1, 2], "mean": [0.5, None], "std": [0.1, None]}}, "xlabel": "evaluations"}]
+    )
+    hist = plots.histogram_panels([{"edges": [0, 1, 2], "counts": {"rs": [1, 2], "bo": [0, 3]}}])
+    bars = plots.grouped_bars(
+        [
+            {
+                "categories": ["MgO", "GaAs"],
+                "series": {"dft": [1.0, None], "exp": [2.0, 0.5]},
+                "hlines": {"paper": 2.5},
+            }
+        ]
+    )
+    for i, fig in enumerate((parity, bands, hist, bars)):
+        path = plots.save(fig, tmp_path / f"f{i}.png")
+        assert path.read_bytes()[:8] == PNG
+    for draw, panel in (
+        (plots.parity_panels, {"x": [], "y": []}),
+        (plots.band_panels, {"series": {}}),
+        (plots.histogram_panels, {"edges": []}),
+        (plots.grouped_bars, {"categories": []}),
+    ):
+        with pytest.raises(InputError):
+            draw([panel])

@@ -127,16 +127,28 @@ def test_derived_campaign_id_is_deterministic():
     assert a != derived_campaign_id("nightly-MgO", t, {"composition": "MgO", "seed": 1})
 
 
-def test_benchmark_flow(prefect_api, csp_home):
+def test_benchmark_flow_writes_the_paper_report_under_the_lake(
+    prefect_api, csp_home, data_mirror, monkeypatch
+):
     from flows.deployments.benchmark import benchmark
 
-    state = benchmark(composition="MgO", outer_steps=2, inner_steps=6, batch_size=6, return_state=True)
+    monkeypatch.setenv("CSP_DATA_MIRROR", str(data_mirror))
+    state = benchmark(preset="tiny", parts=["fig3"], return_state=True)
     assert state.is_completed(), state.message
-    rows = state.result()
-    assert [r["optimizer"] for r in rows] == ["rs", "pso", "ga", "bo"]
-    assert all(r["candidates"] == 12 and r["best_fitness"] is not None for r in rows)
-    tables = [a for a in _artifacts(state.state_details.flow_run_id) if a.key == "benchmark-mgo"]
-    assert len(tables) == 1
+    summary = state.result()
+    report = csp_home / "reports" / "paper-tiny" / "report.md"
+    assert summary["report"] == str(report) and report.is_file() and summary["failed"] == []
+    assert summary["campaigns"] == 14  # rs, pso, ga, bo outside and inside (bo/pso once), two seeds
+    artifacts = {a.key: a for a in _artifacts(state.state_details.flow_run_id)}
+    assert "data:image/png;base64," in artifacts["benchmark-paper-tiny"].data  # figures inlined
+
+
+def test_benchmark_flow_refuses_an_unknown_preset(prefect_api, csp_home):
+    from flows.deployments.benchmark import benchmark
+
+    state = benchmark(preset="huge", return_state=True)
+    assert state.is_failed() and "preset" in state.message
+    assert not (csp_home / "lake").exists()
 
 
 def test_ingest_flow_one_source(prefect_api, csp_home, data_mirror, monkeypatch):

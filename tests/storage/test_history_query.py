@@ -162,3 +162,16 @@ def test_reads_while_a_campaign_writes(tmp_path):
         writer.join()
     assert not errors
     assert len(load_candidates(campaign="hist-a", stage="inner", home=lake)) > 6
+
+
+def test_search_rows_of_one_group_and_the_light_trace(history):
+    from storage.candidates import search_rows, search_trace
+
+    rows = search_rows(history, "hist-a", ("inner",), spacegroup=221)
+    assert [(r["outer_step"], r["inner_step"]) for r in rows] == [(1, 0), (1, 1), (1, 2)]
+    lowest = search_rows(history, "hist-a", ("inner",), lowest_energy_first=True, limit=2)
+    assert [r["dhf_pred_ev_per_atom"] for r in lowest] == [-3.05, -2.90]  # valid rows only, lowest first
+    assert len(rows[0]["lattice"]) == 9
+    trace = search_trace(history, "hist-a")
+    assert trace.num_rows == 8 and "lattice_angstrom" not in trace.column_names
+    assert trace.column("stage").to_pylist()[:4] == ["outer", "inner", "inner", "inner"]

@@ -108,3 +108,18 @@ def test_dft_export_gives_universal_potential_rows_fidelity_1(lake, tmp_path):
     assert plain.per_fidelity == {"dft": 4}
     with np.load(plain.path) as data:
         assert "fidelity" not in data.files  # all-DFT sets keep the layout they had
+
+
+def test_linked_dft_enthalpies_and_ingested_sources(lake):
+    from storage.ingest import ingested_sources
+    from storage.training_sets import linked_dft_enthalpies
+
+    _fill(lake)
+    linked = linked_dft_enthalpies(lake)
+    # keyed as the training arrays' ids; NaCl has no structure, so no DFT value
+    assert linked == {
+        "expt_deltae_jha2019:1": -2.0,
+        "expt_deltae_jha2019:2": -1.0,
+        "expt_deltae_jha2019:3": None,
+    }
+    assert ingested_sources(lake) == {"castelli_cdvae": 1, "expt_deltae_jha2019": 3, "mp_flla2015": 5}
