@@ -258,7 +258,7 @@ def plan_composition(
         chosen += [other[i] for i in sorted(pick)]
     rows += [decoration_row(name, d) for d in chosen]
     if random_structures > 0:
-        rows += _random_rows(comp, rng, random_structures, max_random_atoms, random_spacegroups)
+        rows += _random_rows(comp, rng, random_structures, max_random_atoms, random_spacegroups, seed)
     return rows
 
 
@@ -271,8 +271,15 @@ def decoration_row(formula: str, decoration: Decoration) -> PlanRow:
 
 
 def _random_rows(
-    comp: Composition, rng: np.random.Generator, n: int, max_atoms: int, n_groups: int
+    comp: Composition, rng: np.random.Generator, n: int, max_atoms: int, n_groups: int, seed: int = 0
 ) -> list[PlanRow]:
+    """Up to ``n`` symmetric random structures of ``comp`` from the search's own generator (single points).
+
+    Ids are ``<formula>|random|<i>`` for plan seed 0 (the first plans' ids) and ``<formula>|random|s<seed>-<i>``
+    for any other seed: a plan of another seed adds rows, never a second structure under an id labelled
+    before.
+    """
+    stem = f"{comp.formula}|random|" + ("" if seed == 0 else f"s{seed}-")
     from csp.search.generate import build_template, enumerate_families, sample_valid
 
     z_max = max(1, max_atoms // comp.num_atoms)
@@ -294,7 +301,7 @@ def _random_rows(
         crystal = Crystal(batch.lattices[0], batch.numbers, batch.frac_coords[0])
         tag = f"Z{family.formula_units} SG{family.spacegroup} {family.wyckoff}"
         rows.append(
-            PlanRow(f"{comp.formula}|random|{len(rows)}", comp.formula, "random", "single", tag, crystal)
+            PlanRow(f"{stem}{len(rows)}", comp.formula, "random", "single", tag, crystal)
         )
     return rows
 

@@ -315,3 +315,12 @@ def test_committed_labels_summary_counts_what_the_parts_hold():
     assert summary["training_compositions"] <= summary["compositions"]
     q = summary["dhf_quantiles_ev_per_atom"]
     assert q == sorted(q) and q[0] >= -10 and q[-1] <= 10  # training rows lie within 10 eV/atom
+
+
+def test_random_rows_of_another_seed_get_ids_of_their_own():
+    first = [r for r in plan_composition("ZnS", seed=0, max_prototypes=0, random_structures=2) if r.kind == "random"]
+    later = [r for r in plan_composition("ZnS", seed=5, max_prototypes=0, random_structures=2) if r.kind == "random"]
+    assert [r.id for r in first] == ["ZnS|random|0", "ZnS|random|1"]  # the first plans' ids, unchanged
+    assert [r.id for r in later] == ["ZnS|random|s5-0", "ZnS|random|s5-1"]
+    protos = [r.id for r in plan_composition("ZnS", seed=5, max_prototypes=2, random_structures=0)]
+    assert protos == [r.id for r in plan_composition("ZnS", seed=0, max_prototypes=2, random_structures=0)][:2]
