@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path, PurePath, PureWindowsPath
 from typing import Any
@@ -20,6 +22,13 @@ from storage.readers._common import (
     excerpt,
     iter_csv,
 )
+from storage.readers._optimade_entry import (
+    OptimadeAttributes,
+    OptimadeSpecies,
+    check_attributes,
+    check_entry,
+    readable_id,
+)
 from storage.readers._rows import read_text, structure_scalars
 from storage.readers._structure import (
     Cell,
@@ -28,7 +37,7 @@ from storage.readers._structure import (
     cell_from_arrays,
     finish_all,
 )
-from storage.validation import full_occupancy
+from storage.validation import compare_formulas, full_occupancy
 
 _SUFFIXES = ("", ".cif", ".vasp", ".poscar", ".POSCAR")
 
@@ -98,12 +107,13 @@ def cell_from_poscar(text: str) -> Cell:
 ISOTOPES = {"D": "deuterium", "T": "tritium"}
 
 
-def _isotope_mass(symbols: list[str], mass: object) -> bool:
-    """Whether an OPTIMADE species' ``mass`` (u, one per chemical symbol) departs from its element's standard
-    atomic weight by more than 0.5 u: an isotope (deuterium is 2.014 u, H 1.008 u)."""
+def _isotope_mass(symbols: list[str], mass: list[float] | None) -> bool:
+    """Whether an OPTIMADE species' ``mass`` (u, one per chemical symbol; the v1.0 single number arrives as a
+    list of one) departs from its element's standard atomic weight by more than 0.5 u: an isotope (deuterium
+    is 2.014 u, H 1.008 u)."""
     from pymatgen.core import Element
 
-    if not isinstance(mass, list) or len(mass) != len(symbols):
+    if mass is None or len(mass) != len(symbols):
         return False
     try:
         return any(
@@ -222,66 +232,143 @@ def read_id_prop_folder(
     yield from finish_all(_pending_id_prop(folder, source, license, energy_kind), workers=workers)
 
 
-def cell_from_optimade(attributes: dict[str, Any]) -> Cell:
+def cell_from_optimade(attributes: Any) -> Cell:
     """Build a cell from OPTIMADE structure attributes (Cartesian positions in Angstrom).
 
+    The attributes are first checked against the specification's types
+    (:func:`storage.readers._optimade_entry.check_attributes`), then against each other: as many positions as
+    ``species_at_sites``, ``nsites`` equal to that count, ``nperiodic_dimensions`` equal to the periodic
+    ``dimension_types``, every site's name among ``species`` (when given), one concentration per chemical
+    symbol, ``elements``, ``nelements`` and the formulas (``chemical_formula_descriptive`` and
+    ``chemical_formula_anonymous``; the reduced one is compared when the structure is finished) equal to what
+    the sites hold.
+
     Raises:
-        StructureError: on missing attributes, a disordered or vacancy species, ``assemblies`` (sites that
-            are alternatives of one another), bad shapes, an ``nsites`` that disagrees with the sites, or
-            an entry periodic in fewer than 3 dimensions (``nperiodic_dimensions``/``dimension_types``).
+        StructureError: on a field of the wrong type or shape, missing attributes, a disordered or vacancy
+            species, an isotope (named ``D``/``T`` or with a ``mass``, one number or a list, more than 0.5 u
+            off its element's), ``attached`` atoms, ``assemblies`` (sites that are alternatives of one another),
+            fields that disagree with each other or the sites, or an entry periodic in fewer than 3 dimensions.
     """
-    if attributes.get("assemblies"):
+    attrs = check_attributes(attributes)
+    if attrs.assemblies:
         raise StructureError(
             "OPTIMADE entry has assemblies (alternative groups of sites: partial occupancy); disordered "
             "structures are not supported"
         )
-    periodic = attributes.get("nperiodic_dimensions")
-    if periodic is None and attributes.get("dimension_types") is not None:
-        periodic = sum(1 for d in attributes["dimension_types"] if d)
-    if periodic is not None and periodic != 3:
+    types = attrs.dimension_types
+    if (
+        attrs.nperiodic_dimensions is not None
+        and types is not None
+        and sum(types) != attrs.nperiodic_dimensions
+    ):
         raise StructureError(
-            f"OPTIMADE entry is periodic in {periodic} dimension(s) (nperiodic_dimensions); only 3-D "
-            "crystals can be stored"
+            f"OPTIMADE entry declares nperiodic_dimensions = {attrs.nperiodic_dimensions} but dimension_types "
+            f"{types} has {sum(types)} periodic direction(s)"
         )
-    try:
-        lattice = np.asarray(attributes["lattice_vectors"], dtype=float).reshape(3, 3)
-        cart = np.asarray(attributes["cartesian_site_positions"], dtype=float).reshape(-1, 3)
-        names = list(attributes["species_at_sites"])
-    except KeyError as exc:
-        raise StructureError(f"OPTIMADE entry lacks attribute {exc}") from exc
-    except (TypeError, ValueError) as exc:
-        raise StructureError(f"malformed OPTIMADE arrays: {exc}") from exc
-    symbol_of: dict[str, str] = {}
-    for spec in attributes.get("species") or []:
-        symbols = list(spec.get("chemical_symbols") or [])
-        if spec.get("attached"):
+    for periodic, field in (
+        (attrs.nperiodic_dimensions, "nperiodic_dimensions"),
+        (types and sum(types), "dimension_types"),
+    ):
+        if periodic is not None and periodic != 3:
             raise StructureError(
-                f"OPTIMADE species {spec.get('name')!r} carries attached atoms {spec.get('attached')} that "
-                "have no positions; the lake stores every atom at its site (list them as sites)"
+                f"OPTIMADE entry is periodic in {periodic} dimension(s) ({field}); only 3-D crystals can be stored"
             )
-        if str(spec.get("name")) in ISOTOPES or _isotope_mass(symbols, spec.get("mass")):
-            raise StructureError(
-                f"OPTIMADE species {spec.get('name')!r} is an isotope or gives its own mass; the lake stores "
-                "elements only (name it by its element and leave out the mass)"
-            )
-        concentration = list(spec.get("concentration") or [1.0])
-        if len(symbols) != 1 or not full_occupancy(float(concentration[0])) or symbols[0] == "vacancy":
-            symbol_of[str(spec.get("name"))] = ""
-        else:
-            symbol_of[str(spec.get("name"))] = symbols[0]
-    species = [symbol_of.get(name, name) for name in names]
-    if any(not s for s in species):
-        raise StructureError("disordered site occupancies are not supported")
-    declared_sites = attributes.get("nsites")
-    if isinstance(declared_sites, int) and declared_sites != len(species):
+    names = attrs.species_at_sites
+    if len(attrs.cartesian_site_positions) != len(names):
         raise StructureError(
-            f"OPTIMADE entry declares nsites = {declared_sites} but lists {len(species)} sites"
+            f"OPTIMADE entry lists {len(attrs.cartesian_site_positions)} cartesian_site_positions but "
+            f"{len(names)} species_at_sites"
         )
+    if attrs.nsites is not None and attrs.nsites != len(names):
+        raise StructureError(f"OPTIMADE entry declares nsites = {attrs.nsites} but lists {len(names)} sites")
+    species = _site_symbols(names, attrs.species)
+    _check_declared_composition(attrs, species)
+    lattice = np.asarray(attrs.lattice_vectors, dtype=float)
+    cart = np.asarray(attrs.cartesian_site_positions, dtype=float).reshape(-1, 3)
     try:
         frac = np.linalg.solve(lattice.T, cart.T).T
     except np.linalg.LinAlgError as exc:
         raise StructureError("lattice is singular (zero volume)") from exc
     return cell_from_arrays(lattice, species, frac)
+
+
+def _site_symbols(names: list[str], species: list[OptimadeSpecies] | None) -> list[str]:
+    """The element each site's name stands for (the names themselves when the entry lists no ``species``)."""
+    if species is None:
+        return list(names)
+    symbol_of: dict[str, str] = {}
+    for spec in species:
+        symbols = spec.chemical_symbols
+        if spec.name in symbol_of:
+            raise StructureError(f"OPTIMADE species {spec.name!r} is listed more than once in species")
+        if len(spec.concentration) != len(symbols):
+            raise StructureError(
+                f"OPTIMADE species {spec.name!r} gives {len(spec.concentration)} concentration(s) for "
+                f"{len(symbols)} chemical symbol(s)"
+            )
+        if spec.mass is not None and len(spec.mass) != len(symbols):
+            raise StructureError(
+                f"OPTIMADE species {spec.name!r} gives {len(spec.mass)} mass(es) for {len(symbols)} "
+                "chemical symbol(s)"
+            )
+        if spec.attached or spec.nattached:
+            raise StructureError(
+                f"OPTIMADE species {spec.name!r} carries attached atoms {spec.attached} that "
+                "have no positions; the lake stores every atom at its site (list them as sites)"
+            )
+        if spec.name in ISOTOPES or _isotope_mass(symbols, spec.mass):
+            raise StructureError(
+                f"OPTIMADE species {spec.name!r} is an isotope or gives its own mass; the lake stores "
+                "elements only (name it by its element and leave out the mass)"
+            )
+        ordered = len(symbols) == 1 and full_occupancy(spec.concentration[0]) and symbols[0] != "vacancy"
+        symbol_of[spec.name] = symbols[0] if ordered else ""
+    unknown = sorted(set(names) - set(symbol_of))
+    if unknown:
+        raise StructureError(
+            f"OPTIMADE species_at_sites names {unknown} that are not among the entry's species {sorted(symbol_of)}"
+        )
+    sites = [symbol_of[name] for name in names]
+    if not all(sites):
+        raise StructureError("disordered site occupancies are not supported")
+    return sites
+
+
+def _check_declared_composition(attrs: OptimadeAttributes, species: list[str]) -> None:
+    """``elements``, ``nelements``, the descriptive and the anonymous formula, where given, against the sites."""
+    present = sorted(set(species))
+    if attrs.elements is not None and sorted(set(attrs.elements)) != present:
+        raise StructureError(
+            f"OPTIMADE entry declares elements {attrs.elements} but its sites hold {present}"
+        )
+    if attrs.nelements is not None and attrs.nelements != len(present):
+        raise StructureError(
+            f"OPTIMADE entry declares nelements = {attrs.nelements} but its sites hold {len(present)} elements"
+        )
+    if attrs.chemical_formula_descriptive:
+        problem = compare_formulas(attrs.chemical_formula_descriptive, species)
+        if problem:
+            raise StructureError(f"chemical_formula_descriptive: {problem}")
+    anonymous = (attrs.chemical_formula_anonymous or "").strip()
+    if anonymous and species and anonymous != anonymous_formula(species):
+        raise StructureError(
+            f"OPTIMADE entry declares chemical_formula_anonymous {anonymous!r} but its sites give "
+            f"{anonymous_formula(species)!r}"
+        )
+
+
+def anonymous_formula(species: list[str]) -> str:
+    """OPTIMADE's anonymous formula of the sites: reduced counts, largest first, named A, B, ... (``LiH`` is
+    ``AB``, ``Al2O3`` is ``A3B2``)."""
+    counts = sorted(Counter(species).values(), reverse=True)
+    divisor = math.gcd(*counts)
+    letters = [
+        chr(ord("A") + i % 26) + ("" if i < 26 else chr(ord("a") + i // 26 - 1)) for i in range(len(counts))
+    ]
+    return "".join(
+        f"{letter}{n // divisor if n // divisor > 1 else ''}"
+        for letter, n in zip(letters, counts, strict=True)
+    )
 
 
 def _pending_optimade(
@@ -315,14 +402,18 @@ def _pending_optimade(
         if not isinstance(entry, dict) or entry.get("type") != "structures":
             yield Rejection(file, index, None, "entry is not of type 'structures'", raw)
             continue
-        sid = str(entry.get("id") or "").strip()
-        attrs = entry.get("attributes") or {}
+        try:
+            checked = check_entry(entry)
+        except StructureError as exc:
+            yield Rejection(file, index, readable_id(entry.get("id")), str(exc), raw)
+            continue
+        sid, attrs = checked.id, checked.attributes
         dhf, reason = (
             (None, None)
             if energy_field is None
             else check_energy(attrs.get(energy_field), f"formation energy ({energy_field})")
         )
-        reason = ("entry has no id" if not sid else None) or reason or seen.check(sid, index)
+        reason = reason or seen.check(sid, index)
         cell = None
         if not reason:
             try:
@@ -330,9 +421,10 @@ def _pending_optimade(
             except StructureError as exc:
                 reason = str(exc)
         if reason or cell is None:
-            yield Rejection(file, index, sid or None, reason or "unreadable entry", raw)
+            yield Rejection(file, index, sid, reason or "unreadable entry", raw)
             continue
-        formula = attrs.get("chemical_formula_reduced") or attrs.get("chemical_formula_descriptive") or ""
+        reduced = attrs.get("chemical_formula_reduced") or ""
+        formula = reduced or attrs.get("chemical_formula_descriptive") or ""
         skip = {"lattice_vectors", "cartesian_site_positions", "species_at_sites", "species", "nsites"}
         extra = {k: v for k, v in attrs.items() if k not in skip and isinstance(v, str | int | float | bool)}
         row = structure_scalars(
@@ -344,15 +436,7 @@ def _pending_optimade(
             energy_kind=f"optimade:{energy_field}" if energy_field else None,
             extra=extra,
         )
-        yield PendingStructure(
-            file,
-            index,
-            sid,
-            row,
-            cell=cell,
-            raw=raw,
-            declared_formula=str(attrs.get("chemical_formula_reduced") or ""),
-        )
+        yield PendingStructure(file, index, sid, row, cell=cell, raw=raw, declared_formula=str(reduced))
 
 
 def read_optimade(
