@@ -58,7 +58,9 @@ MALFORMED = [
     (with_species(0, concentration=1.0), "species[0].concentration: 1.0 is not a list"),
     (lih("species-str", species="Li"), "attribute species: 'Li' is not a list"),
     (
-        lih("species-item-str", species=["Li", {"name": "H", "chemical_symbols": ["H"], "concentration": [1]}]),
+        lih(
+            "species-item-str", species=["Li", {"name": "H", "chemical_symbols": ["H"], "concentration": [1]}]
+        ),
         "attribute species[0]: 'Li' is not an object",
     ),
     (with_species(0, chemical_symbols=[None]), "species[0].chemical_symbols[0]: None is not a string"),
@@ -67,10 +69,16 @@ MALFORMED = [
     (lih("nsites-float", nsites=5.0), "attribute nsites: 5.0 is not an integer"),
     (lih("nsites-text", nsites="5"), "attribute nsites: '5' is not an integer"),
     (lih("nper-text", nperiodic_dimensions="3"), "attribute nperiodic_dimensions: '3' is not an integer"),
-    (lih("types-text", nperiodic_dimensions=None, dimension_types="abc"), "dimension_types: 'abc' is not a list"),
+    (
+        lih("types-text", nperiodic_dimensions=None, dimension_types="abc"),
+        "dimension_types: 'abc' is not a list",
+    ),
     (lih("types-two", dimension_types=[1, 1]), "dimension_types: [1, 1] (list should have at least 3 items"),
     (lih("types-2", dimension_types=[1, 1, 2]), "dimension_types[2]: 2 (input should be 0 or 1)"),
-    (lih("lattice-2", lattice_vectors=CUBE[:2]), "lattice_vectors: [[4.0, 0, 0], [0, 4.0, 0]] (list should have"),
+    (
+        lih("lattice-2", lattice_vectors=CUBE[:2]),
+        "lattice_vectors: [[4.0, 0, 0], [0, 4.0, 0]] (list should have",
+    ),
     (lih("positions-2d", cartesian_site_positions=[[0, 0], [1, 1]]), "cartesian_site_positions[0]: [0, 0]"),
     (lih("sites-int", species_at_sites=[1, 2]), "species_at_sites[0]: 1 is not a string"),
     (lih("formula-int", chemical_formula_reduced=5), "chemical_formula_reduced: 5 is not a string"),
@@ -109,13 +117,19 @@ CONTRADICTIONS = [
         lih("anonymous", chemical_formula_anonymous="A2B"),
         "OPTIMADE entry declares chemical_formula_anonymous 'A2B' but its sites give 'AB'",
     ),
-    (lih("elements", elements=["H", "Na"]), "OPTIMADE entry declares elements ['H', 'Na'] but its sites hold"),
+    (
+        lih("elements", elements=["H", "Na"]),
+        "OPTIMADE entry declares elements ['H', 'Na'] but its sites hold",
+    ),
     (lih("nelements", nelements=3), "OPTIMADE entry declares nelements = 3 but its sites hold 2 elements"),
     (
         lih("positions-3", cartesian_site_positions=[[0, 0, 0], [2, 2, 2], [1, 1, 1]]),
         "OPTIMADE entry lists 3 cartesian_site_positions but 2 species_at_sites",
     ),
-    (lih("unknown-site", species_at_sites=["Li", "Hx"]), "names ['Hx'] that are not among the entry's species"),
+    (
+        lih("unknown-site", species_at_sites=["Li", "Hx"]),
+        "names ['Hx'] that are not among the entry's species",
+    ),
     (
         with_species(0, concentration=[1.0, 0.0]),
         "OPTIMADE species 'Li' gives 2 concentration(s) for 1 chemical symbol(s)",
