@@ -16,26 +16,12 @@ ids and names that end up in the lake or on a terminal (no control, format or li
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
+from storage.readers._common import visible_text_problem
 from storage.validation import StructureError
-
-#: Unicode categories that never belong in an id or a name: control (ESC, C1), format (bidirectional
-#: overrides, zero-width characters), line and paragraph separators
-INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
-
-
-def visible_text_problem(text: str, what: str) -> str | None:
-    """Why ``text`` (an id or a name) cannot be stored, or None: it holds control or other invisible
-    characters (``ESC [31m`` would recolour a terminal that prints it)."""
-    bad = [c for c in text if unicodedata.category(c) in INVISIBLE_CATEGORIES]
-    if not bad:
-        return None
-    codes = ", ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(bad))
-    return f"{what} {text!r} holds the control or invisible character(s) {codes}; use visible characters only"
 
 
 def _number_to_list(value: Any) -> Any:

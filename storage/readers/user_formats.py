@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import warnings
 from collections import Counter
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from storage.readers._common import (
     decode_text,
     excerpt,
     iter_csv,
+    visible_text_problem,
 )
 from storage.readers._optimade_entry import (
     OptimadeAttributes,
@@ -54,13 +56,25 @@ def _find_structure_file(folder: Path, name: str) -> Path | str:
         return f"file name {name!r} is an absolute path; id_prop.csv may name only files inside its folder"
     if os.path.normpath(name).split(os.sep, 1)[0] == os.pardir:
         return f"file name {name!r} points outside the folder (through '..'); name a file inside it"
+    problem = visible_text_problem(name, "file name")
+    if problem:
+        return problem
     root = folder.resolve()
+    irregular = None
     for suffix in _SUFFIXES:
         candidate = folder / f"{name}{suffix}"
         if candidate.is_file():
             if not candidate.resolve().is_relative_to(root):
                 return f"file name {name!r} is a link to a file outside the folder; copy the file into the folder"
             return candidate
+        if irregular is None and candidate.exists():  # a folder, a FIFO, a socket, a device
+            irregular = candidate
+    if irregular is not None:
+        kind = "a folder" if irregular.is_dir() else "a FIFO, socket or device"
+        return (
+            f"{os.path.normpath(irregular.relative_to(folder))!r} is {kind}, not a regular file; "
+            "name a structure file"
+        )
     return f"no structure file named {name!r} (tried suffixes {list(_SUFFIXES[1:])})"
 
 
@@ -69,15 +83,24 @@ def cell_from_poscar(text: str) -> Cell:
 
     Raises:
         StructureError: if pymatgen cannot read it, the file names no species (pymatgen would invent
-            H, He, ... placeholders), a site is not a known element, or the file lists more coordinate
-            lines than its element counts add up to (pymatgen would drop the extra sites).
+            H, He, ... placeholders), a site is not a known element, or its coordinate block does not hold
+            one line per atom of its counts (:func:`_coordinate_problem`: fewer lines, or lines after them
+            that pymatgen would drop).
     """
     from pymatgen.io.vasp import Poscar
 
+    problem = _coordinate_problem(text)
+    if problem:
+        raise StructureError(problem)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             structure = Poscar.from_str(text).structure
+        except IndexError as exc:  # pymatgen ran past the last line
+            raise StructureError(
+                f"malformed POSCAR: it ends after {len(text.strip().splitlines())} line(s), before its lattice, "
+                "counts, coordinate mode and coordinates are complete"
+            ) from exc
         except Exception as exc:  # pymatgen raises its own StructureError, MemoryError, warnings as errors
             detail = " ".join(str(exc).split()) or "the element counts ask for more atoms than memory holds"
             raise StructureError(f"malformed POSCAR: {type(exc).__name__}: {detail}") from exc
@@ -93,12 +116,6 @@ def cell_from_poscar(text: str) -> Cell:
         raise StructureError(
             f"POSCAR element line names the isotope(s) {isotopes} ({', '.join(ISOTOPES[i] for i in isotopes)}); "
             "the lake stores elements only: write H"
-        )
-    rows = _coordinate_lines(text)
-    if rows is not None and rows > len(species):
-        raise StructureError(
-            f"POSCAR lists {rows} coordinate lines but its element counts add up to {len(species)} atoms "
-            "(fix the counts line; the extra sites would be dropped)"
         )
     return cell_from_arrays(structure.lattice.matrix, species, structure.frac_coords)
 
@@ -140,24 +157,73 @@ def _numbers(parts: list[str]) -> bool:
     return bool(parts)
 
 
-def _coordinate_lines(text: str) -> int | None:
-    """Consecutive lines of three numbers after a POSCAR's coordinate-mode line (None: layout not found)."""
-    lines = text.splitlines()
-    i = 5  # comment, scale, three lattice rows
-    if i < len(lines) and not _numbers(lines[i].split()):
-        i += 1  # the element line
-    i += 1  # the counts line
-    if i < len(lines) and lines[i].strip()[:1] in ("s", "S"):
-        i += 1  # selective dynamics
-    if i >= len(lines) or lines[i].strip()[:1].lower() not in ("d", "c", "k"):
-        return None
-    rows = 0
-    for line in lines[i + 1 :]:
-        parts = line.split()
-        if len(parts) < 3 or not _numbers(parts[:3]):
+def _coordinate_block(lines: list[str]) -> tuple[int, int] | None:
+    """``(index of the first coordinate line, number of sites)`` of a POSCAR's first block (comments cut),
+    read as pymatgen reads it: VASP 4 counts on the sixth line, or VASP 5/6 element lines (up to 10, when
+    more than 20 groups wrap) followed by as many counts lines; None when the layout is not that."""
+    try:
+        counts = [int(t) for t in lines[5].split()]
+        start = 6
+    except (IndexError, ValueError):
+        for n in range(1, 11):
+            try:
+                int(lines[5 + n].split()[0])
+            except (IndexError, ValueError):
+                continue
             break
-        rows += 1
-    return rows
+        else:
+            return None
+        try:
+            counts = [int(t) for line in lines[5 + n : 5 + 2 * n] for t in line.split()]
+        except ValueError:
+            return None
+        start = 5 + 2 * n
+    if not counts or min(counts) < 0 or start >= len(lines):
+        return None
+    if lines[start][:1] in ("s", "S"):
+        start += 1  # selective dynamics
+    if start >= len(lines) or lines[start][:1].lower() not in ("d", "c", "k"):
+        return None
+    return start + 1, sum(counts)
+
+
+def _coordinate_problem(text: str) -> str | None:
+    """Why a POSCAR's coordinate block does not hold exactly one line per atom of its counts, else None.
+
+    pymatgen reads the block up to the first blank line (velocities and predictor-corrector data follow
+    blank lines) and takes as many lines as the counts add up to: with fewer it fails with an ``IndexError``,
+    and lines after them (more coordinates, a ``# comment`` line and coordinates, coordinates written with
+    commas) are dropped without a word. Only a ``Lattice velocities and vectors`` section may follow the
+    coordinates in that block.
+    """
+    block = re.split(r"\n\s*\n", text.strip("\r\n").rstrip(), maxsplit=1)
+    raw = block[0].splitlines()
+    lines = [line.split("#", 1)[0].strip() for line in raw]
+    layout = _coordinate_block(lines)
+    if layout is None:
+        return None
+    start, atoms = layout
+    given = len(lines) - start
+    if given < atoms:
+        after = "a blank line" if len(block) > 1 else "the end of the file"
+        return (
+            f"POSCAR's element counts add up to {atoms} atoms but only {given} coordinate line(s) follow before "
+            f"{after}; add the missing lines or fix the counts line"
+        )
+    rest = raw[start + atoms :]
+    if not rest or lines[start + atoms].lower().startswith("l"):  # Lattice velocities and vectors
+        return None
+    extra = next((i for i, line in enumerate(rest) if not _numbers(line.split()[:3])), len(rest))
+    if extra == len(rest):
+        return (
+            f"POSCAR lists {atoms + extra} coordinate lines but its element counts add up to {atoms} atoms "
+            "(fix the counts line; the extra sites would be dropped)"
+        )
+    return (
+        f"POSCAR has {len(rest)} more line(s) after its {atoms} coordinate lines, the first {rest[0].strip()!r}; "
+        "coordinates end with the file or a blank line, and each is three numbers separated by spaces (the "
+        "reader would drop these lines: fix the counts line or remove them)"
+    )
 
 
 def _pending_id_prop(
@@ -165,30 +231,35 @@ def _pending_id_prop(
 ) -> Iterator[PendingStructure | Rejection]:
     table = folder / "id_prop.csv"
     seen = DuplicateGuard()
-    for item in iter_csv(table, ("id", "value"), header=False, columns=["id", "value"]):
+    for item in iter_csv(table, ("file", "energy"), header=False, columns=["file", "energy"]):
         if isinstance(item, Rejection):
             yield item
             continue
-        name = item.fields["id"].strip()
+        name = item.fields["file"].strip()
         sid = Path(name).stem if Path(name).suffix.lower() in (".cif", ".vasp", ".poscar") else name
-        dhf, reason = check_energy(item.fields["value"])
+        dhf, reason = check_energy(item.fields["energy"])
         if dhf is None and reason is None:
             reason = "value is missing"
         found = None if reason else _find_structure_file(folder, name)  # a name leaving the folder: refused
         if isinstance(found, str):
             reason, found = found, None
         reason = reason or seen.check(sid, item.index)
+        if reason or found is None:  # a fault of the row (its energy, a missing file, a duplicate id)
+            shown = (
+                sid if sid and not visible_text_problem(sid, "id") else None
+            )  # never store what was refused
+            yield Rejection(table.name, item.index, shown, reason or "no file", excerpt(item.raw))
+            continue
+        # from here a fault is the structure file's: filed under its name (relative to the folder, suffix
+        # included), not under id_prop.csv; the record index stays the id_prop.csv row
+        file = os.path.normpath(found.relative_to(folder))
         cell: Cell | None = None
-        text = ""
-        if not reason and found is not None:
-            try:
-                text = decode_text(found.read_bytes())
-                if found.suffix.lower() != ".cif":
-                    cell = cell_from_poscar(text)
-            except (UnicodeDecodeError, StructureError) as exc:
-                reason = f"{found.name}: {exc}"
-        if reason:
-            yield Rejection(table.name, item.index, sid or None, reason, excerpt(item.raw))
+        try:
+            text = decode_text(found.read_bytes())
+            if found.suffix.lower() != ".cif":
+                cell = cell_from_poscar(text)
+        except (UnicodeDecodeError, StructureError) as exc:
+            yield Rejection(file, item.index, sid or None, f"{found.name}: {exc}", excerpt(item.raw))
             continue
         row = structure_scalars(
             source=source,
@@ -197,10 +268,10 @@ def _pending_id_prop(
             raw_formula="",
             dhf=dhf,
             energy_kind=energy_kind,
-            extra={"file": found.name if found else None},
+            extra={"file": found.name},
         )
         yield PendingStructure(
-            table.name, item.index, sid, row, cif=None if cell else text, cell=cell, raw=item.raw
+            file, item.index, sid, row, cif=None if cell else text, cell=cell, raw=item.raw
         )
 
 
