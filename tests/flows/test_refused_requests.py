@@ -21,6 +21,12 @@ REFUSED = [
     (["MgO", "--alpha", "2"], "--alpha must be a finite number from 0 to 1, not 2."),
     (["MgO", "--outer-steps", "0"], "--outer-steps must be an integer from 1 to 10000, not 0."),
     (["MgO", "--strategy", "fixed", "--crystal-system", "hexagonalish"], "--crystal-system must be one of"),
+    (
+        ["MgO", "--strategy", "all", "--crystal-system", "hexagonal"],
+        "The 'all' strategy searches every crystal system, so crystal_system 'hexagonal' (--crystal-system) "
+        "would be ignored; leave it out, or choose the 'fixed' strategy (--strategy fixed) to search hexagonal "
+        "only.",
+    ),
     (["MgO", "--formula-units-min", "3", "--z-max", "2"], "formula_units_min must not exceed"),
     (["MgO", "--spread-penalty", "nan"], "--spread-penalty must be a finite number"),
     (["MgO", "--spread-penalty", "-1"], "--spread-penalty must be a finite number"),
