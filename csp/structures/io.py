@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from csp.errors import InputError
+from csp.structures.composition import reduced_formula
 from csp.structures.matching import SYMPREC
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def poscar_comment(structure: Structure, symprec: float = SYMPREC) -> str:
     props = structure.properties or {}
     analyzer = analyze(structure, symprec)
     name = str(props.get("id") or "")
-    formula = structure.composition.reduced_formula
+    formula = reduced_formula(structure.composition)
     head = f"{name} {formula}" if name and name != formula else formula
     return f"{head} spacegroup {analyzer.get_space_group_number()} {analyzer.get_space_group_symbol()}"
 
