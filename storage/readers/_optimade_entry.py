@@ -35,6 +35,8 @@ def _int_to_text(value: Any) -> Any:
 
 
 Vector = Annotated[list[float], Field(min_length=3, max_length=3)]
+#: a lattice vector: OPTIMADE writes null components along a non-periodic direction (refused later, by name)
+LatticeVector = Annotated[list[float | None], Field(min_length=3, max_length=3)]
 
 
 class _Strict(BaseModel):
@@ -56,7 +58,7 @@ class OptimadeSpecies(_Strict):
 class OptimadeAttributes(_Strict):
     """The ``attributes`` of a structures entry, as far as this reader uses them."""
 
-    lattice_vectors: Annotated[list[Vector], Field(min_length=3, max_length=3)]
+    lattice_vectors: Annotated[list[LatticeVector], Field(min_length=3, max_length=3)]
     cartesian_site_positions: list[Vector]
     species_at_sites: list[str]
     species: list[OptimadeSpecies] | None = None

@@ -344,6 +344,10 @@ def cell_from_optimade(attributes: Any) -> Cell:
             raise StructureError(
                 f"OPTIMADE entry is periodic in {periodic} dimension(s) ({field}); only 3-D crystals can be stored"
             )
+    if any(value is None for vector in attrs.lattice_vectors for value in vector):
+        raise StructureError(
+            "OPTIMADE lattice_vectors hold null (a direction that is not periodic); only 3-D crystals can be stored"
+        )
     names = attrs.species_at_sites
     if len(attrs.cartesian_site_positions) != len(names):
         raise StructureError(

@@ -106,6 +106,18 @@ CONTRADICTIONS = [
         "OPTIMADE entry declares nperiodic_dimensions = 3 but dimension_types [1, 1, 0] has 2 periodic direction(s)",
     ),
     (
+        lih(
+            "slab-null",
+            nperiodic_dimensions=2,
+            lattice_vectors=[[4.0, 0, 0], [0, 4.0, 0], [None, None, None]],
+        ),
+        "OPTIMADE entry is periodic in 2 dimension(s) (nperiodic_dimensions); only 3-D crystals can be stored",
+    ),
+    (
+        lih("null-vector", lattice_vectors=[[4.0, 0, 0], [0, 4.0, 0], [None, None, None]]),
+        "OPTIMADE lattice_vectors hold null (a direction that is not periodic); only 3-D crystals can be stored",
+    ),
+    (
         lih("types-2d", nperiodic_dimensions=None, dimension_types=[1, 1, 0]),
         "OPTIMADE entry is periodic in 2 dimension(s) (dimension_types); only 3-D crystals can be stored",
     ),
