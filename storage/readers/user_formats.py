@@ -239,7 +239,7 @@ def _pending_id_prop(
         sid = Path(name).stem if Path(name).suffix.lower() in (".cif", ".vasp", ".poscar") else name
         dhf, reason = check_energy(item.fields["energy"])
         if dhf is None and reason is None:
-            reason = "value is missing"
+            reason = "formation energy is missing (the second field is empty)"
         found = None if reason else _find_structure_file(folder, name)  # a name leaving the folder: refused
         if isinstance(found, str):
             reason, found = found, None

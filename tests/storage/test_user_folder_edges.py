@@ -122,18 +122,20 @@ def test_row_faults_and_file_faults_are_told_apart_and_filed_under_their_file(tm
 
 def test_a_structure_the_checks_refuse_is_filed_under_its_file_and_read_counts_every_row(tmp_path):
     """The quarantine row of a structure refused after parsing (here two atoms on one spot) names the
-    structure's file; the ingest report reads 3 records, writes 1 and quarantines 2."""
+    structure's file; the ingest report reads 4 records, writes 1 and quarantines 3."""
     (tmp_path / "ok.vasp").write_text(poscar("0 0 0", "0.5 0.5 0.5"))
     (tmp_path / "overlap.vasp").write_text(poscar("0 0 0", "0 0 0"))
-    (tmp_path / "id_prop.csv").write_text("ok.vasp,-0.5\noverlap,-0.5\nok.vasp,abc\n")
+    (tmp_path / "id_prop.csv").write_text("ok.vasp,-0.5\noverlap,-0.5\nok.vasp,abc\nok.vasp,\n")
     lake = Lake(tmp_path / "home")
     report = ingest_records(lake, read_id_prop_folder(tmp_path, **KW), source="user", run_id="r")
-    assert (report.n_read, report.written["structures"], report.n_rejected) == (3, 1, 2)
-    rows = lake.query("SELECT file, row, source_id FROM quarantine ORDER BY row").to_pylist()
-    assert rows == [
-        {"file": "overlap.vasp", "row": 1, "source_id": "overlap"},
-        {"file": "id_prop.csv", "row": 2, "source_id": "ok"},
+    assert (report.n_read, report.written["structures"], report.n_rejected) == (4, 1, 3)
+    rows = lake.query("SELECT file, row, source_id, reason FROM quarantine ORDER BY row").to_pylist()
+    assert [(r["file"], r["row"], r["source_id"]) for r in rows] == [
+        ("overlap.vasp", 1, "overlap"),
+        ("id_prop.csv", 2, "ok"),
+        ("id_prop.csv", 3, "ok"),
     ]
+    assert rows[2]["reason"] == "formation energy is missing (the second field is empty)"
 
 
 def test_the_cli_summary_reads_every_row(tmp_path):
