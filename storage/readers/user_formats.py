@@ -495,6 +495,8 @@ def _pending_optimade(
                 cell = cell_from_optimade(attrs)
             except StructureError as exc:
                 reason = str(exc)
+            except Exception as exc:  # noqa: BLE001 - a fault this reader did not foresee: one row, not the end
+                reason = f"unreadable OPTIMADE entry: {type(exc).__name__}: {exc}"
         if reason or cell is None:
             yield Rejection(file, index, sid, reason or "unreadable entry", raw)
             continue

@@ -228,3 +228,14 @@ def test_the_ingest_keeps_every_good_entry_and_quarantines_each_bad_one(tmp_path
     assert report.n_read == 7
     rows = lake.query("SELECT row, reason FROM quarantine ORDER BY row").to_pylist()
     assert [r["row"] for r in rows] == [1, 2, 3, 4, 5]
+
+
+def test_a_fault_the_reader_did_not_foresee_is_one_row_too(tmp_path, monkeypatch):
+    import storage.readers.user_formats as user_formats
+
+    def broken(symbols, mass):
+        raise ZeroDivisionError("unforeseen")
+
+    monkeypatch.setattr(user_formats, "_isotope_mass", broken)
+    stored, reasons = ingest(tmp_path, lih("odd"))
+    assert stored == [] and set(reasons.values()) == {"unreadable OPTIMADE entry: ZeroDivisionError: unforeseen"}
