@@ -238,4 +238,6 @@ def test_a_fault_the_reader_did_not_foresee_is_one_row_too(tmp_path, monkeypatch
 
     monkeypatch.setattr(user_formats, "_isotope_mass", broken)
     stored, reasons = ingest(tmp_path, lih("odd"))
-    assert stored == [] and set(reasons.values()) == {"unreadable OPTIMADE entry: ZeroDivisionError: unforeseen"}
+    assert stored == [] and set(reasons.values()) == {
+        "unreadable OPTIMADE entry: ZeroDivisionError: unforeseen"
+    }
