@@ -533,11 +533,12 @@ def structure_card(
     _draw_cell(cell_ax, structure)
     _draw_pattern(xrd_ax, pattern)
     if title is None:
+        from csp.structures.composition import reduced_formula
         from csp.structures.symmetry import analyze
 
         found = analyze(structure)
         title = (
-            f"{structure.composition.reduced_formula} {found.get_space_group_symbol()} "
+            f"{reduced_formula(structure.composition)} {found.get_space_group_symbol()} "
             f"({found.get_space_group_number()})"
         )
     fig.suptitle(title, fontsize=10)

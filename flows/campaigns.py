@@ -325,10 +325,10 @@ def prepare(
 
     Raises:
         CampaignError: a request that cannot run. A refused request writes nothing (id, parameters,
-            composition, search space and budget are checked before the lake is opened; an id started with
-            other parameters or other models (their ONNX sha256) and elements without training rows before
-            any event). Only models that cannot
-            be loaded, a fault of the installation, record a ``failed`` event under an id that never ran.
+            composition, search space and budget are checked before the lake is opened; elements without
+            training rows and a spread penalty without an ensemble before a new lake is made; an id started
+            with other parameters or other models (their ONNX sha256) before any event). Only models that
+            cannot be loaded, a fault of the installation, record a ``failed`` event under an id that never ran.
     """
     from csp.search.two_stage import check_spread_penalty
     from csp.structures.composition import parse_composition
@@ -338,30 +338,33 @@ def prepare(
     settings = settings or current_settings()
     campaign_id = campaign_id or new_campaign_id(checked.composition)
     run_id = run_id or f"campaign-{campaign_id}"
-    lake = Lake(settings.home).init()
-    try:  # the same parameters and the same models (their ONNX sha256) as the id started with
-        campaign_state.check_same_parameters(
-            lake, campaign_id, checked.model_dump(), CampaignParameters.field_defaults(),
-            model_ids=configured_model_ids(settings, checked.dhf_source),
-        )  # fmt: skip
-    except StorageError as exc:
-        raise CampaignError(str(exc)) from exc
+    lake = Lake(settings.home)
+    if lake.lake_dir.is_dir():  # an id can have run only in a lake that exists: a new lake is made last
+        lake.init()
+        try:  # the same parameters and the same models (their ONNX sha256) as the id started with
+            campaign_state.check_same_parameters(
+                lake, campaign_id, checked.model_dump(), CampaignParameters.field_defaults(),
+                model_ids=configured_model_ids(settings, checked.dhf_source),
+            )  # fmt: skip
+        except StorageError as exc:
+            raise CampaignError(str(exc)) from exc
     parsed = parse_composition(checked.composition, max_atoms=checked.max_atoms)  # validate() parsed it
     try:
         options = checked.model_dump(include={"allow_unseen_elements", "score_device"})
         scorer = open_scorer(settings, checked.dhf_source, **options)
     except (CSPError, StorageError, ValueError) as exc:
+        lake.init()  # a fault of the installation, not of the request: recorded
         if campaign_state.stored_fingerprint(lake, campaign_id) is None:  # never mark a real campaign failed
             record_event(lake, campaign_id, composition=checked.composition, status="failed",
                          parameters=checked.model_dump(), run_id=run_id, reason=str(exc))  # fmt: skip
         raise CampaignError(str(exc)) from exc
-    try:
+    try:  # refusals of the request by the models: before the lake is made or written
         scorer.check_elements(parsed.numbers())
         check_spread_penalty(checked.spread_penalty, getattr(scorer, "enthalpy_members", 1))
     except CSPError as exc:
         raise CampaignError(str(exc)) from exc
     coverage = element_coverage(scorer.scorer.models.values(), parsed.symbols)
-    return Campaign(checked, parsed, scorer, lake, campaign_id, run_id, coverage)
+    return Campaign(checked, parsed, scorer, lake.init(), campaign_id, run_id, coverage)
 
 
 def run_campaign(

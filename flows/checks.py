@@ -57,6 +57,8 @@ def write_failure(exc: OSError, path: Path, option: str) -> str:
         reason, remedy = f"the folder {_shown(path.parent)} does not exist", "create it first"
     elif code == errno.ENOTDIR:
         reason = f"{_shown(_nearest_existing(path.parent))} is a file, not a folder"
+    elif code == errno.EISDIR:
+        reason, remedy = "a folder of that name is in the way", "remove or rename that folder"
     symbol = errno.errorcode.get(code, "")
     return (
         f"Cannot write {_shown(path)}: {reason}"

@@ -38,11 +38,8 @@ DEFAULT_PORT = 4200
 
 
 def work_pool_for(lake: Path) -> str:
-    """The work pool of the service that writes to ``lake``: ``csp-process-<folder name>-<8 hex>``.
-
-    The hex digits are the start of the sha256 of the resolved path, so two lakes with one folder name
-    get two pools.
-    """
+    """The work pool of the service that writes to ``lake``: ``csp-process-<folder name>-<8 hex>``, the hex
+    digits the start of the sha256 of the resolved path (so two lakes with one folder name get two pools)."""
     resolved = lake.expanduser().resolve()
     name = re.sub(r"[^A-Za-z0-9_-]", "-", resolved.name)[:24] or "root"
     return f"{WORK_POOL}-{name}-{hashlib.sha256(str(resolved).encode()).hexdigest()[:8]}"
@@ -387,13 +384,16 @@ def down(svc: Service, log=print) -> None:
 
 
 def status(svc: Service) -> dict[str, object]:
-    """What runs: ``server`` (pid, alive, healthy, ``ours``: the answering server is this service's,
-    ``home``: its PREFECT_HOME), ``worker`` (pid, alive, log, lake), ``ui``, ``prefect_home``."""
+    """What runs: ``server`` (pid, alive, healthy, ``ours``: this service's, ``home``: its PREFECT_HOME), ``worker``
+    (pid, alive, log, the ``lake`` it serves, that lake's ``pool``, ``other_lake``: not ``lake_here``), ``ui``."""
     server_pid, worker_pid = read_pid(svc.server_pid_file), read_pid(svc.worker_pid_file)
     answers = healthy(svc.api_url)
     home = server_home(svc.api_url) if answers else None
     served = worker_lake(svc)
     server = dict(pid=server_pid, alive=alive(server_pid), healthy=answers, ours=answers and home == svc.home)
-    worker = dict(pid=worker_pid, alive=alive(worker_pid), log=str(svc.worker_log), pool=svc.work_pool)
+    pool = work_pool_for(served) if served is not None else svc.work_pool  # the pool of the lake served
+    worker = dict(pid=worker_pid, alive=alive(worker_pid), log=str(svc.worker_log), pool=pool)
     server["home"], worker["lake"] = str(home) if home else None, str(served) if served else None
-    return {"server": server, "worker": worker, "ui": svc.ui_url, "prefect_home": str(svc.home)}
+    worker["other_lake"] = served is not None and served != svc.lake
+    here = {"ui": svc.ui_url, "prefect_home": str(svc.home), "lake_here": str(svc.lake)}
+    return {"server": server, "worker": worker, **here}

@@ -44,7 +44,7 @@ class IngestReport:
     """What one source's ingest read, wrote and quarantined.
 
     Attributes:
-        read: good records per table.
+        read: good records per table (:attr:`n_read` counts every record read, quarantined ones too).
         written: rows newly written per data table (quarantine rows are never counted here).
         rejected: quarantined records per kind of reason (numbers masked, see :func:`_reason_class`).
         examples: the first full reason of each kind, digits intact (what a user reads).
@@ -63,6 +63,11 @@ class IngestReport:
     @property
     def n_rejected(self) -> int:
         return sum(self.rejected.values())
+
+    @property
+    def n_read(self) -> int:
+        """Records read from the input: the good ones and the quarantined ones."""
+        return sum(self.read.values()) + self.n_rejected
 
     def reasons(self) -> list[tuple[str, int]]:
         """``(reason, count)`` per kind of fault, most frequent first; the reason is a real one, unmasked."""

@@ -16,9 +16,13 @@ sentence each:
   punctuation or symbols outside ASCII (``‐``, ``∕``, ``․`` look like ``-``, ``/``, ``.``);
 - a name written wholly in Cyrillic or Greek letters that all look like Latin ones (Cyrillic ``сор`` reads
   as ``cop``);
-- a name that differs from a registered or stored source name only by case, by ``-``/``_``/space, or by
-  look-alike characters (``0``/``O``, ``1``/``l``/``I``, ``rn``/``m``, ``vv``/``w``): ``COD`` beside a stored
-  ``cod``, ``gnorne`` beside ``gnome``. The same name again is of course accepted (ingest is idempotent).
+- a name that looks like a path: ``.`` or ``..`` (any name of dots only), or one holding ``/``, ``\\`` or
+  ``:``;
+- a name that differs from a registered or stored source name only by case, by the separators ``-``, ``_``,
+  ``.`` and space (swapped, added or left out: ``my_cifs``, ``my cifs``, ``my.cifs`` and ``mycifs`` beside
+  ``my-cifs``), or by look-alike characters (``0``/``O``, ``1``/``l``/``I``, ``rn``/``m``, ``vv``/``w``):
+  ``COD`` beside a stored ``cod``, ``gnorne`` beside ``gnome``. The same name again is of course accepted
+  (ingest is idempotent).
 """
 
 from __future__ import annotations
@@ -46,7 +50,9 @@ _LATIN_LOOKALIKES = {
     **dict(zip("ΑΒΕΖΗΙΚΜΝΟΡΤΥΧαικνορυχ", "ABEZHIKMNOPTYXaikvopux", strict=True)),
 }
 #: characters that look alike within Latin and the digits, folded onto one of them for the comparison
-_FOLD = {"0": "o", "O": "o", "1": "l", "I": "l", "|": "l", "ı": "i", "_": "-", " ": "-"}
+_FOLD = {"0": "o", "O": "o", "1": "l", "I": "l", "|": "l", "ı": "i", "_": "", "-": "", ".": "", " ": ""}
+#: characters that make a name look like a path (a folder separator, a drive or URL colon)
+_PATH_CHARACTERS = "/\\:"
 _FOLD_SEQUENCES = (("rn", "m"), ("vv", "w"))
 
 
@@ -66,7 +72,8 @@ def _refuse(text: str, why: str) -> SourceNameError:
 
 def source_skeleton(name: str) -> tuple[str, str]:
     """Two keys under which look-alike names agree: case folded first, then look-alikes folded (``COD`` and
-    ``cod``), and look-alikes folded first (``I`` and ``l``, which differ once case is folded)."""
+    ``cod``), and look-alikes folded first (``I`` and ``l``, which differ once case is folded). The separators
+    ``-``, ``_``, ``.`` and space are left out of both, so ``att1``, ``att_1``, ``at t1`` and ``att.1`` agree."""
 
     def fold(text: str) -> str:
         text = "".join(_FOLD.get(c, _LATIN_LOOKALIKES.get(c, c)) for c in text)
@@ -103,6 +110,17 @@ def check_source_name(name: str, *, known: Iterable[str] = ()) -> str:
         raise _refuse(text, "starts or ends with spaces; give it without them")
     if "  " in text:
         raise _refuse(text, "holds two spaces in a row; use one")
+    if not text.strip("."):
+        raise _refuse(
+            text, "is made of dots only, which reads as a folder; give a name with letters or digits"
+        )
+    path_like = [c for c in _PATH_CHARACTERS if c in text]
+    if path_like:
+        raise _refuse(
+            text,
+            f"holds {' and '.join(repr(c) for c in path_like)}, so it looks like a path; use '-' or '_' "
+            "instead",
+        )
     if len(text) > MAX_SOURCE_NAME_CHARS:
         raise _refuse(
             text[:MAX_SOURCE_NAME_CHARS] + "...",

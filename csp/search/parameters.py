@@ -17,13 +17,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from csp.search.fitness import validate_spread_penalty
-from csp.search.generate import CRYSTAL_SYSTEMS, CrystalSystem
+from csp.search.generate import CrystalSystem
 from csp.search.optimizers import OptimizerName
 from csp.structures.composition import DEFAULT_MAX_ATOMS
 
 __all__ = ["CrystalSystem", "DhfSource", "OptimizerName", "SearchParameters", "Strategy"]
 
 Strategy = Literal["all", "fixed"]
+#: the crystal system of the fixed strategy when none is given
+FIXED_DEFAULT_SYSTEM: CrystalSystem = "cubic"
 DhfSource = Literal["dft", "exp"]
 
 
@@ -32,7 +34,8 @@ class SearchParameters(BaseModel):
 
     Raises:
         pydantic.ValidationError (a ``ValueError``): a value out of range or not finite (NaN and infinity are
-            refused in every float field), an unknown choice, a fixed strategy without a crystal system,
+            refused in every float field), an unknown choice, a crystal system with the ``all`` strategy
+            (which searches every system; the ``fixed`` strategy without one searches cubic),
             ``formula_units_min > formula_units_max``, or a ``spread_penalty`` below 0.
     """
 
@@ -41,7 +44,8 @@ class SearchParameters(BaseModel):
     alpha: float = Field(0.5, ge=0.0, le=1.0, description="Weight of (1 - P_syn) in the fitness, 0..1.")
     strategy: Strategy = Field("fixed", description="All crystal systems or one fixed system.")
     crystal_system: CrystalSystem | None = Field(
-        "cubic", description="Crystal system for the fixed strategy."
+        None,
+        description="Crystal system of the fixed strategy (default cubic); the 'all' strategy takes none.",
     )
     outer_optimizer: OptimizerName = Field("bo", description="Optimizer over space group + Wyckoff families.")
     inner_optimizer: OptimizerName = Field("pso", description="Optimizer over lattice and coordinates.")
@@ -123,10 +127,15 @@ class SearchParameters(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> SearchParameters:
-        if self.strategy == "fixed" and self.crystal_system not in CRYSTAL_SYSTEMS:
-            raise ValueError("The fixed strategy needs a crystal_system (e.g. cubic).")
-        if self.strategy == "all":
-            self.crystal_system = None  # searched over every system: a given one has no meaning
+        if self.strategy == "fixed" and self.crystal_system is None:
+            self.crystal_system = FIXED_DEFAULT_SYSTEM
+        if self.strategy == "all" and self.crystal_system is not None:
+            # searched over every system: a given one would be ignored, so it is refused rather than dropped
+            raise ValueError(
+                f"The 'all' strategy searches every crystal system, so crystal_system {self.crystal_system!r} "
+                "(--crystal-system) would be ignored; leave it out, or choose the 'fixed' strategy (--strategy "
+                f"fixed) to search {self.crystal_system} only."
+            )
         if self.formula_units_min > self.formula_units_max:
             raise ValueError(
                 f"formula_units must be (min, max) with 1 <= min <= max, got "

@@ -11,6 +11,7 @@ import math
 import re
 from dataclasses import dataclass
 from functools import reduce
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,14 @@ _LOOK_ALIKES = str.maketrans(
     "\u0410\u0412\u0415\u041a\u041c\u041d\u041e\u0420\u0421\u0422\u0425\u0430\u0435\u043e\u0440\u0441\u0445",
     "ABEZHIKMNOPTYXoABEKMHOPCTXaeopcx",
 )
+
+
+def reduced_formula(composition: Any) -> str:
+    """The reduced formula of a crystal's pymatgen ``Composition``, as pymatgen writes it (``LiH``, ``BaZrO3``)
+    except for a single element: pymatgen names elemental H, N, O, F and Cl after their molecules (``H2``, ...),
+    which a crystal of the element is not, so a crystal of hydrogen is ``H``."""
+    found = composition.elements
+    return found[0].symbol if len(found) == 1 else composition.reduced_formula
 
 
 class CompositionError(InputError):

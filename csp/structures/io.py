@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from csp.errors import InputError
+from csp.structures.composition import reduced_formula
 from csp.structures.matching import SYMPREC
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ def poscar_comment(structure: Structure, symprec: float = SYMPREC) -> str:
     props = structure.properties or {}
     analyzer = analyze(structure, symprec)
     name = str(props.get("id") or "")
-    formula = structure.composition.reduced_formula
+    formula = reduced_formula(structure.composition)
     head = f"{name} {formula}" if name and name != formula else formula
     return f"{head} spacegroup {analyzer.get_space_group_number()} {analyzer.get_space_group_symbol()}"
 
@@ -166,8 +167,10 @@ def staged_folder(folder: Path | str) -> Iterator[Path]:
     nothing behind, and ``folder`` stays as it was.
 
     A new ``folder`` is written as the sibling ``.<name>.partial-<hex>`` and renamed into place; an existing
-    one gets ``.partial-<hex>`` inside it, whose files are then renamed into it one by one (each rename
-    atomic, same file system). An ``OSError`` of a write names the file at its final path.
+    one gets ``.partial-<hex>`` inside it, whose files are then published by :func:`_publish`: every target
+    checked first (a folder in the way refuses the export before any file is published), then each file
+    renamed into place (atomic, same file system), with the files it replaces kept aside until all are in,
+    so that a failure half-way puts every earlier file back. An ``OSError`` names the file at its final path.
     """
     import os
     import shutil
@@ -183,19 +186,60 @@ def staged_folder(folder: Path | str) -> Iterator[Path]:
         yield stage
         if existed or folder.exists():
             folder.mkdir(exist_ok=True)
-            for item in sorted(stage.iterdir()):
-                item.replace(folder / item.name)
-            stage.rmdir()
+            _publish(stage, folder)
         else:
             stage.rename(folder)
     except OSError as exc:
         shutil.rmtree(stage, ignore_errors=True)
-        if exc.filename and stage in Path(os.fsdecode(exc.filename)).parents:
-            exc.filename = str(folder / Path(os.fsdecode(exc.filename)).relative_to(stage))
+        for attribute in ("filename", "filename2"):
+            name = getattr(exc, attribute)
+            if name and stage in Path(os.fsdecode(name)).parents:
+                setattr(exc, attribute, str(folder / Path(os.fsdecode(name)).relative_to(stage)))
         raise
     except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
         raise
+
+
+def _publish(stage: Path, folder: Path) -> None:
+    """Move every file of ``stage`` into ``folder``, all or none of them.
+
+    Raises:
+        IsADirectoryError: a folder of an exported file's name is in ``folder`` (named at its path); nothing
+            was published.
+        OSError: a rename failed; the files published before it were taken back and the ones they replaced
+            restored.
+    """
+    import errno
+    import os
+    import shutil
+
+    items = sorted(stage.iterdir())
+    for item in items:
+        target = folder / item.name
+        if target.is_dir() and not target.is_symlink():
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
+    kept = stage / ".replaced"
+    done: list[tuple[Path, Path, Path | None]] = []  # (staged file, target, the file it replaced)
+    try:
+        for item in items:
+            target = folder / item.name
+            previous = None
+            if target.exists() or target.is_symlink():
+                kept.mkdir(exist_ok=True)
+                previous = kept / item.name
+                target.replace(previous)
+            done.append((item, target, previous))
+            item.replace(target)
+    except OSError:
+        for item, target, previous in reversed(done):
+            if not item.exists() and target.exists():
+                target.replace(item)
+            if previous is not None and previous.exists():
+                previous.replace(target)
+        raise
+    shutil.rmtree(kept, ignore_errors=True)
+    stage.rmdir()
 
 
 def write_structures(
@@ -217,7 +261,8 @@ def write_structures(
     Raises:
         InputError: unknown format or no structures; or the error of :func:`write_structure` on a
             structure (nothing written then).
-        OSError: the disk refused a write (the file named at its final path; nothing written).
+        OSError: the disk refused a write, or a folder of an exported file's name is in the way (the file
+            named at its final path; nothing written or published).
     """
     if fmt not in FORMATS:
         raise InputError(f"Unknown export format {fmt!r}; choose from {', '.join([*FORMATS, 'parquet'])}.")
@@ -230,7 +275,12 @@ def write_structures(
         files.append(f"{safe_name(stem)}{FORMATS[fmt]}")
     with staged_folder(folder) as stage:
         for name, structure in zip(files, structures, strict=True):
-            write_structure(structure, stage / name, fmt, symprec=symprec)
+            try:
+                write_structure(structure, stage / name, fmt, symprec=symprec)
+            except OSError as exc:  # a writer that does not say which file: the one being written
+                if not exc.filename:
+                    exc.filename = str(stage / name)
+                raise
     return [folder / name for name in files]
 
 

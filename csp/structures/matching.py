@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from csp.structures.composition import reduced_formula
 from csp.structures.crystal import Crystal
 from csp.structures.symmetry import (
     SYMPREC,
@@ -116,7 +117,7 @@ def rank(
             continue
         entry = {
             "rank": len(kept) + 1,
-            "formula": refined.composition.reduced_formula,
+            "formula": reduced_formula(refined.composition),
             "spacegroup": spacegroup,
             "spacegroup_symbol": analyzer.get_space_group_symbol(),
             "dhf_pred_ev_per_atom": row.get("dhf_pred_ev_per_atom"),

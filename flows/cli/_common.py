@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import click
 import typer
@@ -15,10 +17,33 @@ from typer.core import TyperGroup
 PIPED_WIDTH = 400
 
 
+#: characters printed as escapes: C0 and C1 controls but line feed and tab, DEL, and the format characters that
+#: reorder or hide text on a terminal (bidirectional embeddings, overrides and isolates, zero-width marks)
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character written as an escape (``ESC`` as ``\\x1b``, U+202E as
+    ``\\u202e``), so that a value from a file or the lake cannot move the cursor, recolour or retitle the
+    terminal, or reorder what is shown. Line feeds and tabs stay."""
+
+    def escape(match: re.Match[str]) -> str:
+        code = ord(match.group())
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _UNPRINTABLE.sub(escape, text)
+
+
 class FullWidthConsole(Console):
     """A rich ``Console`` that is as wide as :data:`PIPED_WIDTH` when its output is not a terminal, so
     ``csp campaign show X > out.txt`` keeps every number whole (rich would squeeze tables to 80 columns).
-    On a terminal (or with an explicit width) it behaves as ``Console``."""
+    On a terminal (or with an explicit width) it behaves as ``Console``.
+
+    Every string it renders (a printed line, a table cell or title, a column name) passes through
+    :func:`printable` first: the one place where control characters from data are escaped."""
+
+    def render_str(self, text: str, **kwargs: Any) -> Text:
+        return super().render_str(printable(text), **kwargs)
 
     @property
     def size(self) -> ConsoleDimensions:
@@ -40,8 +65,9 @@ err = FullWidthConsole(stderr=True, emoji=False, markup=False)
 
 
 def styled(label: str, style: str, message: str) -> Text:
-    """``label`` in ``style`` followed by ``message`` as written (no markup is read from either)."""
-    return Text.assemble((label, style), " ", message)
+    """``label`` in ``style`` followed by ``message`` as written (no markup is read from either; control
+    characters are escaped by :func:`printable`)."""
+    return Text.assemble((label, style), " ", printable(message))
 
 
 def package_version() -> str:

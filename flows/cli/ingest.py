@@ -22,7 +22,7 @@ def _print_ingest_reports(reports) -> None:
     for r in reports:
         view.add_row(
             r.source,
-            str(sum(r.read.values())),
+            str(r.n_read),
             str(sum(r.written.values())),
             str(r.n_rejected),
             f"{r.seconds:.1f}",

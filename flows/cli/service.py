@@ -58,10 +58,13 @@ def service_status(
         answer = f"answers, but it is not this service's server (its PREFECT_HOME is {server['home'] or 'unknown'})"
     else:
         answer = "healthy" if server["healthy"] else "no answer"
+    lake = f"lake {worker['lake']}"
+    if worker["other_lake"]:
+        lake += f", not this shell's CSP_HOME {s['lake_here']}"
     console.print(
         f"server: pid {server['pid']} {'running' if server['alive'] else 'not running'}; port {port} {answer}\n"
         f"worker: pid {worker['pid']} {'running' if worker['alive'] else 'not running'} "
-        f"(pool {worker['pool']}, lake {worker['lake']}, log {worker['log']})\n"
+        f"(pool {worker['pool']}, {lake}, log {worker['log']})\n"
         f"UI: {s['ui']}\nPREFECT_HOME: {s['prefect_home']}",
         highlight=False,
         soft_wrap=True,

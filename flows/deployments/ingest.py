@@ -16,7 +16,7 @@ def ingest_one(source: str, run_id: str) -> dict:
     report = ingest_source(lake(), source, settings().require_mirror(), run_id=run_id)
     return {
         "source": report.source,
-        "read": sum(report.read.values()),
+        "read": report.n_read,
         "written": sum(report.written.values()),
         "quarantined": report.n_rejected,
         "reasons": dict(report.reasons()),

@@ -46,7 +46,8 @@ class Rejection:
     """One input record (or a whole file) that could not be ingested, destined for ``quarantine``.
 
     Attributes:
-        file: the file's name as given to the reader (no directories).
+        file: the file's name as given to the reader (no directories); for a folder with ``id_prop.csv``, the
+            structure file's name relative to the folder when the fault is that file's, else ``id_prop.csv``.
         row: 0-based record index in the file (the header line of a CSV is not a record).
         source_id: the record's id in its source when it could be read, else ``None``.
         reason: one sentence saying what is wrong.
@@ -233,12 +234,11 @@ def iter_csv(
                 file, index, values[0] if values else None, "record is not valid UTF-8", excerpt(raw)
             )
         elif len(values) != len(names):
+            expected = (
+                f"the header has {len(names)}" if header else f"expected {len(names)}: {', '.join(names)}"
+            )
             yield Rejection(
-                file,
-                index,
-                values[0],
-                f"record has {len(values)} fields, the header has {len(names)}",
-                excerpt(raw),
+                file, index, values[0], f"record has {len(values)} fields, {expected}", excerpt(raw)
             )
         else:
             yield CsvRow(index, dict(zip(names, values, strict=True)), raw)
@@ -317,6 +317,21 @@ def check_energy(value: Any, what: str = "formation energy") -> tuple[float | No
     if abs(number) > MAX_ABS_DHF_EV_PER_ATOM:
         return None, f"|{what}| = {abs(number):.4g} eV/atom exceeds {MAX_ABS_DHF_EV_PER_ATOM:g} eV/atom"
     return number, None
+
+
+#: Unicode categories that never belong in an id or a name: control (ESC, C1), format (bidirectional
+#: overrides, zero-width characters), line and paragraph separators
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def visible_text_problem(text: str, what: str) -> str | None:
+    """Why ``text`` (an id or a name that will be stored or printed) cannot be used, or None: it holds
+    control or other invisible characters (``ESC [31m`` would recolour a terminal that prints it)."""
+    bad = [c for c in text if unicodedata.category(c) in INVISIBLE_CATEGORIES]
+    if not bad:
+        return None
+    codes = ", ".join(f"U+{ord(c):04X}" for c in dict.fromkeys(bad))
+    return f"{what} {text!r} holds the control or invisible character(s) {codes}; use visible characters only"
 
 
 class DuplicateGuard:

@@ -154,3 +154,28 @@ def test_an_export_that_fails_half_way_leaves_no_partial_folder_or_file(tmp_path
     ):
         assert "(ENOSPC)" in one_line_error(invoke_csp(home, *args))
         assert list(out.parent.iterdir()) == []
+
+
+def test_an_export_into_a_folder_with_a_folder_in_the_way_publishes_nothing(tmp_path):
+    """Issue 22 follow-up: `mkdir -p ex/hist-a-rank2.cif; csp campaign export hist-a --out ex` used to publish
+    rank 1 and then fail. Every target is checked before any file is published: one line naming the folder in
+    the way, and the folder keeps exactly what it held (an earlier rank-1 file unchanged)."""
+    from tests.storage.history_fixtures import make_history_lake
+
+    home = make_history_lake(tmp_path / "home").root
+    out = tmp_path / "ex"
+    (out / "hist-a-rank2.cif").mkdir(parents=True)
+    (out / "hist-a-rank1.cif").write_text("an earlier export")
+    for command in ("campaign", "candidates"):
+        text = one_line_error(invoke_csp(home, command, "export", "hist-a", "--out", str(out)))
+        assert text == (
+            f"error: Cannot write {out / 'hist-a-rank2.cif'}: a folder of that name is in the way (EISDIR); "
+            "remove or rename that folder, or choose another --out."
+        )
+        assert sorted(p.name for p in out.iterdir()) == ["hist-a-rank1.cif", "hist-a-rank2.cif"]
+        assert (out / "hist-a-rank1.cif").read_text() == "an earlier export"
+    (out / "hist-a-rank2.cif").rmdir()
+    result = invoke_csp(home, "campaign", "export", "hist-a", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["hist-a-rank1.cif", "hist-a-rank2.cif"]
+    assert (out / "hist-a-rank1.cif").read_text().startswith("# generated using pymatgen")

@@ -32,11 +32,12 @@ def test_the_ingest_summary_prints_names_and_reasons_as_written(tmp_path):
     folder.mkdir()
     (folder / "a.cif").write_text(CIF)
     (folder / "id_prop.csv").write_text("a.cif,-1.0\n")
-    result = invoke_csp(tmp_path / "home", "ingest", "folder", str(folder), "--source", "[red]x[/red]:x:")
+    # a source name holds no ":" or "/" (it would look like a path); the sql test prints those as written
+    result = invoke_csp(tmp_path / "home", "ingest", "folder", str(folder), "--source", "[bold]x")
     assert result.returncode == 0, result.stderr
-    assert "│ [red]x[/red]:x: │" in result.stdout  # the summary table's cell
+    assert "│ [bold]x │" in result.stdout  # the summary table's cell
     assert (
-        "[red]x[/red]:x:: 1 quarantined: site [red]Mg1[/red]: type symbol '[bold]Xx' is not an element"
+        "[bold]x: 1 quarantined: site [red]Mg1[/red]: type symbol '[bold]Xx' is not an element"
         in result.stdout
     )
 
@@ -47,3 +48,45 @@ def test_sql_cells_and_column_names_print_as_written(tmp_path):
     assert result.returncode == 0, result.stderr
     for text in ("[blue]c", "[red]x[/red]", "[bold", "a :x: \\[u]"):
         assert text in result.stdout, result.stdout
+
+
+def test_control_characters_in_cells_print_as_escapes(tmp_path):
+    """An ESC sequence or a right-to-left override in a value (a lake written before ids were checked, or any
+    SQL result) reaches the terminal as visible escapes, in a cell, a column name and an error line alike."""
+    sql = "SELECT 'id' || chr(27) || '[31mred' || chr(7) AS c, 'a' || chr(8238) || 'b' AS \"r\u202e\""
+    result = invoke_csp(tmp_path / "home", "sql", sql)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "id\\x1b[31mred\\x07" in result.stdout
+        and "a\\u202eb" in result.stdout
+        and "r\\u202e" in result.stdout
+    )
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout and "\u202e" not in result.stdout
+    shown = invoke_csp(tmp_path / "home", "campaign", "show", "x\x1b]0;title\x07")
+    assert shown.returncode == 1 and "\x1b" not in shown.stderr and "x\\x1b]0;title\\x07" in shown.stderr
+
+
+def test_an_optimade_id_with_an_escape_sequence_is_quarantined_not_stored(tmp_path):
+    import json
+
+    from storage.lake import Lake
+
+    entry = {
+        "type": "structures",
+        "id": "lih\x1b[2J",
+        "attributes": {
+            "lattice_vectors": [[4.0, 0, 0], [0, 4.0, 0], [0, 0, 4.0]],
+            "cartesian_site_positions": [[0, 0, 0], [2, 2, 2]],
+            "species_at_sites": ["Li", "H"],
+        },
+    }
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps({"data": [entry]}))
+    home = tmp_path / "home"
+    result = invoke_csp(home, "ingest", "optimade", str(path), "--source", "esc")
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout
+    assert "entry id 'lih\\x1b[2J' holds the control or invisible character(s) U+001B" in result.stdout
+    lake = Lake(home)
+    assert lake.count("structures") == 0
+    assert lake.query("SELECT source_id FROM quarantine").to_pylist() == [{"source_id": None}]

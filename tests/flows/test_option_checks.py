@@ -281,13 +281,15 @@ def test_an_error_writing_under_a_checked_output_is_one_line(history, tmp_path):
     text = one_line_error(
         invoke_csp(home, "candidates", "export", "hist-a", "--format", "parquet", "--out", str(out))
     )
-    assert (
-        text
-        == f"error: Cannot write {out}: is a directory (EISDIR); check the path, or choose another --out."
+    assert text == (
+        f"error: Cannot write {out}: a folder of that name is in the way (EISDIR); remove or rename that "
+        "folder, or choose another --out."
     )
     (out / "hist-a-rank1.cif").mkdir()
     text = one_line_error(invoke_csp(home, "campaign", "export", "hist-a", "--out", str(out)))
-    assert text.startswith(f"error: Cannot write {out / 'hist-a-rank1.cif'}: is a directory (EISDIR)"), text
+    assert text.startswith(
+        f"error: Cannot write {out / 'hist-a-rank1.cif'}: a folder of that name is in the way"
+    ), text
 
 
 def test_a_refusal_of_the_science_while_writing_is_one_line(history, tmp_path, monkeypatch):

@@ -21,6 +21,12 @@ REFUSED = [
     (["MgO", "--alpha", "2"], "--alpha must be a finite number from 0 to 1, not 2."),
     (["MgO", "--outer-steps", "0"], "--outer-steps must be an integer from 1 to 10000, not 0."),
     (["MgO", "--strategy", "fixed", "--crystal-system", "hexagonalish"], "--crystal-system must be one of"),
+    (
+        ["MgO", "--strategy", "all", "--crystal-system", "hexagonal"],
+        "The 'all' strategy searches every crystal system, so crystal_system 'hexagonal' (--crystal-system) "
+        "would be ignored; leave it out, or choose the 'fixed' strategy (--strategy fixed) to search hexagonal "
+        "only.",
+    ),
     (["MgO", "--formula-units-min", "3", "--z-max", "2"], "formula_units_min must not exceed"),
     (["MgO", "--spread-penalty", "nan"], "--spread-penalty must be a finite number"),
     (["MgO", "--spread-penalty", "-1"], "--spread-penalty must be a finite number"),
@@ -46,28 +52,33 @@ def test_a_refused_request_is_one_line_and_writes_nothing(tmp_path, args, messag
     assert written(home) == []  # no lake, no failed row, no runs/ file
 
 
-def test_elements_the_models_never_saw_are_refused_without_a_row(tmp_path):
-    """Refused after the models are opened (their training rows are read), still before any event."""
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ArO"], "no training rows containing Ar"),
+        (["MgO", "--spread-penalty", "0.5"], "needs an enthalpy ensemble"),
+        (["LiH", "--no-refine", "--gap-probes", "0", "--spread-penalty", "1"], "needs an enthalpy ensemble"),
+    ],
+    ids=["element the models lack", "spread penalty", "spread penalty, no potential"],
+)
+def test_refusals_by_the_models_write_no_lake(tmp_path, args, message):
+    """Refused once the models are opened (their training rows are read; the shipped enthalpy models have one
+    member, so kappa > 0 would do nothing), still before a lake is made: the home holds no lake file, no
+    event, no runs/ file (issue 22 follow-up: these two used to leave the lake's seed parts behind)."""
     home = tmp_path / "home"
+    text = one_line_error(invoke_csp(home, "campaign", "run", *args, "--campaign-id", "refused"))
+    assert message in text
+    assert written(home) == []
+
+
+def test_a_refusal_by_the_models_leaves_an_existing_lake_as_it_was(tmp_path):
+    home = tmp_path / "home"
+    lake = Lake(home).init()
+    before = written(home)
     text = one_line_error(invoke_csp(home, "campaign", "run", "ArO", "--campaign-id", "argon"))
     assert "no training rows containing Ar" in text
-    lake = Lake(home)
+    assert written(home) == before
     assert lake.query("SELECT count(*) AS n FROM campaign_events").to_pylist() == [{"n": 0}]
-    assert lake.count("candidates") == 0
-    assert not (home / "runs").exists()
-
-
-def test_a_spread_penalty_without_an_enthalpy_ensemble_is_refused_without_a_row(tmp_path):
-    """The shipped enthalpy models have one member: kappa > 0 would do nothing, so it is refused once the
-    model folders are read, before any event."""
-    home = tmp_path / "home"
-    text = one_line_error(
-        invoke_csp(home, "campaign", "run", "MgO", "--spread-penalty", "0.5", "--campaign-id", "kappa")
-    )
-    assert "needs an enthalpy ensemble" in text
-    lake = Lake(home)
-    assert lake.query("SELECT count(*) AS n FROM campaign_events").to_pylist() == [{"n": 0}]
-    assert lake.count("candidates") == 0
 
 
 def test_a_request_under_an_id_that_ran_with_other_parameters_changes_nothing(tmp_path):

@@ -49,3 +49,28 @@ def test_up_for_another_lake_beside_a_live_worker_is_refused(tmp_path):
         RuntimeError, match=rf"already serves the lake {tmp_path / 'a'}, not {tmp_path / 'b'}"
     ):
         up(other, log=lambda _m: None)
+
+
+def test_status_names_the_pool_of_the_lake_the_worker_serves(tmp_path):
+    """Issue 22 follow-up: `csp service status` from a shell with another CSP_HOME printed this shell's pool
+    beside the other lake. The pool shown is the served lake's, and the line says the lake is not this shell's."""
+    from flows.service import status
+    from tests.flows.cli_process import invoke_csp
+
+    served = Service(port=1, home=tmp_path / "ph", lake=tmp_path / "a")
+    served.state_dir.mkdir(parents=True)
+    served.worker_pid_file.write_text(f"{os.getpid()}\n")  # a live process stands in for the worker
+    served.worker_lake_file.write_text(f"{served.lake}\n")
+    here = Service(port=1, home=tmp_path / "ph", lake=tmp_path / "b")
+    worker = status(here)["worker"]
+    assert worker["pool"] == work_pool_for(tmp_path / "a") != work_pool_for(tmp_path / "b")
+    assert worker["lake"] == str(tmp_path / "a") and worker["other_lake"]
+    assert not status(served)["worker"]["other_lake"]
+    result = invoke_csp(
+        tmp_path / "b", "service", "status", "--port", "1", env={"PREFECT_HOME": str(tmp_path / "ph")}
+    )
+    assert result.returncode == 1  # no server answers on port 1
+    assert (
+        f"(pool {work_pool_for(tmp_path / 'a')}, lake {tmp_path / 'a'}, not this shell's CSP_HOME {tmp_path / 'b'}, "
+        in result.stdout
+    ), result.stdout

@@ -142,9 +142,9 @@ def test_a_folder_of_bad_files_ingests_with_no_traceback_and_a_summary(tmp_path)
     for result in (folder, optimade):
         assert result.returncode == 0, result.stderr
         assert "Traceback" not in result.stdout + result.stderr
-    # the summary table: source, read, written, quarantined
-    assert "│ issue22 │    4 │       4 │           4 │" in folder.stdout
-    assert "│ opt    │    1 │       1 │           1 │" in optimade.stdout
+    # the summary table: source, read (every record: stored and quarantined), written, quarantined
+    assert "│ issue22 │    8 │       4 │           4 │" in folder.stdout
+    assert "│ opt    │    2 │       1 │           1 │" in optimade.stdout
     lake = Lake(home)
     stored = {
         r["source_id"]: (r["reduced_formula"], r["nsites"])

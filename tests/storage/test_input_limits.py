@@ -99,6 +99,11 @@ def test_nfc_and_nfd_names_are_one_source(tmp_path):
         ("\u0301cod", "holds a combining mark U+0301 that follows no letter"),
         ("my  cifs", "holds two spaces in a row"),
         ("x" * 65, "has 65 characters, more than 64"),
+        (".", "is made of dots only, which reads as a folder"),
+        ("..", "is made of dots only, which reads as a folder"),
+        ("my/cifs", "holds '/', so it looks like a path; use '-' or '_' instead"),
+        ("my\\cifs", "holds '\\\\', so it looks like a path"),
+        ("c:cifs", "holds ':', so it looks like a path"),
     ],
 )
 def test_look_alike_and_unbounded_source_names_are_refused(name, reason):
@@ -132,7 +137,8 @@ def test_source_names_are_stored_in_nfkc_form(name, stored):
 @pytest.mark.parametrize(
     ("name", "in_use"),
     [("COD", "cod"), ("c0d", "cod"), ("my_cifs", "my-cifs"), ("my cifs", "my-cifs"), ("gnorne", "gnome"),
-     ("lCSD", "ICSD"), ("\uff23\uff2f\uff24", "cod")],
+     ("lCSD", "ICSD"), ("\uff23\uff2f\uff24", "cod"), ("att_1", "att1"), ("at t1", "att1"), ("att.1", "att_1"),
+     ("mycifs", "my-cifs"), ("my.cifs", "my-cifs"), ("Att-1", "att1")],
 )  # fmt: skip
 def test_a_name_that_looks_like_one_in_use_is_refused(name, in_use):
     with pytest.raises(SourceNameError, match=re.escape(f"looks like the source {in_use!r} already in use")):

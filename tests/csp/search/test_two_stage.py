@@ -223,8 +223,9 @@ def test_all_strategy_and_unbuildable_families_are_recorded():
 
 
 def test_config_is_validated():
-    with pytest.raises(ValidationError, match="crystal_system"):
-        SearchConfig(strategy="fixed", crystal_system=None)
+    assert SearchConfig(strategy="fixed", crystal_system=None).crystal_system == "cubic"  # fixed's default
+    with pytest.raises(ValidationError, match="The 'all' strategy searches every crystal system"):
+        SearchConfig(strategy="all", crystal_system="hexagonal")  # it would be ignored: refused, not dropped
     with pytest.raises(ValidationError):
         SearchConfig(strategy="all", alpha=1.5)
     with pytest.raises(ValidationError):

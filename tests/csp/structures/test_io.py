@@ -122,3 +122,60 @@ def test_a_refused_write_names_the_final_path_not_the_staging_one(tmp_path, monk
         write_structures([_with_props(rocksalt())], tmp_path / "out", "cif", names=["a"])
     assert caught.value.filename == str(tmp_path / "out" / "a.cif")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_in_the_way_refuses_the_export_before_any_file_is_published(tmp_path):
+    """Issue 22 follow-up: ``mkdir -p out/b.cif`` then an export of a and b into out: the export is refused
+    naming out/b.cif, and out keeps exactly what it held (an a.cif of an earlier export unchanged)."""
+    structures = [_with_props(rocksalt()), _with_props(cscl())]
+    folder = tmp_path / "out"
+    (folder / "b.cif").mkdir(parents=True)
+    (folder / "a.cif").write_text("an earlier export")
+    with pytest.raises(IsADirectoryError) as caught:
+        write_structures(structures, folder, "cif", names=["a", "b"])
+    assert caught.value.filename == str(folder / "b.cif")
+    assert sorted(p.name for p in folder.iterdir()) == ["a.cif", "b.cif"]
+    assert (folder / "a.cif").read_text() == "an earlier export" and (folder / "b.cif").is_dir()
+
+
+def test_a_rename_that_fails_half_way_through_publishing_is_rolled_back(tmp_path, monkeypatch):
+    """The files published before a failed rename are taken back and the ones they replaced restored."""
+    from pathlib import Path
+
+    structures = [_with_props(rocksalt()), _with_props(cscl()), _with_props(zincblende())]
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "a.cif").write_text("old a")
+    (folder / "mine.txt").write_text("kept")
+    real, published = Path.replace, []
+
+    def replace(self, target):
+        staged = ".partial-" in str(self) and ".replaced" not in str(self)
+        if staged and Path(target).parent == folder:
+            published.append(Path(target).name)
+            if len(published) == 3:
+                raise OSError(28, "No space left on device", str(self), str(target))
+        return real(self, target)
+
+    monkeypatch.setattr(Path, "replace", replace)
+    with pytest.raises(OSError) as caught:
+        write_structures(structures, folder, "cif", names=["a", "b", "c"])
+    assert published == ["a.cif", "b.cif", "c.cif"]
+    assert caught.value.filename == str(folder / "c.cif")  # the final path, not the staging one
+    assert sorted(p.name for p in folder.iterdir()) == ["a.cif", "mine.txt"]
+    assert (folder / "a.cif").read_text() == "old a"
+
+
+def test_a_writer_that_names_no_file_is_named_by_its_final_path(tmp_path, monkeypatch):
+    import csp.structures.io as io
+
+    def full(structure, path, fmt, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(io, "write_structure", full)
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with pytest.raises(OSError) as caught:
+        write_structures([_with_props(rocksalt())], folder, "cif", names=["a"])
+    assert caught.value.filename == str(folder / "a.cif")
+    assert list(folder.iterdir()) == []

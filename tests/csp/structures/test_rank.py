@@ -110,3 +110,22 @@ def test_duplicates_within_a_space_group_are_merged_and_top_k_is_kept():
     top = rank(rows, k=1)
     assert len(top) == 1 and top[0]["duplicates"] == 3 and top[0]["outer_step"] == 0
     assert [t["spacegroup"] for t in rank(rows, k=5)] == [225, 139]
+
+
+def test_a_crystal_of_one_element_is_named_by_its_symbol_not_its_molecule():
+    """Issue 22 follow-up: `csp campaign run H` headed its table "(H2)": pymatgen's reduced formula names
+    elemental H, N, O, F and Cl after their molecules. The result (and the POSCAR comment, the plot title) names
+    a crystal of hydrogen H; compounds keep pymatgen's formula."""
+    from pymatgen.core import Composition
+
+    from csp.structures.composition import reduced_formula
+    from csp.structures.io import poscar_comment
+
+    hydrogen = Structure(Lattice.cubic(2.0), ["H", "H"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    (top,) = rank([row(hydrogen, 0.1, 229, 0)])
+    assert top["formula"] == "H"
+    assert poscar_comment(hydrogen).startswith("H spacegroup 229")
+    assert [reduced_formula(Composition(f)) for f in ("H4", "N2", "Cl", "LiH", "BaZrO3", "Fe2")] == [
+        "H", "N", "Cl", "LiH", "BaZrO3", "Fe"
+    ]  # fmt: skip
+    assert rank([row(rock_salt("Mg", "O", Lattice.cubic(4.21)), 0.1, 225, 0)])[0]["formula"] == "MgO"

@@ -1,0 +1,243 @@
+"""Issue 22 follow-up: one malformed OPTIMADE entry is one quarantine row with its reason, never the end of the
+ingest; the entry's fields are checked with the specification's types, and against each other."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from storage.ingest import ingest_records
+from storage.lake import Lake
+from storage.readers import Record, Rejection, read_optimade
+from storage.readers.user_formats import anonymous_formula, cell_from_optimade
+from storage.validation import StructureError
+
+KW = {"source": "opt", "license": "test"}
+CUBE = [[4.0, 0, 0], [0, 4.0, 0], [0, 0, 4.0]]
+
+
+def lih(sid: object = "lih", **changes: object) -> dict:
+    """A rock-salt-like LiH entry (2 sites); ``changes`` replace or add attributes."""
+    attrs = {
+        "lattice_vectors": CUBE,
+        "cartesian_site_positions": [[0, 0, 0], [2, 2, 2]],
+        "species_at_sites": ["Li", "H"],
+        "species": [
+            {"name": "Li", "chemical_symbols": ["Li"], "concentration": [1.0]},
+            {"name": "H", "chemical_symbols": ["H"], "concentration": [1.0]},
+        ],
+        "nperiodic_dimensions": 3,
+    }
+    attrs.update(changes)
+    return {"type": "structures", "id": sid, "attributes": attrs}
+
+
+def with_species(index: int, **changes: object) -> dict:
+    entry = lih(f"species-{index}")
+    species = copy.deepcopy(entry["attributes"]["species"])
+    species[index].update(changes)
+    entry["attributes"]["species"] = species
+    return entry
+
+
+def ingest(tmp_path: Path, *entries: dict) -> tuple[list[str], dict[str, str]]:
+    path = tmp_path / "response.json"
+    path.write_text(json.dumps({"data": [lih("before"), *entries, lih("after")]}))
+    items = list(read_optimade(path, **KW))
+    stored = [i.row["source_id"] for i in items if isinstance(i, Record)]
+    reasons = {f"{i.row}:{i.source_id}": i.reason for i in items if isinstance(i, Rejection)}
+    return stored, reasons
+
+
+MALFORMED = [
+    (with_species(0, concentration=["abc"]), "species[0].concentration[0]: 'abc' is not a number"),
+    (with_species(0, concentration=[None]), "species[0].concentration[0]: None is not a number"),
+    (with_species(0, concentration=1.0), "species[0].concentration: 1.0 is not a list"),
+    (lih("species-str", species="Li"), "attribute species: 'Li' is not a list"),
+    (
+        lih(
+            "species-item-str", species=["Li", {"name": "H", "chemical_symbols": ["H"], "concentration": [1]}]
+        ),
+        "attribute species[0]: 'Li' is not an object",
+    ),
+    (with_species(0, chemical_symbols=[None]), "species[0].chemical_symbols[0]: None is not a string"),
+    (with_species(0, mass=["abc"]), "species[0].mass[0]: 'abc' is not a number"),
+    (with_species(0, name=7), "species[0].name: 7 is not a string"),
+    (lih("nsites-float", nsites=5.0), "attribute nsites: 5.0 is not an integer"),
+    (lih("nsites-text", nsites="5"), "attribute nsites: '5' is not an integer"),
+    (lih("nper-text", nperiodic_dimensions="3"), "attribute nperiodic_dimensions: '3' is not an integer"),
+    (
+        lih("types-text", nperiodic_dimensions=None, dimension_types="abc"),
+        "dimension_types: 'abc' is not a list",
+    ),
+    (lih("types-two", dimension_types=[1, 1]), "dimension_types: [1, 1] (list should have at least 3 items"),
+    (lih("types-2", dimension_types=[1, 1, 2]), "dimension_types[2]: 2 (input should be 0 or 1)"),
+    (
+        lih("lattice-2", lattice_vectors=CUBE[:2]),
+        "lattice_vectors: [[4.0, 0, 0], [0, 4.0, 0]] (list should have",
+    ),
+    (lih("positions-2d", cartesian_site_positions=[[0, 0], [1, 1]]), "cartesian_site_positions[0]: [0, 0]"),
+    (lih("sites-int", species_at_sites=[1, 2]), "species_at_sites[0]: 1 is not a string"),
+    (lih("formula-int", chemical_formula_reduced=5), "chemical_formula_reduced: 5 is not a string"),
+    (lih("attrs-list") | {"attributes": []}, "malformed OPTIMADE entry attributes: [] is not an object"),
+    (lih(["a"]), "malformed OPTIMADE entry id: ['a'] is not a string"),
+    (lih(True), "malformed OPTIMADE entry id: True is not a string"),
+    (lih("no-lattice") | {"attributes": {"species_at_sites": ["Li"]}}, "lacks attribute 'lattice_vectors'"),
+]
+
+
+@pytest.mark.parametrize(("entry", "reason"), MALFORMED, ids=[str(e["id"])[:20] for e, _ in MALFORMED])
+def test_a_malformed_entry_is_one_quarantine_row_and_the_others_are_stored(tmp_path, entry, reason):
+    stored, reasons = ingest(tmp_path, entry)
+    assert stored == ["before", "after"]
+    assert len(reasons) == 1
+    (got,) = reasons.values()
+    assert reason in got, got
+    assert "\n" not in got and "Traceback" not in got
+
+
+CONTRADICTIONS = [
+    (lih("nsites-5", nsites=5), "OPTIMADE entry declares nsites = 5 but lists 2 sites"),
+    (
+        lih("types-vs-nper", dimension_types=[1, 1, 0]),
+        "OPTIMADE entry declares nperiodic_dimensions = 3 but dimension_types [1, 1, 0] has 2 periodic direction(s)",
+    ),
+    (
+        lih(
+            "slab-null",
+            nperiodic_dimensions=2,
+            lattice_vectors=[[4.0, 0, 0], [0, 4.0, 0], [None, None, None]],
+        ),
+        "OPTIMADE entry is periodic in 2 dimension(s) (nperiodic_dimensions); only 3-D crystals can be stored",
+    ),
+    (
+        lih("null-vector", lattice_vectors=[[4.0, 0, 0], [0, 4.0, 0], [None, None, None]]),
+        "OPTIMADE lattice_vectors hold null (a direction that is not periodic); only 3-D crystals can be stored",
+    ),
+    (
+        lih("types-2d", nperiodic_dimensions=None, dimension_types=[1, 1, 0]),
+        "OPTIMADE entry is periodic in 2 dimension(s) (dimension_types); only 3-D crystals can be stored",
+    ),
+    (
+        lih("descriptive", chemical_formula_descriptive="LiH2"),
+        "chemical_formula_descriptive: declared formula LiH2 (LiH2) disagrees with the sites' formula LiH",
+    ),
+    (
+        lih("anonymous", chemical_formula_anonymous="A2B"),
+        "OPTIMADE entry declares chemical_formula_anonymous 'A2B' but its sites give 'AB'",
+    ),
+    (
+        lih("elements", elements=["H", "Na"]),
+        "OPTIMADE entry declares elements ['H', 'Na'] but its sites hold",
+    ),
+    (lih("nelements", nelements=3), "OPTIMADE entry declares nelements = 3 but its sites hold 2 elements"),
+    (
+        lih("positions-3", cartesian_site_positions=[[0, 0, 0], [2, 2, 2], [1, 1, 1]]),
+        "OPTIMADE entry lists 3 cartesian_site_positions but 2 species_at_sites",
+    ),
+    (
+        lih("unknown-site", species_at_sites=["Li", "Hx"]),
+        "names ['Hx'] that are not among the entry's species",
+    ),
+    (
+        with_species(0, concentration=[1.0, 0.0]),
+        "OPTIMADE species 'Li' gives 2 concentration(s) for 1 chemical symbol(s)",
+    ),
+    (with_species(1, mass=[1.0, 2.0]), "OPTIMADE species 'H' gives 2 mass(es) for 1 chemical symbol(s)"),
+]
+
+
+@pytest.mark.parametrize(("entry", "reason"), CONTRADICTIONS, ids=[str(e["id"]) for e, _ in CONTRADICTIONS])
+def test_fields_that_disagree_with_each_other_or_the_sites_are_refused(tmp_path, entry, reason):
+    stored, reasons = ingest(tmp_path, entry)
+    assert stored == ["before", "after"]
+    (got,) = reasons.values()
+    assert reason in got, got
+
+
+def test_fields_that_agree_are_stored(tmp_path):
+    agreeing = lih(
+        "agreeing",
+        nsites=2,
+        dimension_types=[1, 1, 1],
+        elements=["H", "Li"],
+        nelements=2,
+        chemical_formula_descriptive="LiH",
+        chemical_formula_anonymous="AB",
+        chemical_formula_reduced="HLi",
+    )
+    stored, reasons = ingest(tmp_path, agreeing, lih(0))
+    assert stored == ["before", "agreeing", "0", "after"] and reasons == {}  # an integer id 0 is the id "0"
+    assert anonymous_formula(["Al", "Al", "O", "O", "O"]) == "A3B2"
+    assert anonymous_formula([f"E{i}" for i in range(28)]).endswith("ZAaBa")
+
+
+@pytest.mark.parametrize("mass", [2.014, [2.014]], ids=["v1.0 scalar", "v1.1 list"])
+def test_deuterium_by_its_mass_is_refused_in_both_spellings(tmp_path, mass):
+    stored, reasons = ingest(tmp_path, with_species(1, mass=mass))
+    assert stored == ["before", "after"]
+    assert list(reasons.values()) == [
+        "OPTIMADE species 'H' is an isotope or gives its own mass; the lake stores elements only (name it by "
+        "its element and leave out the mass)"
+    ]
+    for standard in (1.008, [1.008]):  # hydrogen's own mass, in either spelling, is hydrogen
+        assert cell_from_optimade(with_species(1, mass=standard)["attributes"]).species == ["Li", "H"]
+
+
+@pytest.mark.parametrize(
+    ("sid", "reason"),
+    [
+        (0, None),
+        ("", "entry has no id"),
+        ("   ", "entry has no id"),
+        (None, "entry has no id"),
+        ("a\x1b[31mred", "entry id 'a\\x1b[31mred' holds the control or invisible character(s) U+001B"),
+        ("a\u202eb", "entry id 'a\\u202eb' holds the control or invisible character(s) U+202E"),
+    ],
+)
+def test_ids_are_non_empty_visible_text(tmp_path, sid, reason):
+    stored, reasons = ingest(tmp_path, lih(sid))
+    if reason is None:
+        assert stored == ["before", str(sid), "after"]
+        return
+    assert stored == ["before", "after"]
+    (got,) = reasons.values()
+    assert got.startswith(reason) and "\x1b" not in got
+
+
+def test_control_characters_in_names_and_formulas_are_refused():
+    for entry, what in [
+        (with_species(0, name="Li\x1b[0m"), "OPTIMADE species name"),
+        (lih("f", chemical_formula_reduced="HLi\x07"), "OPTIMADE chemical_formula_reduced"),
+    ]:
+        with pytest.raises(StructureError, match=what):
+            cell_from_optimade(entry["attributes"])
+
+
+def test_the_ingest_keeps_every_good_entry_and_quarantines_each_bad_one(tmp_path):
+    """The reproduction: bad entries between good ones, through the lake; no traceback, one row each."""
+    path = tmp_path / "mixed.json"
+    bad = [entry for entry, _ in MALFORMED[:5]]
+    path.write_text(json.dumps({"data": [lih("before"), *bad, lih("after")]}))
+    lake = Lake(tmp_path / "home")
+    report = ingest_records(lake, read_optimade(path, **KW), source="opt", run_id="r")
+    assert report.written["structures"] == 2 and report.quarantine_written == 5
+    assert report.n_read == 7
+    rows = lake.query("SELECT row, reason FROM quarantine ORDER BY row").to_pylist()
+    assert [r["row"] for r in rows] == [1, 2, 3, 4, 5]
+
+
+def test_a_fault_the_reader_did_not_foresee_is_one_row_too(tmp_path, monkeypatch):
+    import storage.readers.user_formats as user_formats
+
+    def broken(symbols, mass):
+        raise ZeroDivisionError("unforeseen")
+
+    monkeypatch.setattr(user_formats, "_isotope_mass", broken)
+    stored, reasons = ingest(tmp_path, lih("odd"))
+    assert stored == [] and set(reasons.values()) == {
+        "unreadable OPTIMADE entry: ZeroDivisionError: unforeseen"
+    }

@@ -1,0 +1,150 @@
+"""Issue 22 follow-up, the user's folder (``id_prop.csv`` plus POSCAR/CIF files): a POSCAR whose coordinate block
+does not hold one line per atom is refused with its reason (never cut short silently, never an IndexError);
+each refusal says what is wrong with the row or the file, and is filed under the file that holds the fault."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from storage.ingest import ingest_records
+from storage.lake import Lake
+from storage.readers import Record, Rejection, read_id_prop_folder
+from storage.readers.user_formats import cell_from_poscar
+from storage.validation import StructureError
+
+KW = {"source": "user", "license": "test"}
+HEAD = "LiH\n1.0\n4.0 0.0 0.0\n0.0 4.0 0.0\n0.0 0.0 4.0\nLi H\n{counts}\nDirect\n"
+
+
+def poscar(*coordinates: str, counts: str = "1 1") -> str:
+    return HEAD.format(counts=counts) + "".join(f"{line}\n" for line in coordinates)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (
+            poscar("0 0 0", "0.5 0.5 0.5", "# extra", "0.25 0.25 0.25"),
+            "POSCAR has 2 more line(s) after its 2 coordinate lines, the first '# extra'; coordinates end with "
+            "the file or a blank line",
+        ),
+        (
+            poscar("0 0 0", "0.5 0.5 0.5", "0.25,0.25,0.25"),
+            "POSCAR has 1 more line(s) after its 2 coordinate lines, the first '0.25,0.25,0.25'",
+        ),
+        (
+            poscar("0 0 0", "0.5 0.5 0.5", counts="2 1"),
+            "POSCAR's element counts add up to 3 atoms but only 2 coordinate line(s) follow before the end of "
+            "the file; add the missing lines or fix the counts line",
+        ),
+        (
+            poscar("0 0 0", "", "0.5 0.5 0.5", "0.5 0.5 0.5"),
+            "POSCAR's element counts add up to 2 atoms but only 1 coordinate line(s) follow before a blank line",
+        ),
+        (
+            poscar("0 0 0", "0.5 0.5 0.5", "0.25 0.25 0.25"),
+            "POSCAR lists 3 coordinate lines but its element counts add up to 2 atoms",
+        ),
+        ("vm\n", "malformed POSCAR: it ends after 1 line(s)"),
+    ],
+    ids=["comment then coordinates", "commas", "fewer lines", "blank inside", "one more line", "one line"],
+)
+def test_a_coordinate_block_that_is_not_one_line_per_atom_is_refused(text, reason):
+    with pytest.raises(StructureError) as caught:
+        cell_from_poscar(text)
+    assert str(caught.value).startswith(reason), str(caught.value)
+    assert "IndexError" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        poscar("0 0 0", "0.5 0.5 0.5 ! a comment", counts="1 1"),
+        poscar("0 0 0", "0.5 0.5 0.5", "", "0.01 0 0", "0 0 0"),  # a CONTCAR's velocities after a blank line
+        poscar("0 0 0", "0.5 0.5 0.5", "   "),  # trailing blank space
+        poscar("0 0 0 Li", "0.5 0.5 0.5 H"),
+    ],
+    ids=["comment on a line", "velocities", "trailing blanks", "labels"],
+)
+def test_valid_coordinate_blocks_still_read(text):
+    assert cell_from_poscar(text).species == ["Li", "H"]
+
+
+def test_row_faults_and_file_faults_are_told_apart_and_filed_under_their_file(tmp_path):
+    (tmp_path / "ok.vasp").write_text(poscar("0 0 0", "0.5 0.5 0.5"))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "extra.vasp").write_text(poscar("0 0 0", "0.5 0.5 0.5", "# x", "0.2 0.2 0.2"))
+    (tmp_path / "folder.vasp").mkdir()
+    os.mkfifo(tmp_path / "fifo.vasp")
+    (tmp_path / "esc\x1b[2J.vasp").write_text(poscar("0 0 0", "0.5 0.5 0.5"))
+    (tmp_path / "id_prop.csv").write_text(
+        "ok.vasp,-0.5\nsub/extra.vasp,-0.5\nfolder.vasp,-0.5\nfifo,-0.5\nok.vasp,-0.5,extra\n"
+        "esc\x1b[2J.vasp,-0.5\nmissing.vasp,-0.5\n"
+    )
+    items = list(read_id_prop_folder(tmp_path, **KW))
+    assert [i.row["source_id"] for i in items if isinstance(i, Record)] == ["ok"]
+    refused = [(i.file, i.row, i.source_id, i.reason) for i in items if isinstance(i, Rejection)]
+    assert refused == [
+        (
+            "sub/extra.vasp",
+            1,
+            "extra",
+            "extra.vasp: POSCAR has 2 more line(s) after its 2 coordinate lines, the first '# x'; coordinates "
+            "end with the file or a blank line, and each is three numbers separated by spaces (the reader "
+            "would drop these lines: fix the counts line or remove them)",
+        ),
+        ("id_prop.csv", 2, "folder", "'folder.vasp' is a folder, not a regular file; name a structure file"),
+        (
+            "id_prop.csv",
+            3,
+            "fifo",
+            "'fifo.vasp' is a FIFO, socket or device, not a regular file; name a structure file",
+        ),
+        ("id_prop.csv", 4, "ok.vasp", "record has 3 fields, expected 2: file, energy"),
+        (
+            "id_prop.csv",
+            5,
+            None,
+            "file name 'esc\\x1b[2J.vasp' holds the control or invisible character(s) U+001B; use visible "
+            "characters only",
+        ),
+        (
+            "id_prop.csv",
+            6,
+            "missing",
+            "no structure file named 'missing.vasp' (tried suffixes ['.cif', '.vasp', '.poscar', '.POSCAR'])",
+        ),
+    ]
+
+
+def test_a_structure_the_checks_refuse_is_filed_under_its_file_and_read_counts_every_row(tmp_path):
+    """The quarantine row of a structure refused after parsing (here two atoms on one spot) names the
+    structure's file; the ingest report reads 4 records, writes 1 and quarantines 3."""
+    (tmp_path / "ok.vasp").write_text(poscar("0 0 0", "0.5 0.5 0.5"))
+    (tmp_path / "overlap.vasp").write_text(poscar("0 0 0", "0 0 0"))
+    (tmp_path / "id_prop.csv").write_text("ok.vasp,-0.5\noverlap,-0.5\nok.vasp,abc\nok.vasp,\n")
+    lake = Lake(tmp_path / "home")
+    report = ingest_records(lake, read_id_prop_folder(tmp_path, **KW), source="user", run_id="r")
+    assert (report.n_read, report.written["structures"], report.n_rejected) == (4, 1, 3)
+    rows = lake.query("SELECT file, row, source_id, reason FROM quarantine ORDER BY row").to_pylist()
+    assert [(r["file"], r["row"], r["source_id"]) for r in rows] == [
+        ("overlap.vasp", 1, "overlap"),
+        ("id_prop.csv", 2, "ok"),
+        ("id_prop.csv", 3, "ok"),
+    ]
+    assert rows[2]["reason"] == "formation energy is missing (the second field is empty)"
+
+
+def test_the_cli_summary_reads_every_row(tmp_path):
+    from tests.flows.cli_process import invoke_csp
+
+    (tmp_path / "in").mkdir()
+    folder = Path(tmp_path / "in")
+    (folder / "ok.vasp").write_text(poscar("0 0 0", "0.5 0.5 0.5"))
+    (folder / "id_prop.csv").write_text("ok.vasp,-0.5\nok.vasp,-0.5,x\nnone.vasp,-1\n")
+    result = invoke_csp(tmp_path / "home", "ingest", "folder", str(folder), "--source", "user")
+    assert result.returncode == 0, result.stderr
+    assert "│ user   │    3 │       1 │           2 │" in result.stdout
