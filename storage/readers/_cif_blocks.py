@@ -95,7 +95,7 @@ def cif_blocks(text: str) -> tuple[CifBlockText, ...]:
     """
     from pymatgen.io.cif import CifBlock
 
-    escaped = _escape(text)
+    escaped = _escape(text.removeprefix("\ufeff"))  # a byte-order mark decoded as text
     blocks = []
     for chunk in _BLOCK_START.split(f"x\n{escaped}")[1:]:
         first_line = chunk.split("\n", 1)[0]
