@@ -440,3 +440,11 @@ def test_a_huge_explicit_lattice_is_refused_without_numpy_warnings() -> None:
 def test_cell_from_cif_names_the_block_a_tokenizer_cannot_read() -> None:
     with pytest.raises(StructureError, match=r"malformed CIF: data block 'x': a loop_'s values do not fill"):
         cell_from_cif("data_x\n" + CUBE.format(a=4) + SITES.format(rows="Li1 Li 0 0 0\n"))
+
+
+def test_a_byte_order_mark_hides_no_declared_value() -> None:
+    from storage.readers._structure import declared_cif_formula, declared_cif_number
+
+    text = "\ufeff" + lih(extra="_chemical_formula_sum\n'H Li'\n_cell_formula_units_Z 4 # conventional\n")
+    assert declared_cif_formula(text) == "H Li"
+    assert declared_cif_number(text, "_cell_formula_units_Z") == 4.0
