@@ -1,28 +1,39 @@
 """Turn a CIF or an explicit cell into the geometry and symmetry columns of ``structures``.
 
-The mirror's CIFs are almost all P1 cells written by pymatgen, so a small exact parser reads those
-(about 20x faster than pymatgen's CIF parser) and anything it does not recognise (symmetry
-operations, oxidation-state labels, uncertainties, text fields) goes to pymatgen's ``CifParser``.
+A CIF is tokenized once, by pymatgen's CIF tokenizer (:mod:`storage.readers._cif_blocks`), and the one data
+block that lists atom sites is the structure (an IUCr ``data_global`` block of publication details beside it is
+skipped; two blocks of atom sites are refused). Every check below and every declared value (formula, Z,
+density) reads that block's values, so a value on the next line, in a text field or before a comment counts.
+The mirror's CIFs are almost all P1 cells written by pymatgen; such a block is built directly
+(:func:`_p1_cell`), anything else (symmetry operations or a symbol to expand, oxidation-state symbols) by
+pymatgen's ``CifParser`` on that block alone.
 
-Before pymatgen expands a CIF, what it would get silently wrong is settled here (issue 22):
+Before pymatgen expands a CIF, what it would get silently wrong is settled here (issue 22 and its follow-ups),
+on both paths alike (:func:`_block_problem`):
 
-- numbers no crystal has (:func:`_declared_problem`, :func:`_site_number_problem`, the same checks on the fast
-  path): a cell length that is not positive and finite, an angle outside (0, 180) degrees or angles that close
-  no cell, a declared Z that is not a whole number of at least 1, a declared density that is not positive and
-  finite, a NaN or infinite coordinate or occupancy; pymatgen read a negative length as the flipped vector;
-- symmetry operations that are no crystallographic operation or do not form a group modulo lattice
-  translations (:func:`_operation_problem`): pymatgen would apply them and store part of an orbit;
+- a value the reader interprets that holds a character outside ASCII (``Ｌｉ``, a ``−`` minus sign): pymatgen
+  deleted such characters;
+- numbers no crystal has (:func:`_declared_problem`, :func:`_site_number_problem`): a cell length that is not
+  positive and finite or lies outside 0.5 A to :data:`MAX_CELL_LENGTH_ANGSTROM`, an angle outside (0, 180)
+  degrees or angles that close no cell, a declared Z that is not a whole number of at least 1, a declared
+  density that is not positive and finite, a coordinate that is no number, not finite or beyond
+  :data:`MAX_ABS_FRACTIONAL`, an occupancy that is no number in (0, 1]; pymatgen read a negative length as the
+  flipped vector, dropped a site of occupancy ``?``, 0 or -1 and wrapped 1e300 into the cell;
+- symmetry operations, under any tag of :data:`SYMOP_TAGS`, that are no crystallographic operation, do not
+  form a group modulo lattice translations or are no isometry of the cell (:func:`_operation_problem`):
+  pymatgen would apply them and store part of an orbit or atoms at distances the crystal does not have;
 - an occupancy within :data:`storage.validation.OCCUPANCY_TOLERANCE` of 1 (0.999, rounding) is a full site,
-  further from 1 a partly occupied one, which is refused;
+  further from 1 a partly occupied one, which is refused, as are sites in disorder groups
+  (:func:`_disorder_problem`: alternative positions would all be stored);
 - an atom-site type symbol that is no element (``OH``, a group) or an isotope (``D``, ``T``) is refused
   with the site's label; pymatgen would drop the site or store deuterium as hydrogen;
 - a CIF with a space-group symbol but no symmetry operations is expanded in the setting its cell and
   symbol say: rhombohedral groups in the rhombohedral setting (``:R``) when the cell is rhombohedral and
   in the hexagonal one (``:H``) when it is hexagonal; a group with two origin choices in the one the file
-  names (``:1``/``:2`` or ``_space_group.IT_coordinate_system_code``), else in each, keeping the one
-  reading that passes :func:`reading_problem` (declared formula with its counts and Z, declared density,
-  the distance rule): pymatgen alone expands ``R -3 m :R`` Bi (2 atoms) into 36 atoms 0.78 A apart, and
-  origin-choice-2 ``F d -3 m`` Si (8 atoms) into 16.
+  names (``:1``/``:2``, ICSD's last word ``S``/``Z``, or ``_space_group.IT_coordinate_system_code``), else in
+  each, keeping the one reading that passes :func:`reading_problem` (declared formula with its counts and Z,
+  declared density, the distance rule): pymatgen alone expands ``R -3 m :R`` Bi (2 atoms) into 36 atoms 0.78 A
+  apart, and origin-choice-2 ``F d -3 m`` Si (8 atoms) into 16.
 Space groups come from spglib directly through :func:`spacegroup_number` (``symprec`` 0.1 Angstrom, angle
 tolerance 5 degrees: the same two numbers as ``csp.structures.symmetry``, so the lake and the science agree).
 """
@@ -32,6 +43,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import re
+import unicodedata
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -42,8 +54,10 @@ import numpy as np
 import spglib
 from pymatgen.core import Composition, Element, Lattice
 
+from storage.readers._cif_blocks import CifBlockText, ascii_text, structure_block
 from storage.readers._common import Item, Record, Rejection, excerpt
 from storage.validation import (
+    MIN_DISTANCE_ANGSTROM,
     OCCUPANCY_TOLERANCE,
     StructureError,
     cell_parameters_problem,
@@ -71,7 +85,34 @@ _CELL_TAGS = (
     "_cell_angle_beta",
     "_cell_angle_gamma",
 )
-_SYMOP_TAGS = ("_symmetry_equiv_pos_as_xyz", "_space_group_symop_operation_xyz")
+SYMOP_TAGS_PYMATGEN_READS = (
+    "_symmetry_equiv_pos_as_xyz",
+    "_symmetry_equiv_pos_as_xyz_",
+    "_space_group_symop_operation_xyz",
+    "_space_group_symop_operation_xyz_",
+)
+"""The tags pymatgen's ``CifParser.get_symops`` takes symmetry operations from, in its order (it uses the first
+that holds operations; a test keeps this list equal to pymatgen's)."""
+
+SYMOP_TAGS = (*SYMOP_TAGS_PYMATGEN_READS, "_space_group_symop.operation_xyz")
+"""Every tag the reader takes symmetry operations from and checks: pymatgen's, and the CIF2 spelling pymatgen
+does not read (its operations are handed to pymatgen under ``_symmetry_equiv_pos_as_xyz``)."""
+
+MAX_ABS_FRACTIONAL = 10.0
+"""Largest magnitude of a fractional coordinate read. An atom of a cell lies in [0, 1); files write a few
+values just outside (-0.25, 1.02) and symmetry-generated ones within a cell or two, so 10 leaves room for any
+real file. A value such as 12345678901.5 or 1e300 is no position: float64 keeps about 16 significant digits,
+so reduced modulo 1 it has 5 digits left, or none, and would be stored as an arbitrary site."""
+
+MAX_CELL_LENGTH_ANGSTROM = 10_000.0
+"""Longest cell vector read, Angstrom (1 micrometre). The largest unit cells known, of virus crystals, are under
+2,000 A; far longer lengths (1e200) overflow the volume and the plane spacings computed from them."""
+
+METRIC_LENGTH_TOLERANCE = 0.01
+"""Largest relative change of a cell length under a listed symmetry operation (cells are written rounded)."""
+
+METRIC_ANGLE_TOLERANCE_DEG = 1.0
+"""Largest change of a cell angle under a listed symmetry operation, degrees."""
 _CRYSTAL_SYSTEMS = (
     (2, "triclinic"),
     (15, "monoclinic"),
@@ -100,99 +141,51 @@ def crystal_system(spacegroup: int) -> str:
     raise ValueError(f"space group {spacegroup} is outside 1-230")
 
 
-def _fast_p1_cif(text: str) -> Cell | None:
-    """Read a plain P1 CIF exactly; ``None`` when the text needs the full CIF parser."""
-    scalars: dict[str, str] = {}
-    loops: list[tuple[list[str], list[str]]] = []
-    lines = text.splitlines()
-    n_blocks = 0
-    i, n = 0, len(lines)
-    while i < n:
-        s = lines[i].strip()
-        if not s or s.startswith("#"):
-            i += 1
-        elif s.startswith("data_"):
-            n_blocks += 1
-            i += 1
-        elif s == "loop_":
-            tags: list[str] = []
-            i += 1
-            while i < n and lines[i].strip().startswith("_"):
-                tags.append(lines[i].strip().lower())
-                i += 1
-            rows: list[str] = []
-            while i < n:
-                s = lines[i].strip()
-                if s.startswith(("_", "loop_", "data_", "#")):
-                    break
-                if s.startswith(";"):
-                    return None
-                if s:
-                    rows.append(s)
-                i += 1
-            loops.append((tags, rows))
-        elif s.startswith("_"):
-            parts = s.split(None, 1)
-            if len(parts) == 1:
-                return None
-            scalars[parts[0].lower()] = parts[1].strip()
-            i += 1
-        else:
+def _p1_cell(block: CifBlockText) -> Cell | None:
+    """Build a checked P1 block's cell directly; ``None`` when it needs pymatgen's parser.
+
+    A plain P1 cell (the mirror's DFT CIFs, written by pymatgen) has nothing to expand, and pymatgen's
+    ``CifParser`` takes many times as long to build it. Taken here: the identity as the only operation (or none
+    and the symbol ``P 1`` or number 1), six plain cell numbers, a type symbol per site that is an element as
+    written (no charge). The block has passed :func:`_block_problem`, so its numbers are checked.
+
+    Raises:
+        StructureError: for a site that is partly occupied.
+    """
+    ops = _listed_operations(block.tags)
+    if ops is not None:
+        if len(ops) != 1 or ops[0].replace(" ", "").lower() != "x,y,z":
             return None
-    if n_blocks != 1:
-        return None
-    symops = next((rows for tags, rows in loops if any(t in _SYMOP_TAGS for t in tags)), None)
-    if symops is None:
-        hm = scalars.get("_symmetry_space_group_name_h-m", "").strip("'\" ").replace(" ", "")
-        if hm != "P1" and scalars.get("_symmetry_int_tables_number") != "1":
+    else:
+        hm = (block.scalar("_symmetry_space_group_name_h-m") or "").replace(" ", "")
+        if hm != "P1" and block.scalar("_symmetry_int_tables_number") != "1":
             return None
-    elif len(symops) != 1 or symops[0].split(None, 1)[-1].strip("'\"").replace(" ", "") != "x,y,z":
+    params = [_cif_value(block.scalar(tag)) for tag in _CELL_TAGS]
+    symbols = block.column("_atom_site_type_symbol")
+    columns = [block.column(f"_atom_site_fract_{axis}") for axis in "xyz"]
+    occupancies = block.column("_atom_site_occupancy")
+    labels = block.column("_atom_site_label")
+    if None in params or not symbols or any(len(c) != len(symbols) for c in columns):
         return None
-    try:
-        params = [float(scalars[tag]) for tag in _CELL_TAGS]
-    except (KeyError, ValueError):
+    if any(s not in SYMBOL_TO_Z for s in symbols) or (occupancies and len(occupancies) != len(symbols)):
         return None
-    problem = _declared_problem(scalars)
-    if problem:
-        raise StructureError(problem)
-    atoms = next(((tags, rows) for tags, rows in loops if "_atom_site_fract_x" in tags), None)
-    if atoms is None:
+    coords = [[_cif_value(c[k]) for c in columns] for k in range(len(symbols))]
+    if any(x is None for xyz in coords for x in xyz):
         return None
-    tags, rows = atoms
-    try:
-        sym_col = tags.index("_atom_site_type_symbol")
-        cols = [tags.index(f"_atom_site_fract_{axis}") for axis in "xyz"]
-    except ValueError:
-        return None
-    occ_col = tags.index("_atom_site_occupancy") if "_atom_site_occupancy" in tags else None
-    label_col = tags.index("_atom_site_label") if "_atom_site_label" in tags else None
-    species: list[str] = []
-    coords: list[list[float]] = []
-    for row in rows:
-        values = row.split()
-        if len(values) != len(tags) or "'" in row or '"' in row:
+    for k, raw in enumerate(occupancies):
+        occupancy = _cif_value(raw)
+        if occupancy is None:
             return None
-        symbol = values[sym_col]
-        if symbol not in SYMBOL_TO_Z:
-            return None
-        try:
-            coords.append([float(values[c]) for c in cols])
-            occupancy = float(values[occ_col]) if occ_col is not None else 1.0
-        except ValueError:
-            return None
-        label = values[label_col] if label_col is not None else symbol
-        for axis, x in zip("xyz", coords[-1], strict=True):
-            if not math.isfinite(x):
-                raise StructureError(
-                    f"site {label}: fractional coordinate {axis} = {x:g} is not a finite number"
-                )
         if not full_occupancy(occupancy):
+            label = labels[k] if len(labels) == len(symbols) else symbols[k]
             raise StructureError(_partial_occupancy(occupancy, f"site {label}"))
-        species.append(symbol)
-    if not species:
-        return None
-    lattice = Lattice.from_parameters(*params).matrix
-    return Cell(np.array(lattice), species, np.mod(np.array(coords, dtype=float), 1.0))
+    lattice = Lattice.from_parameters(*params).matrix  # type: ignore[misc]
+    return Cell(np.array(lattice), list(symbols), np.mod(np.array(coords, dtype=float), 1.0))
+
+
+def _fast_p1_cif(text: str) -> Cell | None:
+    """The CIF's cell through :func:`_p1_cell` after every check; ``None`` when it needs pymatgen's parser."""
+    return _p1_cell(_checked_block(text))
 
 
 def _partial_occupancy(occupancy: float, where: str) -> str:
@@ -218,20 +211,111 @@ _CHARGE = re.compile(r"(\d+[+-]?|[+-]\d*)$")  # O2-, Fe3+, Fe+3, Ti0: oxidation 
 _ISOTOPES = {"D": "deuterium", "T": "tritium"}
 _HM_TAGS = ("_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt", "_space_group.name_h-m_alt")
 _SETTING_TAGS = ("_space_group.it_coordinate_system_code", "_space_group_it_coordinate_system_code")
-_ALL_SYMOP_TAGS = (*_SYMOP_TAGS, "_space_group_symop.operation_xyz")
 
 
 def _block(text: str) -> dict[str, Any] | None:
-    """The one data block of a CIF as lower-case tag -> value(s), or ``None`` (pymatgen then says why)."""
-    from pymatgen.io.cif import CifFile
+    """The tags of the CIF's structure block (:func:`structure_block`), or ``None`` when it has none or several."""
+    try:
+        return structure_block(text).tags
+    except StructureError:
+        return None
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            blocks = list(CifFile.from_str(text).data.values())
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            return None
-    return {k.lower(): v for k, v in blocks[0].data.items()} if len(blocks) == 1 else None
+
+def _block_problem(block: CifBlockText) -> str | None:
+    """Why the structure block of a CIF must not be read, or None: every check that runs before a cell is built,
+    on the fast P1 path and the pymatgen path alike (in a multi-block file, on the block of atom sites)."""
+    tags = block.tags
+    return (
+        _non_ascii_problem(tags)
+        or _declared_problem(tags)
+        or _site_number_problem(tags)
+        or _site_symbol_problem(tags)
+        or _disorder_problem(tags)
+        or _operation_problem(tags)
+    )
+
+
+def _checked_block(text: str) -> CifBlockText:
+    """The CIF's structure block after :func:`_block_problem` (a leading byte-order mark is ignored).
+
+    Raises:
+        StructureError: for a CIF with no structure block or several, or one a check refuses.
+    """
+    block = structure_block(text.removeprefix("\ufeff"))
+    problem = _block_problem(block)
+    if problem:
+        raise StructureError(problem)
+    return block
+
+
+#: tags whose values the reader interprets (numbers, symbols, operations); a value of any other tag (a title, an
+#: author's name) may hold any character
+_READ_TAGS = frozenset(
+    {
+        *_CELL_TAGS, "_cell_formula_units_z", "_exptl_crystal_density_diffrn", "_chemical_formula_sum",
+        *SYMOP_TAGS, *_HM_TAGS, *_SETTING_TAGS, "_symmetry_space_group_name_hall", "_space_group_name_hall",
+        "_space_group.name_hall", "_symmetry_int_tables_number", "_space_group_it_number",
+        "_space_group.it_number", "_atom_site_type_symbol", "_atom_site_fract_x", "_atom_site_fract_y",
+        "_atom_site_fract_z", "_atom_site_occupancy", "_atom_site_disorder_assembly", "_atom_site_disorder_group",
+    }
+)  # fmt: skip
+
+
+def _non_ascii_problem(tags: dict[str, Any]) -> str | None:
+    """Why a value the reader interprets holds a character outside ASCII (``Ｌｉ`` in full-width letters, a
+    ``−`` minus sign), else None.
+
+    CIF 1.1 values are ASCII. pymatgen deleted such characters (``Ｌｉ`` vanished, ``−0.25`` became 0.25), so a
+    look-alike is refused, naming the character and the ASCII spelling its NFKC form gives, rather than read as
+    a guess. The site label counts only where it names the element (no ``_atom_site_type_symbol``).
+    """
+    read = set(_READ_TAGS) | ({"_atom_site_label"} if "_atom_site_type_symbol" not in tags else set())
+    labels = tags.get("_atom_site_label")
+    labels = [labels] if isinstance(labels, str) else list(labels or [])
+    for tag in sorted(read & tags.keys()):
+        value = tags[tag]
+        values = [value] if isinstance(value, str) else list(value)
+        for k, raw in enumerate(values):
+            if raw.isascii():
+                continue
+            char = next(ch for ch in raw if not ch.isascii())
+            name = unicodedata.name(char, f"U+{ord(char):04X}")
+            plain = unicodedata.normalize("NFKC", raw).replace("\u2212", "-")
+            fix = f"write {plain!r}" if plain.isascii() else "write it in ASCII"
+            where = f"site {labels[k]}: " if tag.startswith("_atom_site_") and k < len(labels) else ""
+            return (
+                f"{where}{tag} value {raw!r} holds {char!r} ({name}), a character outside ASCII, which no CIF value "
+                f"of this kind has; {fix}"
+            )
+    return None
+
+
+def _disorder_problem(tags: dict[str, Any]) -> str | None:
+    """Why the atom sites form alternative (disordered) configurations, else None.
+
+    A site with a disorder group (``_atom_site_disorder_group`` other than ``.``, ``?`` or ``0``, SHELX's
+    ordered part) or a disorder assembly is one of two or more alternative positions of the same atoms; read
+    as written, both alternatives would be stored side by side (two H where the crystal has one), whatever the
+    occupancies say.
+    """
+    labels = tags.get("_atom_site_label")
+    labels = [labels] if isinstance(labels, str) else list(labels or [])
+    for tag, what in (
+        ("_atom_site_disorder_group", "disorder group"),
+        ("_atom_site_disorder_assembly", "disorder assembly"),
+    ):
+        values = tags.get(tag)
+        values = [values] if isinstance(values, str) else list(values or [])
+        for k, raw in enumerate(values):
+            if raw.strip() in ("", ".", "?", "0"):
+                continue
+            label = labels[k] if k < len(labels) else str(k + 1)
+            return (
+                f"site {label} is in {what} {raw!r}: the CIF lists alternative positions of a disordered part "
+                "of the crystal, which the lake does not store (it would keep every alternative); give one "
+                "ordered structure"
+            )
+    return None
 
 
 def _site_symbol_problem(block: dict[str, Any]) -> str | None:
@@ -352,18 +436,32 @@ def _group_problem(ops: list[str], matrices: np.ndarray, shifts: np.ndarray) -> 
     return None
 
 
-def _operation_problem(block: dict[str, Any]) -> str | None:
-    """Why the listed symmetry operations are no space group, or None.
+def _listed_operations(tags: dict[str, Any]) -> list[str] | None:
+    """The symmetry operations pymatgen would apply: those of the first tag of :data:`SYMOP_TAGS` that holds
+    any (all of them are checked alike by :func:`_operation_problem`), or None when none is listed."""
+    for tag in SYMOP_TAGS:
+        ops = tags.get(tag)
+        if ops:
+            return [str(ops)] if isinstance(ops, str) else [str(op) for op in ops]
+    return None
 
-    Each operation must be a crystallographic operation (three affine components, coefficients of x, y and
-    z in -1, 0, 1, no product such as ``x*y``, determinant +-1), and the list must be a group modulo
-    lattice translations (:func:`_group_problem`: the identity and every product of two operations in the
-    list). pymatgen would apply any of them and store another crystal (``2x,y,z`` made MgO MgO2; a list
-    without its closure generates only part of the orbit).
+
+def _operation_problem(tags: dict[str, Any]) -> str | None:
+    """Why the listed symmetry operations are no space group of this cell, or None.
+
+    Read from every tag of :data:`SYMOP_TAGS` (pymatgen's four and the CIF2 spelling). Each operation must be
+    a crystallographic operation (three affine components, coefficients of x, y and z in -1, 0, 1, no product
+    such as ``x*y``, determinant +-1); the list must be a group modulo lattice translations
+    (:func:`_group_problem`: the identity and every product of two operations in the list); each operation
+    must be an isometry of the cell (:func:`_metric_problem`); and two tags may not list different groups.
+    pymatgen would apply any of them and store another crystal (``2x,y,z`` made MgO MgO2; a list without its
+    closure generates only part of the orbit; 3-fold operations on a cubic cell store atoms at distances the
+    crystal does not have).
     """
-    for tag in _ALL_SYMOP_TAGS:
-        ops = block.get(tag)
-        if ops is None:
+    groups: dict[str, frozenset[tuple[int, ...]]] = {}
+    for tag in SYMOP_TAGS:
+        ops = tags.get(tag)
+        if not ops:
             continue
         ops = [str(ops)] if isinstance(ops, str) else [str(op) for op in ops]
         parsed = []
@@ -372,10 +470,88 @@ def _operation_problem(block: dict[str, Any]) -> str | None:
             if isinstance(affine, str):
                 return affine
             parsed.append(affine)
-        problem = _group_problem(ops, np.array([m for m, _ in parsed]), np.array([t for _, t in parsed]))
+        matrices, shifts = np.array([m for m, _ in parsed]), np.array([t for _, t in parsed])
+        trivial = (
+            len(parsed) == 1 and np.array_equal(matrices[0], np.eye(3)) and not shifts.any()
+        )  # P1: 'x,y,z'
+        problem = (
+            None if trivial else _group_problem(ops, matrices, shifts) or _metric_problem(ops, matrices, tags)
+        )
         if problem:
             return problem
+        groups[tag] = frozenset(
+            (
+                *np.rint(m).astype(int).ravel().tolist(),
+                *(np.rint(np.mod(t, 1.0) * 1000).astype(int) % 1000).tolist(),
+            )
+            for m, t in parsed
+        )
+    if len(set(groups.values())) > 1:
+        first, *others = groups
+        other = next(t for t in others if groups[t] != groups[first])
+        return (
+            f"the CIF lists two different sets of symmetry operations, under {first} ({len(groups[first])}) and "
+            f"{other} ({len(groups[other])}); only one would be applied: keep the one that belongs to this cell"
+        )
     return None
+
+
+def _metric_problem(ops: list[str], matrices: np.ndarray, tags: dict[str, Any]) -> str | None:
+    """Why a symmetry operation (linear parts (n, 3, 3) on fractional coordinates) is no isometry of the cell the
+    tags declare, else None (also when the cell cannot be read: the other checks say why).
+
+    An operation ``x -> R x + t`` keeps every distance only if ``R^T G R = G`` for the metric tensor ``G``
+    (``G_ij = a_i . a_j``). ``R^T G R`` is the metric of the cell the operation makes of the declared one; its
+    lengths may differ by :data:`METRIC_LENGTH_TOLERANCE` and its angles by :data:`METRIC_ANGLE_TOLERANCE_DEG`
+    (cells are written rounded). Hexagonal operations on a cubic cell (``-y,x-y,z`` turns gamma = 90 into
+    135 degrees) or tetragonal ones on an orthorhombic cell fail.
+    """
+    values = [_cif_value(tags.get(tag)) for tag in _CELL_TAGS]
+    if None in values or cell_parameters_problem(values[:3], values[3:]):
+        return None
+    lengths = np.array(values[:3], dtype=float)
+    angles = np.array(values[3:], dtype=float)
+    metric = _metric_tensor(lengths, angles)
+    moved = np.einsum("nji,jk,nkl->nil", matrices, metric, matrices)  # R^T G R for each operation
+    new_lengths, new_angles = _cell_of_metric(moved)
+    bad = (np.abs(new_lengths / lengths - 1.0) > METRIC_LENGTH_TOLERANCE).any(axis=1)
+    bad |= (np.abs(new_angles - angles) > METRIC_ANGLE_TOLERANCE_DEG).any(axis=1)
+    if not bad.any():
+        return None
+    k = int(np.flatnonzero(bad)[0])
+
+    def cell(ls: np.ndarray, angs: np.ndarray) -> str:
+        return f"{', '.join(f'{x:.4g}' for x in ls)} A, {', '.join(f'{x:.4g}' for x in angs)} degrees"
+
+    return (
+        f"symmetry operation {ops[k]!r} does not fit the cell: it turns a, b, c, alpha, beta, gamma = "
+        f"{cell(lengths, angles)} into {cell(new_lengths[k], new_angles[k])} (no isometry of this cell: an "
+        "operation of another crystal system or setting); list the operations of this cell's space group"
+    )
+
+
+def _metric_tensor(lengths: np.ndarray, angles_deg: np.ndarray) -> np.ndarray:
+    """(3, 3) metric tensor ``G_ij = a_i . a_j`` of cell lengths (a, b, c) and angles (alpha, beta, gamma)."""
+    a, b, c = lengths
+    cos_alpha, cos_beta, cos_gamma = np.cos(np.radians(angles_deg))
+    return np.array(
+        [
+            [a * a, a * b * cos_gamma, a * c * cos_beta],
+            [a * b * cos_gamma, b * b, b * c * cos_alpha],
+            [a * c * cos_beta, b * c * cos_alpha, c * c],
+        ]
+    )
+
+
+def _cell_of_metric(metric: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cell lengths (..., 3) and angles alpha, beta, gamma in degrees (..., 3) of metric tensors (..., 3, 3)."""
+    lengths = np.sqrt(np.clip(np.diagonal(metric, axis1=-2, axis2=-1), 0.0, None))
+    pairs = ((1, 2), (0, 2), (0, 1))
+    with np.errstate(all="ignore"):
+        cosines = np.stack(
+            [metric[..., i, j] / (lengths[..., i] * lengths[..., j]) for i, j in pairs], axis=-1
+        )
+    return lengths, np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0)))
 
 
 def _fraction(text: str) -> float:
@@ -408,92 +584,163 @@ _DENSITY_TAGS = ("_exptl_crystal_density_diffrn",)
 
 def _declared_problem(tags: dict[str, Any]) -> str | None:
     """Why the numbers a CIF declares (lower-case tag -> text) describe no crystal, else None: cell lengths
-    and angles (:func:`storage.validation.cell_parameters_problem`), ``_cell_formula_units_Z``
+    and angles (:func:`storage.validation.cell_parameters_problem`; a length above
+    :data:`MAX_CELL_LENGTH_ANGSTROM` too), ``_cell_formula_units_Z``
     (:func:`storage.validation.formula_units_problem`) and ``_exptl_crystal_density_diffrn`` (positive and
     finite)."""
     values = [_cif_value(tags.get(tag)) for tag in _CELL_TAGS]
     problem = cell_parameters_problem(values[:3], values[3:])
+    for name, value in zip("abc", values[:3], strict=True):
+        if not problem and value is not None and value > MAX_CELL_LENGTH_ANGSTROM:
+            problem = _long_cell(f"cell length {name}", value)
+        if not problem and value is not None and value < MIN_DISTANCE_ANGSTROM:
+            problem = (
+                f"cell length {name} = {value:g} A is shorter than {MIN_DISTANCE_ANGSTROM:g} A (every atom would "
+                f"be closer than {MIN_DISTANCE_ANGSTROM:g} A to its own periodic image: a unit or typing error)"
+            )
     problem = problem or formula_units_problem(_cif_value(tags.get("_cell_formula_units_z")))
     for tag in _DENSITY_TAGS:
         problem = problem or density_problem(_cif_value(tags.get(tag)), tag)
     return problem
 
 
-def _site_number_problem(block: dict[str, Any]) -> str | None:
-    """Why an atom site of a parsed CIF block has a fractional coordinate that is not finite (NaN, inf) or an
-    occupancy above 1 (beyond :data:`storage.validation.OCCUPANCY_TOLERANCE`) or not finite, else None."""
+def _long_cell(what: str, length: float) -> str:
+    return (
+        f"{what} = {length:g} A is longer than {MAX_CELL_LENGTH_ANGSTROM:g} A, longer than any crystal's unit "
+        "cell (a unit or typing error)"
+    )
+
+
+def _site_number_problem(tags: dict[str, Any]) -> str | None:
+    """Why an atom site's numbers cannot be read as they are written, else None.
+
+    A fractional coordinate must be a number (``?``, ``.`` or text is not: pymatgen failed, or read ``.`` as 0),
+    finite and at most :data:`MAX_ABS_FRACTIONAL` in size (1e300 was wrapped modulo 1 into an arbitrary site).
+    An occupancy must be a finite number in (0, 1] (1 + :data:`storage.validation.OCCUPANCY_TOLERANCE`
+    allowed for rounding): pymatgen dropped a site written ``?``, ``.``, 0 or -1 (LiH with Li at -1 was stored
+    as H2), and no site may be dropped. A partial occupancy is refused later, by the path that builds the cell.
+    """
 
     def column(tag: str) -> list[Any]:
-        values = block.get(tag)
+        values = tags.get(tag)
         return [values] if isinstance(values, str) else list(values or [])
 
     labels = column("_atom_site_label")
     for tag in ("_atom_site_fract_x", "_atom_site_fract_y", "_atom_site_fract_z", "_atom_site_occupancy"):
+        occupancy = tag == "_atom_site_occupancy"
+        name = "occupancy" if occupancy else f"fractional coordinate {tag[-1]}"
         for k, raw in enumerate(column(tag)):
             value = _cif_value(raw)
-            if value is None or (math.isfinite(value) and (tag != "_atom_site_occupancy" or value <= 1.0)):
-                continue
             label = labels[k] if k < len(labels) else str(k + 1)
-            if tag == "_atom_site_occupancy" and math.isfinite(value):
-                if full_occupancy(value):
-                    continue
-                return _partial_occupancy(value, f"site {label}")
-            name = "occupancy" if tag == "_atom_site_occupancy" else f"fractional coordinate {tag[-1]}"
-            return f"site {label}: {name} = {value:g} is not a finite number"
+            if value is not None and not math.isfinite(value):
+                return f"site {label}: {name} = {value:g} is not a finite number"
+            if occupancy:
+                if value is None or value <= 0.0:
+                    shown = f"{value:g}" if value is not None else repr(raw)
+                    return (
+                        f"site {label}: occupancy {shown} is not a number in (0, 1] (read as written, the site "
+                        "would be dropped); give the site's occupancy, 1 for a full site"
+                    )
+                if value > 1.0 and not full_occupancy(value):
+                    return _partial_occupancy(value, f"site {label}")
+            elif value is None:
+                return f"site {label}: {name} {raw!r} is not a number; give the site's position"
+            elif abs(value) > MAX_ABS_FRACTIONAL:
+                return (
+                    f"site {label}: {name} = {value:g} lies outside -{MAX_ABS_FRACTIONAL:g} to "
+                    f"{MAX_ABS_FRACTIONAL:g} (a fractional coordinate lies in [0, 1); one this large is no "
+                    "position, or has lost its digits)"
+                )
     return None
 
 
-def _settings(block: dict[str, Any]) -> list[str]:
+#: ICSD writes the setting as a last word of the Hermann-Mauguin symbol: H/R for the hexagonal/rhombohedral
+#: axes of a rhombohedral group, S/Z for origin choice 1/2 ('R -3 m H', 'F d -3 m Z'); no symbol ends in
+#: these letters otherwise
+_ICSD_SETTINGS = {"H": "H", "R": "R", "S": "1", "Z": "2"}
+
+
+def _settings(tags: dict[str, Any]) -> list[str]:
     """Space-group symbols with a setting (``R-3m:R``, ``Fd-3m:2``) to expand a CIF in; [] to leave it to pymatgen.
 
-    Only for a CIF without symmetry operations whose symbol is rhombohedral or has two origin choices.
+    Only for a CIF without symmetry operations whose symbol is rhombohedral, has two origin choices, or names
+    its setting as ICSD does (a last word H, R, S or Z).
+
+    Raises:
+        StructureError: for a rhombohedral symbol whose setting (``:H``, ``H``) contradicts its cell's shape.
     """
     from pymatgen.symmetry.groups import SpaceGroup
 
-    if any(block.get(tag) for tag in _ALL_SYMOP_TAGS):
+    if any(tags.get(tag) for tag in SYMOP_TAGS):
         return []
-    symbol = next((block[t] for t in _HM_TAGS if isinstance(block.get(t), str) and block[t].strip()), "")
-    symbol = re.sub(r"[\s_'\"]", "", symbol)
+    written = next((tags[t] for t in _HM_TAGS if isinstance(tags.get(t), str) and tags[t].strip()), "")
+    symbol = re.sub(r"[\s_'\"]", "", written)
     base, _, code = symbol.partition(":")
-    code = code or next((str(block[t]).strip() for t in _SETTING_TAGS if block.get(t)), "")
+    icsd = len(base) > 2 and base[-1] in _ICSD_SETTINGS and not code
+    if icsd:
+        base, code = base[:-1], _ICSD_SETTINGS[base[-1]]
+    code = code or next((str(tags[t]).strip() for t in _SETTING_TAGS if tags.get(t)), "")
     if not base:
         return []
     if base.startswith("R"):
-        cell = [_cif_number(block, tag) for tag in _CELL_TAGS]
+        cell = [_cif_number(tags, tag) for tag in _CELL_TAGS]
         if None in cell:
             return []
         a, b, c, alpha, beta, gamma = cell
-        if max(a, b, c) - min(a, b, c) < 1e-3 and max(alpha, beta, gamma) - min(alpha, beta, gamma) < 1e-2:
-            return [f"{base}:R"] if abs(alpha - 90.0) > 1e-2 else []
-        return [f"{base}:H"]
+        rhombohedral = (
+            max(a, b, c) - min(a, b, c) < 1e-3 and max(alpha, beta, gamma) - min(alpha, beta, gamma) < 1e-2
+        )
+        if rhombohedral and abs(alpha - 90.0) <= 1e-2:  # a cube: pymatgen's own reading
+            return [f"{base}:{code.upper()}"] if code.upper() in ("H", "R") else []
+        shape = "R" if rhombohedral else "H"
+        if code.upper() in ("H", "R") and code.upper() != shape:
+            axes = {"H": "hexagonal", "R": "rhombohedral"}
+            raise StructureError(
+                f"the space-group symbol {written!r} names the {axes[code.upper()]} setting but the cell "
+                f"(a, b, c = {a:g}, {b:g}, {c:g} A; alpha, beta, gamma = {alpha:g}, {beta:g}, {gamma:g} degrees) "
+                f"has {axes[shape]} axes; fix the symbol or the cell"
+            )
+        return [f"{base}:{shape}"]
     try:
         one, two = SpaceGroup(f"{base}:1"), SpaceGroup(f"{base}:2")
     except ValueError:
-        return []
+        return [base] if icsd and _known_symbol(base) else []
     if {op.as_xyz_str() for op in one.symmetry_ops} == {op.as_xyz_str() for op in two.symmetry_ops}:
-        return []
+        return [base] if icsd else []
     return [f"{base}:{code}"] if code in ("1", "2") else [f"{base}:1", f"{base}:2"]
+
+
+def _known_symbol(symbol: str) -> bool:
+    """Whether pymatgen's ``SpaceGroup`` knows the symbol (spaces removed)."""
+    from pymatgen.symmetry.groups import SpaceGroup
+
+    try:
+        SpaceGroup(symbol)
+    except ValueError:
+        return False
+    return True
 
 
 def _with_operations(text: str, setting: str) -> str:
     """The CIF with the symmetry operations of ``setting`` written out (pymatgen then uses those)."""
     from pymatgen.symmetry.groups import SpaceGroup
 
-    ops = "\n".join(f"'{op.as_xyz_str()}'" for op in SpaceGroup(setting).symmetry_ops)
-    return f"{text.rstrip()}\nloop_\n_symmetry_equiv_pos_as_xyz\n{ops}\n"
+    return _with_operation_list(text, [op.as_xyz_str() for op in SpaceGroup(setting).symmetry_ops])
+
+
+def _with_operation_list(text: str, ops: list[str]) -> str:
+    """The CIF with ``ops`` written out under ``_symmetry_equiv_pos_as_xyz`` (the tag pymatgen reads first)."""
+    listed = "\n".join(f"'{op}'" for op in ops)
+    return f"{text.rstrip()}\nloop_\n_symmetry_equiv_pos_as_xyz\n{listed}\n"
 
 
 def declared_cif_number(text: str, tag: str) -> float | None:
-    """A number a CIF declares for ``tag`` (e.g. ``_cell_formula_units_Z``; uncertainty dropped), or None."""
-    tag = tag.lower()
-    for line in text.splitlines():
-        parts = line.strip().split()
-        if len(parts) == 2 and parts[0].lower() == tag:
-            try:
-                return float(parts[1].strip("'\"").split("(")[0])
-            except ValueError:
-                return None
-    return None
+    """A number the CIF's structure block declares for ``tag`` (e.g. ``_cell_formula_units_Z``; read by the CIF
+    tokenizer: on the next line, in a text field or before a comment too; uncertainty dropped), or None."""
+    try:
+        return _cif_value(structure_block(text).scalar(tag.lower()))
+    except StructureError:
+        return None
 
 
 def reading_problem(
@@ -525,41 +772,58 @@ def reading_problem(
 
 
 def _pymatgen_cif(text: str) -> Cell:
-    """Read a CIF with pymatgen's parser (symmetry expansion, oxidation states, ...), in the right setting."""
-    block = _block(text)
-    if block is not None:
-        problem = (
-            _declared_problem(block)
-            or _site_number_problem(block)
-            or _site_symbol_problem(block)
-            or _operation_problem(block)
-        )
+    """Read a CIF with pymatgen's parser after every check (:func:`_checked_block`), in the right setting."""
+    return _pymatgen_block(_checked_block(text))
+
+
+def _pymatgen_block(block: CifBlockText) -> Cell:
+    """Build a checked structure block's cell with pymatgen's parser (symmetry expansion, oxidation states, ...).
+
+    pymatgen parses the block alone (a ``data_global`` block beside it is no part of the structure), with the
+    operations the checks read: those of a tag pymatgen does not read (``_space_group_symop.operation_xyz``) are
+    written out under ``_symmetry_equiv_pos_as_xyz``, and a symbol without operations is expanded in the setting
+    :func:`_settings` gives.
+    """
+    text = ascii_text(block.text)
+    ops = _listed_operations(block.tags)
+    if ops is not None and not any(tag in block.written_tags for tag in SYMOP_TAGS_PYMATGEN_READS):
+        text = _with_operation_list(text, ops)
+    settings = _settings(block.tags)
+    if settings:
+        problem = _setting_fit_problem(settings[0], block.tags)
         if problem:
             raise StructureError(problem)
-        settings = _settings(block)
-        if settings:
-            readings = [(setting, _pymatgen_cell(_with_operations(text, setting))) for setting in settings]
-            if len(readings) == 1:
-                return readings[0][1]
-            declared = declared_cif_formula(text)
-            problems = [reading_problem(cell, declared=declared, cif=text) for _, cell in readings]
-            good = [r for r, p in zip(readings, problems, strict=True) if p is None]
-            if len(good) > 1:  # prefer the reading with exactly the declared atoms (Si8: 8 sites, not 16)
-                exact = [r for r in good if _holds_exactly(r[1], declared, text)]
-                good = exact or good
-            if len(good) == 1:
-                return good[0][1]
-            names = " and ".join(f"origin choice {s.rsplit(':', 1)[1]}" for s, _ in readings)
-            if not good:
-                raise StructureError(
-                    f"the CIF names no origin choice and neither reading is sensible: {problems[0]} "
-                    f"({names} tried)"
-                )
+        readings = [(setting, _pymatgen_cell(_with_operations(text, setting))) for setting in settings]
+        if len(readings) == 1:
+            return readings[0][1]
+        declared = declared_cif_formula(text)
+        problems = [reading_problem(cell, declared=declared, cif=text) for _, cell in readings]
+        good = [r for r, p in zip(readings, problems, strict=True) if p is None]
+        if len(good) > 1:  # prefer the reading with exactly the declared atoms (Si8: 8 sites, not 16)
+            exact = [r for r in good if _holds_exactly(r[1], declared, text)]
+            good = exact or good
+        if len(good) == 1:
+            return good[0][1]
+        names = " and ".join(f"origin choice {s.rsplit(':', 1)[1]}" for s, _ in readings)
+        if not good:
             raise StructureError(
-                f"the CIF names no origin choice and both {names} give a sensible cell; write the symmetry "
-                "operations or ':1'/':2' after the space-group symbol"
+                f"the CIF names no origin choice and neither reading is sensible: {problems[0]} ({names} tried)"
             )
+        raise StructureError(
+            f"the CIF names no origin choice and both {names} give a sensible cell; write the symmetry "
+            "operations or ':1'/':2' after the space-group symbol"
+        )
     return _pymatgen_cell(text)
+
+
+def _setting_fit_problem(setting: str, tags: dict[str, Any]) -> str | None:
+    """Why the operations of a space-group setting (``R-3m:H``) are no isometries of the declared cell, or None."""
+    from pymatgen.symmetry.groups import SpaceGroup
+
+    ops = SpaceGroup(setting).symmetry_ops
+    matrices = np.array([op.rotation_matrix for op in ops])
+    problem = _metric_problem([op.as_xyz_str() for op in ops], matrices, tags)
+    return f"space group {setting}: {problem}" if problem else None
 
 
 def _holds_exactly(cell: Cell, declared: str, text: str) -> bool:
@@ -621,37 +885,44 @@ def _pymatgen_cell(text: str) -> Cell:
 
 
 _SPACE_GROUP_TAGS = (
-    "_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt", "_symmetry_space_group_name_hall",
-    "_space_group_name_hall", "_symmetry_int_tables_number", "_space_group_it_number",
+    "_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt", "_space_group.name_h-m_alt",
+    "_symmetry_space_group_name_hall", "_space_group_name_hall", "_space_group.name_hall",
+    "_symmetry_int_tables_number", "_space_group_it_number", "_space_group.it_number",
 )  # fmt: skip
 _P1 = {"p1", "1", "p 1"}
 
 
 def _declared_space_group(text: str) -> str | None:
-    """The space group a CIF declares by symbol, Hall symbol or number when it is not P1 (as written), else
-    None."""
-    for line in text.splitlines():
-        parts = line.strip().split(None, 1)
-        if len(parts) == 2 and parts[0].lower() in _SPACE_GROUP_TAGS:
-            value = parts[1].strip().strip("'\"").strip()
-            if value and value not in ("?", ".") and " ".join(value.lower().split()) not in _P1:
-                return repr(value)
+    """The space group the CIF's structure block declares by symbol, Hall symbol or number when it is not P1
+    (as written), else None."""
+    try:
+        block = structure_block(text)
+    except StructureError:
+        return None
+    for tag in _SPACE_GROUP_TAGS:
+        value = (block.scalar(tag) or "").strip()
+        if value and value not in ("?", ".") and " ".join(value.lower().split()) not in _P1:
+            return repr(value)
     return None
 
 
 def cell_from_cif(text: str) -> Cell:
     """Parse one CIF into a :class:`Cell` (a leading byte-order mark is ignored).
 
+    The structure is the one data block that lists atom sites (an IUCr ``data_global`` block of publication
+    details beside it is skipped); every check of :func:`_block_problem` runs on that block first.
+
     Raises:
-        StructureError: if the CIF is malformed, partly occupied (more than
-            :data:`storage.validation.OCCUPANCY_TOLERANCE` from 1), names an unknown element, declares numbers
-            no crystal has (cell lengths in Angstrom, angles in degrees, Z, densities in g/cm^3, coordinates),
-            or lists symmetry operations that form no group.
+        StructureError: if the CIF is malformed or holds several structures, is partly occupied (more than
+            :data:`storage.validation.OCCUPANCY_TOLERANCE` from 1) or disordered, names an unknown element, an
+            isotope or a value outside ASCII, declares numbers no crystal has (cell lengths in Angstrom, angles
+            in degrees, Z, densities in g/cm^3, coordinates, occupancies), or lists symmetry operations that
+            form no group or do not fit its cell.
     """
     if not isinstance(text, str) or not text.strip():
         raise StructureError("malformed CIF: the CIF text is empty")
-    text = text.removeprefix("\ufeff")  # a byte-order mark decoded as text
-    return _fast_p1_cif(text) or _pymatgen_cif(text)
+    block = _checked_block(text)
+    return _p1_cell(block) or _pymatgen_block(block)
 
 
 def cell_from_arrays(lattice: Any, species: Iterable[str], frac_coords: Any) -> Cell:
@@ -696,8 +967,8 @@ def check_cell(cell: Cell) -> None:
     """Refuse a cell whose numbers describe no crystal, before anything is computed from them.
 
     Raises:
-        StructureError: for no sites, an unknown element, a lattice or coordinate that is NaN or infinite,
-            or a singular lattice (zero volume).
+        StructureError: for no sites, an unknown element, a lattice or coordinate that is NaN or infinite, a
+            cell vector longer than :data:`MAX_CELL_LENGTH_ANGSTROM`, or a singular lattice (zero volume).
     """
     if not cell.species:
         raise StructureError("structure has no sites")
@@ -706,7 +977,13 @@ def check_cell(cell: Cell) -> None:
         raise StructureError(f"unknown element {unknown[0]!r}")
     if not (np.isfinite(cell.lattice).all() and np.isfinite(cell.frac_coords).all()):
         raise StructureError("lattice or coordinates contain NaN or infinity")
-    if not float(abs(np.linalg.det(cell.lattice))) > 1e-6:
+    with np.errstate(all="ignore"):  # a length of 1e200 overflows; the result is checked right here
+        lengths = np.hypot(np.hypot(cell.lattice[:, 0], cell.lattice[:, 1]), cell.lattice[:, 2])
+        volume = float(abs(np.linalg.det(cell.lattice)))
+    longest = int(np.argmax(lengths))
+    if not lengths[longest] <= MAX_CELL_LENGTH_ANGSTROM:
+        raise StructureError(_long_cell(f"cell vector {'abc'[longest]}", float(lengths[longest])))
+    if not volume > 1e-6:
         raise StructureError("lattice is singular (zero volume)")
 
 
@@ -795,12 +1072,12 @@ class PendingStructure:
 
 
 def declared_cif_formula(text: str) -> str:
-    """The ``_chemical_formula_sum`` written in a CIF (the formula of the sites listed), or ``""``."""
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.lower().startswith("_chemical_formula_sum"):
-            return stripped[len("_chemical_formula_sum") :].strip().strip("'\"").strip()
-    return ""
+    """The ``_chemical_formula_sum`` of the CIF's structure block (the formula of the sites listed), read by
+    the CIF tokenizer (on the next line, in a text field, before a comment), or ``""``."""
+    try:
+        return (structure_block(text).scalar("_chemical_formula_sum") or "").strip()
+    except StructureError:
+        return ""
 
 
 def finish_structure(item: PendingStructure | Rejection) -> Item:
@@ -832,12 +1109,16 @@ def finish_structure(item: PendingStructure | Rejection) -> Item:
 
 
 def cif_formula(text: str) -> str:
-    """The ``_chemical_formula_structural`` (else ``_chemical_formula_sum``) written in a CIF, or ``""``."""
+    """The ``_chemical_formula_structural`` (else ``_chemical_formula_sum``) of the CIF's structure block, or
+    ``""``."""
+    try:
+        block = structure_block(text)
+    except StructureError:
+        return ""
     for tag in ("_chemical_formula_structural", "_chemical_formula_sum"):
-        start = text.find(tag)
-        if start >= 0:
-            line = text[start + len(tag) : text.find("\n", start) if "\n" in text[start:] else None]
-            return line.strip().strip("'\"").strip()
+        value = (block.scalar(tag) or "").strip()
+        if value:
+            return value
     return ""
 
 

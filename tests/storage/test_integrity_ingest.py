@@ -133,7 +133,9 @@ def test_the_floor_sits_between_overlap_and_the_shortest_real_bond() -> None:
 
 
 def test_a_cell_of_0_1_angstrom_is_refused() -> None:
-    reason = reason_of(cell_from_cif(cif([("Na", 0, 0, 0)], a=0.1)))
+    with pytest.raises(StructureError, match=r"cell length a = 0.1 A is shorter than 0.5 A"):
+        cell_from_cif(cif([("Na", 0, 0, 0)], a=0.1))  # as a CIF declares it
+    reason = reason_of(Cell(np.diag([0.1, 0.1, 0.1]), ["Na"], np.array([[0, 0, 0]])))  # as arrays give it
     assert reason.startswith("volume per atom 0.001 A^3 is below 1.5 A^3")
 
 
@@ -453,7 +455,7 @@ O1 O 0.5 0.5 0.5
         "_symmetry_space_group_name_H-M 'Q 9 9'",  # no such symbol
         "_symmetry_space_group_name_Hall '-F 4 2 3'",  # a Hall symbol alone
         "_symmetry_Int_Tables_number 231",  # no such number
-        "_space_group_name_H-M_alt 'P n -3 m S'",
+        "_space_group_name_H-M_alt 'P n -3 m Q'",  # no such setting ('P n -3 m S', ICSD's origin 1, reads)
     ],
 )
 def test_a_space_group_the_reader_cannot_apply_is_refused_not_read_as_p1(declared) -> None:
@@ -481,17 +483,31 @@ def test_a_symmetry_operation_that_is_no_isometry_is_refused(operation, reason) 
         cell_from_cif(MGO_CIF_HEAD + ops + MGO_CIF_SITES)
 
 
+HEXAGONAL_HEAD = MGO_CIF_HEAD.replace("_cell_angle_gamma 90", "_cell_angle_gamma 120.00").replace(
+    "_cell_length_c 4.212", "_cell_length_c 6.1"
+)
+
+
 @pytest.mark.parametrize(
-    "operations",
+    ("head", "operations"),
     [
-        ["x,y,z", "-y,x-y,z+1/3", "-x+y,-x,z+2/3", "-x,-y,z+1/2", "y,-x+y,z+5/6", "x-y,x,z+1/6"],  # P 61
-        ["x,y,z", "-x,y+0.5,-z+1/2", "-x,-y,-z", "x,-y+1/2,z+0.5"],  # P 21/c, decimals and fractions
-        ["x,y,z", "x+0.3333,y+0.6667,z+0.6667", "x+0.66667,y+0.33333,z+0.33333"],  # R centring, rounded
+        (
+            HEXAGONAL_HEAD,
+            ["x,y,z", "-y,x-y,z+1/3", "-x+y,-x,z+2/3", "-x,-y,z+1/2", "y,-x+y,z+5/6", "x-y,x,z+1/6"],
+        ),  # P 61 on its hexagonal cell
+        (
+            MGO_CIF_HEAD,
+            ["x,y,z", "-x,y+0.5,-z+1/2", "-x,-y,-z", "x,-y+1/2,z+0.5"],
+        ),  # P 21/c, decimals, fractions
+        (
+            HEXAGONAL_HEAD,
+            ["x,y,z", "x+0.3333,y+0.6667,z+0.6667", "x+0.66667,y+0.33333,z+0.33333"],
+        ),  # R centring, rounded
     ],
 )
-def test_hexagonal_and_translated_operations_still_read(operations) -> None:
+def test_hexagonal_and_translated_operations_still_read(head, operations) -> None:
     ops = "loop_\n_symmetry_equiv_pos_as_xyz\n" + "".join(f"'{op}'\n" for op in operations)
-    assert _operation_problem_of(MGO_CIF_HEAD + ops + MGO_CIF_SITES) is None
+    assert _operation_problem_of(head + ops + MGO_CIF_SITES) is None
 
 
 def _operation_problem_of(text: str):

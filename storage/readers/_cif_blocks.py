@@ -1,0 +1,161 @@
+"""A CIF's data blocks as tag -> value, read by the one CIF tokenizer the reader uses (pymatgen's).
+
+Every value the ingest checks (declared formula, Z, density, cell, symmetry operations, atom sites) and every
+value pymatgen builds the crystal from come from the same tokens: :func:`cif_blocks` runs pymatgen's
+``CifBlock`` tokenizer, so a value on the line after its tag, in a ``;`` text field, followed by a ``#``
+comment, or beside a tag that merely starts alike (``_chemical_formula_sum_note``) is read exactly as pymatgen
+reads it.
+
+pymatgen's tokenizer deletes every character outside ASCII before it splits the text into tokens (``Ｌｉ``
+vanished and shifted its loop by one value). Here each such character is carried through the tokenizer as an
+ASCII escape and restored in the values, so a check sees the value as written; :func:`ascii_text` gives the text
+pymatgen should parse, with each such character replaced by ``?`` rather than deleted, so its tokens are the same
+tokens the checks saw.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from storage.validation import StructureError
+
+_ESCAPE = re.compile("\x01([0-9a-f]+)\x02")
+_BLOCK_START = re.compile(r"^\s*data_", flags=re.MULTILINE | re.DOTALL)  # pymatgen's CifFile.from_str split
+
+#: tags whose presence makes a data block a structure (pymatgen builds a structure only from atom sites)
+_SITE_TAGS = ("_atom_site_label", "_atom_site_type_symbol", "_atom_site_fract_x", "_atom_site_cartn_x")
+
+
+@dataclass(frozen=True, slots=True)
+class CifBlockText:
+    """One ``data_`` block of a CIF.
+
+    Attributes:
+        name: the block's name (after ``data_``).
+        text: the block's own text, from its ``data_`` line to the next block.
+        tags: lower-case tag -> value as written (quotes removed, a text field's lines joined by spaces, a
+            comment dropped): a string for a single value, a list of strings for a loop column.
+        written_tags: the tags as the file spells them (pymatgen looks tags up case-sensitively).
+    """
+
+    name: str
+    text: str
+    tags: dict[str, Any]
+    written_tags: frozenset[str]
+
+    @property
+    def holds_structure(self) -> bool:
+        """Whether the block lists atom sites (a ``data_global`` block of publication details does not)."""
+        return any(tag in self.tags for tag in _SITE_TAGS)
+
+    def scalar(self, tag: str) -> str | None:
+        """The single value of ``tag`` (lower case), or None when it is absent or a loop column."""
+        value = self.tags.get(tag)
+        return value if isinstance(value, str) else None
+
+    def column(self, tag: str) -> list[str]:
+        """The values of ``tag`` (lower case) as a list: a loop column, a single value as one item, or []."""
+        value = self.tags.get(tag)
+        if value is None:
+            return []
+        return [value] if isinstance(value, str) else list(value)
+
+
+def _escape(text: str) -> str:
+    """The text with each character outside ASCII written as ``\\x01<hex>\\x02`` (one token character)."""
+    if text.isascii():
+        return text
+    return "".join(ch if ch.isascii() else f"\x01{ord(ch):x}\x02" for ch in text)
+
+
+def _unescape(value: str) -> str:
+    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value) if "\x01" in value else value
+
+
+def ascii_text(text: str) -> str:
+    """The text for pymatgen's parser: each character outside ASCII replaced by ``?`` (pymatgen would delete it
+    and so merge or shift tokens)."""
+    return text if text.isascii() else "".join(ch if ch.isascii() else "?" for ch in text)
+
+
+@lru_cache(maxsize=8)
+def cif_blocks(text: str) -> tuple[CifBlockText, ...]:
+    """Every data block of a CIF, split and tokenized as pymatgen's ``CifFile.from_str`` does.
+
+    Blocks of powder-diffraction data (``powder_pattern`` in the ``data_`` line) are skipped, as pymatgen skips
+    them. Cached for the last few texts (the checks and the declared values read the same text).
+
+    Raises:
+        StructureError: ``malformed CIF: ...`` when a block cannot be tokenized (a loop whose values do not fill
+            its rows, a loop without values).
+    """
+    from pymatgen.io.cif import CifBlock
+
+    escaped = _escape(text.removeprefix("\ufeff"))  # a byte-order mark decoded as text
+    blocks = []
+    for chunk in _BLOCK_START.split(f"x\n{escaped}")[1:]:
+        first_line = chunk.split("\n", 1)[0]
+        if "powder_pattern" in first_line:
+            continue
+        name = _unescape(first_line.strip())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                block = CifBlock.from_str(f"data_{chunk}")
+            except (ValueError, IndexError, ZeroDivisionError, KeyError) as exc:
+                loop = isinstance(exc, ZeroDivisionError) or "zip()" in str(exc) or "multiple" in str(exc)
+                detail = (
+                    "a loop_'s values do not fill its rows (a value missing or extra, or a space inside an "
+                    "unquoted value)"
+                    if loop
+                    else str(exc)
+                )
+                raise StructureError(f"malformed CIF: data block {name!r}: {detail}") from exc
+        tags: dict[str, Any] = {}
+        for key, value in block.data.items():
+            tag = _unescape(key).lower()
+            tags[tag] = _unescape(value) if isinstance(value, str) else [_unescape(str(v)) for v in value]
+        original = f"data_{chunk}"
+        blocks.append(
+            CifBlockText(
+                name=name,
+                text=_unescape(original),
+                tags=tags,
+                written_tags=frozenset(_unescape(k) for k in block.data),
+            )
+        )
+    return tuple(blocks)
+
+
+def structure_block(text: str) -> CifBlockText:
+    """The one data block of a CIF that holds a structure (IUCr files put publication details in a
+    ``data_global`` block beside it).
+
+    Raises:
+        StructureError: for a CIF whose blocks cannot be tokenized, with no block of atom sites, or with more
+            than one (the lake stores one structure per file and could not tell which one the file's row means).
+    """
+    blocks = cif_blocks(text)
+    holding = [b for b in blocks if b.holds_structure]
+    if not holding:
+        return _no_structure(blocks)
+    if len(holding) > 1:
+        names = ", ".join(f"data_{b.name}" for b in holding[:4]) + (", ..." if len(holding) > 4 else "")
+        raise StructureError(
+            f"the CIF holds {len(holding)} structures (data blocks {names}), one was expected; split it into one "
+            "file per structure"
+        )
+    return holding[0]
+
+
+def _no_structure(blocks: tuple[CifBlockText, ...]) -> CifBlockText:
+    if not blocks:
+        raise StructureError("malformed CIF: no data_ block (the text is no CIF)")
+    raise StructureError(
+        f"malformed CIF: no data block lists atom sites (_atom_site_label, _atom_site_fract_x, ...; "
+        f"{len(blocks)} block(s) read)"
+    )
