@@ -40,7 +40,7 @@ def sql(
         import pyarrow.csv as pacsv
 
         with staged_file(csv) as tmp:
-            pacsv.write_csv(result, tmp)
+            pacsv.write_csv(_csv_ready(result), tmp)
         console.print(f"wrote {result.num_rows} rows to {csv}")
     if parquet is not None:
         import pyarrow.parquet as pq
@@ -50,6 +50,22 @@ def sql(
         console.print(f"wrote {result.num_rows} rows to {parquet}")
     if csv is None and parquet is None:
         print_arrow(result, max_rows=max_rows)
+
+
+def _csv_ready(table):
+    """``table`` with every nested column (list, struct, map) as JSON text, one value per cell."""
+    import json
+
+    import pyarrow as pa
+
+    for index, field in enumerate(table.schema):
+        if pa.types.is_nested(field.type):
+            cells = [
+                None if value is None else json.dumps(value, default=str, allow_nan=True)
+                for value in table.column(index).to_pylist()
+            ]
+            table = table.set_column(index, pa.field(field.name, pa.string()), pa.array(cells, pa.string()))
+    return table
 
 
 @lake_app.command("init")

@@ -64,3 +64,23 @@ def test_writes_through_csp_sql_are_refused(filled, sql):
 def test_python_connection_is_read_only(filled):
     with pytest.raises(storage.LakeError, match="read-only"):
         storage.connect(filled.root, read_only=False)
+
+
+def test_nested_columns_are_written_to_csv_as_json_text(filled, tmp_path):
+    import csv
+    import json
+
+    out = tmp_path / "nested.csv"
+    sql = "SELECT [1, 2] AS l, {'a': 1, 'b': 'x'} AS s, MAP {'k': 2} AS m, 'p' AS plain"
+    result = CliRunner().invoke(app, ["sql", sql, "--csv", str(out)])
+    assert result.exit_code == 0, result.output
+    [row] = list(csv.DictReader(out.open()))
+    assert json.loads(row["l"]) == [1, 2]
+    assert json.loads(row["s"]) == {"a": 1, "b": "x"}
+    assert json.loads(row["m"]) == [["k", 2]]
+    assert row["plain"] == "p"
+    out2 = tmp_path / "species.csv"
+    result = CliRunner().invoke(app, ["sql", "SELECT species FROM structures LIMIT 1", "--csv", str(out2)])
+    assert result.exit_code == 0, result.output
+    [row] = list(csv.DictReader(out2.open()))
+    assert isinstance(json.loads(row["species"]), list)
