@@ -123,6 +123,21 @@ def cell_from_poscar(text: str) -> Cell:
 #: hydrogen's isotopes that pymatgen reads as H without a word: refused, never stored as H silently
 ISOTOPES = {"D": "deuterium", "T": "tritium"}
 
+#: an OPTIMADE species name that denotes an isotope, whatever its chemical symbols: a mass number before or
+#: after an element symbol (``2H``, ``13C``, ``H-2``), or the words deuterium/tritium/deuteron/triton in any case
+_ISOTOPE_NAME = re.compile(r"\d+[A-Za-z][a-z]?|[A-Za-z][a-z]?-\d+|.*(deuter|tritium|triton).*", re.IGNORECASE)
+#: ``D``/``T`` (any case), alone or followed by digits (a site label ``D1``): an isotope of hydrogen when the
+#: species' chemical symbol is H; ``D``/``T`` alone is refused whatever the symbols (as before)
+_HYDROGEN_ISOTOPE_LABEL = re.compile(r"[DT]\d*", re.IGNORECASE)
+
+
+def isotope_name(name: str, symbols: list[str]) -> bool:
+    """Whether an OPTIMADE species ``name`` denotes an isotope (see :data:`_ISOTOPE_NAME`); ``H2`` or ``Li1``
+    (an element and a site number) does not."""
+    if _ISOTOPE_NAME.fullmatch(name) or name.upper() in ISOTOPES:
+        return True
+    return bool(_HYDROGEN_ISOTOPE_LABEL.fullmatch(name)) and "H" in symbols
+
 
 def _isotope_mass(symbols: list[str], mass: list[float] | None) -> bool:
     """Whether an OPTIMADE species' ``mass`` (u, one per chemical symbol; the v1.0 single number arrives as a
@@ -316,8 +331,9 @@ def cell_from_optimade(attributes: Any) -> Cell:
 
     Raises:
         StructureError: on a field of the wrong type or shape, missing attributes, a disordered or vacancy
-            species, an isotope (named ``D``/``T`` or with a ``mass``, one number or a list, more than 0.5 u
-            off its element's), ``attached`` atoms, ``assemblies`` (sites that are alternatives of one another),
+            species, an isotope (named as one, see :func:`isotope_name`, or with a ``mass``, one number or a
+            list, more than 0.5 u off its element's; a mass that is not a finite number), ``attached`` atoms,
+            ``assemblies`` (sites that are alternatives of one another),
             fields that disagree with each other or the sites, or an entry periodic in fewer than 3 dimensions.
     """
     attrs = check_attributes(attributes)
@@ -391,7 +407,12 @@ def _site_symbols(names: list[str], species: list[OptimadeSpecies] | None) -> li
                 f"OPTIMADE species {spec.name!r} carries attached atoms {spec.attached} that "
                 "have no positions; the lake stores every atom at its site (list them as sites)"
             )
-        if spec.name in ISOTOPES or _isotope_mass(symbols, spec.mass):
+        bad_mass = [m for m in spec.mass or [] if not math.isfinite(m)]
+        if bad_mass:
+            raise StructureError(
+                f"OPTIMADE species {spec.name!r} gives the mass {bad_mass[0]}, which is not a finite number"
+            )
+        if isotope_name(spec.name, symbols) or _isotope_mass(symbols, spec.mass):
             raise StructureError(
                 f"OPTIMADE species {spec.name!r} is an isotope or gives its own mass; the lake stores "
                 "elements only (name it by its element and leave out the mass)"

@@ -188,6 +188,35 @@ def test_deuterium_by_its_mass_is_refused_in_both_spellings(tmp_path, mass):
 
 
 @pytest.mark.parametrize(
+    "name", ["deuterium", "Deuterium", "tritium", "2H", "3H", "H-2", "13C", "d", "D", "t", "D1", "d2", "T1"]
+)
+def test_a_species_named_as_an_isotope_is_refused(tmp_path, name):
+    entry = with_species(1, name=name)
+    entry["attributes"]["species_at_sites"] = ["Li", name]
+    stored, reasons = ingest(tmp_path, entry)
+    assert stored == ["before", "after"]
+    assert list(reasons.values()) == [
+        f"OPTIMADE species {name!r} is an isotope or gives its own mass; the lake stores elements only (name it "
+        "by its element and leave out the mass)"
+    ]
+
+
+@pytest.mark.parametrize("name", ["H", "H2", "H1", "Li1", "hydrogen", "site-a"])
+def test_a_species_label_that_names_no_isotope_still_reads(name):
+    entry = with_species(1, name=name)
+    entry["attributes"]["species_at_sites"] = ["Li", name]
+    assert cell_from_optimade(entry["attributes"]).species == ["Li", "H"]
+
+
+@pytest.mark.parametrize("mass", [float("nan"), [float("nan")], float("inf"), [float("-inf")]])
+def test_a_mass_that_is_not_finite_is_refused(tmp_path, mass):
+    stored, reasons = ingest(tmp_path, with_species(1, mass=mass))
+    assert stored == ["before", "after"]
+    (reason,) = reasons.values()
+    assert reason.startswith("OPTIMADE species 'H' gives the mass ") and reason.endswith("not a finite number")
+
+
+@pytest.mark.parametrize(
     ("sid", "reason"),
     [
         (0, None),
