@@ -241,6 +241,29 @@ def _coordinate_problem(text: str) -> str | None:
     )
 
 
+def _id_prop_source_id(folder: Path, found: Path) -> str:
+    """The source id of a structure file of an ``id_prop.csv`` folder: its path inside the folder (``sub/a``
+    for ``sub/a.vasp``), without its suffix when that shorter name finds this very file, else with it
+    (``a.POSCAR`` beside ``a.vasp``). Each file gets one id, whichever way a row names it (``a``, ``a.vasp``,
+    ``./a.vasp``), and no two files share one; an id is always a name ``id_prop.csv`` could use for its file.
+    """
+    path = Path(os.path.normpath(found.relative_to(folder)))
+    if path.suffix in _SUFFIXES[1:]:
+        short = path.with_suffix("")
+        again = _find_structure_file(folder, str(short))
+        if isinstance(again, Path) and os.path.normpath(again) == os.path.normpath(folder / path):
+            return short.as_posix()
+    return path.as_posix()
+
+
+def _written_id(name: str) -> str:
+    """The id a row whose file was not read is quarantined under: the name, normalised, less its suffix."""
+    if not name:
+        return name
+    path = Path(os.path.normpath(name))
+    return (path.with_suffix("") if path.suffix.lower() in _SUFFIXES[1:] else path).as_posix()
+
+
 def _pending_id_prop(
     folder: Path, source: str, license: str, energy_kind: str
 ) -> Iterator[PendingStructure | Rejection]:
@@ -251,13 +274,13 @@ def _pending_id_prop(
             yield item
             continue
         name = item.fields["file"].strip()
-        sid = Path(name).stem if Path(name).suffix.lower() in (".cif", ".vasp", ".poscar") else name
         dhf, reason = check_energy(item.fields["energy"])
         if dhf is None and reason is None:
             reason = "formation energy is missing (the second field is empty)"
         found = None if reason else _find_structure_file(folder, name)  # a name leaving the folder: refused
         if isinstance(found, str):
             reason, found = found, None
+        sid = _id_prop_source_id(folder, found) if found is not None else _written_id(name)
         reason = reason or seen.check(sid, item.index)
         if reason or found is None:  # a fault of the row (its energy, a missing file, a duplicate id)
             shown = (

@@ -338,7 +338,7 @@ def test_id_prop_rows_naming_files_outside_the_folder_are_quarantined_unread(tmp
         "inner-link",
     ]
     stored, quarantined = ingest_folder(tmp_path, {}, id_prop="".join(f"{r},-1.0\n" for r in rows))
-    assert [r["source_id"] for r in stored] == ["inside", "inner-link"]
+    assert [r["source_id"] for r in stored] == ["sub/inside", "inner-link"]
     assert [r["reason"] for r in quarantined] == [
         "file name '../outside/x.cif' points outside the folder (through '..'); name a file inside it",
         f"file name '{outside / 'x.cif'}' is an absolute path; id_prop.csv may name only files inside its folder",

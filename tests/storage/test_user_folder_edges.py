@@ -91,7 +91,7 @@ def test_row_faults_and_file_faults_are_told_apart_and_filed_under_their_file(tm
         (
             "sub/extra.vasp",
             1,
-            "extra",
+            "sub/extra",
             "extra.vasp: POSCAR has 2 more line(s) after its 2 coordinate lines, the first '# x'; coordinates "
             "end with the file or a blank line, and each is three numbers separated by spaces (the reader "
             "would drop these lines: fix the counts line or remove them)",
@@ -148,3 +148,20 @@ def test_the_cli_summary_reads_every_row(tmp_path):
     result = invoke_csp(tmp_path / "home", "ingest", "folder", str(folder), "--source", "user")
     assert result.returncode == 0, result.stderr
     assert "│ user   │    3 │       1 │           2 │" in result.stdout
+
+
+def test_files_of_one_stem_are_distinct_structures_under_their_path(tmp_path):
+    (tmp_path / "sub").mkdir()
+    for name in ("good.vasp", "sub/good.vasp", "good.POSCAR"):
+        (tmp_path / name).write_text(poscar("0 0 0", "0.5 0.5 0.5"))
+    (tmp_path / "id_prop.csv").write_text(
+        "good.vasp,-3.0\nsub/good.vasp,-0.9\ngood.POSCAR,-3.1\n./sub//good.vasp,-1\ngood,-2\n"
+    )
+    items = list(read_id_prop_folder(tmp_path, **KW))
+    stored = [(i.row["source_id"], i.row["dhf_dft_ev_per_atom"]) for i in items if isinstance(i, Record)]
+    assert stored == [("good", -3.0), ("sub/good", -0.9), ("good.POSCAR", -3.1)]
+    refused = [(i.source_id, i.reason) for i in items if isinstance(i, Rejection)]
+    assert refused == [  # one file named twice, whichever way, is one id
+        ("sub/good", "duplicate source_id 'sub/good' in this file (first at record 1)"),
+        ("good", "duplicate source_id 'good' in this file (first at record 0)"),
+    ]
