@@ -128,17 +128,34 @@ def readable_id(value: Any) -> str | None:
     """An entry's id as it may be stored beside a rejection: visible, non-empty text (an integer as its text),
     else None."""
     text = _int_to_text(value)
-    if not isinstance(text, str) or not text.strip() or visible_text_problem(text, "id"):
+    if not isinstance(text, str) or id_problem(text, "id"):
         return None
-    return text.strip()
+    return text
+
+
+def id_problem(text: str, what: str) -> str | None:
+    """Why ``text``, exactly as the provider wrote it, cannot be an id, or None: it is empty or blank, holds
+    control or invisible characters, or begins or ends with whitespace (``NBSP``, ``U+3000``, a tab). Nothing
+    is stripped first: ``"mgo-1\\u0085"`` is refused, never stored as ``mgo-1``."""
+    if not text.strip():
+        return "entry has no id"
+    problem = visible_text_problem(text, what)
+    if problem:
+        return problem
+    if text != text.strip():
+        ends = dict.fromkeys(c for c in text[:1] + text[-1:] if c.isspace())
+        codes = ", ".join(f"U+{ord(c):04X}" for c in ends)
+        return f"{what} {text!r} begins or ends with whitespace ({codes}); ids are stored as written: remove it"
+    return None
 
 
 def check_entry(entry: Any) -> OptimadeEntry:
-    """The entry's id, type and attributes object, validated; the id is stripped and must be visible text.
+    """The entry's id, type and attributes object, validated; the id, as written, must be visible text with
+    no whitespace at its ends (:func:`id_problem`).
 
     Raises:
-        StructureError: the entry is no object, its id is missing, empty, no string or integer, or holds
-            control characters, or its attributes are no object.
+        StructureError: the entry is no object, its id is missing, empty, no string or integer, holds
+            control characters or begins or ends with whitespace, or its attributes are no object.
     """
     if isinstance(entry, dict) and (entry.get("id") is None or _int_to_text(entry.get("id")) == ""):
         raise StructureError("entry has no id")
@@ -146,13 +163,10 @@ def check_entry(entry: Any) -> OptimadeEntry:
         checked = OptimadeEntry.model_validate(entry)
     except ValidationError as exc:
         raise shape_error(exc, "entry") from None
-    sid = checked.id.strip()
-    if not sid:
-        raise StructureError("entry has no id")
-    problem = visible_text_problem(sid, "entry id")
+    problem = id_problem(checked.id, "entry id")
     if problem:
         raise StructureError(problem)
-    return checked.model_copy(update={"id": sid})
+    return checked
 
 
 def check_attributes(attributes: Any) -> OptimadeAttributes:

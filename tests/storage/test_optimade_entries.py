@@ -219,6 +219,25 @@ def test_a_mass_that_is_not_finite_is_refused(tmp_path, mass):
 @pytest.mark.parametrize(
     ("sid", "reason"),
     [
+        ("mgo-1\u0085", "entry id 'mgo-1\\x85' holds the control or invisible character(s) U+0085"),
+        ("mgo-1\u2028", "entry id 'mgo-1\\u2028' holds the control or invisible character(s) U+2028"),
+        ("mgo-1\u3000", "entry id 'mgo-1\\u3000' begins or ends with whitespace (U+3000)"),
+        ("\xa0mgo-1", "entry id '\\xa0mgo-1' begins or ends with whitespace (U+00A0)"),
+        (" mgo-1\t", "entry id ' mgo-1\\t' holds the control or invisible character(s) U+0009"),
+        ("mgo-1 ", "entry id 'mgo-1 ' begins or ends with whitespace (U+0020)"),
+    ],
+)
+def test_an_id_is_checked_as_written_never_stripped_first(tmp_path, sid, reason):
+    stored, reasons = ingest(tmp_path, lih(sid), lih("mgo-1"))
+    assert stored == ["before", "mgo-1", "after"]  # the stripped id was stored, then "mgo-1" was a duplicate
+    (got,) = reasons.values()
+    assert got.startswith(reason)
+    assert reasons == {f"1:{None}": got}  # a refused id is not stored beside its rejection
+
+
+@pytest.mark.parametrize(
+    ("sid", "reason"),
+    [
         (0, None),
         ("", "entry has no id"),
         ("   ", "entry has no id"),
