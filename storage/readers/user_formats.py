@@ -33,6 +33,7 @@ from storage.readers._optimade_entry import (
 )
 from storage.readers._rows import read_text, structure_scalars
 from storage.readers._structure import (
+    MAX_ABS_FRACTIONAL,
     Cell,
     PendingStructure,
     StructureError,
@@ -110,6 +111,9 @@ def cell_from_poscar(text: str) -> Cell:
             "POSCAR names no species (no element line after the scale and lattice, and none pymatgen can "
             "read from the comment line); add the VASP 5 element line"
         )
+    far = _far_site(structure.cart_coords, structure.frac_coords)
+    if far:
+        raise StructureError(f"POSCAR coordinates: {far}")
     species = [site.specie.symbol for site in structure]
     isotopes = sorted(ISOTOPES.keys() & set(_element_line(text)))
     if isotopes:
@@ -403,7 +407,25 @@ def cell_from_optimade(attributes: Any) -> Cell:
         frac = np.linalg.solve(lattice.T, cart.T).T
     except np.linalg.LinAlgError as exc:
         raise StructureError("lattice is singular (zero volume)") from exc
+    far = _far_site(cart, frac)
+    if far:
+        raise StructureError(f"OPTIMADE cartesian_site_positions: {far}")
     return cell_from_arrays(lattice, species, frac)
+
+
+def _far_site(given: np.ndarray, frac: np.ndarray) -> str | None:
+    """Why a site's position (``given`` as written, ``frac`` in the cell's vectors) is no position of this
+    crystal, or None: one more than :data:`MAX_ABS_FRACTIONAL` cell vectors out, as for CIFs (``1e300`` was
+    wrapped modulo 1 onto another site and refused as an overlap). A NaN or infinity is left to the one check
+    of every cell (``lattice or coordinates contain NaN or infinity``)."""
+    for index, (row, fractional) in enumerate(zip(given, frac, strict=True)):
+        finite = np.all(np.isfinite(row)) and np.all(np.isfinite(fractional))
+        if finite and np.max(np.abs(fractional)) > MAX_ABS_FRACTIONAL:
+            return (
+                f"site {index} at {row.tolist()} lies more than {MAX_ABS_FRACTIONAL:g} cell vectors out of the "
+                "cell (a position this far out is no site of this crystal)"
+            )
+    return None
 
 
 def _site_symbols(names: list[str], species: list[OptimadeSpecies] | None) -> list[str]:

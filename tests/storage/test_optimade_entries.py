@@ -289,3 +289,20 @@ def test_a_fault_the_reader_did_not_foresee_is_one_row_too(tmp_path, monkeypatch
     assert stored == [] and set(reasons.values()) == {
         "unreadable OPTIMADE entry: ZeroDivisionError: unforeseen"
     }
+
+
+@pytest.mark.parametrize(
+    ("position", "reason"),
+    [
+        ([1e300, 2, 2], "site 1 at [1e+300, 2.0, 2.0] lies more than 10 cell vectors out of the cell"),
+        ([41.0, 2, 2], "site 1 at [41.0, 2.0, 2.0] lies more than 10 cell vectors out of the cell"),
+        ([-1e17, 2, 2], "site 1 at [-1e+17, 2.0, 2.0] lies more than 10 cell vectors out of the cell"),
+    ],
+)
+def test_a_position_far_out_of_the_cell_is_refused_for_that(tmp_path, position, reason):
+    stored, reasons = ingest(tmp_path, lih("far", cartesian_site_positions=[[0, 0, 0], position]))
+    assert stored == ["before", "after"]
+    (got,) = reasons.values()
+    assert got.startswith(f"OPTIMADE cartesian_site_positions: {reason}")  # was "sites 0.000 A apart"
+    near = lih("near", cartesian_site_positions=[[0, 0, 0], [38.0, 2, 2]])  # 9.5 cell vectors: wrapped, read
+    assert cell_from_optimade(near["attributes"]).species == ["Li", "H"]

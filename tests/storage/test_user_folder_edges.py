@@ -165,3 +165,10 @@ def test_files_of_one_stem_are_distinct_structures_under_their_path(tmp_path):
         ("sub/good", "duplicate source_id 'sub/good' in this file (first at record 1)"),
         ("good", "duplicate source_id 'good' in this file (first at record 0)"),
     ]
+
+
+@pytest.mark.parametrize("line", ["1e300 2 2", "2 -41 2"])
+def test_a_poscar_position_far_out_of_the_cell_is_refused_for_that(line):
+    text = poscar("0 0 0", line).replace("Direct", "Cartesian")
+    with pytest.raises(StructureError, match=r"POSCAR coordinates: site 1 at \[.*\] lies more than 10 cell"):
+        cell_from_poscar(text)
