@@ -90,7 +90,7 @@ def cell_from_poscar(text: str) -> Cell:
     """
     from pymatgen.io.vasp import Poscar
 
-    problem = _coordinate_problem(text)
+    problem = _element_line_problem(text) or _coordinate_problem(text)
     if problem:
         raise StructureError(problem)
     with warnings.catch_warnings(record=True) as caught:
@@ -158,6 +158,39 @@ def _isotope_mass(symbols: list[str], mass: list[float] | None) -> bool:
         )
     except (ValueError, TypeError, KeyError):
         return False
+
+
+def _element_line_problem(text: str) -> str | None:
+    """Why a VASP 5 POSCAR's element line (the sixth) and the counts line after it do not go together, or None:
+    a control character in the element line (named), an unknown element symbol (``d``: pymatgen's own message
+    was "Can't parse Element or Species"), or more or fewer counts than symbols (``Mg O`` / ``1 1 1`` ended as
+    "it ends after 11 lines"). A POSCAR without an element line, or one that wraps it, is left to the reader."""
+    from pymatgen.core import Element
+
+    lines = [line.rstrip("\r") for line in text.split("\n")]
+    if len(lines) < 7 or not lines[5].split() or _numbers(lines[5].split()):
+        return None
+    problem = visible_text_problem(lines[5], "POSCAR element line")
+    if problem:
+        return problem
+    try:
+        counts = [int(t) for t in lines[6].split("#", 1)[0].split()]
+    except ValueError:
+        return None  # the element line wraps (more than 20 groups), or the counts are malformed
+    symbols = [token.split("_")[0].split("/")[0] for token in lines[5].split()]
+    for symbol in symbols:
+        element = re.sub(r"[\d.]*[+-]$", "", symbol)  # an oxidation state (O2-, Mg2+) still reads
+        if not Element.is_valid_symbol(element):
+            hint = f" (element symbols are capitalised: {element.capitalize()!r})" if (
+                Element.is_valid_symbol(element.capitalize()) and element.capitalize() not in ISOTOPES
+            ) else ""
+            return f"POSCAR element line names the unknown element symbol {element!r}{hint}"
+    if counts and len(counts) != len(symbols):
+        return (
+            f"POSCAR counts line gives {len(counts)} count(s) for {len(symbols)} element symbol(s) "
+            f"({' '.join(symbols)} / {' '.join(map(str, counts))}); give one count per element"
+        )
+    return None
 
 
 def _element_line(text: str) -> list[str]:

@@ -172,3 +172,41 @@ def test_a_poscar_position_far_out_of_the_cell_is_refused_for_that(line):
     text = poscar("0 0 0", line).replace("Direct", "Cartesian")
     with pytest.raises(StructureError, match=r"POSCAR coordinates: site 1 at \[.*\] lies more than 10 cell"):
         cell_from_poscar(text)
+
+
+def _with_lines(elements: str, counts: str) -> str:
+    return poscar("0 0 0", "0.5 0.5 0.5").replace("Li H\n1 1\n", f"{elements}\n{counts}\n")
+
+
+@pytest.mark.parametrize(
+    ("elements", "counts", "reason"),
+    [
+        (
+            "Mg O",
+            "1 1 1",
+            "POSCAR counts line gives 3 count(s) for 2 element symbol(s) (Mg O / 1 1 1); give one count per element",
+        ),
+        (
+            "Mg O Li",
+            "1 1",
+            "POSCAR counts line gives 2 count(s) for 3 element symbol(s) (Mg O Li / 1 1); give one count per element",
+        ),
+        (
+            "Mg O\x1b[31m",
+            "1 1",
+            "POSCAR element line 'Mg O\\x1b[31m' holds the control or invisible character(s) U+001B",
+        ),
+        ("Li d", "1 1", "POSCAR element line names the unknown element symbol 'd'"),
+        ("mg O", "1 1", "POSCAR element line names the unknown element symbol 'mg' (element symbols are capitalised: 'Mg')"),
+        ("Li Xx", "1 1", "POSCAR element line names the unknown element symbol 'Xx'"),
+    ],
+)
+def test_an_element_line_and_counts_that_do_not_go_together_say_why(elements, counts, reason):
+    with pytest.raises(StructureError) as caught:
+        cell_from_poscar(_with_lines(elements, counts))
+    assert str(caught.value).startswith(reason)
+
+
+@pytest.mark.parametrize("elements", ["Mg O", "Mg2+ O2-", "Mg_pv O_s", "Mg/abc O"])
+def test_element_lines_that_read_still_read(elements):
+    assert cell_from_poscar(_with_lines(elements, "1 1")).species == ["Mg", "O"]
