@@ -570,6 +570,12 @@ def finish_ranking(
     return top_search, top, refined
 
 
+def potential_runs(config: Any) -> bool:
+    """Whether a search of ``config`` (as it will run: ``rs-relax`` turns refinement on) loads its universal
+    potential: to refine, or for the gap probes' single points."""
+    return bool(config.refine or config.gap_probes > 0)
+
+
 def check_refinement(config: Any) -> None:
     """Refuse, before a search starts, every refinement option that would only fail after it: when the
     configuration (a :class:`csp.search.two_stage.SearchConfig`, as it will run: ``rs-relax`` turns
@@ -583,7 +589,7 @@ def check_refinement(config: Any) -> None:
     from csp.potentials.relaxer import check_potential_installed
     from csp.search.parameters import check_torch_device
 
-    if not config.refine and config.gap_probes <= 0:
+    if not potential_runs(config):
         return
     check_potential_installed(config.refine_potential)
     if config.refine_device != "cpu":

@@ -96,7 +96,35 @@ def _finish(outcome) -> None:
 def campaign_run(**values: Any) -> None:
     """Run a campaign: every candidate lands in the lake; prints the top k."""
     campaign_id, export_cif, force = values.pop("campaign_id"), values.pop("export_cif"), values.pop("force")
+    _refuse_an_unused_potential(values)
     _finish(_run_with_progress(values, campaign_id, export_cif, force))
+
+
+def _refuse_an_unused_potential(values: dict[str, Any]) -> None:
+    """One line when a potential or its device is chosen but never runs (``--no-refine --gap-probes 0``, not
+    ``rs-relax``: :func:`csp.potentials.refine.potential_runs`): it would be ignored, so it is refused, not
+    dropped. Where the potential runs, :func:`csp.potentials.refine.check_refinement` checks it is installed."""
+    from pydantic import ValidationError
+
+    from csp.potentials.refine import potential_runs
+
+    try:
+        config = CampaignParameters(**values).search_config()
+    except (ValidationError, ValueError):
+        return  # the campaign's own checks say what is wrong
+    if potential_runs(config):
+        return
+    fields = CampaignParameters.model_fields
+    chosen = [
+        f"--{name.replace('_', '-')} {values[name]}"
+        for name in ("refine_potential", "refine_device")
+        if name in values and values[name] != fields[name].default
+    ]
+    if chosen:
+        fail(
+            f"{' and '.join(chosen)} would be ignored: with --no-refine and --gap-probes 0 no universal potential "
+            "runs; leave it out, or give --gap-probes N (single points with it) or --refine."
+        )
 
 
 @campaign_app.command("resume")

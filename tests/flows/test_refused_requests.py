@@ -198,6 +198,27 @@ def test_a_refine_potential_that_is_not_installed_is_refused_before_the_search(t
     assert written(home) == []
 
 
+@pytest.mark.parametrize(
+    ("args", "chosen"),
+    [
+        (["--refine-potential", "sevennet"], "--refine-potential sevennet"),
+        (["--refine-device", "cuda:0"], "--refine-device cuda:0"),
+    ],
+)
+def test_a_potential_that_would_never_run_is_refused_not_ignored(tmp_path, args, chosen):
+    """--no-refine --gap-probes 0 loads no potential: choosing one (or its device) is refused in one line
+    rather than silently dropped (sevenn need not be installed for this refusal)."""
+    home = tmp_path / "home"
+    text = one_line_error(
+        invoke_csp(home, "campaign", "run", "MgO", "--no-refine", "--gap-probes", "0", *args, "--campaign-id", "u")
+    )
+    assert text == (
+        f"error: {chosen} would be ignored: with --no-refine and --gap-probes 0 no universal potential runs; "
+        "leave it out, or give --gap-probes N (single points with it) or --refine."
+    )
+    assert written(home) == []
+
+
 def test_a_refine_device_this_machine_lacks_is_refused_before_the_search_even_for_rs_relax(tmp_path):
     """rs-relax refines whatever --refine says: its device is checked as the campaign will run."""
     home = tmp_path / "home"
