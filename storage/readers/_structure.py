@@ -226,13 +226,49 @@ def _block_problem(block: CifBlockText) -> str | None:
     on the fast P1 path and the pymatgen path alike (in a multi-block file, on the block of atom sites)."""
     tags = block.tags
     return (
-        _non_ascii_problem(tags)
+        _repeated_problem(block)
+        or _non_ascii_problem(tags)
         or _declared_problem(tags)
         or _site_number_problem(tags)
         or _site_symbol_problem(tags)
         or _disorder_problem(tags)
         or _operation_problem(tags)
     )
+
+
+#: tags stated twice with different values are refused when they describe the crystal (cell, symmetry, sites,
+#: formula, Z, density): pymatgen keeps the last statement only
+_CRYSTAL_TAG_PREFIXES = (
+    "_atom_site_", "_atom_site.", "_cell_", "_cell.", "_symmetry_", "_space_group", "_chemical_formula",
+    "_exptl_crystal_density",
+)  # fmt: skip
+
+
+def _repeated_problem(block: CifBlockText) -> str | None:
+    """Why a block stating a crystal's tag twice with different values must not be read, or None.
+
+    pymatgen keeps the last statement of a tag: a second ``_atom_site`` loop replaced the sites of the first
+    (urea with its H atoms in a loop of their own was stored as H2), a second loop of symmetry operations or a
+    second ``_cell_length_a`` replaced the first. The file does not say which statement is right, so the block
+    is refused, naming the tag."""
+    for tag, loop in block.repeated:
+        if not tag.startswith(_CRYSTAL_TAG_PREFIXES):
+            continue
+        if loop and tag.startswith(("_atom_site_", "_atom_site.")):
+            return (
+                f"the CIF lists atom sites in more than one loop ({tag} in two loop_s); only the last loop "
+                "would be read and the other sites dropped: list every site in one _atom_site loop"
+            )
+        if loop and (tag in SYMOP_TAGS or "symop" in tag or "equiv_pos" in tag):
+            return (
+                f"the CIF lists symmetry operations in more than one loop ({tag} twice); only the last would be "
+                "applied: list the space group's operations in one loop"
+            )
+        return (
+            f"the CIF states {tag} more than once with different values; only the last would be read: keep "
+            "the one value that belongs to this crystal"
+        )
+    return None
 
 
 def _checked_block(text: str) -> CifBlockText:

@@ -1,0 +1,68 @@
+"""Issue 22 follow-up (cif22b): a CIF that contradicts itself is refused with a reason, never stored as one of
+its readings (the last of two site loops, the last of two cell lengths, a symbol's operations that do not fit
+the cell, a declared group its listed operations are not, a Z its sites cannot hold)."""
+
+from __future__ import annotations
+
+import pytest
+
+from storage.readers._structure import cell_from_cif
+from storage.validation import StructureError
+from tests.storage.test_cif_checks import CUBE, FCC_OPS, operations, stored
+from tests.storage.test_no_impossible_crystal import only_reason
+
+SITE_HEAD = "loop_\n_atom_site_label\n_atom_site_type_symbol\n_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n"
+NA = "Na1 Na 0 0 0\n"
+CL = "Cl1 Cl 0.5 0.5 0.5\n"
+
+
+def nacl(*, symmetry: str = "", sites: str = SITE_HEAD + NA + CL, extra: str = "", a: str = "5.64") -> str:
+    return "data_nacl\n" + CUBE.format(a=a) + symmetry + extra + sites
+
+
+def refused(text: str) -> str:
+    with pytest.raises(StructureError) as info:
+        cell_from_cif(text)
+    return str(info.value)
+
+
+# --- 1. a tag stated twice: pymatgen kept the last statement ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "symmetry", ["_symmetry_space_group_name_H-M 'P 1'\n", operations(*FCC_OPS)], ids=["p1", "fm3m-ops"]
+)
+def test_two_atom_site_loops_are_refused_not_read_as_the_last(tmp_path, symmetry) -> None:
+    # was stored as Cl only (4 Cl, or 1 Cl in P1): the Na loop was dropped
+    reason = only_reason(tmp_path, nacl(symmetry=symmetry, sites=SITE_HEAD + NA + SITE_HEAD + CL))
+    assert reason.startswith(
+        "the CIF lists atom sites in more than one loop (_atom_site_label in two loop_s); only the last loop "
+        "would be read"
+    )
+
+
+def test_two_symmetry_operation_loops_are_refused() -> None:
+    text = nacl(symmetry=operations("x,y,z") + operations(*FCC_OPS))
+    assert refused(text).startswith(
+        "the CIF lists symmetry operations in more than one loop (_symmetry_equiv_pos_as_xyz twice)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "tag"),
+    [
+        ("_cell_length_a 9.99\n", "_cell_length_a"),  # first a wrong, last right: the last won
+        ("_chemical_formula_sum 'Na Cl'\n_chemical_formula_sum 'K Br'\n", "_chemical_formula_sum"),
+    ],
+)
+def test_a_crystal_tag_stated_twice_with_different_values_is_refused(extra, tag) -> None:
+    text = "data_nacl\n" + extra + CUBE.format(a="5.64") + operations(*FCC_OPS) + SITE_HEAD + NA + CL
+    assert refused(text).startswith(f"the CIF states {tag} more than once with different values")
+
+
+def test_a_tag_stated_twice_alike_still_reads(tmp_path) -> None:
+    text = nacl(symmetry=operations(*FCC_OPS), extra="_cell_length_a 5.64\n_journal_name_full 'A'\n")
+    text += "_journal_name_full 'B'\n"  # a publication detail twice is no part of the crystal
+    assert stored(tmp_path, text) == [
+        {"source_id": "a", "reduced_formula": "NaCl", "nsites": 8, "spacegroup": 225}
+    ]
