@@ -876,6 +876,30 @@ def _holds_exactly(cell: Cell, declared: str, text: str) -> bool:
     return per > 0 and any(abs(len(cell.species) - k * per) < 1e-3 for k in {1.0, z})
 
 
+def _applied_operation_problem(parser: Any, text: str) -> str | None:
+    """Why the operations pymatgen applied (listed, or generated from a space-group symbol, Hall symbol or number)
+    are no isometries of the declared cell, or None.
+
+    Listed operations are checked before parsing (:func:`_operation_problem`); operations pymatgen generated from
+    a symbol or number were never compared with the cell ('P 6/m m m' on a cubic cell stored NaCl3). The same
+    check (:func:`_metric_problem`) runs on the very operations pymatgen applied."""
+    ops = list(getattr(parser, "symmetry_operations", None) or [])
+    if not ops:
+        return None
+    try:
+        tags = structure_block(text).tags
+    except StructureError:
+        return None
+    if any(tags.get(tag) for tag in SYMOP_TAGS):
+        return None  # listed operations: checked by _operation_problem
+    matrices = np.array([op.rotation_matrix for op in ops])
+    problem = _metric_problem([op.as_xyz_str() for op in ops], matrices, tags)
+    if problem is None:
+        return None
+    declared = _declared_space_group(text) or "(none)"
+    return f"space group {declared}, expanded from its symbol or number: {problem}"
+
+
 def _pymatgen_cell(text: str) -> Cell:
     from pymatgen.io.cif import CifParser
 
@@ -894,6 +918,9 @@ def _pymatgen_cell(text: str) -> Cell:
             raise StructureError(f"malformed CIF: {exc}" + (f" ({detail})" if detail else "")) from exc
     if len(structures) != 1:
         raise StructureError(f"malformed CIF: it holds {len(structures)} structures, one was expected")
+    problem = _applied_operation_problem(parser, text)
+    if problem:
+        raise StructureError(problem)
     if any("Defaulting to P1" in str(w.message) for w in caught):
         declared = _declared_space_group(text)
         if (

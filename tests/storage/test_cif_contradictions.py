@@ -66,3 +66,50 @@ def test_a_tag_stated_twice_alike_still_reads(tmp_path) -> None:
     assert stored(tmp_path, text) == [
         {"source_id": "a", "reduced_formula": "NaCl", "nsites": 8, "spacegroup": 225}
     ]
+
+
+# --- 2. operations generated from a symbol or number are checked against the cell --------------------------
+
+BETA_CELL = (
+    "_cell_length_a 5.151\n_cell_length_b 5.212\n_cell_length_c 5.317\n"
+    "_cell_angle_alpha 90\n_cell_angle_beta 99.23\n_cell_angle_gamma 90\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("cell", "symbol", "op"),
+    [
+        (CUBE.format(a="5.64"), "P 6/m m m", "'-x+y, y, -z'"),  # was stored as NaCl3
+        (
+            CUBE.format(a="5.64").replace("_cell_length_a 5.64", "_cell_length_a 4.0"),
+            "P m -3 m",
+            "'-z, x, y'",
+        ),
+        (BETA_CELL, "P 21/b 1 1", "'x+1/2, -y+1/2, -z'"),  # a-unique ops on a b-unique (beta = 99) cell
+    ],
+    ids=["hexagonal-on-cubic", "cubic-on-orthorhombic", "a-unique-on-beta-cell"],
+)
+def test_operations_of_a_symbol_that_do_not_fit_the_cell_are_refused(cell, symbol, op) -> None:
+    text = f"data_x\n{cell}_symmetry_space_group_name_H-M '{symbol}'\n" + SITES_NACL
+    reason = refused(text)
+    assert reason.startswith(
+        f"space group '{symbol}', expanded from its symbol or number: symmetry operation {op}"
+    )
+    assert "does not fit the cell" in reason
+
+
+def test_operations_of_a_number_that_do_not_fit_the_cell_are_refused() -> None:
+    text = "data_x\n" + CUBE.format(a="5.64") + "_symmetry_Int_Tables_number 191\n" + SITES_NACL
+    assert refused(text).startswith(
+        "space group '191', expanded from its symbol or number: symmetry operation"
+    )
+
+
+def test_a_symbol_that_fits_its_cell_still_reads(tmp_path) -> None:
+    text = nacl(symmetry="_symmetry_space_group_name_H-M 'F m -3 m'\n")
+    assert stored(tmp_path, text) == [
+        {"source_id": "a", "reduced_formula": "NaCl", "nsites": 8, "spacegroup": 225}
+    ]
+
+
+SITES_NACL = SITE_HEAD + "Na1 Na 0.1 0.2 0.3\nCl1 Cl 0.6 0.7 0.8\n"
