@@ -210,6 +210,7 @@ def _partial_occupancy(occupancy: float, where: str) -> str:
 _CHARGE = re.compile(r"(\d+[+-]?|[+-]\d*)$")  # O2-, Fe3+, Fe+3, Ti0: oxidation states
 _ISOTOPES = {"D": "deuterium", "T": "tritium"}
 _HM_TAGS = ("_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt", "_space_group.name_h-m_alt")
+_NUMBER_TAGS = ("_symmetry_int_tables_number", "_space_group_it_number", "_space_group.it_number")
 _SETTING_TAGS = ("_space_group.it_coordinate_system_code", "_space_group_it_coordinate_system_code")
 
 
@@ -528,6 +529,82 @@ def _operation_problem(tags: dict[str, Any]) -> str | None:
         return (
             f"the CIF lists two different sets of symmetry operations, under {first} ({len(groups[first])}) and "
             f"{other} ({len(groups[other])}); only one would be applied: keep the one that belongs to this cell"
+        )
+    if groups:
+        return _declared_group_problem(tags, next(iter(groups.values())))
+    return None
+
+
+def _op_keys(ops: Iterable[Any]) -> frozenset[tuple[int, ...]]:
+    """pymatgen ``SymmOp``s as the keys :func:`_operation_problem` gives listed operations (modulo 1)."""
+    return frozenset(
+        (
+            *np.rint(op.rotation_matrix).astype(int).ravel().tolist(),
+            *(np.rint(np.mod(op.translation_vector, 1.0) * 1000).astype(int) % 1000).tolist(),
+        )
+        for op in ops
+    )
+
+
+def _symbol_groups(tags: dict[str, Any]) -> tuple[str, list[frozenset[tuple[int, ...]]]]:
+    """The declared Hermann-Mauguin symbol as written and the operation sets (keys of :func:`_op_keys`) of each
+    setting pymatgen knows for it (its own reading of the symbol, and the other origin choice or axes); no sets
+    for a symbol pymatgen cannot expand."""
+    from pymatgen.symmetry.groups import SYMM_DATA, SpaceGroup
+
+    written = next((tags[t] for t in _HM_TAGS if isinstance(tags.get(t), str) and tags[t].strip()), "")
+    symbol = re.sub(r"[\s_'\"]", "", written)
+    if not symbol or symbol in ("?", "."):
+        return written, []
+    base, _, _code = symbol.partition(":")
+    encoded = {re.sub(r"[\s_]", "", key): key for key in SYMM_DATA["space_group_encoding"]}
+    icsd = len(base) > 2 and base[-1] in _ICSD_SETTINGS and base not in encoded and base[:-1] in encoded
+    key = encoded.get(base[:-1] if icsd else base)
+    if key is None:
+        return written, []
+    sets = []
+    for setting in (key, f"{key}:1", f"{key}:2", f"{key}:H", f"{key}:R"):
+        try:
+            sets.append(_op_keys(SpaceGroup(setting).symmetry_ops))
+        except ValueError:
+            continue
+    return written, sets
+
+
+def _declared_group_problem(tags: dict[str, Any], listed: frozenset[tuple[int, ...]]) -> str | None:
+    """Why the listed operations (keys modulo lattice translations) are not the space group the CIF declares by
+    symbol or number, or None.
+
+    A declared symbol pymatgen can expand must name the same group in one of its settings: as many operations
+    (modulo lattice translations) with the same linear parts (origin choices differ in translations only); a
+    declared number must have as many operations as its group in the conventional setting (a third of them for
+    a rhombohedral group on rhombohedral axes). 'F m -3 m' with the 48 operations of Pm-3m read a CsCl-type
+    cell of 2 sites; 'F m -3 m' with only 'x,y,z' read the asymmetric unit as the crystal.
+    """
+    from pymatgen.symmetry.groups import SpaceGroup
+
+    written, sets = _symbol_groups(tags)
+    rotations = {k[:9] for k in listed}
+    if sets and not any(len(s) == len(listed) and {k[:9] for k in s} == rotations for s in sets):
+        orders = "/".join(str(n) for n in sorted({len(s) for s in sets}))
+        return (
+            f"the CIF declares space group {written.strip()!r} ({orders} operations) but lists {len(listed)} "
+            "symmetry operations of another group; the crystal would be expanded by the listed ones: fix the "
+            "symbol or the operations"
+        )
+    number_text = next(
+        (tags[t] for t in _NUMBER_TAGS if isinstance(tags.get(t), str) and tags[t].strip()), ""
+    )
+    number = _cif_value(number_text) if number_text else None
+    if number is None or number != int(number) or not 1 <= number <= 230:
+        return None
+    group = SpaceGroup.from_int_number(int(number))
+    orders = {group.order, group.order // 3} if group.symbol.startswith("R") else {group.order}
+    if len(listed) not in orders:
+        shown = "/".join(str(n) for n in sorted(orders))
+        return (
+            f"the CIF declares space group number {int(number)} ({group.symbol}, {shown} operations) but lists "
+            f"{len(listed)} symmetry operations of another group; fix the number or the operations"
         )
     return None
 

@@ -5,6 +5,7 @@ the cell, a declared group its listed operations are not, a Z its sites cannot h
 from __future__ import annotations
 
 import pytest
+from pymatgen.symmetry.groups import SpaceGroup
 
 from storage.readers._structure import cell_from_cif
 from storage.validation import StructureError
@@ -113,3 +114,42 @@ def test_a_symbol_that_fits_its_cell_still_reads(tmp_path) -> None:
 
 
 SITES_NACL = SITE_HEAD + "Na1 Na 0.1 0.2 0.3\nCl1 Cl 0.6 0.7 0.8\n"
+
+
+# --- 3. a declared space group that the listed operations are not ----------------------------------------------
+
+PM3M_OPS = [op.as_xyz_str() for op in SpaceGroup("P m -3 m").symmetry_ops]
+IM3M_OPS = [op.as_xyz_str() for op in SpaceGroup("I m -3 m").symmetry_ops]
+
+
+@pytest.mark.parametrize(
+    ("ops", "count"),
+    [(PM3M_OPS, 48), (["x,y,z"], 1), (IM3M_OPS, 96)],
+    ids=[
+        "pm3m-ops",
+        "identity-only",
+        "im3m-ops",
+    ],  # were stored as a CsCl-type 2-site cell, NaCl 2 sites, ...
+)
+def test_a_declared_symbol_the_listed_operations_contradict_is_refused(ops, count) -> None:
+    text = nacl(symmetry="_symmetry_space_group_name_H-M 'F m -3 m'\n" + operations(*ops))
+    assert refused(text) == (
+        f"the CIF declares space group 'F m -3 m' (192 operations) but lists {count} symmetry operations of "
+        "another group; the crystal would be expanded by the listed ones: fix the symbol or the operations"
+    )
+
+
+def test_a_declared_number_the_listed_operations_contradict_is_refused() -> None:
+    text = nacl(symmetry="_symmetry_Int_Tables_number 225\n" + operations(*PM3M_OPS))
+    assert refused(text).startswith(
+        "the CIF declares space group number 225 (Fm-3m, 192 operations) but lists 48 symmetry operations"
+    )
+
+
+@pytest.mark.parametrize("symbol", ["F m -3 m", "F m -3 m Z", "F m 3 m"], ids=["plain", "icsd-suffix", "old"])
+def test_a_declared_symbol_matching_its_operations_reads(tmp_path, symbol) -> None:
+    text = nacl(symmetry=f"_symmetry_space_group_name_H-M '{symbol}'\n_symmetry_Int_Tables_number 225\n")
+    text += operations(*FCC_OPS)
+    assert stored(tmp_path, text) == [
+        {"source_id": "a", "reduced_formula": "NaCl", "nsites": 8, "spacegroup": 225}
+    ]
