@@ -872,6 +872,8 @@ def reading_problem(
     z = declared_cif_number(cif, "_cell_formula_units_Z") if cif else None
     whole = z is not None and math.isfinite(z) and z >= 1 and z == int(z)
     problem = compare_formulas(declared, cell.species, formula_units=int(z) if whole else None)
+    if problem is None and whole and cif and not _stated_formula(declared):
+        problem = _formula_units_problem(cell.species, int(z))
     if problem is not None or not cell.species or not all(s in SYMBOL_TO_Z for s in cell.species):
         return problem
     density = declared_cif_number(cif, "_exptl_crystal_density_diffrn") if cif else None
@@ -882,6 +884,27 @@ def reading_problem(
         except StructureError as exc:
             problem = str(exc)
     return problem
+
+
+def _stated_formula(declared: str) -> bool:
+    text = (declared or "").strip().strip("'\"").strip()
+    return bool(text) and text not in ("?", ".")
+
+
+def _formula_units_problem(species: list[str], z: int) -> str | None:
+    """Why a cell's sites cannot hold ``z`` formula units (CIF ``_cell_formula_units_Z`` with no formula stated),
+    or None: each element's count must be a whole multiple of Z (its formula unit is the counts divided by Z).
+    'Z 4' with a Na and a Cl site (the operations of another group expanded too few sites) holds no 4 units."""
+    if z <= 1 or not species:
+        return None
+    counts = Counter(species)
+    if all(n % z == 0 for n in counts.values()):
+        return None
+    shown = " ".join(f"{el}{n}" for el, n in sorted(counts.items()))
+    return (
+        f"the CIF declares Z = {z} formula units but its {len(species)} sites ({shown}) cannot hold {z} whole "
+        "formula units (missing, extra or mis-expanded sites)"
+    )
 
 
 def _pymatgen_cif(text: str) -> Cell:

@@ -153,3 +153,31 @@ def test_a_declared_symbol_matching_its_operations_reads(tmp_path, symbol) -> No
     assert stored(tmp_path, text) == [
         {"source_id": "a", "reduced_formula": "NaCl", "nsites": 8, "spacegroup": 225}
     ]
+
+
+# --- 4. a declared Z with no formula is compared with the sites ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "symmetry",
+    [
+        "_symmetry_space_group_name_H-M 'P m -3 m'\n",
+        operations(*PM3M_OPS),
+        "_symmetry_space_group_name_H-M 'P 1'\n",
+    ],
+    ids=["symbol", "ops", "p1-path"],
+)
+def test_a_declared_z_the_sites_cannot_hold_is_refused(tmp_path, symmetry) -> None:
+    # NaCl declared Z = 4 but read with 2 sites (1 Na, 1 Cl): was stored as a CsCl-type cell
+    reason = only_reason(tmp_path, nacl(symmetry=symmetry, extra="_cell_formula_units_Z 4\n"))
+    assert reason == (
+        "the CIF declares Z = 4 formula units but its 2 sites (Cl1 Na1) cannot hold 4 whole formula units "
+        "(missing, extra or mis-expanded sites)"
+    )
+
+
+def test_a_declared_z_the_sites_hold_reads(tmp_path) -> None:
+    text = nacl(symmetry="_symmetry_space_group_name_H-M 'F m -3 m'\n", extra="_cell_formula_units_Z 4\n")
+    assert stored(tmp_path, text) == [
+        {"source_id": "a", "reduced_formula": "NaCl", "nsites": 8, "spacegroup": 225}
+    ]
