@@ -30,6 +30,14 @@ _BLOCK_START = re.compile(r"^\s*data_", flags=re.MULTILINE | re.DOTALL)  # pymat
 _SITE_TAGS = ("_atom_site_label", "_atom_site_type_symbol", "_atom_site_fract_x", "_atom_site_cartn_x")
 
 
+#: CIF2 (DDLm) spellings of the declared values the checks compare with the sites, read like their DDL1 forms
+_CIF2_ALIASES = {
+    "_chemical_formula.sum": "_chemical_formula_sum",
+    "_cell.formula_units_z": "_cell_formula_units_z",
+    "_exptl_crystal.density_diffrn": "_exptl_crystal_density_diffrn",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class CifBlockText:
     """One ``data_`` block of a CIF.
@@ -38,7 +46,8 @@ class CifBlockText:
         name: the block's name (after ``data_``).
         text: the block's own text, from its ``data_`` line to the next block.
         tags: lower-case tag -> value as written (quotes removed, a text field's lines joined by spaces, a
-            comment dropped): a string for a single value, a list of strings for a loop column.
+            comment dropped): a string for a single value, a list of strings for a loop column. A CIF2 spelling
+            of :data:`_CIF2_ALIASES` (``_cell.formula_units_Z``) is also given under its DDL1 tag.
         written_tags: the tags as the file spells them (pymatgen looks tags up case-sensitively).
         repeated: (lower-case tag, whether in a loop) for each tag the block states twice or more with different
             values (pymatgen keeps only the last: a second ``_atom_site`` loop replaced the first one's sites).
@@ -123,6 +132,12 @@ def cif_blocks(text: str) -> tuple[CifBlockText, ...]:
             tag = _unescape(key).lower()
             tags[tag] = _unescape(value) if isinstance(value, str) else [_unescape(str(v)) for v in value]
         repeated = _repeated_tags(CifBlock._process_string(f"data_{chunk}"))
+        for dotted, underscore in _CIF2_ALIASES.items():  # CIF2 spelling of a declared value the checks read
+            if dotted in tags:
+                if underscore not in tags:
+                    tags[underscore] = tags[dotted]
+                elif tags[underscore] != tags[dotted]:
+                    repeated = (*repeated, (underscore, False))
         original = f"data_{chunk}"
         blocks.append(
             CifBlockText(

@@ -181,3 +181,37 @@ def test_a_declared_z_the_sites_hold_reads(tmp_path) -> None:
     assert stored(tmp_path, text) == [
         {"source_id": "a", "reduced_formula": "NaCl", "nsites": 8, "spacegroup": 225}
     ]
+
+
+# --- 5. CIF2 spellings of the declared formula and Z ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        (
+            "_chemical_formula_sum 'Na Cl'\n_cell.formula_units_Z 2\n",
+            "declared formula Na Cl counts 2 atoms, the parsed cell holds 8, not 2 or 4 (Z = 2)",
+        ),
+        (
+            "_chemical_formula.sum 'K Br'\n",
+            "declared formula KBr (K Br) disagrees with the sites' formula NaCl",
+        ),
+        (
+            "_cell_formula_units_Z 4\n_cell.formula_units_Z 2\n",
+            "the CIF states _cell_formula_units_z more than once with different values",
+        ),
+    ],
+    ids=["dotted-z", "dotted-formula", "both-spellings-differ"],
+)
+def test_cif2_dotted_formula_and_z_are_read_like_their_ddl1_tags(tmp_path, extra, reason) -> None:
+    text = nacl(symmetry="_symmetry_space_group_name_H-M 'F m -3 m'\n", extra=extra)
+    assert only_reason(tmp_path, text).startswith(reason)
+
+
+def test_cif2_dotted_formula_and_z_that_agree_read(tmp_path) -> None:
+    extra = "_chemical_formula.sum 'Na Cl'\n_cell.formula_units_Z 4\n"
+    text = nacl(symmetry="_symmetry_space_group_name_H-M 'F m -3 m'\n", extra=extra)
+    assert stored(tmp_path, text) == [
+        {"source_id": "a", "reduced_formula": "NaCl", "nsites": 8, "spacegroup": 225}
+    ]
