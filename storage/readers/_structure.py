@@ -795,6 +795,9 @@ def _settings(tags: dict[str, Any]) -> list[str]:
     code = code or next((str(tags[t]).strip() for t in _SETTING_TAGS if tags.get(t)), "")
     if not base:
         return []
+    known = _pymatgen_symbol(base)
+    if known and known != base:  # a short or old symbol ('P 21/n', 'F d 3 m') pymatgen does not expand
+        base, icsd = known, True
     if base.startswith("R"):
         cell = [_cif_number(tags, tag) for tag in _CELL_TAGS]
         if None in cell:
@@ -821,6 +824,40 @@ def _settings(tags: dict[str, Any]) -> list[str]:
     if {op.as_xyz_str() for op in one.symmetry_ops} == {op.as_xyz_str() for op in two.symmetry_ops}:
         return [base] if icsd else []
     return [f"{base}:{code}"] if code in ("1", "2") else [f"{base}:1", f"{base}:2"]
+
+
+def _pymatgen_symbol(symbol: str) -> str | None:
+    """A symbol (spaces removed) pymatgen's ``SpaceGroup`` expands for a written Hermann-Mauguin symbol, or None.
+
+    The symbol itself when pymatgen knows it; an old cubic symbol with ``-3`` for ``3`` ('Fd3m' -> 'Fd-3m');
+    else the full symbol of the first setting in spglib's table (its standard one, b-unique for a monoclinic
+    group) whose full symbol without its '1' axes is the one written ('P21/n' -> 'P12_1/n1')."""
+    import spglib
+
+    plain = symbol.replace("_", "")
+    candidates = [symbol]
+    old_cubic = re.sub(r"(?<=[a-z])3", "-3", symbol)
+    if old_cubic != symbol:
+        candidates.append(old_cubic)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Full symbol not available, falling back to short ..."
+        return _pymatgen_symbol_of(symbol, plain, candidates, spglib)
+
+
+def _pymatgen_symbol_of(symbol: str, plain: str, candidates: list[str], spglib: Any) -> str | None:
+    for candidate in candidates:
+        if _known_symbol(candidate) or _known_symbol(f"{candidate}:1"):
+            return candidate
+    for hall in range(1, 531):
+        kind = spglib.get_spacegroup_type(hall)
+        if kind is None:
+            continue
+        full = kind.international_full
+        short = "".join(part for part in full.split() if part != "1").replace("_", "")
+        if short == plain:
+            written = full.replace(" ", "")
+            return written if _known_symbol(written) else None
+    return None
 
 
 def _known_symbol(symbol: str) -> bool:

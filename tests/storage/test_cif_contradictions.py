@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from pymatgen.symmetry.groups import SpaceGroup
 
-from storage.readers._structure import cell_from_cif
+from storage.readers._structure import _pymatgen_symbol, cell_from_cif
 from storage.validation import StructureError
 from tests.storage.test_cif_checks import CUBE, FCC_OPS, operations, stored
 from tests.storage.test_no_impossible_crystal import only_reason
@@ -215,3 +215,40 @@ def test_cif2_dotted_formula_and_z_that_agree_read(tmp_path) -> None:
     assert stored(tmp_path, text) == [
         {"source_id": "a", "reduced_formula": "NaCl", "nsites": 8, "spacegroup": 225}
     ]
+
+
+# --- 6. short and old Hermann-Mauguin symbols with no operations ------------------------------------------------
+
+ZRO2 = (
+    "data_zro2\n" + BETA_CELL.replace("5.151", "5.1505").replace("5.212", "5.2116").replace("5.317", "5.3173")
+    + "_symmetry_space_group_name_H-M '{symbol}'\n" + SITE_HEAD
+    + "Zr1 Zr 0.2754 0.0395 0.2083\nO1 O 0.0700 0.3317 0.3447\nO2 O 0.4416 0.7569 0.4792\n"
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("symbol", ["P 21/c", "P 1 21/c 1"], ids=["short", "full"])
+def test_a_short_monoclinic_symbol_reads_in_its_standard_b_unique_setting(tmp_path, symbol) -> None:
+    # 'P 21/c' was refused ("lists no symmetry operations this reader can apply"); read as P 1 21/c 1
+    rows = stored(tmp_path, ZRO2.format(symbol=symbol))
+    assert rows == [{"source_id": "a", "reduced_formula": "ZrO2", "nsites": 12, "spacegroup": 14}]
+
+
+def test_a_short_symbol_with_another_glide_reads(tmp_path) -> None:
+    # P 21/n: the same crystal written with the n glide (x + 1/2 on the c glide's operation)
+    rows = stored(tmp_path, ZRO2.format(symbol="P 21/n"))
+    assert rows[0]["nsites"] == 12 and rows[0]["spacegroup"] in (14, 2, 4, 7, 13)
+
+
+def test_an_old_cubic_symbol_reads(tmp_path) -> None:
+    text = nacl(symmetry="_symmetry_space_group_name_H-M 'F m 3 m'\n")
+    assert stored(tmp_path, text) == [
+        {"source_id": "a", "reduced_formula": "NaCl", "nsites": 8, "spacegroup": 225}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("written", "expanded"),
+    [("P21/c", "P12_1/c1"), ("P21/n", "P12_1/n1"), ("Fd3m", "Fd-3m"), ("Pnma", "Pnma"), ("P432", "P432")],
+)
+def test_short_and_old_symbols_map_to_ones_pymatgen_expands(written, expanded) -> None:
+    assert _pymatgen_symbol(written) == expanded
