@@ -961,12 +961,15 @@ def _pymatgen_block(block: CifBlockText) -> Cell:
     ops = _listed_operations(block.tags)
     if ops is not None and not any(tag in block.written_tags for tag in SYMOP_TAGS_PYMATGEN_READS):
         text = _with_operation_list(text, ops)
-    settings = _settings(block.tags)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pymatgen: "Full symbol not available" for a mapped short symbol
+        settings = _settings(block.tags)
+        problem = _setting_fit_problem(settings[0], block.tags) if settings else None
+        expanded = [(setting, _with_operations(text, setting)) for setting in settings]
     if settings:
-        problem = _setting_fit_problem(settings[0], block.tags)
         if problem:
             raise StructureError(problem)
-        readings = [(setting, _pymatgen_cell(_with_operations(text, setting))) for setting in settings]
+        readings = [(setting, _pymatgen_cell(setting_text)) for setting, setting_text in expanded]
         if len(readings) == 1:
             return readings[0][1]
         declared = declared_cif_formula(text)
