@@ -30,6 +30,14 @@ _BLOCK_START = re.compile(r"^\s*data_", flags=re.MULTILINE | re.DOTALL)  # pymat
 _SITE_TAGS = ("_atom_site_label", "_atom_site_type_symbol", "_atom_site_fract_x", "_atom_site_cartn_x")
 
 
+#: CIF2 (DDLm) spellings of the declared values the checks compare with the sites, read like their DDL1 forms
+_CIF2_ALIASES = {
+    "_chemical_formula.sum": "_chemical_formula_sum",
+    "_cell.formula_units_z": "_cell_formula_units_z",
+    "_exptl_crystal.density_diffrn": "_exptl_crystal_density_diffrn",
+}
+
+
 @dataclass(frozen=True, slots=True)
 class CifBlockText:
     """One ``data_`` block of a CIF.
@@ -38,14 +46,18 @@ class CifBlockText:
         name: the block's name (after ``data_``).
         text: the block's own text, from its ``data_`` line to the next block.
         tags: lower-case tag -> value as written (quotes removed, a text field's lines joined by spaces, a
-            comment dropped): a string for a single value, a list of strings for a loop column.
+            comment dropped): a string for a single value, a list of strings for a loop column. A CIF2 spelling
+            of :data:`_CIF2_ALIASES` (``_cell.formula_units_Z``) is also given under its DDL1 tag.
         written_tags: the tags as the file spells them (pymatgen looks tags up case-sensitively).
+        repeated: (lower-case tag, whether in a loop) for each tag the block states twice or more with different
+            values (pymatgen keeps only the last: a second ``_atom_site`` loop replaced the first one's sites).
     """
 
     name: str
     text: str
     tags: dict[str, Any]
     written_tags: frozenset[str]
+    repeated: tuple[tuple[str, bool], ...] = ()
 
     @property
     def holds_structure(self) -> bool:
@@ -119,6 +131,13 @@ def cif_blocks(text: str) -> tuple[CifBlockText, ...]:
         for key, value in block.data.items():
             tag = _unescape(key).lower()
             tags[tag] = _unescape(value) if isinstance(value, str) else [_unescape(str(v)) for v in value]
+        repeated = _repeated_tags(CifBlock._process_string(f"data_{chunk}"))
+        for dotted, underscore in _CIF2_ALIASES.items():  # CIF2 spelling of a declared value the checks read
+            if dotted in tags:
+                if underscore not in tags:
+                    tags[underscore] = tags[dotted]
+                elif tags[underscore] != tags[dotted]:
+                    repeated = (*repeated, (underscore, False))
         original = f"data_{chunk}"
         blocks.append(
             CifBlockText(
@@ -126,9 +145,45 @@ def cif_blocks(text: str) -> tuple[CifBlockText, ...]:
                 text=_unescape(original),
                 tags=tags,
                 written_tags=frozenset(_unescape(k) for k in block.data),
+                repeated=repeated,
             )
         )
     return tuple(blocks)
+
+
+def _repeated_tags(tokens: Any) -> tuple[tuple[str, bool], ...]:
+    """Each tag stated more than once with different values in a block's token stream, walked as pymatgen's
+    ``CifBlock.from_str`` walks it: (lower-case tag, whether one of its statements is a loop column)."""
+    seen: dict[str, list[tuple[bool, tuple[str, ...]]]] = {}
+    deq = list(tokens)[1:]  # the data_ line
+    i = 0
+    while i < len(deq):
+        token = deq[i]
+        if token[0] == "_eof":
+            break
+        if token[0].startswith("_"):
+            value = "".join(deq[i + 1]) if i + 1 < len(deq) else ""
+            seen.setdefault(token[0].lower(), []).append((False, (value,)))
+            i += 2
+        elif token[0].startswith("loop_"):
+            i += 1
+            columns: list[str] = []
+            while i < len(deq) and deq[i][0].startswith("_") and not deq[i][0].startswith("loop_"):
+                columns.append("".join(deq[i]))
+                i += 1
+            items: list[str] = []
+            while i < len(deq) and not deq[i][0].startswith(("loop_", "_")):
+                items.append("".join(deq[i]).strip())
+                i += 1
+            for k, column in enumerate(columns):
+                seen.setdefault(column.lower(), []).append((True, tuple(items[k :: len(columns)])))
+        else:
+            i += 1
+    return tuple(
+        (_unescape(tag), any(loop for loop, _ in stated))
+        for tag, stated in seen.items()
+        if len({values for _, values in stated}) > 1
+    )
 
 
 def structure_block(text: str) -> CifBlockText:

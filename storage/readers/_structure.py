@@ -210,6 +210,7 @@ def _partial_occupancy(occupancy: float, where: str) -> str:
 _CHARGE = re.compile(r"(\d+[+-]?|[+-]\d*)$")  # O2-, Fe3+, Fe+3, Ti0: oxidation states
 _ISOTOPES = {"D": "deuterium", "T": "tritium"}
 _HM_TAGS = ("_symmetry_space_group_name_h-m", "_space_group_name_h-m_alt", "_space_group.name_h-m_alt")
+_NUMBER_TAGS = ("_symmetry_int_tables_number", "_space_group_it_number", "_space_group.it_number")
 _SETTING_TAGS = ("_space_group.it_coordinate_system_code", "_space_group_it_coordinate_system_code")
 
 
@@ -226,13 +227,49 @@ def _block_problem(block: CifBlockText) -> str | None:
     on the fast P1 path and the pymatgen path alike (in a multi-block file, on the block of atom sites)."""
     tags = block.tags
     return (
-        _non_ascii_problem(tags)
+        _repeated_problem(block)
+        or _non_ascii_problem(tags)
         or _declared_problem(tags)
         or _site_number_problem(tags)
         or _site_symbol_problem(tags)
         or _disorder_problem(tags)
         or _operation_problem(tags)
     )
+
+
+#: tags stated twice with different values are refused when they describe the crystal (cell, symmetry, sites,
+#: formula, Z, density): pymatgen keeps the last statement only
+_CRYSTAL_TAG_PREFIXES = (
+    "_atom_site_", "_atom_site.", "_cell_", "_cell.", "_symmetry_", "_space_group", "_chemical_formula",
+    "_exptl_crystal_density",
+)  # fmt: skip
+
+
+def _repeated_problem(block: CifBlockText) -> str | None:
+    """Why a block stating a crystal's tag twice with different values must not be read, or None.
+
+    pymatgen keeps the last statement of a tag: a second ``_atom_site`` loop replaced the sites of the first
+    (urea with its H atoms in a loop of their own was stored as H2), a second loop of symmetry operations or a
+    second ``_cell_length_a`` replaced the first. The file does not say which statement is right, so the block
+    is refused, naming the tag."""
+    for tag, loop in block.repeated:
+        if not tag.startswith(_CRYSTAL_TAG_PREFIXES):
+            continue
+        if loop and tag.startswith(("_atom_site_", "_atom_site.")):
+            return (
+                f"the CIF lists atom sites in more than one loop ({tag} in two loop_s); only the last loop "
+                "would be read and the other sites dropped: list every site in one _atom_site loop"
+            )
+        if loop and (tag in SYMOP_TAGS or "symop" in tag or "equiv_pos" in tag):
+            return (
+                f"the CIF lists symmetry operations in more than one loop ({tag} twice); only the last would be "
+                "applied: list the space group's operations in one loop"
+            )
+        return (
+            f"the CIF states {tag} more than once with different values; only the last would be read: keep "
+            "the one value that belongs to this crystal"
+        )
+    return None
 
 
 def _checked_block(text: str) -> CifBlockText:
@@ -493,6 +530,82 @@ def _operation_problem(tags: dict[str, Any]) -> str | None:
             f"the CIF lists two different sets of symmetry operations, under {first} ({len(groups[first])}) and "
             f"{other} ({len(groups[other])}); only one would be applied: keep the one that belongs to this cell"
         )
+    if groups:
+        return _declared_group_problem(tags, next(iter(groups.values())))
+    return None
+
+
+def _op_keys(ops: Iterable[Any]) -> frozenset[tuple[int, ...]]:
+    """pymatgen ``SymmOp``s as the keys :func:`_operation_problem` gives listed operations (modulo 1)."""
+    return frozenset(
+        (
+            *np.rint(op.rotation_matrix).astype(int).ravel().tolist(),
+            *(np.rint(np.mod(op.translation_vector, 1.0) * 1000).astype(int) % 1000).tolist(),
+        )
+        for op in ops
+    )
+
+
+def _symbol_groups(tags: dict[str, Any]) -> tuple[str, list[frozenset[tuple[int, ...]]]]:
+    """The declared Hermann-Mauguin symbol as written and the operation sets (keys of :func:`_op_keys`) of each
+    setting pymatgen knows for it (its own reading of the symbol, and the other origin choice or axes); no sets
+    for a symbol pymatgen cannot expand."""
+    from pymatgen.symmetry.groups import SYMM_DATA, SpaceGroup
+
+    written = next((tags[t] for t in _HM_TAGS if isinstance(tags.get(t), str) and tags[t].strip()), "")
+    symbol = re.sub(r"[\s_'\"]", "", written)
+    if not symbol or symbol in ("?", "."):
+        return written, []
+    base, _, _code = symbol.partition(":")
+    encoded = {re.sub(r"[\s_]", "", key): key for key in SYMM_DATA["space_group_encoding"]}
+    icsd = len(base) > 2 and base[-1] in _ICSD_SETTINGS and base not in encoded and base[:-1] in encoded
+    key = encoded.get(base[:-1] if icsd else base)
+    if key is None:
+        return written, []
+    sets = []
+    for setting in (key, f"{key}:1", f"{key}:2", f"{key}:H", f"{key}:R"):
+        try:
+            sets.append(_op_keys(SpaceGroup(setting).symmetry_ops))
+        except ValueError:
+            continue
+    return written, sets
+
+
+def _declared_group_problem(tags: dict[str, Any], listed: frozenset[tuple[int, ...]]) -> str | None:
+    """Why the listed operations (keys modulo lattice translations) are not the space group the CIF declares by
+    symbol or number, or None.
+
+    A declared symbol pymatgen can expand must name the same group in one of its settings: as many operations
+    (modulo lattice translations) with the same linear parts (origin choices differ in translations only); a
+    declared number must have as many operations as its group in the conventional setting (a third of them for
+    a rhombohedral group on rhombohedral axes). 'F m -3 m' with the 48 operations of Pm-3m read a CsCl-type
+    cell of 2 sites; 'F m -3 m' with only 'x,y,z' read the asymmetric unit as the crystal.
+    """
+    from pymatgen.symmetry.groups import SpaceGroup
+
+    written, sets = _symbol_groups(tags)
+    rotations = {k[:9] for k in listed}
+    if sets and not any(len(s) == len(listed) and {k[:9] for k in s} == rotations for s in sets):
+        orders = "/".join(str(n) for n in sorted({len(s) for s in sets}))
+        return (
+            f"the CIF declares space group {written.strip()!r} ({orders} operations) but lists {len(listed)} "
+            "symmetry operations of another group; the crystal would be expanded by the listed ones: fix the "
+            "symbol or the operations"
+        )
+    number_text = next(
+        (tags[t] for t in _NUMBER_TAGS if isinstance(tags.get(t), str) and tags[t].strip()), ""
+    )
+    number = _cif_value(number_text) if number_text else None
+    if number is None or number != int(number) or not 1 <= number <= 230:
+        return None
+    group = SpaceGroup.from_int_number(int(number))
+    orders = {group.order, group.order // 3} if group.symbol.startswith("R") else {group.order}
+    if len(listed) not in orders:
+        shown = "/".join(str(n) for n in sorted(orders))
+        return (
+            f"the CIF declares space group number {int(number)} ({group.symbol}, {shown} operations) but lists "
+            f"{len(listed)} symmetry operations of another group; fix the number or the operations"
+        )
     return None
 
 
@@ -682,6 +795,9 @@ def _settings(tags: dict[str, Any]) -> list[str]:
     code = code or next((str(tags[t]).strip() for t in _SETTING_TAGS if tags.get(t)), "")
     if not base:
         return []
+    known = _pymatgen_symbol(base)
+    if known and known != base:  # a short or old symbol ('P 21/n', 'F d 3 m') pymatgen does not expand
+        base, icsd = known, True
     if base.startswith("R"):
         cell = [_cif_number(tags, tag) for tag in _CELL_TAGS]
         if None in cell:
@@ -708,6 +824,40 @@ def _settings(tags: dict[str, Any]) -> list[str]:
     if {op.as_xyz_str() for op in one.symmetry_ops} == {op.as_xyz_str() for op in two.symmetry_ops}:
         return [base] if icsd else []
     return [f"{base}:{code}"] if code in ("1", "2") else [f"{base}:1", f"{base}:2"]
+
+
+def _pymatgen_symbol(symbol: str) -> str | None:
+    """A symbol (spaces removed) pymatgen's ``SpaceGroup`` expands for a written Hermann-Mauguin symbol, or None.
+
+    The symbol itself when pymatgen knows it; an old cubic symbol with ``-3`` for ``3`` ('Fd3m' -> 'Fd-3m');
+    else the full symbol of the first setting in spglib's table (its standard one, b-unique for a monoclinic
+    group) whose full symbol without its '1' axes is the one written ('P21/n' -> 'P12_1/n1')."""
+    import spglib
+
+    plain = symbol.replace("_", "")
+    candidates = [symbol]
+    old_cubic = re.sub(r"(?<=[a-z])3", "-3", symbol)
+    if old_cubic != symbol:
+        candidates.append(old_cubic)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "Full symbol not available, falling back to short ..."
+        return _pymatgen_symbol_of(symbol, plain, candidates, spglib)
+
+
+def _pymatgen_symbol_of(symbol: str, plain: str, candidates: list[str], spglib: Any) -> str | None:
+    for candidate in candidates:
+        if _known_symbol(candidate) or _known_symbol(f"{candidate}:1"):
+            return candidate
+    for hall in range(1, 531):
+        kind = spglib.get_spacegroup_type(hall)
+        if kind is None:
+            continue
+        full = kind.international_full
+        short = "".join(part for part in full.split() if part != "1").replace("_", "")
+        if short == plain:
+            written = full.replace(" ", "")
+            return written if _known_symbol(written) else None
+    return None
 
 
 def _known_symbol(symbol: str) -> bool:
@@ -759,6 +909,8 @@ def reading_problem(
     z = declared_cif_number(cif, "_cell_formula_units_Z") if cif else None
     whole = z is not None and math.isfinite(z) and z >= 1 and z == int(z)
     problem = compare_formulas(declared, cell.species, formula_units=int(z) if whole else None)
+    if problem is None and whole and cif and not _stated_formula(declared):
+        problem = _formula_units_problem(cell.species, int(z))
     if problem is not None or not cell.species or not all(s in SYMBOL_TO_Z for s in cell.species):
         return problem
     density = declared_cif_number(cif, "_exptl_crystal_density_diffrn") if cif else None
@@ -769,6 +921,27 @@ def reading_problem(
         except StructureError as exc:
             problem = str(exc)
     return problem
+
+
+def _stated_formula(declared: str) -> bool:
+    text = (declared or "").strip().strip("'\"").strip()
+    return bool(text) and text not in ("?", ".")
+
+
+def _formula_units_problem(species: list[str], z: int) -> str | None:
+    """Why a cell's sites cannot hold ``z`` formula units (CIF ``_cell_formula_units_Z`` with no formula stated),
+    or None: each element's count must be a whole multiple of Z (its formula unit is the counts divided by Z).
+    'Z 4' with a Na and a Cl site (the operations of another group expanded too few sites) holds no 4 units."""
+    if z <= 1 or not species:
+        return None
+    counts = Counter(species)
+    if all(n % z == 0 for n in counts.values()):
+        return None
+    shown = " ".join(f"{el}{n}" for el, n in sorted(counts.items()))
+    return (
+        f"the CIF declares Z = {z} formula units but its {len(species)} sites ({shown}) cannot hold {z} whole "
+        "formula units (missing, extra or mis-expanded sites)"
+    )
 
 
 def _pymatgen_cif(text: str) -> Cell:
@@ -788,12 +961,15 @@ def _pymatgen_block(block: CifBlockText) -> Cell:
     ops = _listed_operations(block.tags)
     if ops is not None and not any(tag in block.written_tags for tag in SYMOP_TAGS_PYMATGEN_READS):
         text = _with_operation_list(text, ops)
-    settings = _settings(block.tags)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pymatgen: "Full symbol not available" for a mapped short symbol
+        settings = _settings(block.tags)
+        problem = _setting_fit_problem(settings[0], block.tags) if settings else None
+        expanded = [(setting, _with_operations(text, setting)) for setting in settings]
     if settings:
-        problem = _setting_fit_problem(settings[0], block.tags)
         if problem:
             raise StructureError(problem)
-        readings = [(setting, _pymatgen_cell(_with_operations(text, setting))) for setting in settings]
+        readings = [(setting, _pymatgen_cell(setting_text)) for setting, setting_text in expanded]
         if len(readings) == 1:
             return readings[0][1]
         declared = declared_cif_formula(text)
@@ -840,6 +1016,30 @@ def _holds_exactly(cell: Cell, declared: str, text: str) -> bool:
     return per > 0 and any(abs(len(cell.species) - k * per) < 1e-3 for k in {1.0, z})
 
 
+def _applied_operation_problem(parser: Any, text: str) -> str | None:
+    """Why the operations pymatgen applied (listed, or generated from a space-group symbol, Hall symbol or number)
+    are no isometries of the declared cell, or None.
+
+    Listed operations are checked before parsing (:func:`_operation_problem`); operations pymatgen generated from
+    a symbol or number were never compared with the cell ('P 6/m m m' on a cubic cell stored NaCl3). The same
+    check (:func:`_metric_problem`) runs on the very operations pymatgen applied."""
+    ops = list(getattr(parser, "symmetry_operations", None) or [])
+    if not ops:
+        return None
+    try:
+        tags = structure_block(text).tags
+    except StructureError:
+        return None
+    if any(tags.get(tag) for tag in SYMOP_TAGS):
+        return None  # listed operations: checked by _operation_problem
+    matrices = np.array([op.rotation_matrix for op in ops])
+    problem = _metric_problem([op.as_xyz_str() for op in ops], matrices, tags)
+    if problem is None:
+        return None
+    declared = _declared_space_group(text) or "(none)"
+    return f"space group {declared}, expanded from its symbol or number: {problem}"
+
+
 def _pymatgen_cell(text: str) -> Cell:
     from pymatgen.io.cif import CifParser
 
@@ -858,6 +1058,9 @@ def _pymatgen_cell(text: str) -> Cell:
             raise StructureError(f"malformed CIF: {exc}" + (f" ({detail})" if detail else "")) from exc
     if len(structures) != 1:
         raise StructureError(f"malformed CIF: it holds {len(structures)} structures, one was expected")
+    problem = _applied_operation_problem(parser, text)
+    if problem:
+        raise StructureError(problem)
     if any("Defaulting to P1" in str(w.message) for w in caught):
         declared = _declared_space_group(text)
         if (
