@@ -585,7 +585,7 @@ def _pending_optimade(
         dhf, reason = (
             (None, None)
             if energy_field is None
-            else check_energy(attrs.get(energy_field), f"formation energy ({energy_field})")
+            else _json_energy(attrs.get(energy_field), f"formation energy ({energy_field})")
         )
         reason = reason or seen.check(sid, index)
         cell = None
@@ -613,6 +613,14 @@ def _pending_optimade(
             extra=extra,
         )
         yield PendingStructure(file, index, sid, row, cell=cell, raw=raw, declared_formula=str(reduced))
+
+
+def _json_energy(value: Any, what: str) -> tuple[float | None, str | None]:
+    """:func:`check_energy` for a JSON value: a JSON number only (text such as ``"-3.0"`` or a boolean is
+    refused: a JSON document that quotes its numbers or says ``true`` is not read by guessing)."""
+    if isinstance(value, str | bool):
+        return None, f"{what} is {value!r}, not a JSON number"
+    return check_energy(value, what)
 
 
 def read_optimade(

@@ -306,3 +306,15 @@ def test_a_position_far_out_of_the_cell_is_refused_for_that(tmp_path, position, 
     assert got.startswith(f"OPTIMADE cartesian_site_positions: {reason}")  # was "sites 0.000 A apart"
     near = lih("near", cartesian_site_positions=[[0, 0, 0], [38.0, 2, 2]])  # 9.5 cell vectors: wrapped, read
     assert cell_from_optimade(near["attributes"]).species == ["Li", "H"]
+
+
+@pytest.mark.parametrize("energy", ["-3.0", True], ids=["quoted", "boolean"])
+def test_an_energy_that_is_no_json_number_is_refused(tmp_path, energy):
+    path = tmp_path / "response.json"
+    good = lih("good", _csp_dhf=-0.5)
+    path.write_text(json.dumps({"data": [good, lih("bad", _csp_dhf=energy)]}))
+    items = list(read_optimade(path, energy_field="_csp_dhf", **KW))
+    assert [i.row["source_id"] for i in items if isinstance(i, Record)] == ["good"]
+    assert [i.reason for i in items if isinstance(i, Rejection)] == [
+        f"formation energy (_csp_dhf) is {energy!r}, not a JSON number"
+    ]
