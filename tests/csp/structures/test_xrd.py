@@ -10,8 +10,9 @@ from pymatgen.core import Lattice, Structure
 
 from csp.errors import InputError
 from csp.structures.xrd import rank_by_pattern, read_pattern, similarity, simulate
+from tests.conftest import mirror_path
 
-MIRROR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "validation" / "table1"
+MIRROR = mirror_path() / "validation" / "table1"  # CSP_DATA_MIRROR, else ../shared/data (tests/conftest.py)
 
 
 def polymorphs(a: str, b: str, volume_per_atom: float) -> dict[str, Structure]:
