@@ -192,6 +192,7 @@ def fine_tune(
             data mirror would train the model on the labels alone), or it has no training rows.
     """
     from csp.models.check import record_training_elements
+    from csp.models.training import trained_epochs
     from flows.augmentation import ingest_labels
     from flows.models import export_model, prepare_dataset, summary_dict, train
     from storage.lake import Lake
@@ -246,7 +247,7 @@ def fine_tune(
         "training_set_rows": summary.rows,
         "per_source": summary.per_source,
         "test_mae_ev_per_atom": test.get("mae_ev_per_atom"),
-        "epochs": sum(h.get("epoch", 1) >= 1 for h in info.get("history", [])),
+        "epochs": trained_epochs(info.get("history", [])),
         "seconds": round(float(info.get("seconds", 0.0)), 1),
     }
 

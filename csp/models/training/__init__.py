@@ -61,6 +61,7 @@ from csp.models.training._loops import (
     train_pu,
     train_regression,
     train_transfer,
+    trained_epochs,
 )
 
 __all__ = [
@@ -86,4 +87,5 @@ __all__ = [
     "train_pu",
     "train_regression",
     "train_transfer",
+    "trained_epochs",
 ]

@@ -478,10 +478,16 @@ def _fit_regression(
     rng = np.random.default_rng(settings.seed)
     best_mae, best_state, stale, history, stop = math.inf, None, 0, [], "epochs"
     eval_rows = val if len(val) else train
-    if keep_start:
+
+    def validation_mae() -> float:
         pred = predict(model, graphs, eval_rows, settings.eval_batch_size, fidelity=routes[eval_rows])
-        best_mae = float(np.abs(pred - arrays.target[eval_rows]).mean())
-        best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return float(np.abs(pred - arrays.target[eval_rows]).mean())
+
+    def snapshot() -> dict[str, torch.Tensor]:
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    if keep_start:
+        best_mae, best_state = validation_mae(), snapshot()
         history.append({"epoch": 0, "train_loss": None, "val_mae_ev_per_atom": best_mae})
         _say(progress, f"epoch 0 (the starting weights) val_mae={best_mae:.4f} eV/atom")
     for epoch in range(1, settings.epochs + 1):
@@ -503,8 +509,7 @@ def _fit_regression(
             if clock.expired():
                 break
         schedule.after_epoch()
-        pred = predict(model, graphs, eval_rows, settings.eval_batch_size, fidelity=routes[eval_rows])
-        val_mae = float(np.abs(pred - arrays.target[eval_rows]).mean())
+        val_mae = validation_mae()
         history.append({"epoch": epoch, "train_loss": total / max(seen, 1), "val_mae_ev_per_atom": val_mae})
         _say(
             progress,
@@ -512,8 +517,7 @@ def _fit_regression(
             f"val_mae={val_mae:.4f} eV/atom elapsed={clock.elapsed:.0f}s",
         )
         if val_mae < best_mae:
-            best_mae, stale = val_mae, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_mae, best_state, stale = val_mae, snapshot(), 0
         else:
             stale += 1
         if clock.expired():
@@ -525,6 +529,12 @@ def _fit_regression(
     if best_state is not None:
         model.load_state_dict(best_state)
     return history, stop
+
+
+def trained_epochs(history: list[dict[str, Any]]) -> int:
+    """Epochs a run trained: its history's entries, less the epoch 0 that records the starting weights of a
+    fine-tuning or continuation (:func:`_fit_regression`'s ``keep_start``)."""
+    return sum(h.get("epoch", 1) >= 1 for h in history)
 
 
 def _check_ensemble(ensemble: int | None) -> None:
@@ -589,7 +599,7 @@ def _member_info(
     history = record.pop("history")
     stage = {
         "kind": kind,
-        "epochs": sum(h["epoch"] >= 1 for h in history),
+        "epochs": trained_epochs(history),
         "best_val_mae_ev_per_atom": record["best_val_mae_ev_per_atom"],
         "stopped_by": record["stopped_by"],
         "training_data_hash": data_hash,
