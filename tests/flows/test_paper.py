@@ -16,7 +16,7 @@ REPORT_KEYS = {
 }  # fmt: skip
 
 
-@pytest.mark.parametrize("preset", ["tiny", "reduced", "full"])
+@pytest.mark.parametrize("preset", ["tiny", pytest.param("reduced", marks=pytest.mark.slow), "full"])
 def test_every_preset_makes_valid_distinct_campaigns(preset, data_mirror):
     from csp.evaluation.plan import PRESETS, baseline_job, fig3_jobs, fig4_jobs, table1_jobs
     from csp.evaluation.table1 import load_entries

@@ -124,6 +124,7 @@ def _formulas(arrays) -> list[str]:
     return out
 
 
+@pytest.mark.slow  # the module's lake takes ~30 s to build
 def test_siblings_are_unlabeled_and_validation_compounds_are_nowhere(pu_set):
     from csp.models.dataset import load_arrays
 
@@ -151,6 +152,7 @@ def test_siblings_are_unlabeled_and_validation_compounds_are_nowhere(pu_set):
     assert hyp["left_out"]["validation compound"] == 1
 
 
+@pytest.mark.slow  # the module's lake takes ~30 s to build
 def test_no_positive_structure_is_also_unlabeled(pu_set):
     from pymatgen.analysis.structure_matcher import StructureMatcher
 

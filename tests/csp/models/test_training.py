@@ -201,6 +201,7 @@ def test_annealing_by_time_needs_a_time_limit():
         TrainSettings(anneal="linear", time_limit_s=5.0)
 
 
+@pytest.mark.slow
 def test_a_continuation_that_only_gets_worse_returns_the_weights_it_started_from(npz, tmp_path):
     dft = tmp_path / "dft"
     common = ["--batch-size", "16", "--device", "cpu"]
