@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 from flows.service import Service, alive, healthy, read_pid, server_home, work_pool_for, worker_lake
@@ -22,7 +23,7 @@ def _cmdline_port(pid: int) -> int | None:
         args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return None
-    for flag, value in zip(args, args[1:], strict=False):
+    for flag, value in pairwise(args):
         if flag == b"--port" and value.isdigit():
             return int(value)
     return None
@@ -57,7 +58,9 @@ def status(svc: Service) -> dict[str, object]:
     pool = work_pool_for(served) if served is not None else svc.work_pool  # the pool of the lake served
     worker = dict(pid=worker_pid, alive=alive(worker_pid), log=str(svc.worker_log), pool=pool)
     worker.update(lake=str(served) if served else None, other_lake=served is not None and served != svc.lake)
-    running = bool(server["alive"] and answers and server["ours"] and worker["alive"] and not worker["other_lake"])
+    running = bool(
+        server["alive"] and answers and server["ours"] and worker["alive"] and not worker["other_lake"]
+    )
     here = {"ui": probed.ui_url, "prefect_home": str(svc.home), "lake_here": str(svc.lake)}
     return {"server": server, "worker": worker, "running": running, **here}
 

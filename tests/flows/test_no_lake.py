@@ -17,7 +17,7 @@ READERS = [
     ("sql", "SELECT 1"),
     ("sql", "SELECT count(*) FROM candidates"),
     ("candidates", "query"),
-    ("candidates", "query", "elements HAS \"Mg\"", "--campaign", "c1"),
+    ("candidates", "query", 'elements HAS "Mg"', "--campaign", "c1"),
     ("structures", "query"),
     ("candidates", "export", "c1", "--out", "{out}/c1.cif"),
     ("campaign", "list"),

@@ -23,7 +23,7 @@ def fake_prefect_api(home: Path):
     ``home`` would; yields its port."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             body = {"/api/health": True, "/api/admin/settings": {"home": str(home)}}.get(self.path)
             self.send_response(200 if body is not None else 404)
             self.end_headers()
@@ -90,7 +90,9 @@ def test_status_reports_the_port_the_server_really_answers_on(tmp_path):
         assert seen["server"]["port"] == port and seen["server"]["asked_port"] == asked
         assert seen["server"]["healthy"] and seen["server"]["ours"] and seen["running"]
         assert seen["ui"] == f"http://127.0.0.1:{port}"
-        shown = invoke_csp(lake, "service", "status", "--port", str(asked), env={"PREFECT_HOME": str(tmp_path / "ph")})
+        shown = invoke_csp(
+            lake, "service", "status", "--port", str(asked), env={"PREFECT_HOME": str(tmp_path / "ph")}
+        )
     assert shown.returncode == 0, shown.stdout
     assert f"; port {port} (where this home's server was started; not --port {asked}) healthy" in shown.stdout
     assert f"UI: http://127.0.0.1:{port}\n" in shown.stdout
@@ -113,7 +115,12 @@ def test_the_port_of_a_server_without_a_port_file_is_read_from_its_command_line(
 def test_status_says_a_pid_is_unknown_instead_of_none(tmp_path):
     """(c) No pid file in this home: "pid unknown (not started by this home)", never "pid None"."""
     shown = invoke_csp(
-        tmp_path / "lake", "service", "status", "--port", str(free_port()), env={"PREFECT_HOME": str(tmp_path / "ph")}
+        tmp_path / "lake",
+        "service",
+        "status",
+        "--port",
+        str(free_port()),
+        env={"PREFECT_HOME": str(tmp_path / "ph")},
     )
     assert shown.returncode == 1
     assert "pid None" not in shown.stdout
