@@ -102,13 +102,16 @@ def test_the_port_of_a_server_without_a_port_file_is_read_from_its_command_line(
     """A server started before the port was recorded: its live process's ``--port`` tells."""
     svc = Service(port=4200, home=tmp_path / "ph", lake=tmp_path / "lake")
     svc.home.mkdir(parents=True)
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--port", "4321"])
+    code = "import time; print('up', flush=True); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code, "--port", "4321"], stdout=subprocess.PIPE, text=True)
     try:
+        assert proc.stdout.readline() == "up\n"  # its command line is its own once it runs
         svc.server_pid_file.write_text(f"{proc.pid}\n")
         assert server_port(svc) == 4321
     finally:
         proc.kill()
         proc.wait()
+        proc.stdout.close()
     assert server_port(svc) is None  # no live server of this home: no port of its own
 
 
