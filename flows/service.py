@@ -3,7 +3,7 @@
 Everything lives under ``PREFECT_HOME`` (default ``.prefect_home/`` in the project): the server's SQLite
 database and pid file, and ``service/`` with the worker's pid file, the lake it serves and both logs. The
 API listens on 127.0.0.1 only. Used by ``csp service up|down|status`` and ``make service-up`` /
-``make service-down``.
+``make service-down``; what ``status`` reports is :mod:`flows.service_status`.
 
 One service, one lake:
 
@@ -80,6 +80,10 @@ class Service:
     @property
     def server_pid_file(self) -> Path:
         return self.home / "server.pid"  # written by `prefect server start --background`
+
+    @property
+    def server_port_file(self) -> Path:
+        return self.state_dir / "server.port"  # the port this home's server was started on
 
     @property
     def worker_pid_file(self) -> Path:
@@ -247,6 +251,7 @@ def start_server(svc: Service, log=print) -> None:
             "run `csp service down` first."
         )
     svc.server_pid_file.unlink(missing_ok=True)
+    svc.server_port_file.unlink(missing_ok=True)
     check_port(svc.port)
     try:
         svc.prefect("server", "start", "--host", "127.0.0.1", "--port", str(svc.port), "--background")
@@ -257,6 +262,8 @@ def start_server(svc: Service, log=print) -> None:
             stop_pid(pid, signals=1, grace=5.0)
         svc.server_pid_file.unlink(missing_ok=True)
         raise
+    svc.state_dir.mkdir(parents=True, exist_ok=True)
+    svc.server_port_file.write_text(f"{svc.port}\n")  # `csp service status` reports where it answers
     log(f"server up at {svc.api_url} in {seconds:.1f} s (pid {read_pid(svc.server_pid_file)})")
 
 
@@ -379,21 +386,13 @@ def down(svc: Service, log=print) -> None:
         stopped = True
         log(f"server stopped (pid {pid})")
     svc.server_pid_file.unlink(missing_ok=True)
+    svc.server_port_file.unlink(missing_ok=True)
     if not stopped:
         log("nothing was running")
 
 
 def status(svc: Service) -> dict[str, object]:
-    """What runs: ``server`` (pid, alive, healthy, ``ours``: this service's, ``home``: its PREFECT_HOME), ``worker``
-    (pid, alive, log, the ``lake`` it serves, that lake's ``pool``, ``other_lake``: not ``lake_here``), ``ui``."""
-    server_pid, worker_pid = read_pid(svc.server_pid_file), read_pid(svc.worker_pid_file)
-    answers = healthy(svc.api_url)
-    home = server_home(svc.api_url) if answers else None
-    served = worker_lake(svc)
-    server = dict(pid=server_pid, alive=alive(server_pid), healthy=answers, ours=answers and home == svc.home)
-    pool = work_pool_for(served) if served is not None else svc.work_pool  # the pool of the lake served
-    worker = dict(pid=worker_pid, alive=alive(worker_pid), log=str(svc.worker_log), pool=pool)
-    server["home"], worker["lake"] = str(home) if home else None, str(served) if served else None
-    worker["other_lake"] = served is not None and served != svc.lake
-    here = {"ui": svc.ui_url, "prefect_home": str(svc.home), "lake_here": str(svc.lake)}
-    return {"server": server, "worker": worker, **here}
+    """What runs (:func:`flows.service_status.status`: the real port, unknown pids, another lake's worker)."""
+    from flows.service_status import status as what_runs
+
+    return what_runs(svc)

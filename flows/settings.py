@@ -145,6 +145,16 @@ def _lake_at(home: Path, init: bool) -> Lake:
     return found.init() if init else found
 
 
-def lake(*, init: bool = False) -> Lake:
-    """The lake of :func:`settings` (one object per lake root); ``init=True`` also creates its folders once."""
-    return _lake_at(settings().home, init)
+def lake(*, init: bool = False, missing_ok: bool = False) -> Lake:
+    """The lake of :func:`settings` (one object per lake root).
+
+    Writers pass ``init=True``: the lake's folders are created (once per process). Readers pass nothing: the
+    lake must exist already, as :func:`storage.lake.open_read_only` rules, and nothing is created.
+    ``missing_ok=True`` is for a writer that reads before it writes (the read sees an empty lake).
+
+    Raises:
+        NoLakeError: no lake at ``CSP_HOME`` (readers only): "no lake at <path>: run `csp ingest run` or set
+            CSP_HOME" (the CLI prints it as its one error line, exit 1).
+    """
+    found = _lake_at(settings().home, init)
+    return found if init or missing_ok else found.require()

@@ -5,9 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from storage.errors import StorageError
-from storage.lake import Lake, LakeConnection, LakeError, ReadOnlyError
+from storage.lake import Lake, LakeConnection, LakeError, NoLakeError, ReadOnlyError, open_read_only
 
-__all__ = ["Lake", "LakeConnection", "LakeError", "ReadOnlyError", "StorageError", "connect"]
+__all__ = [
+    "Lake",
+    "LakeConnection",
+    "LakeError",
+    "NoLakeError",
+    "ReadOnlyError",
+    "StorageError",
+    "connect",
+    "open_read_only",
+]
 
 
 def connect(
@@ -17,5 +26,8 @@ def connect(
 
     ``inputs`` names extra files the SQL may read (``{view name: path}``); no other file can be read.
     See :mod:`storage.readonly` for how writing is made impossible.
+
+    Raises:
+        NoLakeError: no lake at ``root`` (:func:`open_read_only`; nothing is created).
     """
-    return Lake(root).connect(read_only=read_only, inputs=inputs)
+    return open_read_only(root).connect(read_only=read_only, inputs=inputs)

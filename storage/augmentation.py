@@ -64,7 +64,10 @@ def evaluation_structures(
 
 
 def source_ids(lake: Lake, source: str) -> set[str]:
-    """The ``source_id`` of every ``structures`` row of ``source`` (labelled plan rows, for resume)."""
+    """The ``source_id`` of every ``structures`` row of ``source`` (labelled plan rows, for resume); none
+    while the lake does not exist yet (it is not created)."""
+    if not lake.exists:
+        return set()
     with lake.connect() as con:
         table = con.arrow("SELECT source_id FROM structures WHERE source = ?", [source])
     return set(table.column(0).to_pylist())

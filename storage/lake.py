@@ -64,6 +64,27 @@ class LakeError(StorageError, RuntimeError):
     """A lake operation could not be carried out (the message says why and what to do)."""
 
 
+class NoLakeError(LakeError):
+    """A read of a lake that does not exist: nothing was created (one-line message, :func:`no_lake_message`)."""
+
+
+def no_lake_message(root: Path) -> str:
+    """The one line every reader gives for a missing lake."""
+    return f"no lake at {root}: run `csp ingest run` or set CSP_HOME"
+
+
+def open_read_only(root: Path | str) -> Lake:
+    """The lake at ``root`` for reading: the one rule every read-only entry point shares (``csp sql``,
+    ``csp candidates``, ``csp campaign list|show``, :mod:`storage.query`). Creates nothing.
+
+    Raises:
+        NoLakeError: ``root`` holds no lake (no ``lake/`` folder); writers (:meth:`Lake.init`) create it.
+    """
+    found = Lake(root)
+    found.require()
+    return found
+
+
 class ReadOnlyError(LakeError):
     """A statement that would write was sent through the read-only query API."""
 
@@ -232,6 +253,21 @@ class Lake:
     def catalog_path(self) -> Path:
         return self.root / "catalog.duckdb"
 
+    @property
+    def exists(self) -> bool:
+        """Whether a writer made this lake (its ``lake/`` folder exists); readers never create it."""
+        return self.lake_dir.is_dir()
+
+    def require(self) -> Lake:
+        """This lake, if it exists.
+
+        Raises:
+            NoLakeError: it does not (nothing is created).
+        """
+        if not self.exists:
+            raise NoLakeError(no_lake_message(self.root))
+        return self
+
     def table_dir(self, table: str) -> Path:
         if table not in SCHEMAS:
             raise LakeError(f"Unknown table {table!r}; the lake has {sorted(SCHEMAS)}.")
@@ -383,9 +419,12 @@ class Lake:
 
     def _datasets(self, inputs: dict[str, Path | str]) -> dict[str, Callable[[], Any]]:
         def table_dataset(table: str) -> Callable[[], Any]:
-            return lambda: readonly.parquet_dataset(
-                [self._seed_path(table), *self.parts(table)], SCHEMAS[table]
-            )
+            def build() -> Any:  # the seed if a writer made it; the schema types an empty table either way
+                seed = self._seed_path(table)
+                files = ([seed] if seed.exists() else []) + self.parts(table)
+                return readonly.parquet_dataset(files, SCHEMAS[table])
+
+            return build
 
         def input_file(path: Path | str) -> Callable[[], Any]:
             return lambda: readonly.input_dataset(path)
@@ -405,6 +444,7 @@ class Lake:
                 no other file outside the lake can be read.
 
         Raises:
+            NoLakeError: the lake does not exist (a read creates nothing: no folder, no seed).
             LakeError: for ``read_only=False`` or an unusable input.
         """
         if not read_only:
@@ -413,7 +453,7 @@ class Lake:
         for name in inputs:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,62}", name) or name in SCHEMAS or name in _DERIVED:
                 raise LakeError(f"Input name {name[:64]!r} must be a new SQL identifier (not a lake table).")
-        self.init()
+        self.require()
         datasets = self._datasets(inputs)
         con = readonly.sandboxed_connection()
 

@@ -28,7 +28,7 @@ import pyarrow as pa
 from storage.campaigns import campaign_row
 from storage.campaigns import list_campaigns as list_campaign_rows
 from storage.errors import writing
-from storage.lake import Lake, LakeError, default_home
+from storage.lake import Lake, LakeError, default_home, open_read_only
 from storage.optimade import ORDER_BY, FilterError, Table, source_sql, translate
 
 if TYPE_CHECKING:
@@ -59,12 +59,16 @@ class NoRowsError(QueryError):
 
 
 def resolve_lake(home: Lake | Path | str | None = None) -> Lake:
-    """The lake to read: a :class:`Lake`, a folder, else ``$CSP_HOME`` (the same default as the CLI)."""
+    """The lake to read: a :class:`Lake`, a folder, else ``$CSP_HOME`` (the same default as the CLI).
+
+    Raises:
+        NoLakeError: no lake there (:func:`storage.lake.open_read_only`; nothing is created).
+    """
     if isinstance(home, Lake):
-        return home
+        return home.require()
     if home is None:
         home = os.environ.get("CSP_HOME") or default_home()
-    return Lake(home)
+    return open_read_only(home)
 
 
 def list_campaigns(home: Lake | Path | str | None = None) -> pd.DataFrame:

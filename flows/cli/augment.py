@@ -86,7 +86,7 @@ def augment_label(
     if potential not in ("chgnet", "sevennet"):
         fail(f"Unknown potential {potential!r}; choose chgnet or sevennet.")
     try:
-        skip = done_ids(current_lake(), potential_source_name(potential))
+        skip = done_ids(current_lake(missing_ok=True), potential_source_name(potential))
     except RuntimeError as exc:
         fail(str(exc))
     summary = label_plan(

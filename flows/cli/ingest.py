@@ -86,7 +86,7 @@ def _source_name(source: str) -> str:
     from storage.ingest import SourceNameError, check_source_name, source_names_in_use
 
     try:
-        return check_source_name(source, known=source_names_in_use(current_lake()))
+        return check_source_name(source, known=source_names_in_use(current_lake(missing_ok=True)))
     except SourceNameError as exc:
         fail(str(exc))
         raise  # not reached: fail() exits

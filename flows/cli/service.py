@@ -48,26 +48,11 @@ def service_down(port: Annotated[int, number_option(PORT_HELP, low=1, high=65535
 def service_status(
     port: Annotated[int, number_option(PORT_HELP, low=1, high=65535)] = 4200,
 ) -> None:
-    """What runs: server (pid, health, whose), worker (pid, pool, lake), UI URL; exits 1 unless this
-    service's server and worker both run."""
-    from flows.service import status
+    """What runs: server (pid, health, whose, the port it really answers on), worker (pid, pool, lake), UI
+    URL; exits 1 unless this service's server and worker both run, the worker for this shell's CSP_HOME."""
+    from flows.service_status import status, status_text
 
     s = status(_service(port))
-    server, worker = s["server"], s["worker"]
-    if server["healthy"] and not server["ours"]:
-        answer = f"answers, but it is not this service's server (its PREFECT_HOME is {server['home'] or 'unknown'})"
-    else:
-        answer = "healthy" if server["healthy"] else "no answer"
-    lake = f"lake {worker['lake']}"
-    if worker["other_lake"]:
-        lake += f", not this shell's CSP_HOME {s['lake_here']}"
-    console.print(
-        f"server: pid {server['pid']} {'running' if server['alive'] else 'not running'}; port {port} {answer}\n"
-        f"worker: pid {worker['pid']} {'running' if worker['alive'] else 'not running'} "
-        f"(pool {worker['pool']}, {lake}, log {worker['log']})\n"
-        f"UI: {s['ui']}\nPREFECT_HOME: {s['prefect_home']}",
-        highlight=False,
-        soft_wrap=True,
-    )
-    if not (server["alive"] and server["healthy"] and server["ours"] and worker["alive"]):
-        raise typer.Exit(1)  # scripts can test whether the service runs
+    console.print(status_text(s), highlight=False, soft_wrap=True)
+    if not s["running"]:
+        raise typer.Exit(1)  # scripts can test whether the service runs, and runs for this lake

@@ -105,10 +105,11 @@ def test_settings_are_built_once_per_environment(monkeypatch, tmp_path):
 
     monkeypatch.setenv("CSP_HOME", str(tmp_path / "a"))
     first = settings()
-    assert settings() is first and lake() is lake()
+    assert settings() is first and lake(missing_ok=True) is lake(missing_ok=True)
     monkeypatch.setenv("CSP_HOME", str(tmp_path / "b"))
     assert settings() is not first and settings().home == tmp_path / "b"
-    assert lake().root == (tmp_path / "b").resolve()
+    assert lake(missing_ok=True).root == (tmp_path / "b").resolve()
+    assert not (tmp_path / "b").exists()  # a reader's lake is not created (tests/flows/test_no_lake.py)
 
 
 def test_mirror_honours_the_environment(monkeypatch, tmp_path):

@@ -43,7 +43,10 @@ def test_the_ingest_summary_prints_names_and_reasons_as_written(tmp_path):
 
 
 def test_sql_cells_and_column_names_print_as_written(tmp_path):
+    from storage.lake import Lake
+
     sql = "SELECT '[red]x[/red]' AS \"[blue]c\", '[bold' AS b, 'a :x: \\[u]' AS e"
+    Lake(tmp_path / "home").init()  # `csp sql` reads only a lake that exists
     result = invoke_csp(tmp_path / "home", "sql", sql)
     assert result.returncode == 0, result.stderr
     for text in ("[blue]c", "[red]x[/red]", "[bold", "a :x: \\[u]"):
@@ -53,6 +56,9 @@ def test_sql_cells_and_column_names_print_as_written(tmp_path):
 def test_control_characters_in_cells_print_as_escapes(tmp_path):
     """An ESC sequence or a right-to-left override in a value (a lake written before ids were checked, or any
     SQL result) reaches the terminal as visible escapes, in a cell, a column name and an error line alike."""
+    from storage.lake import Lake
+
+    Lake(tmp_path / "home").init()  # `csp sql` reads only a lake that exists
     sql = "SELECT 'id' || chr(27) || '[31mred' || chr(7) AS c, 'a' || chr(8238) || 'b' AS \"r\u202e\""
     result = invoke_csp(tmp_path / "home", "sql", sql)
     assert result.returncode == 0, result.stderr

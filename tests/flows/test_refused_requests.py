@@ -111,6 +111,7 @@ def test_a_request_under_an_id_that_ran_with_other_parameters_changes_nothing(tm
 )
 def test_an_error_prints_the_users_text_as_written(tmp_path, args, shown):
     """Brackets and emoji codes in a formula, an id or a stored reason are not read as rich markup."""
+    Lake(tmp_path / "home").init()  # `campaign show` reads only a lake that exists
     assert shown in one_line_error(invoke_csp(tmp_path / "home", *args))
 
 

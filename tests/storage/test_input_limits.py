@@ -37,6 +37,9 @@ def test_nesting_up_to_the_limit_and_parentheses_in_strings_translate():
 
 
 def test_the_cli_refuses_a_deep_filter_in_one_line(tmp_path):
+    from storage.lake import Lake
+
+    Lake(tmp_path).init()  # `csp candidates query` reads only a lake that exists
     result = invoke_csp(tmp_path, "candidates", "query", "(" * 200 + "nsites<8" + ")" * 200)
     assert "nests parentheses more than 50 deep" in one_line_error(result)
 
