@@ -56,6 +56,7 @@ class ExportSummary:
     licences: dict[str, str] = field(default_factory=dict)
     hypothetical: dict[str, Any] = field(default_factory=dict)
     per_fidelity: dict[str, int] = field(default_factory=dict)
+    geometry_refused: int = 0
 
 
 def export_training_set(
@@ -93,6 +94,7 @@ def export_training_set(
         sha256=hashlib.sha256(out.read_bytes()).hexdigest(),
         licences=data.licences,
         per_fidelity=data.per_fidelity,
+        geometry_refused=data.geometry_refused,
     )
 
 

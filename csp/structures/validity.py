@@ -146,6 +146,13 @@ class GeometryError(InputError):
         where = f"structure {name}" if name is not None else f"crystal {index} of the batch"
         super().__init__(f"{where}: {detail}")
 
+    def __reduce__(self):  # keyword-only fields: pickle (process pools) rebuilds through them
+        return (_rebuild_geometry_error, (self.detail, self.index, self.name))
+
     def named(self, name: str) -> GeometryError:
         """The same error naming the structure (an id) instead of its position."""
         return GeometryError(self.detail, index=self.index, name=name)
+
+
+def _rebuild_geometry_error(detail: str, index: int, name: str | None) -> GeometryError:
+    return GeometryError(detail, index=index, name=name)

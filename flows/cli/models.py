@@ -56,6 +56,11 @@ def models_dataset(
         f"{summary.rows} rows -> {out} (splits {summary.per_split}, sources {summary.per_source}, "
         f"fidelities {summary.per_fidelity}, {summary.excluded_rows} excluded, sha256 {summary.sha256[:12]})"
     )
+    if summary.geometry_refused:
+        console.print(
+            f"{summary.geometry_refused} stored rows left out: today's geometry check refuses them (written "
+            "under an older ingest rule; a lake ingested anew quarantines them)"
+        )
     if summary.hypothetical:
         console.print(f"hypothetical polymorphs: {summary.hypothetical}")
 

@@ -123,3 +123,21 @@ def test_linked_dft_enthalpies_and_ingested_sources(lake):
         "expt_deltae_jha2019:3": None,
     }
     assert ingested_sources(lake) == {"castelli_cdvae": 1, "expt_deltae_jha2019": 3, "mp_flla2015": 5}
+
+
+def test_a_stored_row_todays_geometry_rule_refuses_is_left_out_and_counted(lake, tmp_path):
+    """A lake keeps rows written under an older ingest rule (Cu and Hf 1.50 A apart passed before the
+    element-aware distance rule); the training set re-checks them, so the graph builder never meets one."""
+    from csp.models.dataset import load_arrays
+    from csp.models.training import dataset_graphs
+
+    _fill(lake)
+    stale = structure_row("old", "HfCu", energy=-0.2)
+    stale.update(source="mp_flla2015", elements=["Cu", "Hf"], species=["Cu", "Hf"],
+                 frac_coords=[[0, 0, 0], [0.358, 0, 0]])  # fmt: skip
+    lake.append("structures", [stale], run_id="t")
+    summary = export_training_set(lake, tmp_path / "dft.npz", kind="dft", exclude={"MgO"})
+    assert summary.geometry_refused == 1 and summary.excluded_rows == 1 and summary.rows == 4
+    arrays = load_arrays(summary.path)
+    assert "mp_flla2015:old" not in set(arrays.ids)
+    assert len(dataset_graphs(arrays, k=4).natoms) == 4
