@@ -149,7 +149,7 @@ def test_connecting_routes_get_potential_and_skips_the_device_check(toy_server):
 
 
 def test_a_server_that_cannot_start_says_why():
-    with pytest.raises(RelaxServerError, match="did not start.*Unknown potential"):
+    with pytest.raises(RelaxServerError, match=r"did not start.*Unknown potential"):
         RelaxServer("nosuch", "cpu", start_timeout_s=60).start()
 
 
@@ -171,7 +171,7 @@ def test_a_dead_or_hung_server_gives_a_clear_error_not_a_hang():
         # killed mid-request: the connection drops
         threading.Timer(1.0, os.kill, (pid, signal.SIGKILL)).start()
         t0 = time.monotonic()
-        with pytest.raises(RelaxServerError, match="closed the connection|went away"):
+        with pytest.raises(RelaxServerError, match=r"closed the connection|went away"):
             relax(RemotePotential(address, SLOW_SPRING, timeout_s=30), long_job, fmax=1e-9)
         assert time.monotonic() - t0 < 15
         # and a later call finds nobody
@@ -219,8 +219,9 @@ def test_chgnet_through_the_server_matches_the_direct_batched_path():
     crystals = structures()
     with (
         RelaxServer("chgnet", "cpu", threads=1) as address,
-        ProcessPoolExecutor(3, mp_context=mp.get_context("spawn"), initializer=connect,
-                            initargs=(address,)) as pool,  # fmt: skip
+        ProcessPoolExecutor(
+            3, mp_context=mp.get_context("spawn"), initializer=connect, initargs=(address,)
+        ) as pool,  # fmt: skip
     ):
         served = {}
         for part in pool.map(_client_run, _GROUPS):
@@ -228,7 +229,9 @@ def test_chgnet_through_the_server_matches_the_direct_batched_path():
     torch.set_num_threads(1)
     names = [n for group in _GROUPS for n in group]
     direct = _by_payload(
-        relax(load_potential("chgnet", "cpu"), [RelaxJob(crystals[n], 40, n) for n in names], **_CHGNET_SETTINGS)
+        relax(
+            load_potential("chgnet", "cpu"), [RelaxJob(crystals[n], 40, n) for n in names], **_CHGNET_SETTINGS
+        )
     )
     assert set(served) == set(names)
     for name in names:
