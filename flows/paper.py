@@ -242,9 +242,14 @@ def _relax_server(
     from csp.potentials.relax_server import RelaxServer
 
     potential = jobs[0]["params"].get("refine_potential", "chgnet")
-    with RelaxServer(potential, params.device) as address:
+    server = RelaxServer(potential, params.device)
+    with server as address:
         say(f"relaxation server: {potential} on {params.device}, one process for {params.workers} workers")
         yield address
+    stats = server.stats or {}
+    say(
+        f"relaxation server stopped: {stats.get('requests', '?')} requests, {stats.get('structures', '?')} structures"
+    )
 
 
 def run_paper(

@@ -396,6 +396,8 @@ class _Server:
         self.potentials: dict[str, Any] = {}
         self.loading = threading.Lock()
         self.steps = 0
+        #: what was served: requests (relax calls), structures, clients (connections) and pool steps
+        self.stats = {"requests": 0, "structures": 0, "clients": 0, "steps": 0}
 
     def potential(self, key: str) -> Any:
         from csp.potentials.relaxer import load_potential
@@ -415,6 +417,7 @@ class _Server:
     def handle(self, conn: Any) -> None:
         lock, request = threading.Lock(), None
         self.connections[id(conn)] = (conn, lock)
+        self.stats["clients"] += 1
         try:
             while True:
                 msg = conn.recv()
@@ -427,6 +430,7 @@ class _Server:
                         _check_settings(msg[1])
                         self.potential(msg[1]["potential"])
                         request = _Request(conn, lock, msg[1], msg[3])
+                        self.stats["requests"] += 1
                         self.enqueue(_jobs(request, msg[2]))
                     elif msg[0] == "more" and request is not None:
                         self.enqueue(_jobs(request, msg[1]))
@@ -448,6 +452,7 @@ class _Server:
             conn.close()
 
     def enqueue(self, jobs: list[_Job]) -> None:
+        self.stats["structures"] += len(jobs)
         with self.ready:
             self.pending.extend(jobs)
             self.ready.notify()
@@ -549,6 +554,7 @@ def _server_main(pipe: Any, authkey: bytes, potential: str, device: str, pool: i
     def watch() -> None:
         with contextlib.suppress(EOFError, OSError):
             pipe.recv()  # "stop", or EOF when the parent goes
+            pipe.send(("stats", {**server.stats, "steps": server.steps}))
         stop.set()
         listener.close()
         os._exit(0)  # at once, even mid-step: clients in flight see the connection drop
@@ -586,6 +592,8 @@ class RelaxServer:
         self.pipe: Any = None
         self.address: ServerAddress | None = None
         self.name: str | None = None
+        #: after :meth:`stop`: requests, structures, clients (connections) and pool steps served
+        self.stats: dict[str, int] | None = None
 
     def start(self) -> ServerAddress:
         """Start the server and wait until its potential is loaded; returns its address."""
@@ -625,8 +633,11 @@ class RelaxServer:
         """Stop the server (it finishes nothing in flight: its clients get a clear error)."""
         if self.process is None:
             return
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, EOFError):
             self.pipe.send("stop")
+            if self.pipe.poll(timeout_s):
+                reply = self.pipe.recv()
+                self.stats = reply[1] if reply[0] == "stats" else None
         self.pipe.close()
         self.process.join(timeout_s)
         if self.process.is_alive():
