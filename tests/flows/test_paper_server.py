@@ -80,3 +80,26 @@ def test_a_campaign_whose_server_died_fails_with_one_line_and_keeps_its_rows(
     cid = jobs[0]["campaign_id"]
     assert campaign_status(lake, cid) == "failed"
     assert any(r["stage"] == "outer" for r in result_rows(lake, cid))  # the search's rows are kept
+
+
+def test_active_labelling_on_a_gpu_starts_one_server_and_on_a_cpu_none():
+    from csp.potentials.relax_server import RelaxServerError
+    from flows.active_steps import _relax_server
+
+    with _relax_server({"device": "cpu", "potential": "chgnet"}) as server:
+        assert server is None
+    try:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    except ImportError:
+        gpu = False
+    if gpu:
+        with _relax_server({"device": "cuda", "potential": "chgnet"}) as server:
+            assert server is not None and server.host == "127.0.0.1"
+    else:  # the server process tried the GPU, and says why it could not start
+        with (
+            pytest.raises(RelaxServerError, match=r"chgnet on cuda\) did not start"),
+            _relax_server({"device": "cuda", "potential": "chgnet"}),
+        ):
+            pass
