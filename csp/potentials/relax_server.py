@@ -1,59 +1,47 @@
 """One relaxation server: one process owns the device and the potential, many campaign processes relax through it.
 
-Why
-    ``csp benchmark paper --workers 15 --device cuda`` runs 15 campaigns at once, one process each. If each
-    relaxed its top structures itself, 15 processes would each open a CUDA context on one GPU (which faulted).
-    Instead the orchestrator starts one :class:`RelaxServer` (a spawned process that loads the potential on the
-    device once) before its worker pool and gives each worker its :class:`ServerAddress`
-    (:func:`connect`, from the pool's initializer). In a connected process :func:`csp.potentials.refine.get_potential`
-    returns a :class:`RemotePotential`, and :func:`csp.potentials.relaxer.relax` sends the jobs to the
-    server, which relaxes them in its batched pool (:func:`csp.potentials.batched.relax_batched`, continuous
-    batching) together with the other processes' jobs, and streams each result back as it finishes. The
-    workers never touch the device. Without a server nothing changes (the direct path).
+**Why.**
+``csp benchmark paper --workers 15 --device cuda`` runs 15 campaigns at once, one process each. If each
+relaxed its top structures itself, 15 processes would each open a CUDA context on one GPU (which faulted).
+Instead the orchestrator starts one :class:`RelaxServer` (a spawned process that loads the potential on the
+device once) before its worker pool and gives each worker its :class:`ServerAddress`
+(:func:`connect`, from the pool's initializer). In a connected process :func:`csp.potentials.refine.get_potential`
+returns a :class:`RemotePotential`, and :func:`csp.potentials.relaxer.relax` sends the jobs to the
+server, which relaxes them in its batched pool (:func:`csp.potentials.batched.relax_batched`, continuous
+batching) together with the other processes' jobs, and streams each result back as it finishes. The
+workers never touch the device. Without a server nothing changes (the direct path).
 
-Protocol
-    :mod:`multiprocessing.connection` over loopback TCP (``127.0.0.1``, a free port) with a random 32-byte
-    authkey (HMAC challenge); every message is a pickled tuple of plain values and numpy arrays. A client
-    opens one connection per :func:`~csp.potentials.relaxer.relax` call.
+**Protocol.**
+:mod:`multiprocessing.connection` over loopback TCP (``127.0.0.1``, a free port) with a random 32-byte
+authkey (HMAC challenge); every message is a pickled tuple of plain values and numpy arrays. A client
+opens one connection per :func:`~csp.potentials.relaxer.relax` call.
 
-    ============================================ ============================================================
-    client to server                             meaning
-    ============================================ ============================================================
-    ``("describe", potential)``                  answered ``("described", name)``, e.g. ``chgnet-0.3.0``
-    ``("relax", settings, structures, left_s)``  settings: ``potential``, ``fmax`` (eV/A), ``symprec`` (A or
-                                                 None), ``collapse_ratio``, ``explode_ratio``,
-                                                 ``frame_every``; structures: ``(lattice (3, 3) A, numbers
-                                                 (n,), frac (n, 3), steps)`` each; ``left_s``: seconds to the
-                                                 request's deadline (None: none)
-    ``("more", structures)``                     more jobs of the same request (what ``on_result`` returned)
-    ``("bye",)``                                 the client is done
-    ============================================ ============================================================
+| client to server | meaning |
+| --- | --- |
+| `("describe", potential)` | answered `("described", name)`, e.g. `chgnet-0.3.0` |
+| `("relax", settings, structures, left_s)` | settings: `potential`, `fmax` (eV/A), `symprec` (A or None), `collapse_ratio`, `explode_ratio`, `frame_every`; structures: `(lattice (3, 3) A, numbers (n,), frac (n, 3), steps)` each; `left_s`: seconds to the request's deadline (None: none) |
+| `("more", structures)` | more jobs of the same request (what `on_result` returned) |
+| `("bye",)` | the client is done |
 
-    ============================================ ============================================================
-    server to client                             meaning
-    ============================================ ============================================================
-    ``("alive", steps)``                         heartbeat, every ``heartbeat_s`` (steps: the pool's count)
-    ``("result", index, result)``                job ``index`` (in the order sent) finished: ``(lattice,
-                                                 numbers, frac, energy, energy_initial, fmax, fmax_initial,
-                                                 steps, state)`` (eV/atom, eV/A)
-    ``("frame", index, lattice, numbers, frac,   an intermediate frame (``frame_every`` > 0)
-    energy, fmax, step)``
-    ``("dropped", index)``                       the deadline passed before the job joined the pool
-    ``("error", text)``                          the request failed (a bad structure or setting, or the
-                                                 potential raised); nothing more comes for it
-    ============================================ ============================================================
+| server to client | meaning |
+| --- | --- |
+| `("alive", steps)` | heartbeat every `heartbeat_s` (steps: the pool's step count) |
+| `("result", index, result)` | job `index` (in the order sent) finished: `(lattice, numbers, frac, energy, energy_initial, fmax, fmax_initial, steps, state)` (eV/atom, eV/A) |
+| `("frame", index, lattice, numbers, frac, energy, fmax, step)` | an intermediate frame (`frame_every` > 0) |
+| `("dropped", index)` | the deadline passed before the job joined the pool |
+| `("error", text)` | the request failed (a bad structure or setting, or the potential raised); nothing more comes for it |
 
-    The server relaxes requests with equal settings in one pool; a request with other settings waits
-    until the jobs that arrived before it have joined (first come, first served). A bad structure fails
-    its own request only (checked before it joins); a structure the potential cannot evaluate ends
-    ``failed``, as on the direct path.
+The server relaxes requests with equal settings in one pool; a request with other settings waits
+until the jobs that arrived before it have joined (first come, first served). A bad structure fails
+its own request only (checked before it joins); a structure the potential cannot evaluate ends
+``failed``, as on the direct path.
 
-Failures
-    A client raises :class:`RelaxServerError` (a :class:`csp.errors.ModelError`, so a campaign fails with one
-    line and keeps its rows) when no server answers, when the connection drops, when nothing (not even a
-    heartbeat) arrives for ``timeout_s``, or when the pool makes no step for ``stall_s``. The server process
-    exits when its parent closes the pipe it watches (:meth:`RelaxServer.stop`, the ``with`` block's end, or
-    the parent's death) and is a daemon of its parent.
+**Failures.**
+A client raises :class:`RelaxServerError` (a :class:`csp.errors.ModelError`, so a campaign fails with one
+line and keeps its rows) when no server answers, when the connection drops, when nothing (not even a
+heartbeat) arrives for ``timeout_s``, or when the pool makes no step for ``stall_s``. The server process
+exits when its parent closes the pipe it watches (:meth:`RelaxServer.stop`, the ``with`` block's end, or
+the parent's death) and is a daemon of its parent.
 """
 
 from __future__ import annotations
