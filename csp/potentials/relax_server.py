@@ -287,27 +287,60 @@ class RemotePotential:
 
 
 # ------------------------------------------------------------------------------------------- server
-class _Request:
-    """One client's relax request: its connection (shared with the heartbeat, hence the lock), settings
-    key and deadline (server clock; -inf once the client is gone, so its running jobs stop)."""
+class _Link:
+    """The sending side of one client connection: messages queue and one thread per connection sends them,
+    so a client that stops reading (stopped, swapping) blocks only its own thread, never the relaxation
+    loop or the heartbeat of the others. Heartbeats are skipped while older messages still wait."""
 
-    def __init__(
-        self, conn: Any, lock: threading.Lock, settings: dict[str, Any], left_s: float | None
-    ) -> None:
-        self.conn, self.lock = conn, lock
+    def __init__(self, conn: Any) -> None:
+        import queue
+
+        self.conn = conn
+        self.outbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.closed = False
+        threading.Thread(target=self._pump, daemon=True, name="csp-relax-send").start()
+
+    def _pump(self) -> None:
+        while True:
+            message = self.outbox.get()
+            if message is None:
+                self.conn.close()
+                return
+            try:
+                self.conn.send(message)
+            except (OSError, EOFError, ValueError):
+                self.closed = True
+                return
+
+    def send(self, message: tuple) -> None:
+        if not self.closed:
+            self.outbox.put(message)
+
+    def beat(self, steps: int) -> None:
+        if self.outbox.qsize() < 2:
+            self.send(("alive", steps))
+
+    def close(self) -> None:
+        self.closed = True
+        self.outbox.put(None)
+
+
+class _Request:
+    """One client's relax request: its link, settings key and deadline (server clock; -inf once the client
+    is gone, so its running jobs stop)."""
+
+    def __init__(self, link: _Link, settings: dict[str, Any], left_s: float | None) -> None:
+        self.link = link
         self.key = tuple((k, settings[k]) for k in _SETTINGS)
         self.deadline = None if left_s is None else time.monotonic() + float(left_s)
         self.closed = False
         self.count = 0
 
     def send(self, message: tuple) -> None:
-        if self.closed:
-            return
-        try:
-            with self.lock:
-                self.conn.send(message)
-        except (OSError, EOFError, ValueError):
+        if self.link.closed:
             self.close()
+        if not self.closed:
+            self.link.send(message)
 
     def fail(self, text: str) -> None:
         self.send(("error", text))
@@ -380,7 +413,7 @@ class _Server:
         self.device, self.pool, self.heartbeat_s = device, pool, heartbeat_s
         self.pending: deque[_Job] = deque()
         self.ready = threading.Condition()
-        self.connections: dict[int, tuple[Any, threading.Lock]] = {}
+        self.connections: dict[int, _Link] = {}
         self.potentials: dict[str, Any] = {}
         self.loading = threading.Lock()
         self.steps = 0
@@ -403,21 +436,19 @@ class _Server:
 
     # ------------------------------------------------------------------ connections (one thread each)
     def handle(self, conn: Any) -> None:
-        lock, request = threading.Lock(), None
-        self.connections[id(conn)] = (conn, lock)
+        link, request = _Link(conn), None
+        self.connections[id(conn)] = link
         self.stats["clients"] += 1
         try:
             while True:
                 msg = conn.recv()
                 try:
                     if msg[0] == "describe":
-                        name = self.potential(msg[1]).name
-                        with lock:
-                            conn.send(("described", name))
+                        link.send(("described", self.potential(msg[1]).name))
                     elif msg[0] == "relax":
                         _check_settings(msg[1])
                         self.potential(msg[1]["potential"])
-                        request = _Request(conn, lock, msg[1], msg[3])
+                        request = _Request(link, msg[1], msg[3])
                         self.stats["requests"] += 1
                         self.enqueue(_jobs(request, msg[2]))
                     elif msg[0] == "more" and request is not None:
@@ -429,15 +460,14 @@ class _Server:
                     if request is not None:
                         request.fail(text)
                     else:
-                        with lock:
-                            conn.send(("error", text))
+                        link.send(("error", text))
         except (EOFError, OSError):
             pass
         finally:
             if request is not None:
                 request.close()
             self.connections.pop(id(conn), None)
-            conn.close()
+            link.close()  # the pump sends what is queued, then closes the connection
 
     def enqueue(self, jobs: list[_Job]) -> None:
         self.stats["structures"] += len(jobs)
@@ -447,12 +477,8 @@ class _Server:
 
     def heartbeat(self, stop: threading.Event) -> None:
         while not stop.wait(self.heartbeat_s):
-            for conn, lock in list(self.connections.values()):
-                try:
-                    with lock:
-                        conn.send(("alive", self.steps))
-                except (OSError, EOFError, ValueError):
-                    pass
+            for link in list(self.connections.values()):
+                link.beat(self.steps)
 
     # ------------------------------------------------------------------------------ the relaxation
     def serve(self, stop: threading.Event) -> None:

@@ -15,8 +15,15 @@ def test_the_server_is_on_with_cuda_and_several_workers_and_named_in_the_command
     assert not PaperParameters(device="cpu", workers=4).uses_server()
     assert PaperParameters(workers=2, relax_server="on").uses_server()
     assert not PaperParameters(device="cuda", workers=15, relax_server="off").uses_server()
-    command = PaperParameters(device="cuda", workers=15, relax_server="off").command()
+    params = PaperParameters(device="cuda", workers=15, relax_server="off")
+    command = params.command()
     assert command.endswith("--workers 15 --device cuda --relax-server off")
+    import typer.main
+
+    from flows.cli import app
+
+    paper = typer.main.get_command(app).commands["benchmark"].commands["paper"]
+    assert PaperParameters(**paper.make_context("paper", command.split()[3:]).params) == params
 
 
 def _tiny(monkeypatch):
