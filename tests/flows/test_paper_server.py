@@ -15,7 +15,7 @@ def test_the_server_is_on_with_cuda_and_several_workers_and_named_in_the_command
     assert not PaperParameters(device="cpu", workers=4).uses_server()
     assert PaperParameters(workers=2, relax_server="on").uses_server()
     assert not PaperParameters(device="cuda", workers=15, relax_server="off").uses_server()
-    params = PaperParameters(device="cuda", workers=15, relax_server="off")
+    params = PaperParameters(parts=["table1"], device="cuda", workers=15, relax_server="off")
     command = params.command()
     assert command.endswith("--workers 15 --device cuda --relax-server off")
     import typer.main
