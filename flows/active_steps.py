@@ -2,7 +2,9 @@
 
 :class:`FolderStore` is a round folder (:mod:`storage.active_rounds`, parts by :mod:`storage.label_parts`) as
 the science's :class:`csp.potentials.active.RoundStore`. :func:`label_all` runs campaigns (in this process, or
-one spawned process per campaign with one thread each) and labels and stages each one's top structures.
+one spawned process per campaign with one thread each) and labels and stages each one's top structures; on a GPU
+with several workers one relaxation server process owns the device and the potential, and the workers label
+through it (:mod:`csp.potentials.relax_server`).
 
 :func:`fine_tune` puts every committed round's labels up to this one into the lake (``csp augment ingest``'s
 :func:`flows.augmentation.ingest_labels`, idempotent by id), exports the ``dft`` training set of the DFT sources
@@ -23,6 +25,7 @@ import os
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -122,12 +125,16 @@ def _die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
-def _one_thread() -> None:
-    """A worker process computes on one thread (many share the machine's cores) and dies with its parent."""
+def _one_thread(server: Any = None) -> None:
+    """A worker process computes on one thread (many share the machine's cores) and dies with its parent;
+    with ``server`` (a :class:`csp.potentials.relax_server.ServerAddress`) its labelling relaxes there."""
     import torch
     from threadpoolctl import threadpool_limits
 
+    from csp.potentials.relax_server import connect
+
     _die_with_parent()
+    connect(server)
 
     os.environ["CSP_THREADS"] = "1"  # onnxruntime sessions and DuckDB (the settings read it)
     torch.set_num_threads(1)
@@ -140,10 +147,29 @@ def label_all(jobs: list[ActiveJob], config: dict[str, Any], workers: int) -> It
             yield _label_job(job, config)
         return
     context = mp.get_context("spawn")  # CUDA and onnxruntime do not survive fork
-    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context, initializer=_one_thread) as pool:
+    with (
+        _relax_server(config) as server,
+        ProcessPoolExecutor(
+            min(workers, len(jobs)), mp_context=context, initializer=_one_thread, initargs=(server,)
+        ) as pool,
+    ):
         futures = [pool.submit(_label_job, job, config) for job in jobs]
         for future in as_completed(futures):
             yield future.result()
+
+
+@contextmanager
+def _relax_server(config: dict[str, Any]) -> Iterator[Any]:
+    """On a GPU (``config["device"]`` cuda[:N]) one relaxation server process owns the device and the potential
+    while the workers label (:mod:`csp.potentials.relax_server`): the workers never open a CUDA context.
+    On the CPU, None (each worker relaxes itself)."""
+    if not str(config["device"]).startswith("cuda"):
+        yield None
+        return
+    from csp.potentials.relax_server import RelaxServer
+
+    with RelaxServer(config["potential"], config["device"]) as address:
+        yield address
 
 
 def model_id(settings: Settings, name: str) -> tuple[Path, str]:

@@ -5,7 +5,10 @@ The grid comes from a preset (:data:`csp.evaluation.plan.PRESETS`: ``tiny``, ``r
 campaign runs through :func:`flows.campaigns.run_campaign` into the lake of ``CSP_HOME`` (kept there, with
 ids derived from its parameters), fanned out over ``workers`` processes of one thread each; a campaign the
 lake holds completed is read back, not run again, so a stopped report resumes. The rs-relax baseline runs
-after Table 1, each given the wall time of the compound's ALIGNN-CSP campaigns. Fig. 2 ingests the sources it
+after Table 1, each given the wall time of the compound's ALIGNN-CSP campaigns. With ``--device cuda`` and more
+than one worker, one relaxation server process (:class:`csp.potentials.relax_server.RelaxServer`) owns the GPU
+and the potential, and every worker sends its refinement there (batched with the other campaigns'); the
+workers never open a CUDA context (``relax_server``: ``auto``, ``on`` or ``off``). Fig. 2 ingests the sources it
 needs when the lake lacks them. Every number of ``report.md`` is read from ``report.json``
 (:func:`csp.evaluation.report.render`); ``csp benchmark paper`` and the Prefect deployment ``benchmark`` are
 faces of :func:`run_paper`.
@@ -17,7 +20,8 @@ import json
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -47,11 +51,22 @@ class PaperParameters(BaseModel):
     parts: list[Part] | None = Field(None, description="Parts to run, repeated (default all).")
     workers: int = Field(1, ge=1, le=256, description="Campaigns run at once, one process (one thread) each.")
     device: Literal["cpu", "cuda"] = Field("cpu", description="Torch device of the potential's refinement.")
+    relax_server: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="One relaxation server process owns the device and relaxes every campaign's structures "
+        "(auto: on with --device cuda and more than one worker).",
+    )
     out: Path | None = Field(
         None,
         description="Folder of the report (default benchmarks/results/paper).",
         json_schema_extra={"csp_output": "folder"},
     )
+
+    def uses_server(self) -> bool:
+        """Whether the campaigns relax through one relaxation server (``auto``: cuda and several workers)."""
+        if self.relax_server == "auto":
+            return self.device == "cuda" and self.workers > 1
+        return self.relax_server == "on"
 
     def chosen_parts(self) -> list[Part]:
         """The parts to run, in the report's order."""
@@ -67,6 +82,7 @@ class PaperParameters(BaseModel):
         words += [f"--parts {p}" for p in self.parts or []]
         words += [f"--workers {self.workers}"] if self.workers != 1 else []
         words += [f"--device {self.device}"] if self.device != "cpu" else []
+        words += [f"--relax-server {self.relax_server}"] if self.relax_server != "auto" else []
         if self.out is not None:
             out = Path(self.out).resolve()
             shown = out.relative_to(PROJECT) if out.is_relative_to(PROJECT) else out
@@ -101,9 +117,11 @@ def model_ids(settings: Settings) -> dict[str, str]:
 
 
 def _run_all(
-    jobs: list[dict[str, Any]], home: Path, workers: int, say: Callable[[str], None]
+    jobs: list[dict[str, Any]], home: Path, workers: int, say: Callable[[str], None], server: Any = None
 ) -> tuple[dict[str, Any], list[dict[str, str]]]:
-    """Each distinct campaign of ``jobs`` run (or read back) once; ``(outputs by id, failures)``."""
+    """Each distinct campaign of ``jobs`` run (or read back) once; ``(outputs by id, failures)``. With
+    ``server`` (a :class:`csp.potentials.relax_server.ServerAddress`) every campaign relaxes through it."""
+    from csp.potentials.relax_server import configured, connect
     from flows.paper_jobs import one_thread, run_job
 
     unique = {j["campaign_id"]: j for j in reversed(jobs)}  # the first job of an id wins
@@ -120,16 +138,22 @@ def _run_all(
             say(f"{len(outputs) + len(failed)}/{len(order)} {cid} {out['campaign']['elapsed_s'] or 0:.0f} s")
 
     if workers == 1:
-        for job in order:
-            try:
-                done(job["campaign_id"], run_job(job, str(home), 1))
-            except Exception as exc:  # noqa: BLE001 - reported per campaign; the report goes on without it
-                done(job["campaign_id"], error=exc)
+        before = configured()
+        connect(server or before)
+        try:
+            for job in order:
+                try:
+                    done(job["campaign_id"], run_job(job, str(home), 1))
+                except Exception as exc:  # noqa: BLE001 - reported per campaign; the report goes on without it
+                    done(job["campaign_id"], error=exc)
+        finally:
+            connect(before)
         return outputs, failed
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=one_thread) as pool:
+    spawn = mp.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=spawn, initializer=one_thread, initargs=(server,)) as pool:
         futures = {pool.submit(run_job, job, str(home), 1): job["campaign_id"] for job in order}
         for future in as_completed(futures):
             try:
@@ -164,14 +188,15 @@ def _baseline_jobs(plan: Any, entries: list[dict[str, Any]], jobs: list[dict[str
 
 
 def _run_baseline(plan: Any, entries: list[dict[str, Any]], first: list[dict[str, Any]], params: PaperParameters,
-                  home: Path, say: Callable[[str], None]) -> tuple[list[dict[str, Any]], dict[str, Any], list]:  # fmt: skip
+                  home: Path, say: Callable[[str], None],
+                  server: Any = None) -> tuple[list[dict[str, Any]], dict[str, Any], list]:  # fmt: skip
     """The baseline jobs run; one that missed the equal wall time by more than the tolerance runs again,
     rescaled by its own seconds per structure, up to ``plan.baseline_rescales`` times (earlier runs stay in
     the lake as ``baseline-calibration``)."""
     from csp.evaluation.plan import baseline_job, baseline_structures, needs_rescale
 
     by_formula = {e["formula"]: e for e in entries}
-    outputs, failed = _run_all(first, home, params.workers, say)
+    outputs, failed = _run_all(first, home, params.workers, say, server)
     done, current = [], first
     for _ in range(plan.baseline_rescales):
         again, kept = [], []
@@ -192,12 +217,39 @@ def _run_baseline(plan: Any, entries: list[dict[str, Any]], first: list[dict[str
                 kept.append(job)
         if not again:
             break
-        more, more_failed = _run_all(again, home, params.workers, say)
+        more, more_failed = _run_all(again, home, params.workers, say, server)
         outputs.update(more)
         failed += more_failed
         done += kept
         current = again
     return done + current, outputs, failed
+
+
+@contextmanager
+def _relax_server(
+    params: PaperParameters, jobs: list[dict[str, Any]], say: Callable[[str], None]
+) -> Iterator[Any]:
+    """The relaxation server's address while the campaigns run (None when ``params`` uses none); the server
+    process (the potential of the first job, on ``params.device``) stops when the block ends, also on an
+    exception or Ctrl-C.
+
+    Raises:
+        csp.potentials.relax_server.RelaxServerError: the server did not start (e.g. no GPU).
+    """
+    if not params.uses_server() or not jobs:
+        yield None
+        return
+    from csp.potentials.relax_server import RelaxServer
+
+    potential = jobs[0]["params"].get("refine_potential", "chgnet")
+    server = RelaxServer(potential, params.device)
+    with server as address:
+        say(f"relaxation server: {potential} on {params.device}, one process for {params.workers} workers")
+        yield address
+    stats = server.stats or {}
+    say(
+        f"relaxation server stopped: {stats.get('requests', '?')} requests, {stats.get('structures', '?')} structures"
+    )
 
 
 def run_paper(
@@ -231,17 +283,18 @@ def run_paper(
         jobs += fig3_jobs(plan, params.device)
     home = settings.home
     parts_s: dict[str, float] = {}
-    t = time.perf_counter()
-    outputs, failed = _run_all(jobs, home, params.workers, say)
-    parts_s["campaigns"] = time.perf_counter() - t
-    if "table1" in parts and plan.baseline:
+    with _relax_server(params, jobs, say) as server:
         t = time.perf_counter()
-        first = _baseline_jobs(plan, entries, jobs, outputs, params.device)
-        baseline, more, more_failed = _run_baseline(plan, entries, first, params, home, say)
-        jobs += baseline
-        outputs.update(more)
-        failed += more_failed
-        parts_s["baseline"] = time.perf_counter() - t
+        outputs, failed = _run_all(jobs, home, params.workers, say, server)
+        parts_s["campaigns"] = time.perf_counter() - t
+        if "table1" in parts and plan.baseline:
+            t = time.perf_counter()
+            first = _baseline_jobs(plan, entries, jobs, outputs, params.device)
+            baseline, more, more_failed = _run_baseline(plan, entries, first, params, home, say, server)
+            jobs += baseline
+            outputs.update(more)
+            failed += more_failed
+            parts_s["baseline"] = time.perf_counter() - t
     fig2 = None
     if "fig2" in parts:
         from flows.paper_jobs import fig2_data
@@ -257,6 +310,7 @@ def run_paper(
         "parts": list(parts),
         "workers": params.workers,
         "device": params.device,
+        "relax_server": params.uses_server(),
         "machine": machine(),
         "models": {**model_ids(settings), "potential": ", ".join(potentials) or None},
         "lake": str(home),

@@ -24,13 +24,17 @@ __all__ = ["fig2_data", "one_thread", "run_job"]
 INNER_LOOK = 500
 
 
-def one_thread() -> None:
-    """One thread per worker process (numpy, onnxruntime's OpenMP, torch): the pool is the parallelism."""
+def one_thread(server: Any = None) -> None:
+    """One thread per worker process (numpy, onnxruntime's OpenMP, torch): the pool is the parallelism; with
+    ``server`` (a :class:`csp.potentials.relax_server.ServerAddress`) the worker's relaxations go there."""
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = "1"
     import torch
 
+    from csp.potentials.relax_server import connect
+
     torch.set_num_threads(1)
+    connect(server)
 
 
 def run_job(job: dict[str, Any], home: str, threads: int = 1) -> dict[str, Any]:

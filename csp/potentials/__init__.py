@@ -7,7 +7,8 @@ What it holds
     :mod:`~csp.potentials.chgnet_graphs` (CHGNet's atom and bond graphs of a whole batch built as tensors on
     the batch's device, and CHGNet's model run on them),
     :mod:`~csp.potentials.refine` (a campaign's best distinct structures relaxed keeping their space group,
-    rescored and ranked), :mod:`~csp.potentials.result` (the one campaign result every face shows, and
+    rescored and ranked), :mod:`~csp.potentials.relax_server` (one process owns the device and the potential and
+    relaxes the structures of many campaign processes in one batched pool), :mod:`~csp.potentials.result` (the one campaign result every face shows, and
     ``predict``, the front door that searches, refines and ranks), :mod:`~csp.potentials.augment` (polymorph plans: prototype decorations, the
     search's own symmetric random structures, strained copies; formation enthalpies from references
     computed with the same potential), :mod:`~csp.potentials.active` (the active loop: compositions chosen by

@@ -442,6 +442,7 @@ def relax_batched(
     frame_every: int = 0,
     device: str | torch.device | None = None,
     step_hook: Callable[[float, float], None] | None = None,
+    feed: Callable[[int], Iterable[Any]] | None = None,
 ) -> list[Any]:
     """Relax (FIRE over Frechet cell variables, the whole pool in one tensor program) or single-point a
     stream of :class:`csp.potentials.relaxer.RelaxJob`; the arguments and results are those of
@@ -461,6 +462,13 @@ def relax_batched(
         frame_every: the frame interval (0: no frames).
         device: where the pool's tensors live (default the potential's ``device`` attribute, else CPU).
         step_hook: called after each step with (seconds in the potential, seconds in the whole step).
+        feed: called before each step as ``feed(room)`` with the number of free places (pool minus active
+            and queued jobs); the jobs it returns join the queue, so a caller can add work while the pool
+            runs (the relaxation server, :mod:`csp.potentials.relax_server`). The run ends when the queue
+            and the pool are empty.
+
+    A job with a ``deadline`` attribute (``time.monotonic()``, or None) ends ``partially_relaxed`` at its
+    own deadline, as the whole pool does at ``deadline``.
 
     Returns:
         The finished jobs as :class:`csp.potentials.relaxer.Relaxed`, in the order they finished.
@@ -473,7 +481,11 @@ def relax_batched(
     done: list[Relaxed] = []
     active = _Pool(dev, symprec, collapse_ratio is not None)
 
-    while queue or len(active):
+    while True:
+        if feed is not None:
+            queue.extend(feed(max(0, pool - len(active) - len(queue))))
+        if not (queue or len(active)):
+            break
         out_of_time = deadline is not None and time.monotonic() > deadline
         if not out_of_time and queue and len(active) < pool:
             joining = []
@@ -530,6 +542,11 @@ def relax_batched(
         )
         if out_of_time:
             report[report[:, 0] == _RUNNING, 0] = _OUT_OF_STEPS
+        own = [getattr(job, "deadline", None) for job in active.jobs]
+        if any(d is not None for d in own):
+            now = time.monotonic()
+            late = [k for k, d in enumerate(own) if d is not None and now > d and report[k, 0] == _RUNNING]
+            report[late, 0] = _OUT_OF_STEPS
         gone = [k for k in range(b) if report[k, 0] != _RUNNING]
         framed = []
         if on_frame is not None and frame_every > 0:

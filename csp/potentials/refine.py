@@ -85,9 +85,18 @@ COLUMNS: dict[str, Any] = {
 }
 
 
-@lru_cache(maxsize=4)
 def get_potential(name: str = "chgnet", device: str = "cpu") -> Any:
-    """The named potential (:func:`csp.potentials.relaxer.load_potential`), loaded once per process."""
+    """The named potential (:func:`csp.potentials.relaxer.load_potential`), loaded once per process; in a
+    process connected to a relaxation server (:func:`csp.potentials.relax_server.connect`), a
+    :class:`~csp.potentials.relax_server.RemotePotential` instead (``device`` is then the server's business:
+    nothing here touches it)."""
+    from csp.potentials.relax_server import remote_potential
+
+    return remote_potential(name) or _local_potential(name, device)
+
+
+@lru_cache(maxsize=4)
+def _local_potential(name: str, device: str) -> Any:
     from csp.potentials.relaxer import load_potential
 
     return load_potential(name, device)

@@ -431,7 +431,9 @@ def relax(
     with ``explode_ratio`` as ``exploded`` once its volume exceeds that multiple of the start.
     ``on_result(item)`` is called for each finished job and may return further jobs to queue.
     Stops taking new work at ``deadline`` (``time.monotonic()``); active relaxations then end as
-    ``partially_relaxed``. With ``frame_every`` = k > 0, ``on_frame(job, crystal, energy, fmax, step)``
+    ``partially_relaxed``. A client of a relaxation server (:class:`csp.potentials.relax_server.RemotePotential`)
+    sends the jobs to the server, which relaxes them batched with other processes' jobs (``pool`` is then the
+    server's). With ``frame_every`` = k > 0, ``on_frame(job, crystal, energy, fmax, step)``
     is called for every k-th intermediate frame of each relaxation (steps k, 2k, ... before the last;
     the first and last frames are the result's ``energy_initial`` and ``energy``).
 
@@ -449,6 +451,13 @@ def relax(
     """
     from threadpoolctl import threadpool_limits
 
+    if hasattr(potential, "relax_remote"):  # a relaxation server's client: the server relaxes, batched
+        if engine != "batched":
+            raise InputError(f"The relaxation server runs the batched engine only, not {engine!r}.")
+        return potential.relax_remote(
+            jobs, fmax=fmax, symprec=symprec, collapse_ratio=collapse_ratio, explode_ratio=explode_ratio,
+            deadline=deadline, on_result=on_result, on_frame=on_frame, frame_every=frame_every,
+        )  # fmt: skip
     if engine == "batched":
         from csp.potentials.batched import relax_batched
 

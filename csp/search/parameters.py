@@ -173,15 +173,22 @@ class SearchParameters(BaseModel):
 def check_torch_device(device: str) -> None:
     """Refuse a torch device (``cuda[:N]``) this machine does not have, before any search time is spent.
 
+    In a process whose relaxations go to a relaxation server (``CSP_RELAX_SERVER`` set, see
+    :mod:`csp.potentials.relax_server`) only the name is checked: the server owns the device and checked it
+    when it started, and this process must not touch CUDA.
+
     Raises:
         csp.errors.InputError (a ``ValueError``): not ``cuda`` or ``cuda:N``, or no such CUDA device here.
     """
+    import os
     import re
 
     from csp.errors import InputError
 
     if not re.fullmatch(r"cuda(:\d+)?", device):
         raise InputError(f"refine_device must be cpu or cuda[:N], not {device!r}.")
+    if os.environ.get("CSP_RELAX_SERVER"):
+        return
     import torch
 
     index = int(device.partition(":")[2] or 0)
