@@ -61,7 +61,9 @@ def test_a_cif2_dotted_file_reads_like_its_underscore_form(tmp_path, with_operat
 def test_a_cif2_file_with_wrong_dotted_operations_is_still_refused(tmp_path) -> None:
     text = CIF2_NACL.replace("'x, y, z'", "'2x, y, z'")
     assert "2x, y, z" in text
-    assert only_reason(tmp_path, text).startswith("symmetry operation '2x, y, z' is no crystallographic operation")
+    assert only_reason(tmp_path, text).startswith(
+        "symmetry operation '2x, y, z' is no crystallographic operation"
+    )
 
 
 # --- 7. a data_ line inside a text field opens no block ---------------------------------------------------------
@@ -69,13 +71,17 @@ def test_a_cif2_file_with_wrong_dotted_operations_is_still_refused(tmp_path) -> 
 
 @pytest.mark.parametrize("line", ["data_hidden", "  data_2nd_paragraph of the abstract"])
 def test_a_data_line_inside_a_text_field_does_not_split_the_block(tmp_path, line) -> None:
-    text = nacl().replace("data_nacl\n", f"data_nacl\n_publ_section_abstract\n;\nSome words.\n{line}\nMore.\n;\n")
-    assert stored(tmp_path, text) == NACL_ROW  # was refused: "no data block lists atom sites (2 block(s) read)"
+    abstract = f"_publ_section_abstract\n;\nSome words.\n{line}\nMore.\n;\n"
+    text = nacl().replace("data_nacl\n", "data_nacl\n" + abstract)
+    # was refused: "no data block lists atom sites (2 block(s) read)"
+    assert stored(tmp_path, text) == NACL_ROW
 
 
 def test_a_data_line_outside_a_text_field_still_opens_a_block(tmp_path) -> None:
     text = nacl() + "data_second\n" + CUBE.format(a="5.64") + NACL_SITES
-    assert only_reason(tmp_path, text).startswith("the CIF holds 2 structures (data blocks data_nacl, data_second)")
+    assert only_reason(tmp_path, text).startswith(
+        "the CIF holds 2 structures (data blocks data_nacl, data_second)"
+    )
 
 
 # --- 2. a site listed twice in one atom-site loop -----------------------------------------------------------------
@@ -111,7 +117,9 @@ def test_a_200_site_p1_cell_reads_with_200_sites(tmp_path) -> None:
             "sites C42 and C999 of the atom-site loop are one C atom listed twice (the same position",
         ),
         (
-            lambda rows: "C999 C {:.5f} {} {}\n".format(float(rows[41].split()[2]) + 1, *rows[41].split()[3:]),
+            lambda rows: "C999 C {:.5f} {} {}\n".format(
+                float(rows[41].split()[2]) + 1, *rows[41].split()[3:]
+            ),
             "sites C42 and C999 of the atom-site loop are one C atom listed twice",
         ),
         (
@@ -128,7 +136,9 @@ def test_a_site_listed_twice_in_one_loop_is_refused(tmp_path, extra, reason) -> 
 
 def test_a_duplicated_site_of_a_symmetric_cif_is_refused(tmp_path) -> None:
     text = nacl(sites=NACL_SITES + "Na2 Na 0.0005 0 0\n")
-    assert only_reason(tmp_path, text).startswith("sites Na1 and Na2 of the atom-site loop are one Na atom listed twice")
+    assert only_reason(tmp_path, text).startswith(
+        "sites Na1 and Na2 of the atom-site loop are one Na atom listed twice"
+    )
 
 
 # --- 3. a declared symbol and number that name different groups -------------------------------------------------
@@ -163,12 +173,14 @@ def test_a_symbol_and_number_that_disagree_are_refused_naming_both(tmp_path, sym
 BI_RHOMBOHEDRAL = (
     "data_bi\n_cell_length_a 4.7459\n_cell_length_b 4.7459\n_cell_length_c 4.7459\n"
     "_cell_angle_alpha 57.23\n_cell_angle_beta 57.23\n_cell_angle_gamma 57.23\n{symmetry}"
-    + SITE_HEAD + "Bi1 Bi 0.2339 0.2339 0.2339\n"
+    + SITE_HEAD
+    + "Bi1 Bi 0.2339 0.2339 0.2339\n"
 )
 BI_HEXAGONAL = (
     "data_bi\n_cell_length_a 4.546\n_cell_length_b 4.546\n_cell_length_c 11.862\n"
     "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 120\n{symmetry}"
-    + SITE_HEAD + "Bi1 Bi 0 0 0.2339\n"
+    + SITE_HEAD
+    + "Bi1 Bi 0 0 0.2339\n"
 )
 
 
@@ -193,16 +205,20 @@ def test_number_166_alone_reads_in_the_setting_of_its_cell(tmp_path, text, nsite
 GRAPHITE = (
     "data_graphite\n_cell_length_a 2.464\n_cell_length_b 2.464\n_cell_length_c 6.711\n_cell_angle_alpha 90\n"
     "_cell_angle_beta 90\n_cell_angle_gamma 120\n_symmetry_space_group_name_H-M 'P 63/m m c'\n"
-    + SITE_HEAD + "C1 C 0 0 0.25\nC2 C {third} {two_thirds} 0.25\n"
+    + SITE_HEAD
+    + "C1 C 0 0 0.25\nC2 C {third} {two_thirds} 0.25\n"
 )
 WURTZITE = (
     "data_zno\n_cell_length_a 3.2498\n_cell_length_b 3.2498\n_cell_length_c 5.2066\n_cell_angle_alpha 90\n"
     "_cell_angle_beta 90\n_cell_angle_gamma 120\n_symmetry_space_group_name_H-M 'P 63 m c'\n"
-    + SITE_HEAD + "Zn1 Zn {third} {two_thirds} 0\nO1 O {third} {two_thirds} 0.3819\n"
+    + SITE_HEAD
+    + "Zn1 Zn {third} {two_thirds} 0\nO1 O {third} {two_thirds} 0.3819\n"
 )
 
 
-@pytest.mark.parametrize(("third", "two_thirds"), [("0.333333", "0.666667"), ("0.3333", "0.6667"), ("0.333", "0.667")])
+@pytest.mark.parametrize(
+    ("third", "two_thirds"), [("0.333333", "0.666667"), ("0.3333", "0.6667"), ("0.333", "0.667")]
+)
 @pytest.mark.parametrize(
     ("template", "row"),
     [
@@ -211,7 +227,9 @@ WURTZITE = (
     ],
     ids=["graphite", "wurtzite"],
 )
-def test_special_positions_written_with_three_digits_merge(tmp_path, template, row, third, two_thirds) -> None:
+def test_special_positions_written_with_three_digits_merge(
+    tmp_path, template, row, third, two_thirds
+) -> None:
     # 0.333/0.667 gave 8 graphite and 12 wurtzite sites, images 0.005 A apart
     assert stored(tmp_path, template.format(third=third, two_thirds=two_thirds)) == [row]
 
