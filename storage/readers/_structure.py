@@ -26,14 +26,20 @@ on both paths alike (:func:`_block_problem`):
   further from 1 a partly occupied one, which is refused, as are sites in disorder groups
   (:func:`_disorder_problem`: alternative positions would all be stored);
 - an atom-site type symbol that is no element (``OH``, a group) or an isotope (``D``, ``T``) is refused
-  with the site's label; pymatgen would drop the site or store deuterium as hydrogen;
+  with the site's label; pymatgen would drop the site or store deuterium as hydrogen (an element symbol in
+  any letter case with a charge, ``NA``, ``NA+1``, is the element);
+- a site listed twice in one atom-site loop (one label twice, or one element at one position within
+  :data:`SITE_TOLERANCE`: :func:`_duplicate_site_problem`), and a declared symbol and number that name
+  different groups (:func:`_symbol_number_problem`), are refused; symmetry images of one site within
+  :data:`SITE_TOLERANCE` are one atom (a special position written 0.333, 0.667);
 - a CIF with a space-group symbol but no symmetry operations is expanded in the setting its cell and
   symbol say: rhombohedral groups in the rhombohedral setting (``:R``) when the cell is rhombohedral and
   in the hexagonal one (``:H``) when it is hexagonal; a group with two origin choices in the one the file
   names (``:1``/``:2``, ICSD's last word ``S``/``Z``, or ``_space_group.IT_coordinate_system_code``), else in
   each, keeping the one reading that passes :func:`reading_problem` (declared formula with its counts and Z,
   declared density, the distance rule): pymatgen alone expands ``R -3 m :R`` Bi (2 atoms) into 36 atoms 0.78 A
-  apart, and origin-choice-2 ``F d -3 m`` Si (8 atoms) into 16.
+  apart, and origin-choice-2 ``F d -3 m`` Si (8 atoms) into 16. A number without a symbol counts as its
+  group's symbol (number 166 on rhombohedral axes is ``R-3m:R``).
 Space groups come from spglib directly through :func:`spacegroup_number` (``symprec`` 0.1 Angstrom, angle
 tolerance 5 degrees: the same two numbers as ``csp.structures.symmetry``, so the lake and the science agree).
 """
@@ -48,6 +54,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -566,6 +573,23 @@ def _split_symbol(written: str) -> tuple[str, str, bool]:
     return base, code, icsd
 
 
+@lru_cache(maxsize=512)
+def _symbol_number(base: str) -> int | None:
+    """The international number of a symbol (spaces and setting removed, as :func:`_split_symbol` gives it), or
+    None for a symbol pymatgen cannot expand. Cached: the mirror's files repeat a few symbols."""
+    from pymatgen.symmetry.groups import SpaceGroup
+
+    known = _pymatgen_symbol(base)
+    if known is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return (SpaceGroup(known) if _known_symbol(known) else SpaceGroup(f"{known}:1")).int_number
+        except ValueError:
+            return None
+
+
 def _symbol_number_problem(tags: dict[str, Any]) -> str | None:
     """Why the declared Hermann-Mauguin symbol and the declared space-group number name different groups, else
     None (also when either is missing or the symbol is one pymatgen cannot expand).
@@ -578,20 +602,12 @@ def _symbol_number_problem(tags: dict[str, Any]) -> str | None:
     base, _, _ = _split_symbol(written)
     if number is None or not base or base in ("?", "."):
         return None
-    known = _pymatgen_symbol(base)
-    if known is None:
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            group = SpaceGroup(known) if _known_symbol(known) else SpaceGroup(f"{known}:1")
-        except ValueError:
-            return None
-    if group.int_number == number:
+    symbol_number = _symbol_number(base)
+    if symbol_number is None or symbol_number == number:
         return None
     other = SpaceGroup.from_int_number(number).symbol
     return (
-        f"the CIF declares space group {written.strip()!r} (number {group.int_number}) and space-group number "
+        f"the CIF declares space group {written.strip()!r} (number {symbol_number}) and space-group number "
         f"{number} ({other}), two different groups; fix the symbol or the number"
     )
 
