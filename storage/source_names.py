@@ -18,6 +18,12 @@ sentence each:
   as ``cop``);
 - a name that looks like a path: ``.`` or ``..`` (any name of dots only), or one holding ``/``, ``\\`` or
   ``:``;
+- a name that is no plain identifier (issue 22, cif22c): it may hold letters, digits 0-9 and the separators
+  ``_``, ``-`` and ``.`` only (no space, ``~``, ``*``, ``$``, quotes, brackets: ``~`` and ``$HOME`` read as a
+  home folder or a variable, ``x*`` as a wildcard), must begin with a letter or digit (``-x`` reads as an
+  option, ``.x`` as a hidden file), must not end with ``.`` (Windows drops it), and must not be a name Windows
+  reserves for a device (``con``, ``prn``, ``aux``, ``nul``, ``com0``-``com9``, ``lpt0``-``lpt9``, in any case
+  and before any extension: ``con.cifs``), since a source name also names files and folders;
 - a name that differs from a registered or stored source name only by case, by the separators ``-``, ``_``,
   ``.`` and space (swapped, added or left out: ``my_cifs``, ``my cifs``, ``my.cifs`` and ``mycifs`` beside
   ``my-cifs``), or by look-alike characters (``0``/``O``, ``1``/``l``/``I``, ``rn``/``m``, ``vv``/``w``):
@@ -54,6 +60,12 @@ _FOLD = {"0": "o", "O": "o", "1": "l", "I": "l", "|": "l", "ı": "i", "_": "", "
 #: characters that make a name look like a path (a folder separator, a drive or URL colon)
 _PATH_CHARACTERS = "/\\:"
 _FOLD_SEQUENCES = (("rn", "m"), ("vv", "w"))
+#: the ASCII characters a source name may hold besides letters and digits
+_SEPARATORS = "_-."
+#: device names Windows reserves, as a whole name or before an extension (``con``, ``con.txt``)
+_WINDOWS_RESERVED = frozenset(
+    {"con", "prn", "aux", "nul", *(f"com{k}" for k in range(10)), *(f"lpt{k}" for k in range(10))}
+)
 
 
 class SourceNameError(StorageError, ValueError):
@@ -83,6 +95,29 @@ def source_skeleton(name: str) -> tuple[str, str]:
 
     text = unicodedata.normalize("NFKC", name)
     return fold(text.casefold()), fold(text).casefold()
+
+
+def _identifier_problem(text: str) -> str | None:
+    """Why a name (NFKC, visible, no path characters) is no plain identifier, else None: only letters (with
+    their combining marks), digits 0-9 and :data:`_SEPARATORS`; a letter or digit first; no ``.`` last; no
+    name of :data:`_WINDOWS_RESERVED` before its first ``.``."""
+    plain = "letters, digits 0-9, '_', '-' and '.'; e.g. my-cifs or icsd_2024.1"
+    bad = [c for c in text if c.isascii() and not (c.isalnum() or c in _SEPARATORS)]
+    if bad:
+        shown = ", ".join(repr(c) for c in dict.fromkeys(bad))
+        return f"holds {shown}; a source name is a plain identifier of {plain}"
+    first = text[0]
+    if not (first.isalpha() or first in "0123456789"):
+        return f"begins with {first!r}; begin it with a letter or digit (a source name is a plain identifier of {plain})"
+    if text.endswith("."):
+        return "ends with '.', which Windows drops from a file name; end it with a letter or digit"
+    stem = text.split(".", 1)[0].casefold()
+    if stem in _WINDOWS_RESERVED:
+        return (
+            f"is (or begins with) {stem!r}, a device name Windows reserves, so no file or folder can bear it; "
+            "give another name"
+        )
+    return None
 
 
 def check_source_name(name: str, *, known: Iterable[str] = ()) -> str:
@@ -144,6 +179,9 @@ def check_source_name(name: str, *, known: Iterable[str] = ()) -> str:
         if c.isalpha():
             scripts.setdefault(_script(c), c)
         previous = c if category[0] != "M" else previous
+    problem = _identifier_problem(text)
+    if problem:
+        raise _refuse(text, problem)
     if len(scripts) > 1 and not any(set(scripts) <= allowed for allowed in _COMBINATIONS):
         names = ", ".join(f"{script.title()} ({example!r})" for script, example in scripts.items())
         raise _refuse(

@@ -11,6 +11,13 @@ vanished and shifted its loop by one value). Here each such character is carried
 ASCII escape and restored in the values, so a check sees the value as written; :func:`ascii_text` gives the text
 pymatgen should parse, with each such character replaced by ``?`` rather than deleted, so its tokens are the same
 tokens the checks saw.
+
+Two things are settled before the tokenizer runs (issue 22, cif22c): blocks are split only at ``data_`` lines
+outside ``;`` text fields (pymatgen split a block at a ``data_`` line inside an abstract and lost its sites), and
+CIF2 (DDLm) dotted tags (``_atom_site.fract_x``, ``_cell.length_a``, ``_space_group.name_H-M_alt``,
+``_space_group_symop.operation_xyz``) are written in their DDL1 form (``_atom_site_fract_x``, ...; the first
+``.`` of a tag becomes ``_``), which pymatgen reads: a file written wholly in dotted form was refused as having
+no atom sites.
 """
 
 from __future__ import annotations
@@ -24,18 +31,12 @@ from typing import Any
 from storage.validation import StructureError
 
 _ESCAPE = re.compile("\x01([0-9a-f]+)\x02")
-_BLOCK_START = re.compile(r"^\s*data_", flags=re.MULTILINE | re.DOTALL)  # pymatgen's CifFile.from_str split
+_BLOCK_START = re.compile(r"\s*data_", flags=re.IGNORECASE)  # a line that opens a data block
+#: a CIF2 (DDLm) tag ``_category.item`` as a token (line start or after white space): group 1 is its category
+_DOTTED_TAG = re.compile(r"(?<!\S)(_[A-Za-z][A-Za-z0-9_]*)\.(?=[A-Za-z0-9_])")
 
 #: tags whose presence makes a data block a structure (pymatgen builds a structure only from atom sites)
 _SITE_TAGS = ("_atom_site_label", "_atom_site_type_symbol", "_atom_site_fract_x", "_atom_site_cartn_x")
-
-
-#: CIF2 (DDLm) spellings of the declared values the checks compare with the sites, read like their DDL1 forms
-_CIF2_ALIASES = {
-    "_chemical_formula.sum": "_chemical_formula_sum",
-    "_cell.formula_units_z": "_cell_formula_units_z",
-    "_exptl_crystal.density_diffrn": "_exptl_crystal_density_diffrn",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +45,16 @@ class CifBlockText:
 
     Attributes:
         name: the block's name (after ``data_``).
-        text: the block's own text, from its ``data_`` line to the next block.
+        text: the block's own text, from its ``data_`` line to the next block, with CIF2 dotted tags written in
+            their DDL1 form and a ``data_`` line inside a text field prefixed with ``.`` (``.data_``), so that
+            pymatgen, given the block, does not split it again.
         tags: lower-case tag -> value as written (quotes removed, a text field's lines joined by spaces, a
-            comment dropped): a string for a single value, a list of strings for a loop column. A CIF2 spelling
-            of :data:`_CIF2_ALIASES` (``_cell.formula_units_Z``) is also given under its DDL1 tag.
+            comment dropped): a string for a single value, a list of strings for a loop column. A CIF2 dotted tag
+            (``_cell.formula_units_Z``) is given under its DDL1 spelling (``_cell_formula_units_z``).
         written_tags: the tags as the file spells them (pymatgen looks tags up case-sensitively).
         repeated: (lower-case tag, whether in a loop) for each tag the block states twice or more with different
-            values (pymatgen keeps only the last: a second ``_atom_site`` loop replaced the first one's sites).
+            values (pymatgen keeps only the last: a second ``_atom_site`` loop replaced the first one's sites); a
+            dotted and an underscore spelling of one tag count as the same tag.
     """
 
     name: str
@@ -109,7 +113,7 @@ def cif_blocks(text: str) -> tuple[CifBlockText, ...]:
 
     escaped = _escape(text.removeprefix("\ufeff"))  # a byte-order mark decoded as text
     blocks = []
-    for chunk in _BLOCK_START.split(f"x\n{escaped}")[1:]:
+    for chunk in _split_blocks(escaped):
         first_line = chunk.split("\n", 1)[0]
         if "powder_pattern" in first_line:
             continue
@@ -132,12 +136,6 @@ def cif_blocks(text: str) -> tuple[CifBlockText, ...]:
             tag = _unescape(key).lower()
             tags[tag] = _unescape(value) if isinstance(value, str) else [_unescape(str(v)) for v in value]
         repeated = _repeated_tags(CifBlock._process_string(f"data_{chunk}"))
-        for dotted, underscore in _CIF2_ALIASES.items():  # CIF2 spelling of a declared value the checks read
-            if dotted in tags:
-                if underscore not in tags:
-                    tags[underscore] = tags[dotted]
-                elif tags[underscore] != tags[dotted]:
-                    repeated = (*repeated, (underscore, False))
         original = f"data_{chunk}"
         blocks.append(
             CifBlockText(
@@ -149,6 +147,33 @@ def cif_blocks(text: str) -> tuple[CifBlockText, ...]:
             )
         )
     return tuple(blocks)
+
+
+def _split_blocks(text: str) -> list[str]:
+    """The text of each data block after its ``data_`` (as pymatgen's ``CifFile.from_str`` splits a CIF), split
+    only at ``data_`` lines outside ``;`` text fields.
+
+    Outside text fields each CIF2 dotted tag is written in its DDL1 form (:data:`_DOTTED_TAG`); inside one, a
+    line that starts with ``data_`` is prefixed with ``.`` (text-field content is never read as a value of the
+    crystal, and pymatgen, which splits at every such line, gets the block whole).
+    """
+    chunks: list[list[str]] = []
+    in_field = False
+    for line in text.splitlines(keepends=True):
+        if line.startswith(";"):
+            in_field = not in_field
+        elif in_field:
+            if _BLOCK_START.match(line):
+                line = "." + line.lstrip()
+        else:
+            start = _BLOCK_START.match(line)
+            if start:
+                chunks.append([line[start.end() :]])
+                continue
+            line = _DOTTED_TAG.sub(r"\1_", line) if "." in line else line
+        if chunks:
+            chunks[-1].append(line)
+    return ["".join(lines) for lines in chunks]
 
 
 def _repeated_tags(tokens: Any) -> tuple[tuple[str, bool], ...]:

@@ -67,6 +67,7 @@ class OptimadeAttributes(_Strict):
     dimension_types: Annotated[list[Literal[0, 1]], Field(min_length=3, max_length=3)] | None = None
     assemblies: list[Any] | None = None
     elements: list[str] | None = None
+    structure_features: list[str] | None = None
     nelements: int | None = Field(None, ge=0)
     chemical_formula_reduced: str | None = None
     chemical_formula_descriptive: str | None = None

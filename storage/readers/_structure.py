@@ -26,14 +26,20 @@ on both paths alike (:func:`_block_problem`):
   further from 1 a partly occupied one, which is refused, as are sites in disorder groups
   (:func:`_disorder_problem`: alternative positions would all be stored);
 - an atom-site type symbol that is no element (``OH``, a group) or an isotope (``D``, ``T``) is refused
-  with the site's label; pymatgen would drop the site or store deuterium as hydrogen;
+  with the site's label; pymatgen would drop the site or store deuterium as hydrogen (an element symbol in
+  any letter case with a charge, ``NA``, ``NA+1``, is the element);
+- a site listed twice in one atom-site loop (one label twice, or one element at one position within
+  :data:`SITE_TOLERANCE`: :func:`_duplicate_site_problem`), and a declared symbol and number that name
+  different groups (:func:`_symbol_number_problem`), are refused; symmetry images of one site within
+  :data:`SITE_TOLERANCE` are one atom (a special position written 0.333, 0.667);
 - a CIF with a space-group symbol but no symmetry operations is expanded in the setting its cell and
   symbol say: rhombohedral groups in the rhombohedral setting (``:R``) when the cell is rhombohedral and
   in the hexagonal one (``:H``) when it is hexagonal; a group with two origin choices in the one the file
   names (``:1``/``:2``, ICSD's last word ``S``/``Z``, or ``_space_group.IT_coordinate_system_code``), else in
   each, keeping the one reading that passes :func:`reading_problem` (declared formula with its counts and Z,
   declared density, the distance rule): pymatgen alone expands ``R -3 m :R`` Bi (2 atoms) into 36 atoms 0.78 A
-  apart, and origin-choice-2 ``F d -3 m`` Si (8 atoms) into 16.
+  apart, and origin-choice-2 ``F d -3 m`` Si (8 atoms) into 16. A number without a symbol counts as its
+  group's symbol (number 166 on rhombohedral axes is ``R-3m:R``).
 Space groups come from spglib directly through :func:`spacegroup_number` (``symprec`` 0.1 Angstrom, angle
 tolerance 5 degrees: the same two numbers as ``csp.structures.symmetry``, so the lake and the science agree).
 """
@@ -48,6 +54,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -107,6 +114,14 @@ so reduced modulo 1 it has 5 digits left, or none, and would be stored as an arb
 MAX_CELL_LENGTH_ANGSTROM = 10_000.0
 """Longest cell vector read, Angstrom (1 micrometre). The largest unit cells known, of virus crystals, are under
 2,000 A; far longer lengths (1e200) overflow the volume and the plane spacings computed from them."""
+
+SITE_TOLERANCE = 2e-3
+"""Largest difference of each fractional coordinate (modulo 1) at which two positions are one: symmetry images of
+one written site closer than this are one atom (handed to pymatgen's ``CifParser`` as ``site_tolerance``), and
+two sites of one atom-site loop closer than this are a duplicated row. A special position written with three
+digits (0.333, 0.667 for 1/3, 2/3) has images up to 1.5e-3 apart (``-x+y`` adds two rounding errors of 5e-4 to
+the written one's); pymatgen's own 1e-4 stored each as a second atom 0.005 A away. Distinct atoms are never this
+close: 2e-3 of a 100 A cell is 0.2 A."""
 
 METRIC_LENGTH_TOLERANCE = 0.01
 """Largest relative change of a cell length under a listed symmetry operation (cells are written rounded)."""
@@ -231,7 +246,9 @@ def _block_problem(block: CifBlockText) -> str | None:
         or _non_ascii_problem(tags)
         or _declared_problem(tags)
         or _site_number_problem(tags)
+        or _duplicate_site_problem(tags)
         or _site_symbol_problem(tags)
+        or _symbol_number_problem(tags)
         or _disorder_problem(tags)
         or _operation_problem(tags)
     )
@@ -355,8 +372,66 @@ def _disorder_problem(tags: dict[str, Any]) -> str | None:
     return None
 
 
+def _duplicate_site_problem(tags: dict[str, Any]) -> str | None:
+    """Why one atom-site loop lists a site twice, else None: two rows with one label (a label names one site of
+    the loop), or two rows of one type symbol (or, without type symbols, one label's element) whose coordinates
+    agree within :data:`SITE_TOLERANCE` modulo 1.
+
+    Read as written, a repeated row was stored as a second atom on the first (a 200-site P1 cell with a row
+    repeated was stored with 201 sites). Which row is the right one, and whether the crystal has the atom once,
+    the file does not say, so it is refused rather than merged. Sites of different elements on one position are
+    a mixed (disordered) site, refused by the other checks.
+    """
+    from scipy.spatial import cKDTree
+
+    def column(tag: str) -> list[str]:
+        values = tags.get(tag)
+        return [values] if isinstance(values, str) else list(values or [])
+
+    labels = column("_atom_site_label")
+    first: dict[str, int] = {}
+    for k, label in enumerate(labels):
+        if label in first and label not in ("?", "."):
+            return (
+                f"sites {first[label] + 1} and {k + 1} of the atom-site loop share the label {label!r} (a "
+                "duplicated row, or two sites given one name); list each site once, with its own label"
+            )
+        first.setdefault(label, k)
+    axes = [column(f"_atom_site_fract_{axis}") for axis in "xyz"]
+    n = len(axes[0])
+    if n < 2 or any(len(c) != n for c in axes):
+        return None
+    values = [[_cif_value(c[k]) for c in axes] for k in range(n)]
+    if any(v is None for row in values for v in row):
+        return None
+    kinds = column("_atom_site_type_symbol") or [re.match(r"[A-Za-z]*", label).group(0) for label in labels]
+    if len(kinds) != n:
+        return None
+    wrapped = np.mod(np.array(values, dtype=float), 1.0)
+    wrapped[wrapped >= 1.0] = 0.0
+    pairs = cKDTree(wrapped, boxsize=1.0).query_pairs(SITE_TOLERANCE, p=np.inf, output_type="ndarray")
+    same = [
+        (int(i), int(j))
+        for i, j in np.sort(pairs, axis=1)
+        if _CHARGE.sub("", kinds[i].strip()).capitalize() == _CHARGE.sub("", kinds[j].strip()).capitalize()
+    ]
+    if not same:
+        return None
+    i, j = min(same)
+    first_name, second_name = (labels[k] if len(labels) == n else str(k + 1) for k in (i, j))
+    xyz = ", ".join(str(v) for v in values[j])
+    return (
+        f"sites {first_name} and {second_name} of the atom-site loop are one {kinds[j]} atom listed twice (the same "
+        f"position ({xyz}) within {SITE_TOLERANCE:g} in fractional coordinates, a duplicated row); list each site "
+        "once"
+    )
+
+
 def _site_symbol_problem(block: dict[str, Any]) -> str | None:
-    """Why an atom site of the block names no single element (a group such as ``OH``, an isotope), or None."""
+    """Why an atom site of the block names no single element (a group such as ``OH``, an isotope), or None.
+
+    A type symbol is an element symbol in any letter case with an optional charge (``Na``, ``NA``, ``Na+``,
+    ``NA+1``, ``Cl1-``): FullProf and SHELX write upper case, which pymatgen reads as the element."""
     symbols = block.get("_atom_site_type_symbol")
     labels = block.get("_atom_site_label")
     if isinstance(symbols, str):
@@ -382,7 +457,7 @@ def _site_symbol_problem(block: dict[str, Any]) -> str | None:
                 f"site {label}: type symbol {raw!r} is {_ISOTOPES[bare]}, which the lake does not store as an "
                 "element (write H to store it as hydrogen)"
             )
-        if bare not in SYMBOL_TO_Z and not (bare.lower() == bare and bare.capitalize() in SYMBOL_TO_Z):
+        if bare.capitalize() not in SYMBOL_TO_Z:  # NA, na, NA+1 (FullProf, SHELX): sodium; OH: no element
             return (
                 f"site {label}: type symbol {raw!r} is not an element (a group such as OH, or a typo); write "
                 "one site per atom"
@@ -473,6 +548,70 @@ def _group_problem(ops: list[str], matrices: np.ndarray, shifts: np.ndarray) -> 
     return None
 
 
+def _written_symbol(tags: dict[str, Any]) -> str:
+    """The Hermann-Mauguin symbol the CIF declares, as written ("" when none)."""
+    return next((tags[t] for t in _HM_TAGS if isinstance(tags.get(t), str) and tags[t].strip()), "")
+
+
+def _declared_number(tags: dict[str, Any]) -> int | None:
+    """The space-group number the CIF declares, when it is a whole number in 1-230, else None."""
+    text = next((tags[t] for t in _NUMBER_TAGS if isinstance(tags.get(t), str) and tags[t].strip()), "")
+    number = _cif_value(text) if text else None
+    if number is None or not math.isfinite(number) or number != int(number) or not 1 <= number <= 230:
+        return None
+    return int(number)
+
+
+def _split_symbol(written: str) -> tuple[str, str, bool]:
+    """A written symbol (``'R -3 m H'``, ``'F d -3 m :2'``) as (symbol without spaces or setting, the setting
+    code as written or ICSD's last word means it, whether the setting was ICSD's last word)."""
+    symbol = re.sub(r"[\s_'\"]", "", written)
+    base, _, code = symbol.partition(":")
+    icsd = len(base) > 2 and base[-1] in _ICSD_SETTINGS and not code
+    if icsd:
+        base, code = base[:-1], _ICSD_SETTINGS[base[-1]]
+    return base, code, icsd
+
+
+@lru_cache(maxsize=512)
+def _symbol_number(base: str) -> int | None:
+    """The international number of a symbol (spaces and setting removed, as :func:`_split_symbol` gives it), or
+    None for a symbol pymatgen cannot expand. Cached: the mirror's files repeat a few symbols."""
+    from pymatgen.symmetry.groups import SpaceGroup
+
+    known = _pymatgen_symbol(base)
+    if known is None:
+        return None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return (SpaceGroup(known) if _known_symbol(known) else SpaceGroup(f"{known}:1")).int_number
+        except ValueError:
+            return None
+
+
+def _symbol_number_problem(tags: dict[str, Any]) -> str | None:
+    """Why the declared Hermann-Mauguin symbol and the declared space-group number name different groups, else
+    None (also when either is missing or the symbol is one pymatgen cannot expand).
+
+    Without listed operations pymatgen expanded the sites by one of them and ignored the other ('F m -3 m' with
+    number 221 was read as F m -3 m); the file does not say which is right."""
+    from pymatgen.symmetry.groups import SpaceGroup
+
+    written, number = _written_symbol(tags), _declared_number(tags)
+    base, _, _ = _split_symbol(written)
+    if number is None or not base or base in ("?", "."):
+        return None
+    symbol_number = _symbol_number(base)
+    if symbol_number is None or symbol_number == number:
+        return None
+    other = SpaceGroup.from_int_number(number).symbol
+    return (
+        f"the CIF declares space group {written.strip()!r} (number {symbol_number}) and space-group number "
+        f"{number} ({other}), two different groups; fix the symbol or the number"
+    )
+
+
 def _listed_operations(tags: dict[str, Any]) -> list[str] | None:
     """The symmetry operations pymatgen would apply: those of the first tag of :data:`SYMOP_TAGS` that holds
     any (all of them are checked alike by :func:`_operation_problem`), or None when none is listed."""
@@ -552,7 +691,7 @@ def _symbol_groups(tags: dict[str, Any]) -> tuple[str, list[frozenset[tuple[int,
     for a symbol pymatgen cannot expand."""
     from pymatgen.symmetry.groups import SYMM_DATA, SpaceGroup
 
-    written = next((tags[t] for t in _HM_TAGS if isinstance(tags.get(t), str) and tags[t].strip()), "")
+    written = _written_symbol(tags)
     symbol = re.sub(r"[\s_'\"]", "", written)
     if not symbol or symbol in ("?", "."):
         return written, []
@@ -592,18 +731,15 @@ def _declared_group_problem(tags: dict[str, Any], listed: frozenset[tuple[int, .
             "symmetry operations of another group; the crystal would be expanded by the listed ones: fix the "
             "symbol or the operations"
         )
-    number_text = next(
-        (tags[t] for t in _NUMBER_TAGS if isinstance(tags.get(t), str) and tags[t].strip()), ""
-    )
-    number = _cif_value(number_text) if number_text else None
-    if number is None or number != int(number) or not 1 <= number <= 230:
+    number = _declared_number(tags)
+    if number is None:
         return None
-    group = SpaceGroup.from_int_number(int(number))
+    group = SpaceGroup.from_int_number(number)
     orders = {group.order, group.order // 3} if group.symbol.startswith("R") else {group.order}
     if len(listed) not in orders:
         shown = "/".join(str(n) for n in sorted(orders))
         return (
-            f"the CIF declares space group number {int(number)} ({group.symbol}, {shown} operations) but lists "
+            f"the CIF declares space group number {number} ({group.symbol}, {shown} operations) but lists "
             f"{len(listed)} symmetry operations of another group; fix the number or the operations"
         )
     return None
@@ -777,7 +913,9 @@ def _settings(tags: dict[str, Any]) -> list[str]:
     """Space-group symbols with a setting (``R-3m:R``, ``Fd-3m:2``) to expand a CIF in; [] to leave it to pymatgen.
 
     Only for a CIF without symmetry operations whose symbol is rhombohedral, has two origin choices, or names
-    its setting as ICSD does (a last word H, R, S or Z).
+    its setting as ICSD does (a last word H, R, S or Z). A number with no symbol counts as its group's symbol:
+    number 166 on a cell with a = b = c and alpha = beta = gamma != 90 is R-3m in the rhombohedral setting
+    (pymatgen expanded it with the hexagonal operations, which fit no such cell).
 
     Raises:
         StructureError: for a rhombohedral symbol whose setting (``:H``, ``H``) contradicts its cell's shape.
@@ -786,12 +924,13 @@ def _settings(tags: dict[str, Any]) -> list[str]:
 
     if any(tags.get(tag) for tag in SYMOP_TAGS):
         return []
-    written = next((tags[t] for t in _HM_TAGS if isinstance(tags.get(t), str) and tags[t].strip()), "")
-    symbol = re.sub(r"[\s_'\"]", "", written)
-    base, _, code = symbol.partition(":")
-    icsd = len(base) > 2 and base[-1] in _ICSD_SETTINGS and not code
-    if icsd:
-        base, code = base[:-1], _ICSD_SETTINGS[base[-1]]
+    written = _written_symbol(tags)
+    base, code, icsd = _split_symbol(written)
+    number = _declared_number(tags)
+    if (
+        not base and number is not None
+    ):  # a number alone reads as its symbol ('166': R-3m, axes from the cell)
+        written, base = str(number), SpaceGroup.from_int_number(number).symbol.split(":")[0]
     code = code or next((str(tags[t]).strip() for t in _SETTING_TAGS if tags.get(t)), "")
     if not base:
         return []
@@ -1046,7 +1185,9 @@ def _pymatgen_cell(text: str) -> Cell:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            parser = CifParser.from_str(text, occupancy_tolerance=1.0 + OCCUPANCY_TOLERANCE)
+            parser = CifParser.from_str(
+                text, occupancy_tolerance=1.0 + OCCUPANCY_TOLERANCE, site_tolerance=SITE_TOLERANCE
+            )
             structures = parser.parse_structures(primitive=False)
         except (ValueError, KeyError, IndexError, TypeError, AttributeError, ZeroDivisionError) as exc:
             detail = "; ".join(str(w.message) for w in caught[:2])

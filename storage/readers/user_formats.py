@@ -433,6 +433,7 @@ def cell_from_optimade(attributes: Any) -> Cell:
     if attrs.nsites is not None and attrs.nsites != len(names):
         raise StructureError(f"OPTIMADE entry declares nsites = {attrs.nsites} but lists {len(names)} sites")
     species = _site_symbols(names, attrs.species)
+    _check_structure_features(attrs)
     _check_declared_composition(attrs, species)
     lattice = np.asarray(attrs.lattice_vectors, dtype=float)
     cart = np.asarray(attrs.cartesian_site_positions, dtype=float).reshape(-1, 3)
@@ -508,9 +509,59 @@ def _site_symbols(names: list[str], species: list[OptimadeSpecies] | None) -> li
     return sites
 
 
+#: what each flag of ``structure_features`` says an entry has (OPTIMADE: a flag MUST be present if and only if
+#: the entry uses the feature)
+_FEATURES = {
+    "disorder": "species of more than one chemical symbol (a mixed or vacancy-sharing site)",
+    "assemblies": "assemblies (alternative groups of sites)",
+    "site_attachments": "species with attached atoms",
+    "implicit_atoms": "species at no site (atoms whose positions the entry leaves out)",
+}
+
+
+def _check_structure_features(attrs: OptimadeAttributes) -> None:
+    """``structure_features``, where given, against the entry.
+
+    Called once the species passed :func:`_site_symbols`, which refuses a species of several symbols or with
+    attached atoms (assemblies are refused before): a flag of :data:`_FEATURES` that remains names a feature the
+    fields do not have ('disorder' on an entry whose every species is one element at a full site: a disordered
+    structure flattened by the provider, or a wrong flag), so the entry is refused rather than stored as an
+    ordered crystal. ``implicit_atoms`` with a species at no site is refused too: the crystal has atoms the
+    positions leave out. The list must be sorted, as the specification requires."""
+    features = attrs.structure_features or []
+    at_sites = set(attrs.species_at_sites)
+    unplaced = sorted(s.name for s in attrs.species or [] if s.name not in at_sites)
+    for flag in features:
+        if flag == "implicit_atoms" and unplaced:
+            raise StructureError(
+                f"OPTIMADE entry declares implicit atoms (structure_features {features}; species {unplaced} at "
+                "no site): the crystal has atoms without positions, which the lake cannot store"
+            )
+        if flag in _FEATURES:
+            raise StructureError(
+                f"OPTIMADE entry declares structure_features {features} but has no {_FEATURES[flag]}: every "
+                f"species is one element at full occupancy, so the flag {flag!r} contradicts the fields "
+                "(fix the flag or the species)"
+            )
+    if features != sorted(features):
+        raise StructureError(
+            f"OPTIMADE entry declares structure_features {features}, not sorted alphabetically as the OPTIMADE "
+            "specification requires"
+        )
+
+
 def _check_declared_composition(attrs: OptimadeAttributes, species: list[str]) -> None:
-    """``elements``, ``nelements``, the descriptive and the anonymous formula, where given, against the sites."""
+    """``elements``, ``nelements``, the descriptive and the anonymous formula, where given, against the sites.
+
+    ``elements`` must also be as the OPTIMADE specification defines it: distinct symbols in alphabetical order
+    (``["O", "Mg"]`` or ``["Mg", "Mg", "O"]`` is no such list, written by hand or mangled)."""
     present = sorted(set(species))
+    if attrs.elements is not None and attrs.elements != sorted(set(attrs.elements)):
+        fault = "repeats a symbol" if len(set(attrs.elements)) < len(attrs.elements) else "is not sorted"
+        raise StructureError(
+            f"OPTIMADE entry declares elements {attrs.elements}, which {fault}: OPTIMADE requires distinct "
+            f"chemical symbols in alphabetical order ({sorted(set(attrs.elements))})"
+        )
     if attrs.elements is not None and sorted(set(attrs.elements)) != present:
         raise StructureError(
             f"OPTIMADE entry declares elements {attrs.elements} but its sites hold {present}"

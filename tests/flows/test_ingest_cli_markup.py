@@ -32,12 +32,15 @@ def test_the_ingest_summary_prints_names_and_reasons_as_written(tmp_path):
     folder.mkdir()
     (folder / "a.cif").write_text(CIF)
     (folder / "id_prop.csv").write_text("a.cif,-1.0\n")
-    # a source name holds no ":" or "/" (it would look like a path); the sql test prints those as written
-    result = invoke_csp(tmp_path / "home", "ingest", "folder", str(folder), "--source", "[bold]x")
+    # a source name is a plain identifier (no brackets since cif22c): its refusal prints it as written
+    refused = invoke_csp(tmp_path / "home", "ingest", "folder", str(folder), "--source", "[bold]x")
+    assert refused.returncode != 0
+    assert "The source name '[bold]x' holds '[', ']'" in refused.stdout + refused.stderr
+    result = invoke_csp(tmp_path / "home", "ingest", "folder", str(folder), "--source", "bold.x")
     assert result.returncode == 0, result.stderr
-    assert "│ [bold]x │" in result.stdout  # the summary table's cell
+    assert "│ bold.x │" in result.stdout  # the summary table's cell
     assert (
-        "[bold]x: 1 quarantined: site [red]Mg1[/red]: type symbol '[bold]Xx' is not an element"
+        "bold.x: 1 quarantined: site [red]Mg1[/red]: type symbol '[bold]Xx' is not an element"
         in result.stdout
     )
 

@@ -107,6 +107,21 @@ def test_nfc_and_nfd_names_are_one_source(tmp_path):
         ("my/cifs", "holds '/', so it looks like a path; use '-' or '_' instead"),
         ("my\\cifs", "holds '\\\\', so it looks like a path"),
         ("c:cifs", "holds ':', so it looks like a path"),
+        # cif22c: a source name is a plain identifier (letters, digits, '_', '-', '.')
+        ("my cifs", "holds ' '; a source name is a plain identifier of letters, digits 0-9, '_', '-'"),
+        ("cod\u00a0x", "holds ' '; a source name is a plain identifier"),  # a no-break space is a space
+        ("~", "holds '~'; a source name is a plain identifier"),
+        ("x*", "holds '*'; a source name is a plain identifier"),
+        ("$HOME", "holds '$'; a source name is a plain identifier"),
+        ("[bold]x", "holds '[', ']'; a source name is a plain identifier"),
+        ("-x", "begins with '-'; begin it with a letter or digit"),
+        (".cifs", "begins with '.'; begin it with a letter or digit"),
+        ("cifs.", "ends with '.', which Windows drops from a file name"),
+        ("con", "is (or begins with) 'con', a device name Windows reserves"),
+        ("NUL", "is (or begins with) 'nul', a device name Windows reserves"),
+        ("Com1", "is (or begins with) 'com1', a device name Windows reserves"),
+        ("aux.cifs", "is (or begins with) 'aux', a device name Windows reserves"),
+        ("lpt9", "is (or begins with) 'lpt9', a device name Windows reserves"),
     ],
 )
 def test_look_alike_and_unbounded_source_names_are_refused(name, reason):
@@ -115,12 +130,18 @@ def test_look_alike_and_unbounded_source_names_are_refused(name, reason):
     assert "\n" not in str(caught.value)
 
 
+#: source names the project ships or registers, and names only like a reserved one (cif22c)
+SHIPPED_NAMES = (
+    "oqmd_intermetallics", "gnome", "mp_flla2015", "chgnet-0.3.0", "icsd", "expt_deltae_jha2019",
+    "jang2020_mp_icsd", "castelli_alt", "console", "com10", "2024.cifs",
+)  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("name", "stored"),
     [
         ("\uff43\uff4f\uff44", "cod"),  # full-width letters are the plain ones (NFKC)
         ("\ufb01les", "files"),  # a ligature
-        ("cod\u00a0x", "cod x"),  # a no-break space is a space
         ("caf\u0065\u0301", "caf\u00e9"),  # NFD is NFC
         ("x" * 64, "x" * 64),
         ("donn\u00e9es", "donn\u00e9es"),
@@ -128,9 +149,11 @@ def test_look_alike_and_unbounded_source_names_are_refused(name, reason):
             "\u0440\u0443\u0441-\u0434\u0430\u043d\u043d\u044b\u0435",
             "\u0440\u0443\u0441-\u0434\u0430\u043d\u043d\u044b\u0435",
         ),
-        ("\u6771\u4eac\u30c7\u30fc\u30bf set", "\u6771\u4eac\u30c7\u30fc\u30bf set"),  # Han, Katakana, Latin
-        ("\uc11c\uc6b8 data", "\uc11c\uc6b8 data"),  # Hangul and Latin
+        ("\u6771\u4eac\u30c7\u30fc\u30bf_set", "\u6771\u4eac\u30c7\u30fc\u30bf_set"),  # Han, Katakana, Latin
+        ("\uc11c\uc6b8_data", "\uc11c\uc6b8_data"),  # Hangul and Latin
         ("chgnet-0.3.0-active", "chgnet-0.3.0-active"),
+        # cif22c: the shipped and registered source names are plain identifiers
+        *((name, name) for name in SHIPPED_NAMES),
     ],
 )
 def test_source_names_are_stored_in_nfkc_form(name, stored):
@@ -139,8 +162,8 @@ def test_source_names_are_stored_in_nfkc_form(name, stored):
 
 @pytest.mark.parametrize(
     ("name", "in_use"),
-    [("COD", "cod"), ("c0d", "cod"), ("my_cifs", "my-cifs"), ("my cifs", "my-cifs"), ("gnorne", "gnome"),
-     ("lCSD", "ICSD"), ("\uff23\uff2f\uff24", "cod"), ("att_1", "att1"), ("at t1", "att1"), ("att.1", "att_1"),
+    [("COD", "cod"), ("c0d", "cod"), ("my_cifs", "my-cifs"), ("gnorne", "gnome"),
+     ("lCSD", "ICSD"), ("\uff23\uff2f\uff24", "cod"), ("att_1", "att1"), ("att.1", "att_1"),
      ("mycifs", "my-cifs"), ("my.cifs", "my-cifs"), ("Att-1", "att1")],
 )  # fmt: skip
 def test_a_name_that_looks_like_one_in_use_is_refused(name, in_use):
@@ -174,10 +197,18 @@ def test_every_ingest_entry_refuses_a_look_alike_of_a_stored_source(tmp_path):
     lake = Lake(home)
     with pytest.raises(SourceNameError, match=expected):  # what the Prefect flows and `csp augment` call
         ingest_records(
-            lake, read_id_prop_folder(folder, source="x", license="x"), source="my cifs", run_id="r"
+            lake, read_id_prop_folder(folder, source="x", license="x"), source="my.cifs", run_id="r"
         )
     assert "source 'gnome' already in use" in one_line_error(
         invoke_csp(tmp_path / "fresh", "ingest", "folder", str(folder), "--source", "GNOME")
     )  # the registered sources count as in use before any is ingested
     assert not (tmp_path / "fresh" / "lake").exists()  # a refused name creates no lake
     assert lake.query("SELECT DISTINCT source FROM structures").to_pylist() == [{"source": "my-cifs"}]
+
+
+def test_every_registered_source_name_is_a_plain_identifier():
+    from storage.readers import sources_in_order
+
+    names = {spec.name for spec in sources_in_order()}
+    names |= {label for spec in sources_in_order() for label in spec.label_sources or ()}
+    assert names and all(check_source_name(name) == name for name in names)

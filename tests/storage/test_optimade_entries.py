@@ -318,3 +318,64 @@ def test_an_energy_that_is_no_json_number_is_refused(tmp_path, energy):
     assert [i.reason for i in items if isinstance(i, Rejection)] == [
         f"formation energy (_csp_dhf) is {energy!r}, not a JSON number"
     ]
+
+
+# --- cif22c: elements and structure_features as the specification defines them -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        (
+            lih("unsorted", elements=["Li", "H"]),  # was stored: the set matched the sites
+            "OPTIMADE entry declares elements ['Li', 'H'], which is not sorted: OPTIMADE requires distinct "
+            "chemical symbols in alphabetical order (['H', 'Li'])",
+        ),
+        (
+            lih("repeated", elements=["H", "Li", "Li"]),
+            "OPTIMADE entry declares elements ['H', 'Li', 'Li'], which repeats a symbol",
+        ),
+        (
+            lih("disorder", structure_features=["disorder"]),  # was stored as ordered LiH
+            "OPTIMADE entry declares structure_features ['disorder'] but has no species of more than one "
+            "chemical symbol",
+        ),
+        (
+            lih("assemblies", structure_features=["assemblies"]),
+            "OPTIMADE entry declares structure_features ['assemblies'] but has no assemblies",
+        ),
+        (
+            lih(
+                "implicit",
+                structure_features=["implicit_atoms"],
+                species=[
+                    {"name": "Li", "chemical_symbols": ["Li"], "concentration": [1.0]},
+                    {"name": "H", "chemical_symbols": ["H"], "concentration": [1.0]},
+                    {"name": "O", "chemical_symbols": ["O"], "concentration": [1.0]},
+                ],
+            ),
+            "OPTIMADE entry declares implicit atoms (structure_features ['implicit_atoms']; species ['O'] at no site)",
+        ),
+    ],
+    ids=["unsorted", "repeated", "disorder", "assemblies", "implicit"],
+)
+def test_elements_and_structure_features_against_the_specification(tmp_path, entry, reason):
+    stored, reasons = ingest(tmp_path, entry)
+    assert stored == ["before", "after"]
+    [(key, got)] = reasons.items()
+    assert key.endswith(f":{entry['id']}")
+    assert got.startswith(reason), got
+
+
+def test_sorted_elements_and_no_structure_features_are_stored(tmp_path):
+    entry = lih("plain", elements=["H", "Li"], structure_features=[])
+    stored, reasons = ingest(tmp_path, entry)
+    assert stored == ["before", "plain", "after"] and reasons == {}
+
+
+def test_a_disordered_species_is_still_refused_as_disorder(tmp_path):
+    entry = with_species(0, chemical_symbols=["Li", "Na"], concentration=[0.5, 0.5])
+    entry["attributes"]["structure_features"] = ["disorder"]
+    stored, reasons = ingest(tmp_path, entry)
+    assert stored == ["before", "after"]
+    assert list(reasons.values()) == ["disordered site occupancies are not supported"]
