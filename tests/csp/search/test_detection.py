@@ -1,0 +1,51 @@
+"""The rows' detected space groups are the same whether a worker process or the search detects them."""
+
+import numpy as np
+
+from csp.search.detection import RowDetector, default_workers
+from csp.search.generate import build_template, enumerate_families, sample_valid, space_groups
+from csp.search.two_stage import InMemorySink, detected_columns, run_search
+from csp.structures.composition import parse_composition
+from tests.csp.search.test_two_stage import LennardJonesStandInScorer, config
+
+
+def _batches():
+    comp = parse_composition("GaAs")
+    families = enumerate_families(comp, [1, 2, 4], space_groups("fixed", "cubic"), np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    for fam in families[:: max(1, len(families) // 6)]:
+        tpl = build_template(fam)
+        u = sample_valid(tpl, 12, rng)[0]
+        yield tpl.build(u)
+
+
+def test_worker_detection_equals_inline_detection():
+    for batch in _batches():
+        want = [
+            detected_columns(batch.lattices[b], batch.numbers, batch.frac_coords[b])
+            for b in range(len(batch.lattices))
+        ]
+        for workers in (0, 1):
+            rows = [{"spacegroup": -1} for _ in range(len(batch.lattices))]
+            with RowDetector(workers) as detector:
+                detector.add(rows, batch.lattices, batch.numbers, batch.frac_coords)
+                detector.resolve()
+            assert rows == want
+
+
+def test_search_rows_are_the_same_with_a_detection_worker():
+    a, b = InMemorySink(), InMemorySink()
+    run_search("MgO", config(), LennardJonesStandInScorer(), a, campaign_id="x", symmetry_workers=0)
+    run_search("MgO", config(), LennardJonesStandInScorer(), b, campaign_id="x", symmetry_workers=1)
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in a.rows]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in b.rows]
+    assert all(r["spacegroup"] is None or 1 <= r["spacegroup"] <= 230 for r in b.rows)
+
+
+def test_default_workers(monkeypatch):
+    monkeypatch.setenv("CSP_SYMMETRY_WORKERS", "0")
+    assert default_workers(10**6) == 0
+    monkeypatch.setenv("CSP_SYMMETRY_WORKERS", "2")
+    assert default_workers(10) == 2
+    monkeypatch.delenv("CSP_SYMMETRY_WORKERS")
+    assert default_workers(10) == 0  # a small search detects inline
