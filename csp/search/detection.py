@@ -5,7 +5,7 @@ Every candidate row carries the space group spglib detects at the one tolerance
 (:func:`csp.structures.symmetry.detect`). spglib needs 2-15 ms of CPU per cell here (most for cubic cells:
 its symmetry search, not the Python around it), which made detection about 70% of a default campaign's
 search. No optimizer reads these columns, so a :class:`RowDetector` fills them in while the search goes
-on: with ``workers >= 1`` each scored batch is sent to a separate process (one spglib call per row, the
+on: with ``workers >= 1`` each scored batch is sent to one of ``workers`` processes (one spglib call per row, the
 same call and arguments as inline, so the same values) and the rows are completed by :meth:`resolve`
 before they are written. With ``workers = 0`` (or if the worker process fails) it detects inline.
 """
@@ -24,11 +24,15 @@ from csp.structures.symmetry import detect_many
 WORKERS_ENV = "CSP_SYMMETRY_WORKERS"
 #: campaigns planning fewer candidates than this detect inline (starting a process costs ~0.3 s)
 MIN_CANDIDATES_FOR_WORKER = 2000
+#: most detection processes started by default
+MAX_WORKERS = 4
 
 
 def default_workers(planned_candidates: int) -> int:
     """Detection processes for a search of ``planned_candidates`` rows: ``CSP_SYMMETRY_WORKERS`` when set,
-    else 1 on a machine with 2+ CPUs and a search of at least :data:`MIN_CANDIDATES_FOR_WORKER` rows, else 0."""
+    else one per CPU (at most :data:`MAX_WORKERS`) on a machine with 2+ CPUs and a search of at least
+    :data:`MIN_CANDIDATES_FOR_WORKER` rows, else 0. One process is not enough on 2 cores: spglib then needs
+    more time than the rest of the search, so it alone sets the pace."""
     env = os.environ.get(WORKERS_ENV, "").strip()
     if env:
         try:
@@ -36,7 +40,7 @@ def default_workers(planned_candidates: int) -> int:
         except ValueError:
             return 0
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return 1 if cpus >= 2 and planned_candidates >= MIN_CANDIDATES_FOR_WORKER else 0
+    return min(cpus, MAX_WORKERS) if cpus >= 2 and planned_candidates >= MIN_CANDIDATES_FOR_WORKER else 0
 
 
 def columns(found: tuple[int, str] | None) -> dict[str, Any]:

@@ -317,8 +317,8 @@ def run_search(
             steps that will run, at most the number of families; family, fitness, best_fitness,
             inner_evaluations).
         symmetry_workers: processes that detect the rows' space groups while the search scores
-            (:mod:`csp.search.detection`; the values are the same as inline); None: one on a machine with 2+
-            CPUs for a search of 2,000+ candidates (``CSP_SYMMETRY_WORKERS`` overrides), 0: inline.
+            (:mod:`csp.search.detection`; the values are the same as inline); None: one per CPU (at most 4) on a
+            machine with 2+ CPUs for a search of 2,000+ candidates (``CSP_SYMMETRY_WORKERS`` overrides), 0: inline.
 
     Returns:
         A :class:`SearchResult`; rank and deduplicate its outer rows with :mod:`csp.structures.matching`. Its
