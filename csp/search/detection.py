@@ -103,7 +103,18 @@ class RowDetector:
     def resolve(self) -> None:
         """Wait for every added batch and fill its rows."""
         waiting, self._waiting = self._waiting, []
-        for rows, cells, future in waiting:
+        # the caller would only wait: it detects the batches no worker has started, newest first
+        inline = set()
+        # (not on a broken pool, whose own thread then fails the futures: cancelling them races with it)
+        healthy = self._pool is not None and not getattr(self._pool, "_broken", False)
+        for i in reversed(range(len(waiting)) if healthy else ()):
+            rows, cells, future = waiting[i]
+            if future is not None and future.cancel():
+                _fill(rows, detect_many(*cells))
+                inline.add(i)
+        for i, (rows, cells, future) in enumerate(waiting):
+            if i in inline:
+                continue
             try:
                 found = future.result() if future is not None else detect_many(*cells)
             except (BrokenExecutor, CancelledError, OSError):  # the worker died: the same call, inline

@@ -20,17 +20,35 @@ def _batches():
 
 
 def test_worker_detection_equals_inline_detection():
-    for batch in _batches():
-        want = [
+    batches = list(_batches())
+    want = [
+        [
             detected_columns(batch.lattices[b], batch.numbers, batch.frac_coords[b])
             for b in range(len(batch.lattices))
         ]
-        for workers in (0, 1):
-            rows = [{"spacegroup": -1} for _ in range(len(batch.lattices))]
-            with RowDetector(workers) as detector:
+        for batch in batches
+    ]
+    for workers in (0, 1, 2):
+        got = [[{"spacegroup": -1} for _ in range(len(batch.lattices))] for batch in batches]
+        with RowDetector(workers) as detector:
+            for rows, batch in zip(got, batches, strict=True):
                 detector.add(rows, batch.lattices, batch.numbers, batch.frac_coords)
-                detector.resolve()
-            assert rows == want
+            detector.resolve()  # the caller detects the batches no worker has started yet
+        assert got == want
+
+
+def test_a_dead_worker_falls_back_to_inline_detection():
+    batches = list(_batches())
+    got = [[{} for _ in range(len(batch.lattices))] for batch in batches]
+    with RowDetector(1) as detector:
+        detector.add(got[0], batches[0].lattices, batches[0].numbers, batches[0].frac_coords)
+        for process in list(detector._pool._processes.values()):
+            process.kill()
+            process.join()
+        for rows, batch in zip(got[1:], batches[1:], strict=True):
+            detector.add(rows, batch.lattices, batch.numbers, batch.frac_coords)
+        detector.resolve()
+    assert all(set(row) == {"spacegroup", "crystal_system", "wyckoff"} for rows in got for row in rows)
 
 
 def test_search_rows_are_the_same_with_a_detection_worker():
