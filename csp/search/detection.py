@@ -32,13 +32,16 @@ def default_workers(planned_candidates: int) -> int:
     """Detection processes for a search of ``planned_candidates`` rows: ``CSP_SYMMETRY_WORKERS`` when set,
     else one per CPU (at most :data:`MAX_WORKERS`) on a machine with 2+ CPUs and a search of at least
     :data:`MIN_CANDIDATES_FOR_WORKER` rows, else 0. One process is not enough on 2 cores: spglib then needs
-    more time than the rest of the search, so it alone sets the pace."""
+    more time than the rest of the search, so it alone sets the pace. A process told to use one thread
+    (``OMP_NUM_THREADS=1``, as the parallel pools of the paper report and the Table 1 benchmarks set) gets 0."""
     env = os.environ.get(WORKERS_ENV, "").strip()
     if env:
         try:
             return max(0, int(env))
         except ValueError:
             return 0
+    if os.environ.get("OMP_NUM_THREADS", "").strip() == "1":
+        return 0  # one process of a parallel pool (the paper report's): the pool is the parallelism
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return min(cpus, MAX_WORKERS) if cpus >= 2 and planned_candidates >= MIN_CANDIDATES_FOR_WORKER else 0
 

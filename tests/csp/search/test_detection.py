@@ -66,4 +66,9 @@ def test_default_workers(monkeypatch):
     monkeypatch.setenv("CSP_SYMMETRY_WORKERS", "2")
     assert default_workers(10) == 2
     monkeypatch.delenv("CSP_SYMMETRY_WORKERS")
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     assert default_workers(10) == 0  # a small search detects inline
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
+    assert default_workers(10**5) == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a process of a parallel pool
+    assert default_workers(10**5) == 0
