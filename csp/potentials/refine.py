@@ -40,9 +40,10 @@ else is computed once and cached in memory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -225,6 +226,11 @@ class RefineSettings:
     explode_ratio: float = EXPLODE_RATIO
     #: ``batched`` (one tensor program for the pool) or ``ase`` (one ASE optimiser per structure).
     engine: Literal["batched", "ase"] = "batched"
+    #: torch intra-op threads while relaxing on the CPU (restored afterwards; None keeps torch's setting). One:
+    #: a campaign's few small cells gain nothing from two, and two threads on shared cores took 2-15x the
+    #: wall time (benchmarks/results/campaign_full.md); energies and steps came out the same (one relaxed lattice
+    #: of the 12 moved by 5e-9 A: float reduction order).
+    cpu_threads: int | None = 1
 
 
 def select_sources(rows: Sequence[dict[str, Any]], n: int) -> list[dict[str, Any]]:
@@ -406,8 +412,6 @@ def refine(
     Raises:
         ModelError: if the potential has no elemental reference for an element.
     """
-    from csp.potentials.relaxer import RelaxJob, relax
-
     cfg = settings or RefineSettings()
     stage, inner = (PROBE_STAGE, PROBE_INNER_STEP) if probe_only else (REFINED_STAGE, REFINED_INNER_STEP)
     sources = select_sources(rows, probe_only or cfg.top_n)
@@ -448,19 +452,50 @@ def refine(
             sink.append([row])
             out[source["outer_step"]] = row
 
-        relax(
-            potential,
-            [RelaxJob(_row_crystal(s), 0 if probe_only else cfg.steps, s) for s in todo],
-            fmax=cfg.fmax,
-            pool=max(1, len(todo)),
-            symprec=cfg.fix_symprec,
-            collapse_ratio=cfg.collapse_ratio,
-            explode_ratio=cfg.explode_ratio,
-            deadline=deadline,
-            on_result=finished,
-            engine=cfg.engine,
-        )
+        with _torch_threads(cfg.cpu_threads if str(cfg.device) == "cpu" else None):
+            _relax_todo(potential, todo, cfg, probe_only, deadline, finished)
     return [out[s["outer_step"]] for s in sources if s["outer_step"] in out]
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """torch on ``threads`` intra-op threads inside the block (None: unchanged)."""
+    if threads is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _relax_todo(
+    potential: Any,
+    todo: list[dict[str, Any]],
+    cfg: RefineSettings,
+    probe_only: int,
+    deadline: float | None,
+    finished: Callable[..., None],
+) -> None:
+    """Relax the chosen rows (the body of :func:`refine`, under its thread setting)."""
+    from csp.potentials.relaxer import RelaxJob, relax
+
+    relax(
+        potential,
+        [RelaxJob(_row_crystal(s), 0 if probe_only else cfg.steps, s) for s in todo],
+        fmax=cfg.fmax,
+        pool=max(1, len(todo)),
+        symprec=cfg.fix_symprec,
+        collapse_ratio=cfg.collapse_ratio,
+        explode_ratio=cfg.explode_ratio,
+        deadline=deadline,
+        on_result=finished,
+        engine=cfg.engine,
+    )
 
 
 # ------------------------------------------------------------------------------------------ ranking

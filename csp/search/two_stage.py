@@ -61,6 +61,7 @@ import numpy as np
 from pydantic import Field
 
 from csp.errors import InputError
+from csp.search.detection import RowDetector, default_workers
 from csp.search.fitness import FV_PENALTY, fitness_value, pessimistic_enthalpy
 from csp.search.generate import (
     CRYSTAL_SYSTEMS,
@@ -159,13 +160,10 @@ class SearchConfig(SearchParameters):
 def detected_columns(lattice: Any, numbers: Any, frac_coords: Any) -> dict[str, Any]:
     """``spacegroup``, ``crystal_system`` and ``wyckoff`` of one cell as detected at the one tolerance
     (:func:`csp.structures.symmetry.detect`); all None when spglib detects nothing."""
-    from csp.search.generate import crystal_system_of
+    from csp.search.detection import columns
     from csp.structures.symmetry import detect
 
-    found = detect(lattice, numbers, frac_coords)
-    if found is None:
-        return {"spacegroup": None, "crystal_system": None, "wyckoff": None}
-    return {"spacegroup": found[0], "crystal_system": crystal_system_of(found[0]), "wyckoff": found[1]}
+    return columns(detect(lattice, numbers, frac_coords))
 
 
 @dataclass
@@ -304,6 +302,7 @@ def run_search(
     *,
     campaign_id: str = "local",
     progress: Callable[[dict[str, Any]], None] | None = None,
+    symmetry_workers: int | None = None,
 ) -> SearchResult:
     """Run (or resume) a two-stage search campaign.
 
@@ -317,6 +316,9 @@ def run_search(
         progress: called after each outer step with a dict (outer_step, outer_steps, planned_steps: the
             steps that will run, at most the number of families; family, fitness, best_fitness,
             inner_evaluations).
+        symmetry_workers: processes that detect the rows' space groups while the search scores
+            (:mod:`csp.search.detection`; the values are the same as inline); None: one per CPU (at most 4) on a
+            machine with 2+ CPUs for a search of 2,000+ candidates (``CSP_SYMMETRY_WORKERS`` overrides), 0: inline.
 
     Returns:
         A :class:`SearchResult`; rank and deduplicate its outer rows with :mod:`csp.structures.matching`. Its
@@ -342,7 +344,22 @@ def run_search(
     if not families:
         raise _no_family(comp, config)
     stored = {(r["outer_step"], r["inner_step"]): r for r in sink.history(campaign_id)}
-    run = _Campaign(comp, config, scorer, sink, campaign_id, families, stored)
+    if symmetry_workers is None:
+        symmetry_workers = default_workers(min(config.outer_steps, len(families)) * config.inner_steps)
+    with RowDetector(symmetry_workers) as detector:
+        run = _Campaign(comp, config, scorer, sink, campaign_id, families, stored, detector)
+        result = _run_outer(run, config, families, stored, progress)
+    result.excluded = excluded
+    return result
+
+
+def _run_outer(
+    run: _Campaign,
+    config: SearchConfig,
+    families: list[Family],
+    stored: dict[tuple[int, int], dict[str, Any]],
+    progress: Callable[[dict[str, Any]], None] | None,
+) -> SearchResult:
     outer = make_optimizer(
         config.outer_optimizer,
         FiniteSpace(family_features(families)),
@@ -375,7 +392,7 @@ def run_search(
                 }
             )
     return SearchResult(
-        campaign_id, families, run.outer_rows, run.inner_evaluations, run.invalid_inner, run.reasons, excluded
+        run.campaign_id, families, run.outer_rows, run.inner_evaluations, run.invalid_inner, run.reasons
     )
 
 
@@ -427,8 +444,10 @@ class _Campaign:
         campaign_id: str,
         families: list[Family],
         stored: dict[tuple[int, int], dict[str, Any]],
+        detector: RowDetector | None = None,
     ) -> None:
         self.comp, self.config, self.scorer, self.sink = comp, config, scorer, sink
+        self.detector = detector if detector is not None else RowDetector(0)
         self.campaign_id, self.families, self.stored = campaign_id, families, stored
         self.outer_rows: list[dict[str, Any]] = []
         self.inner_evaluations = 0
@@ -515,9 +534,10 @@ class _Campaign:
                 dhf_pred_ev_per_atom=float(dhf[b]) if ok else None,
                 dhf_pred_std_ev_per_atom=float(spread[b]) if ok and np.isfinite(spread[b]) else None,
                 seconds=seconds,
-                **detected_columns(batch.lattices[b], batch.numbers, batch.frac_coords[b]),
             )
             rows.append(row)
+        # spacegroup / crystal_system / wyckoff: filled by the detector (maybe later, before the write)
+        self.detector.add(rows, batch.lattices, batch.numbers, batch.frac_coords)
         return rows
 
     def _enthalpy(
@@ -581,11 +601,13 @@ class _Campaign:
                 batch_rows = [o if o is not None else r for r, o in zip(batch_rows, old, strict=True)]
                 pending += fresh
                 if time.perf_counter() - flushed > FLUSH_SECONDS:
+                    self.detector.resolve()
                     self.sink.append(pending)
                     pending, flushed = [], time.perf_counter()
             opt.tell(u, np.array([self._objective(r) for r in batch_rows]))
             rows += batch_rows
             done += n
+        self.detector.resolve()  # every row has its detected columns before the outer row copies one
         self.inner_evaluations += len(rows)
         bad = [r["reject_reason"] for r in rows if not r["valid"]]
         self.invalid_inner += len(bad)

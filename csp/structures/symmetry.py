@@ -164,6 +164,16 @@ def detect(lattice: Any, numbers: Any, frac_coords: Any, symprec: float = SYMPRE
     return int(dataset.number), wyckoff_string(dataset, [symbol(int(v)) for v in z])
 
 
+def detect_many(lattices: Any, numbers: Any, frac_coords: Any) -> list[tuple[int, str] | None]:
+    """:func:`detect` of B cells sharing one species list: lattices (B, 3, 3), numbers (n,), frac_coords
+    (B, n, 3); one result per cell, in order (the search sends its batches here from a worker process)."""
+    import numpy as np
+
+    lats = np.asarray(lattices, dtype=np.float64).reshape(-1, 3, 3)
+    frac = np.asarray(frac_coords, dtype=np.float64).reshape(len(lats), -1, 3)
+    return [detect(lat, numbers, f) for lat, f in zip(lats, frac, strict=True)]
+
+
 def detect_structure(item: Crystal | Structure, symprec: float = SYMPREC) -> tuple[int, str] | None:
     """:func:`detect` of a :class:`Crystal` or pymatgen ``Structure``."""
     s = as_structure(item)
