@@ -222,7 +222,7 @@ def export_model(
         meta["dataset"] = summary
         json_path.write_text(json.dumps(meta, indent=2) + "\n")
     (folder / "README.md").write_text(model_card(name, meta, info, command))
-    Lake(settings.home).append(
+    Lake(settings.home).init().append(
         "models",
         [
             {

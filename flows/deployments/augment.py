@@ -49,7 +49,7 @@ def make_plan(params: AugmentParameters, work: str) -> dict:
     from flows.augmentation import plan_compositions
 
     summary = plan_compositions(
-        lake(),
+        lake(missing_ok=True),
         Path(work) / "plan.npz",
         compositions=params.compositions,
         max_compositions=params.max_compositions,
@@ -68,7 +68,7 @@ def make_plan(params: AugmentParameters, work: str) -> dict:
 def label(params: AugmentParameters, work: str) -> dict:
     from flows.augmentation import done_ids, label_plan, potential_source_name
 
-    skip = done_ids(lake(), potential_source_name(params.potential))
+    skip = done_ids(lake(missing_ok=True), potential_source_name(params.potential))
     return label_plan(
         Path(work) / "plan.npz",
         Path(work) / "labels",
@@ -88,7 +88,7 @@ def ingest(work: str, run_id: str) -> dict:
     from flows.augmentation import ingest_labels
 
     files = sorted((Path(work) / "labels").glob("labels-*.npz"))
-    report = ingest_labels(lake(), files, run_id=run_id)
+    report = ingest_labels(lake(init=True), files, run_id=run_id)
     return {"written": report.written, "quarantined": report.quarantined, "sources": report.sources}
 
 

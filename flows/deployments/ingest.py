@@ -13,7 +13,7 @@ def ingest_one(source: str, run_id: str) -> dict:
     """Ingest one source (idempotent, so a retry after a transient failure is safe)."""
     from storage.ingest import ingest_source
 
-    report = ingest_source(lake(), source, settings().require_mirror(), run_id=run_id)
+    report = ingest_source(lake(init=True), source, settings().require_mirror(), run_id=run_id)
     return {
         "source": report.source,
         "read": report.n_read,

@@ -46,6 +46,7 @@ tolerance 5 degrees: the same two numbers as ``csp.structures.symmetry``, so the
 
 from __future__ import annotations
 
+import itertools
 import math
 import multiprocessing
 import re
@@ -1472,8 +1473,7 @@ def finish_all(items: Iterable[PendingStructure | Rejection], *, workers: int = 
         for item in items:
             yield finish_structure(item)
         return
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        yield from pool.imap(finish_structure, items, chunksize=64)
+    yield from _pooled_in_order(finish_structure, items, workers)
 
 
 def _fields_or_reason(text: str) -> dict[str, Any] | str:
@@ -1499,5 +1499,19 @@ def parse_many(
     if workers <= 1:
         yield from map(parse, cifs)
         return
+    yield from _pooled_in_order(parse, cifs, workers)
+
+
+def _pooled_in_order(fn: Callable[[Any], Any], items: Iterable[Any], workers: int) -> Iterator[Any]:
+    """``map(fn, items)`` in ``workers`` forked processes, in order, a bounded batch at a time.
+
+    The pool never holds a task beyond the batch being yielded: a consumer that stops early (``islice``, an
+    error) closes the pool with no task in flight. ``Pool.imap`` fed straight from ``items`` could hang
+    there: its feeder thread blocked on a task the terminated workers never took, and the pool's exit
+    waited on it forever.
+    """
+    batch_size = workers * 64 * 4
+    iterator = iter(items)
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        yield from pool.imap(parse, cifs, chunksize=64)
+        while batch := list(itertools.islice(iterator, batch_size)):
+            yield from pool.map(fn, batch, chunksize=64)

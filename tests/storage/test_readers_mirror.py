@@ -197,3 +197,24 @@ def test_workers_give_the_same_rows_in_order() -> None:
     serial = list(itertools.islice(spec.read(MIRROR), 40))
     pooled = list(itertools.islice(spec.read(MIRROR, workers=2), 40))
     assert serial == pooled
+
+
+def test_a_pooled_read_stopped_early_closes_its_pool():
+    """A consumer that stops after a few rows (``islice``) must get the pool closed, not hang on a task the
+    pool's feeder thread still holds (``Pool.imap`` straight from a generator did, now and then)."""
+    import threading
+
+    from storage.readers._structure import _pooled_in_order
+
+    done = []
+
+    def take_three():
+        rows = _pooled_in_order(abs, (-i for i in range(100_000)), workers=2)
+        done.append(list(itertools.islice(rows, 3)))
+        rows.close()
+        done.append("closed")
+
+    reader = threading.Thread(target=take_three, daemon=True)
+    reader.start()
+    reader.join(timeout=60)
+    assert done == [[0, 1, 2], "closed"]
