@@ -284,7 +284,11 @@ def worker_lake(svc: Service) -> Path | None:
 def check_same_lake(svc: Service) -> None:
     """Raise ``RuntimeError`` if this service's live worker serves another lake than ``CSP_HOME`` here."""
     served = worker_lake(svc)
-    if own_pid(svc, "worker", lambda _m: None) is not None and served is not None and served != svc.lake:
+    if (
+        verify(svc.worker_pid_file, WORKER_ARGS, svc.home)[1] == "ours"
+        and served is not None
+        and served != svc.lake
+    ):
         raise RuntimeError(
             f"The service of {svc.home} already serves the lake {served}, not {svc.lake} (CSP_HOME here); "
             f"set CSP_HOME={served}, or run `csp service down` first."
