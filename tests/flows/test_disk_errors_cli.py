@@ -186,7 +186,7 @@ def test_an_export_into_a_folder_with_a_folder_in_the_way_publishes_nothing(tmp_
     [
         ("Read-only file system", "the file system is read-only (EROFS); remount it read-write"),
         ("No space left on device", "no space is left on the device (ENOSPC); free space there"),
-        ("something else", 'something else"; check that the folder is writable and has free space'),
+        ("something else", "something else; check that the folder is writable and has free space"),
     ],
 )
 def test_lake_init_names_the_reason_duckdb_gives(tmp_path, monkeypatch, wording, reason):
