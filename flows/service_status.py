@@ -123,10 +123,8 @@ def status_text(s: dict) -> str:
     elif not s["running"] and not (server["healthy"] and not server["ours"]):
         gone = [name for name, p in (("server", server), ("worker", worker)) if p["state"] != "ours"]
         if gone and any(p["state"] != "none" for p in (server, worker)):
-            lines.append(
-                f"hint: this home's {' and '.join(gone)} stopped; run `csp service up` again "
-                f"(see {worker['log']} for why the worker stopped)."
-            )
+            why = f" (see {worker['log']} for why the worker stopped)" if worker["state"] == "gone" else ""
+            lines.append(f"hint: this home's {' and '.join(gone)} stopped; run `csp service up` again{why}.")
     lines.append(f"UI: {s['ui']}" if s["ui"] else "UI: none (no server of this home answers)")
     lines.append(f"PREFECT_HOME: {s['prefect_home']}")
     return "\n".join(lines)
