@@ -26,7 +26,7 @@ from csp.search.two_stage import SearchParameters
 from csp.structures.matching import public_row
 from flows.campaign_ids import derived_campaign_id, new_campaign_id, slug
 from flows.campaign_models import configured_model_ids, model_folders, open_scorer
-from flows.checks import output_folder, parameter_error
+from flows.checks import option_words, output_folder, parameter_error
 from flows.coverage import check_models, element_coverage, thin_elements
 from flows.settings import Settings
 from flows.settings import settings as current_settings
@@ -91,7 +91,11 @@ class CampaignParameters(SearchParameters):
 class CampaignError(InputError):
     """A campaign request that cannot run (bad composition, parameters or models); one-sentence message.
 
-    A :class:`csp.errors.InputError`, so also a ``CSPError`` and a ``ValueError``."""
+    A :class:`csp.errors.InputError`, so also a ``CSPError`` and a ``ValueError``. The science's names of
+    parameters in the message are spelt as the options that set them (:func:`flows.checks.option_words`)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(option_words(str(message), CampaignParameters))
 
 
 @dataclass

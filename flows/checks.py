@@ -18,6 +18,7 @@ import contextlib
 import errno
 import math
 import os
+import re
 import types
 import typing
 import uuid
@@ -242,6 +243,22 @@ def option_name(field: str) -> str:
     return "--" + field.replace("_", "-")
 
 
+#: names in the science's messages that are no single field: the options that set them
+_OPTION_GROUPS = {"formula_units": "--formula-units-min/--formula-units-max"}
+
+
+def option_words(message: str, model: type[BaseModel]) -> str:
+    """``message`` with the Python names of ``model``'s fields (those with an underscore: ``formula_units_min``,
+    ``spread_penalty``, ``max_atoms``) spelt as the command line's options (``--formula-units-min``), and a
+    "(--option)" right after the option it repeats left out."""
+    names = {n: option_name(n) for n in model.model_fields if "_" in n} | _OPTION_GROUPS
+    pattern = (
+        r"(?<![\w./'\"-])(" + "|".join(sorted(map(re.escape, names), key=len, reverse=True)) + r")(?![\w'\"])"
+    )
+    text = re.sub(pattern, lambda m: names[m.group(1)], message)
+    return re.sub(r"(--[\w-]+)( [^()]*?) \(\1\)", r"\1\2", text)
+
+
 def parameter_error(exc: ValidationError, model: type[BaseModel]) -> str:
     """One sentence for the first error of a parameter model (:class:`flows.campaigns.CampaignParameters`,
     :class:`flows.models.TrainParameters`): the option, what it takes (its range or its choices) and the
@@ -250,7 +267,7 @@ def parameter_error(exc: ValidationError, model: type[BaseModel]) -> str:
     first = exc.errors()[0]
     message = str(first["msg"]).removeprefix("Value error, ").rstrip(".") + "."
     if not first["loc"]:
-        return message
+        return option_words(message, model)
     name = str(first["loc"][0])
     option = option_name(name)
     field = model.model_fields.get(name)

@@ -12,17 +12,18 @@ One service, one lake:
 * its work pool is named after its lake (:func:`work_pool_for`), so its worker never picks up a run
   deployed for another lake;
 * its deployments carry the lake in their job variables (``CSP_SERVICE_LAKE``), and a flow run whose
-  worker has another ``CSP_HOME`` refuses to start (:func:`flows.settings.settings`).
+  worker has another ``CSP_HOME`` refuses to start (:func:`flows.settings.settings`); nor does a run whose
+  ``CSP_HOME`` is not the lake its worker was started with (job variables cannot change that);
+* a pid file is trusted only for a live process of this home with the start time recorded beside it
+  (:mod:`flows.service_pids`): a stale one is removed, never signalled.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -30,7 +31,18 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from storage.campaign_state import pid_alive
+from flows.service_pids import (
+    SERVER_ARGS,
+    WORKER_ARGS,
+    alive,
+    check_port,
+    forget,
+    read_pid,
+    record_start,
+    stale_message,
+    stop_pid,
+    verify,
+)
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 WORK_POOL = "csp-process"  # the prefix of every lake's work pool
@@ -136,33 +148,6 @@ class Service:
 # ------------------------------------------------------------------------------------ processes
 
 
-def read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
-        return None
-
-
-def alive(pid: int | None) -> bool:
-    if pid is None or not pid_alive(pid):
-        return False
-    # a zombie child of this process counts as gone
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    return True
-
-
-def wait_gone(pid: int, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if not alive(pid):
-            return True
-        time.sleep(0.2)
-    return not alive(pid)
-
-
 def healthy(api_url: str, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as response:
@@ -199,33 +184,17 @@ def wait_healthy(api_url: str, timeout: float = 90.0, pid_file: Path | None = No
     raise RuntimeError(f"The Prefect server did not answer {api_url}/health within {timeout:.0f} s.")
 
 
-def check_port(port: int) -> None:
-    """Raise ``RuntimeError`` unless ``port`` is a TCP port free on 127.0.0.1 (checked before starting)."""
-    import socket
-
-    if not 1 <= port <= 65535:
-        raise RuntimeError(
-            f"Port {port} is not a TCP port; give one from 1 to 65535 (default {DEFAULT_PORT})."
-        )
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError as exc:
-            raise RuntimeError(
-                f"Port {port} on 127.0.0.1 is taken ({exc.strerror}); choose another --port."
-            ) from exc
-
-
-def stop_pid(pid: int, *, signals: int = 2, grace: float = 20.0) -> None:
-    """SIGTERM (a Prefect worker needs a second one to stop), then SIGKILL if it is still there."""
-    for i in range(signals):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        if wait_gone(pid, 1.5 if i < signals - 1 else grace):
-            return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    wait_gone(pid, 5.0)
+def own_pid(svc: Service, which: str, log=print) -> int | None:
+    """The live pid of this home's ``server`` or ``worker`` (:func:`flows.service_pids.verify`), or None; a
+    pid file naming another program is removed, never signalled, and said."""
+    pid_file, args = (
+        (svc.server_pid_file, SERVER_ARGS) if which == "server" else (svc.worker_pid_file, WORKER_ARGS)
+    )
+    pid, state = verify(pid_file, args, svc.home)
+    if state == "stale":
+        forget(pid_file)
+        log(f"{which}: {stale_message(pid)}; removed {pid_file} without signalling it")
+    return pid if state == "ours" else None
 
 
 # ------------------------------------------------------------------------------------ up / down
@@ -245,12 +214,12 @@ def start_server(svc: Service, log=print) -> None:
             )
         log(f"server already answers at {svc.api_url}")
         return
-    if alive(read_pid(svc.server_pid_file)):
+    if own_pid(svc, "server", log) is not None:
         raise RuntimeError(
             f"A server process ({svc.server_pid_file}) runs but does not answer on port {svc.port}; "
             "run `csp service down` first."
         )
-    svc.server_pid_file.unlink(missing_ok=True)
+    forget(svc.server_pid_file)
     svc.server_port_file.unlink(missing_ok=True)
     check_port(svc.port)
     try:
@@ -260,8 +229,9 @@ def start_server(svc: Service, log=print) -> None:
         pid = read_pid(svc.server_pid_file)
         if alive(pid):
             stop_pid(pid, signals=1, grace=5.0)
-        svc.server_pid_file.unlink(missing_ok=True)
+        forget(svc.server_pid_file)
         raise
+    record_start(svc.server_pid_file, read_pid(svc.server_pid_file) or 0)  # tells it from a later reuse
     svc.state_dir.mkdir(parents=True, exist_ok=True)
     svc.server_port_file.write_text(f"{svc.port}\n")  # `csp service status` reports where it answers
     log(f"server up at {svc.api_url} in {seconds:.1f} s (pid {read_pid(svc.server_pid_file)})")
@@ -314,7 +284,11 @@ def worker_lake(svc: Service) -> Path | None:
 def check_same_lake(svc: Service) -> None:
     """Raise ``RuntimeError`` if this service's live worker serves another lake than ``CSP_HOME`` here."""
     served = worker_lake(svc)
-    if alive(read_pid(svc.worker_pid_file)) and served is not None and served != svc.lake:
+    if (
+        verify(svc.worker_pid_file, WORKER_ARGS, svc.home)[1] == "ours"
+        and served is not None
+        and served != svc.lake
+    ):
         raise RuntimeError(
             f"The service of {svc.home} already serves the lake {served}, not {svc.lake} (CSP_HOME here); "
             f"set CSP_HOME={served}, or run `csp service down` first."
@@ -322,8 +296,8 @@ def check_same_lake(svc: Service) -> None:
 
 
 def start_worker(svc: Service, log=print) -> int:
-    pid = read_pid(svc.worker_pid_file)
-    if alive(pid):
+    pid = own_pid(svc, "worker", log)
+    if pid is not None:
         check_same_lake(svc)
         log(f"worker already running (pid {pid})")
         return pid
@@ -350,6 +324,7 @@ def start_worker(svc: Service, log=print) -> int:
             start_new_session=True,
         )
     svc.worker_pid_file.write_text(f"{proc.pid}\n")
+    record_start(svc.worker_pid_file, proc.pid)
     log(f"worker started (pid {proc.pid}, log {svc.worker_log})")
     return proc.pid
 
@@ -372,20 +347,20 @@ def up(svc: Service, log=print) -> None:
 
 def down(svc: Service, log=print) -> None:
     stopped = False
-    pid = read_pid(svc.worker_pid_file)
-    if alive(pid):
+    pid = own_pid(svc, "worker", log)
+    if pid is not None:
         stop_pid(pid, signals=2)
         stopped = True
         log(f"worker stopped (pid {pid})")
-    svc.worker_pid_file.unlink(missing_ok=True)
+    forget(svc.worker_pid_file)
     svc.worker_lake_file.unlink(missing_ok=True)
-    pid = read_pid(svc.server_pid_file)
-    if alive(pid):
+    pid = own_pid(svc, "server", log)
+    if pid is not None:
         # what `prefect server stop` does (SIGTERM to the pid it wrote), without a Prefect start-up
         stop_pid(pid, signals=1, grace=15.0)
         stopped = True
         log(f"server stopped (pid {pid})")
-    svc.server_pid_file.unlink(missing_ok=True)
+    forget(svc.server_pid_file)
     svc.server_port_file.unlink(missing_ok=True)
     if not stopped:
         log("nothing was running")

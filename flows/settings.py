@@ -110,15 +110,39 @@ class WrongLakeError(RuntimeError):
     """A flow run meant for one lake reached a worker that writes to another (one-line message)."""
 
 
+@lru_cache(maxsize=4)
+def _worker_lake_of(pid: int) -> Path | None:
+    from flows.service_pids import worker_lake_of_ancestors
+
+    return worker_lake_of_ancestors(pid)
+
+
+def _worker_lake() -> Path | None:
+    return _worker_lake_of(os.getpid())  # once per process (a fork is another process)
+
+
 def check_service_lake(found: Settings) -> None:
-    """Refuse a run whose deployment names another lake than this process's ``CSP_HOME``.
+    """Refuse a run whose deployment names another lake than this process's ``CSP_HOME``, or that runs under
+    a Prefect worker started for another lake.
+
+    The second check reads the environment the worker process was started with
+    (:func:`flows.service_pids.worker_lake_of_ancestors`), which a run's job variables cannot change: a
+    submitter who sets both ``CSP_HOME`` and ``CSP_SERVICE_LAKE`` to another folder is refused too.
 
     Raises:
-        WrongLakeError: ``CSP_SERVICE_LAKE`` is set and is not ``CSP_HOME`` (both resolved).
+        WrongLakeError: ``CSP_SERVICE_LAKE`` is set and is not ``CSP_HOME`` (both resolved), or an ancestor
+            ``prefect worker start`` process has a ``CSP_HOME`` other than this one.
     """
+    here = found.home.expanduser().resolve()
+    started = _worker_lake()
+    if started is not None and started != here:
+        raise WrongLakeError(
+            f"This run asks for the lake {here}, but its worker was started for {started}; nothing was "
+            f"written. Run it from the service of {here} (`csp service up` with CSP_HOME={here})."
+        )
     if found.service_lake is None:
         return
-    meant, here = found.service_lake.expanduser().resolve(), found.home.expanduser().resolve()
+    meant = found.service_lake.expanduser().resolve()
     if meant != here:
         raise WrongLakeError(
             f"This run was deployed for the lake {meant}, but its worker writes to {here}; nothing was "

@@ -17,7 +17,9 @@ __all__ = [
     "WRITE_ERRNOS",
     "DiskWriteError",
     "StorageError",
+    "describe_message_failure",
     "describe_write_failure",
+    "errno_in_message",
     "is_disk_refusal",
     "writing",
 ]
@@ -75,6 +77,31 @@ def describe_write_failure(exc: OSError, path: Path | str | None = None, advice:
         + (f" ({symbol})" if symbol else "")
         + f"; {remedy}, {advice}."
     )
+
+
+def errno_in_message(text: str) -> int | None:
+    """The errno of :data:`WRITE_ERRNOS` whose operating-system wording (``os.strerror``) ``text`` quotes, or
+    None: DuckDB reports a refused write as its own ``IOException`` whose message ends with that wording
+    ("Read-only file system", "No space left on device"), with no ``errno`` attribute."""
+    import os
+
+    lowered = text.lower()
+    for code in WRITE_ERRNOS:
+        if os.strerror(code).lower() in lowered:
+            return code
+    return None
+
+
+def describe_message_failure(text: str, path: Path | str, advice: str = LAKE_ADVICE) -> str:
+    """One line for a refused write known only by its message (DuckDB's): the reason of the errno it quotes
+    (:func:`errno_in_message`), or its first line with advice that names no particular cause."""
+    code = errno_in_message(text)
+    if code is not None:
+        import os
+
+        return describe_write_failure(OSError(code, os.strerror(code)), path, advice)
+    first = text.splitlines()[0] if text else "the write failed"
+    return f"Cannot write {path}: {first}; check that the folder is writable and has free space, {advice}."
 
 
 def is_disk_refusal(exc: BaseException) -> bool:

@@ -32,7 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from storage import readonly
-from storage.errors import StorageError, writing
+from storage.errors import StorageError, describe_message_failure, writing
 from storage.schemas import EMPTY_IS_NULL, KEYS, SCHEMAS
 
 #: tables stored one folder per value of this column
@@ -507,10 +507,7 @@ class Lake:
             with writing(self.catalog_path):
                 tmp.replace(self.catalog_path)
         except duckdb.IOException as exc:  # DuckDB reports a full or read-only disk as its own error
-            raise LakeError(
-                f"Cannot write {self.catalog_path}: {str(exc).splitlines()[0]}; free space or make the "
-                "folder writable, or set CSP_HOME to a writable folder."
-            ) from exc
+            raise LakeError(describe_message_failure(str(exc), self.catalog_path)) from exc
         finally:
             with contextlib.suppress(OSError):
                 tmp.unlink(missing_ok=True)

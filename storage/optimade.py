@@ -22,6 +22,7 @@ Semantics worth knowing:
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import string
 from dataclasses import dataclass
@@ -143,6 +144,16 @@ ORDER_BY = {
     "candidates": "campaign_id, stage, outer_step, inner_step",
     "structures": "source, source_id",
 }
+
+
+#: the widest integer a filter may compare with (DuckDB's BIGINT); a longer one is refused, not passed on
+MAX_FILTER_INT = 2**63 - 1
+
+
+def abbreviate(text: str, limit: int = 200) -> str:
+    """``text`` as a title or message shows it: whole up to ``limit`` characters, else its first ``limit``
+    and ``... (N characters)`` (a 4000-term filter is not echoed in full)."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 class FilterError(StorageError, ValueError):
@@ -368,7 +379,19 @@ class _Translator:
         if node.data == "number" or node.data == "signed_int":
             tok = node.children[0]
             text = str(tok)
-            return (float(text) if tok.type == "SIGNED_FLOAT" else int(text)), "number", tok
+            digits = len(text.lstrip("+-"))  # int() of thousands of digits is itself refused by Python
+            value = float(text) if tok.type == "SIGNED_FLOAT" else (int(text) if digits <= 19 else None)
+            if (
+                value is None
+                or not math.isfinite(value)
+                or (isinstance(value, int) and abs(value) > MAX_FILTER_INT)
+            ):
+                raise self.fail(
+                    f"Number out of range: {abbreviate(text, 30)} (a filter's integers lie within "
+                    f"+-{MAX_FILTER_INT}, its decimals are finite doubles)",
+                    tok,
+                )
+            return value, "number", tok
         if node.data == "bool":
             # "TRUE"/"FALSE" are anonymous tokens filtered out of the tree: read them back from the text
             return None, "bool", node

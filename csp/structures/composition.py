@@ -91,7 +91,7 @@ def parse_composition(text: str, *, max_atoms: int = DEFAULT_MAX_ATOMS) -> Compo
 
     Args:
         text: a formula such as ``"MgO"``, ``"BaZrO3"`` or ``"Ca(OH)2"``; surrounding whitespace is ignored.
-        max_atoms: the most atoms per formula unit the search supports.
+        max_atoms: the most atoms per cell (the campaign's ``max_atoms``); a formula unit with more is refused.
 
     Returns:
         The composition with counts per formula unit (not reduced; repeated elements are summed).
@@ -122,8 +122,9 @@ def parse_composition(text: str, *, max_atoms: int = DEFAULT_MAX_ATOMS) -> Compo
     composition = Composition(tuple(totals.items()))
     if composition.num_atoms > max_atoms:
         raise CompositionError(
-            f"Formula {stripped!r} has {composition.num_atoms} atoms per formula unit, more than the "
-            f"{max_atoms} per cell the search supports."
+            f"Formula {stripped!r} has {composition.num_atoms} atoms per formula unit, more than max_atoms "
+            f"({max_atoms} atoms per cell{', the default' if max_atoms == DEFAULT_MAX_ATOMS else ''}) allows; "
+            "raise max_atoms, or choose a smaller formula."
         )
     return composition
 

@@ -99,6 +99,7 @@ def _query(
     out: Path | None,
     max_rows: int,
 ) -> None:
+    from storage.optimade import abbreviate
     from storage.query import load_campaign, query
 
     try:
@@ -106,7 +107,8 @@ def _query(
             load_campaign(campaign, home=current_lake())
         where = {k: v for k, v in (("campaign_id", campaign), ("stage", stage)) if v is not None}
         table = query(filter_, table=kind, where=where, limit=limit, home=current_lake())  # type: ignore[arg-type]
-        _emit(table, kind, fmt, out, max_rows, f"'{filter_}'" if filter_ else "(no filter)")
+        shown = f"'{abbreviate(filter_)}'" if filter_ else "(no filter)"  # not all of a 4000-term filter
+        _emit(table, kind, fmt, out, max_rows, shown)
     except history_errors() as exc:
         fail_one_line(exc)
 

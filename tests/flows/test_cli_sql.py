@@ -84,3 +84,19 @@ def test_nested_columns_are_written_to_csv_as_json_text(filled, tmp_path):
     assert result.exit_code == 0, result.output
     [row] = list(csv.DictReader(out2.open()))
     assert isinstance(json.loads(row["species"]), list)
+
+
+def test_a_long_filter_is_abbreviated_in_the_query_title(tmp_path):
+    """Trial 22: the title echoed a 4000-term filter in full (hundreds of lines); it shows the first 200
+    characters and the length."""
+    from storage.lake import Lake
+    from tests.flows.cli_process import invoke_csp
+
+    home = tmp_path / "home"
+    Lake(home).init()
+    filter_ = " OR ".join(["nsites = 1"] * 400)
+    shown = invoke_csp(home, "structures", "query", filter_)
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    text = " ".join(shown.stdout.split())
+    assert f"No structures match '{filter_[:200]}... ({len(filter_)} characters)'." in text, text
+    assert len(shown.stdout) < 600

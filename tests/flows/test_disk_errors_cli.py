@@ -179,3 +179,31 @@ def test_an_export_into_a_folder_with_a_folder_in_the_way_publishes_nothing(tmp_
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["hist-a-rank1.cif", "hist-a-rank2.cif"]
     assert (out / "hist-a-rank1.cif").read_text().startswith("# generated using pymatgen")
+
+
+@pytest.mark.parametrize(
+    ("wording", "reason"),
+    [
+        ("Read-only file system", "the file system is read-only (EROFS); remount it read-write"),
+        ("No space left on device", "no space is left on the device (ENOSPC); free space there"),
+        ("something else", "something else; check that the folder is writable and has free space"),
+    ],
+)
+def test_lake_init_names_the_reason_duckdb_gives(tmp_path, monkeypatch, wording, reason):
+    """Trial 22: `csp lake init` on a read-only lake said "free space or make the folder writable" for
+    DuckDB's "Read-only file system". The one line names the reason DuckDB quotes, with its errno symbol."""
+    import duckdb
+
+    def refusing_connect(path, *args, **kwargs):
+        if ".tmp-catalog-" in str(path):
+            raise duckdb.IOException(f'IO Error: Cannot open file "{path}": {wording}')
+        return duckdb.connect(path, *args, **kwargs)
+
+    monkeypatch.setattr(storage.lake.duckdb, "connect", refusing_connect)
+    home = tmp_path / "home"
+    text = one_line_error(invoke_csp(home, "lake", "init"))
+    assert f"Cannot write {home / 'catalog.duckdb'}: " in text and text.endswith(
+        f"{reason}, or set CSP_HOME to a writable folder."
+    ), text
+    if wording != "No space left on device":
+        assert "free space there" not in text

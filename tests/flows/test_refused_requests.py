@@ -23,11 +23,22 @@ REFUSED = [
     (["MgO", "--strategy", "fixed", "--crystal-system", "hexagonalish"], "--crystal-system must be one of"),
     (
         ["MgO", "--strategy", "all", "--crystal-system", "hexagonal"],
-        "The 'all' strategy searches every crystal system, so crystal_system 'hexagonal' (--crystal-system) "
+        "The 'all' strategy searches every crystal system, so --crystal-system 'hexagonal' "
         "would be ignored; leave it out, or choose the 'fixed' strategy (--strategy fixed) to search hexagonal "
         "only.",
     ),
-    (["MgO", "--formula-units-min", "3", "--z-max", "2"], "formula_units_min must not exceed"),
+    # trial 22: the command line's option names, not the Python ones (formula_units_min, max_atoms)
+    (
+        ["MgO", "--formula-units-min", "3", "--z-max", "2"],
+        "--formula-units-min/--formula-units-max must be (min, max) with 1 <= min <= max, got (3, 2); "
+        "--formula-units-min must not exceed --formula-units-max.",
+    ),
+    (
+        ["LiAlH4", "--max-atoms", "5"],
+        "Formula 'LiAlH4' has 6 atoms per formula unit, more than --max-atoms (5 atoms per cell) allows; "
+        "raise --max-atoms, or choose a smaller formula.",
+    ),
+    (["H64"], "more than --max-atoms (40 atoms per cell, the default) allows; raise --max-atoms"),
     (["MgO", "--spread-penalty", "nan"], "--spread-penalty must be a finite number"),
     (["MgO", "--spread-penalty", "-1"], "--spread-penalty must be a finite number"),
     (["MgO", "--seed", "-1"], "--seed must be an integer from 0 to 9223372036854775807, not -1."),
@@ -56,7 +67,7 @@ def test_a_refused_request_is_one_line_and_writes_nothing(tmp_path, args, messag
     ("args", "message"),
     [
         (["ArO"], "no training rows containing Ar"),
-        (["MgO", "--spread-penalty", "0.5"], "needs an enthalpy ensemble"),
+        (["MgO", "--spread-penalty", "0.5"], "set --spread-penalty to 0"),
         (["LiH", "--no-refine", "--gap-probes", "0", "--spread-penalty", "1"], "needs an enthalpy ensemble"),
     ],
     ids=["element the models lack", "spread penalty", "spread penalty, no potential"],
@@ -225,7 +236,7 @@ def test_a_refine_device_this_machine_lacks_is_refused_before_the_search_even_fo
     home = tmp_path / "home"
     args = ["--outer-optimizer", "rs-relax", "--no-refine", "--gap-probes", "0", "--refine-device", "gpu"]
     text = one_line_error(invoke_csp(home, "campaign", "run", "MgO", *args, "--campaign-id", "dev"))
-    assert text == "error: refine_device must be cpu or cuda[:N], not 'gpu'."
+    assert text == "error: --refine-device must be cpu or cuda[:N], not 'gpu'."
     assert written(home) == []
 
 

@@ -112,6 +112,18 @@ def test_two_homes_on_one_port_cannot_cross_lakes(tmp_path, monkeypatch):
         up(svc_a, log=log.append)
         assert svc_a.work_pool == work_pool_for(lake_a) != work_pool_for(lake_b)
 
+        # trial 22: a submitter points A's worker at another lake through the job variables (both CSP_HOME
+        # and CSP_SERVICE_LAKE): the run compares with the lake A's worker was started for and fails
+        lake_x = tmp_path / "x" / "csp_home"
+        moved = {"env": {"CSP_HOME": str(lake_x), "CSP_SERVICE_LAKE": str(lake_x)}}
+        with temporary_settings({PREFECT_API_URL: svc_a.api_url}):
+            run = run_deployment("campaign/campaign", parameters=SMALL, job_variables=moved, timeout=180)
+        assert run.state is not None and run.state.is_failed(), (run.state, svc_a.worker_log.read_text()[-3000:])
+        assert f"asks for the lake {lake_x.resolve()}, but its worker was started for {lake_a.resolve()}" in (
+            run.state.message or ""
+        ), run.state.message
+        assert not lake_x.exists()
+
         # user B: another PREFECT_HOME and CSP_HOME, the same port
         monkeypatch.setenv("CSP_HOME", str(lake_b))
         svc_b = Service(port=port, home=tmp_path / "b" / "prefect_home")
@@ -132,7 +144,7 @@ def test_two_homes_on_one_port_cannot_cross_lakes(tmp_path, monkeypatch):
         shown = invoke_csp(
             lake_b, "service", "status", "--port", str(port), env={"PREFECT_HOME": str(svc_b.home)}
         )
-        assert shown.returncode == 1 and "not this service's server" in shown.stdout
+        assert shown.returncode == 1 and "another home's server" in shown.stdout and "lake None" not in shown.stdout
 
         # a worker with B's lake on A's pool (started by hand): A's run refuses to start there
         stop_pid(read_pid(svc_a.worker_pid_file), signals=2)

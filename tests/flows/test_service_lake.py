@@ -3,12 +3,11 @@ tests/flows/test_service_integration.py)."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from flows.service import Service, check_same_lake, up, work_pool_for
 from flows.settings import WrongLakeError, settings
+from tests.flows.test_service_status import WORKER_STAND_IN, stand_in
 
 
 def test_each_lake_has_its_own_work_pool(tmp_path):
@@ -38,10 +37,12 @@ def test_a_service_keeps_the_lake_it_was_made_for(tmp_path, monkeypatch):
     assert svc.env()["CSP_WORK_POOL"] == work_pool_for(tmp_path / "a")
 
 
-def test_up_for_another_lake_beside_a_live_worker_is_refused(tmp_path):
+def test_up_for_another_lake_beside_a_live_worker_is_refused(tmp_path, request):
     served = Service(port=1, home=tmp_path / "ph", lake=tmp_path / "a")
     served.state_dir.mkdir(parents=True)
-    served.worker_pid_file.write_text(f"{os.getpid()}\n")  # a live process stands in for the worker
+    worker = stand_in(served.home, WORKER_STAND_IN)  # a live process stands in for the worker
+    request.addfinalizer(lambda: (worker.kill(), worker.wait(), worker.stdout.close()))
+    served.worker_pid_file.write_text(f"{worker.pid}\n")
     served.worker_lake_file.write_text(f"{served.lake}\n")
     check_same_lake(served)  # its own lake: fine
     other = Service(port=1, home=tmp_path / "ph", lake=tmp_path / "b")
@@ -51,7 +52,7 @@ def test_up_for_another_lake_beside_a_live_worker_is_refused(tmp_path):
         up(other, log=lambda _m: None)
 
 
-def test_status_names_the_pool_of_the_lake_the_worker_serves(tmp_path):
+def test_status_names_the_pool_of_the_lake_the_worker_serves(tmp_path, request):
     """Issue 22 follow-up: `csp service status` from a shell with another CSP_HOME printed this shell's pool
     beside the other lake. The pool shown is the served lake's, and the line says the lake is not this shell's."""
     from flows.service import status
@@ -59,12 +60,14 @@ def test_status_names_the_pool_of_the_lake_the_worker_serves(tmp_path):
 
     served = Service(port=1, home=tmp_path / "ph", lake=tmp_path / "a")
     served.state_dir.mkdir(parents=True)
-    served.worker_pid_file.write_text(f"{os.getpid()}\n")  # a live process stands in for the worker
+    worker = stand_in(served.home, WORKER_STAND_IN)  # a live process stands in for the worker
+    request.addfinalizer(lambda: (worker.kill(), worker.wait(), worker.stdout.close()))
+    served.worker_pid_file.write_text(f"{worker.pid}\n")
     served.worker_lake_file.write_text(f"{served.lake}\n")
     here = Service(port=1, home=tmp_path / "ph", lake=tmp_path / "b")
-    worker = status(here)["worker"]
-    assert worker["pool"] == work_pool_for(tmp_path / "a") != work_pool_for(tmp_path / "b")
-    assert worker["lake"] == str(tmp_path / "a") and worker["other_lake"]
+    seen = status(here)["worker"]
+    assert seen["pool"] == work_pool_for(tmp_path / "a") != work_pool_for(tmp_path / "b")
+    assert seen["lake"] == str(tmp_path / "a") and seen["other_lake"]
     assert not status(served)["worker"]["other_lake"]
     result = invoke_csp(
         tmp_path / "b", "service", "status", "--port", "1", env={"PREFECT_HOME": str(tmp_path / "ph")}

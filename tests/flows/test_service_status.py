@@ -13,7 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from flows.service import Service, work_pool_for
-from flows.service_status import UNKNOWN_PID, server_port, status
+from flows.service_pids import record_start
+from flows.service_status import server_port, status
 from tests.flows.cli_process import free_port, invoke_csp
 
 
@@ -42,16 +43,47 @@ def fake_prefect_api(home: Path):
         server.server_close()
 
 
-def _started(tmp_path: Path, lake: Path, port: int) -> Service:
-    """This home's service as `up` leaves it: pid files (this live process stands in), the served lake and
-    the port its server was started on."""
-    svc = Service(port=port, home=tmp_path / "ph", lake=lake)
+SERVER_STAND_IN = ["-m", "uvicorn", "--factory", "prefect.server.api.server:create_app"]
+WORKER_STAND_IN = ["-m", "prefect", "worker", "start", "--pool", "stand-in"]
+
+
+def stand_in(home: Path, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A sleeping process whose command line ends with ``args`` and whose ``PREFECT_HOME`` is ``home``: it
+    stands in for a Prefect server or worker that `up` started (:func:`flows.service_pids.verify`)."""
+    code = "import time; print('up', flush=True); time.sleep(120)"
+    full = dict(os.environ, PREFECT_HOME=str(home), **(env or {}))
+    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True, env=full)
+    assert proc.stdout.readline() == "up\n"  # its command line and environment are its own once it runs
+    return proc
+
+
+@contextmanager
+def stand_ins(svc: Service):
+    """This home's server and worker pid files naming live stand-ins, with their start times recorded as
+    `up` records them; yields the two processes and stops them afterwards."""
+    procs = [stand_in(svc.home, SERVER_STAND_IN), stand_in(svc.home, WORKER_STAND_IN)]
     svc.state_dir.mkdir(parents=True, exist_ok=True)
-    for pid_file in (svc.server_pid_file, svc.worker_pid_file):
-        pid_file.write_text(f"{os.getpid()}\n")
-    svc.worker_lake_file.write_text(f"{lake}\n")
-    svc.server_port_file.write_text(f"{port}\n")
-    return svc
+    for pid_file, proc in zip((svc.server_pid_file, svc.worker_pid_file), procs, strict=True):
+        pid_file.write_text(f"{proc.pid}\n")
+        record_start(pid_file, proc.pid)
+    try:
+        yield procs
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
+
+
+@contextmanager
+def _started(tmp_path: Path, lake: Path, port: int):
+    """This home's service as `up` leaves it: pid files (stand-ins), the served lake and the port its
+    server was started on."""
+    svc = Service(port=port, home=tmp_path / "ph", lake=lake)
+    with stand_ins(svc):
+        svc.worker_lake_file.write_text(f"{lake}\n")
+        svc.server_port_file.write_text(f"{port}\n")
+        yield svc
 
 
 def test_status_fails_when_the_running_worker_serves_another_lake(tmp_path):
@@ -59,8 +91,7 @@ def test_status_fails_when_the_running_worker_serves_another_lake(tmp_path):
     CSP_HOME is b: the status says so and exits 1 (it exited 0 before)."""
     a, b = tmp_path / "a", tmp_path / "b"
     env = {"PREFECT_HOME": str(tmp_path / "ph")}
-    with fake_prefect_api(tmp_path / "ph") as port:
-        served = _started(tmp_path, a, port)
+    with fake_prefect_api(tmp_path / "ph") as port, _started(tmp_path, a, port) as served:
         assert status(served)["running"] is True
         same = invoke_csp(a, "service", "status", "--port", str(port), env=env)
         assert same.returncode == 0, same.stdout
@@ -83,9 +114,8 @@ def test_status_reports_the_port_the_server_really_answers_on(tmp_path):
     port this home's server was started on, and the UI address on it."""
     lake = tmp_path / "lake"
     asked = free_port()
-    with fake_prefect_api(tmp_path / "ph") as port:
+    with fake_prefect_api(tmp_path / "ph") as port, _started(tmp_path, lake, port):
         assert asked != port
-        _started(tmp_path, lake, port)
         seen = status(Service(port=asked, home=tmp_path / "ph", lake=lake))
         assert seen["server"]["port"] == port and seen["server"]["asked_port"] == asked
         assert seen["server"]["healthy"] and seen["server"]["ours"] and seen["running"]
@@ -102,10 +132,8 @@ def test_the_port_of_a_server_without_a_port_file_is_read_from_its_command_line(
     """A server started before the port was recorded: its live process's ``--port`` tells."""
     svc = Service(port=4200, home=tmp_path / "ph", lake=tmp_path / "lake")
     svc.home.mkdir(parents=True)
-    code = "import time; print('up', flush=True); time.sleep(60)"
-    proc = subprocess.Popen([sys.executable, "-c", code, "--port", "4321"], stdout=subprocess.PIPE, text=True)
+    proc = stand_in(svc.home, [*SERVER_STAND_IN, "--port", "4321"])
     try:
-        assert proc.stdout.readline() == "up\n"  # its command line is its own once it runs
         svc.server_pid_file.write_text(f"{proc.pid}\n")
         assert server_port(svc) == 4321
     finally:
@@ -115,8 +143,9 @@ def test_the_port_of_a_server_without_a_port_file_is_read_from_its_command_line(
     assert server_port(svc) is None  # no live server of this home: no port of its own
 
 
-def test_status_says_a_pid_is_unknown_instead_of_none(tmp_path):
-    """(c) No pid file in this home: "pid unknown (not started by this home)", never "pid None"."""
+def test_status_says_not_running_without_pid_files(tmp_path):
+    """(c) No pid file in this home (never started, or after `down`): "not running", never "pid None" nor
+    "pid unknown", and no lake it does not have."""
     shown = invoke_csp(
         tmp_path / "lake",
         "service",
@@ -126,7 +155,7 @@ def test_status_says_a_pid_is_unknown_instead_of_none(tmp_path):
         env={"PREFECT_HOME": str(tmp_path / "ph")},
     )
     assert shown.returncode == 1
-    assert "pid None" not in shown.stdout
-    assert f"server: pid {UNKNOWN_PID} not running; port " in shown.stdout
-    assert f"worker: pid {UNKNOWN_PID} not running (pool " in shown.stdout
-    assert UNKNOWN_PID == "unknown (not started by this home)"
+    assert "None" not in shown.stdout and "unknown" not in shown.stdout, shown.stdout
+    assert "server: not running; port " in shown.stdout
+    assert "worker: not running (pool " in shown.stdout
+    assert "UI: none (no server of this home answers)" in shown.stdout

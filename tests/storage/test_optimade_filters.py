@@ -223,6 +223,11 @@ def test_every_declared_field_is_a_column_of_its_source(history):
         ('elements:species_at_sites HAS "Mg":"O"', 1, ["Zipped set comparisons"]),
         ('elements HAS ALL >"Mg"', 18, ["Operators inside a value list"]),
         ("nsites = _csp_stage", 10, ["Cannot compare a number field with a string field"]),
+        # trial 22: a 400-digit number reached DuckDB ("Python integer too large for 128-bit integer type")
+        ("nsites > 1" + "0" * 400, 10, ["Number out of range: 1000000000", "(401 characters)"]),
+        ("nsites > -1" + "0" * 5000, 10, ["Number out of range", "(5002 characters)"]),
+        ("_csp_dhf < 1e400", 12, ["Number out of range: 1e400"]),
+        ("nsites < 9223372036854775808", 10, ["Number out of range"]),
     ],
 )
 def test_bad_filters_get_one_line_errors_pointing_at_the_token(filter_, column, words):
@@ -240,3 +245,16 @@ def test_empty_filter_and_unknown_table_are_refused():
         translate("   ")
     with pytest.raises(FilterError, match="not 'models'"):
         translate("nsites = 1", "models")  # type: ignore[arg-type]
+
+
+def test_the_widest_number_a_filter_takes_runs():
+    params = translate("nsites < 9223372036854775807 AND _csp_dhf > -1e300").params
+    assert 9223372036854775807 in params and -1e300 in params
+
+
+def test_long_filters_are_abbreviated_in_titles():
+    from storage.optimade import abbreviate
+
+    assert abbreviate("nsites = 1") == "nsites = 1"
+    long = " OR ".join(["nsites = 1"] * 400)
+    assert abbreviate(long) == f"{long[:200]}... ({len(long)} characters)"

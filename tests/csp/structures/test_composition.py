@@ -38,7 +38,7 @@ def test_parses_known_formulas(text, expected):
         ("()", "Empty brackets"),
         ("2MgO", "does not follow"),
         ("Mg-O", "Unexpected"),
-        ("C41", "more than the 40"),
+        ("C41", r"more than max_atoms \(40 atoms per cell, the default\) allows"),
     ],
 )
 def test_rejects_bad_formulas_with_a_named_problem(text, fragment):
