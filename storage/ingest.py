@@ -69,6 +69,17 @@ class IngestReport:
         """Records read from the input: the good ones and the quarantined ones."""
         return sum(self.read.values()) + self.n_rejected
 
+    @property
+    def n_written(self) -> int:
+        """Rows newly written to the data tables."""
+        return sum(self.written.values())
+
+    @property
+    def n_already_present(self) -> int:
+        """Good records whose row the lake held already (a re-ingest): ``n_read`` is always
+        ``n_written + n_rejected + n_already_present``."""
+        return sum(self.read.values()) - self.n_written
+
     def reasons(self) -> list[tuple[str, int]]:
         """``(reason, count)`` per kind of fault, most frequent first; the reason is a real one, unmasked."""
         return [(self.examples.get(kind, kind), n) for kind, n in self.rejected.most_common()]

@@ -17,14 +17,15 @@ ingest_app = typer.Typer(help="Ingest data sources into the lake.", no_args_is_h
 
 def _print_ingest_reports(reports) -> None:
     view = Table(title="ingest")
-    for col in ("source", "read", "written", "quarantined", "seconds"):
+    for col in ("source", "read", "written", "quarantined", "already in the lake", "seconds"):
         view.add_column(col, justify="right" if col != "source" else "left")
-    for r in reports:
+    for r in reports:  # read = written + quarantined + already in the lake
         view.add_row(
             r.source,
             str(r.n_read),
-            str(sum(r.written.values())),
+            str(r.n_written),
             str(r.n_rejected),
+            str(r.n_already_present),
             f"{r.seconds:.1f}",
         )
     console.print(view)

@@ -1278,8 +1278,10 @@ def cell_from_arrays(lattice: Any, species: Iterable[str], frac_coords: Any) -> 
     try:
         lat = np.asarray(lattice, dtype=float).reshape(3, 3)
         frac = np.asarray(frac_coords, dtype=float).reshape(-1, 3)
+    except OverflowError:  # a 400-digit integer: no float holds it
+        raise StructureError("malformed structure arrays: a number is out of range (beyond +-1.8e308)") from None
     except (TypeError, ValueError) as exc:
-        raise StructureError(f"malformed structure arrays: {exc}") from exc
+        raise StructureError(f"malformed structure arrays: {excerpt(str(exc), 120)}") from exc
     symbols = [str(s) for s in species]
     if len(symbols) != len(frac):
         raise StructureError(f"structure has {len(symbols)} species but {len(frac)} positions")

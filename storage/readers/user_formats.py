@@ -22,6 +22,7 @@ from storage.readers._common import (
     decode_text,
     excerpt,
     iter_csv,
+    short_token,
     visible_text_problem,
 )
 from storage.readers._optimade_entry import (
@@ -156,7 +157,7 @@ def _isotope_mass(symbols: list[str], mass: list[float] | None) -> bool:
             abs(float(m) - float(Element(sym).atomic_mass)) > 0.5
             for sym, m in zip(symbols, mass, strict=True)
         )
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, OverflowError):
         return False
 
 
@@ -431,7 +432,7 @@ def cell_from_optimade(attributes: Any) -> Cell:
             f"{len(names)} species_at_sites"
         )
     if attrs.nsites is not None and attrs.nsites != len(names):
-        raise StructureError(f"OPTIMADE entry declares nsites = {attrs.nsites} but lists {len(names)} sites")
+        raise StructureError(f"OPTIMADE entry declares nsites = {short_token(attrs.nsites)} but lists {len(names)} sites")
     species = _site_symbols(names, attrs.species)
     _check_structure_features(attrs)
     _check_declared_composition(attrs, species)
@@ -568,7 +569,7 @@ def _check_declared_composition(attrs: OptimadeAttributes, species: list[str]) -
         )
     if attrs.nelements is not None and attrs.nelements != len(present):
         raise StructureError(
-            f"OPTIMADE entry declares nelements = {attrs.nelements} but its sites hold {len(present)} elements"
+            f"OPTIMADE entry declares nelements = {short_token(attrs.nelements)} but its sites hold {len(present)} elements"
         )
     if attrs.chemical_formula_descriptive:
         problem = compare_formulas(attrs.chemical_formula_descriptive, species)

@@ -1,0 +1,67 @@
+"""Issue 22 follow-up (ing22d): whole kinds of user input the ingest got wrong, each stored right or quarantined
+with a one-line reason: numbers beyond a float's range, reserved source names, CIF dummy sites, formulas
+declared only as moiety or structural, POSCAR counts and per-axis scales, OPTIMADE formula order, the
+reduced formula of an element, and a summary that counts rows already in the lake."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from storage.ingest import ingest_records
+from storage.lake import Lake
+from storage.readers import Record, Rejection, read_optimade
+from storage.readers._common import check_energy, parse_float, short_token
+from storage.readers._rows import check_finite, label_from_flag
+from tests.storage.test_optimade_entries import KW, lih
+
+BIG = 10**400
+
+
+# --- 1. a number beyond a float's range is one record's reason, never the end of the ingest --------------------
+
+
+@pytest.mark.parametrize("value", [BIG, -(10**499)])
+def test_a_400_digit_energy_is_one_quarantine_row_and_the_rest_is_stored(tmp_path, value):
+    path = tmp_path / "response.json"
+    big = lih("big", _oqmd_delta_e=value)
+    path.write_text(
+        json.dumps({"data": [lih("before", _oqmd_delta_e=-0.5), big, lih("after", _oqmd_delta_e=-0.4)]})
+    )
+    items = list(read_optimade(path, **KW, energy_field="_oqmd_delta_e"))
+    assert [i.row["source_id"] for i in items if isinstance(i, Record)] == ["before", "after"]
+    [rejected] = [i for i in items if isinstance(i, Rejection)]
+    digits = len(str(abs(value)))
+    sign = "-" if value < 0 else ""
+    assert rejected.reason == (
+        f"formation energy (_oqmd_delta_e) {sign}{str(abs(value))[:20 - len(sign)]}... ({digits} digits) "
+        "is out of range (beyond +-1.8e308)"
+    )
+    lake = Lake(tmp_path / "home")
+    summary = ingest_records(lake, iter(items), source="opt", run_id="r")
+    assert (summary.n_written, summary.n_rejected, summary.n_already_present) == (2, 1, 0)
+    again = ingest_records(lake, iter(items), source="opt", run_id="r2")
+    assert (again.n_read, again.n_written, again.n_rejected, again.n_already_present) == (3, 0, 1, 2)
+
+
+def test_every_numeric_parse_turns_overflow_into_a_reason():
+    with pytest.raises(ValueError, match=r"\(401 digits\) is out of range"):
+        parse_float(BIG)
+    assert check_energy(BIG)[1].endswith("(401 digits) is out of range (beyond +-1.8e308)")
+    assert check_finite(BIG, "band gap")[1].startswith("band gap 10000000000000000000... (401 digits)")
+    with pytest.raises(ValueError, match="is neither 0 nor 1"):
+        label_from_flag(BIG)
+    with pytest.raises(ValueError, match="is neither 0 nor 1"):
+        label_from_flag("inf")
+
+
+def test_reasons_abbreviate_long_numbers(tmp_path):
+    assert short_token(BIG) == "10000000000000000000... (401 digits)"
+    assert short_token("x" * 100) == "xxxxxxxxxxxxxxxxxxxx... (100 characters)"
+    assert short_token(12345) == "12345"
+    path = tmp_path / "response.json"
+    path.write_text(json.dumps({"data": [lih("n", nsites=BIG)]}))
+    [rejected] = [i for i in read_optimade(path, **KW) if isinstance(i, Rejection)]
+    assert rejected.reason == "OPTIMADE entry declares nsites = 10000000000000000000... (401 digits) but lists 2 sites"
