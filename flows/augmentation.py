@@ -363,7 +363,11 @@ def ingest_labels(lake: Lake, paths: Sequence[Path], *, run_id: str, workers: in
         prefix = f"{name}:" if len(names) > 1 else ""
         used.update({f"{prefix}{elements.symbol(z)}": round(e, 4) for z, e in sorted(refs.items())})
         report = ingest_records(
-            lake, read_labels(part, license=licence_of(name), workers=workers), source=name, run_id=run_id
+            lake,
+            read_labels(part, license=licence_of(name), workers=workers),
+            source=name,
+            run_id=run_id,
+            registered=True,  # a potential's labels: the name `csp ingest folder` may not take
         )
         written += report.written.get("structures", 0)
         quarantined += report.n_rejected

@@ -84,10 +84,10 @@ def ingest_run(
 def _source_name(source: str) -> str:
     """``--source`` as :func:`storage.source_names.check_source_name` accepts it (NFKC form), checked against
     the names in use before the lake is created; a refused name is a one-line error and nothing is written."""
-    from storage.ingest import SourceNameError, check_source_name, source_names_in_use
+    from storage.ingest import SourceNameError, check_user_source_name
 
-    try:
-        return check_source_name(source, known=source_names_in_use(current_lake(missing_ok=True)))
+    try:  # a registered mirror source or a potential's label source is reserved for its own command
+        return check_user_source_name(source, current_lake(missing_ok=True))
     except SourceNameError as exc:
         fail(str(exc))
         raise  # not reached: fail() exits

@@ -36,7 +36,7 @@ def test_a_400_digit_energy_is_one_quarantine_row_and_the_rest_is_stored(tmp_pat
     digits = len(str(abs(value)))
     sign = "-" if value < 0 else ""
     assert rejected.reason == (
-        f"formation energy (_oqmd_delta_e) {sign}{str(abs(value))[:20 - len(sign)]}... ({digits} digits) "
+        f"formation energy (_oqmd_delta_e) {sign}{str(abs(value))[: 20 - len(sign)]}... ({digits} digits) "
         "is out of range (beyond +-1.8e308)"
     )
     lake = Lake(tmp_path / "home")
@@ -64,4 +64,43 @@ def test_reasons_abbreviate_long_numbers(tmp_path):
     path = tmp_path / "response.json"
     path.write_text(json.dumps({"data": [lih("n", nsites=BIG)]}))
     [rejected] = [i for i in read_optimade(path, **KW) if isinstance(i, Rejection)]
-    assert rejected.reason == "OPTIMADE entry declares nsites = 10000000000000000000... (401 digits) but lists 2 sites"
+    assert (
+        rejected.reason
+        == "OPTIMADE entry declares nsites = 10000000000000000000... (401 digits) but lists 2 sites"
+    )
+
+
+# --- 2. registered source names are reserved for their own commands --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "says"),
+    [
+        ("gnome", "reserved for the registered mirror source that `csp ingest run` writes"),
+        ("oqmd_composition_deltae", "reserved for the registered mirror source"),
+        ("chgnet-0.3.0", "reserved for chgnet labels that `csp augment ingest` writes"),
+        ("sevennet-0", "reserved for sevennet labels"),
+    ],
+)
+def test_user_data_cannot_take_a_reserved_source_name(tmp_path, name, says):
+    from storage.ingest import SourceNameError
+    from storage.readers import read_id_prop_folder
+    from tests.flows.cli_process import invoke_csp, one_line_error
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "a.vasp").write_text(
+        "NaCl\n1.0\n0 2.8 2.8\n2.8 0 2.8\n2.8 2.8 0\nNa Cl\n1 1\nDirect\n0 0 0\n0.5 0.5 0.5\n"
+    )
+    (folder / "id_prop.csv").write_text("a.vasp,-2.0\n")
+    lake = Lake(tmp_path / "home")
+    with pytest.raises(SourceNameError, match=says):
+        ingest_records(lake, read_id_prop_folder(folder, source=name, license="x"), source=name, run_id="r")
+    assert says in one_line_error(
+        invoke_csp(tmp_path / "cli", "ingest", "folder", str(folder), "--source", name)
+    )
+    assert not (tmp_path / "cli" / "lake").exists()
+    report = ingest_records(
+        lake, read_id_prop_folder(folder, source="my-gnome", license="x"), source="my-gnome", run_id="r"
+    )
+    assert report.n_written == 1  # a name of the user's own is stored
