@@ -246,6 +246,7 @@ def _block_problem(block: CifBlockText) -> str | None:
         or _non_ascii_problem(tags)
         or _declared_problem(tags)
         or _site_number_problem(tags)
+        or _dummy_site_problem(tags)
         or _duplicate_site_problem(tags)
         or _site_symbol_problem(tags)
         or _symbol_number_problem(tags)
@@ -424,6 +425,29 @@ def _duplicate_site_problem(tags: dict[str, Any]) -> str | None:
         f"sites {first_name} and {second_name} of the atom-site loop are one {kinds[j]} atom listed twice (the same "
         f"position ({xyz}) within {SITE_TOLERANCE:g} in fractional coordinates, a duplicated row); list each site "
         "once"
+    )
+
+
+def _dummy_site_problem(block: dict[str, Any]) -> str | None:
+    """Why the atom-site loop cannot be read as it is, or None: a row flagged ``_atom_site_calc_flag dum`` is
+    a dummy site (core CIF: a point of the drawing, such as a ring centre, with no atom on it), which a CIF
+    parser reads as an atom like any other. The reader reports no notes on a stored row, so the file is
+    refused with the site named rather than stored with the dummy row silently dropped."""
+    flags = block.get("_atom_site_calc_flag", block.get("_atom_site.calc_flag"))
+    if flags is None:
+        return None
+    flags = [flags] if isinstance(flags, str) else list(flags)
+    labels = block.get("_atom_site_label", block.get("_atom_site.label"))
+    labels = [labels] if isinstance(labels, str) else list(labels or [])
+    dummies = [k for k, flag in enumerate(flags) if str(flag).strip().strip("'\"").lower() == "dum"]
+    if not dummies:
+        return None
+    k = dummies[0]
+    name = labels[k] if k < len(labels) else f"{k + 1}"
+    more = f" (and {len(dummies) - 1} more)" if len(dummies) > 1 else ""
+    return (
+        f"site {name}{more} is a dummy site (_atom_site_calc_flag dum: a point with no atom on it), which would be "
+        "stored as an atom; delete the dummy row(s) from the atom-site loop to store the crystal"
     )
 
 

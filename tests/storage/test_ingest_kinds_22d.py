@@ -15,6 +15,9 @@ from storage.lake import Lake
 from storage.readers import Record, Rejection, read_optimade
 from storage.readers._common import check_energy, parse_float, short_token
 from storage.readers._rows import check_finite, label_from_flag
+from tests.storage.test_cif_checks import stored
+from tests.storage.test_cif_kinds import NACL_ROW, SITE_HEAD, nacl
+from tests.storage.test_no_impossible_crystal import only_reason
 from tests.storage.test_optimade_entries import KW, lih
 
 BIG = 10**400
@@ -104,3 +107,22 @@ def test_user_data_cannot_take_a_reserved_source_name(tmp_path, name, says):
         lake, read_id_prop_folder(folder, source="my-gnome", license="x"), source="my-gnome", run_id="r"
     )
     assert report.n_written == 1  # a name of the user's own is stored
+
+
+# --- 3. a CIF dummy site is no atom -----------------------------------------------------------------------------
+
+DUMMY_HEAD = SITE_HEAD + "_atom_site_calc_flag\n"
+
+
+@pytest.mark.parametrize("flag", ["dum", "DUM", "'dum'"])
+def test_a_dummy_site_is_refused_by_name_not_stored_as_an_atom(tmp_path, flag):
+    sites = DUMMY_HEAD + f"Na1 Na 0 0 0 d\nCl1 Cl 0.5 0.5 0.5 d\nCl2 Cl 0.25 0.25 0.25 {flag}\n"
+    assert only_reason(tmp_path, nacl(sites=sites)) == (
+        "site Cl2 is a dummy site (_atom_site_calc_flag dum: a point with no atom on it), which would be stored "
+        "as an atom; delete the dummy row(s) from the atom-site loop to store the crystal"
+    )
+
+
+def test_calc_flags_of_real_sites_are_read(tmp_path):
+    sites = DUMMY_HEAD + "Na1 Na 0 0 0 d\nCl1 Cl 0.5 0.5 0.5 calc\n"
+    assert stored(tmp_path, nacl(sites=sites)) == NACL_ROW
