@@ -247,6 +247,7 @@ def _block_problem(block: CifBlockText) -> str | None:
         or _declared_problem(tags)
         or _site_number_problem(tags)
         or _dummy_site_problem(tags)
+        or _formula_elements_problem(tags)
         or _duplicate_site_problem(tags)
         or _site_symbol_problem(tags)
         or _symbol_number_problem(tags)
@@ -425,6 +426,39 @@ def _duplicate_site_problem(tags: dict[str, Any]) -> str | None:
         f"sites {first_name} and {second_name} of the atom-site loop are one {kinds[j]} atom listed twice (the same "
         f"position ({xyz}) within {SITE_TOLERANCE:g} in fractional coordinates, a duplicated row); list each site "
         "once"
+    )
+
+
+def _formula_elements_problem(tags: dict[str, Any]) -> str | None:
+    """Why the elements of a declared moiety (else structural) formula, where no sum formula is declared, are not
+    those of the atom sites, or None: a moiety or structural formula that cannot be summed still names its elements, so
+    ``'H2 O'`` with O sites only is refused for its missing H."""
+    declared = declared_formula_elements(tags)
+    if declared is not None and declared[0] == "_chemical_formula_sum":
+        return None  # a sum formula is compared in full, counts too (:func:`reading_problem`)
+    symbols = tags.get("_atom_site_type_symbol", tags.get("_atom_site.type_symbol"))
+    if symbols is None:
+        symbols = tags.get("_atom_site_label", tags.get("_atom_site.label"))
+    if declared is None or not declared[1] or symbols is None:
+        return None
+    symbols = [symbols] if isinstance(symbols, str) else list(symbols)
+    sites = {re.match(r"[A-Za-z]*", _CHARGE.sub("", s.strip())).group(0).capitalize() for s in symbols}
+    sites = {s for s in sites if s in SYMBOL_TO_Z}
+    tag, stated = declared
+    if not sites or stated == sites:
+        return None
+    missing, extra = sorted(stated - sites), sorted(sites - stated)
+    said = "; ".join(
+        part
+        for part in (
+            f"no site holds {', '.join(missing)}" if missing else "",
+            f"the sites hold {', '.join(extra)}, which it does not name" if extra else "",
+        )
+        if part
+    )
+    return (
+        f"the declared formula ({tag} {_formula_tag(tags, tag.rsplit('_', 1)[1])!r}) names the elements "
+        f"{', '.join(sorted(stated))} but {said} (missing, extra or mislabelled sites)"
     )
 
 
@@ -1442,12 +1476,85 @@ class PendingStructure:
 
 
 def declared_cif_formula(text: str) -> str:
-    """The ``_chemical_formula_sum`` of the CIF's structure block (the formula of the sites listed), read by
-    the CIF tokenizer (on the next line, in a text field, before a comment), or ``""``."""
+    """The formula the CIF's structure block declares for its sites, read by the CIF tokenizer (on the next line,
+    in a text field, before a comment), or ``""``: ``_chemical_formula_sum``; without it, the
+    ``_chemical_formula_moiety`` summed over its parts (:func:`moiety_sum`), else a
+    ``_chemical_formula_structural`` pymatgen reads (``Mg(OH)2``). A file declaring ``H2 O`` only as its moiety
+    with one O site is missing its H atoms, like one declaring it as its sum."""
     try:
-        return (structure_block(text).scalar("_chemical_formula_sum") or "").strip()
+        block = structure_block(text)
     except StructureError:
         return ""
+    found = _formula_tag(block.tags, "sum")
+    if found:
+        return found
+    moiety = _formula_tag(block.tags, "moiety")
+    summed = moiety_sum(moiety) if moiety else None
+    if summed:
+        return summed
+    structural = _formula_tag(block.tags, "structural")
+    if structural and not moiety and _readable_formula(structural):
+        return structural
+    return ""
+
+
+def _formula_tag(tags: dict[str, Any], kind: str) -> str:
+    """The value of ``_chemical_formula_<kind>`` (or its CIF2 spelling), stripped, or ``""``."""
+    for tag in (f"_chemical_formula_{kind}", f"_chemical_formula.{kind}"):
+        value = tags.get(tag)
+        if isinstance(value, str) and value.strip() not in ("", "?", "."):
+            return value.strip()
+    return ""
+
+
+def _readable_formula(text: str) -> bool:
+    from pymatgen.core import Composition as _Composition
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _Composition(text).num_atoms > 0
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+_MOIETY_PART = re.compile(r"^(\d+(?:\.\d+)?)?\s*\((.*)\)$")
+_MOIETY_ATOM = re.compile(r"^([A-Z][a-z]?)(\d+(?:\.\d+)?)?$")
+_MOIETY_CHARGE = re.compile(r"^\d*[+-]$")
+
+
+def moiety_sum(text: str) -> str | None:
+    """A CIF moiety formula (``'2(C6 H6), H2 O'``: parts separated by commas, each with an optional multiplier
+    before its parentheses, charges such as ``2+`` or ``-`` as their own tokens) as one sum formula
+    (``C12 H14 O``), or None when a token is none of those (the formula is then compared by its elements only,
+    :func:`declared_formula_elements`)."""
+    counts: dict[str, float] = {}
+    for part in text.strip().strip("'\"").split(","):
+        part = part.strip()
+        match = _MOIETY_PART.match(part)
+        times, inner = (float(match.group(1) or 1), match.group(2)) if match else (1.0, part)
+        tokens = inner.split()
+        if not tokens:
+            return None
+        for token in tokens:
+            if _MOIETY_CHARGE.match(token):
+                continue
+            atom = _MOIETY_ATOM.match(re.sub(r"\d*[+-]$", "", token) if token[-1] in "+-" else token)
+            if not atom or atom.group(1) not in SYMBOL_TO_Z:
+                return None
+            counts[atom.group(1)] = counts.get(atom.group(1), 0.0) + times * float(atom.group(2) or 1)
+    return " ".join(f"{el}{n:g}" for el, n in counts.items()) if counts else None
+
+
+def declared_formula_elements(tags: dict[str, Any]) -> tuple[str, set[str]] | None:
+    """``(tag, elements)`` of the first formula the block declares (sum, moiety, structural): every element
+    symbol written in it (``Mg(OH)2``: Mg, O, H), or None when it declares none."""
+    for kind in ("sum", "moiety", "structural"):
+        text = _formula_tag(tags, kind)
+        if text:
+            found = {s for s in re.findall(r"[A-Z][a-z]?", text) if s in SYMBOL_TO_Z}
+            return f"_chemical_formula_{kind}", found
+    return None
 
 
 def finish_structure(item: PendingStructure | Rejection) -> Item:

@@ -15,7 +15,7 @@ from storage.lake import Lake
 from storage.readers import Record, Rejection, read_optimade
 from storage.readers._common import check_energy, parse_float, short_token
 from storage.readers._rows import check_finite, label_from_flag
-from tests.storage.test_cif_checks import stored
+from tests.storage.test_cif_checks import CUBE, stored
 from tests.storage.test_cif_kinds import NACL_ROW, SITE_HEAD, nacl
 from tests.storage.test_no_impossible_crystal import only_reason
 from tests.storage.test_optimade_entries import KW, lih
@@ -126,3 +126,62 @@ def test_a_dummy_site_is_refused_by_name_not_stored_as_an_atom(tmp_path, flag):
 def test_calc_flags_of_real_sites_are_read(tmp_path):
     sites = DUMMY_HEAD + "Na1 Na 0 0 0 d\nCl1 Cl 0.5 0.5 0.5 calc\n"
     assert stored(tmp_path, nacl(sites=sites)) == NACL_ROW
+
+
+# --- 4. a moiety or structural formula is compared with the sites like a sum formula ----------------------------
+
+P1_CUBE = "data_w\n" + CUBE.format(a="4.5") + "_symmetry_space_group_name_H-M 'P 1'\n"
+O_SITE = SITE_HEAD + "O1 O 0 0 0\n"
+
+
+@pytest.mark.parametrize(
+    ("declared", "reason"),
+    [
+        (
+            "_chemical_formula_moiety 'H2 O'",
+            "the declared formula (_chemical_formula_moiety 'H2 O') names the elements H, O but no site holds H "
+            "(missing, extra or mislabelled sites)",
+        ),
+        (
+            "_chemical_formula_structural 'H2O'",
+            "the declared formula (_chemical_formula_structural 'H2O') names the elements H, O but no site holds H "
+            "(missing, extra or mislabelled sites)",
+        ),
+        (
+            "_chemical_formula_moiety '2(C6 H6), H2 O'",
+            "the declared formula (_chemical_formula_moiety '2(C6 H6), H2 O') names the elements C, H, O but no "
+            "site holds C, H (missing, extra or mislabelled sites)",
+        ),
+        (
+            "_chemical_formula_moiety 'O2 Q'",  # no sum can be made of it; its elements still count
+            "the declared formula (_chemical_formula_moiety 'O2 Q') names the elements O but the sites hold "
+            "Na, which it does not name (missing, extra or mislabelled sites)",
+        ),
+    ],
+)
+def test_a_moiety_or_structural_formula_catches_missing_atoms(tmp_path, declared, reason):
+    sites = O_SITE if "Q" not in declared else SITE_HEAD + "O1 O 0 0 0\nNa1 Na 0.5 0.5 0.5\n"
+    assert only_reason(tmp_path, P1_CUBE + declared + "\n" + sites) == reason
+
+
+def test_moiety_counts_are_compared_up_to_z(tmp_path):
+    from storage.readers._structure import moiety_sum
+
+    assert moiety_sum("2(C6 H6), H2 O") == "C12 H14 O1"
+    assert moiety_sum("2(C2 H3 O2 -), Ca 2+") == "C4 H6 O4 Ca1"
+    assert moiety_sum("C6 H6 X") is None
+    sites = SITE_HEAD + "Na1 Na 0 0 0\nCl1 Cl 0.5 0.5 0.5\nCl2 Cl 0 0.5 0\n"
+    reason = only_reason(tmp_path / "a", P1_CUBE + "_chemical_formula_moiety 'Na+, Cl-'\n" + sites)
+    assert reason.startswith("declared formula NaCl (Na1 Cl1) disagrees with the sites' formula NaCl2")
+    rows = stored(
+        tmp_path / "b",
+        nacl(symmetry="_symmetry_space_group_name_H-M 'F m -3 m'\n_chemical_formula_moiety 'Na+, Cl-'\n"),
+    )
+    assert rows == NACL_ROW
+    rows = stored(
+        tmp_path / "c",
+        nacl(
+            symmetry="_symmetry_space_group_name_H-M 'F m -3 m'\n_chemical_formula_structural 'NaCl'\n_cell_formula_units_Z 4\n"
+        ),
+    )
+    assert rows == NACL_ROW
