@@ -624,11 +624,32 @@ def _split_symbol(written: str) -> tuple[str, str, bool]:
     """A written symbol (``'R -3 m H'``, ``'F d -3 m :2'``) as (symbol without spaces or setting, the setting
     code as written or ICSD's last word means it, whether the setting was ICSD's last word)."""
     symbol = re.sub(r"[\s_'\"]", "", written)
+    recased = _symbol_case(symbol)
+    symbol, recased = recased, recased != symbol
     base, _, code = symbol.partition(":")
     icsd = len(base) > 2 and base[-1] in _ICSD_SETTINGS and not code
+    if recased and not icsd:  # 'f m -3 m': expanded here, as pymatgen reads no symbol in other letter case
+        return base, code, True
     if icsd:
         base, code = base[:-1], _ICSD_SETTINGS[base[-1]]
     return base, code, icsd
+
+
+_GLIDES = frozenset("abcdemn")
+
+
+def _symbol_case(symbol: str) -> str:
+    """A Hermann-Mauguin symbol (spaces removed) in its letter case: the lattice letter upper case, mirror and glide
+    letters (``m a b c d e n``) lower case, a setting letter (ICSD's ``H R S Z``, ``:H``) upper case. A symbol
+    written all in lower or upper case (``f m -3 m``, ``F M -3 M``) names the same group; pymatgen knew neither
+    and read the file as P1. Text that starts with no lattice letter is returned as it is."""
+    if not symbol or symbol[0].upper() not in "PABCFIR":
+        return symbol
+    rest = "".join(
+        (c.lower() if c.lower() in _GLIDES else c.upper()) if c.isascii() and c.isalpha() else c
+        for c in symbol[1:]
+    )
+    return symbol[0].upper() + rest
 
 
 @lru_cache(maxsize=512)

@@ -33,6 +33,8 @@ def cell_from_pymatgen_dict(doc: Mapping[str, Any]) -> Cell:
                 raise StructureError("disordered site occupancies are not supported")
             species.append(str(entries[0]["element"]))
             coords.append(site["abc"])
+    except StructureError:
+        raise
     except (KeyError, TypeError, IndexError) as exc:
         raise StructureError(f"malformed pymatgen structure document: missing {exc}") from exc
     except (ValueError, OverflowError) as exc:  # an occupancy that is no number, or a 400-digit integer

@@ -6,8 +6,8 @@ reduced formula of an element, and a summary that counts rows already in the lak
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
+import numpy as np
 import pytest
 
 from storage.ingest import ingest_records
@@ -185,3 +185,75 @@ def test_moiety_counts_are_compared_up_to_z(tmp_path):
         ),
     )
     assert rows == NACL_ROW
+
+
+# --- 5. POSCAR counts and per-axis scales; a space-group symbol in any letter case ------------------------------
+
+
+def poscar(
+    scale: str = "1.0", counts: str = "1 1", mode: str = "Direct", coords: str = "0 0 0\n0.5 0.5 0.5\n"
+) -> str:
+    return f"NaCl\n{scale}\n0 2.82 2.82\n2.82 0 2.82\n2.82 2.82 0\nNa Cl\n{counts}\n{mode}\n{coords}"
+
+
+def folder_rows(tmp_path: Path, text: str):
+    from tests.storage.test_no_impossible_crystal import ingest_folder
+
+    return ingest_folder(tmp_path, {"a.vasp": text})
+
+
+@pytest.mark.parametrize(
+    ("counts", "coords", "reason"),
+    [
+        (
+            "1 0",
+            "0 0 0\n",
+            "POSCAR counts line (1 0) gives 0 atoms of a species; every count must be 1 or more",
+        ),
+        (
+            "1 -1",
+            "0 0 0\n",
+            "POSCAR counts line (1 -1) gives -1 atoms of a species; every count must be 1 or more",
+        ),
+        ("0 2", "0 0 0\n0.5 0.5 0.5\n", "POSCAR counts line (0 2) gives 0 atoms"),
+    ],
+)
+def test_a_zero_or_negative_poscar_count_is_refused(tmp_path, counts, coords, reason):
+    stored_rows, quarantined = folder_rows(tmp_path, poscar(counts=counts, coords=coords))
+    assert stored_rows == [] and len(quarantined) == 1
+    assert quarantined[0]["reason"].startswith(f"a.vasp: {reason}")
+
+
+def test_per_axis_scale_factors_scale_the_cartesian_components(tmp_path):
+    from storage.readers.user_formats import cell_from_poscar
+
+    cell = cell_from_poscar(poscar(scale="1.0 1.0 2.0"))
+    assert np.allclose(cell.lattice, [[0, 2.82, 5.64], [2.82, 0, 5.64], [2.82, 2.82, 0]])
+    cart = cell_from_poscar(poscar(scale="1 1 2", mode="Cartesian", coords="0 0 0\n2.82 2.82 2.82\n"))
+    assert np.allclose(cart.lattice, cell.lattice)
+    assert np.allclose(np.sort(cart.frac_coords, axis=0), [[0, 0, 0], [0.5, 0.5, 0.5]], atol=1e-9)
+    same = cell_from_poscar(poscar(scale="2 2 2"))
+    assert np.allclose(same.lattice, cell_from_poscar(poscar(scale="2.0")).lattice)
+    stored_rows, _ = folder_rows(tmp_path, poscar(scale="1.0 1.0 1.0"))
+    assert stored_rows == [{"source_id": "a", "reduced_formula": "NaCl", "nsites": 2, "spacegroup": 225}]
+
+
+def test_per_axis_scale_factors_must_be_positive(tmp_path):
+    _, quarantined = folder_rows(tmp_path, poscar(scale="1.0 -1.0 1.0"))
+    assert quarantined[0]["reason"] == (
+        "a.vasp: POSCAR scale line gives the per-axis factors 1.0 -1.0 1.0; VASP requires all three positive "
+        "(a negative single number is a volume, three numbers scale x, y and z)"
+    )
+
+
+@pytest.mark.parametrize("symbol", ["f m -3 m", "F M -3 M", "fm-3m"])
+def test_a_space_group_symbol_reads_in_any_letter_case(tmp_path, symbol):
+    assert stored(tmp_path, nacl(symmetry=f"_symmetry_space_group_name_H-M '{symbol}'\n")) == NACL_ROW
+
+
+def test_a_rhombohedral_symbol_in_lower_case_keeps_its_setting():
+    from storage.readers._structure import _symbol_case
+
+    assert _symbol_case("r-3mh") == "R-3mH"
+    assert _symbol_case("P21/n") == "P21/n"
+    assert _symbol_case("Fd-3m:2") == "Fd-3m:2"
