@@ -6,6 +6,7 @@ reduced formula of an element, and a summary that counts rows already in the lak
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
