@@ -634,6 +634,9 @@ def _check_declared_composition(attrs: OptimadeAttributes, species: list[str]) -
         raise StructureError(
             f"OPTIMADE entry declares nelements = {short_token(attrs.nelements)} but its sites hold {len(present)} elements"
         )
+    problem = _reduced_order_problem(attrs.chemical_formula_reduced)
+    if problem:
+        raise StructureError(problem)
     if attrs.chemical_formula_descriptive:
         problem = compare_formulas(attrs.chemical_formula_descriptive, species)
         if problem:
@@ -644,6 +647,25 @@ def _check_declared_composition(attrs: OptimadeAttributes, species: list[str]) -
             f"OPTIMADE entry declares chemical_formula_anonymous {anonymous!r} but its sites give "
             f"{anonymous_formula(species)!r}"
         )
+
+
+_REDUCED_TERM = re.compile(r"([A-Z][a-z]?)(\d*)")
+
+
+def _reduced_order_problem(reduced: str | None) -> str | None:
+    """Why an OPTIMADE ``chemical_formula_reduced`` breaks the specification's element order, else None: its
+    symbols must be in alphabetical order (``HLi``, not ``LiH``; a client matching ``"HLi"`` would miss it). Its
+    counts are compared with the sites when the structure is finished."""
+    text = (reduced or "").strip()
+    terms = _REDUCED_TERM.findall(text)
+    symbols = [symbol for symbol, _ in terms]
+    if not terms or symbols == sorted(symbols):
+        return None
+    ordered = "".join(f"{symbol}{count}" for symbol, count in sorted(terms))
+    return (
+        f"OPTIMADE entry declares chemical_formula_reduced {short_token(text)!r}, whose elements are not in "
+        f"alphabetical order as OPTIMADE requires (write {short_token(ordered)!r})"
+    )
 
 
 def anonymous_formula(species: list[str]) -> str:

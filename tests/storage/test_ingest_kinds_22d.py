@@ -258,3 +258,29 @@ def test_a_rhombohedral_symbol_in_lower_case_keeps_its_setting():
     assert _symbol_case("r-3mh") == "R-3mH"
     assert _symbol_case("P21/n") == "P21/n"
     assert _symbol_case("Fd-3m:2") == "Fd-3m:2"
+
+
+# --- 6. OPTIMADE's reduced formula lists its elements in alphabetical order -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reduced", "reason"),
+    [
+        (
+            "LiH",
+            "OPTIMADE entry declares chemical_formula_reduced 'LiH', whose elements are not in alphabetical order "
+            "as OPTIMADE requires (write 'HLi')",
+        ),
+        (None, None),
+        ("HLi", None),
+    ],
+)
+def test_a_reduced_formula_out_of_alphabetical_order_is_refused(tmp_path, reduced, reason):
+    path = tmp_path / "response.json"
+    entry = lih("x") if reduced is None else lih("x", chemical_formula_reduced=reduced)
+    path.write_text(json.dumps({"data": [entry]}))
+    [item] = read_optimade(path, **KW)
+    if reason is None:
+        assert isinstance(item, Record) and item.row["reduced_formula"] == "LiH"
+    else:
+        assert isinstance(item, Rejection) and item.reason == reason
