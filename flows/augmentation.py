@@ -129,7 +129,9 @@ def _reduced(formula: str) -> str | None:
         return None
     from pymatgen.core import Composition
 
-    return Composition(comp.formula).reduced_formula
+    from storage.splits import reduced_formula_of
+
+    return reduced_formula_of(Composition(comp.formula))  # the lake's spelling (an element: its symbol)
 
 
 def _plan_one(args: tuple[str, int, dict]) -> list[PlanRow]:

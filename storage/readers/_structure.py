@@ -63,6 +63,7 @@ from pymatgen.core import Composition, Element, Lattice
 
 from storage.readers._cif_blocks import CifBlockText, ascii_text, structure_block
 from storage.readers._common import Item, Record, Rejection, excerpt
+from storage.splits import reduced_formula_of
 from storage.validation import (
     MIN_DISTANCE_ANGSTROM,
     OCCUPANCY_TOLERANCE,
@@ -1428,7 +1429,7 @@ def structure_fields(cell: Cell, *, symprec: float = SYMPREC_ANGSTROM) -> dict[s
     counts = Counter(cell.species)
     elements = sorted(counts)
     return {
-        "reduced_formula": Composition(dict(counts)).reduced_formula,
+        "reduced_formula": reduced_formula_of(Composition(dict(counts))),
         "elements": elements,
         "nelements": len(elements),
         "nsites": len(cell.species),
@@ -1464,7 +1465,7 @@ def composition_fields(formula: str) -> tuple[str, list[str], float]:
     natoms = float(comp.num_atoms)
     if not natoms > 0 or not math.isfinite(natoms):
         raise StructureError(f"formula {text!r} has no atoms")
-    return comp.reduced_formula, sorted(el.symbol for el in comp), natoms
+    return reduced_formula_of(comp), sorted(el.symbol for el in comp), natoms
 
 
 # --- building structure rows, serially or in a process pool ------------------------------------------

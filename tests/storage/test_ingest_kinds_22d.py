@@ -16,6 +16,7 @@ from storage.lake import Lake
 from storage.readers import Record, Rejection, read_optimade
 from storage.readers._common import check_energy, parse_float, short_token
 from storage.readers._rows import check_finite, label_from_flag
+from storage.splits import split_of
 from tests.storage.test_cif_checks import CUBE, stored
 from tests.storage.test_cif_kinds import NACL_ROW, SITE_HEAD, nacl
 from tests.storage.test_no_impossible_crystal import only_reason
@@ -284,3 +285,55 @@ def test_a_reduced_formula_out_of_alphabetical_order_is_refused(tmp_path, reduce
         assert isinstance(item, Record) and item.row["reduced_formula"] == "LiH"
     else:
         assert isinstance(item, Rejection) and item.reason == reason
+
+
+# --- 7. an element's reduced formula is its symbol, and its split is the one it always had ----------------------
+
+
+def test_an_elemental_cell_is_stored_as_its_symbol(tmp_path):
+    one_o = "O\n1.0\n4.5 0 0\n0 4.5 0\n0 0 4.5\nO\n1\nDirect\n0 0 0\n"
+    two_h = "H\n1.0\n4.5 0 0\n0 4.5 0\n0 0 4.5\nH\n2\nDirect\n0 0 0\n0.5 0.5 0.5\n"
+    from tests.storage.test_no_impossible_crystal import ingest_folder
+
+    stored_rows, quarantined = ingest_folder(tmp_path, {"o.vasp": one_o, "h.vasp": two_h})
+    assert quarantined == []
+    assert sorted((r["source_id"], r["reduced_formula"]) for r in stored_rows) == [("h", "H"), ("o", "O")]
+    lake = Lake(tmp_path / "home")
+    assert lake.query("SELECT count(*) AS n FROM structures WHERE reduced_formula = 'H'").to_pylist() == [
+        {"n": 1}
+    ]
+
+
+def test_an_older_lakes_molecular_names_read_as_symbols(tmp_path):
+    lake = Lake(tmp_path / "home")
+    ingest_records(lake, iter([_elemental_record("old-o", "O2")]), source="t", run_id="r")  # as before ing22d
+    assert lake.query("SELECT reduced_formula, split FROM structures").to_pylist() == [
+        {"reduced_formula": "O", "split": split_of("O2")}
+    ]
+
+
+def test_element_splits_are_computed_as_before():
+    from storage.splits import normalise_formula
+
+    for symbol, molecule in (("H", "H2"), ("N", "N2"), ("O", "O2"), ("F", "F2"), ("Cl", "Cl2")):
+        assert normalise_formula(molecule) == normalise_formula(f"{symbol}4") == symbol
+        assert split_of(symbol) == split_of(molecule)  # the hash of pymatgen's name, as rows were split
+    assert normalise_formula("Mg2O2") == "MgO" and split_of("MgO") == "train"
+
+
+def _elemental_record(source_id: str, formula: str) -> Record:
+    from storage.readers._rows import structure_scalars
+    from storage.readers._structure import structure_fields
+    from storage.readers.user_formats import cell_from_poscar
+
+    cell = cell_from_poscar("O\n1.0\n4.5 0 0\n0 4.5 0\n0 0 4.5\nO\n1\nDirect\n0 0 0\n")
+    row = structure_scalars(
+        source="t",
+        source_id=source_id,
+        license="x",
+        raw_formula=formula,
+        dhf=-0.1,
+        energy_kind=None,
+        extra={},
+    )
+    return Record("structures", {**row, **structure_fields(cell), "reduced_formula": formula})
