@@ -368,7 +368,14 @@ class _Translator:
         if node.data == "number" or node.data == "signed_int":
             tok = node.children[0]
             text = str(tok)
-            return (float(text) if tok.type == "SIGNED_FLOAT" else int(text)), "number", tok
+            if tok.type == "SIGNED_FLOAT":
+                return float(text), "number", tok
+            number = int(text) if len(text.lstrip("+-")) <= 40 else None
+            if number is None or not -(2**63) <= number < 2**63:  # DuckDB's raw "too large for 128-bit"
+                digits = len(text.lstrip("+-"))
+                shown = text if digits <= 40 else f"{text[:20]}... ({digits} digits)"
+                raise self.fail(f"The integer {shown} is out of range (beyond 64 bits)", tok)
+            return number, "number", tok
         if node.data == "bool":
             # "TRUE"/"FALSE" are anonymous tokens filtered out of the tree: read them back from the text
             return None, "bool", node

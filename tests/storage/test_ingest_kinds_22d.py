@@ -337,3 +337,20 @@ def _elemental_record(source_id: str, formula: str) -> Record:
         extra={},
     )
     return Record("structures", {**row, **structure_fields(cell), "reduced_formula": formula})
+
+
+def test_a_400_digit_integer_in_a_filter_is_one_line():
+    from storage.optimade import FilterError, translate
+
+    with pytest.raises(
+        FilterError, match=r"The integer 10000000000000000000\.\.\. \(401 digits\) is out of range"
+    ):
+        translate(f"nsites<{BIG}")
+    assert translate(f"nsites<{2**62}").params == (2**62,)
+
+
+def test_control_bytes_like_an_escape_in_a_cif_do_not_raise():
+    from storage.readers._cif_blocks import _escape, _unescape
+
+    assert _unescape("a\x01ffffffffffff\x02b") == "a\x01ffffffffffff\x02b"
+    assert _unescape(_escape("Müller")) == "Müller"
