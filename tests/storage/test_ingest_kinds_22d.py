@@ -354,3 +354,14 @@ def test_control_bytes_like_an_escape_in_a_cif_do_not_raise():
 
     assert _unescape("a\x01ffffffffffff\x02b") == "a\x01ffffffffffff\x02b"
     assert _unescape(_escape("Müller")) == "Müller"
+
+
+def test_the_lake_and_the_campaigns_spell_reduced_formulas_alike():
+    from pymatgen.core import Composition, Element
+
+    from csp.structures.composition import reduced_formula
+    from storage.splits import reduced_formula_of
+
+    formulas = [f"{el.symbol}{n}" for el in Element if el.Z <= 103 for n in (1, 2)] + ["H2O", "O2Li4", "HO"]
+    for formula in formulas:
+        assert reduced_formula_of(Composition(formula)) == reduced_formula(Composition(formula)), formula
