@@ -129,7 +129,9 @@ def _reduced(formula: str) -> str | None:
         return None
     from pymatgen.core import Composition
 
-    return Composition(comp.formula).reduced_formula
+    from storage.splits import reduced_formula_of
+
+    return reduced_formula_of(Composition(comp.formula))  # the lake's spelling (an element: its symbol)
 
 
 def _plan_one(args: tuple[str, int, dict]) -> list[PlanRow]:
@@ -363,7 +365,11 @@ def ingest_labels(lake: Lake, paths: Sequence[Path], *, run_id: str, workers: in
         prefix = f"{name}:" if len(names) > 1 else ""
         used.update({f"{prefix}{elements.symbol(z)}": round(e, 4) for z, e in sorted(refs.items())})
         report = ingest_records(
-            lake, read_labels(part, license=licence_of(name), workers=workers), source=name, run_id=run_id
+            lake,
+            read_labels(part, license=licence_of(name), workers=workers),
+            source=name,
+            run_id=run_id,
+            registered=True,  # a potential's labels: the name `csp ingest folder` may not take
         )
         written += report.written.get("structures", 0)
         quarantined += report.n_rejected

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from storage.lake import Lake
+from storage.licences import MLIP_PREFIXES
 from storage.readers import SOURCES, Record, Rejection, load_mp_labels, mp_labels
 from storage.source_names import MAX_SOURCE_NAME_CHARS, SourceNameError, check_source_name
 from storage.splits import split_of
@@ -30,10 +31,12 @@ __all__ = [
     "IngestReport",
     "SourceNameError",
     "check_source_name",
+    "check_user_source_name",
     "ingest_records",
     "ingest_source",
     "new_run_id",
     "ordered_sources",
+    "reserved_source_problem",
     "source_names_in_use",
     "stored_labels",
 ]
@@ -69,6 +72,17 @@ class IngestReport:
         """Records read from the input: the good ones and the quarantined ones."""
         return sum(self.read.values()) + self.n_rejected
 
+    @property
+    def n_written(self) -> int:
+        """Rows newly written to the data tables."""
+        return sum(self.written.values())
+
+    @property
+    def n_already_present(self) -> int:
+        """Good records whose row the lake held already (a re-ingest): ``n_read`` is always
+        ``n_written + n_rejected + n_already_present``."""
+        return sum(self.read.values()) - self.n_written
+
     def reasons(self) -> list[tuple[str, int]]:
         """``(reason, count)`` per kind of fault, most frequent first; the reason is a real one, unmasked."""
         return [(self.examples.get(kind, kind), n) for kind, n in self.rejected.most_common()]
@@ -101,6 +115,40 @@ def source_names_in_use(lake: Lake) -> list[str]:
     return sorted(names)
 
 
+def reserved_source_problem(name: str) -> str | None:
+    """Why user data may not be stored under ``name``, or None: the registered mirror sources (what
+    ``csp ingest run`` writes, with their licence and energy method) and the labels of a universal potential
+    (``chgnet-0.3.0``: what ``csp augment ingest`` writes; a name of that family is read as MLIP labels)
+    belong to their own commands. A user's POSCAR stored as ``gnome`` would pass for a GNoME DFT row."""
+    if name in SOURCES:
+        return (
+            f"The source name {name!r} is reserved for the registered mirror source that `csp ingest run` "
+            f"writes; give your data its own name (e.g. --source my-{name})."
+        )
+    family = name.split("-")[0].casefold()
+    if family in MLIP_PREFIXES:
+        return (
+            f"The source name {name!r} is reserved for {family} labels that `csp augment ingest` writes "
+            "(names starting with its family are read as universal-potential labels); give your data its "
+            "own name."
+        )
+    return None
+
+
+def check_user_source_name(source: str, lake: Lake) -> str:
+    """``source`` as :func:`check_source_name` accepts it against the names in use, and not a reserved one
+    (:func:`reserved_source_problem`).
+
+    Raises:
+        SourceNameError: the name is refused; the message says why in one line.
+    """
+    name = check_source_name(source, known=source_names_in_use(lake))
+    problem = reserved_source_problem(name)
+    if problem:
+        raise SourceNameError(problem)
+    return name
+
+
 def ingest_records(
     lake: Lake,
     items: Iterable[Record | Rejection],
@@ -108,14 +156,23 @@ def ingest_records(
     source: str,
     run_id: str,
     progress: Callable[[int], None] | None = None,
+    registered: bool = False,
 ) -> IngestReport:
     """Write a stream of reader outputs to the lake in batches; returns the counts.
 
+    Args:
+        registered: the caller writes a registered source (:func:`ingest_source`) or a potential's labels
+            (``csp augment ingest``); otherwise the items are user data, and a reserved name
+            (:func:`reserved_source_problem`) is refused.
+
     Raises:
         SourceNameError: ``source`` is not a usable name (:func:`storage.source_names.check_source_name`,
-            against the names in use: :func:`source_names_in_use`); nothing is written.
+            against the names in use: :func:`source_names_in_use`), or is reserved; nothing is written.
     """
-    source = check_source_name(source, known=source_names_in_use(lake))
+    if registered:
+        source = check_source_name(source, known=source_names_in_use(lake))
+    else:
+        source = check_user_source_name(source, lake)
     report = IngestReport(source=source, run_id=run_id)
     start = time.perf_counter()
     pending: dict[str, list[dict]] = defaultdict(list)
@@ -185,7 +242,7 @@ def ingest_source(
     if spec.label_sources:
         options["labels"] = stored_labels(lake, spec.label_sources) or load_mp_labels(Path(mirror))
     items = spec.read(Path(mirror), **options)
-    return ingest_records(lake, items, source=name, run_id=run_id, progress=progress)
+    return ingest_records(lake, items, source=name, run_id=run_id, progress=progress, registered=True)
 
 
 def stored_labels(lake: Lake, sources: Iterable[str]) -> dict[str, int]:

@@ -34,6 +34,7 @@ import pyarrow.parquet as pq
 from storage import readonly
 from storage.errors import StorageError, describe_message_failure, writing
 from storage.schemas import EMPTY_IS_NULL, KEYS, SCHEMAS
+from storage.splits import MOLECULAR_NAMES_SQL
 
 #: tables stored one folder per value of this column
 PARTITION_BY: dict[str, str] = {"candidates": "campaign_id"}
@@ -583,10 +584,12 @@ def _columns_sql(table: str) -> str:
     """The select list of a table's view: every column, with the :data:`storage.schemas.EMPTY_IS_NULL`
     columns' '' (older parts) read as null."""
     empty = EMPTY_IS_NULL.get(table, ())
-    if not empty:
+    replaced = [f'nullif("{c}", \'\') AS "{c}"' for c in empty]
+    if "reduced_formula" in SCHEMAS[table].names:  # an element as its symbol, in rows of older ingests too
+        replaced.append(f'{MOLECULAR_NAMES_SQL} AS "reduced_formula"')
+    if not replaced:
         return "*"
-    replaced = ", ".join(f'nullif("{c}", \'\') AS "{c}"' for c in empty)
-    return f"* REPLACE ({replaced})"
+    return f"* REPLACE ({', '.join(replaced)})"
 
 
 def _empty_as_null(table: str, data: pa.Table) -> pa.Table:

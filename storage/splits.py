@@ -13,11 +13,28 @@ from pymatgen.core import Composition
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 
 
+#: pymatgen's reduced formula names these elements after their molecules (``H2``, ``O2``); a crystal of the
+#: element is ``H``, ``O`` in the lake, as in OPTIMADE queries and campaigns. Lakes written before ing22d hold
+#: the molecular names: the lake's views read them as the symbol (:data:`MOLECULAR_NAMES_SQL`).
+MOLECULAR_NAMES = {"H2": "H", "N2": "N", "O2": "O", "F2": "F", "Cl2": "Cl"}
+_LEGACY_NAMES = {symbol: name for name, symbol in MOLECULAR_NAMES.items()}
+
+
+def reduced_formula_of(composition: Composition) -> str:
+    """The lake's reduced formula of a pymatgen ``Composition``: pymatgen's (``LiH``, ``BaZrO3``), except that a
+    single element is its symbol (``H``, not pymatgen's ``H2``). Every ``reduced_formula`` the lake stores, and
+    every formula compared with one (:func:`normalise_formula`), is this function's. It spells formulas as the
+    campaigns do (``csp.structures.composition.reduced_formula``, which storage does not import: a test holds
+    the two equal for every element), so a campaign's ``H`` and a stored ``H`` are one."""
+    found = composition.elements
+    return found[0].symbol if len(found) == 1 else composition.reduced_formula
+
+
 def normalise_formula(formula: str) -> str:
-    """The reduced formula pymatgen writes for ``formula`` (``"Mg2O2"`` -> ``"MgO"``)."""
+    """The lake's reduced formula of ``formula`` (``"Mg2O2"`` -> ``"MgO"``, ``"O4"`` -> ``"O"``)."""
     try:
-        return Composition(formula).reduced_formula
-    except (ValueError, KeyError, TypeError) as exc:
+        return reduced_formula_of(Composition(formula))
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise ValueError(f"Cannot read the formula {formula!r}: {exc}") from exc
 
 
@@ -26,14 +43,26 @@ def split_of(reduced_formula: str, *, salt: str = "csp-split-v1") -> str:
 
     Every structure of one composition lands in the same split, so no composition straddles the
     training and test sets, and the assignment never depends on ingest order or on other rows.
+    The hash is of the formula as pymatgen writes it: an element's lake formula ``O`` hashes as ``O2`` did
+    before the lake wrote plain symbols, so no stored or future row of an element changes its split.
     """
-    digest = hashlib.sha256(f"{salt}:{reduced_formula}".encode()).digest()
+    key = _LEGACY_NAMES.get(reduced_formula, reduced_formula)
+    digest = hashlib.sha256(f"{salt}:{key}".encode()).digest()
     bucket = int.from_bytes(digest[:8], "big") % 1000
     train_end = int(SPLIT_FRACTIONS["train"] * 1000)
     val_end = train_end + int(SPLIT_FRACTIONS["val"] * 1000)
     if bucket < train_end:
         return "train"
     return "val" if bucket < val_end else "test"
+
+
+#: SQL of the lake views' ``reduced_formula``: a molecular name of an element stored by an older ingest read as
+#: the element's symbol
+MOLECULAR_NAMES_SQL = (
+    'CASE "reduced_formula" '
+    + " ".join(f"WHEN '{name}' THEN '{symbol}'" for name, symbol in MOLECULAR_NAMES.items())
+    + ' ELSE "reduced_formula" END'
+)
 
 
 def load_exclusions(table1_json: Path) -> list[str]:

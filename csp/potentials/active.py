@@ -62,9 +62,11 @@ def source_name(potential_name: str) -> str:
 def _reduced(formula: str) -> str:
     from pymatgen.core import Composition
 
-    try:
-        return Composition(formula).reduced_formula
-    except (ValueError, KeyError, TypeError) as exc:
+    from csp.structures.composition import reduced_formula
+
+    try:  # the lake's spelling: an element is its symbol (pymatgen writes O2)
+        return reduced_formula(Composition(formula))
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
         raise InputError(f"Cannot read the formula {formula!r}: {exc}") from exc
 
 

@@ -17,14 +17,15 @@ ingest_app = typer.Typer(help="Ingest data sources into the lake.", no_args_is_h
 
 def _print_ingest_reports(reports) -> None:
     view = Table(title="ingest")
-    for col in ("source", "read", "written", "quarantined", "seconds"):
+    for col in ("source", "read", "written", "quarantined", "already in the lake", "seconds"):
         view.add_column(col, justify="right" if col != "source" else "left")
-    for r in reports:
+    for r in reports:  # read = written + quarantined + already in the lake
         view.add_row(
             r.source,
             str(r.n_read),
-            str(sum(r.written.values())),
+            str(r.n_written),
             str(r.n_rejected),
+            str(r.n_already_present),
             f"{r.seconds:.1f}",
         )
     console.print(view)
@@ -83,10 +84,10 @@ def ingest_run(
 def _source_name(source: str) -> str:
     """``--source`` as :func:`storage.source_names.check_source_name` accepts it (NFKC form), checked against
     the names in use before the lake is created; a refused name is a one-line error and nothing is written."""
-    from storage.ingest import SourceNameError, check_source_name, source_names_in_use
+    from storage.ingest import SourceNameError, check_user_source_name
 
-    try:
-        return check_source_name(source, known=source_names_in_use(current_lake(missing_ok=True)))
+    try:  # a registered mirror source or a potential's label source is reserved for its own command
+        return check_user_source_name(source, current_lake(missing_ok=True))
     except SourceNameError as exc:
         fail(str(exc))
         raise  # not reached: fail() exits

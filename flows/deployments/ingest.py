@@ -19,6 +19,7 @@ def ingest_one(source: str, run_id: str) -> dict:
         "read": report.n_read,
         "written": sum(report.written.values()),
         "quarantined": report.n_rejected,
+        "already_present": report.n_already_present,
         "reasons": dict(report.reasons()),
         "seconds": round(report.seconds, 2),
     }

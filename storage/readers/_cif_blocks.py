@@ -89,7 +89,14 @@ def _escape(text: str) -> str:
 
 
 def _unescape(value: str) -> str:
-    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), value) if "\x01" in value else value
+    return _ESCAPE.sub(_unescaped, value) if "\x01" in value else value
+
+
+def _unescaped(match: re.Match[str]) -> str:
+    """The character of one escape; a run of hex digits no character has (raw control bytes in the file, not an
+    escape of :func:`ascii_text`) is left as written rather than raising ``OverflowError``/``ValueError``."""
+    code = int(match.group(1)[:9], 16)
+    return chr(code) if len(match.group(1)) <= 8 and code <= 0x10FFFF else match.group(0)
 
 
 def ascii_text(text: str) -> str:

@@ -279,22 +279,50 @@ def iter_lines(path: Path) -> Iterator[TextRecord | Rejection]:
         yield empty_file_rejection(file)
 
 
+class OutOfRangeError(ValueError):
+    """A number too large for a 64-bit float (a JSON integer of 400 digits); its message is the reason's tail."""
+
+
+def short_token(value: Any, keep: int = 20) -> str:
+    """``value`` as text for a reason, a long token abbreviated: ``"10000000000000000000... (401 digits)"``.
+
+    A reason is one readable line: a 400-digit number or a 10,000-character string printed in full is not.
+    """
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except ValueError:  # an int beyond Python's 4,300-digit str() limit
+        return f"an integer of about {int(value.bit_length() * 0.30103) + 1} digits"
+    if len(text) <= 2 * keep:
+        return text
+    digits = text.lstrip("+-")
+    unit = "digits" if digits.isdigit() else "characters"
+    return f"{text[:keep]}... ({len(digits) if unit == 'digits' else len(text)} {unit})"
+
+
 def parse_float(value: Any) -> float | None:
     """Read a number; ``None`` for a missing value (``None``, empty, ``nan`` is NOT missing).
 
     Raises:
-        ValueError: if ``value`` is not a number.
+        ValueError: if ``value`` is not a number; :class:`OutOfRangeError` (a ValueError) for an integer
+            beyond a float's range, which ``float()`` would raise as ``OverflowError`` (uncaught, it ended a
+            whole ingest).
     """
     if value is None:
         return None
     if isinstance(value, bool):
         raise ValueError(f"{value!r} is not a number")
     if isinstance(value, int | float):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            raise OutOfRangeError(f"{short_token(value)} is out of range (beyond +-1.8e308)") from None
     text = str(value).strip()
     if not text:
         return None
-    return float(text)
+    try:
+        return float(text)
+    except OverflowError:  # a str subclass or an object whose __float__ overflows
+        raise OutOfRangeError(f"{short_token(text)} is out of range (beyond +-1.8e308)") from None
 
 
 def check_energy(value: Any, what: str = "formation energy") -> tuple[float | None, str | None]:
@@ -306,8 +334,10 @@ def check_energy(value: Any, what: str = "formation energy") -> tuple[float | No
     """
     try:
         number = parse_float(value)
+    except OutOfRangeError as exc:
+        return None, f"{what} {exc}"
     except ValueError:
-        return None, f"{what} {excerpt(str(value), 40)!r} is not a number"
+        return None, f"{what} {short_token(excerpt(str(value), 40))!r} is not a number"
     if number is None:
         return None, None
     if math.isnan(number):

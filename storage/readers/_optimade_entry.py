@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from storage.readers._common import visible_text_problem
+from storage.readers._common import short_token, visible_text_problem
 from storage.validation import StructureError
 
 
@@ -101,6 +101,8 @@ def _path(loc: tuple[Any, ...]) -> str:
 
 
 def _shown(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return short_token(value)  # "10000000000000000000... (401 digits)"
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 

@@ -8,7 +8,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from storage.readers._common import LineSource, Rejection, TextRecord, excerpt, parse_float
+from storage.readers._common import (
+    LineSource,
+    OutOfRangeError,
+    Rejection,
+    TextRecord,
+    excerpt,
+    parse_float,
+    short_token,
+)
 
 
 def clean_json(value: Any) -> Any:
@@ -32,6 +40,8 @@ def check_finite(value: Any, what: str) -> tuple[float | None, str | None]:
     """Read an optional number that must be finite when present: ``(value, None)`` or ``(None, reason)``."""
     try:
         number = parse_float(value)
+    except OutOfRangeError as exc:
+        return None, f"{what} {exc}"
     except ValueError:
         return None, f"{what} {excerpt(str(value), 40)!r} is not a number"
     if number is not None and not math.isfinite(number):
@@ -45,9 +55,12 @@ def label_from_flag(flag: Any) -> int | None:
         return None
     if isinstance(flag, bool):
         return int(flag)
-    value = int(float(flag))
+    try:
+        value = int(float(flag))
+    except OverflowError:  # ``inf``, or a 400-digit JSON integer: a ValueError, so one record's reason
+        value = -1
     if value not in (0, 1):
-        raise ValueError(f"label {flag!r} is neither 0 nor 1")
+        raise ValueError(f"label {short_token(repr(flag))} is neither 0 nor 1")
     return value
 
 

@@ -64,6 +64,7 @@ from pymatgen.core import Composition, Element, Lattice
 
 from storage.readers._cif_blocks import CifBlockText, ascii_text, structure_block
 from storage.readers._common import Item, Record, Rejection, excerpt
+from storage.splits import reduced_formula_of
 from storage.validation import (
     MIN_DISTANCE_ANGSTROM,
     OCCUPANCY_TOLERANCE,
@@ -247,6 +248,8 @@ def _block_problem(block: CifBlockText) -> str | None:
         or _non_ascii_problem(tags)
         or _declared_problem(tags)
         or _site_number_problem(tags)
+        or _dummy_site_problem(tags)
+        or _formula_elements_problem(tags)
         or _duplicate_site_problem(tags)
         or _site_symbol_problem(tags)
         or _symbol_number_problem(tags)
@@ -428,6 +431,62 @@ def _duplicate_site_problem(tags: dict[str, Any]) -> str | None:
     )
 
 
+def _formula_elements_problem(tags: dict[str, Any]) -> str | None:
+    """Why the elements of a declared moiety (else structural) formula, where no sum formula is declared, are not
+    those of the atom sites, or None: a moiety or structural formula that cannot be summed still names its elements, so
+    ``'H2 O'`` with O sites only is refused for its missing H."""
+    declared = declared_formula_elements(tags)
+    if declared is not None and declared[0] == "_chemical_formula_sum":
+        return None  # a sum formula is compared in full, counts too (:func:`reading_problem`)
+    symbols = tags.get("_atom_site_type_symbol", tags.get("_atom_site.type_symbol"))
+    if symbols is None:
+        symbols = tags.get("_atom_site_label", tags.get("_atom_site.label"))
+    if declared is None or not declared[1] or symbols is None:
+        return None
+    symbols = [symbols] if isinstance(symbols, str) else list(symbols)
+    sites = {re.match(r"[A-Za-z]*", _CHARGE.sub("", s.strip())).group(0).capitalize() for s in symbols}
+    sites = {s for s in sites if s in SYMBOL_TO_Z}
+    tag, stated = declared
+    if not sites or stated == sites:
+        return None
+    missing, extra = sorted(stated - sites), sorted(sites - stated)
+    said = "; ".join(
+        part
+        for part in (
+            f"no site holds {', '.join(missing)}" if missing else "",
+            f"the sites hold {', '.join(extra)}, which it does not name" if extra else "",
+        )
+        if part
+    )
+    return (
+        f"the declared formula ({tag} {_formula_tag(tags, tag.rsplit('_', 1)[1])!r}) names the elements "
+        f"{', '.join(sorted(stated))} but {said} (missing, extra or mislabelled sites)"
+    )
+
+
+def _dummy_site_problem(block: dict[str, Any]) -> str | None:
+    """Why the atom-site loop cannot be read as it is, or None: a row flagged ``_atom_site_calc_flag dum`` is
+    a dummy site (core CIF: a point of the drawing, such as a ring centre, with no atom on it), which a CIF
+    parser reads as an atom like any other. The reader reports no notes on a stored row, so the file is
+    refused with the site named rather than stored with the dummy row silently dropped."""
+    flags = block.get("_atom_site_calc_flag", block.get("_atom_site.calc_flag"))
+    if flags is None:
+        return None
+    flags = [flags] if isinstance(flags, str) else list(flags)
+    labels = block.get("_atom_site_label", block.get("_atom_site.label"))
+    labels = [labels] if isinstance(labels, str) else list(labels or [])
+    dummies = [k for k, flag in enumerate(flags) if str(flag).strip().strip("'\"").lower() == "dum"]
+    if not dummies:
+        return None
+    k = dummies[0]
+    name = labels[k] if k < len(labels) else f"{k + 1}"
+    more = f" (and {len(dummies) - 1} more)" if len(dummies) > 1 else ""
+    return (
+        f"site {name}{more} is a dummy site (_atom_site_calc_flag dum: a point with no atom on it), which would be "
+        "stored as an atom; delete the dummy row(s) from the atom-site loop to store the crystal"
+    )
+
+
 def _site_symbol_problem(block: dict[str, Any]) -> str | None:
     """Why an atom site of the block names no single element (a group such as ``OH``, an isotope), or None.
 
@@ -567,11 +626,32 @@ def _split_symbol(written: str) -> tuple[str, str, bool]:
     """A written symbol (``'R -3 m H'``, ``'F d -3 m :2'``) as (symbol without spaces or setting, the setting
     code as written or ICSD's last word means it, whether the setting was ICSD's last word)."""
     symbol = re.sub(r"[\s_'\"]", "", written)
+    recased = _symbol_case(symbol)
+    symbol, recased = recased, recased != symbol
     base, _, code = symbol.partition(":")
     icsd = len(base) > 2 and base[-1] in _ICSD_SETTINGS and not code
+    if recased and not icsd:  # 'f m -3 m': expanded here, as pymatgen reads no symbol in other letter case
+        return base, code, True
     if icsd:
         base, code = base[:-1], _ICSD_SETTINGS[base[-1]]
     return base, code, icsd
+
+
+_GLIDES = frozenset("abcdemn")
+
+
+def _symbol_case(symbol: str) -> str:
+    """A Hermann-Mauguin symbol (spaces removed) in its letter case: the lattice letter upper case, mirror and glide
+    letters (``m a b c d e n``) lower case, a setting letter (ICSD's ``H R S Z``, ``:H``) upper case. A symbol
+    written all in lower or upper case (``f m -3 m``, ``F M -3 M``) names the same group; pymatgen knew neither
+    and read the file as P1. Text that starts with no lattice letter is returned as it is."""
+    if not symbol or symbol[0].upper() not in "PABCFIR":
+        return symbol
+    rest = "".join(
+        (c.lower() if c.lower() in _GLIDES else c.upper()) if c.isascii() and c.isalpha() else c
+        for c in symbol[1:]
+    )
+    return symbol[0].upper() + rest
 
 
 @lru_cache(maxsize=512)
@@ -1279,8 +1359,10 @@ def cell_from_arrays(lattice: Any, species: Iterable[str], frac_coords: Any) -> 
     try:
         lat = np.asarray(lattice, dtype=float).reshape(3, 3)
         frac = np.asarray(frac_coords, dtype=float).reshape(-1, 3)
+    except OverflowError:  # a 400-digit integer: no float holds it
+        raise StructureError("malformed structure arrays: a number is out of range (beyond +-1.8e308)") from None
     except (TypeError, ValueError) as exc:
-        raise StructureError(f"malformed structure arrays: {exc}") from exc
+        raise StructureError(f"malformed structure arrays: {excerpt(str(exc), 120)}") from exc
     symbols = [str(s) for s in species]
     if len(symbols) != len(frac):
         raise StructureError(f"structure has {len(symbols)} species but {len(frac)} positions")
@@ -1348,7 +1430,7 @@ def structure_fields(cell: Cell, *, symprec: float = SYMPREC_ANGSTROM) -> dict[s
     counts = Counter(cell.species)
     elements = sorted(counts)
     return {
-        "reduced_formula": Composition(dict(counts)).reduced_formula,
+        "reduced_formula": reduced_formula_of(Composition(dict(counts))),
         "elements": elements,
         "nelements": len(elements),
         "nsites": len(cell.species),
@@ -1384,7 +1466,7 @@ def composition_fields(formula: str) -> tuple[str, list[str], float]:
     natoms = float(comp.num_atoms)
     if not natoms > 0 or not math.isfinite(natoms):
         raise StructureError(f"formula {text!r} has no atoms")
-    return comp.reduced_formula, sorted(el.symbol for el in comp), natoms
+    return reduced_formula_of(comp), sorted(el.symbol for el in comp), natoms
 
 
 # --- building structure rows, serially or in a process pool ------------------------------------------
@@ -1417,12 +1499,85 @@ class PendingStructure:
 
 
 def declared_cif_formula(text: str) -> str:
-    """The ``_chemical_formula_sum`` of the CIF's structure block (the formula of the sites listed), read by
-    the CIF tokenizer (on the next line, in a text field, before a comment), or ``""``."""
+    """The formula the CIF's structure block declares for its sites, read by the CIF tokenizer (on the next line,
+    in a text field, before a comment), or ``""``: ``_chemical_formula_sum``; without it, the
+    ``_chemical_formula_moiety`` summed over its parts (:func:`moiety_sum`), else a
+    ``_chemical_formula_structural`` pymatgen reads (``Mg(OH)2``). A file declaring ``H2 O`` only as its moiety
+    with one O site is missing its H atoms, like one declaring it as its sum."""
     try:
-        return (structure_block(text).scalar("_chemical_formula_sum") or "").strip()
+        block = structure_block(text)
     except StructureError:
         return ""
+    found = _formula_tag(block.tags, "sum")
+    if found:
+        return found
+    moiety = _formula_tag(block.tags, "moiety")
+    summed = moiety_sum(moiety) if moiety else None
+    if summed:
+        return summed
+    structural = _formula_tag(block.tags, "structural")
+    if structural and not moiety and _readable_formula(structural):
+        return structural
+    return ""
+
+
+def _formula_tag(tags: dict[str, Any], kind: str) -> str:
+    """The value of ``_chemical_formula_<kind>`` (or its CIF2 spelling), stripped, or ``""``."""
+    for tag in (f"_chemical_formula_{kind}", f"_chemical_formula.{kind}"):
+        value = tags.get(tag)
+        if isinstance(value, str) and value.strip() not in ("", "?", "."):
+            return value.strip()
+    return ""
+
+
+def _readable_formula(text: str) -> bool:
+    from pymatgen.core import Composition as _Composition
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return _Composition(text).num_atoms > 0
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+
+
+_MOIETY_PART = re.compile(r"^(\d+(?:\.\d+)?)?\s*\((.*)\)$")
+_MOIETY_ATOM = re.compile(r"^([A-Z][a-z]?)(\d+(?:\.\d+)?)?$")
+_MOIETY_CHARGE = re.compile(r"^\d*[+-]$")
+
+
+def moiety_sum(text: str) -> str | None:
+    """A CIF moiety formula (``'2(C6 H6), H2 O'``: parts separated by commas, each with an optional multiplier
+    before its parentheses, charges such as ``2+`` or ``-`` as their own tokens) as one sum formula
+    (``C12 H14 O``), or None when a token is none of those (the formula is then compared by its elements only,
+    :func:`declared_formula_elements`)."""
+    counts: dict[str, float] = {}
+    for part in text.strip().strip("'\"").split(","):
+        part = part.strip()
+        match = _MOIETY_PART.match(part)
+        times, inner = (float(match.group(1) or 1), match.group(2)) if match else (1.0, part)
+        tokens = inner.split()
+        if not tokens:
+            return None
+        for token in tokens:
+            if _MOIETY_CHARGE.match(token):
+                continue
+            atom = _MOIETY_ATOM.match(re.sub(r"\d*[+-]$", "", token) if token[-1] in "+-" else token)
+            if not atom or atom.group(1) not in SYMBOL_TO_Z:
+                return None
+            counts[atom.group(1)] = counts.get(atom.group(1), 0.0) + times * float(atom.group(2) or 1)
+    return " ".join(f"{el}{n:g}" for el, n in counts.items()) if counts else None
+
+
+def declared_formula_elements(tags: dict[str, Any]) -> tuple[str, set[str]] | None:
+    """``(tag, elements)`` of the first formula the block declares (sum, moiety, structural): every element
+    symbol written in it (``Mg(OH)2``: Mg, O, H), or None when it declares none."""
+    for kind in ("sum", "moiety", "structural"):
+        text = _formula_tag(tags, kind)
+        if text:
+            found = {s for s in re.findall(r"[A-Z][a-z]?", text) if s in SYMBOL_TO_Z}
+            return f"_chemical_formula_{kind}", found
+    return None
 
 
 def finish_structure(item: PendingStructure | Rejection) -> Item:

@@ -14,12 +14,14 @@ from typing import Any
 from storage.readers._common import (
     DuplicateGuard,
     Item,
+    OutOfRangeError,
     Record,
     Rejection,
     check_energy,
     excerpt,
     iter_csv,
     iter_lines,
+    short_token,
 )
 from storage.readers._rows import iter_json_array, read_text
 from storage.readers._structure import StructureError, composition_fields
@@ -274,6 +276,10 @@ def read_kingsbury2022(path: Path, *, source: str, license: str) -> Iterator[Ite
 
 
 def _per_atom(value: Any, natoms: float) -> float | None:
+    """``value`` (a total) per atom; a number beyond a float's range is a ValueError (the record's reason)."""
     if value is None:
         return None
-    return float(value) / natoms
+    try:
+        return float(value) / natoms
+    except OverflowError:
+        raise OutOfRangeError(f"energy {short_token(value)} is out of range (beyond +-1.8e308)") from None

@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from storage.readers._common import DuplicateGuard, Item, Rejection, check_energy, excerpt
+from storage.readers._common import DuplicateGuard, Item, Rejection, check_energy, excerpt, short_token
 from storage.readers._rows import check_finite, iter_json_lines, label_from_flag, structure_scalars
 from storage.readers._structure import Cell, PendingStructure, StructureError, cell_from_arrays, finish_all
 from storage.validation import full_occupancy
@@ -33,8 +33,12 @@ def cell_from_pymatgen_dict(doc: Mapping[str, Any]) -> Cell:
                 raise StructureError("disordered site occupancies are not supported")
             species.append(str(entries[0]["element"]))
             coords.append(site["abc"])
+    except StructureError:
+        raise
     except (KeyError, TypeError, IndexError) as exc:
         raise StructureError(f"malformed pymatgen structure document: missing {exc}") from exc
+    except (ValueError, OverflowError) as exc:  # an occupancy that is no number, or a 400-digit integer
+        raise StructureError(f"malformed pymatgen structure document: {short_token(str(exc), 60)}") from exc
     return cell_from_arrays(matrix, species, coords)
 
 

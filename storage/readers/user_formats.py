@@ -22,6 +22,7 @@ from storage.readers._common import (
     decode_text,
     excerpt,
     iter_csv,
+    short_token,
     visible_text_problem,
 )
 from storage.readers._optimade_entry import (
@@ -90,7 +91,8 @@ def cell_from_poscar(text: str) -> Cell:
     """
     from pymatgen.io.vasp import Poscar
 
-    problem = _element_line_problem(text) or _coordinate_problem(text)
+    text = per_axis_scaled(text)
+    problem = _element_line_problem(text) or _counts_problem(text) or _coordinate_problem(text)
     if problem:
         raise StructureError(problem)
     with warnings.catch_warnings(record=True) as caught:
@@ -156,7 +158,7 @@ def _isotope_mass(symbols: list[str], mass: list[float] | None) -> bool:
             abs(float(m) - float(Element(sym).atomic_mass)) > 0.5
             for sym, m in zip(symbols, mass, strict=True)
         )
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, OverflowError):
         return False
 
 
@@ -213,6 +215,36 @@ def _coordinate_block(lines: list[str]) -> tuple[int, int] | None:
     """``(index of the first coordinate line, number of sites)`` of a POSCAR's first block (comments cut),
     read as pymatgen reads it: VASP 4 counts on the sixth line, or VASP 5/6 element lines (up to 10, when
     more than 20 groups wrap) followed by as many counts lines; None when the layout is not that."""
+    found = _counts_line(lines)
+    if found is None:
+        return None
+    counts, start = found
+    if not counts or min(counts) < 0 or start >= len(lines):
+        return None
+    if lines[start][:1] in ("s", "S"):
+        start += 1  # selective dynamics
+    if start >= len(lines) or lines[start][:1].lower() not in ("d", "c", "k"):
+        return None
+    return start + 1, sum(counts)
+
+
+def _counts_problem(text: str) -> str | None:
+    """Why a POSCAR's element counts are impossible, else None: a count of 0 or below (``Na Cl`` / ``1 0`` was
+    stored as sodium metal; ``1 -1`` ended in pymatgen's "len(species)=2 != len(coords)=1")."""
+    lines = [line.split("#", 1)[0].strip() for line in text.strip("\r\n").splitlines()]
+    found = _counts_line(lines)
+    if found is None or not found[0] or min(found[0]) > 0:
+        return None
+    counts = found[0]
+    bad = next(n for n in counts if n <= 0)
+    return (
+        f"POSCAR counts line ({' '.join(short_token(n) for n in counts)}) gives {short_token(bad)} atoms of a "
+        "species; every count must be 1 or more (drop the species from the element and counts lines)"
+    )
+
+
+def _counts_line(lines: list[str]) -> tuple[list[int], int] | None:
+    """``(counts, index of the line after the counts)`` as pymatgen finds them, or None."""
     try:
         counts = [int(t) for t in lines[5].split()]
         start = 6
@@ -230,13 +262,45 @@ def _coordinate_block(lines: list[str]) -> tuple[int, int] | None:
         except ValueError:
             return None
         start = 5 + 2 * n
-    if not counts or min(counts) < 0 or start >= len(lines):
-        return None
-    if lines[start][:1] in ("s", "S"):
-        start += 1  # selective dynamics
-    if start >= len(lines) or lines[start][:1].lower() not in ("d", "c", "k"):
-        return None
-    return start + 1, sum(counts)
+    return counts, start
+
+
+def per_axis_scaled(text: str) -> str:
+    """A VASP 6 POSCAR whose scale line holds three factors, rewritten with the scale 1.0: per the VASP wiki
+    the factors scale the x, y and z Cartesian components of the lattice vectors (and of the positions in
+    Cartesian mode), and all three must be positive. Any other text is returned as it is.
+
+    Raises:
+        StructureError: three factors, not all positive and finite.
+    """
+    lines = text.split("\n")
+    if len(lines) < 5:
+        return text
+    parts = lines[1].split("#", 1)[0].split("!", 1)[0].split()
+    if len(parts) != 3 or not _numbers(parts):
+        return text
+    factors = np.array([float(p) for p in parts])
+    if not (np.all(np.isfinite(factors)) and np.all(factors > 0)):
+        raise StructureError(
+            f"POSCAR scale line gives the per-axis factors {' '.join(parts)}; VASP requires all three positive "
+            "(a negative single number is a volume, three numbers scale x, y and z)"
+        )
+
+    def scaled(line: str) -> str:
+        tokens = line.split()
+        if len(tokens) < 3 or not _numbers(tokens[:3]):
+            raise StructureError(f"POSCAR line {line.strip()!r} holds no three numbers to scale")
+        xyz = np.array([float(t) for t in tokens[:3]]) * factors
+        return " ".join([*(repr(float(v)) for v in xyz), *tokens[3:]])
+
+    out = [lines[0], "1.0", *(scaled(line) for line in lines[2:5]), *lines[5:]]
+    clean = [line.split("#", 1)[0].strip() for line in out]
+    layout = _coordinate_block(clean)
+    if layout is not None and clean[layout[0] - 1][:1].lower() in ("c", "k"):  # Cartesian positions too
+        first, atoms = layout
+        for k in range(first, min(first + atoms, len(out))):
+            out[k] = scaled(out[k])
+    return "\n".join(out)
 
 
 def _coordinate_problem(text: str) -> str | None:
@@ -431,7 +495,7 @@ def cell_from_optimade(attributes: Any) -> Cell:
             f"{len(names)} species_at_sites"
         )
     if attrs.nsites is not None and attrs.nsites != len(names):
-        raise StructureError(f"OPTIMADE entry declares nsites = {attrs.nsites} but lists {len(names)} sites")
+        raise StructureError(f"OPTIMADE entry declares nsites = {short_token(attrs.nsites)} but lists {len(names)} sites")
     species = _site_symbols(names, attrs.species)
     _check_structure_features(attrs)
     _check_declared_composition(attrs, species)
@@ -568,8 +632,11 @@ def _check_declared_composition(attrs: OptimadeAttributes, species: list[str]) -
         )
     if attrs.nelements is not None and attrs.nelements != len(present):
         raise StructureError(
-            f"OPTIMADE entry declares nelements = {attrs.nelements} but its sites hold {len(present)} elements"
+            f"OPTIMADE entry declares nelements = {short_token(attrs.nelements)} but its sites hold {len(present)} elements"
         )
+    problem = _reduced_order_problem(attrs.chemical_formula_reduced)
+    if problem:
+        raise StructureError(problem)
     if attrs.chemical_formula_descriptive:
         problem = compare_formulas(attrs.chemical_formula_descriptive, species)
         if problem:
@@ -580,6 +647,25 @@ def _check_declared_composition(attrs: OptimadeAttributes, species: list[str]) -
             f"OPTIMADE entry declares chemical_formula_anonymous {anonymous!r} but its sites give "
             f"{anonymous_formula(species)!r}"
         )
+
+
+_REDUCED_TERM = re.compile(r"([A-Z][a-z]?)(\d*)")
+
+
+def _reduced_order_problem(reduced: str | None) -> str | None:
+    """Why an OPTIMADE ``chemical_formula_reduced`` breaks the specification's element order, else None: its
+    symbols must be in alphabetical order (``HLi``, not ``LiH``; a client matching ``"HLi"`` would miss it). Its
+    counts are compared with the sites when the structure is finished."""
+    text = (reduced or "").strip()
+    terms = _REDUCED_TERM.findall(text)
+    symbols = [symbol for symbol, _ in terms]
+    if not terms or symbols == sorted(symbols):
+        return None
+    ordered = "".join(f"{symbol}{count}" for symbol, count in sorted(terms))
+    return (
+        f"OPTIMADE entry declares chemical_formula_reduced {short_token(text)!r}, whose elements are not in "
+        f"alphabetical order as OPTIMADE requires (write {short_token(ordered)!r})"
+    )
 
 
 def anonymous_formula(species: list[str]) -> str:

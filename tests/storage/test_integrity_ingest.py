@@ -372,8 +372,9 @@ def test_csv_into_a_missing_folder_is_a_one_line_error(cli_env: Path) -> None:
 @pytest.mark.parametrize(
     ("counts", "coords", "reason"),
     [
-        ("2 -1", ["0 0 0", "0.5 0.5 0.5"], "malformed POSCAR: StructureError"),  # pymatgen's own class
-        ("-1 3", ["0 0 0", "0.5 0.5 0.5"], "malformed POSCAR: StructureError"),
+        # a count below 1: refused before pymatgen (it said "len(species)=2 != len(coords)=1"), ing22d
+        ("2 -1", ["0 0 0", "0.5 0.5 0.5"], r"POSCAR counts line \(2 -1\) gives -1 atoms of a species"),
+        ("-1 3", ["0 0 0", "0.5 0.5 0.5"], r"POSCAR counts line \(-1 3\) gives -1 atoms of a species"),
         ("1 1", ["0 0", "0.5 0.5 0.5"], "malformed POSCAR: BadPoscarWarning"),  # a short coordinate line
     ],
 )
