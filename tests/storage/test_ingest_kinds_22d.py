@@ -342,10 +342,9 @@ def _elemental_record(source_id: str, formula: str) -> Record:
 def test_a_400_digit_integer_in_a_filter_is_one_line():
     from storage.optimade import FilterError, translate
 
-    with pytest.raises(
-        FilterError, match=r"The integer 10000000000000000000\.\.\. \(401 digits\) is out of range"
-    ):
+    with pytest.raises(FilterError, match=r"Number out of range: 1000.*\(401 characters\)") as refused:
         translate(f"nsites<{BIG}")
+    assert "\n" not in str(refused.value) and len(str(refused.value)) < 300
     assert translate(f"nsites<{2**62}").params == (2**62,)
 
 
