@@ -6,33 +6,22 @@ import numpy as np
 import pytest
 import torch
 
-from csp.potentials.batched import Batch, relax_batched, symmetry_operations
+from csp.potentials.batched import relax_batched, symmetry_operations
 from csp.potentials.relaxer import RelaxJob, relax
 from csp.structures.crystal import Crystal
+from tests.csp.potentials.toy_potentials import VolumeSpring as ToySpring
 
 #: The batched relaxer's final energies may differ from the ASE path's by at most this (eV/atom).
 ENERGY_TOLERANCE = 0.005
 FIX_SYMPREC = 0.01
 
 
-class VolumeSpring:
-    """E = k (V - V0)^2 per structure, no forces: the relaxation is the cell's alone; NaN for V below
-    ``nan_below``."""
-
-    name = "volume-spring"
+class VolumeSpring(ToySpring):
+    """E = k (V - V0)^2 per structure, no forces (``toy_potentials.VolumeSpring`` on the CPU, NaN off unless
+    ``nan_below`` is given)."""
 
     def __init__(self, v0_per_atom: float = 12.0, k: float = 0.01, nan_below: float = 0.0) -> None:
-        self.v0, self.k, self.nan_below = v0_per_atom, k, nan_below
-
-    def energies_forces_stresses(self, batch: Batch):
-        n = torch.as_tensor(batch.sizes, dtype=torch.float64)
-        volume = torch.abs(torch.linalg.det(batch.cell))
-        target = self.v0 * n
-        energy = self.k * (volume - target) ** 2
-        # ASE's stress: (1/V) dE/d(strain) = dE/dV I for a volume-only energy
-        stress = (2 * self.k * (volume - target))[:, None, None] * torch.eye(3, dtype=torch.float64)
-        energy = torch.where(volume / n < self.nan_below, torch.nan, energy)
-        return energy, torch.zeros_like(batch.positions), stress
+        super().__init__("cpu", v0_per_atom, k, nan_below)
 
 
 def cubic(a: float, numbers=(12, 8), frac=((0, 0, 0), (0.5, 0.5, 0.5))) -> Crystal:
