@@ -49,7 +49,7 @@ def make_plan(params: AugmentParameters, work: str) -> dict:
     from flows.augmentation import plan_compositions
 
     summary = plan_compositions(
-        lake(missing_ok=True),
+        lake(init=True),  # the flow writes its labels into this lake at the end
         Path(work) / "plan.npz",
         compositions=params.compositions,
         max_compositions=params.max_compositions,

@@ -221,8 +221,8 @@ def test_an_id_belongs_to_one_set_of_parameters(tmp_path):
     for other, stored in (
         (["GaAs", *TINY], 'composition="MgO"'),
         (["MgO", *TINY, "--seed", "1"], "seed=0"),
-        (["MgO", *TINY[:-2], "--z-max", "1"], "formula_units_max=2"),
-        (["MgO", *TINY, "--inner-optimizer", "rs"], 'inner_optimizer="pso"'),
+        (["MgO", *TINY[:-2], "--z-max", "1"], "--formula-units-max=2"),
+        (["MgO", *TINY, "--inner-optimizer", "rs"], '--inner-optimizer="pso"'),
     ):
         text = one_line_error(invoke_csp(tmp_path, "campaign", "run", *other, "--campaign-id", "x"))
         assert stored in text and "csp campaign resume x" in text
