@@ -88,7 +88,7 @@ def pu_set(tmp_path_factory, data_mirror):
 
     tmp = tmp_path_factory.mktemp("pu")
     lake = Lake(tmp / "home").init()
-    ingest_source(lake, "experimental_prototypes", data_mirror, workers=1)
+    ingest_source(lake, "experimental_prototypes", data_mirror, workers=2)
     fcc = 0.5 * np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]])
     lake.append(
         "structures",
