@@ -89,6 +89,7 @@ def test_a_campaign_whose_server_died_fails_with_one_line_and_keeps_its_rows(
     assert any(r["stage"] == "outer" for r in result_rows(lake, cid))  # the search's rows are kept
 
 
+@pytest.mark.slow
 def test_active_labelling_on_a_gpu_starts_one_server_and_on_a_cpu_none():
     from csp.potentials.relax_server import RelaxServerError
     from flows.active_steps import _relax_server

@@ -347,6 +347,7 @@ def test_an_icsd_hexagonal_suffix_reads(tmp_path, symbol) -> None:
     assert stored(tmp_path, BI_HEXAGONAL.format(symbol=symbol)) == expected  # was "Bad international symbol"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("symbol", "xyz"), [("F d -3 m Z", "0.125 0.125 0.125"), ("F d -3 m S", "0 0 0")])
 def test_icsd_origin_choice_suffixes_read(tmp_path, symbol, xyz) -> None:
     text = SI.format(cell=CUBE.format(a=5.431), symbol=symbol, xyz=xyz)

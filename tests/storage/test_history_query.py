@@ -103,6 +103,7 @@ def test_parquet_round_trip(history, tmp_path):
     assert to_structures(back)[0].composition == to_structures(df)[0].composition
 
 
+@pytest.mark.slow
 def test_reads_while_a_campaign_writes(tmp_path):
     lake = make_history_lake(tmp_path / "home")
     sink = LakeSink(lake, run_id="writer")

@@ -36,12 +36,14 @@ def test_rhombohedral_bi_is_read_in_its_own_setting(name):
     assert density_g_per_cm3(cell.lattice, cell.species) == pytest.approx(9.81, abs=0.01)  # Bi: 9.8 g/cm^3
 
 
+@pytest.mark.slow
 def test_si_in_origin_choice_2_is_read_as_its_8_declared_atoms():
     cell, problem = read("si_origin2.cif")
     assert problem is None and cell.species == ["Si"] * 8  # pymatgen alone: 16
     assert density_g_per_cm3(cell.lattice, cell.species) == pytest.approx(2.33, abs=0.01)
 
 
+@pytest.mark.slow
 def test_an_origin_choice_nothing_decides_is_refused():
     text = (FIXTURES / "si_origin2.cif").read_text().replace("_chemical_formula_sum 'Si8'\n", "")
     with pytest.raises(

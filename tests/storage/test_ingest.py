@@ -76,6 +76,7 @@ def test_bad_rows_are_quarantined_and_good_rows_land(lake, tmp_path, data_mirror
     )
 
 
+@pytest.mark.slow
 def test_mp_rows_get_jang_labels(lake, data_mirror, tmp_path):
     ingest_source(lake, "jang2020_mp_icsd", data_mirror, run_id="r")
     assert lake.count("synth_labels") == 46461

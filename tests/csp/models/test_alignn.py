@@ -52,6 +52,7 @@ def test_batch_equals_single(model):
     torch.testing.assert_close(batch, single, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow
 @torch.no_grad()
 def test_prediction_invariances(model):
     crystals, _, _ = mp_crystals()

@@ -162,6 +162,7 @@ def test_align_composition_split_puts_each_composition_in_its_dft_rows_split():
 # --- the model: heads, routing, the DFT head alone ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rows_go_through_their_own_head_and_the_dft_head_alone_is_a_single_fidelity_model():
     torch.manual_seed(0)
     inputs = graph_tensors(build_graphs(mp_crystals()[0][:6]))

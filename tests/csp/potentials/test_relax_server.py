@@ -153,6 +153,7 @@ def test_a_server_that_cannot_start_says_why():
         RelaxServer("nosuch", "cpu", start_timeout_s=60).start()
 
 
+@pytest.mark.slow
 def test_a_dead_or_hung_server_gives_a_clear_error_not_a_hang():
     server = RelaxServer(SLOW_SPRING, "cpu", heartbeat_s=0.5)
     address = server.start()

@@ -1,6 +1,7 @@
 """The rows' detected space groups are the same whether a worker process or the search detects them."""
 
 import numpy as np
+import pytest
 
 from csp.search.detection import RowDetector, default_workers
 from csp.search.generate import build_template, enumerate_families, sample_valid, space_groups
@@ -19,6 +20,7 @@ def _batches():
         yield tpl.build(u)
 
 
+@pytest.mark.slow
 def test_worker_detection_equals_inline_detection():
     batches = list(_batches())
     want = [
@@ -51,6 +53,7 @@ def test_a_dead_worker_falls_back_to_inline_detection():
     assert all(set(row) == {"spacegroup", "crystal_system", "wyckoff"} for rows in got for row in rows)
 
 
+@pytest.mark.slow
 def test_search_rows_are_the_same_with_a_detection_worker():
     a, b = InMemorySink(), InMemorySink()
     run_search("MgO", config(), LennardJonesStandInScorer(), a, campaign_id="x", symmetry_workers=0)

@@ -92,6 +92,7 @@ def test_the_cell_makes_spglib_itself_print():
     # so the control holds to the C library's lines; the next test wants stderr empty of both kinds
 
 
+@pytest.mark.slow
 def test_every_face_of_csp_that_detects_symmetry_is_quiet_on_it(tmp_path):
     done = python(FACES, str(tmp_path))
     assert done.returncode == 0, done.stderr[-2000:]
