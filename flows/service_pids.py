@@ -23,11 +23,21 @@ SERVER_ARGS = (b"uvicorn", b"prefect.server.api.server:create_app")  # `prefect 
 WORKER_ARGS = (b"prefect", b"worker", b"start")  # `prefect worker start --pool ...`
 
 
+#: Linux's largest possible pid (PID_MAX_LIMIT); a pid file naming a number beyond it is corrupt
+PID_MAX = 4_194_304
+
+
 def read_pid(path: Path) -> int | None:
+    """The pid a pid file names, or None for no file, no number, or one no process can have (0, negative,
+    beyond :data:`PID_MAX`: signalling it would fail or overflow)."""
     try:
-        return int(path.read_text().strip())
-    except (OSError, ValueError):
+        text = path.read_text().strip()
+    except OSError:
         return None
+    if not text.isascii() or not text.isdigit() or len(text) > 7:
+        return None
+    pid = int(text)
+    return pid if 0 < pid <= PID_MAX else None
 
 
 def alive(pid: int | None) -> bool:

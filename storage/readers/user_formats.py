@@ -694,8 +694,8 @@ def _pending_optimade(
         yield Rejection(file, 0, None, "file is empty (no records)", "")
         return
     try:
-        doc = json.loads(text)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, a 4,300-digit integer, nesting too deep
+        doc = json.loads(text, parse_int=_json_int)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, nesting too deep
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         yield Rejection(file, 0, None, f"malformed JSON: {reason}", excerpt(text))
         return
@@ -758,6 +758,12 @@ def _json_energy(value: Any, what: str) -> tuple[float | None, str | None]:
     if isinstance(value, str | bool):
         return None, f"{what} is {value!r}, not a JSON number"
     return check_energy(value, what)
+
+
+def _json_int(text: str) -> int | float:
+    """A JSON integer; one of more than 4,000 digits becomes +-inf (Python refuses to convert it to ``int``, which
+    would refuse the whole file), so that the entry holding it is quarantined as out of range on its own."""
+    return int(text) if len(text) <= 4000 else float(text)
 
 
 def read_optimade(

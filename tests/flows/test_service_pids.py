@@ -202,3 +202,14 @@ def test_up_leaves_a_stale_worker_pid_alone(tmp_path, monkeypatch):
         assert other.poll() is None
     finally:
         _stop(other)
+
+
+@pytest.mark.parametrize("text", ["99999999999999999999999", "0", "-1", "4194305", "１２"])
+def test_a_pid_file_naming_no_possible_pid_is_read_as_none(tmp_path, text):
+    """A number beyond Linux's PID_MAX_LIMIT once crashed `status` and `down` (OverflowError in os.kill)."""
+    from flows.service_pids import read_pid, verify
+
+    pid_file = tmp_path / "server.pid"
+    pid_file.write_text(text)
+    assert read_pid(pid_file) is None
+    assert verify(pid_file, (b"uvicorn",), tmp_path) == (None, "none")

@@ -364,3 +364,14 @@ def test_the_lake_and_the_campaigns_spell_reduced_formulas_alike():
     formulas = [f"{el.symbol}{n}" for el in Element if el.Z <= 103 for n in (1, 2)] + ["H2O", "O2Li4", "HO"]
     for formula in formulas:
         assert reduced_formula_of(Composition(formula)) == reduced_formula(Composition(formula)), formula
+
+
+def test_an_integer_beyond_pythons_digit_limit_is_one_entry_not_the_file(tmp_path):
+    """5,000 digits: past the 4,300 Python's int() takes, so json.loads once refused the whole file."""
+    path = tmp_path / "response.json"
+    text = json.dumps({"data": [lih("good", _oqmd_delta_e=-0.3), lih("huge", _oqmd_delta_e=0)]})
+    path.write_text(text.replace('"_oqmd_delta_e": 0', '"_oqmd_delta_e": ' + "9" * 5000))
+    items = list(read_optimade(path, **KW, energy_field="_oqmd_delta_e"))
+    assert [i.row["source_id"] for i in items if isinstance(i, Record)] == ["good"]
+    [rejected] = [i for i in items if isinstance(i, Rejection)]
+    assert rejected.source_id == "huge" and len(rejected.reason) < 200
