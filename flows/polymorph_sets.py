@@ -73,6 +73,7 @@ def export_with_polymorphs(
         excluded_rows=data.excluded_rows + extra.rows.excluded_rows,
         sha256=hashlib.sha256(out.read_bytes()).hexdigest(),
         licences=dict(sorted((data.licences | extra.rows.licences).items())),
+        geometry_refused=data.geometry_refused,
         hypothetical={
             "files": [p.name for p in paths],
             "prototype_rows_read": extra.read,

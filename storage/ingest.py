@@ -106,7 +106,7 @@ def source_names_in_use(lake: Lake) -> list[str]:
     """The registered source names and every source name stored in the lake (``structures``,
     ``experimental_enthalpies``, ``synth_labels``, ``quarantine``); a lake without folders yet is not created."""
     names = set(SOURCES)
-    if lake.lake_dir.is_dir():
+    if lake.exists:
         rows = lake.query(
             "SELECT source FROM structures UNION SELECT source FROM experimental_enthalpies "
             "UNION SELECT source FROM synth_labels UNION SELECT source FROM quarantine"

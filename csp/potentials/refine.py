@@ -412,6 +412,8 @@ def refine(
     Raises:
         ModelError: if the potential has no elemental reference for an element.
     """
+    from csp.potentials.relaxer import RelaxJob, relax
+
     cfg = settings or RefineSettings()
     stage, inner = (PROBE_STAGE, PROBE_INNER_STEP) if probe_only else (REFINED_STAGE, REFINED_INNER_STEP)
     sources = select_sources(rows, probe_only or cfg.top_n)
@@ -453,7 +455,18 @@ def refine(
             out[source["outer_step"]] = row
 
         with _torch_threads(cfg.cpu_threads if str(cfg.device) == "cpu" else None):
-            _relax_todo(potential, todo, cfg, probe_only, deadline, finished)
+            relax(
+                potential,
+                [RelaxJob(_row_crystal(s), 0 if probe_only else cfg.steps, s) for s in todo],
+                fmax=cfg.fmax,
+                pool=max(1, len(todo)),
+                symprec=cfg.fix_symprec,
+                collapse_ratio=cfg.collapse_ratio,
+                explode_ratio=cfg.explode_ratio,
+                deadline=deadline,
+                on_result=finished,
+                engine=cfg.engine,
+            )
     return [out[s["outer_step"]] for s in sources if s["outer_step"] in out]
 
 
@@ -471,31 +484,6 @@ def _torch_threads(threads: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def _relax_todo(
-    potential: Any,
-    todo: list[dict[str, Any]],
-    cfg: RefineSettings,
-    probe_only: int,
-    deadline: float | None,
-    finished: Callable[..., None],
-) -> None:
-    """Relax the chosen rows (the body of :func:`refine`, under its thread setting)."""
-    from csp.potentials.relaxer import RelaxJob, relax
-
-    relax(
-        potential,
-        [RelaxJob(_row_crystal(s), 0 if probe_only else cfg.steps, s) for s in todo],
-        fmax=cfg.fmax,
-        pool=max(1, len(todo)),
-        symprec=cfg.fix_symprec,
-        collapse_ratio=cfg.collapse_ratio,
-        explode_ratio=cfg.explode_ratio,
-        deadline=deadline,
-        on_result=finished,
-        engine=cfg.engine,
-    )
 
 
 # ------------------------------------------------------------------------------------------ ranking
