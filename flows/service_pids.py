@@ -79,7 +79,8 @@ def record_start(pid_file: Path, pid: int) -> None:
         start_file(pid_file).write_text(f"{found}\n")
 
 
-def _cmdline(pid: int) -> list[bytes] | None:
+def cmdline_of(pid: int) -> list[bytes] | None:
+    """The command line of the live process ``pid`` (``/proc/<pid>/cmdline``, split at NUL), or None."""
     try:
         return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
@@ -109,7 +110,7 @@ def verify(pid_file: Path, args: tuple[bytes, ...], home: Path) -> tuple[int | N
         return None, "none"
     if not alive(pid):
         return pid, "gone"
-    cmdline, environ = _cmdline(pid), _environ(pid)
+    cmdline, environ = cmdline_of(pid), _environ(pid)
     if cmdline is None or environ is None or not all(arg in cmdline for arg in args):
         return pid, "stale"
     if not _same_path(environ.get("PREFECT_HOME"), home):
@@ -193,7 +194,7 @@ def worker_lake_of_ancestors(pid: int | None = None, depth: int = 8) -> Path | N
         current = _parent(current)
         if current is None or current <= 1:
             return None
-        cmdline = _cmdline(current) or []
+        cmdline = cmdline_of(current) or []
         if all(arg in cmdline for arg in WORKER_ARGS):
             home = (_environ(current) or {}).get("CSP_HOME")
             return Path(home).expanduser().resolve() if home else None

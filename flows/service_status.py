@@ -16,16 +16,12 @@ from itertools import pairwise
 from pathlib import Path
 
 from flows.service import Service, healthy, read_pid, server_home, work_pool_for, worker_lake
-from flows.service_pids import SERVER_ARGS, WORKER_ARGS, forget, stale_message, verify
+from flows.service_pids import SERVER_ARGS, WORKER_ARGS, cmdline_of, forget, stale_message, verify
 
 
 def _cmdline_port(pid: int) -> int | None:
     """The ``--port`` on the command line of the live process ``pid`` (Linux ``/proc``), or None."""
-    try:
-        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return None
-    for flag, value in pairwise(args):
+    for flag, value in pairwise(cmdline_of(pid) or []):
         if flag == b"--port" and value.isdigit():
             return int(value)
     return None
