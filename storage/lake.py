@@ -81,9 +81,7 @@ def open_read_only(root: Path | str) -> Lake:
     Raises:
         NoLakeError: ``root`` holds no lake (no ``lake/`` folder); writers (:meth:`Lake.init`) create it.
     """
-    found = Lake(root)
-    found.require()
-    return found
+    return Lake(root).require()
 
 
 class ReadOnlyError(LakeError):
