@@ -432,9 +432,9 @@ def _duplicate_site_problem(tags: dict[str, Any]) -> str | None:
 
 
 def _formula_elements_problem(tags: dict[str, Any]) -> str | None:
-    """Why the elements of a declared moiety (else structural) formula, where no sum formula is declared, are not
-    those of the atom sites, or None: a moiety or structural formula that cannot be summed still names its elements, so
-    ``'H2 O'`` with O sites only is refused for its missing H."""
+    """Why the elements of a declared moiety (else structural, IUPAC or analytical) formula, where no sum formula
+    is declared, are not those of the atom sites, or None: such a formula that cannot be summed still names its
+    elements, so ``'H2 O'`` with O sites only is refused for its missing H."""
     declared = declared_formula_elements(tags)
     if declared is not None and declared[0] == "_chemical_formula_sum":
         return None  # a sum formula is compared in full, counts too (:func:`reading_problem`)
@@ -1498,12 +1498,19 @@ class PendingStructure:
     declared_formula: str = ""
 
 
+#: the core CIF formula tags (``_chemical_formula_<kind>``), in the order the first one declared is compared with
+#: the sites: the sum, the moiety, then the structural, IUPAC and analytical formulas
+FORMULA_KINDS = ("sum", "moiety", "structural", "iupac", "analytical")
+
+
 def declared_cif_formula(text: str) -> str:
     """The formula the CIF's structure block declares for its sites, read by the CIF tokenizer (on the next line,
     in a text field, before a comment), or ``""``: ``_chemical_formula_sum``; without it, the
-    ``_chemical_formula_moiety`` summed over its parts (:func:`moiety_sum`), else a
-    ``_chemical_formula_structural`` pymatgen reads (``Mg(OH)2``). A file declaring ``H2 O`` only as its moiety
-    with one O site is missing its H atoms, like one declaring it as its sum."""
+    ``_chemical_formula_moiety`` summed over its parts (:func:`moiety_sum`), else the first of the
+    ``_chemical_formula_structural`` (``Mg(OH)2``), ``_chemical_formula_iupac`` (``[Co (N H3)6] Cl3``) and
+    ``_chemical_formula_analytical`` formulas that pymatgen reads (:data:`FORMULA_KINDS`). A file declaring
+    ``H2 O`` only as its moiety, IUPAC or analytical formula with one O site is missing its H atoms, like one
+    declaring it as its sum."""
     try:
         block = structure_block(text)
     except StructureError:
@@ -1515,9 +1522,10 @@ def declared_cif_formula(text: str) -> str:
     summed = moiety_sum(moiety) if moiety else None
     if summed:
         return summed
-    structural = _formula_tag(block.tags, "structural")
-    if structural and not moiety and _readable_formula(structural):
-        return structural
+    for kind in FORMULA_KINDS[2:]:
+        written = _formula_tag(block.tags, kind)
+        if written and not moiety and _readable_formula(written):
+            return written
     return ""
 
 
@@ -1570,9 +1578,10 @@ def moiety_sum(text: str) -> str | None:
 
 
 def declared_formula_elements(tags: dict[str, Any]) -> tuple[str, set[str]] | None:
-    """``(tag, elements)`` of the first formula the block declares (sum, moiety, structural): every element
-    symbol written in it (``Mg(OH)2``: Mg, O, H), or None when it declares none."""
-    for kind in ("sum", "moiety", "structural"):
+    """``(tag, elements)`` of the first formula the block declares (:data:`FORMULA_KINDS`: sum, moiety, structural,
+    IUPAC, analytical): every element symbol written in it (``Mg(OH)2``: Mg, O, H), or None when it declares
+    none."""
+    for kind in FORMULA_KINDS:
         text = _formula_tag(tags, kind)
         if text:
             found = {s for s in re.findall(r"[A-Z][a-z]?", text) if s in SYMBOL_TO_Z}

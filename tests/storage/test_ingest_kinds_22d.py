@@ -189,6 +189,23 @@ def test_moiety_counts_are_compared_up_to_z(tmp_path):
     assert rows == NACL_ROW
 
 
+@pytest.mark.parametrize("kind", ["iupac", "analytical"])
+def test_an_iupac_or_analytical_formula_is_compared_with_the_sites(tmp_path, kind):
+    tag = f"_chemical_formula_{kind}"
+    assert only_reason(tmp_path / "a", P1_CUBE + f"{tag} 'H2 O'\n" + O_SITE) == (
+        f"the declared formula ({tag} 'H2 O') names the elements H, O but no site holds H "
+        "(missing, extra or mislabelled sites)"
+    )
+    sites = SITE_HEAD + "Na1 Na 0 0 0\nCl1 Cl 0.5 0.5 0.5\n"
+    reason = only_reason(tmp_path / "b", P1_CUBE + f"{tag} 'Na Cl2'\n" + sites)
+    assert reason == (
+        "declared formula NaCl2 (Na Cl2) disagrees with the sites' formula NaCl (missing, extra or mislabelled sites)"
+    )
+    z4 = "_cell_formula_units_Z 4\n"
+    agreeing = nacl(symmetry=f"_symmetry_space_group_name_H-M 'F m -3 m'\n{tag} 'Na Cl'\n{z4}")
+    assert stored(tmp_path / "c", agreeing) == NACL_ROW
+
+
 # --- 5. POSCAR counts and per-axis scales; a space-group symbol in any letter case ------------------------------
 
 
