@@ -3,11 +3,11 @@
 :class:`OptimadeEntry` and :class:`OptimadeAttributes` are pydantic models in strict mode with the types of the
 OPTIMADE specification (v1.0 to v1.2) for every field this reader uses: an ``nsites`` of ``5.0`` or ``"5"``,
 an ``nperiodic_dimensions`` of ``"3"``, a ``dimension_types`` of ``"abc"``, a ``concentration`` of ``1.0`` or
-``["abc"]``, a species given as the string ``"Li"`` or an ``id`` of ``["a"]`` are each refused with the path of
-the field and what it should be, never coerced and never a traceback. Fields the reader does not use pass
+``["abc"]``, a ``dimension_types`` of ``[true, true, true]`` or ``[1.0, 1, 1]``, a species given as the string
+``"Li"`` or an ``id`` of ``["a"]`` or ``5`` (the specification's id is a string) are each refused with the path
+of the field and what it should be, never coerced and never a traceback. Fields the reader does not use pass
 through (``extra="allow"``). Two spellings the specification itself has are both read: ``mass`` as one number
-(v1.0) or one number per chemical symbol (v1.1 and later), and an integer ``id`` (some providers), kept as its
-decimal text.
+(v1.0) or one number per chemical symbol (v1.1 and later).
 
 :func:`check_entry` and :func:`check_attributes` return the validated models or raise
 :class:`~storage.validation.StructureError` with one sentence; :func:`visible_text_problem` is the one rule for
@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic_core import PydanticCustomError
 
 from storage.readers._common import short_token, visible_text_problem
 from storage.validation import StructureError
@@ -30,13 +31,23 @@ def _number_to_list(value: Any) -> Any:
 
 
 def _int_to_text(value: Any) -> Any:
-    """An integer id (not a boolean) as its decimal text; anything else as given (a string is checked)."""
+    """An integer (not a boolean) as its decimal text, to name a refused entry by; anything else as given."""
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _integer_only(value: Any) -> Any:
+    """A JSON integer as given; ``true``/``false`` or ``1.0`` is refused as no integer (a ``Literal[0, 1]``
+    alone would take ``True`` for ``1``, since ``True == 1`` in Python)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
 
 
 Vector = Annotated[list[float], Field(min_length=3, max_length=3)]
 #: a lattice vector: OPTIMADE writes null components along a non-periodic direction (refused later, by name)
 LatticeVector = Annotated[list[float | None], Field(min_length=3, max_length=3)]
+#: one item of ``dimension_types``: the integer 0 (not periodic) or 1 (periodic), never a boolean
+Periodicity = Annotated[Literal[0, 1], BeforeValidator(_integer_only)]
 
 
 class _Strict(BaseModel):
@@ -64,7 +75,7 @@ class OptimadeAttributes(_Strict):
     species: list[OptimadeSpecies] | None = None
     nsites: int | None = Field(None, ge=0)
     nperiodic_dimensions: int | None = Field(None, ge=0, le=3)
-    dimension_types: Annotated[list[Literal[0, 1]], Field(min_length=3, max_length=3)] | None = None
+    dimension_types: Annotated[list[Periodicity], Field(min_length=3, max_length=3)] | None = None
     assemblies: list[Any] | None = None
     elements: list[str] | None = None
     structure_features: list[str] | None = None
@@ -77,7 +88,7 @@ class OptimadeAttributes(_Strict):
 class OptimadeEntry(_Strict):
     """One item of the response's ``data``: its id, its type and its attributes."""
 
-    id: Annotated[str, BeforeValidator(_int_to_text)]
+    id: str
     type: str
     attributes: dict[str, Any]
 
@@ -157,7 +168,7 @@ def check_entry(entry: Any) -> OptimadeEntry:
     no whitespace at its ends (:func:`id_problem`).
 
     Raises:
-        StructureError: the entry is no object, its id is missing, empty, no string or integer, holds
+        StructureError: the entry is no object, its id is missing, empty, no string (an integer too), holds
             control characters or begins or ends with whitespace, or its attributes are no object.
     """
     if isinstance(entry, dict) and (entry.get("id") is None or _int_to_text(entry.get("id")) == ""):

@@ -150,6 +150,34 @@ CONTRADICTIONS = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("entry", "reason"),
+    [
+        (lih(5), "malformed OPTIMADE entry id: 5 is not a string"),
+        (lih(0), "malformed OPTIMADE entry id: 0 is not a string"),
+        (
+            lih("types-true", dimension_types=[True, True, True]),
+            "malformed OPTIMADE attribute dimension_types[0]: True is not an integer (and 2 more fault(s))",
+        ),
+        (
+            lih("types-float", dimension_types=[1, 1.0, 1]),
+            "malformed OPTIMADE attribute dimension_types[1]: 1.0 is not an integer",
+        ),
+        (lih("types-bool", dimension_types=True), "malformed OPTIMADE attribute dimension_types: True is not a list"),
+        (
+            lih("types-object", dimension_types={"a": 1}),
+            "malformed OPTIMADE attribute dimension_types: {'a': 1} is not a list",
+        ),
+    ],
+    ids=["id-5", "id-0", "types-true", "types-float", "types-bool", "types-object"],
+)
+def test_an_integer_id_or_dimension_types_of_no_integers_is_refused_per_entry(tmp_path, entry, reason):
+    """OPTIMADE: ``id`` is a string; ``dimension_types`` a list of 3 integers, each 0 or 1 (issue 22)."""
+    stored, reasons = ingest(tmp_path, entry)
+    assert stored == ["before", "after"]
+    assert list(reasons.values()) == [reason]
+
+
 @pytest.mark.parametrize(("entry", "reason"), CONTRADICTIONS, ids=[str(e["id"]) for e, _ in CONTRADICTIONS])
 def test_fields_that_disagree_with_each_other_or_the_sites_are_refused(tmp_path, entry, reason):
     stored, reasons = ingest(tmp_path, entry)
@@ -169,8 +197,8 @@ def test_fields_that_agree_are_stored(tmp_path):
         chemical_formula_anonymous="AB",
         chemical_formula_reduced="HLi",
     )
-    stored, reasons = ingest(tmp_path, agreeing, lih(0))
-    assert stored == ["before", "agreeing", "0", "after"] and reasons == {}  # an integer id 0 is the id "0"
+    stored, reasons = ingest(tmp_path, agreeing)
+    assert stored == ["before", "agreeing", "after"] and reasons == {}
     assert anonymous_formula(["Al", "Al", "O", "O", "O"]) == "A3B2"
     assert anonymous_formula([f"E{i}" for i in range(28)]).endswith("ZAaBa")
 
@@ -238,7 +266,8 @@ def test_an_id_is_checked_as_written_never_stripped_first(tmp_path, sid, reason)
 @pytest.mark.parametrize(
     ("sid", "reason"),
     [
-        (0, None),
+        ("0", None),
+        (0, "malformed OPTIMADE entry id: 0 is not a string"),
         ("", "entry has no id"),
         ("   ", "entry has no id"),
         (None, "entry has no id"),
