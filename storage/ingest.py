@@ -20,7 +20,7 @@ from pathlib import Path
 from storage.lake import Lake
 from storage.licences import MLIP_PREFIXES
 from storage.readers import SOURCES, Record, Rejection, load_mp_labels, mp_labels
-from storage.source_names import MAX_SOURCE_NAME_CHARS, SourceNameError, check_source_name
+from storage.source_names import MAX_SOURCE_NAME_CHARS, SourceNameError, check_source_name, look_alike
 from storage.splits import split_of
 
 BATCH_ROWS = 5000
@@ -120,32 +120,49 @@ def reserved_source_problem(name: str) -> str | None:
     ``csp ingest run`` writes, with their licence and energy method) and the labels of a universal potential
     (``chgnet-0.3.0``: what ``csp augment ingest`` writes; a name of that family is read as MLIP labels)
     belong to their own commands. A user's POSCAR stored as ``gnome`` would pass for a GNoME DFT row."""
+    owner = _reserved_for(name)
+    if owner is None:
+        return None
+    return (
+        f"The source name {name!r} is reserved for {owner}; give your data its own name (e.g. --source my-{name})."
+    )
+
+
+def _reserved_for(name: str) -> str | None:
+    """What a reserved source name belongs to (:func:`reserved_source_problem`), or None."""
     if name in SOURCES:
-        return (
-            f"The source name {name!r} is reserved for the registered mirror source that `csp ingest run` "
-            f"writes; give your data its own name (e.g. --source my-{name})."
-        )
+        return "the registered mirror source that `csp ingest run` writes"
     family = name.split("-")[0].casefold()
     if family in MLIP_PREFIXES:
         return (
-            f"The source name {name!r} is reserved for {family} labels that `csp augment ingest` writes "
-            "(names starting with its family are read as universal-potential labels); give your data its "
-            "own name."
+            f"{family} labels that `csp augment ingest` writes (names starting with its family are read as "
+            "universal-potential labels)"
         )
     return None
 
 
 def check_user_source_name(source: str, lake: Lake) -> str:
-    """``source`` as :func:`check_source_name` accepts it against the names in use, and not a reserved one
-    (:func:`reserved_source_problem`).
+    """``source`` as :func:`check_source_name` accepts it against the names in use, and neither a reserved one
+    (:func:`reserved_source_problem`) nor one that differs from a reserved one only by case, separators or
+    look-alike characters (``Castelli_CDVAE`` beside ``castelli_cdvae``: user data cannot be added to it, so the
+    refusal suggests a name of the user's own).
 
     Raises:
         SourceNameError: the name is refused; the message says why in one line.
     """
-    name = check_source_name(source, known=source_names_in_use(lake))
+    in_use = source_names_in_use(lake)
+    reserved = [n for n in in_use if _reserved_for(n)]
+    name = check_source_name(source, known=[n for n in in_use if n not in reserved])
     problem = reserved_source_problem(name)
     if problem:
         raise SourceNameError(problem)
+    other = look_alike(name, reserved)
+    if other is not None:
+        raise SourceNameError(
+            f"The source name {name!r} differs only in case, separators or look-alike characters from "
+            f"{other!r}, which is reserved for {_reserved_for(other)}; give your data its own name "
+            f"(e.g. --source my-{name})."
+        )
     return name
 
 

@@ -194,16 +194,25 @@ def check_source_name(name: str, *, known: Iterable[str] = ()) -> str:
             raise _refuse(
                 text, f"is written in {next(iter(scripts)).title()} letters that read as the Latin {latin!r}"
             )
-    mine = source_skeleton(text)
-    for other in known:
-        if other == text:
-            return text
+    other = look_alike(text, known)
+    if other is not None:
+        raise _refuse(
+            text,
+            f"looks like the source {other!r} already in use (they differ only in case, separators or "
+            f"look-alike characters); use {other!r} to add to it, or a distinct name",
+        )
+    return text
+
+
+def look_alike(name: str, known: Iterable[str]) -> str | None:
+    """The first of ``known`` that ``name`` differs from only by case, separators or look-alike characters
+    (:func:`source_skeleton`), or None; also None when ``name`` itself is among ``known`` (the same source)."""
+    known = list(known)
+    if name in known:
+        return None
+    mine = source_skeleton(name)
     for other in known:
         theirs = source_skeleton(other)
         if mine[0] == theirs[0] or mine[1] == theirs[1]:
-            raise _refuse(
-                text,
-                f"looks like the source {other!r} already in use (they differ only in case, separators or "
-                f"look-alike characters); use {other!r} to add to it, or a distinct name",
-            )
-    return text
+            return other
+    return None

@@ -111,6 +111,31 @@ def test_user_data_cannot_take_a_reserved_source_name(tmp_path, name, says):
     assert report.n_written == 1  # a name of the user's own is stored
 
 
+@pytest.mark.parametrize(
+    ("name", "reserved", "owner"),
+    [
+        ("Castelli_CDVAE", "castelli_cdvae", "the registered mirror source that `csp ingest run` writes"),
+        ("castelli-cdvae", "castelli_cdvae", "the registered mirror source that `csp ingest run` writes"),
+        ("GNOME", "gnome", "the registered mirror source that `csp ingest run` writes"),
+        ("gnorne", "gnome", "the registered mirror source that `csp ingest run` writes"),
+    ],
+)
+def test_a_look_alike_of_a_reserved_source_name_is_refused_as_reserved(tmp_path, name, reserved, owner):
+    """A name differing from a reserved one only by case, separators or look-alike characters is told the name
+    is reserved and offered a usable one, never told to add to the reserved source (issue 22)."""
+    from storage.ingest import SourceNameError, check_user_source_name
+
+    lake = Lake(tmp_path / "home")
+    with pytest.raises(SourceNameError) as refused:
+        check_user_source_name(name, lake)
+    assert str(refused.value) == (
+        f"The source name {name!r} differs only in case, separators or look-alike characters from {reserved!r}, "
+        f"which is reserved for {owner}; give your data its own name (e.g. --source my-{name})."
+    )
+    assert check_user_source_name(f"my-{name}", lake) == f"my-{name}"  # the suggestion is usable
+    assert not lake.exists
+
+
 # --- 3. a CIF dummy site is no atom -----------------------------------------------------------------------------
 
 DUMMY_HEAD = SITE_HEAD + "_atom_site_calc_flag\n"

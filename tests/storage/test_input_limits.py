@@ -199,9 +199,10 @@ def test_every_ingest_entry_refuses_a_look_alike_of_a_stored_source(tmp_path):
         ingest_records(
             lake, read_id_prop_folder(folder, source="x", license="x"), source="my.cifs", run_id="r"
         )
-    assert "source 'gnome' already in use" in one_line_error(
+    reserved = "differs only in case, separators or look-alike characters from 'gnome', which is reserved"
+    assert reserved in one_line_error(
         invoke_csp(tmp_path / "fresh", "ingest", "folder", str(folder), "--source", "GNOME")
-    )  # the registered sources count as in use before any is ingested
+    )  # the registered sources are reserved before any is ingested
     assert not (tmp_path / "fresh" / "lake").exists()  # a refused name creates no lake
     assert lake.query("SELECT DISTINCT source FROM structures").to_pylist() == [{"source": "my-cifs"}]
 
