@@ -1350,11 +1350,21 @@ def cell_from_cif(text: str) -> Cell:
     return _p1_cell(block) or _pymatgen_block(block)
 
 
+#: the one reason for a lattice or coordinate that is NaN or infinite (:func:`cell_from_arrays`, :func:`check_cell`)
+NON_FINITE = "lattice or coordinates contain NaN or infinity"
+
+
 def cell_from_arrays(lattice: Any, species: Iterable[str], frac_coords: Any) -> Cell:
-    """Build a :class:`Cell` from explicit arrays, checking shapes and element symbols.
+    """Build a :class:`Cell` from explicit arrays, checking shapes and that every number is finite.
+
+    Args:
+        lattice: (3, 3) row-vector cell in Angstrom.
+        species: n element symbols.
+        frac_coords: (n, 3) fractional coordinates (wrapped into [0, 1)).
 
     Raises:
-        StructureError: if the arrays are inconsistent or a symbol is not an element.
+        StructureError: if the arrays are inconsistent, a number is out of a float's range, or a lattice or
+            coordinate value is NaN or infinite (refused before any arithmetic warns of it).
     """
     try:
         lat = np.asarray(lattice, dtype=float).reshape(3, 3)
@@ -1366,6 +1376,8 @@ def cell_from_arrays(lattice: Any, species: Iterable[str], frac_coords: Any) -> 
     symbols = [str(s) for s in species]
     if len(symbols) != len(frac):
         raise StructureError(f"structure has {len(symbols)} species but {len(frac)} positions")
+    if not (np.isfinite(lat).all() and np.isfinite(frac).all()):  # before np.mod warns of an infinity
+        raise StructureError(NON_FINITE)
     return Cell(lat, symbols, np.mod(frac, 1.0))
 
 
@@ -1403,7 +1415,7 @@ def check_cell(cell: Cell) -> None:
     if unknown:
         raise StructureError(f"unknown element {unknown[0]!r}")
     if not (np.isfinite(cell.lattice).all() and np.isfinite(cell.frac_coords).all()):
-        raise StructureError("lattice or coordinates contain NaN or infinity")
+        raise StructureError(NON_FINITE)
     with np.errstate(all="ignore"):  # a length of 1e200 overflows; the result is checked right here
         lengths = np.hypot(np.hypot(cell.lattice[:, 0], cell.lattice[:, 1]), cell.lattice[:, 2])
         volume = float(abs(np.linalg.det(cell.lattice)))

@@ -85,12 +85,16 @@ def cell_from_poscar(text: str) -> Cell:
 
     Raises:
         StructureError: if pymatgen cannot read it, the file names no species (pymatgen would invent
-            H, He, ... placeholders), a site is not a known element, or its coordinate block does not hold
-            one line per atom of its counts (:func:`_coordinate_problem`: fewer lines, or lines after them
-            that pymatgen would drop).
+            H, He, ... placeholders), a site is not a known element, a scale, lattice or coordinate line is
+            not the finite numbers VASP reads there (:func:`_number_lines_problem`), a count is no whole
+            number, or its coordinate block does not hold one line per atom of its counts
+            (:func:`_coordinate_problem`: fewer lines, or lines after them that pymatgen would drop).
     """
     from pymatgen.io.vasp import Poscar
 
+    problem = _number_lines_problem(text)
+    if problem:
+        raise StructureError(problem)
     text = per_axis_scaled(text)
     problem = _element_line_problem(text) or _counts_problem(text) or _coordinate_problem(text)
     if problem:
@@ -228,12 +232,73 @@ def _coordinate_block(lines: list[str]) -> tuple[int, int] | None:
     return start + 1, sum(counts)
 
 
+#: what VASP reads on a POSCAR's scale, lattice and coordinate lines, for a refusal
+_SCALE_LINE = "the scale line holds 1 number (a scale factor, or a negative cell volume) or 3 (factors for x, y and z)"
+_LATTICE_LINE = "a lattice line holds the 3 Cartesian components of a cell vector"
+_COORDINATE_LINE = "a coordinate line begins with 3 numbers"
+
+
+def _number_lines_problem(text: str) -> str | None:
+    """Why a POSCAR's scale line (the second), lattice lines (third to fifth) or coordinate lines are not the
+    finite numbers VASP reads there, else None, naming the line: a scale line of 2 or 4 numbers or of words
+    (pymatgen said "could not convert string to float"), a lattice line of 2 numbers, and a number that is no
+    finite float (``1e999`` is infinity: numpy warned before the cell was refused). A file too short to hold
+    them is left to the reader."""
+    lines = [line.split("#", 1)[0] for line in text.split("\n")]
+    if len(lines) < 5:
+        return None
+    problem = _numbers_problem(lines[1].split("!", 1)[0].split(), 2, _SCALE_LINE, sizes=(1, 3))
+    for k in (2, 3, 4):
+        problem = problem or _numbers_problem(lines[k].split(), k + 1, _LATTICE_LINE, sizes=(3,))
+    if problem:
+        return problem
+    layout = _coordinate_block([line.strip() for line in lines])
+    if layout is None:
+        return None
+    first, atoms = layout
+    for k in range(first, min(first + atoms, len(lines))):
+        problem = _numbers_problem(lines[k].split()[:3], k + 1, _COORDINATE_LINE)
+        if problem:
+            return problem
+    return None
+
+
+def _numbers_problem(tokens: list[str], line: int, expected: str, *, sizes: tuple[int, ...] = ()) -> str | None:
+    """Why the ``tokens`` of POSCAR line ``line`` (1-based) are not finite numbers (``sizes`` of them, when
+    given), else None."""
+    shown = " ".join(tokens) or "blank"
+    for token in tokens:
+        try:
+            finite = math.isfinite(float(token))
+        except ValueError:
+            return f"POSCAR line {line} ({short_token(shown, 40)}) holds {token!r}, which is no number; {expected}"
+        if not finite:
+            return (
+                f"POSCAR line {line} ({short_token(shown, 40)}) holds {token!r}, which is no finite number "
+                f"(beyond +-1.8e308, inf or nan); {expected}"
+            )
+    if sizes and len(tokens) not in sizes:
+        return f"POSCAR line {line} ({short_token(shown, 40)}) holds {len(tokens)} numbers; {expected}"
+    return None
+
+
 def _counts_problem(text: str) -> str | None:
-    """Why a POSCAR's element counts are impossible, else None: a count of 0 or below (``Na Cl`` / ``1 0`` was
-    stored as sodium metal; ``1 -1`` ended in pymatgen's "len(species)=2 != len(coords)=1")."""
+    """Why a POSCAR's element counts are impossible, else None: a count that is no whole number (``1 1.0``: the
+    counts line is the first line from the sixth on holding a number; pymatgen said "invalid literal for int()"),
+    or one of 0 or below (``Na Cl`` / ``1 0`` was stored as sodium metal; ``1 -1`` ended in pymatgen's
+    "len(species)=2 != len(coords)=1")."""
     lines = [line.split("#", 1)[0].strip() for line in text.strip("\r\n").splitlines()]
     found = _counts_line(lines)
-    if found is None or not found[0] or min(found[0]) > 0:
+    if found is None:
+        k = next((k for k in range(5, len(lines)) if any(_numbers([t]) for t in lines[k].split())), None)
+        bad = None if k is None else next((t for t in lines[k].split() if not re.fullmatch(r"[+-]?\d+", t)), None)
+        if k is None or bad is None:
+            return None
+        return (
+            f"POSCAR line {k + 1} ({short_token(lines[k], 40)}), the counts line, holds {bad!r}; counts are "
+            "positive integers, the number of atoms of each element (e.g. 1 1)"
+        )
+    if not found[0] or min(found[0]) > 0:
         return None
     counts = found[0]
     bad = next(n for n in counts if n <= 0)

@@ -6,6 +6,7 @@ reduced formula of an element, and a summary that counts rows already in the lak
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -288,6 +289,83 @@ def test_per_axis_scale_factors_must_be_positive(tmp_path):
         "a.vasp: POSCAR scale line gives the per-axis factors 1.0 -1.0 1.0; VASP requires all three positive "
         "(a negative single number is a volume, three numbers scale x, y and z)"
     )
+
+
+SCALE_RULE = "the scale line holds 1 number (a scale factor, or a negative cell volume) or 3 (factors for x, y and z)"
+COUNTS_RULE = "counts are positive integers, the number of atoms of each element (e.g. 1 1)"
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"counts": "1 1.0"}, f"POSCAR line 7 (1 1.0), the counts line, holds '1.0'; {COUNTS_RULE}"),
+        ({"counts": "1 x"}, f"POSCAR line 7 (1 x), the counts line, holds 'x'; {COUNTS_RULE}"),
+        ({"scale": "1.0 1.0"}, f"POSCAR line 2 (1.0 1.0) holds 2 numbers; {SCALE_RULE}"),
+        ({"scale": "1 1 1 1"}, f"POSCAR line 2 (1 1 1 1) holds 4 numbers; {SCALE_RULE}"),
+        ({"scale": "big"}, f"POSCAR line 2 (big) holds 'big', which is no number; {SCALE_RULE}"),
+    ],
+    ids=["counts-float", "counts-word", "scale-2", "scale-4", "scale-word"],
+)
+def test_a_malformed_scale_or_counts_line_is_one_line_naming_it(tmp_path, changes, reason):
+    """Issue 22: pymatgen's "invalid literal for int()" / "could not convert string to float" was the reason."""
+    stored_rows, quarantined = folder_rows(tmp_path, poscar(**changes))
+    assert stored_rows == [] and [q["reason"] for q in quarantined] == [f"a.vasp: {reason}"]
+
+
+def test_a_vasp4_counts_line_of_no_integers_is_named(tmp_path):
+    text = "NaCl\n1.0\n0 2.82 2.82\n2.82 0 2.82\n2.82 2.82 0\n1 1.0\nDirect\n0 0 0\n0.5 0.5 0.5\n"
+    _, quarantined = folder_rows(tmp_path, text)
+    assert quarantined[0]["reason"] == f"a.vasp: POSCAR line 6 (1 1.0), the counts line, holds '1.0'; {COUNTS_RULE}"
+
+
+FINITE = "which is no finite number (beyond +-1.8e308, inf or nan)"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (
+            poscar().replace("0 2.82 2.82\n", "1e999 2.82 2.82\n", 1),
+            f"POSCAR line 3 (1e999 2.82 2.82) holds '1e999', {FINITE}; a lattice line holds the 3 Cartesian "
+            "components of a cell vector",
+        ),
+        (poscar(scale="1e999"), f"POSCAR line 2 (1e999) holds '1e999', {FINITE}; {SCALE_RULE}"),
+        (
+            poscar(coords="0 0 0\n0.5 0.5 -1e999\n"),
+            f"POSCAR line 10 (0.5 0.5 -1e999) holds '-1e999', {FINITE}; a coordinate line begins with 3 numbers",
+        ),
+        (
+            poscar().replace("2.82 2.82 0\n", "2.82 2.82\n", 1),
+            "POSCAR line 5 (2.82 2.82) holds 2 numbers; a lattice line holds the 3 Cartesian components of a "
+            "cell vector",
+        ),
+    ],
+    ids=["lattice-inf", "scale-inf", "position-inf", "lattice-2"],
+)
+def test_a_non_finite_poscar_number_is_refused_up_front_without_a_warning(tmp_path, text, reason):
+    """Issue 22: ``1e999`` (infinity) made numpy warn "invalid value encountered" before the refusal."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stored_rows, quarantined = folder_rows(tmp_path, text)
+    assert stored_rows == [] and [q["reason"] for q in quarantined] == [f"a.vasp: {reason}"]
+
+
+def test_a_non_finite_optimade_number_is_refused_without_a_warning(tmp_path):
+    path = tmp_path / "response.json"
+    entries = [
+        lih("inf-position", cartesian_site_positions=[[0, 0, 0], [2, 2, float("inf")]]),
+        lih("inf-lattice", lattice_vectors=[[float("inf"), 0, 0], [0, 4.0, 0], [0, 0, 4.0]]),
+        lih("good"),
+    ]
+    path.write_text(json.dumps({"data": entries}).replace("Infinity", "1e999"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        items = list(read_optimade(path, **KW))
+    assert [i.row["source_id"] for i in items if isinstance(i, Record)] == ["good"]
+    assert {i.source_id: i.reason for i in items if isinstance(i, Rejection)} == {
+        "inf-position": "lattice or coordinates contain NaN or infinity",
+        "inf-lattice": "lattice or coordinates contain NaN or infinity",
+    }
 
 
 @pytest.mark.parametrize("symbol", ["f m -3 m", "F M -3 M", "fm-3m"])
