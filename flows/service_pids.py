@@ -104,9 +104,14 @@ def _same_path(a: str | None, b: Path) -> bool:
 def verify(pid_file: Path, args: tuple[bytes, ...], home: Path) -> tuple[int | None, str]:
     """What the pid file names: ``(pid, "ours")`` for a live process of this home, ``(pid, "gone")`` for a
     dead one, ``(pid, "stale")`` for another program (wrong command line, another ``PREFECT_HOME``, or a
-    start time other than the recorded one), ``(None, "none")`` without a pid file."""
+    start time other than the recorded one), ``(None, "none")`` without a pid file or with one naming no pid
+    (:func:`read_pid`); a file of such garbage (not blank: one being written may be empty for a moment) is
+    removed, since it names no process to signal or report."""
     pid = read_pid(pid_file)
     if pid is None:
+        with contextlib.suppress(OSError):
+            if pid_file.read_bytes().strip():
+                forget(pid_file)
         return None, "none"
     if not alive(pid):
         return pid, "gone"

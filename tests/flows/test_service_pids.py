@@ -213,3 +213,23 @@ def test_a_pid_file_naming_no_possible_pid_is_read_as_none(tmp_path, text):
     pid_file.write_text(text)
     assert read_pid(pid_file) is None
     assert verify(pid_file, (b"uvicorn",), tmp_path) == (None, "none")
+    assert not pid_file.exists()  # it names no process: removed, never signalled
+
+
+@pytest.mark.parametrize("text", ["garbage\n", "12ab", "\x00\x01\x02", "1 2\n"])
+def test_a_corrupt_pid_file_is_no_pid_and_status_removes_it(tmp_path, text):
+    """Issue 22: a pid file of garbage stayed on disk after `csp service status`; a blank one (a file being
+    written) is left for its writer."""
+    from flows.service_pids import verify
+
+    svc = Service(port=free_port(), home=tmp_path / "ph", lake=tmp_path / "lake")
+    svc.state_dir.mkdir(parents=True)
+    for pid_file in (svc.server_pid_file, svc.worker_pid_file):
+        pid_file.write_text(text)
+    shown = status(svc)
+    assert (shown["server"]["state"], shown["worker"]["state"]) == ("none", "none")
+    assert (shown["server"]["pid"], shown["worker"]["pid"], shown["running"]) == (None, None, False)
+    assert not svc.server_pid_file.exists() and not svc.worker_pid_file.exists()
+    blank = tmp_path / "blank.pid"
+    blank.write_text("")
+    assert verify(blank, (b"uvicorn",), tmp_path) == (None, "none") and blank.exists()
