@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from tests.flows.cli_process import REPO, run_csp
+from tests.flows.cli_process import REPO, invoke_csp, run_csp
 
 pytestmark = pytest.mark.slow  # three campaigns with refinement, and the front door repeats them
 
@@ -91,19 +91,19 @@ def test_every_face_gives_the_same_top_k(campaigns, name, tmp_path):
     assert energies == sorted(energies) and result.top[0].delta_e_mev_per_atom == 0.0
 
     # `campaign run` and `campaign show` print the same table rows
-    for text in (runs[name].stdout, run_csp(home, "campaign", "show", name, env={"COLUMNS": ""}).stdout):
+    for text in (runs[name].stdout, invoke_csp(home, "campaign", "show", name, env={"COLUMNS": ""}).stdout):
         first_table = text.split("The search's own top k")[0]
         rows = [(int(m[1]), m[2], int(m[3])) for m in map(ROW.match, first_table.splitlines()) if m]
         assert rows == want, text
 
     # `campaign export` (CIF) and `candidates export` (JSON, and --stage search for the search's own top k)
-    done = run_csp(home, "campaign", "export", name, "--out", str(tmp_path / "cif"))
+    done = invoke_csp(home, "campaign", "export", name, "--out", str(tmp_path / "cif"))
     assert done.returncode == 0, done.stderr
     _same_structures([read_structure(tmp_path / "cif" / f"{name}-rank{r}.cif") for r, *_ in want], result)
-    done = run_csp(home, "candidates", "export", name, "--format", "json", "--out", str(tmp_path / "json"))
+    done = invoke_csp(home, "candidates", "export", name, "--format", "json", "--out", str(tmp_path / "json"))
     assert done.returncode == 0, done.stderr
     _same_structures([read_structure(tmp_path / "json" / f"{name}-rank{r}.json") for r, *_ in want], result)
-    done = run_csp(
+    done = invoke_csp(
         home,
         "candidates",
         "export",
@@ -191,7 +191,7 @@ def test_spacegroup_means_the_detected_group_in_the_lake_and_every_export(campai
         (tmp_path / name).mkdir()  # an output folder's parent must exist (tests/flows/test_option_checks.py)
         for fmt in ("cif", "poscar", "extxyz", "json"):
             out = tmp_path / name / fmt
-            done = run_csp(home, "candidates", "export", name, "--format", fmt, "--out", str(out))
+            done = invoke_csp(home, "candidates", "export", name, "--format", fmt, "--out", str(out))
             assert done.returncode == 0, done.stderr
         for entry in result.top:
             stem = f"{name}-rank{entry.rank}"
@@ -240,7 +240,7 @@ def test_compare_xrd_ranks_the_top_k_against_a_measured_file(campaigns, name, tm
     )
     measured = tmp_path / "measured.xy"
     np.savetxt(measured, np.column_stack([grid, profile]), header="2theta intensity")
-    done = run_csp(home, "campaign", "show", name, "--compare-xrd", str(measured), env={"COLUMNS": ""})
+    done = invoke_csp(home, "campaign", "show", name, "--compare-xrd", str(measured), env={"COLUMNS": ""})
     assert done.returncode == 0, done.stderr
     table = done.stdout.split(f"against {measured.name}")[1]
     rows = [
