@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import pytest
 
-from tests.flows.cli_process import REPO, invoke_csp, run_csp
+from tests.flows.cli_process import REPO, csp, invoke_csp
 
 pytestmark = pytest.mark.slow  # three campaigns with refinement, and the front door repeats them
 
@@ -47,15 +48,32 @@ def _cli_args(case: dict) -> list[str]:
 
 @pytest.fixture(scope="module")
 def campaigns(tmp_path_factory):
-    """name -> (home, completed process of `csp campaign run` with stdout to a pipe, not a terminal)."""
+    """home, and name -> completed process of `csp campaign run` with stdout to a pipe, not a terminal.
+
+    The three campaigns run at once in one lake (as users' campaigns may: tests/flows/test_campaign_cli.py),
+    each in its own process as a user runs it; the pytest process waits on one core meanwhile."""
+    from storage.lake import Lake
+
     home = tmp_path_factory.mktemp("one-answer") / "home"
+    Lake(home).init()  # before the three processes, which would otherwise race to create it
+    # a user's environment: Python's default warning filters (the helper's "ignore" undone), no COLUMNS
+    env = {"PYTHONWARNINGS": "", "COLUMNS": ""}
+    procs = {
+        name: csp(home, "campaign", "run", *_cli_args(case), "--campaign-id", name, env=env)
+        for name, case in CASES.items()
+    }
     runs = {}
-    for name, case in CASES.items():
-        # a user's environment: Python's default warning filters (the helper's "ignore" undone), no COLUMNS
-        env = {"PYTHONWARNINGS": "", "COLUMNS": ""}
-        done = run_csp(home, "campaign", "run", *_cli_args(case), "--campaign-id", name, timeout=900, env=env)
-        assert done.returncode == 0, done.stderr
-        runs[name] = done
+    try:
+        for name, proc in procs.items():
+            out, err = proc.communicate(timeout=900)
+            runs[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for name, done in runs.items():
+        assert done.returncode == 0, (name, done.stderr)
     return home, runs
 
 
