@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import pytest
 
-from tests.flows.cli_process import REPO, run_csp
+from tests.flows.cli_process import REPO, csp, invoke_csp
 
 pytestmark = pytest.mark.slow  # three campaigns with refinement, and the front door repeats them
 
@@ -47,15 +48,32 @@ def _cli_args(case: dict) -> list[str]:
 
 @pytest.fixture(scope="module")
 def campaigns(tmp_path_factory):
-    """name -> (home, completed process of `csp campaign run` with stdout to a pipe, not a terminal)."""
+    """home, and name -> completed process of `csp campaign run` with stdout to a pipe, not a terminal.
+
+    The three campaigns run at once in one lake (as users' campaigns may: tests/flows/test_campaign_cli.py),
+    each in its own process as a user runs it; the pytest process waits on one core meanwhile."""
+    from storage.lake import Lake
+
     home = tmp_path_factory.mktemp("one-answer") / "home"
+    Lake(home).init()  # before the three processes, which would otherwise race to create it
+    # a user's environment: Python's default warning filters (the helper's "ignore" undone), no COLUMNS
+    env = {"PYTHONWARNINGS": "", "COLUMNS": ""}
+    procs = {
+        name: csp(home, "campaign", "run", *_cli_args(case), "--campaign-id", name, env=env)
+        for name, case in CASES.items()
+    }
     runs = {}
-    for name, case in CASES.items():
-        # a user's environment: Python's default warning filters (the helper's "ignore" undone), no COLUMNS
-        env = {"PYTHONWARNINGS": "", "COLUMNS": ""}
-        done = run_csp(home, "campaign", "run", *_cli_args(case), "--campaign-id", name, timeout=900, env=env)
-        assert done.returncode == 0, done.stderr
-        runs[name] = done
+    try:
+        for name, proc in procs.items():
+            out, err = proc.communicate(timeout=900)
+            runs[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    for name, done in runs.items():
+        assert done.returncode == 0, (name, done.stderr)
     return home, runs
 
 
@@ -91,19 +109,19 @@ def test_every_face_gives_the_same_top_k(campaigns, name, tmp_path):
     assert energies == sorted(energies) and result.top[0].delta_e_mev_per_atom == 0.0
 
     # `campaign run` and `campaign show` print the same table rows
-    for text in (runs[name].stdout, run_csp(home, "campaign", "show", name, env={"COLUMNS": ""}).stdout):
+    for text in (runs[name].stdout, invoke_csp(home, "campaign", "show", name, env={"COLUMNS": ""}).stdout):
         first_table = text.split("The search's own top k")[0]
         rows = [(int(m[1]), m[2], int(m[3])) for m in map(ROW.match, first_table.splitlines()) if m]
         assert rows == want, text
 
     # `campaign export` (CIF) and `candidates export` (JSON, and --stage search for the search's own top k)
-    done = run_csp(home, "campaign", "export", name, "--out", str(tmp_path / "cif"))
+    done = invoke_csp(home, "campaign", "export", name, "--out", str(tmp_path / "cif"))
     assert done.returncode == 0, done.stderr
     _same_structures([read_structure(tmp_path / "cif" / f"{name}-rank{r}.cif") for r, *_ in want], result)
-    done = run_csp(home, "candidates", "export", name, "--format", "json", "--out", str(tmp_path / "json"))
+    done = invoke_csp(home, "candidates", "export", name, "--format", "json", "--out", str(tmp_path / "json"))
     assert done.returncode == 0, done.stderr
     _same_structures([read_structure(tmp_path / "json" / f"{name}-rank{r}.json") for r, *_ in want], result)
-    done = run_csp(
+    done = invoke_csp(
         home,
         "candidates",
         "export",
@@ -191,7 +209,7 @@ def test_spacegroup_means_the_detected_group_in_the_lake_and_every_export(campai
         (tmp_path / name).mkdir()  # an output folder's parent must exist (tests/flows/test_option_checks.py)
         for fmt in ("cif", "poscar", "extxyz", "json"):
             out = tmp_path / name / fmt
-            done = run_csp(home, "candidates", "export", name, "--format", fmt, "--out", str(out))
+            done = invoke_csp(home, "candidates", "export", name, "--format", fmt, "--out", str(out))
             assert done.returncode == 0, done.stderr
         for entry in result.top:
             stem = f"{name}-rank{entry.rank}"
@@ -240,7 +258,7 @@ def test_compare_xrd_ranks_the_top_k_against_a_measured_file(campaigns, name, tm
     )
     measured = tmp_path / "measured.xy"
     np.savetxt(measured, np.column_stack([grid, profile]), header="2theta intensity")
-    done = run_csp(home, "campaign", "show", name, "--compare-xrd", str(measured), env={"COLUMNS": ""})
+    done = invoke_csp(home, "campaign", "show", name, "--compare-xrd", str(measured), env={"COLUMNS": ""})
     assert done.returncode == 0, done.stderr
     table = done.stdout.split(f"against {measured.name}")[1]
     rows = [

@@ -1,8 +1,10 @@
 """The real service: prefect server + process work pool + deployments from prefect.yaml + a worker.
 
-Starts everything on a free loopback port with a temporary PREFECT_HOME and lake, runs the campaign
-deployment twice for the same scheduled slot (the second run must score nothing), and stops every
-process it started, also when an assertion fails.
+One service (user A's) starts for the module on a free loopback port with a temporary PREFECT_HOME and
+lake (a first `up`: migrations included) and serves both tests, in file order: the first runs the campaign
+deployment twice for the same scheduled slot (the second run must score nothing); the second, on A's port,
+is user B, whose `up` is refused and whose worker cannot write A's runs (it stops A's worker). The fixture
+stops every process it started, also when an assertion fails, and checks that none is left.
 """
 
 from __future__ import annotations
@@ -19,28 +21,48 @@ SMALL = dict(composition="MgO", outer_steps=3, inner_steps=12, batch_size=6, for
 SMALL |= dict(refine=False, gap_probes=0)  # the service is under test, not the potential
 
 
-def test_service_runs_a_campaign_deployment_once_per_slot(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def service_a(tmp_path_factory):
+    """User A's service, up once for the module (``up`` costs a server start with its migrations, the
+    deployments and a worker): (service, its lake, the service's log). Brought down at the end, which must
+    leave no process and no pid file."""
+    from flows.service import Service, alive, down, read_pid, up
+
+    root = tmp_path_factory.mktemp("service")
+    lake_a = root / "a" / "csp_home"
+    log: list[str] = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CSP_HOME", str(lake_a))
+        mp.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+        mp.setenv("DO_NOT_TRACK", "1")
+        mp.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
+        mp.delenv("PREFECT_API_URL", raising=False)
+        svc = Service(port=free_port(), home=root / "a" / "prefect_home")
+        pids: list[int | None] = []
+        try:
+            up(svc, log=log.append)
+            pids = [read_pid(svc.server_pid_file), read_pid(svc.worker_pid_file)]
+            assert all(alive(p) for p in pids), log
+            yield svc, lake_a, log
+        finally:
+            down(svc, log=log.append)
+            # shown by pytest only when the teardown fails: what the service did
+            print("\n".join(log))
+        assert not any(alive(p) for p in pids), log
+        assert not svc.worker_pid_file.exists() and not svc.server_pid_file.exists()
+
+
+def test_service_runs_a_campaign_deployment_once_per_slot(service_a, monkeypatch):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.service import Service, alive, down, read_pid, up
     from storage.lake import Lake
 
-    csp_home = tmp_path / "csp_home"
+    svc, csp_home, log = service_a
     monkeypatch.setenv("CSP_HOME", str(csp_home))
-    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    monkeypatch.setenv("DO_NOT_TRACK", "1")
-    monkeypatch.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
-    svc = Service(port=free_port(), home=tmp_path / "prefect_home")  # a first `up`: migrations included
-    log: list[str] = []
-    pids: list[int | None] = []
     try:
-        up(svc, log=log.append)
-        pids = [read_pid(svc.server_pid_file), read_pid(svc.worker_pid_file)]
-        assert all(alive(p) for p in pids), log
         slot = datetime.now(UTC).replace(second=0, microsecond=0)
         with temporary_settings({PREFECT_API_URL: svc.api_url}):
             runs = [
@@ -75,17 +97,15 @@ def test_service_runs_a_campaign_deployment_once_per_slot(tmp_path, monkeypatch)
         assert c["campaign_id"] in first["markdown"].data
         assert "nothing was scored this run" in second["markdown"].data
     finally:
-        down(svc, log=log.append)
         # shown by pytest only when the test fails: what the service did, and the worker's last words
         print("\n".join(log))
         print(svc.worker_log.read_text()[-6000:] if svc.worker_log.exists() else "no worker log")
-    assert not any(alive(p) for p in pids), log
-    assert not svc.worker_pid_file.exists() and not svc.server_pid_file.exists()
 
 
-def test_two_homes_on_one_port_cannot_cross_lakes(tmp_path, monkeypatch):
+def test_two_homes_on_one_port_cannot_cross_lakes(service_a, tmp_path, monkeypatch):
     """User A's service owns the port; user B's `up` there is refused with one line and starts nothing;
-    a worker with B's lake that polls A's pool refuses A's run, and neither lake gets a row."""
+    a worker with B's lake that polls A's pool refuses A's run, and neither lake gets a row (A's lake
+    keeps the rows of the test before, if it ran, and gets none more). Stops A's worker: the last test."""
     import subprocess
     import sys
     import time
@@ -94,22 +114,23 @@ def test_two_homes_on_one_port_cannot_cross_lakes(tmp_path, monkeypatch):
     from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.service import Service, alive, down, read_pid, status, stop_pid, up, work_pool_for
+    from flows.service import Service, read_pid, status, stop_pid, up, work_pool_for
     from storage.lake import Lake
     from tests.flows.cli_process import invoke_csp, one_line_error
 
-    lake_a, lake_b = tmp_path / "a" / "csp_home", tmp_path / "b" / "csp_home"
-    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    monkeypatch.setenv("DO_NOT_TRACK", "1")
-    monkeypatch.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
-    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    svc_a, lake_a, log = service_a
+    lake_b = tmp_path / "b" / "csp_home"
     monkeypatch.setenv("CSP_HOME", str(lake_a))
-    port = free_port()
-    svc_a = Service(port=port, home=tmp_path / "a" / "prefect_home")
-    log: list[str] = []
+    port = svc_a.port
+
+    def events(lake) -> int:
+        if not (lake / "lake").exists():
+            return 0
+        return Lake(lake).query("SELECT count(*) AS n FROM campaign_events").to_pylist()[0]["n"]
+
+    before = {lake_a: events(lake_a), lake_b: 0}
     rogue = None
     try:
-        up(svc_a, log=log.append)
         assert svc_a.work_pool == work_pool_for(lake_a) != work_pool_for(lake_b)
 
         # trial 22: a submitter points A's worker at another lake through the job variables (both CSP_HOME
@@ -171,12 +192,8 @@ def test_two_homes_on_one_port_cannot_cross_lakes(tmp_path, monkeypatch):
             state.message or ""
         )
         for lake in (lake_a, lake_b):
-            if (lake / "lake").exists():
-                assert Lake(lake).query("SELECT count(*) AS n FROM campaign_events").to_pylist() == [{"n": 0}]
+            assert events(lake) == before[lake], lake
     finally:
         if rogue is not None and rogue.poll() is None:
             stop_pid(rogue.pid, signals=2)
-        pids = [read_pid(svc_a.server_pid_file), read_pid(svc_a.worker_pid_file)]
-        down(svc_a, log=log.append)
         print("\n".join(log))
-    assert not any(alive(p) for p in pids)

@@ -116,10 +116,17 @@ def test_protocols_are_met():
     assert isinstance(InMemorySink(), Sink)
 
 
-def test_search_writes_every_candidate_once_with_the_documented_columns():
+@pytest.fixture(scope="module")
+def first_run():
+    """One campaign of :func:`config` (sink, scorer, progress events, result), read by the tests below."""
     sink, scorer = InMemorySink(), LennardJonesStandInScorer()
     events = []
     result = run_search("MgO", config(), scorer, sink, campaign_id="c1", progress=events.append)
+    return sink, scorer, events, result
+
+
+def test_search_writes_every_candidate_once_with_the_documented_columns(first_run):
+    sink, scorer, events, result = first_run
     rows = sink.history("c1")
     assert all(set(r) == COLUMNS for r in rows)
     assert json.loads(json.dumps(rows, allow_nan=True))  # plain JSON-able values
@@ -158,10 +165,9 @@ def test_search_writes_every_candidate_once_with_the_documented_columns():
     Crystal(np.reshape(best["lattice"], (3, 3)), best["numbers"], np.reshape(best["frac_coords"], (-1, 3)))
 
 
-def test_same_seed_same_campaign():
-    a, b = InMemorySink(), InMemorySink()
-    run_search("MgO", config(), LennardJonesStandInScorer(), a, campaign_id="x")
-    run_search("MgO", config(), LennardJonesStandInScorer(), b, campaign_id="x")
+def test_same_seed_same_campaign(first_run):
+    a, b = first_run[0], InMemorySink()  # the module's campaign, and the same request run again
+    run_search("MgO", config(), LennardJonesStandInScorer(), b, campaign_id="c1")
     strip = [{k: v for k, v in r.items() if k != "seconds"} for r in a.rows]
     assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in b.rows]
 
