@@ -144,10 +144,10 @@ def energy_distribution(df: pd.DataFrame, *, bins: int = 40, title: str | None =
 
 
 def _symbol(number: int) -> str:
-    from pymatgen.symmetry.groups import SpaceGroup
+    from csp.structures.symmetry import spacegroup_symbol
 
     try:
-        return SpaceGroup.from_int_number(int(number)).symbol
+        return spacegroup_symbol(int(number))
     except ValueError:
         return "?"
 

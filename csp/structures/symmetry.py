@@ -20,6 +20,7 @@ import contextlib
 import os
 import warnings
 from collections.abc import Iterator
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -180,8 +181,15 @@ def detect_structure(item: Crystal | Structure, symprec: float = SYMPREC) -> tup
     return detect(s.lattice.matrix, [site.specie.Z for site in s], s.frac_coords, symprec)
 
 
+@lru_cache(maxsize=256)
 def spacegroup_symbol(number: int) -> str:
-    """Hermann-Mauguin symbol of a space-group number (1..230), e.g. 225 -> ``Fm-3m``."""
+    """Hermann-Mauguin symbol of a space-group number (1..230), e.g. 225 -> ``Fm-3m``.
+
+    Cached: pymatgen builds all the group's operations for it (up to half a second for a cubic group).
+
+    Raises:
+        ValueError: for a number outside 1..230.
+    """
     from pymatgen.symmetry.groups import SpaceGroup
 
     return SpaceGroup.from_int_number(int(number)).symbol

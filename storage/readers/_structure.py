@@ -677,8 +677,6 @@ def _symbol_number_problem(tags: dict[str, Any]) -> str | None:
 
     Without listed operations pymatgen expanded the sites by one of them and ignored the other ('F m -3 m' with
     number 221 was read as F m -3 m); the file does not say which is right."""
-    from pymatgen.symmetry.groups import SpaceGroup
-
     written, number = _written_symbol(tags), _declared_number(tags)
     base, _, _ = _split_symbol(written)
     if number is None or not base or base in ("?", "."):
@@ -686,7 +684,7 @@ def _symbol_number_problem(tags: dict[str, Any]) -> str | None:
     symbol_number = _symbol_number(base)
     if symbol_number is None or symbol_number == number:
         return None
-    other = SpaceGroup.from_int_number(number).symbol
+    other, _ = _number_group(number)
     return (
         f"the CIF declares space group {written.strip()!r} (number {symbol_number}) and space-group number "
         f"{number} ({other}), two different groups; fix the symbol or the number"
@@ -770,7 +768,7 @@ def _symbol_groups(tags: dict[str, Any]) -> tuple[str, list[frozenset[tuple[int,
     """The declared Hermann-Mauguin symbol as written and the operation sets (keys of :func:`_op_keys`) of each
     setting pymatgen knows for it (its own reading of the symbol, and the other origin choice or axes); no sets
     for a symbol pymatgen cannot expand."""
-    from pymatgen.symmetry.groups import SYMM_DATA, SpaceGroup
+    from pymatgen.symmetry.groups import SYMM_DATA
 
     written = _written_symbol(tags)
     symbol = re.sub(r"[\s_'\"]", "", written)
@@ -785,7 +783,7 @@ def _symbol_groups(tags: dict[str, Any]) -> tuple[str, list[frozenset[tuple[int,
     sets = []
     for setting in (key, f"{key}:1", f"{key}:2", f"{key}:H", f"{key}:R"):
         try:
-            sets.append(_op_keys(SpaceGroup(setting).symmetry_ops))
+            sets.append(_op_keys(setting_operations(setting)))
         except ValueError:
             continue
     return written, sets
@@ -801,8 +799,6 @@ def _declared_group_problem(tags: dict[str, Any], listed: frozenset[tuple[int, .
     a rhombohedral group on rhombohedral axes). 'F m -3 m' with the 48 operations of Pm-3m read a CsCl-type
     cell of 2 sites; 'F m -3 m' with only 'x,y,z' read the asymmetric unit as the crystal.
     """
-    from pymatgen.symmetry.groups import SpaceGroup
-
     written, sets = _symbol_groups(tags)
     rotations = {k[:9] for k in listed}
     if sets and not any(len(s) == len(listed) and {k[:9] for k in s} == rotations for s in sets):
@@ -815,12 +811,12 @@ def _declared_group_problem(tags: dict[str, Any], listed: frozenset[tuple[int, .
     number = _declared_number(tags)
     if number is None:
         return None
-    group = SpaceGroup.from_int_number(number)
-    orders = {group.order, group.order // 3} if group.symbol.startswith("R") else {group.order}
+    symbol, order = _number_group(number)
+    orders = {order, order // 3} if symbol.startswith("R") else {order}
     if len(listed) not in orders:
         shown = "/".join(str(n) for n in sorted(orders))
         return (
-            f"the CIF declares space group number {number} ({group.symbol}, {shown} operations) but lists "
+            f"the CIF declares space group number {number} ({symbol}, {shown} operations) but lists "
             f"{len(listed)} symmetry operations of another group; fix the number or the operations"
         )
     return None
@@ -1001,8 +997,6 @@ def _settings(tags: dict[str, Any]) -> list[str]:
     Raises:
         StructureError: for a rhombohedral symbol whose setting (``:H``, ``H``) contradicts its cell's shape.
     """
-    from pymatgen.symmetry.groups import SpaceGroup
-
     if any(tags.get(tag) for tag in SYMOP_TAGS):
         return []
     written = _written_symbol(tags)
@@ -1011,7 +1005,7 @@ def _settings(tags: dict[str, Any]) -> list[str]:
     if (
         not base and number is not None
     ):  # a number alone reads as its symbol ('166': R-3m, axes from the cell)
-        written, base = str(number), SpaceGroup.from_int_number(number).symbol.split(":")[0]
+        written, base = str(number), _number_group(number)[0].split(":")[0]
     code = code or next((str(tags[t]).strip() for t in _SETTING_TAGS if tags.get(t)), "")
     if not base:
         return []
@@ -1038,10 +1032,10 @@ def _settings(tags: dict[str, Any]) -> list[str]:
             )
         return [f"{base}:{shape}"]
     try:
-        one, two = SpaceGroup(f"{base}:1"), SpaceGroup(f"{base}:2")
+        one, two = setting_operations(f"{base}:1"), setting_operations(f"{base}:2")
     except ValueError:
         return [base] if icsd and _known_symbol(base) else []
-    if {op.as_xyz_str() for op in one.symmetry_ops} == {op.as_xyz_str() for op in two.symmetry_ops}:
+    if {op.as_xyz_str() for op in one} == {op.as_xyz_str() for op in two}:
         return [base] if icsd else []
     return [f"{base}:{code}"] if code in ("1", "2") else [f"{base}:1", f"{base}:2"]
 
@@ -1080,8 +1074,10 @@ def _pymatgen_symbol_of(symbol: str, plain: str, candidates: list[str], spglib: 
     return None
 
 
+@lru_cache(maxsize=1024)
 def _known_symbol(symbol: str) -> bool:
-    """Whether pymatgen's ``SpaceGroup`` knows the symbol (spaces removed)."""
+    """Whether pymatgen's ``SpaceGroup`` knows the symbol (spaces removed). Cached: building a ``SpaceGroup``
+    expands its operations (up to half a second for a cubic group) and pymatgen keeps none of them."""
     from pymatgen.symmetry.groups import SpaceGroup
 
     try:
@@ -1091,11 +1087,45 @@ def _known_symbol(symbol: str) -> bool:
     return True
 
 
-def _with_operations(text: str, setting: str) -> str:
-    """The CIF with the symmetry operations of ``setting`` written out (pymatgen then uses those)."""
+@lru_cache(maxsize=1024)
+def setting_operations(setting: str) -> tuple[Any, ...]:
+    """The symmetry operations (pymatgen ``SymmOp``s) of a space-group setting (``'F d -3 m:2'``, ``'R-3m:R'``),
+    in the order ``SpaceGroup(setting).symmetry_ops`` yields them, built once per process.
+
+    pymatgen rebuilds them for every new ``SpaceGroup`` (its instance cache holds them weakly), up to half a
+    second for a group of 192 operations. The cached operations are copies whose matrices are read-only, in a
+    tuple: nothing can change them for the next caller.
+
+    Raises:
+        ValueError: for a setting pymatgen does not know (not cached).
+    """
+    from pymatgen.core.operations import SymmOp
     from pymatgen.symmetry.groups import SpaceGroup
 
-    return _with_operation_list(text, [op.as_xyz_str() for op in SpaceGroup(setting).symmetry_ops])
+    frozen = []
+    for op in SpaceGroup(setting).symmetry_ops:
+        copy = SymmOp(op.affine_matrix.copy(), tol=op.tol)
+        copy.affine_matrix.setflags(write=False)
+        frozen.append(copy)
+    return tuple(frozen)
+
+
+@lru_cache(maxsize=256)
+def _number_group(number: int) -> tuple[str, int]:
+    """The symbol and order of pymatgen's ``SpaceGroup.from_int_number(number)``, built once per process.
+
+    Raises:
+        ValueError: for a number outside 1..230 (not cached).
+    """
+    from pymatgen.symmetry.groups import SpaceGroup
+
+    group = SpaceGroup.from_int_number(number)
+    return group.symbol, group.order
+
+
+def _with_operations(text: str, setting: str) -> str:
+    """The CIF with the symmetry operations of ``setting`` written out (pymatgen then uses those)."""
+    return _with_operation_list(text, [op.as_xyz_str() for op in setting_operations(setting)])
 
 
 def _with_operation_list(text: str, ops: list[str]) -> str:
@@ -1214,9 +1244,7 @@ def _pymatgen_block(block: CifBlockText) -> Cell:
 
 def _setting_fit_problem(setting: str, tags: dict[str, Any]) -> str | None:
     """Why the operations of a space-group setting (``R-3m:H``) are no isometries of the declared cell, or None."""
-    from pymatgen.symmetry.groups import SpaceGroup
-
-    ops = SpaceGroup(setting).symmetry_ops
+    ops = setting_operations(setting)
     matrices = np.array([op.rotation_matrix for op in ops])
     problem = _metric_problem([op.as_xyz_str() for op in ops], matrices, tags)
     return f"space group {setting}: {problem}" if problem else None
