@@ -81,7 +81,12 @@ def _find_structure_file(folder: Path, name: str) -> Path | str:
 
 
 def cell_from_poscar(text: str) -> Cell:
-    """Read a VASP POSCAR/CONTCAR text (element names required).
+    """Read a VASP POSCAR/CONTCAR text (element names required), as VASP reads it.
+
+    The text is first normalised: a trailing ``!`` or ``#`` comment after the numbers of a line is cut
+    (:func:`without_trailing_comments`), and the scale line, whatever it holds (a factor, a negative cell volume,
+    three per-axis factors), is applied to the lattice and to Cartesian positions and rewritten as ``1.0``
+    (:func:`unit_scaled`), so pymatgen never interprets a scale itself.
 
     Raises:
         StructureError: if pymatgen cannot read it, the file names no species (pymatgen would invent
@@ -92,10 +97,11 @@ def cell_from_poscar(text: str) -> Cell:
     """
     from pymatgen.io.vasp import Poscar
 
+    text = without_trailing_comments(text)
     problem = _number_lines_problem(text)
     if problem:
         raise StructureError(problem)
-    text = per_axis_scaled(text)
+    text = unit_scaled(text)
     problem = _element_line_problem(text) or _counts_problem(text) or _coordinate_problem(text)
     if problem:
         raise StructureError(problem)
@@ -247,7 +253,7 @@ def _number_lines_problem(text: str) -> str | None:
     lines = [line.split("#", 1)[0] for line in text.split("\n")]
     if len(lines) < 5:
         return None
-    problem = _numbers_problem(lines[1].split("!", 1)[0].split(), 2, _SCALE_LINE, sizes=(1, 3))
+    problem = _numbers_problem(lines[1].split(), 2, _SCALE_LINE, sizes=(1, 3))
     for k in (2, 3, 4):
         problem = problem or _numbers_problem(lines[k].split(), k + 1, _LATTICE_LINE, sizes=(3,))
     if problem:
@@ -330,26 +336,83 @@ def _counts_line(lines: list[str]) -> tuple[list[int], int] | None:
     return counts, start
 
 
-def per_axis_scaled(text: str) -> str:
-    """A VASP 6 POSCAR whose scale line holds three factors, rewritten with the scale 1.0: per the VASP wiki
-    the factors scale the x, y and z Cartesian components of the lattice vectors (and of the positions in
-    Cartesian mode), and all three must be positive. Any other text is returned as it is.
+#: a comment after the numbers of a POSCAR line: VASP reads a line's leading numbers (a Fortran list-directed
+#: read), and ``!`` and ``#`` begin comments in VASP input
+_TRAILING_COMMENT = re.compile(r"^(\s*[^\s!#][^!#]*?)\s*[!#].*$")
+
+
+def without_trailing_comments(text: str) -> str:
+    """A POSCAR text with each trailing comment cut: ``5.396   ! lattice constant`` reads as ``5.396`` (pymatgen
+    cut only ``#`` comments and said "could not convert string to float"). Lines after the first (the free-text
+    comment line) are cut at the first ``!`` or ``#`` that follows something else; a line that is only a
+    comment is kept as it is, so it still counts as a line where the layout expects numbers."""
+    lines = text.split("\n")
+    return "\n".join([lines[0], *(_TRAILING_COMMENT.sub(r"\1", line) for line in lines[1:])])
+
+
+def _scale_factors(lines: list[str]) -> np.ndarray | None:
+    """The x, y and z factors a POSCAR's scale line (the second of ``lines``, comments cut) applies to the
+    Cartesian components of its lattice vectors and Cartesian positions, as VASP applies them, or None when the
+    line is not 1 or 3 numbers (refused before, by :func:`_number_lines_problem`).
+
+    One positive number ``s`` is ``(s, s, s)``; one negative number is the cell volume ``V`` (Angstrom^3), so
+    ``s = (V / |det L|)^(1/3)`` for the lattice ``L`` as written; three numbers are per-axis factors (VASP 6).
 
     Raises:
-        StructureError: three factors, not all positive and finite.
+        StructureError: a scale of 0, a negative volume with a singular lattice, or three factors not all
+            positive.
+    """
+    parts = lines[1].split()
+    if len(parts) not in (1, 3) or not _numbers(parts):
+        return None
+    factors = np.array([float(p) for p in parts])
+    if not np.all(np.isfinite(factors)):
+        return None
+    if len(parts) == 3:
+        if not np.all(factors > 0):
+            raise StructureError(
+                f"POSCAR scale line gives the per-axis factors {' '.join(parts)}; VASP requires all three positive "
+                "(a negative single number is a volume, three numbers scale x, y and z)"
+            )
+        return factors
+    scale = float(factors[0])
+    if scale == 0:
+        raise StructureError(
+            "POSCAR scale line is 0; it is a positive factor for the lattice, or a negative number: the cell volume"
+        )
+    if scale > 0:
+        return np.full(3, scale)
+    rows = [line.split()[:3] for line in lines[2:5]]
+    if not all(len(r) == 3 and _numbers(r) for r in rows):
+        return None
+    volume = abs(float(np.linalg.det(np.array([[float(t) for t in r] for r in rows]))))
+    if not (volume > 0 and math.isfinite(volume)):
+        raise StructureError(
+            f"POSCAR scale line gives the cell volume {-scale:g} A^3 (a negative scale) but the lattice lines "
+            "span no volume (the lattice is singular)"
+        )
+    return np.full(3, (-scale / volume) ** (1 / 3))
+
+
+def unit_scaled(text: str) -> str:
+    """A POSCAR text (trailing comments cut) with its scale applied and its scale line rewritten as ``1.0``.
+
+    Per the VASP wiki the scale (:func:`_scale_factors`: a factor, a negative cell volume, or three per-axis
+    factors) multiplies the Cartesian components of the lattice vectors and, in Cartesian mode, of the positions;
+    direct (fractional) positions are left alone. pymatgen applied a negative volume to the lattice but multiplied
+    Cartesian positions by the raw negative number (bcc Fe given as ``-23.64`` was stored as R-3m), so the
+    scale is applied here, once, for every case. Any text whose scale or lattice lines are not numbers is
+    returned as it is.
+
+    Raises:
+        StructureError: see :func:`_scale_factors`.
     """
     lines = text.split("\n")
     if len(lines) < 5:
         return text
-    parts = lines[1].split("#", 1)[0].split("!", 1)[0].split()
-    if len(parts) != 3 or not _numbers(parts):
+    factors = _scale_factors(lines)
+    if factors is None:
         return text
-    factors = np.array([float(p) for p in parts])
-    if not (np.all(np.isfinite(factors)) and np.all(factors > 0)):
-        raise StructureError(
-            f"POSCAR scale line gives the per-axis factors {' '.join(parts)}; VASP requires all three positive "
-            "(a negative single number is a volume, three numbers scale x, y and z)"
-        )
 
     def scaled(line: str) -> str:
         tokens = line.split()
