@@ -328,14 +328,19 @@ def _common_factor(composition) -> int:
     return math.gcd(*(round(a) for a in amounts))
 
 
-def compare_formulas(declared: str, species: list[str], *, formula_units: int | None = None) -> str | None:
+def compare_formulas(
+    declared: str, species: list[str], *, formula_units: int | None = None, unit: bool = False
+) -> str | None:
     """``None`` when a declared formula agrees with the sites' composition and count, else the reason.
 
     The compositions must agree once reduced (``Na4 Cl4`` and sites Na, Cl), and so must the counts: the
     cell holds the declared formula itself (``Na4 Cl4``, 8 sites) or ``formula_units`` times it (CIF's
     ``_cell_formula_units_Z``: ``Na Cl`` with Z = 4, 8 sites); with no Z declared, a formula in lowest
     terms (``Na Cl``) may come any whole number of times, one that is not (``Si8``, ``Bi2``) states the
-    cell's content. So ``Si8`` declared and 16 Si sites, or ``Bi2`` and 36 sites, disagree.
+    cell's content. So ``Si8`` declared and 16 Si sites, or ``Bi2`` and 36 sites, disagree. With ``unit``,
+    the declared formula is a unit the cell holds a whole number of times, reduced or not (OPTIMADE's
+    ``chemical_formula_hill`` is "the most chemically relevant unit": ``C6H6`` for a cell of four benzene
+    molecules), so only a cell that is no whole multiple of it disagrees.
     A declared formula that cannot be read is not compared (the reason would be the parser's, not the
     data's).
     """
@@ -368,7 +373,7 @@ def compare_formulas(declared: str, species: list[str], *, formula_units: int | 
         if min(abs(n - per), abs(n - formula_units * per)) < 1e-3:
             return None
         expected = f"{per:g} or {formula_units * per:g} (Z = {formula_units})"
-    elif _common_factor(stated) > 1:  # not in lowest terms (Si8, Bi2): the cell's content
+    elif _common_factor(stated) > 1 and not unit:  # not in lowest terms (Si8, Bi2): the cell's content
         if abs(n - per) < 1e-3:
             return None
         expected = f"{per:g}"

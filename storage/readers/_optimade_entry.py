@@ -83,6 +83,8 @@ class OptimadeAttributes(_Strict):
     chemical_formula_reduced: str | None = None
     chemical_formula_descriptive: str | None = None
     chemical_formula_anonymous: str | None = None
+    chemical_formula_hill: str | None = None
+    elements_ratios: list[float] | None = None
 
 
 class OptimadeEntry(_Strict):
@@ -196,7 +198,12 @@ def check_attributes(attributes: Any) -> OptimadeAttributes:
         problem = visible_text_problem(text, f"OPTIMADE {what}")
         if problem:
             raise StructureError(problem)
-    for field in ("chemical_formula_reduced", "chemical_formula_descriptive", "chemical_formula_anonymous"):
+    for field in (
+        "chemical_formula_reduced",
+        "chemical_formula_descriptive",
+        "chemical_formula_anonymous",
+        "chemical_formula_hill",
+    ):
         value = getattr(checked, field)
         problem = visible_text_problem(value, f"OPTIMADE {field}") if value else None
         if problem:

@@ -742,8 +742,43 @@ def _check_structure_features(attrs: OptimadeAttributes) -> None:
         )
 
 
+#: how far a declared ``elements_ratios`` item may lie from the sites' atom fraction (rounding to 3 decimals)
+RATIO_TOLERANCE = 1e-3
+
+
+def _ratios_problem(attrs: OptimadeAttributes, species: list[str]) -> str | None:
+    """Why OPTIMADE ``elements_ratios`` (one atom fraction per symbol of ``elements``, in its order; without
+    ``elements``, per element of the sites in alphabetical order, as ``elements`` would list them) disagree with
+    the sites' fractions by more than :data:`RATIO_TOLERANCE`, or have another length, else None. A NaN ratio
+    disagrees."""
+    ratios = attrs.elements_ratios
+    if ratios is None or not species:
+        return None
+    symbols = attrs.elements if attrs.elements is not None else sorted(set(species))
+    if len(ratios) != len(symbols):
+        return (
+            f"OPTIMADE entry declares {len(ratios)} elements_ratios for {len(symbols)} elements {symbols}; "
+            "give one atom fraction per element"
+        )
+    counts = Counter(species)
+    actual = [counts[s] / len(species) for s in symbols]
+    if all(abs(r - a) <= RATIO_TOLERANCE for r, a in zip(ratios, actual, strict=True)):
+        return None
+    return (
+        f"OPTIMADE entry declares elements_ratios [{', '.join(short_token(r) for r in ratios)}] for {symbols} but "
+        f"its sites give [{', '.join(f'{a:.6g}' for a in actual)}] (missing, extra or mislabelled sites, or a "
+        "wrong declaration)"
+    )
+
+
 def _check_declared_composition(attrs: OptimadeAttributes, species: list[str]) -> None:
-    """``elements``, ``nelements``, the descriptive and the anonymous formula, where given, against the sites.
+    """``elements``, ``nelements``, ``elements_ratios`` (within :data:`RATIO_TOLERANCE`), the descriptive, Hill
+    and anonymous formulas, where given, against the sites.
+
+    ``chemical_formula_hill`` is compared as counts, not as spelling: OPTIMADE defines it as the structure's
+    formula scaled to "the most chemically relevant unit" (``C6H6`` for a cell of benzene molecules), which may be
+    reduced or not, so it must name the sites' elements in their proportions and the cell must hold a whole
+    number of it (``H3Li`` for a LiH cell, or ``Si16`` for 8 Si sites, disagree); its Hill order is not checked.
 
     ``elements`` must also be as the OPTIMADE specification defines it: distinct symbols in alphabetical order
     (``["O", "Mg"]`` or ``["Mg", "Mg", "O"]`` is no such list, written by hand or mangled)."""
@@ -769,6 +804,13 @@ def _check_declared_composition(attrs: OptimadeAttributes, species: list[str]) -
         problem = compare_formulas(attrs.chemical_formula_descriptive, species)
         if problem:
             raise StructureError(f"chemical_formula_descriptive: {problem}")
+    if attrs.chemical_formula_hill:
+        problem = compare_formulas(attrs.chemical_formula_hill, species, unit=True)
+        if problem:
+            raise StructureError(f"chemical_formula_hill: {problem}")
+    problem = _ratios_problem(attrs, species)
+    if problem:
+        raise StructureError(problem)
     anonymous = (attrs.chemical_formula_anonymous or "").strip()
     if anonymous and species and anonymous != anonymous_formula(species):
         raise StructureError(

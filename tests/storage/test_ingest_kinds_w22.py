@@ -141,3 +141,90 @@ def test_comments_after_lattice_counts_and_coordinates_are_cut():
     a, b = cell_from_poscar(plain), cell_from_poscar(commented)
     assert a.species == b.species == ["Na", "Cl"]
     assert np.allclose(a.lattice, b.lattice) and np.allclose(a.frac_coords, b.frac_coords)
+
+
+# --- W2. OPTIMADE elements_ratios and chemical_formula_hill are compared with the sites -------------------------
+
+LIH4 = {  # a 4-site LiH cell (two rock-salt-like pairs in a doubled cube)
+    "lattice_vectors": [[8.0, 0, 0], [0, 4.0, 0], [0, 0, 4.0]],
+    "cartesian_site_positions": [[0, 0, 0], [2, 2, 2], [4, 0, 0], [6, 2, 2]],
+    "species_at_sites": ["Li", "H", "Li", "H"],
+}
+RATIOS_RULE = "(missing, extra or mislabelled sites, or a wrong declaration)"
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        (
+            {"elements": ["H", "Li"], "elements_ratios": [0.25, 0.75]},
+            f"OPTIMADE entry declares elements_ratios [0.25, 0.75] for ['H', 'Li'] but its sites give [0.5, 0.5] "
+            f"{RATIOS_RULE}",
+        ),
+        (
+            {"elements_ratios": [0.5, 0.49]},  # no elements: the sites' elements in alphabetical order
+            f"OPTIMADE entry declares elements_ratios [0.5, 0.49] for ['H', 'Li'] but its sites give [0.5, 0.5] "
+            f"{RATIOS_RULE}",
+        ),
+        (
+            {"elements_ratios": [1.0]},
+            "OPTIMADE entry declares 1 elements_ratios for 2 elements ['H', 'Li']; give one atom fraction per element",
+        ),
+        (
+            {"elements_ratios": [float("nan"), 0.5]},
+            f"OPTIMADE entry declares elements_ratios [nan, 0.5] for ['H', 'Li'] but its sites give [0.5, 0.5] "
+            f"{RATIOS_RULE}",
+        ),
+        (
+            {"chemical_formula_hill": "H3Li"},
+            "chemical_formula_hill: declared formula LiH3 (H3Li) disagrees with the sites' formula LiH (missing, "
+            "extra or mislabelled sites)",
+        ),
+        (
+            {"chemical_formula_hill": "H2Li2"},  # the 2-site cell holds half of it
+            "chemical_formula_hill: declared formula H2Li2 counts 4 atoms, the parsed cell holds 2, not a multiple "
+            "of 4 (missing or extra sites, or the cell read in another setting)",
+        ),
+    ],
+    ids=["ratios-swapped", "ratios-off", "ratios-length", "ratios-nan", "hill-counts", "hill-half"],
+)
+def test_optimade_ratios_or_hill_formula_that_contradict_the_sites_are_refused(tmp_path, changes, reason):
+    """Trial 22 W_e14/W_e15: an entry declaring LiH3 (hill) or 0.25/0.75 (ratios) over LiH sites was stored."""
+    from tests.storage.test_optimade_entries import ingest, lih
+
+    stored_ids, reasons = ingest(tmp_path, lih("bad", **changes))
+    assert stored_ids == ["before", "after"]
+    assert reasons == {"1:bad": reason}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"elements": ["H", "Li"], "elements_ratios": [0.5, 0.5], "chemical_formula_hill": "HLi"},
+        {"elements_ratios": [0.5004, 0.4996]},  # within RATIO_TOLERANCE: rounding
+        {**LIH4, "chemical_formula_hill": "HLi"},  # reduced: the cell holds it twice
+        {**LIH4, "chemical_formula_hill": "H2Li2", "elements_ratios": [0.5, 0.5]},  # the cell's own formula
+    ],
+    ids=["exact", "rounded", "hill-reduced", "hill-cell"],
+)
+def test_optimade_ratios_and_hill_formula_that_agree_are_stored(tmp_path, changes):
+    from tests.storage.test_optimade_entries import ingest, lih
+
+    stored_ids, reasons = ingest(tmp_path, lih("good", **changes))
+    assert (stored_ids, reasons) == (["before", "good", "after"], {})
+
+
+def test_an_elemental_entry_may_give_its_ratio_as_a_json_integer(tmp_path):
+    from tests.storage.test_optimade_entries import ingest, lih
+
+    entry = lih(
+        "po",
+        lattice_vectors=[[3.36, 0, 0], [0, 3.36, 0], [0, 0, 3.36]],
+        cartesian_site_positions=[[0, 0, 0]],
+        species_at_sites=["Po"],
+        species=[{"name": "Po", "chemical_symbols": ["Po"], "concentration": [1]}],
+        elements=["Po"],
+        elements_ratios=[1],
+        chemical_formula_hill="Po",
+    )
+    assert ingest(tmp_path, entry) == (["before", "po", "after"], {})
