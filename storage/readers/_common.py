@@ -50,7 +50,8 @@ class Rejection:
             structure file's name relative to the folder when the fault is that file's, else ``id_prop.csv``.
         row: 0-based record index in the file (the header line of a CSV is not a record).
         source_id: the record's id in its source when it could be read, else ``None``.
-        reason: one sentence saying what is wrong.
+        reason: one sentence saying what is wrong, on one line: a reason holding line breaks (pymatgen's
+            messages span several) is joined into one by :func:`one_line` when the rejection is made.
         raw_excerpt: the start of the offending input, for a human to look at.
     """
 
@@ -59,6 +60,15 @@ class Rejection:
     source_id: str | None
     reason: str
     raw_excerpt: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason", one_line(self.reason))
+
+
+def one_line(text: str) -> str:
+    """``text`` on one line: its lines (any line break, ``\\r\\n`` to ``U+2029``), stripped, joined by one space,
+    blank lines dropped. A quarantine reason is read in a table and in ``csp sql`` output, a row per line."""
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
 
 Item = Record | Rejection

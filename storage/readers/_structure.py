@@ -54,7 +54,7 @@ import unicodedata
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -63,7 +63,7 @@ import spglib
 from pymatgen.core import Composition, Element, Lattice
 
 from storage.readers._cif_blocks import CifBlockText, ascii_text, structure_block
-from storage.readers._common import Item, Record, Rejection, excerpt
+from storage.readers._common import Item, Record, Rejection, excerpt, one_line, short_token
 from storage.splits import reduced_formula_of
 from storage.validation import (
     MIN_DISTANCE_ANGSTROM,
@@ -246,6 +246,7 @@ def _block_problem(block: CifBlockText) -> str | None:
     return (
         _repeated_problem(block)
         or _non_ascii_problem(tags)
+        or _cell_value_problem(tags)
         or _declared_problem(tags)
         or _site_number_problem(tags)
         or _dummy_site_problem(tags)
@@ -299,11 +300,76 @@ def _checked_block(text: str) -> CifBlockText:
     Raises:
         StructureError: for a CIF with no structure block or several, or one a check refuses.
     """
-    block = structure_block(text.removeprefix("\ufeff"))
+    block = _with_default_angles(structure_block(text.removeprefix("\ufeff")))
     problem = _block_problem(block)
     if problem:
         raise StructureError(problem)
     return block
+
+
+#: space groups whose symmetry fixes all three cell angles at 90 degrees: orthorhombic, tetragonal, cubic
+_RIGHT_ANGLED_GROUPS = frozenset([*range(16, 143), *range(195, 231)])
+
+
+def _cell_value_problem(tags: dict[str, Any]) -> str | None:
+    """Why a cell parameter the CIF states is no number (``?`` unknown, ``.`` inapplicable, a word), else None:
+    one line naming the item, where pymatgen repeated "could not convert string to float: '?'" over several
+    lines. A parameter the CIF leaves out is settled by :func:`_with_default_angles`."""
+    for tag in _CELL_TAGS:
+        raw = tags.get(tag)
+        if raw is None:
+            continue
+        if not isinstance(raw, str):
+            return f"the CIF gives {tag} more than one value (in a loop); give the cell parameter as one number"
+        if _cif_value(raw) is None:
+            unit = "A" if "length" in tag else "degrees"
+            meaning = {"?": " (unknown)", ".": " (inapplicable)"}.get(raw.strip(), "")
+            return (
+                f"the CIF gives {tag} as {short_token(raw.strip(), 40)!r}{meaning}, which is no number; a cell "
+                f"parameter must be a number ({unit})"
+            )
+    return None
+
+
+def _with_default_angles(block: CifBlockText) -> CifBlockText:
+    """The block with a left-out cell angle set to the CIF core dictionary's default, 90 degrees, where that
+    default cannot be wrong: the declared space group (symbol or number) is orthorhombic, tetragonal or cubic
+    (:data:`_RIGHT_ANGLED_GROUPS`), whose symmetry fixes every angle at 90. Elsewhere (P1, a monoclinic or
+    hexagonal group, operations alone) a left-out angle is more likely a truncated file than a stated 90, and is
+    refused, as is a left-out cell length (no default); pymatgen said "cannot reshape array of size 1 into shape
+    (3,3)" over several lines. A block that lists no atom sites, or states every angle, is returned as it is.
+
+    Raises:
+        StructureError: one line naming the left-out cell parameter(s).
+    """
+    tags = block.tags
+    if not block.holds_structure:
+        return block
+    lengths = [t for t in _CELL_TAGS[:3] if t not in tags]
+    angles = [t for t in _CELL_TAGS[3:] if t not in tags]
+    if lengths:
+        raise StructureError(
+            f"the CIF gives no {', '.join(lengths)}; a cell length has no default: give a, b and c (Angstrom)"
+        )
+    if not angles:
+        return block
+    base = _split_symbol(_written_symbol(tags))[0]
+    number = _symbol_number(base) if base and base not in ("?", ".") else None
+    number = number or _declared_number(tags)
+    if number not in _RIGHT_ANGLED_GROUPS:
+        group = f"space group {number}" if number else "no orthorhombic, tetragonal or cubic space group"
+        raise StructureError(
+            f"the CIF gives no {', '.join(angles)} and declares {group}, whose symmetry does not fix the angles "
+            "at 90 degrees; give every cell angle (degrees)"
+        )
+    head, _, rest = block.text.partition("\n")
+    added = "".join(f"{tag} 90\n" for tag in angles)
+    return replace(
+        block,
+        text=f"{head}\n{added}{rest}",
+        tags={**tags, **dict.fromkeys(angles, "90")},
+        written_tags=block.written_tags | frozenset(angles),
+    )
 
 
 #: tags whose values the reader interprets (numbers, symbols, operations); a value of any other tag (a title, an
@@ -1305,7 +1371,7 @@ def _pymatgen_cell(text: str) -> Cell:
                 raise StructureError(
                     "two or more sites share one position, closer than 0.5 A (overlapping or duplicated sites)"
                 ) from exc
-            raise StructureError(f"malformed CIF: {exc}" + (f" ({detail})" if detail else "")) from exc
+            raise StructureError(one_line(f"malformed CIF: {exc}" + (f" ({detail})" if detail else ""))) from exc
     if len(structures) != 1:
         raise StructureError(f"malformed CIF: it holds {len(structures)} structures, one was expected")
     problem = _applied_operation_problem(parser, text)

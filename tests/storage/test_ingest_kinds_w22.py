@@ -228,3 +228,124 @@ def test_an_elemental_entry_may_give_its_ratio_as_a_json_integer(tmp_path):
         chemical_formula_hill="Po",
     )
     assert ingest(tmp_path, entry) == (["before", "po", "after"], {})
+
+
+# --- W4, W5. CIF cell angles left out (the core dictionary's default 90) or given as ? ---------------------------
+
+NACL_SITES = (
+    "loop_\n_atom_site_label\n_atom_site_type_symbol\n_atom_site_fract_x\n_atom_site_fract_y\n_atom_site_fract_z\n"
+    "Na1 Na 0 0 0\nCl1 Cl 0.5 0.5 0.5\n"
+)
+LENGTHS = "_cell_length_a 5.64\n_cell_length_b 5.64\n_cell_length_c 5.64\n"
+FM3M = "_symmetry_space_group_name_H-M 'F m -3 m'\n_chemical_formula_sum 'Cl Na'\n_cell_formula_units_Z 4\n"
+
+
+def _cif(cell: str, symmetry: str = FM3M) -> str:
+    return "data_nacl\n" + cell + symmetry + NACL_SITES
+
+
+@pytest.mark.parametrize(
+    "cell",
+    [
+        LENGTHS,
+        LENGTHS + "_cell_angle_alpha 90\n",
+        LENGTHS.replace("_cell_length_", "_cell.length_"),  # CIF2 spelling
+    ],
+    ids=["no-angles", "alpha-only", "cif2"],
+)
+def test_left_out_angles_of_a_right_angled_group_take_the_dictionary_default(tmp_path, cell):
+    """Trial 22 06_nacl_missing_angles.cif: pymatgen's reason was "cannot reshape array of size 1 into shape
+    (3,3)" over two lines. The CIF core dictionary's default for each cell angle is 90 degrees, which the
+    cubic group F m -3 m requires anyway."""
+    from storage.readers._structure import cell_from_cif
+
+    assert np.allclose(cell_from_cif(_cif(cell)).lattice, np.eye(3) * 5.64)
+    rows, quarantined = ingest_folder(tmp_path, {"a.cif": _cif(cell)})
+    assert quarantined == []
+    assert rows == [{"source_id": "a", "reduced_formula": "NaCl", "nsites": 8, "spacegroup": 225}]
+
+
+@pytest.mark.parametrize(
+    ("cell", "symmetry", "reason"),
+    [
+        (
+            LENGTHS,
+            "_symmetry_space_group_name_H-M 'P 1'\n",
+            "the CIF gives no _cell_angle_alpha, _cell_angle_beta, _cell_angle_gamma and declares space group 1, "
+            "whose symmetry does not fix the angles at 90 degrees; give every cell angle (degrees)",
+        ),
+        (
+            LENGTHS + "_cell_angle_alpha 90\n_cell_angle_gamma 90\n",
+            "_symmetry_space_group_name_H-M 'P 1 21/c 1'\n",
+            "the CIF gives no _cell_angle_beta and declares space group 14, whose symmetry does not fix the angles "
+            "at 90 degrees; give every cell angle (degrees)",
+        ),
+        (
+            LENGTHS,
+            "loop_\n_symmetry_equiv_pos_as_xyz\n'x,y,z'\n",
+            "the CIF gives no _cell_angle_alpha, _cell_angle_beta, _cell_angle_gamma and declares no orthorhombic, "
+            "tetragonal or cubic space group, whose symmetry does not fix the angles at 90 degrees; give every "
+            "cell angle (degrees)",
+        ),
+        (
+            "_cell_length_a 5.64\n_cell_length_c 5.64\n",
+            FM3M,
+            "the CIF gives no _cell_length_b; a cell length has no default: give a, b and c (Angstrom)",
+        ),
+    ],
+    ids=["p1", "monoclinic", "operations-only", "no-length"],
+)
+def test_left_out_cell_parameters_the_symmetry_does_not_fix_are_one_line(tmp_path, cell, symmetry, reason):
+    from tests.storage.test_no_impossible_crystal import only_reason
+
+    assert only_reason(tmp_path, _cif(cell, symmetry)) == reason
+
+
+@pytest.mark.parametrize(
+    ("tag", "value", "reason"),
+    [
+        ("_cell_angle_gamma", "?", "'?' (unknown), which is no number; a cell parameter must be a number (degrees)"),
+        ("_cell_angle_alpha", ".", "'.' (inapplicable), which is no number; a cell parameter must be a number "
+         "(degrees)"),
+        ("_cell_length_b", "?", "'?' (unknown), which is no number; a cell parameter must be a number (A)"),
+        ("_cell_length_c", "five", "'five', which is no number; a cell parameter must be a number (A)"),
+    ],
+    ids=["gamma-?", "alpha-.", "b-?", "c-word"],
+)
+def test_a_cell_parameter_given_as_unknown_is_one_line_naming_it(tmp_path, tag, value, reason):
+    """Trial 22 17_nacl_gamma_question.cif: pymatgen's "could not convert string to float: '?'" was repeated over
+    several lines."""
+    from tests.storage.test_no_impossible_crystal import only_reason
+
+    cell = LENGTHS + "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\n"
+    text = _cif("".join(f"{line.split()[0]} {value}\n" if line.split()[0] == tag else f"{line}\n"
+                        for line in cell.splitlines()))
+    assert only_reason(tmp_path, text) == f"the CIF gives {tag} as {reason}"
+
+
+# --- every reason is one line -------------------------------------------------------------------------------------
+
+
+def test_a_rejection_reason_is_always_one_line():
+    from storage.readers import Rejection
+
+    reason = Rejection("a.cif", 0, None, "malformed CIF: first\nsecond\r\n\n  third\u2028fourth", "").reason
+    assert reason == "malformed CIF: first second third fourth"
+
+
+def test_pymatgens_multi_line_error_reaches_the_quarantine_as_one_line(tmp_path, monkeypatch):
+    """pymatgen's CifParser errors span lines ("No structure parsed for section 1 in CIF.\\ncannot reshape ...");
+    whatever it says, the quarantine row holds one line."""
+    from pymatgen.io.cif import CifParser
+
+    from tests.storage.test_no_impossible_crystal import only_reason
+
+    def fail(self, *args, **kwargs):
+        raise ValueError("Invalid CIF file with no structures!\nNo structure parsed for section 1 in CIF.\nboom")
+
+    monkeypatch.setattr(CifParser, "parse_structures", fail)
+    cell = LENGTHS + "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\n"
+    reason = only_reason(tmp_path, _cif(cell))
+    assert reason == (
+        "malformed CIF: Invalid CIF file with no structures! No structure parsed for section 1 in CIF. boom"
+    )
