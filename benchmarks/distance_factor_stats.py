@@ -35,8 +35,8 @@ def min_ratio(item: tuple[list[float], list[int], list[float]]) -> tuple[float, 
         np.asarray(lattice, float).reshape(3, 3), np.asarray(frac, float).reshape(-1, 3), RADIUS
     )
     r = _radii(z)
-    ratio = dist / (r[:, None] + r[None, :])
-    i, j = np.unravel_index(int(np.nanargmin(ratio)), ratio.shape)
+    ratio = np.nan_to_num(dist / (r[:, None] + r[None, :]), nan=np.inf)  # no radius (Z > 96): not compared
+    i, j = np.unravel_index(int(np.argmin(ratio)), ratio.shape)
     return float(ratio[i, j]), int(z[i]), int(z[j])
 
 
