@@ -72,7 +72,9 @@ def test_a_negative_volume_scale_scales_cartesian_positions_as_vasp_does(
         assert np.allclose(_sorted_frac(by_volume), [[0, 0, 0], [0.5, 0.5, 0.5]], atol=1e-5)
     rows, quarantined = ingest_folder(tmp_path, {"a.vasp": template.format(scale=f"-{volume}")})
     assert quarantined == []
-    assert rows == [{"source_id": "a", "reduced_formula": formula, "nsites": nsites, "spacegroup": spacegroup}]
+    assert rows == [
+        {"source_id": "a", "reduced_formula": formula, "nsites": nsites, "spacegroup": spacegroup}
+    ]
 
 
 def test_a_negative_volume_with_direct_positions_is_unchanged():
@@ -85,10 +87,18 @@ def test_a_negative_volume_with_direct_positions_is_unchanged():
 @pytest.mark.parametrize(
     ("scale", "lattice", "reason"),
     [
-        ("0", "1 0 0\n0 1 0\n0 0 1", "POSCAR scale line is 0; it is a positive factor for the lattice, or a "
-         "negative number: the cell volume"),
-        ("-10", "1 0 0\n2 0 0\n0 0 1", "POSCAR scale line gives the cell volume 10 A^3 (a negative scale) but the "
-         "lattice lines span no volume (the lattice is singular)"),
+        (
+            "0",
+            "1 0 0\n0 1 0\n0 0 1",
+            "POSCAR scale line is 0; it is a positive factor for the lattice, or a "
+            "negative number: the cell volume",
+        ),
+        (
+            "-10",
+            "1 0 0\n2 0 0\n0 0 1",
+            "POSCAR scale line gives the cell volume 10 A^3 (a negative scale) but the "
+            "lattice lines span no volume (the lattice is singular)",
+        ),
     ],
     ids=["zero", "volume-of-singular-lattice"],
 )
@@ -304,9 +314,16 @@ def test_left_out_cell_parameters_the_symmetry_does_not_fix_are_one_line(tmp_pat
 @pytest.mark.parametrize(
     ("tag", "value", "reason"),
     [
-        ("_cell_angle_gamma", "?", "'?' (unknown), which is no number; a cell parameter must be a number (degrees)"),
-        ("_cell_angle_alpha", ".", "'.' (inapplicable), which is no number; a cell parameter must be a number "
-         "(degrees)"),
+        (
+            "_cell_angle_gamma",
+            "?",
+            "'?' (unknown), which is no number; a cell parameter must be a number (degrees)",
+        ),
+        (
+            "_cell_angle_alpha",
+            ".",
+            "'.' (inapplicable), which is no number; a cell parameter must be a number (degrees)",
+        ),
         ("_cell_length_b", "?", "'?' (unknown), which is no number; a cell parameter must be a number (A)"),
         ("_cell_length_c", "five", "'five', which is no number; a cell parameter must be a number (A)"),
     ],
@@ -318,8 +335,12 @@ def test_a_cell_parameter_given_as_unknown_is_one_line_naming_it(tmp_path, tag, 
     from tests.storage.test_no_impossible_crystal import only_reason
 
     cell = LENGTHS + "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\n"
-    text = _cif("".join(f"{line.split()[0]} {value}\n" if line.split()[0] == tag else f"{line}\n"
-                        for line in cell.splitlines()))
+    text = _cif(
+        "".join(
+            f"{line.split()[0]} {value}\n" if line.split()[0] == tag else f"{line}\n"
+            for line in cell.splitlines()
+        )
+    )
     assert only_reason(tmp_path, text) == f"the CIF gives {tag} as {reason}"
 
 
@@ -341,7 +362,9 @@ def test_pymatgens_multi_line_error_reaches_the_quarantine_as_one_line(tmp_path,
     from tests.storage.test_no_impossible_crystal import only_reason
 
     def fail(self, *args, **kwargs):
-        raise ValueError("Invalid CIF file with no structures!\nNo structure parsed for section 1 in CIF.\nboom")
+        raise ValueError(
+            "Invalid CIF file with no structures!\nNo structure parsed for section 1 in CIF.\nboom"
+        )
 
     monkeypatch.setattr(CifParser, "parse_structures", fail)
     cell = LENGTHS + "_cell_angle_alpha 90\n_cell_angle_beta 90\n_cell_angle_gamma 90\n"
