@@ -114,14 +114,13 @@ def load_relaxed(path: Path) -> list[dict]:
     return rows
 
 
-def score(rows: list[dict], models_dir: Path, pu_model: Path | None = None) -> dict[str, str]:
+def score(rows: list[dict], models_dir: Path, candidates: dict[str, Path] | None = None) -> dict[str, str]:
     """Add dhf_dft, dhf_exp, p_syn (and its spread) to every row; returns the model folders used.
 
-    ``pu_model`` replaces the PU model of ``models_dir`` (a candidate model folder).
+    ``candidates`` (kind -> model folder; kinds dft, exp, pu) replace those models of ``models_dir``.
     """
     folders = {kind: resolve_model(models_dir, DEFAULT_MODELS[kind]) for kind in ("dft", "exp", "pu")}
-    if pu_model is not None:
-        folders["pu"] = pu_model
+    folders |= candidates or {}
     models = OnnxModels(**folders, threads=2)
     scores = models.score([r["crystal"] for r in rows], include=["dft", "exp", "pu"])
     for k, row in enumerate(rows):
@@ -164,19 +163,30 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="default: results/polymorph_order.json (shipped models)")
     parser.add_argument("--models-dir", type=Path, default=REPO / "onnx_models")
     parser.add_argument("--pu-model", type=Path, help="a candidate PU model folder scoring P_syn")
+    parser.add_argument("--dft-model", type=Path, help="a candidate DFT enthalpy model folder (dhf_dft)")
+    parser.add_argument(
+        "--exp-model", type=Path, help="a candidate fine-tuned enthalpy model folder (dhf_exp)"
+    )
     parser.add_argument(
         "--relaxed", type=Path, help="JSON of the relaxed structures: read if present, else written"
     )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--steps", type=int, default=150)
     args = parser.parse_args()
-    if args.pu_model is not None and not (args.pu_model / "model.json").is_file():
-        parser.error(
-            f"--pu-model {args.pu_model} is not a model folder (no model.json); export the run first."
-        )
+    candidates = {
+        kind: folder
+        for kind, folder in (("dft", args.dft_model), ("exp", args.exp_model), ("pu", args.pu_model))
+        if folder is not None
+    }
+    for kind, folder in candidates.items():
+        if not (folder / "model.json").is_file():
+            parser.error(
+                f"--{kind}-model {folder} is not a model folder (no model.json); export the run first."
+            )
     if args.out is None:
         default = REPO / "benchmarks/results/polymorph_order.json"
-        args.out = default if args.pu_model is None else Path(f"polymorph_order-{args.pu_model.name}.json")
+        named = "-".join(folder.name for folder in candidates.values())
+        args.out = Path(f"polymorph_order-{named}.json") if candidates else default
 
     t0 = time.time()
     potential = load_potential("chgnet", args.device)
@@ -188,7 +198,7 @@ def main() -> None:
         if args.relaxed is not None:
             save_relaxed(rows, args.relaxed)
     t_relax = time.time() - t0
-    models = score(rows, args.models_dir, args.pu_model)
+    models = score(rows, args.models_dir, candidates)
     sets = rank_sets(rows)
     n = len(sets)
     summary = {f"first_by_{name}": sum(s[f"rank_{name}"] == 1 for s in sets) for name in SCORERS} | {
@@ -197,7 +207,7 @@ def main() -> None:
     result = {
         "command": "python benchmarks/bench_polymorph_order.py"
         + (f" --models-dir {args.models_dir.name}" if args.models_dir != REPO / "onnx_models" else "")
-        + (f" --pu-model {args.pu_model.name}" if args.pu_model is not None else ""),
+        + "".join(f" --{kind}-model {folder.name}" for kind, folder in candidates.items()),
         "potential": potential.name,
         "models": models,
         "machine": f"{platform.machine()}, {args.device}",

@@ -90,6 +90,7 @@ def run_job(job: dict[str, Any]) -> list[dict[str, Any]]:
         refine_top_n=job["refine_top_n"],
         refine_steps=job["refine_steps"],
         refine_device=job["device"],
+        spread_penalty=job.get("spread_penalty", 0.0),
     )
     t0 = time.perf_counter()
     outcome = run_campaign(params, campaign_id=name, settings=settings)
@@ -132,6 +133,7 @@ def run_job(job: dict[str, Any]) -> list[dict[str, Any]]:
                 ),
                 "rank_by_rule": by_rule if mode == "on" else None,
                 "campaign_wall_s": round(wall, 1),
+                "spread_penalty": job.get("spread_penalty", 0.0),
                 "campaign_id": name,
                 **({"rule_ranks": rule_ranks} if mode == "on" else {}),
             }
@@ -253,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="torch device of the potential (cpu, cuda)")
     parser.add_argument("--z-max", type=int, default=4)
     parser.add_argument("--dhf-source", choices=("dft", "exp"), default="exp")
+    parser.add_argument(
+        "--spread-penalty",
+        type=float,
+        default=0.0,
+        help="kappa of dHf + kappa * spread (needs an enthalpy ensemble; 0: the paper's fitness)",
+    )
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1))
     parser.add_argument("--out", type=Path, default=RESULTS / "table1_full.json")
     parser.add_argument(
@@ -309,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                 refine_top_n=args.refine_top_n,
                 refine_steps=args.refine_steps,
                 device=args.device,
+                spread_penalty=args.spread_penalty,
                 work_dir=str(args.work_dir),
             )
         )
