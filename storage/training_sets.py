@@ -265,7 +265,9 @@ def hypothetical_polymorphs(
             atoms = slice(offsets[i], offsets[i + 1])
             species = [symbol_of[int(z)] for z in columns["numbers"][atoms]]
             try:
-                check_geometry(columns["lattice"][i], species, columns["frac_coords"][atoms])
+                check_geometry(  # generated label structures: the shared distance rule, no pair floor
+                    columns["lattice"][i], species, columns["frac_coords"][atoms], pair_floor=False
+                )
             except StructureError:
                 skipped["geometry"] = skipped.get("geometry", 0) + 1
                 continue

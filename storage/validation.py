@@ -29,9 +29,11 @@ input" section):
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -47,6 +49,9 @@ __all__ = [
     "MIN_DISTANCE_ANGSTROM",
     "MIN_VOLUME_PER_ATOM",
     "OCCUPANCY_TOLERANCE",
+    "PAIR_FLOOR_FACTOR",
+    "PAIR_FLOOR_MIN_ROWS",
+    "PAIR_MINIMA_FILE",
     "StructureError",
     "cell_parameters_problem",
     "check_geometry",
@@ -59,6 +64,9 @@ __all__ = [
     "interplanar_spacings",
     "largest_vacuum",
     "neighbour_distances",
+    "pair_floor_problem",
+    "pair_shortest_distances",
+    "reference_pair_minima",
 ]
 
 MIN_DISTANCE_ANGSTROM = 0.5
@@ -87,6 +95,17 @@ MAX_NEAREST_NEIGHBOUR_ANGSTROM = 7.0
 OCCUPANCY_TOLERANCE = 0.01
 """A site whose occupancy lies within this of 1 is fully occupied (databases round: 0.999, 0.9999, 1.005);
 further from 1 (0.9, 0.98) it is a partly occupied site, which the lake does not store."""
+
+PAIR_FLOOR_FACTOR = 0.6
+"""Ingest refuses an element pair closer than this times the shortest distance of that pair in the reference
+data (:func:`pair_floor_problem`)."""
+
+PAIR_FLOOR_MIN_ROWS = 20
+"""Reference rows a pair needs before it gets a floor; a rarer pair has only the shared distance rule."""
+
+PAIR_MINIMA_FILE = Path(__file__).with_name("pair_min_distances.json")
+"""The reference table: per element pair the shortest distance in the trusted sources and their row count,
+with its provenance (made by ``benchmarks/pair_min_distance.py``)."""
 
 _MAX_IMAGE_CANDIDATES = 20_000_000  # pair-image distances computed at once (bounds memory)
 _THIN_SPACING_ANGSTROM = 1.0  # a plane spacing below this (no bonded layer fits) makes a cell thin
@@ -162,17 +181,94 @@ def neighbour_distances(lattice: np.ndarray, frac_coords: np.ndarray, radius: fl
     return best
 
 
-def check_geometry(lattice: np.ndarray, species: list[str], frac_coords: np.ndarray) -> None:
+def pair_shortest_distances(dist: np.ndarray, species: Sequence[str]) -> dict[tuple[str, str], float]:
+    """The shortest distance of each element pair of a cell, Angstrom: ``{("H", "Li"): 2.04, ...}``.
+
+    Args:
+        dist: (n, n) distances from :func:`neighbour_distances` (inf beyond its radius).
+        species: element symbols, one per site.
+
+    Returns:
+        One entry per unordered pair of elements present (keys in alphabetical order, a same-element pair
+        included: its diagonal is an atom's distance to its own image); pairs with no distance within the
+        radius are left out.
+    """
+    symbols = np.asarray(species)
+    members = {el: np.flatnonzero(symbols == el) for el in sorted(set(species))}
+    out: dict[tuple[str, str], float] = {}
+    names = list(members)
+    for k, a in enumerate(names):
+        for b in names[k:]:
+            d = float(dist[np.ix_(members[a], members[b])].min())
+            if math.isfinite(d):
+                out[(a, b)] = d
+    return out
+
+
+@lru_cache(maxsize=1)
+def reference_pair_minima() -> dict[tuple[str, str], tuple[float, int]]:
+    """Per element pair (alphabetical, ``("H", "Li")``) the shortest distance in Angstrom observed in the
+    trusted sources of the data mirror and the number of rows holding the pair, read once from
+    :data:`PAIR_MINIMA_FILE` (its ``provenance`` names the command, lake, sources and date).
+
+    Raises:
+        OSError: if the packaged table is missing; ValueError: if it is not the expected JSON.
+    """
+    doc = json.loads(PAIR_MINIMA_FILE.read_text())
+    return {tuple(key.split("-")): (float(d), int(n)) for key, (d, n) in doc["pairs"].items()}  # type: ignore[misc]
+
+
+def pair_floor_problem(dist: np.ndarray, species: Sequence[str]) -> str | None:
+    """Why a cell's shortest distance of some element pair is impossibly short, else None.
+
+    The floor of a pair is ``PAIR_FLOOR_FACTOR`` x its shortest distance in :func:`reference_pair_minima`, for
+    pairs held by at least ``PAIR_FLOOR_MIN_ROWS`` reference rows (rarer pairs: None, the shared distance rule
+    alone applies). It catches what the shared rule ``d >= max(0.5 (r_i + r_j), 0.5 A)`` must let through
+    (the search keeps that rule, and genuine prototypes lie at 0.51 of the radius sum): fractional coordinates
+    read as Cartesian Angstrom put rock-salt LiH's Li-H at 0.866 A, 0.54 of its radius sum, where no known
+    crystal has Li-H under 1.6 A.
+
+    Args:
+        dist: (n, n) distances from :func:`neighbour_distances`, Angstrom.
+        species: element symbols, one per site.
+    """
+    table = reference_pair_minima()
+    worst: tuple[float, tuple[str, str], float, float, int] | None = None
+    for pair, d in pair_shortest_distances(dist, species).items():
+        ref = table.get(pair)
+        if ref is None or ref[1] < PAIR_FLOOR_MIN_ROWS:
+            continue
+        ratio = d / ref[0]
+        if ratio < PAIR_FLOOR_FACTOR and (worst is None or ratio < worst[0]):
+            worst = (ratio, pair, d, ref[0], ref[1])
+    if worst is None:
+        return None
+    ratio, pair, d, ref_d, rows = worst
+    name = "-".join(pair)
+    return (
+        f"{name} distance {d:.3f} A is {ratio:.2f} x the shortest {name} distance in the reference data "
+        f"({ref_d:.3f} A over {rows:,} rows), below the floor of {PAIR_FLOOR_FACTOR:g} x (fractional "
+        "coordinates read as Cartesian, wrong length units or a misread setting)"
+    )
+
+
+def check_geometry(
+    lattice: np.ndarray, species: list[str], frac_coords: np.ndarray, *, pair_floor: bool = True
+) -> None:
     """Refuse a cell that is not a physically sensible bulk crystal.
 
     Args:
         lattice: (3, 3) rows a, b, c, Angstrom.
         species: element symbols, one per site.
         frac_coords: (n, 3) fractional coordinates.
+        pair_floor: also apply :func:`pair_floor_problem` (files and databases read by ingest); False for
+            the project's own generated structures (universal-potential labels of random and rattled
+            candidates), which the search makes under the shared distance rule alone.
 
     Raises:
         StructureError: for a volume per atom outside [MIN_VOLUME_PER_ATOM, MAX_VOLUME_PER_ATOM], two
-            atoms closer than MIN_DISTANCE_ANGSTROM, an empty slab wider than MAX_VACUUM_ANGSTROM or an
+            atoms closer than the shared distance rule allows, an element pair closer than
+            PAIR_FLOOR_FACTOR x its reference minimum (:func:`pair_floor_problem`), an empty slab wider than MAX_VACUUM_ANGSTROM or an
             atom with no neighbour within MAX_NEAREST_NEIGHBOUR_ANGSTROM; the message gives the numbers.
     """
     lattice = np.asarray(lattice, dtype=float)
@@ -200,6 +296,9 @@ def check_geometry(lattice: np.ndarray, species: list[str], frac_coords: np.ndar
             else "half their covalent-radius sum: a misread setting, duplicated or wrong sites"
         )
         raise StructureError(f"{what} are {dist[i, j]:.3f} A apart, closer than {limits[i, j]:.3g} A ({why})")
+    too_short = pair_floor_problem(dist, species) if pair_floor else None
+    if too_short is not None:
+        raise StructureError(too_short)
     density = density_g_per_cm3(lattice, species)
     if density > MAX_DENSITY_G_PER_CM3:
         raise StructureError(

@@ -1520,8 +1520,12 @@ def check_cell(cell: Cell) -> None:
         raise StructureError("lattice is singular (zero volume)")
 
 
-def structure_fields(cell: Cell, *, symprec: float = SYMPREC_ANGSTROM) -> dict[str, Any]:
+def structure_fields(
+    cell: Cell, *, symprec: float = SYMPREC_ANGSTROM, pair_floor: bool = True
+) -> dict[str, Any]:
     """The composition, geometry and symmetry columns of a ``structures`` row.
+
+    ``pair_floor`` is :func:`storage.validation.check_geometry`'s (False only for generated label structures).
 
     Raises:
         StructureError: for an empty cell, non-finite numbers, a singular lattice, an unknown element or
@@ -1530,7 +1534,7 @@ def structure_fields(cell: Cell, *, symprec: float = SYMPREC_ANGSTROM) -> dict[s
     """
     check_cell(cell)
     volume = float(abs(np.linalg.det(cell.lattice)))
-    check_geometry(cell.lattice, cell.species, cell.frac_coords)
+    check_geometry(cell.lattice, cell.species, cell.frac_coords, pair_floor=pair_floor)
     numbers = [SYMBOL_TO_Z[s] for s in cell.species]
     spacegroup = spacegroup_number(cell.lattice, cell.frac_coords, numbers, symprec=symprec)
     counts = Counter(cell.species)
@@ -1592,6 +1596,8 @@ class PendingStructure:
         raw: text for an excerpt if the record is rejected.
         declared_formula: a formula the input states for the whole structure (OPTIMADE
             ``chemical_formula_reduced``); a CIF's ``_chemical_formula_sum`` is read from ``cif``.
+        pair_floor: apply :func:`storage.validation.pair_floor_problem` (every file and database; False only
+            for the project's own generated label structures).
     """
 
     file: str
@@ -1602,6 +1608,7 @@ class PendingStructure:
     cell: Cell | None = None
     raw: str = field(default="", repr=False)
     declared_formula: str = ""
+    pair_floor: bool = True
 
 
 #: the core CIF formula tags (``_chemical_formula_<kind>``), in the order the first one declared is compared with
@@ -1706,7 +1713,7 @@ def finish_structure(item: PendingStructure | Rejection) -> Item:
         mismatch = reading_problem(cell, declared=declared, cif=item.cif, geometry=False)
         if mismatch:
             raise StructureError(mismatch)
-        fields = structure_fields(cell)
+        fields = structure_fields(cell, pair_floor=item.pair_floor)
     except StructureError as exc:
         return Rejection(item.file, item.index, item.source_id, str(exc), excerpt(item.raw or item.cif or ""))
     except Exception as exc:  # noqa: BLE001 - a third-party parser may raise anything; keep the batch alive

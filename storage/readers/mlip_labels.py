@@ -94,7 +94,8 @@ def _pending(rows: Iterable[LabelRow], license: str) -> Iterator[PendingStructur
             "relax_steps": int(r.steps) if math.isfinite(r.steps) else None,
         }
         cell = cell_from_arrays(r.lattice, list(r.species), r.frac_coords)
-        yield PendingStructure("labels", i, r.source_id, row, cell=cell)
+        # the search's own random and rattled structures: the shared distance rule only, no pair floor
+        yield PendingStructure("labels", i, r.source_id, row, cell=cell, pair_floor=False)
 
 
 def read_mlip_labels(
