@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import pickle
-import sys
 from collections import defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
@@ -172,7 +171,9 @@ def main() -> None:
     cached = pickle.loads(args.cache.read_bytes()) if args.cache is not None and args.cache.exists() else {}
     todo = [k for k, name in enumerate(names) if name not in cached]
     with ProcessPoolExecutor(args.workers) as pool:
-        for k, pairs in zip(todo, pool.map(pair_minima, [items[k] for k in todo], chunksize=256), strict=True):
+        for k, pairs in zip(
+            todo, pool.map(pair_minima, [items[k] for k in todo], chunksize=256), strict=True
+        ):
             cached[names[k]] = pairs
     rows = [cached[name] for name in names]
     if args.cache is not None and todo:
@@ -180,7 +181,9 @@ def main() -> None:
     trusted = [k for k, s in enumerate(source) if s in TRUSTED]
     full = table_of(rows, trusted)
     floored = sum(1 for v in full.values() if v[1] >= args.min_rows)
-    print(f"{len(names)} rows, {len(trusted)} trusted; {len(full)} pairs, {floored} with >= {args.min_rows} rows")
+    print(
+        f"{len(names)} rows, {len(trusted)} trusted; {len(full)} pairs, {floored} with >= {args.min_rows} rows"
+    )
 
     print("\nrows refused (trusted: reference from the other trusted sources; others: the full table)")
     print("source".ljust(28) + "rows".rjust(8) + "".join(f"f={f:g}".rjust(8) for f in FACTORS))
@@ -197,7 +200,9 @@ def main() -> None:
             if abs(f - args.factor) < 1e-9 and s in TRUSTED:
                 for k, p in hits:
                     ratio = rows[k][p] / table[p][0]
-                    examples[s].append(f"{names[k]} {'-'.join(p)} {rows[k][p]:.3f} A = {ratio:.3f} x {table[p][0]:.3f}")
+                    examples[s].append(
+                        f"{names[k]} {'-'.join(p)} {rows[k][p]:.3f} A = {ratio:.3f} x {table[p][0]:.3f}"
+                    )
         print(f"{s:28s}{len(idx):8d}" + "".join(f"{c:8d}" for c in counts))
     for s in sorted(set(source) - set(TRUSTED)):
         kinds: dict[str, list[int]] = defaultdict(list)
@@ -229,7 +234,9 @@ def main() -> None:
     if args.mixup:
         with ProcessPoolExecutor(args.workers) as pool:
             outcomes = list(pool.map(mixup_outcome, [items[k] for k in sample], chunksize=64))
-        print(f"\nfractional read as Cartesian, {len(sample)} trusted rows of 2-{MIXUP_MAX_SITES} sites (seed 0):")
+        print(
+            f"\nfractional read as Cartesian, {len(sample)} trusted rows of 2-{MIXUP_MAX_SITES} sites (seed 0):"
+        )
         for what in ("shared distance rule", "other geometry check"):
             print(f"  refused by the {what}: {sum(1 for o in outcomes if o[0] == what)}")
         left = np.array([r for o, r in outcomes if o == "passes"])
@@ -239,7 +246,8 @@ def main() -> None:
 
     if args.write is not None:
         provenance = {
-            "command": "CSP_HOME=<lake> PYTHONPATH=. python benchmarks/pair_min_distance.py --write " + str(args.write),
+            "command": "CSP_HOME=<lake> PYTHONPATH=. python benchmarks/pair_min_distance.py --write "
+            + str(args.write),
             "lake": f"{home} (csp ingest run over the data mirror)",
             "sources": {s: len(by_source[s]) for s in TRUSTED if s in by_source},
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
@@ -247,9 +255,16 @@ def main() -> None:
             "pairs": "element pair (alphabetical) -> [shortest distance in Angstrom, trusted rows holding the pair]",
         }
         lines = [f'"{"-".join(p)}": [{v[0]:.4f}, {v[1]}]' for p, v in sorted(full.items())]
-        text = '{"provenance": ' + json.dumps(provenance, indent=1) + ',\n"pairs": {\n' + ",\n".join(lines) + "\n}}\n"
+        text = (
+            '{"provenance": '
+            + json.dumps(provenance, indent=1)
+            + ',\n"pairs": {\n'
+            + ",\n".join(lines)
+            + "\n}}\n"
+        )
         args.write.write_text(text)
         print(f"\nwrote {len(full)} pairs to {args.write}")
+
 
 if __name__ == "__main__":
     main()

@@ -13,6 +13,13 @@ input" section):
   ``MIN_DISTANCE_ANGSTROM`` (0.5 A) is its floor: the shortest bond in nature is H2's 0.74 A; in the
   mirror 99.99 % of structures have no distance under 0.75 A and only 2 fall under 0.5 A (a COD CIF with
   a duplicated site at 0.002 A among them). A test keeps it equal to ``csp.structures.validity``'s.
+- **a per-pair floor at ingest only** (:func:`pair_floor_problem`, issue 22 W3): no element pair closer than
+  ``PAIR_FLOOR_FACTOR`` (0.6) x its shortest distance in the trusted sources of the mirror (the committed
+  table ``pair_min_distances.json``, made by ``benchmarks/pair_min_distance.py``; pairs held by at least
+  ``PAIR_FLOOR_MIN_ROWS`` rows). Fractional coordinates read as Cartesian put rock-salt LiH's Li-H at 0.866 A,
+  which the shared rule passes and 0.51 x the Li-H minimum (1.702 A) does not. Left one source out, no DFT row
+  of the mirror falls under 0.6 x the other sources' minima (docs/reliability.md); the search's own label
+  structures (``pair_floor=False``) keep the shared rule alone.
 - ``MAX_DENSITY_G_PER_CM3`` (30 g/cm^3): the densest element at ambient pressure is osmium (22.6 g/cm^3);
   a CIF read in the wrong setting (36 Bi atoms where 2 were declared: 176.5 g/cm^3) fails it. A density the
   file declares (``_exptl_crystal_density_diffrn``) must agree within ``DENSITY_TOLERANCE`` (5 %).

@@ -27,7 +27,8 @@ from storage.validation import (
 from tests.flows.cli_process import invoke_csp
 
 A_PRIM = 4.08 / np.sqrt(2.0)  # primitive fcc vector length, Angstrom
-LI_H_MIN, LI_H_ROWS = 1.7024, 74  # the committed table: shortest Li-H of the trusted sources, rows holding Li-H
+# the committed table: the shortest Li-H distance of the trusted sources and the rows holding Li-H
+LI_H_MIN, LI_H_ROWS = 1.7024, 74
 SI_O_MIN = 1.5647
 LIH_LATTICE = np.array([[0.0, 2.04, 2.04], [2.04, 0.0, 2.04], [2.04, 2.04, 0.0]])
 
@@ -69,7 +70,9 @@ def test_a_pair_with_too_few_reference_rows_has_only_the_shared_rule():
     assert pair_floor_problem(pair_at(0.5 * ref), list(rare)) is None  # half its minimum: no floor
     assert ("He", "Xe") not in table
     assert pair_floor_problem(pair_at(0.6), ["He", "Xe"]) is None  # no entry at all
-    assert pair_floor_problem(pair_at(0.5 * LI_H_MIN), ["H", "Li"]).startswith("H-Li distance 0.851 A is 0.50 x")
+    assert pair_floor_problem(pair_at(0.5 * LI_H_MIN), ["H", "Li"]).startswith(
+        "H-Li distance 0.851 A is 0.50 x"
+    )
     assert pair_floor_problem(pair_at(0.61 * LI_H_MIN), ["H", "Li"]) is None  # above the floor of 0.6
 
 
@@ -88,7 +91,9 @@ def test_pair_shortest_distances_of_rock_salt():
 def test_the_validation_compounds_pass(data_mirror):
     from storage.readers._structure import cell_from_cif
 
-    for path in sorted((data_mirror / "validation" / "table1").glob("*.cif")):
+    paths = sorted((data_mirror / "validation" / "table1").glob("*.cif"))
+    assert len(paths) == 16  # the 17 compounds but SrCu
+    for path in paths:
         cell = cell_from_cif(path.read_text())
         check_geometry(cell.lattice, cell.species, cell.frac_coords)
 
@@ -113,3 +118,19 @@ def test_ingest_quarantines_the_mixup_and_stores_the_right_lih(tmp_path):
         "rows), below the floor of 0.6 x (fractional coordinates read as Cartesian, wrong length units or a "
         "misread setting)"
     )
+
+
+def test_generated_label_structures_keep_the_shared_rule_only():
+    from storage.readers import Record
+    from storage.readers.mlip_labels import LabelRow, read_mlip_labels
+
+    frac = np.array([[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]]) @ np.linalg.inv(LIH_LATTICE)  # Li-H 0.866 A
+    row = LabelRow(
+        source_id="LiH|random|0", formula="LiH", kind="random", tag="t", potential="chgnet-0.3.0",
+        relaxation="none", dhf_ev_per_atom=-0.2, energy_ev_per_atom=-3.0, fmax_ev_per_angstrom=0.5,
+        steps=0.0, lattice=LIH_LATTICE, species=["Li", "H"], frac_coords=frac,
+    )  # fmt: skip
+    (out,) = read_mlip_labels([row], license="BSD")
+    assert isinstance(out, Record) and out.row["nsites"] == 2  # the search's own structure: no pair floor
+    with pytest.raises(StructureError, match=r"H-Li distance 0\.866 A"):
+        check_geometry(LIH_LATTICE, ["Li", "H"], frac)  # the same cell read from a file
