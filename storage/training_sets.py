@@ -115,10 +115,13 @@ def _query(kind: Kind, sources: tuple[str, ...]) -> tuple[str, list]:
 
 
 def _geometry_holds(row: dict) -> bool:
-    """Whether today's ingest rule accepts a stored row (a lake keeps rows written under older rules)."""
+    """Whether today's ingest rule accepts a stored row (a lake keeps rows written under older rules); a
+    universal-potential label row (``energy_method`` mlip: the search's own structures) is held to the shared
+    distance rule only, as at its ingest."""
     try:
         check_geometry(np.asarray(row["lattice_angstrom"], dtype=float).reshape(3, 3), row["species"],
-                       np.asarray(row["frac_coords"], dtype=float).reshape(-1, 3))  # fmt: skip
+                       np.asarray(row["frac_coords"], dtype=float).reshape(-1, 3),
+                       pair_floor=row.get("energy_method") != "mlip")  # fmt: skip
     except StructureError:
         return False
     return True

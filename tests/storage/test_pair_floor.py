@@ -134,3 +134,22 @@ def test_generated_label_structures_keep_the_shared_rule_only():
     assert isinstance(out, Record) and out.row["nsites"] == 2  # the search's own structure: no pair floor
     with pytest.raises(StructureError, match=r"H-Li distance 0\.866 A"):
         check_geometry(LIH_LATTICE, ["Li", "H"], frac)  # the same cell read from a file
+
+
+def test_the_training_set_holds_stored_rows_to_the_floor_but_label_rows_to_the_shared_rule(lake, tmp_path):
+    from flows.models import export_training_set
+    from tests.storage.test_lake import structure_row
+
+    frac = np.array([[0.0, 0.0, 0.0], [0.5, 0.5, 0.5]]) @ np.linalg.inv(LIH_LATTICE)  # Li-H 0.866 A
+    rows = []
+    for sid, source, method in [("file", "mp_flla2015", None), ("label", "chgnet-0.3.0", "mlip")]:
+        row = structure_row(sid, "LiH", energy=-0.4)
+        row.update(source=source, energy_method=method, elements=["H", "Li"], species=["Li", "H"],
+                   lattice_angstrom=LIH_LATTICE.reshape(9).tolist(), frac_coords=frac.tolist())  # fmt: skip
+        rows.append(row)
+    lake.append("structures", rows, run_id="t")
+    summary = export_training_set(
+        lake, tmp_path / "dft.npz", kind="dft", exclude=(), sources=["mp_flla2015", "chgnet-0.3.0"]
+    )
+    assert summary.geometry_refused == 1  # the row stored from a file before the floor existed
+    assert summary.per_source == {"chgnet-0.3.0": 1}  # the search's own label structure is kept
