@@ -86,9 +86,14 @@ class Decoration:
 
 
 def _library_path() -> Path:
-    import pymatgen.analysis.prototypes as prototypes_module
+    # found, not imported: importing pymatgen.analysis.prototypes loads its own copy of the library and parses
+    # every entry's BibTeX (~4-5 s on 2 cores), none of which is used here
+    from importlib.util import find_spec
 
-    return Path(prototypes_module.__file__).with_name("aflow_prototypes.json.gz")
+    spec = find_spec("pymatgen.analysis.prototypes")
+    if spec is None or spec.origin is None:
+        return Path("pymatgen/analysis/prototypes/aflow_prototypes.json.gz")  # reported missing by the caller
+    return Path(spec.origin).with_name("aflow_prototypes.json.gz")
 
 
 @lru_cache(maxsize=1)

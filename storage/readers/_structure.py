@@ -1140,17 +1140,25 @@ def _pymatgen_symbol_of(symbol: str, plain: str, candidates: list[str], spglib: 
     return None
 
 
-@lru_cache(maxsize=1024)
 def _known_symbol(symbol: str) -> bool:
-    """Whether pymatgen's ``SpaceGroup`` knows the symbol (spaces removed). Cached: building a ``SpaceGroup``
-    expands its operations (up to half a second for a cubic group) and pymatgen keeps none of them."""
+    """Whether pymatgen's ``SpaceGroup`` knows the symbol (spaces removed)."""
+    return _held_space_group(symbol) is not None
+
+
+@lru_cache(maxsize=1024)
+def _held_space_group(symbol: str) -> Any:
+    """pymatgen's ``SpaceGroup(symbol)`` (None for a symbol it does not know), built once per process and held.
+
+    Building one expands its operations (up to half a second for a cubic group) and pymatgen's own instance
+    cache holds them only weakly; held here, the ``SpaceGroup(symbol)`` that ``CifParser.get_symops`` builds
+    for a CIF expanded from the same symbol is that cached instance, not a rebuild.
+    """
     from pymatgen.symmetry.groups import SpaceGroup
 
     try:
-        SpaceGroup(symbol)
+        return SpaceGroup(symbol)
     except ValueError:
-        return False
-    return True
+        return None
 
 
 @lru_cache(maxsize=1024)
@@ -1178,7 +1186,8 @@ def setting_operations(setting: str) -> tuple[Any, ...]:
 
 @lru_cache(maxsize=256)
 def _number_group(number: int) -> tuple[str, int]:
-    """The symbol and order of pymatgen's ``SpaceGroup.from_int_number(number)``, built once per process.
+    """The symbol and order of pymatgen's ``SpaceGroup.from_int_number(number)``, built once per process (the
+    group held too, as :func:`_held_space_group` holds one, for ``CifParser``'s own ``from_int_number``).
 
     Raises:
         ValueError: for a number outside 1..230 (not cached).
@@ -1186,7 +1195,11 @@ def _number_group(number: int) -> tuple[str, int]:
     from pymatgen.symmetry.groups import SpaceGroup
 
     group = SpaceGroup.from_int_number(number)
+    _HELD_NUMBER_GROUPS[number] = group
     return group.symbol, group.order
+
+
+_HELD_NUMBER_GROUPS: dict[int, Any] = {}
 
 
 def _with_operations(text: str, setting: str) -> str:

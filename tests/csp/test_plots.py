@@ -11,6 +11,7 @@ import pytest
 from csp import plots
 from csp.errors import InputError
 from storage.query import load_candidates
+from tests.space_groups import from_spacegroup
 from tests.storage.history_fixtures import make_history_lake
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -126,12 +127,12 @@ def _outer_row(structure, step: int, fitness: float) -> dict:
 @pytest.fixture(scope="module")
 def small_result():
     """A campaign result made from three in-memory outer rows (rock salt, CsCl and a rock-salt twin)."""
-    from pymatgen.core import Lattice, Structure
+    from pymatgen.core import Lattice
 
     from csp.potentials.result import campaign_result
 
-    rs = Structure.from_spacegroup(225, Lattice.cubic(4.21), ["Mg", "O"], [[0, 0, 0], [0.5] * 3])
-    cs = Structure.from_spacegroup(221, Lattice.cubic(2.60), ["Mg", "O"], [[0, 0, 0], [0.5] * 3])
+    rs = from_spacegroup(225, Lattice.cubic(4.21), ["Mg", "O"], [[0, 0, 0], [0.5] * 3])
+    cs = from_spacegroup(221, Lattice.cubic(2.60), ["Mg", "O"], [[0, 0, 0], [0.5] * 3])
     return campaign_result([_outer_row(rs, 0, 0.10), _outer_row(cs, 1, 0.30), _outer_row(rs, 2, 0.20)], k=3)
 
 

@@ -4,6 +4,7 @@ port for the services the tests start."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import socket
@@ -60,17 +61,33 @@ def invoke_csp(home: Path, *args: str, env: dict[str, str] | None = None) -> sub
     """
     from unittest import mock
 
+    import typer.testing
     from typer.testing import CliRunner
 
     from flows.cli import app
 
     full = dict(CSP_HOME=str(home), COLUMNS="200", CSP_THREADS="1") | (env or {})
-    with mock.patch.dict(os.environ, full):
+    command = _click_command()  # what CliRunner.invoke would build from the app, built once
+    with (
+        mock.patch.dict(os.environ, full),
+        mock.patch.object(typer.testing, "_get_command", lambda given: command if given is app else None),
+    ):
         result = CliRunner().invoke(app, list(args))
     stderr = result.stderr
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         stderr += f"\nTraceback (escaped the app): {result.exception!r}"
     return subprocess.CompletedProcess(["csp", *args], result.exit_code, result.stdout, stderr)
+
+
+@functools.lru_cache(maxsize=1)
+def _click_command():
+    """The click command typer makes of the app, once per session: typer's runner rebuilds it on every invoke,
+    evaluating every option's annotations (~0.05-0.1 s a call on 2 cores, most of an in-process refusal)."""
+    import typer.main
+
+    from flows.cli import app
+
+    return typer.main.get_command(app)
 
 
 def free_port() -> int:

@@ -13,20 +13,21 @@ from pymatgen.core import Lattice, Structure
 
 from storage.candidates import LakeSink, record_event
 from storage.lake import Lake
+from tests.space_groups import from_spacegroup
 
 MODEL_IDS = ["alignn-exp:0123456789ab", "alignn-pu:ba9876543210"]
 
 
 def rocksalt(a: float = 4.21) -> Structure:
-    return Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return from_spacegroup("Fm-3m", Lattice.cubic(a), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
 
 
 def cscl(a: float = 2.66) -> Structure:
-    return Structure.from_spacegroup("Pm-3m", Lattice.cubic(a), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    return from_spacegroup("Pm-3m", Lattice.cubic(a), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
 
 
 def zincblende(a: float = 4.6) -> Structure:
-    return Structure.from_spacegroup("F-43m", Lattice.cubic(a), ["Mg", "O"], [[0, 0, 0], [0.25, 0.25, 0.25]])
+    return from_spacegroup("F-43m", Lattice.cubic(a), ["Mg", "O"], [[0, 0, 0], [0.25, 0.25, 0.25]])
 
 
 def _row(cid, structure, *, outer, inner, sg, dhf, p_syn=None, fitness=None, valid=True, seconds=1.0, seed=0):
@@ -106,7 +107,7 @@ def make_history_lake(root: Path) -> Lake:
     structures = []
     for source_id, s, dhf in (("mgo-rs", rs, -3.1), ("bazro3", None, -3.5)):
         if s is None:
-            s = Structure.from_spacegroup(
+            s = from_spacegroup(
                 "Pm-3m", Lattice.cubic(4.19), ["Ba", "Zr", "O"], [[0.5, 0.5, 0.5], [0, 0, 0], [0.5, 0, 0]]
             )
         structures.append(

@@ -10,25 +10,24 @@ from pymatgen.core import Lattice, Structure
 
 from csp.evaluation.table1 import MISS_REASONS, Reference, accuracy, column_key, explain_miss, judge_result
 from csp.structures.symmetry import analyze
+from tests.space_groups import from_spacegroup
 
 A = 4.212
 
 
 def rocksalt(a: float = A, c: float | None = None) -> Structure:
-    s = Structure.from_spacegroup("Fm-3m", Lattice.cubic(a), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    s = from_spacegroup("Fm-3m", Lattice.cubic(a), ["Mg", "O"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     if c is not None:
         s = Structure(Lattice.from_parameters(a, a, c, 90, 90, 90), s.species, s.frac_coords)
     return s
 
 
 def zincblende() -> Structure:
-    return Structure.from_spacegroup(
-        "F-43m", Lattice.cubic(4.6), ["Mg", "O"], [[0, 0, 0], [0.25, 0.25, 0.25]]
-    )
+    return from_spacegroup("F-43m", Lattice.cubic(4.6), ["Mg", "O"], [[0, 0, 0], [0.25, 0.25, 0.25]])
 
 
 def wurtzite() -> Structure:
-    return Structure.from_spacegroup(
+    return from_spacegroup(
         "P6_3mc", Lattice.hexagonal(3.3, 5.3), ["Mg", "O"], [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.38]]
     )
 

@@ -128,10 +128,17 @@ def test_a_batch_with_unscoreable_crystals_scores_the_rest_and_marks_them():
     assert result.reject_reasons["the models cannot score it"] == len(refused)
 
 
-@pytest.mark.parametrize("die_after", [0, 1, 2, 3])
-def test_a_campaign_stopped_in_any_family_resumes_past_unscoreable_rows(die_after):
+@pytest.fixture(scope="module")
+def whole_campaign():
+    """The campaign run without a stop (the same for every stop point: one seed, one scorer), run once."""
     whole = InMemorySink()
     run_search("MgO", config(), RefusingScorer(max_a=3.0), whole, campaign_id="r")
+    return whole
+
+
+@pytest.mark.parametrize("die_after", [0, 1, 2, 3])
+def test_a_campaign_stopped_in_any_family_resumes_past_unscoreable_rows(die_after, whole_campaign):
+    whole = whole_campaign
     sink = DyingSink(die_after)
     with pytest.raises(KeyboardInterrupt):
         run_search("MgO", config(), RefusingScorer(max_a=3.0), sink, campaign_id="r")

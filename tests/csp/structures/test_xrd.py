@@ -11,6 +11,7 @@ from pymatgen.core import Lattice, Structure
 from csp.errors import InputError
 from csp.structures.xrd import rank_by_pattern, read_pattern, similarity, simulate
 from tests.conftest import mirror_path
+from tests.space_groups import from_spacegroup
 
 MIRROR = mirror_path() / "validation" / "table1"  # CSP_DATA_MIRROR, else ../shared/data (tests/conftest.py)
 
@@ -22,10 +23,10 @@ def polymorphs(a: str, b: str, volume_per_atom: float) -> dict[str, Structure]:
     cs = (volume_per_atom * 2) ** (1 / 3)
     aw = (volume_per_atom * 4 / (np.sqrt(3) / 2 * 1.633)) ** (1 / 3)
     return {
-        "rock salt": Structure.from_spacegroup(225, Lattice.cubic(rs), [a, b], [[0, 0, 0], [0.5, 0.5, 0.5]]),
-        "zinc blende": Structure.from_spacegroup(216, Lattice.cubic(zb), [a, b], [[0, 0, 0], [0.25] * 3]),
-        "CsCl": Structure.from_spacegroup(221, Lattice.cubic(cs), [a, b], [[0, 0, 0], [0.5] * 3]),
-        "wurtzite": Structure.from_spacegroup(
+        "rock salt": from_spacegroup(225, Lattice.cubic(rs), [a, b], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+        "zinc blende": from_spacegroup(216, Lattice.cubic(zb), [a, b], [[0, 0, 0], [0.25] * 3]),
+        "CsCl": from_spacegroup(221, Lattice.cubic(cs), [a, b], [[0, 0, 0], [0.5] * 3]),
+        "wurtzite": from_spacegroup(
             186, Lattice.hexagonal(aw, 1.633 * aw), [a, b], [[1 / 3, 2 / 3, 0], [1 / 3, 2 / 3, 0.375]]
         ),
     }
