@@ -39,5 +39,5 @@ def quiet_executor(max_workers: int | None = None, **kwargs: Any) -> Iterator[Pr
         try:
             yield pool
         except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(wait=True, cancel_futures=True)  # waits for the tasks the workers hold, no more
             raise
