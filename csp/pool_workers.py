@@ -8,12 +8,16 @@ training graphs, the benchmarks' pools) passes :func:`ignore_sigint` as its ``in
 ignores SIGINT, the parent gets the ``KeyboardInterrupt`` and shuts the pool down (``Pool.__exit__``
 terminates its workers; a ``ProcessPoolExecutor`` is shut down with ``cancel_futures=True``, so each worker
 finishes the one task it holds and stops: :func:`quiet_executor` does that for a ``pool.map``).
+
+Not among them: the pools whose workers each run whole campaigns (``csp paper``, the active loop's labelling,
+``benchmarks/bench_table1_full.py``). There Ctrl-C still reaches every worker, so each campaign records its
+own ``interrupted`` state instead of the parent waiting for it to finish.
 """
 
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from typing import Any
@@ -22,12 +26,6 @@ from typing import Any
 def ignore_sigint() -> None:
     """Pool initializer: this worker ignores SIGINT (Ctrl-C at the terminal); its parent handles it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def ignore_sigint_then(initializer: Callable[..., Any], *args: Any) -> None:
-    """Pool initializer: :func:`ignore_sigint`, then ``initializer(*args)`` (for a pool that has its own)."""
-    ignore_sigint()
-    initializer(*args)
 
 
 @contextmanager
