@@ -15,10 +15,11 @@ from __future__ import annotations
 import argparse
 import os
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+from csp.pool_workers import quiet_executor
 
 FACTORS = (0.5, 0.55, 0.6, 0.65, 0.7)
 RADIUS = 5.0  # Angstrom: 0.7 x the largest radius sum (2 x 2.6 A) lies below it
@@ -102,7 +103,7 @@ def main() -> None:
     for folder in args.labels:
         n, i = label_items(folder)
         names, items = names + n, items + i
-    with ProcessPoolExecutor(args.workers) as pool:
+    with quiet_executor(args.workers) as pool:
         results = list(pool.map(min_ratio, items, chunksize=256))
     report(names, results)
 

@@ -29,11 +29,12 @@ import json
 import os
 import pickle
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+
+from csp.pool_workers import quiet_executor
 
 FACTORS = (0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 TRUSTED = (
@@ -170,7 +171,7 @@ def main() -> None:
     source = [name.split(":", 1)[0] for name in names]
     cached = pickle.loads(args.cache.read_bytes()) if args.cache is not None and args.cache.exists() else {}
     todo = [k for k, name in enumerate(names) if name not in cached]
-    with ProcessPoolExecutor(args.workers) as pool:
+    with quiet_executor(args.workers) as pool:
         for k, pairs in zip(
             todo, pool.map(pair_minima, [items[k] for k in todo], chunksize=256), strict=True
         ):
@@ -232,7 +233,7 @@ def main() -> None:
     small = [k for k in trusted if 2 <= len(items[k][1]) <= MIXUP_MAX_SITES]  # small cells, as LiH's
     sample = rng.choice(small, size=min(MIXUP_SAMPLE, len(small)), replace=False)
     if args.mixup:
-        with ProcessPoolExecutor(args.workers) as pool:
+        with quiet_executor(args.workers) as pool:
             outcomes = list(pool.map(mixup_outcome, [items[k] for k in sample], chunksize=64))
         print(
             f"\nfractional read as Cartesian, {len(sample)} trusted rows of 2-{MIXUP_MAX_SITES} sites (seed 0):"

@@ -176,7 +176,9 @@ def build_plan(
     options = {"max_prototypes": max_prototypes, "random_structures": random_structures}
     jobs = [(n, seed, options) for n in names]
     if workers > 1:
-        with mp.get_context("fork").Pool(workers) as pool:
+        from csp.pool_workers import ignore_sigint  # Ctrl-C: the parent alone handles it
+
+        with mp.get_context("fork").Pool(workers, initializer=ignore_sigint) as pool:
             planned = pool.map(_plan_one, jobs, chunksize=8)
     else:
         planned = [_plan_one(j) for j in jobs]

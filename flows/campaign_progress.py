@@ -2,7 +2,8 @@
 
 The total is what will actually run (the search stops after the last family: MgO in cubic has 83 families
 whatever ``--outer-steps`` says). After the first family scored in this run, one line gives the estimated
-run time; off a terminal a progress line is written every :data:`LOG_EVERY_S` seconds (and at the end),
+run time (from the families this run scored and timed: on a resume, those replayed from the lake take no
+time and do not count; the lines say how many structures were scored now and how many replayed); off a terminal a progress line is written every :data:`LOG_EVERY_S` seconds (and at the end),
 so a redirected run is never silent for minutes::
 
     campaign flowtest-mgo: family 3/3, best FV 0.0365, 36 structures scored, ETA 0 s, elapsed 3 s
@@ -60,6 +61,7 @@ class ProgressReporter:
         self.last_log = self.start
         self.scored_steps = 0
         self.scored_s = 0.0
+        self.scored_rows = 0
         self.estimated = False
         self.total: int | None = None
 
@@ -73,17 +75,26 @@ class ProgressReporter:
         step_s, self.last = now - self.last, now
         self.total = int(p.get("planned_steps") or p["outer_steps"])
         done = p["outer_step"] + 1
-        if step_s > REPLAYED_S:
+        # a step is timed only if this run scored rows in it: one replayed from an earlier run (a resume)
+        # takes no scoring time and would make the estimate too short (dicts without scored_now: by its time)
+        scored = int(p.get("scored_now", p["inner_evaluations"]))
+        replayed = int(p.get("replayed", 0))
+        fresh, self.scored_rows = scored - self.scored_rows, scored
+        timed = fresh > 0 if "scored_now" in p else step_s > REPLAYED_S
+        if timed:
             self.scored_steps += 1
             self.scored_s += step_s
         eta = self.eta(done)
         if not self.estimated and self.scored_steps and self.total > done:
             self.estimated = True
+            before = f", {replayed} replayed from an earlier run" if replayed else ""
             self.say(
                 f"{self.label}: {self.total} families to try (the first took {duration(step_s)} for "
-                f"{p['inner_evaluations']} structures so far); estimated time left {duration(eta)}"
+                f"{fresh if 'scored_now' in p else scored} structures{before}); "
+                f"estimated time left {duration(eta)}"
             )
-        info = f"best FV {p['best_fitness']:.4f}, {p['inner_evaluations']} structures scored, ETA {duration(eta)}"
+        counts = f"{scored} structures scored" + (f" now, {replayed} replayed" if replayed else "")
+        info = f"best FV {p['best_fitness']:.4f}, {counts}, ETA {duration(eta)}"
         if self.on_update is not None:
             self.on_update(total=self.total, completed=done, info=info)
         if not self.tty and (now - self.last_log >= LOG_EVERY_S or done == self.total):

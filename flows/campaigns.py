@@ -105,7 +105,10 @@ class CampaignOutcome:
     top: list[dict[str, Any]] = field(default_factory=list)
     n_candidates: int = 0
     invalid_share: float = 0.0
+    #: seconds of this run (a resume's own part)
     elapsed_s: float = 0.0
+    #: of ``n_candidates``, those an earlier run of the campaign had scored (a resume replays them)
+    n_replayed: int = 0
     reason: str | None = None
     thin_elements: dict[str, int] = field(default_factory=dict)
     excluded: dict[str, Any] = field(default_factory=dict)
@@ -262,6 +265,7 @@ class Campaign:
 
         params = self.params
         sink = LakeSink(self.lake, run_id=self.run_id, model_ids=self.model_ids)
+        n_before, _ = candidate_counts(self.lake, self.campaign_id)  # scored by earlier runs (a resume)
         start = time.perf_counter()
         try:
             result = run_search(
@@ -303,6 +307,7 @@ class Campaign:
             n_candidates=n,
             invalid_share=invalid,
             elapsed_s=elapsed,
+            n_replayed=min(n_before, n),
             thin_elements=summary["thin_elements"],
             excluded=result.excluded,
             top_search=[{**e.public(), "structure": e.structure} for e in answer.search_top],

@@ -407,7 +407,8 @@ def recorded_run(
     """A campaign's run, honest on every way out: hold the id (:func:`claim_run`), turn SIGTERM into
     :class:`Terminated` (:func:`sigterm_raises`) and record ``event(status="running")``; when the block
     raises, record ``interrupted`` or ``failed`` (:func:`exit_status`; the message alone for the
-    ``refused`` exception types) and re-raise.
+    ``refused`` exception types) with the run's seconds (``elapsed_s``, from the ``running`` event: ``csp
+    campaign list`` adds up every run of a campaign) and re-raise.
 
     A write the disk refused (:class:`storage.errors.DiskWriteError`, or a raw ``OSError`` with such an
     errno) is recorded as ``failed`` with its one-line message, after the claim's reserve is freed for it.
@@ -427,17 +428,18 @@ def recorded_run(
             if not is_disk_refusal(exc):
                 raise
             raise _not_started(exc, campaign_id) from exc
+        started = time.perf_counter()
         try:
             yield claim
         except refused as exc:
             claim.release_reserve()
-            event(status="failed", reason=str(exc))
+            event(status="failed", reason=str(exc), elapsed_s=time.perf_counter() - started)
             raise
         except BaseException as exc:
             claim.release_reserve()
             if not is_disk_refusal(exc):
                 status, reason = exit_status(exc, campaign_id)
-                event(status=status, reason=reason)
+                event(status=status, reason=reason, elapsed_s=time.perf_counter() - started)
                 raise
             _record_disk_failure(exc, campaign_id, event)
 

@@ -41,10 +41,17 @@ def candidates_sql(campaign_id: str, limit: int = 20) -> str:
 
 
 def list_campaigns(lake: Lake) -> pa.Table:
-    """Every campaign with its latest status, newest first (id, composition, status, counts, reason)."""
+    """Every campaign with its latest status, newest first (id, composition, status, counts, reason).
+
+    ``elapsed_s`` is the latest event's: the seconds of the last run (a resume's own part).
+    ``total_elapsed_s`` adds up every run of the campaign (each run's ending event records its seconds: completed,
+    interrupted or failed; a run killed outright (``kill -9``) recorded none and adds nothing)."""
     return lake.query(
-        "SELECT campaign_id, composition, status, n_candidates, round(elapsed_s, 1) AS elapsed_s, reason, "
-        "written_at FROM campaigns ORDER BY written_at DESC"
+        # one ending event per run carries elapsed_s (a run's `running` event has none)
+        "WITH totals AS (SELECT campaign_id, sum(elapsed_s) AS total FROM campaign_events GROUP BY 1) "
+        "SELECT c.campaign_id, c.composition, c.status, c.n_candidates, round(c.elapsed_s, 1) AS elapsed_s, "
+        "round(t.total, 1) AS total_elapsed_s, c.reason, c.written_at "
+        "FROM campaigns c LEFT JOIN totals t USING (campaign_id) ORDER BY c.written_at DESC"
     )
 
 

@@ -78,9 +78,14 @@ class RowDetector:
             import multiprocessing
             from concurrent.futures import ProcessPoolExecutor
 
-            # spawn: the parent holds onnxruntime and torch threads, which fork would copy mid-flight
+            from csp.pool_workers import ignore_sigint
+
+            # spawn: the parent holds onnxruntime and torch threads, which fork would copy mid-flight;
+            # the workers ignore Ctrl-C: the campaign (the parent) alone reports it, in one line
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            self._pool = ProcessPoolExecutor(
+                max_workers=self.workers, mp_context=context, initializer=ignore_sigint
+            )
         return self._pool
 
     def add(self, rows: list[dict[str, Any]], lattices: Any, numbers: Any, frac_coords: Any) -> None:

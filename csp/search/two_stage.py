@@ -315,7 +315,8 @@ def run_search(
         campaign_id: the campaign's key in the sink.
         progress: called after each outer step with a dict (outer_step, outer_steps, planned_steps: the
             steps that will run, at most the number of families; family, fitness, best_fitness,
-            inner_evaluations).
+            inner_evaluations; scored_now and replayed: the inner rows this run scored and those it took
+            from an earlier run of the campaign).
         symmetry_workers: processes that detect the rows' space groups while the search scores
             (:mod:`csp.search.detection`; the values are the same as inline); None: one per CPU (at most 4) on a
             machine with 2+ CPUs for a search of 2,000+ candidates (``CSP_SYMMETRY_WORKERS`` overrides), 0: inline.
@@ -367,6 +368,7 @@ def _run_outer(
         **config.outer_options,
     )
     best = np.inf
+    stored_inner = Counter(step for step, inner in stored if inner >= 0)
     for step in range(config.outer_steps):
         asked = outer.ask(1)
         if len(asked) == 0:
@@ -374,6 +376,8 @@ def _run_outer(
         row = stored.get((step, -1))
         if row is None:
             row = run.family(step, int(asked[0]))
+        else:  # the whole family was scored by an earlier run: its rows are replayed, not scored
+            run.replayed += stored_inner[step]
         run.outer_rows.append(row)
         outer.tell(np.array([row["family_index"]]), np.array([row["fitness"]]))
         best = min(best, row["fitness"])
@@ -389,6 +393,9 @@ def _run_outer(
                     "fitness": row["fitness"],
                     "best_fitness": best,
                     "inner_evaluations": run.inner_evaluations,
+                    # rows this run scored, and rows replayed from an earlier run's (a resume)
+                    "scored_now": run.scored_now,
+                    "replayed": run.replayed,
                 }
             )
     return SearchResult(
@@ -451,6 +458,9 @@ class _Campaign:
         self.campaign_id, self.families, self.stored = campaign_id, families, stored
         self.outer_rows: list[dict[str, Any]] = []
         self.inner_evaluations = 0
+        #: inner rows this run scored, and inner rows taken from ``stored`` (an earlier run's) instead
+        self.scored_now = 0
+        self.replayed = 0
         self.invalid_inner = 0
         self.reasons: Counter = Counter()
         self.clock0 = time.perf_counter() - max((r["seconds"] for r in stored.values()), default=0.0)
@@ -595,9 +605,12 @@ class _Campaign:
             if all(r is not None for r in old):
                 batch_rows = old
                 u = np.array([r["x"] for r in old])
+                self.replayed += n
             else:
                 batch_rows = self._score(tpl, step, index, done, u)
                 fresh = [r for r, o in zip(batch_rows, old, strict=True) if o is None]
+                self.scored_now += len(fresh)
+                self.replayed += n - len(fresh)
                 batch_rows = [o if o is not None else r for r, o in zip(batch_rows, old, strict=True)]
                 pending += fresh
                 if time.perf_counter() - flushed > FLUSH_SECONDS:

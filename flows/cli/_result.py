@@ -31,7 +31,9 @@ def print_result(result: Any, campaign_id: str) -> None:
     view = Table(title=None)
     refined = result.refined
     cols: list[tuple[str, str]] = [("rank", "right"), ("structure", "left")]
-    cols.append(("ΔE to rank 1 (meV/atom)" if refined else "ΔdHf model to rank 1 (meV/atom)", "right"))
+    # the column and its footnote name one quantity: the potential's ΔE when refined, else the models' ΔdHf
+    delta = "ΔE" if refined else "ΔdHf model"
+    cols.append((f"{delta} to rank 1 (meV/atom)", "right"))
     if refined:
         cols += [("E potential (eV/atom)", "right"), ("converged", "left")]
     cols += [
@@ -61,7 +63,7 @@ def print_result(result: Any, campaign_id: str) -> None:
         view.add_row(*cells)
     console.print(view)
     console.print(
-        f"ΔE: {result.energy_kind}, above rank 1. duplicates: other "
+        f"{delta}: {result.energy_kind}, above rank 1. duplicates: other "
         f"{'relaxed ' if refined else ''}structures merged into this one (same space group, StructureMatcher).",
         highlight=False,
     )

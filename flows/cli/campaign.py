@@ -70,9 +70,15 @@ def _finish(outcome) -> None:
             f"{outcome.refine_s:.0f} s",
             highlight=False,
         )
+    scored = f"{outcome.n_candidates} candidates scored in {outcome.elapsed_s:.0f} s"
+    # a resume: the rows of the earlier runs were replayed, not scored (nor timed) again
+    if outcome.n_replayed:
+        scored = (
+            f"{outcome.n_candidates} candidates: {outcome.n_replayed} replayed from earlier runs, "
+            f"{outcome.n_candidates - outcome.n_replayed} scored by this run in {outcome.elapsed_s:.0f} s"
+        )
     console.print(
-        f"{outcome.n_candidates} candidates scored in {outcome.elapsed_s:.0f} s "
-        f"({outcome.invalid_share:.1%} invalid). Every candidate is in the lake:\n"
+        f"{scored} ({outcome.invalid_share:.1%} invalid). Every candidate is in the lake:\n"
         f'  {home}csp sql "{candidates_sql(outcome.campaign_id)}"',
         highlight=False,
     )
@@ -173,7 +179,7 @@ def campaign_list() -> None:
                 "best energy (eV/atom)": b.get("energy", ""),
                 "ranked by": b.get("rule", ""),
                 "candidates": rec["n_candidates"],
-                "seconds": rec["elapsed_s"],
+                "seconds (all runs)": rec["total_elapsed_s"],
                 "reason": rec["reason"] or "",
                 "written_at": rec["written_at"],
             }

@@ -184,7 +184,7 @@ def summary_markdown(
         f"**{report['composition']}**: status **{report['status']}**"
         + (" (already completed in the lake; nothing was scored this run)" if skipped else ""),
         "",
-        f"- {report['n_candidates']} candidates scored in {report['elapsed_s'] or 0:.1f} s"
+        f"- {report['n_candidates']} candidates; the last run took {report['elapsed_s'] or 0:.1f} s"
         + (f", {report['invalid_share']:.1%} invalid" if report["invalid_share"] is not None else ""),
         f"- alpha {p['alpha']}, strategy {p['strategy']} ({p.get('crystal_system')}), optimizers "
         f"{p['outer_optimizer']}/{p['inner_optimizer']}, {p['outer_steps']} x {p['inner_steps']} steps, "

@@ -126,14 +126,18 @@ def search(params: dict[str, Any], campaign_id: str, run_id: str) -> dict[str, A
             progress=100.0 * done / total,
             description=(
                 f"campaign {campaign_id}: step {done}/{total}, best FV {p['best_fitness']:.4f}, "
-                f"{p['inner_evaluations']} structures scored"
+                f"{p.get('scored_now', p['inner_evaluations'])} structures scored"
+                + (f" now, {p['replayed']} replayed" if p.get("replayed") else "")
             ),
         )
 
     listing = listing_reporter(logger.info, f"campaign {campaign_id}")  # the check task listed them already
     outcome = prepare(params, campaign_id=campaign_id, run_id=run_id, report=listing).run(progress)
     update_progress_artifact(artifact_id=artifact_id, progress=100.0)
-    logger.info("campaign %s: %d candidates in %.1f s", campaign_id, outcome.n_candidates, outcome.elapsed_s)
+    logger.info(
+        "campaign %s: %d candidates (%d replayed from earlier runs), this run %.1f s",
+        campaign_id, outcome.n_candidates, outcome.n_replayed, outcome.elapsed_s,
+    )  # fmt: skip
     return {"campaign_id": campaign_id, "resumed": status is not None, "skipped": False}
 
 

@@ -1802,6 +1802,8 @@ def _pooled_in_order(fn: Callable[[Any], Any], items: Iterable[Any], workers: in
     """
     batch_size = workers * 64 * 4
     iterator = iter(items)
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
+    from csp.pool_workers import ignore_sigint  # Ctrl-C: the parent alone handles it and terminates the pool
+
+    with multiprocessing.get_context("fork").Pool(workers, initializer=ignore_sigint) as pool:
         while batch := list(itertools.islice(iterator, batch_size)):
             yield from pool.map(fn, batch, chunksize=64)

@@ -241,8 +241,17 @@ def test_sigterm_and_kill_leave_honest_states(tmp_path):
     longer = ["--outer-steps", "6", "--inner-steps", "60", "--batch-size", "6", "--z-max", "2"]
     longer += ["--no-refine", "--gap-probes", "0"]  # the search is what is interrupted here
     signals = {"t": signal.SIGTERM, "i": signal.SIGINT, "k": signal.SIGKILL}
-    # the three campaigns run at once; each gets its signal once it has stored 12 candidates
-    procs = {cid: csp(tmp_path, "campaign", "run", "MgO", *longer, "--campaign-id", cid) for cid in signals}
+    # the three campaigns run at once; each gets its signal once it has stored 12 candidates. Ctrl-C as a
+    # terminal sends it (fault F3): SIGINT to the whole process group, so "i" runs in a session of its own
+    # with two symmetry-detection workers (a pool it would not start for so few candidates), which must
+    # not print their own KeyboardInterrupt tracebacks
+    procs = {
+        cid: csp(
+            tmp_path, "campaign", "run", "MgO", *longer, "--campaign-id", cid,
+            **({"env": {"CSP_SYMMETRY_WORKERS": "2"}, "start_new_session": True} if cid == "i" else {}),
+        )
+        for cid in signals
+    }  # fmt: skip
     waiting, deadline, seen = set(signals), time.time() + 180, {}
     stored = "SELECT campaign_id, count(*) AS n FROM candidates WHERE inner_step >= -1 GROUP BY 1"
     while waiting and time.time() < deadline:
@@ -252,7 +261,10 @@ def test_sigterm_and_kill_leave_honest_states(tmp_path):
                 seen[cid] = counts[cid]
                 # Popen.send_signal does nothing to a process that has exited: say so instead
                 assert procs[cid].poll() is None, f"{cid} ended before its signal ({counts[cid]} rows seen)"
-                procs[cid].send_signal(signals[cid])
+                if cid == "i":
+                    os.killpg(procs[cid].pid, signals[cid])  # the process group, as Ctrl-C at a terminal
+                else:
+                    procs[cid].send_signal(signals[cid])
                 waiting.discard(cid)
         time.sleep(0.2)
     assert not waiting, f"no 12 candidates within 180 s: {sorted(waiting)}"
@@ -262,6 +274,10 @@ def test_sigterm_and_kill_leave_honest_states(tmp_path):
         if sig != signal.SIGKILL:
             assert proc.returncode == 130, f"{cid}: exit {proc.returncode} after {seen[cid]} rows; {err}"
             assert f"csp campaign resume {cid}" in err and "Traceback" not in err
+            if cid == "i":  # the one line, nothing from the pool's workers
+                assert (
+                    err.strip() == "error: campaign i interrupted; resume it with: csp campaign resume i"
+                ), err
             assert status(lake, cid) == "interrupted"
         else:
             assert status(lake, "k") == "running"
@@ -269,12 +285,27 @@ def test_sigterm_and_kill_leave_honest_states(tmp_path):
             row = next(line for line in listing.stdout.splitlines() if line.strip("│ ").startswith("k "))
             assert "stale" in row
     # Ctrl-C and kill -9 resume (both at once) to exactly the rows of an uninterrupted run
+    inner = "SELECT count(*) AS n FROM candidates WHERE campaign_id = 'i' AND stage = 'inner'"
+    before = lake.query(inner).to_pylist()[0]["n"]
     resumes = {cid: csp(tmp_path, "campaign", "resume", cid) for cid in ("i", "k")}
+    outs = {}
     for cid, proc in resumes.items():
-        _out, err = proc.communicate(timeout=240)
+        outs[cid], err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err
         assert status(lake, cid) == "completed"
         assert candidates(lake, cid) == 6 * 61
+    # fault F6: the resume says what it replayed and what it scored; the estimate counts only timed families
+    out = outs["i"]
+    assert f"360 candidates: {before} replayed from earlier runs, {360 - before} scored by this run in" in out
+    assert "for 0 structures" not in out and f"{360 - before} structures scored now, {before} replayed" in out
+    # `campaign list` adds up the seconds of both runs (each run's last event records its own)
+    runs = "SELECT status, elapsed_s FROM campaign_events WHERE campaign_id = 'i' AND status <> 'running'"
+    ended = {r["status"]: r["elapsed_s"] for r in lake.query(runs).to_pylist()}
+    assert set(ended) == {"interrupted", "completed"} and all(s > 0 for s in ended.values()), ended
+    listing = invoke_csp(tmp_path, "campaign", "list").stdout
+    assert "seconds (all runs)" in listing
+    row = next(line for line in listing.splitlines() if line.strip("│ ").startswith("i "))
+    assert f"{round(sum(ended.values()), 1):g}" in row, (row, ended)
 
 
 @pytest.mark.slow

@@ -58,6 +58,37 @@ def test_progress_lines_go_to_a_log_function_without_a_console(monkeypatch):
     assert progress[-1].endswith("elapsed 24 s")
 
 
+def test_a_resume_estimates_from_the_families_it_scored_and_says_what_it_replayed(monkeypatch):
+    """Fault F6: a resume replays 3 stored families (slowly here: 2 s each, as a first step that waited on
+    the lake), then scores 3 at 10 s each. The estimate and the lines count only what this run scored."""
+    clock = iter([0.0, 2.0, 4.0, 6.0, 16.0, 26.0, 36.0])
+    monkeypatch.setattr(campaign_progress.time, "monotonic", lambda: next(clock))
+    lines: list[str] = []
+    reporter = ProgressReporter(None, "campaign r", tty=False, log=lines.append)
+    for step in range(6):
+        scored, replayed = 30 * max(0, step - 2), 30 * min(step + 1, 3)
+        reporter(
+            {
+                "outer_step": step,
+                "outer_steps": 6,
+                "planned_steps": 6,
+                "best_fitness": 0.5,
+                "inner_evaluations": scored,
+                "scored_now": scored,
+                "replayed": replayed,
+            }
+        )
+    # the first family scored took 10 s (not a replayed one's 2 s) for its 30 structures; 2 left at 10 s each
+    assert lines[0] == (
+        "campaign r: 6 families to try (the first took 10 s for 30 structures, 90 replayed from an earlier run); "
+        "estimated time left 20 s"
+    )
+    assert (
+        lines[-1]
+        == "campaign r: family 6/6, best FV 0.5000, 90 structures scored now, 90 replayed, ETA 0 s, elapsed 36 s"
+    )
+
+
 def test_a_reporter_needs_somewhere_to_write():
     import pytest
 

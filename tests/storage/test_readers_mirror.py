@@ -218,3 +218,17 @@ def test_a_pooled_read_stopped_early_closes_its_pool():
     reader.start()
     reader.join(timeout=60)
     assert done == [[0, 1, 2], "closed"]
+
+
+def _ignores_sigint(_item: object) -> bool:
+    import signal
+
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+def test_ingest_workers_leave_ctrl_c_to_the_parent():
+    """Fault F3: Ctrl-C reaches the whole process group; the parsing workers ignore it (no traceback of
+    their own), the parent gets the KeyboardInterrupt and terminates the pool."""
+    from storage.readers._structure import _pooled_in_order
+
+    assert list(_pooled_in_order(_ignores_sigint, range(4), workers=2)) == [True] * 4

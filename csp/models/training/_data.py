@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,7 +98,9 @@ def dataset_graphs(
         arrays.subset(np.arange(s, min(s + _CHUNK, len(arrays)))) for s in range(0, len(arrays), _CHUNK)
     ]
     if workers > 1 and len(chunks) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        from csp.pool_workers import quiet_executor  # Ctrl-C: the parent alone handles it
+
+        with quiet_executor(workers) as pool:
             parts = list(pool.map(_local_graphs, chunks, [k] * len(chunks)))
     else:
         parts = [_local_graphs(chunk, k) for chunk in chunks]

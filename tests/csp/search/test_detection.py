@@ -75,3 +75,14 @@ def test_default_workers(monkeypatch):
     assert default_workers(10**5) == 2
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a process of a parallel pool
     assert default_workers(10**5) == 0
+
+
+def test_detection_workers_leave_ctrl_c_to_the_parent():
+    """Fault F3: Ctrl-C at a terminal reaches the whole process group; an idle detection worker that took it
+    printed its own KeyboardInterrupt traceback. The workers ignore SIGINT; the campaign handles it."""
+    import signal
+
+    with RowDetector(1) as detector:
+        pool = detector._executor()
+        assert pool.submit(signal.getsignal, signal.SIGINT).result(timeout=60) == signal.SIG_IGN
+    assert signal.getsignal(signal.SIGINT) == signal.default_int_handler  # the parent's own is untouched
