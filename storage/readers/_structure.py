@@ -1565,8 +1565,10 @@ def spacegroup_number(
         frac_coords: (n, 3) fractional coordinates.
         numbers: n atomic numbers.
     """
+    from csp.structures.symmetry import quiet_spglib
+
     cell = (np.asarray(lattice, dtype=float), np.asarray(frac_coords, dtype=float), [int(z) for z in numbers])
-    with warnings.catch_warnings():
+    with quiet_spglib(), warnings.catch_warnings():  # spglib's C lines (spglib: ...) never reach the terminal
         warnings.simplefilter("ignore")
         try:
             symbol = spglib.get_spacegroup(cell, symprec=symprec, angle_tolerance=ANGLE_TOLERANCE_DEG)

@@ -185,3 +185,24 @@ def test_no_library_warning_leaks_from_a_reader(tmp_path, monkeypatch):
     monkeypatch.setattr(structure, "check_cell", warning_check)
     stored, refused = read_folder(tmp_path, {"kcl.cif": typed_cif("Cl")})  # asserts that nothing was caught
     assert (stored, refused) == ({"kcl": "KCl"}, {})
+
+
+def test_spglib_prints_nothing_while_ingest_finds_a_space_group():
+    """spglib's C library printed ``spglib: ssm_get_exact_positions failed.`` to the terminal during ``csp ingest
+    run`` (storage's own space-group call ran outside ``quiet_spglib``); a fresh interpreter, as the switch is
+    process-wide."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from storage.readers._structure import spacegroup_number\n"
+        "print(spacegroup_number([[4.2927, -1.4466, 1.1768], [2.8782, 3.9691, -1.8632], [-0.5993, -0.0153, 2.4875]],"
+        " [[0.3504, 0.6874, 0.7584], [0.3502, 0.6772, 0.7407], [0.3494, 0.7049, 0.7469]], [12, 8, 8]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "SPGLIB_WARNING"}
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True, check=True
+    )
+    assert (done.stdout, done.stderr) == ("3\n", "")
