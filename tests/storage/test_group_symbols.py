@@ -206,3 +206,22 @@ def test_spglib_prints_nothing_while_ingest_finds_a_space_group():
         [sys.executable, "-c", code], cwd=repo, env=env, capture_output=True, text=True, check=True
     )
     assert (done.stdout, done.stderr) == ("3\n", "")
+
+
+def test_one_fault_of_many_files_is_one_kind_of_reason_naming_the_first_file(tmp_path):
+    from storage.ingest import ingest_records
+    from storage.lake import Lake
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    files = {"a.cif": typed_cif("NO3"), "b.cif": typed_cif("NO3"), "c.cif": typed_cif("HO")}
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    (folder / "id_prop.csv").write_text("".join(f"{name},-1.0\n" for name in files))
+    report = ingest_records(
+        Lake(tmp_path / "home"), read_id_prop_folder(folder, **KW), source="groups", run_id="r"
+    )
+    kinds = report.reasons()
+    assert [n for _, n in kinds] == [2, 1]
+    assert kinds[0][0].startswith("a.cif: site B1: type symbol 'NO3' is not an element")
+    assert kinds[1][0].startswith("c.cif: site B1: type symbol 'HO' is ambiguous")
