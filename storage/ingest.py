@@ -15,7 +15,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from storage.lake import Lake
 from storage.licences import MLIP_PREFIXES
@@ -206,7 +206,8 @@ def ingest_records(
 
     for n, item in enumerate(items, 1):
         if isinstance(item, Rejection):
-            kind = _reason_class(item.reason)
+            # one kind for one fault of many files: the file name a folder's reason begins with is left out
+            kind = _reason_class(item.reason.removeprefix(f"{PurePath(item.file).name}: "))
             report.rejected[kind] += 1
             report.examples.setdefault(kind, item.reason)
             pending["quarantine"].append(

@@ -103,6 +103,24 @@ OCCUPANCY_TOLERANCE = 0.01
 """A site whose occupancy lies within this of 1 is fully occupied (databases round: 0.999, 0.9999, 1.005);
 further from 1 (0.9, 0.98) it is a partly occupied site, which the lake does not store."""
 
+HEAVIEST_MEASURED_Z = 99
+"""Atomic number of the heaviest element a crystal structure has been measured for (einsteinium). Fermium
+(100) and everything past it (No, Nh, Bh, Cn, ...) have never been made in weighable amounts: a site naming one
+is a misread symbol (``NO3`` as nobelium, ``NH4`` as nihonium, ``CN`` as copernicium), refused at ingest."""
+
+
+def unmeasured_element_problem(species: Sequence[str]) -> str | None:
+    """Why a structure naming an element past :data:`HEAVIEST_MEASURED_Z` must not be stored, or None."""
+    heavy = sorted({s for s in species if _element_table().get(s, (0, 0.0))[0] > HEAVIEST_MEASURED_Z})
+    if not heavy:
+        return None
+    return (
+        f"element {heavy[0]} (Z = {_element_table()[heavy[0]][0]}) has no measured crystal structure (nothing "
+        f"past Z = {HEAVIEST_MEASURED_Z}, einsteinium, has been); a group or a misread symbol such as NO3 "
+        "(nobelium), NH4 (nihonium) or CN (copernicium)?"
+    )
+
+
 PAIR_FLOOR_FACTOR = 0.6
 """Ingest refuses an element pair closer than this times the shortest distance of that pair in the reference
 data (:func:`pair_floor_problem`)."""

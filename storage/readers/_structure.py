@@ -76,6 +76,7 @@ from storage.validation import (
     density_problem,
     formula_units_problem,
     full_occupancy,
+    unmeasured_element_problem,
 )
 
 SYMPREC_ANGSTROM = 0.1
@@ -553,41 +554,106 @@ def _dummy_site_problem(block: dict[str, Any]) -> str | None:
     )
 
 
-def _site_symbol_problem(block: dict[str, Any]) -> str | None:
-    """Why an atom site of the block names no single element (a group such as ``OH``, an isotope), or None.
+#: an oxidation state after a type symbol: a sign is required (``O2-``, ``Fe3+``, ``Fe+3``, ``Cl-``), except the
+#: neutral ``0`` (``Ti0``); an unsigned number (``NO3``, ``PO4``) is the count of a molecular group
+_SIGNED_CHARGE = re.compile(r"(\d+[+-]|[+-]\d*|(?<=[A-Za-z])0)$")
+#: one-letter element symbols: an upper-case pair of them (``CO``, ``HO``, ``NH``, ``PO``) reads as an element
+#: (Co, Ho, Nh, Po) or as a group of two elements
+_ONE_LETTER = frozenset(("H", "B", "C", "N", "O", "F", "P", "S", "K", "V", "Y", "I", "W", "U"))
 
-    A type symbol is an element symbol in any letter case with an optional charge (``Na``, ``NA``, ``Na+``,
-    ``NA+1``, ``Cl1-``): FullProf and SHELX write upper case, which pymatgen reads as the element."""
-    symbols = block.get("_atom_site_type_symbol")
-    labels = block.get("_atom_site_label")
+
+def pymatgen_site_element(symbol: str) -> str | None:
+    """The element pymatgen's ``CifParser`` builds for an atom-site type symbol (or label), or None for none.
+
+    The parser's own reading is asked (it knows ``NO3`` as N, ``OH`` as no atom, ``NH4`` as nihonium), so the
+    reader's check and the structure it stores cannot read a symbol two ways; its warning is swallowed."""
+    from pymatgen.io.cif import CifParser
+
+    parser = CifParser.__new__(CifParser)
+    parser.warnings = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return parser._parse_symbol(symbol) or None
+        except Exception:  # noqa: BLE001 - an unreadable symbol reads as no element
+            return None
+
+
+def _symbol_element_problem(raw: str, *, label: bool, declared: set[str] | None) -> str | None:
+    """Why one atom site's type symbol (``label`` False) or, with no type symbols, its label names no single
+    element as the structure is built, or None. ``declared`` holds the elements of a declared formula (None
+    without one): it resolves an upper-case pair such as ``CO`` that is both an element and two."""
+    written = raw.strip()
+    if label:
+        letters = re.match(r"[A-Za-z]*", written).group(0)
+        if letters in _ISOTOPES:
+            return f"{_ISOTOPES[letters]} ({letters}), which the lake does not store as an element"
+    else:
+        letters = _SIGNED_CHARGE.sub("", written)
+        if letters in _ISOTOPES:
+            return (
+                f"{_ISOTOPES[letters]}, which the lake does not store as an element (write H to store it as "
+                "hydrogen)"
+            )
+        if re.fullmatch(r"[A-Za-z]+\d+", letters):  # NO3, PO4, CO3, NH4: a group's count, not a charge
+            return (
+                "not an element (a molecular group? an unsigned number after a type symbol is no charge: a charge "
+                "needs its sign, Fe3+); write one site per atom"
+            )
+    element = letters.capitalize()
+    if element not in SYMBOL_TO_Z:  # OH, H2O, XX: pymatgen would drop the site or read another element
+        return "not an element (a group such as OH, or a typo); write one site per atom"
+    built = pymatgen_site_element(written)
+    if built != element:  # NO3: letters No (nobelium), built as N
+        read = f"builds {built}" if built else "drops the site"
+        return (
+            f"not one element (its letters {letters!r} read as {element}, but the CIF parser {read}); write one "
+            "site per atom"
+        )
+    if (
+        len(letters) == 2
+        and letters.isupper()
+        and {letters[0], letters[1]} <= _ONE_LETTER
+        and not (declared and element in declared)
+    ):
+        return (
+            f"ambiguous: upper-case {letters!r} is the element {element} or the group {letters[0]}+{letters[1]} "
+            f"(write {element} for the element, or one site per atom; a declared _chemical_formula_sum naming "
+            f"{element} also decides it)"
+        )
+    return None
+
+
+def _site_symbol_problem(block: dict[str, Any]) -> str | None:
+    """Why an atom site of the block names no single element (a group such as ``OH``, ``NO3``, an isotope), or None.
+
+    A type symbol is an element symbol in any letter case with an optional signed charge (``Na``, ``NA``,
+    ``Na+``, ``NA+1``, ``Cl1-``, the neutral ``Ti0``): FullProf and SHELX write upper case, which pymatgen reads
+    as the element. The element the check reads must be the one the CIF parser builds
+    (:func:`pymatgen_site_element`); an upper-case pair of one-letter symbols (``CO``, ``HO``) needs a declared
+    formula naming the element. A label read for want of type symbols may carry a site number (``Fe1``,
+    ``O2a``)."""
+    symbols = block.get("_atom_site_type_symbol", block.get("_atom_site.type_symbol"))
+    labels = block.get("_atom_site_label", block.get("_atom_site.label"))
     if isinstance(symbols, str):
         symbols = [symbols]
     if isinstance(labels, str):
         labels = [labels]
-    if not symbols:  # pymatgen reads the element from the label: an isotope or a group needs a word
+    found = declared_formula_elements(block)
+    declared = found[1] if found else None
+    if not symbols:  # pymatgen reads the element from the label
         for label in labels or []:
-            letters = re.match(r"[A-Za-z]*", label).group(0)
-            if letters in _ISOTOPES:
-                return f"site {label} is {_ISOTOPES[letters]} ({letters}), which the lake does not store as an element"
-            if letters.capitalize() not in SYMBOL_TO_Z:  # e.g. OH1: pymatgen would drop the site
-                return (
-                    f"site {label}: the CIF has no _atom_site_type_symbol and the label names no element (a "
-                    "group such as OH, or a typo); add the type symbols, one site per atom"
-                )
+            problem = _symbol_element_problem(label, label=True, declared=declared)
+            if problem:
+                if problem.startswith(tuple(_ISOTOPES.values())):
+                    return f"site {label} is {problem}"
+                return f"site {label}: the CIF has no _atom_site_type_symbol and the label is {problem}"
         return None
     for k, raw in enumerate(symbols):
         label = labels[k] if labels and k < len(labels) else f"{k + 1}"
-        bare = _CHARGE.sub("", raw.strip())
-        if bare in _ISOTOPES:
-            return (
-                f"site {label}: type symbol {raw!r} is {_ISOTOPES[bare]}, which the lake does not store as an "
-                "element (write H to store it as hydrogen)"
-            )
-        if bare.capitalize() not in SYMBOL_TO_Z:  # NA, na, NA+1 (FullProf, SHELX): sodium; OH: no element
-            return (
-                f"site {label}: type symbol {raw!r} is not an element (a group such as OH, or a typo); write "
-                "one site per atom"
-            )
+        problem = _symbol_element_problem(raw, label=False, declared=declared)
+        if problem:
+            return f"site {label}: type symbol {raw!r} is {problem}"
     return None
 
 
@@ -1499,8 +1565,10 @@ def spacegroup_number(
         frac_coords: (n, 3) fractional coordinates.
         numbers: n atomic numbers.
     """
+    from csp.structures.symmetry import quiet_spglib
+
     cell = (np.asarray(lattice, dtype=float), np.asarray(frac_coords, dtype=float), [int(z) for z in numbers])
-    with warnings.catch_warnings():
+    with quiet_spglib(), warnings.catch_warnings():  # spglib's C lines (spglib: ...) never reach the terminal
         warnings.simplefilter("ignore")
         try:
             symbol = spglib.get_spacegroup(cell, symprec=symprec, angle_tolerance=ANGLE_TOLERANCE_DEG)
@@ -1513,7 +1581,8 @@ def check_cell(cell: Cell) -> None:
     """Refuse a cell whose numbers describe no crystal, before anything is computed from them.
 
     Raises:
-        StructureError: for no sites, an unknown element, a lattice or coordinate that is NaN or infinite, a
+        StructureError: for no sites, an unknown element or one past
+            :data:`storage.validation.HEAVIEST_MEASURED_Z`, a lattice or coordinate that is NaN or infinite, a
             cell vector longer than :data:`MAX_CELL_LENGTH_ANGSTROM`, or a singular lattice (zero volume).
     """
     if not cell.species:
@@ -1521,6 +1590,9 @@ def check_cell(cell: Cell) -> None:
     unknown = sorted({s for s in cell.species if s not in SYMBOL_TO_Z})
     if unknown:
         raise StructureError(f"unknown element {unknown[0]!r}")
+    heavy = unmeasured_element_problem(cell.species)
+    if heavy:
+        raise StructureError(heavy)
     if not (np.isfinite(cell.lattice).all() and np.isfinite(cell.frac_coords).all()):
         raise StructureError(NON_FINITE)
     with np.errstate(all="ignore"):  # a length of 1e200 overflows; the result is checked right here
@@ -1758,12 +1830,37 @@ def cif_formula(text: str) -> str:
 
 
 def finish_all(items: Iterable[PendingStructure | Rejection], *, workers: int = 1) -> Iterator[Item]:
-    """Finish pending structures in input order, in ``workers`` processes when ``workers`` > 1."""
+    """Finish pending structures in input order, in ``workers`` processes when ``workers`` > 1.
+
+    No library warning reaches the user's terminal: pymatgen's (``No Pauling electronegativity for He``, a CIF
+    parser's notes) are swallowed while a reader makes its pending structures and while each is finished; a
+    refusal is said in the item's reason, never on stderr."""
+    pending = _quietly(items)
     if workers <= 1:
-        for item in items:
-            yield finish_structure(item)
+        for item in pending:
+            yield _finish_quietly(item)
         return
-    yield from _pooled_in_order(finish_structure, items, workers)
+    yield from _pooled_in_order(_finish_quietly, pending, workers)
+
+
+def _quietly(items: Iterable[Any]) -> Iterator[Any]:
+    """``items``, each one made with warnings ignored (a step at a time: the filter is not held across yields)."""
+    iterator = iter(items)
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                item = next(iterator)
+            except StopIteration:
+                return
+        yield item
+
+
+def _finish_quietly(item: PendingStructure | Rejection) -> Item:
+    """:func:`finish_structure` with warnings ignored (module-level, so a worker process can run it)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return finish_structure(item)
 
 
 def _fields_or_reason(text: str) -> dict[str, Any] | str:

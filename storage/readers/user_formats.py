@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -526,7 +527,7 @@ def _pending_id_prop(
             if found.suffix.lower() != ".cif":
                 cell = cell_from_poscar(text)
         except (UnicodeDecodeError, StructureError) as exc:
-            yield Rejection(file, item.index, sid or None, f"{found.name}: {exc}", excerpt(item.raw))
+            yield Rejection(file, item.index, sid or None, str(exc), excerpt(item.raw))
             continue
         row = structure_scalars(
             source=source,
@@ -567,7 +568,20 @@ def read_id_prop_folder(
     folder = Path(path)
     if folder.is_file():
         folder = folder.parent
-    yield from finish_all(_pending_id_prop(folder, source, license, energy_kind), workers=workers)
+    for item in finish_all(_pending_id_prop(folder, source, license, energy_kind), workers=workers):
+        yield _naming_its_file(item)
+
+
+def _naming_its_file(item: Item) -> Item:
+    """``item``, its reason led by the structure file's name when it is a refusal of that file (the one place a
+    folder ingest's reasons name their file, whichever check of whichever reader refused it); a refusal of an
+    ``id_prop.csv`` row (its energy, a missing file) already says so."""
+    if not isinstance(item, Rejection) or item.file == "id_prop.csv":
+        return item
+    name = PurePath(item.file).name
+    if item.reason.startswith(f"{name}: "):
+        return item
+    return dataclasses.replace(item, reason=f"{name}: {item.reason}")
 
 
 def cell_from_optimade(attributes: Any) -> Cell:

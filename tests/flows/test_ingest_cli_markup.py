@@ -40,7 +40,7 @@ def test_the_ingest_summary_prints_names_and_reasons_as_written(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "│ bold.x │" in result.stdout  # the summary table's cell
     assert (
-        "bold.x: 1 quarantined: site [red]Mg1[/red]: type symbol '[bold]Xx' is not an element"
+        "bold.x: 1 quarantined: a.cif: site [red]Mg1[/red]: type symbol '[bold]Xx' is not an element"
         in result.stdout
     )
 

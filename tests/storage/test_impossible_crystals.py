@@ -172,9 +172,9 @@ def test_a_folder_of_bad_files_ingests_with_no_traceback_and_a_summary(tmp_path)
     assert len(reasons) == 5
     for start in (
         "OPTIMADE entry has assemblies",
-        "symmetry operation '-x+y+1/3, y+2/3, z+2/3' does not fit the cell",
+        "bi_wrong_operations.cif: symmetry operation '-x+y+1/3, y+2/3, z+2/3' does not fit the cell",
         "mgo_extra_lines.vasp: POSCAR lists 4 coordinate lines",
-        "site H1: type symbol 'D' is deuterium",
-        "site O1: type symbol 'OH' is not an element",
+        "brucite_deuterium.cif: site H1: type symbol 'D' is deuterium",
+        "brucite_oh_symbol.cif: site O1: type symbol 'OH' is not an element",
     ):
         assert any(reason.startswith(start) for reason in reasons), (start, reasons)

@@ -301,11 +301,11 @@ def test_user_folder_rows_and_reasons(tmp_path: Path, lake) -> None:
         [
             "nonames.vasp: POSCAR names no species (no element line after the scale and lattice, and none "
             "pymatgen can read from the comment line); add the VASP 5 element line",
-            "Mg site 0 and O site 1 are 0.000 A apart, closer than 1.05 A (overlapping or duplicated sites)",
-            "volume per atom 1.562e+04 A^3 is above 150.0 A^3 (mostly empty space: an isolated atom, "
+            "origin.vasp: Mg site 0 and O site 1 are 0.000 A apart, closer than 1.05 A (overlapping or duplicated sites)",
+            "hbox.vasp: volume per atom 1.562e+04 A^3 is above 150.0 A^3 (mostly empty space: an isolated atom, "
             "molecule or slab, not a bulk crystal)",
             # cif22c: a row repeated in one atom-site loop is named as a duplicate
-            "sites Na0 and Na1 of the atom-site loop are one Na atom listed twice (the same position (0.0, 0.0, "
+            "dup.cif: sites Na0 and Na1 of the atom-site loop are one Na atom listed twice (the same position (0.0, 0.0, "
             "0.0) within 0.002 in fractional coordinates, a duplicated row); list each site once",
         ]
     )

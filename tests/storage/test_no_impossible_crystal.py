@@ -63,9 +63,12 @@ def ingest_folder(tmp_path: Path, files: dict[str, str | bytes], id_prop: str | 
 
 
 def only_reason(tmp_path: Path, text: str | bytes) -> str:
+    """The one quarantine reason of a folder holding ``text`` as ``a.cif``, after the file name it begins with."""
     stored, quarantined = ingest_folder(tmp_path, {"a.cif": text})
     assert stored == [] and len(quarantined) == 1, (stored, quarantined)
-    return quarantined[0]["reason"]
+    reason = quarantined[0]["reason"]
+    assert reason.startswith("a.cif: "), reason  # a folder's refusal of a file names the file
+    return reason.removeprefix("a.cif: ")
 
 
 def stored_mgo(tmp_path: Path, text: str | bytes, *, nsites: int = 2, spacegroup: int = 221) -> None:
@@ -259,7 +262,7 @@ def test_a_cif_with_a_bom_or_in_latin1_reads(tmp_path, symmetry, encode) -> None
 
 def test_binary_data_is_still_refused_as_no_text(tmp_path) -> None:
     reason = only_reason(tmp_path, mgo().encode() + b"\x00\x01\x02\x81")
-    assert reason.startswith("a.cif: 'utf-8 or latin-1' codec can't decode byte 0x00")
+    assert reason.startswith("'utf-8 or latin-1' codec can't decode byte 0x00")
 
 
 def test_an_id_prop_csv_and_an_optimade_file_with_a_bom_read(tmp_path) -> None:

@@ -114,7 +114,7 @@ def test_ingest_quarantines_the_mixup_and_stores_the_right_lih(tmp_path):
     (row,) = lake.query("SELECT source, file, reason FROM quarantine").to_pylist()
     assert row["source"] == "w3" and row["file"].endswith("lih_cartesian.vasp")
     assert row["reason"] == (
-        "H-Li distance 0.866 A is 0.51 x the shortest H-Li distance in the reference data (1.702 A over 74 "
+        "lih_cartesian.vasp: H-Li distance 0.866 A is 0.51 x the shortest H-Li distance in the reference data (1.702 A over 74 "
         "rows), below the floor of 0.6 x (fractional coordinates read as Cartesian, wrong length units or a "
         "misread setting)"
     )

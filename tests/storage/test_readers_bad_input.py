@@ -288,7 +288,7 @@ def test_id_prop_folder(tmp_path: Path) -> None:
     ]
     assert records[0].row["dhf_dft_ev_per_atom"] == -2.1
     reasons = [r.reason for r in rejections]
-    assert reasons[0].startswith("malformed CIF")
+    assert reasons[0].startswith("b.cif: malformed CIF")
     assert reasons[1].startswith("no structure file named 'missing'")
     assert reasons[2].startswith("duplicate source_id 'a'")
     assert reasons[3] == "formation energy is NaN"

@@ -155,5 +155,5 @@ def test_ingesting_the_cell_quarantines_it_without_a_word_from_spglib(tmp_path):
     assert lake.count("structures") == 0
     reasons = lake.query("SELECT reason FROM quarantine").column(0).to_pylist()
     assert reasons == [
-        "Mg site 0 and O site 1 are 0.051 A apart, closer than 1.05 A (overlapping or duplicated sites)"
+        "degenerate.cif: Mg site 0 and O site 1 are 0.051 A apart, closer than 1.05 A (overlapping or duplicated sites)"
     ]
