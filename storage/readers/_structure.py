@@ -595,11 +595,16 @@ def _symbol_element_problem(raw: str, *, label: bool, declared: set[str] | None)
                 f"{_ISOTOPES[letters]}, which the lake does not store as an element (write H to store it as "
                 "hydrogen)"
             )
-        if re.fullmatch(r"[A-Za-z]+\d+", letters):  # NO3, PO4, CO3, NH4: a group's count, not a charge
-            return (
-                "not an element (a molecular group? an unsigned number after a type symbol is no charge: a charge "
-                "needs its sign, Fe3+); write one site per atom"
-            )
+        numbered = re.fullmatch(r"([A-Za-z]+)\d+", letters)
+        if numbered:  # Fe1 (an element in its own letter case, a site number) reads; NO3, PO4, CO3, NH4 do not
+            base = numbered.group(1)
+            if base != base.capitalize() or base not in SYMBOL_TO_Z:
+                return (
+                    "not an element (a molecular group? an unsigned number after a type symbol is no charge: a "
+                    "charge needs its sign, Fe3+; a site number follows an element written as one, Fe1); write "
+                    "one site per atom"
+                )
+            letters = base
     element = letters.capitalize()
     if element not in SYMBOL_TO_Z:  # OH, H2O, XX: pymatgen would drop the site or read another element
         return "not an element (a group such as OH, or a typo); write one site per atom"
@@ -629,7 +634,8 @@ def _site_symbol_problem(block: dict[str, Any]) -> str | None:
 
     A type symbol is an element symbol in any letter case with an optional signed charge (``Na``, ``NA``,
     ``Na+``, ``NA+1``, ``Cl1-``, the neutral ``Ti0``): FullProf and SHELX write upper case, which pymatgen reads
-    as the element. The element the check reads must be the one the CIF parser builds
+    as the element; an element written in its own letter case may carry a site number (``Fe1``, ``Co3``), a
+    number after anything else is a group's count (``NO3``, ``PO4``, ``CO3``, ``NH4``) and is refused. The element the check reads must be the one the CIF parser builds
     (:func:`pymatgen_site_element`); an upper-case pair of one-letter symbols (``CO``, ``HO``) needs a declared
     formula naming the element. A label read for want of type symbols may carry a site number (``Fe1``,
     ``O2a``)."""

@@ -67,7 +67,8 @@ def test_the_trial_kno3_is_refused_not_stored_as_kn(tmp_path):
     assert stored == {}
     assert refused["kno3.cif"] == (
         "kno3.cif: site B1: type symbol 'NO3' is not an element (a molecular group? an unsigned number after a "
-        "type symbol is no charge: a charge needs its sign, Fe3+); write one site per atom"
+        "type symbol is no charge: a charge needs its sign, Fe3+; a site number follows an element written as "
+        "one, Fe1); write one site per atom"
     )
     assert refused["kno3_label.cif"] == (
         "kno3_label.cif: site NO3: the CIF has no _atom_site_type_symbol and the label is not one element (its "
@@ -102,6 +103,8 @@ def test_element_symbols_charges_and_site_numbers_still_read():
         ("NA", "CL", ["Na", "Cl"]),  # SHELX upper case: A and L are no element symbols
         ("Ti0", "O0", ["Ti", "O"]),  # the neutral state, in the mirror
         ("Co", "O2-", ["Co", "O"]),
+        ("Fe1", "O2", ["Fe", "O"]),  # an element in its own letter case with a site number
+        ("Co3", "O1", ["Co", "O"]),  # cobalt site 3; CO3 (carbonate's letters) is refused above
     ]:
         assert cell_from_cif(typed_cif(symbol, first=first)).species == species, (first, symbol)
     for first, label, species in [
