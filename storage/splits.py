@@ -13,21 +13,40 @@ from pymatgen.core import Composition
 SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 
 
-#: pymatgen's reduced formula names these elements after their molecules (``H2``, ``O2``); a crystal of the
-#: element is ``H``, ``O`` in the lake, as in OPTIMADE queries and campaigns. Lakes written before ing22d hold
-#: the molecular names: the lake's views read them as the symbol (:data:`MOLECULAR_NAMES_SQL`).
-MOLECULAR_NAMES = {"H2": "H", "N2": "N", "O2": "O", "F2": "F", "Cl2": "Cl"}
+#: pymatgen's reduced formula names these compositions after their molecules or ions (``H2``, ``O2``; the
+#: peroxides ``K2O2``, ``H2O2`` for 1:1 K:O, H:O); a crystal of the element is ``H``, ``O`` in the lake, as in
+#: OPTIMADE queries and campaigns, and a 1:1 cell of K and O is ``KO``, the plain stoichiometric formula (a
+#: rock-salt ``KO`` cell was stored as ``K2O2``, which ``reduced_formula='KO'`` missed). Lakes written before
+#: ing22d (elements) and sym2 (the peroxides) hold the molecular names: the lake's views read them as the plain
+#: formula (:data:`MOLECULAR_NAMES_SQL`); a stored reduced formula is never one of them otherwise.
+MOLECULAR_NAMES = {
+    "H2": "H",
+    "N2": "N",
+    "O2": "O",
+    "F2": "F",
+    "Cl2": "Cl",
+    "H2O2": "HO",
+    "Li2O2": "LiO",
+    "Na2O2": "NaO",
+    "K2O2": "KO",
+    "Rb2O2": "RbO",
+    "Cs2O2": "CsO",
+}
 _LEGACY_NAMES = {symbol: name for name, symbol in MOLECULAR_NAMES.items()}
 
 
 def reduced_formula_of(composition: Composition) -> str:
     """The lake's reduced formula of a pymatgen ``Composition``: pymatgen's (``LiH``, ``BaZrO3``), except that a
-    single element is its symbol (``H``, not pymatgen's ``H2``). Every ``reduced_formula`` the lake stores, and
+    single element is its symbol (``H``, not pymatgen's ``H2``) and no other special name of pymatgen's is kept
+    (1:1 K:O is ``KO``, not the peroxide ``K2O2``; :data:`MOLECULAR_NAMES`). Every ``reduced_formula`` the lake stores, and
     every formula compared with one (:func:`normalise_formula`), is this function's. It spells formulas as the
     campaigns do (``csp.structures.composition.reduced_formula``, which storage does not import: a test holds
     the two equal for every element), so a campaign's ``H`` and a stored ``H`` are one."""
     found = composition.elements
-    return found[0].symbol if len(found) == 1 else composition.reduced_formula
+    if len(found) == 1:
+        return found[0].symbol
+    name = composition.reduced_formula
+    return MOLECULAR_NAMES.get(name, name)
 
 
 def normalise_formula(formula: str) -> str:
@@ -44,7 +63,7 @@ def split_of(reduced_formula: str, *, salt: str = "csp-split-v1") -> str:
     Every structure of one composition lands in the same split, so no composition straddles the
     training and test sets, and the assignment never depends on ingest order or on other rows.
     The hash is of the formula as pymatgen writes it: an element's lake formula ``O`` hashes as ``O2`` did
-    before the lake wrote plain symbols, so no stored or future row of an element changes its split.
+    before the lake wrote plain symbols, and ``KO`` as ``K2O2``, so no stored or future row changes its split.
     """
     key = _LEGACY_NAMES.get(reduced_formula, reduced_formula)
     digest = hashlib.sha256(f"{salt}:{key}".encode()).digest()

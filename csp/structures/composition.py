@@ -37,9 +37,14 @@ _LOOK_ALIKES = str.maketrans(
 def reduced_formula(composition: Any) -> str:
     """The reduced formula of a crystal's pymatgen ``Composition``, as pymatgen writes it (``LiH``, ``BaZrO3``)
     except for a single element: pymatgen names elemental H, N, O, F and Cl after their molecules (``H2``, ...),
-    which a crystal of the element is not, so a crystal of hydrogen is ``H``."""
+    which a crystal of the element is not, so a crystal of hydrogen is ``H``; nor are pymatgen's other special
+    names kept (its peroxides: 1:1 K:O is ``KO``, not ``K2O2``), as the lake spells them."""
     found = composition.elements
-    return found[0].symbol if len(found) == 1 else composition.reduced_formula
+    if len(found) == 1:
+        return found[0].symbol
+    name = composition.reduced_formula
+    plain = {special: written for written, special in type(composition).special_formulas.items()}
+    return plain.get(name, name)
 
 
 class CompositionError(InputError):
