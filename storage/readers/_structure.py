@@ -562,6 +562,39 @@ _SIGNED_CHARGE = re.compile(r"(\d+[+-]|[+-]\d*|(?<=[A-Za-z])0)$")
 _ONE_LETTER = frozenset(("H", "B", "C", "N", "O", "F", "P", "S", "K", "V", "Y", "I", "W", "U"))
 
 
+#: a mixed-valence (fractional) oxidation state after an element: ``Fe2.5+``, ``Mn+3.5``; one element, read as it
+_MIXED_VALENCE = re.compile(r"([A-Za-z]{1,2})(?:\d*\.\d+[+-]|[+-]\d*\.\d+)")
+#: the largest oxidation state any element shows (Os8+, Ru8+, Xe8+); a larger "charge" is a group's count and charge
+MAX_CHARGE = 8
+
+
+def _charge_problem(letters: str, charge: str) -> str | None:
+    """Why a type symbol's charge (``charge``, as written after ``letters``) is no ion's, or None.
+
+    ``O22-`` (peroxide), ``C22-`` (acetylide), ``Hg22+`` (mercury(I)) are a dimer's count and its charge, which
+    read as one O, C, Hg atom; ``Fe3+2`` gives a number on both sides of its sign; ``Fe+3+`` two signs."""
+    if re.search(r"[+-]", letters):
+        return (
+            f"not one ion: it gives two charges ({letters}{charge}); a charge is written once, with one sign "
+            "(Fe3+ or Fe+3)"
+        )
+    base = letters.rstrip("0123456789")
+    if charge[:1] in ("+", "-") and letters != base and base == base.capitalize() and base in SYMBOL_TO_Z:
+        return (
+            f"not one ion: it gives a number on both sides of its sign ({letters}{charge}); a charge is written "
+            "once, with one sign (Fe3+ or Fe+3)"
+        )
+    digits = re.sub(r"[+-]", "", charge)
+    if digits and int(digits) > MAX_CHARGE and letters == letters.capitalize() and letters in SYMBOL_TO_Z:
+        sign = charge[-1] if charge[-1] in "+-" else charge[0]
+        return (
+            f"not one atom: the charge {charge} is above any ion's (at most {MAX_CHARGE}, Os8+), so it reads as a "
+            f"dimer group, {letters}{digits[:-1]} with charge {digits[-1]}{sign} (such as peroxide O2 2-, acetylide "
+            "C2 2-, Hg2 2+); write one site per atom"
+        )
+    return None
+
+
 def pymatgen_site_element(symbol: str) -> str | None:
     """The element pymatgen's ``CifParser`` builds for an atom-site type symbol (or label), or None for none.
 
@@ -579,7 +612,30 @@ def pymatgen_site_element(symbol: str) -> str | None:
             return None
 
 
-def _symbol_element_problem(raw: str, *, label: bool, declared: set[str] | None) -> str | None:
+def _label_group_problem(written: str, sites: frozenset[str]) -> str | None:
+    """Why a label (read for want of type symbols) is a chemical formula rather than an element's site name, or
+    None. A site name is an element, a site number and an optional suffix (``Fe1``, ``O2a``, ``O1W`` and
+    ``H1W``, water's O and H in SHELX, ``H2A``, ``H2C``, riding H atoms); a formula gives a second element its own
+    count (``H2O1``, ``N1H4``), or is water or hydronium written out (``H2O``, ``H3O``: H with a count of 2 or
+    more before O, unless the file has a site ``O2``, ``O3`` that such a riding-H name refers to). pymatgen
+    reads every one of them as its first letters' element (``H2O`` as H: NaCl with a ``H2O`` site became NaH)."""
+    found = re.fullmatch(r"([A-Z][a-z]?)(\d+)([A-Z][a-z]?)(\d*)", written)
+    if not found or found.group(1) not in SYMBOL_TO_Z or found.group(3) not in SYMBOL_TO_Z:
+        return None
+    first, count, second, more = found.groups()
+    water = first == "H" and second == "O" and int(count) >= 2 and f"O{count}" not in sites
+    if not (more or water):
+        return None
+    return (
+        f"a chemical formula, not one element's site name ({first}{count} {second}{more}, a group such as water "
+        f"that the CIF parser reads as {first} alone; a site name is an element, a site number and a suffix: "
+        "O1W, Fe1, O2a); write one site per atom"
+    )
+
+
+def _symbol_element_problem(
+    raw: str, *, label: bool, declared: set[str] | None, sites: frozenset[str] = frozenset()
+) -> str | None:
     """Why one atom site's type symbol (``label`` False) or, with no type symbols, its label names no single
     element as the structure is built, or None. ``declared`` holds the elements of a declared formula (None
     without one): it resolves an upper-case pair such as ``CO`` that is both an element and two."""
@@ -588,17 +644,34 @@ def _symbol_element_problem(raw: str, *, label: bool, declared: set[str] | None)
         letters = re.match(r"[A-Za-z]*", written).group(0)
         if letters in _ISOTOPES:
             return f"{_ISOTOPES[letters]} ({letters}), which the lake does not store as an element"
+        problem = _label_group_problem(written, sites)
+        if problem:
+            return problem
     else:
-        letters = _SIGNED_CHARGE.sub("", written)
+        if written in ("?", "."):
+            said = "unknown" if written == "?" else "inapplicable"
+            return f"{said} ({written!r}): the CIF does not say which element the site holds; write its element"
+        mixed = _MIXED_VALENCE.fullmatch(written)  # Fe2.5+: a mixed-valence site of one element reads
+        charge = None if mixed else _SIGNED_CHARGE.search(written)
+        letters = mixed.group(1) if mixed else _SIGNED_CHARGE.sub("", written)
         if letters in _ISOTOPES:
             return (
                 f"{_ISOTOPES[letters]}, which the lake does not store as an element (write H to store it as "
                 "hydrogen)"
             )
-        numbered = re.fullmatch(r"([A-Za-z]+)\d+", letters)
+        problem = _charge_problem(letters, charge.group(0) if charge else "")
+        if problem:
+            return problem
+        numbered = re.fullmatch(r"([A-Za-z]+)(\d+)", letters)
         if numbered:  # Fe1 (an element in its own letter case, a site number) reads; NO3, PO4, CO3, NH4 do not
             base = numbered.group(1)
             if base != base.capitalize() or base not in SYMBOL_TO_Z:
+                if charge and charge.group(0) != "0":  # PO4-3, SO4-2: the sign is there; the symbol is a group
+                    return (
+                        f"not an element: a molecular group with a charge ({letters} with charge "
+                        f"{charge.group(0)}); a type symbol is one element with an optional charge (Fe3+); "
+                        "write one site per atom"
+                    )
                 return (
                     "not an element (a molecular group? an unsigned number after a type symbol is no charge: a "
                     "charge needs its sign, Fe3+; a site number follows an element written as one, Fe1); write "
@@ -649,7 +722,9 @@ def _site_symbol_problem(block: dict[str, Any]) -> str | None:
     declared = found[1] if found else None
     if not symbols:  # pymatgen reads the element from the label
         for label in labels or []:
-            problem = _symbol_element_problem(label, label=True, declared=declared)
+            problem = _symbol_element_problem(
+                label, label=True, declared=declared, sites=frozenset(str(x).strip() for x in labels)
+            )
             if problem:
                 if problem.startswith(tuple(_ISOTOPES.values())):
                     return f"site {label} is {problem}"

@@ -194,9 +194,15 @@ def _element_line_problem(text: str) -> str | None:
     for symbol in symbols:
         element = re.sub(r"[\d.]*[+-]$", "", symbol)  # an oxidation state (O2-, Mg2+) still reads
         if not Element.is_valid_symbol(element):
-            hint = f" (element symbols are capitalised: {element.capitalize()!r})" if (
-                Element.is_valid_symbol(element.capitalize()) and element.capitalize() not in ISOTOPES
+            proper = element.capitalize()
+            hint = f" (element symbols are capitalised: {proper!r})" if (
+                Element.is_valid_symbol(proper) and proper not in ISOTOPES and Element(proper).Z < 100
             ) else ""
+            if not hint and Element.is_valid_symbol(proper) and proper not in ISOTOPES:  # NO: No, Z = 102
+                hint = (
+                    f" ({proper}, Z = {Element(proper).Z}, is no element of a measured crystal; "
+                    f"{element!r} reads as a group: name each element of it, one per site)"
+                )
             return f"POSCAR element line names the unknown element symbol {element!r}{hint}"
     if counts and len(counts) != len(symbols):
         return (
@@ -701,6 +707,11 @@ def _site_symbols(names: list[str], species: list[OptimadeSpecies] | None) -> li
             raise StructureError(
                 f"OPTIMADE species {spec.name!r} is an isotope or gives its own mass; the lake stores "
                 "elements only (name it by its element and leave out the mass)"
+            )
+        if symbols == ["vacancy"] and spec.name in names:
+            raise StructureError(
+                f"OPTIMADE species {spec.name!r} is a vacancy, which is no atom: leave the empty site out of "
+                "species_at_sites"
             )
         ordered = len(symbols) == 1 and full_occupancy(spec.concentration[0]) and symbols[0] != "vacancy"
         symbol_of[spec.name] = symbols[0] if ordered else ""
