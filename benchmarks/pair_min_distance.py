@@ -20,7 +20,8 @@ prints:
 
 ``--ceiling`` prints instead the measurement of the ceiling (``storage.validation.pair_ceiling_problem``): per
 trusted row its tightest bond ratio (over the pairs present with at least ``--min-rows`` reference rows, the
-shortest distance of the pair over its reference minimum; the minimum over the pairs), left one source out,
+shortest distance of the pair over the ``--ceiling-percentile`` percentile of that pair over the trusted rows;
+the minimum over the pairs), left one source out,
 how many rows each candidate ceiling would refuse (and which at ``--ceiling-at``), and how many trusted rows
 whose cell is uniformly enlarged by ``SCALES`` (1.8897: a cell written in Bohr) it refuses with the full table.
 
