@@ -175,14 +175,19 @@ def refused(row: dict, table: dict, factor: float, min_rows: int) -> tuple[str, 
 
 def tightest_ratio(row: dict, table: dict, min_rows: int, scale: float = 1.0) -> tuple[float, tuple | None]:
     """The smallest (pair distance x ``scale``) / reference minimum over the pairs of a row with a reference of
-    at least ``min_rows`` rows and within ``RADIUS`` once scaled (inf, None when no pair has one)."""
+    at least ``min_rows`` rows and within ``RADIUS`` once scaled (inf, None when no pair has one, or when an
+    element of the row is in no such pair, as ``storage.validation.pair_ceiling_problem`` has it)."""
     best, which = float("inf"), None
+    covered: set[str] = set()
     for pair, d in row.items():
         ref = table.get(pair)
         if ref is None or ref[1] < min_rows or d * scale > RADIUS:
             continue
+        covered.update(pair)
         if d * scale / ref[0] < best:
             best, which = d * scale / ref[0], pair
+    if not {e for pair in row for e in pair} <= covered:  # an element in no referenced pair: no ceiling
+        return float("inf"), None
     return best, which
 
 

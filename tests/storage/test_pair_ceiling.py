@@ -89,3 +89,17 @@ def test_ingest_quarantines_mgo_in_bohr_and_stores_it_in_angstrom(tmp_path):
         "MgO_bohr.vasp: every bond is stretched: the tightest, Mg-Mg at 5.626 A, is 1.90 x"
     )
     assert all(r.endswith("(a cell in Bohr or a wrong lattice constant?)") for r in reasons)
+
+
+def test_an_element_in_no_referenced_pair_lifts_the_ceiling():
+    """Pm3CoS-like: the only referenced contact may be an unbonded one, so a cell with an element whose pairs
+    have no reference (Kr here: no Kr pair reaches 20 trusted rows) has no ceiling, while the same
+    stretched Mg-O contact alone is refused."""
+    table = reference_pair_typical()
+    assert all(table.get(p, (0, 0))[1] < 20 for p in [("Kr", "Mg"), ("Kr", "O"), ("Kr", "Kr")])
+    d = 2.2 * table[("Mg", "O")][0]
+    inf = np.inf  # the diagonal: no image within the radius, so no same-element pair
+    dist = np.array([[inf, d], [d, inf]])
+    assert pair_ceiling_problem(dist, ["Mg", "O"]) is not None
+    dist3 = np.array([[inf, d, 3.0], [d, inf, 3.0], [3.0, 3.0, inf]])
+    assert pair_ceiling_problem(dist3, ["Mg", "O", "Kr"]) is None
