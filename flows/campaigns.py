@@ -105,8 +105,7 @@ class CampaignOutcome:
     top: list[dict[str, Any]] = field(default_factory=list)
     n_candidates: int = 0
     invalid_share: float = 0.0
-    #: seconds of this run (a resume's own part)
-    elapsed_s: float = 0.0
+    elapsed_s: float = 0.0  # seconds of this run (a resume's own part)
     #: of ``n_candidates``, those an earlier run of the campaign had scored (a resume replays them)
     n_replayed: int = 0
     reason: str | None = None

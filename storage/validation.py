@@ -20,9 +20,6 @@ input" section):
   which the shared rule passes and 0.51 x the Li-H minimum (1.702 A) does not. Left one source out, no DFT row
   of the mirror falls under 0.6 x the other sources' minima (docs/reliability.md); the search's own label
   structures (``pair_floor=False``) keep the shared rule alone.
-- **a ceiling on the tightest bond at ingest only** (:func:`pair_ceiling_problem`): a cell whose every pair
-  with a reference lies above ``PAIR_CEILING`` (1.85) x the pair's usual shortest distance (1st percentile over
-  the trusted rows) is uniformly too large: a lattice in Bohr (MgO's Mg-O 3.98 A) or a wrong lattice constant.
 - ``MAX_DENSITY_G_PER_CM3`` (30 g/cm^3): the densest element at ambient pressure is osmium (22.6 g/cm^3);
   a CIF read in the wrong setting (36 Bi atoms where 2 were declared: 176.5 g/cm^3) fails it. A density the
   file declares (``_exptl_crystal_density_diffrn``) must agree within ``DENSITY_TOLERANCE`` (5 %).
@@ -59,7 +56,6 @@ __all__ = [
     "MIN_DISTANCE_ANGSTROM",
     "MIN_VOLUME_PER_ATOM",
     "OCCUPANCY_TOLERANCE",
-    "PAIR_CEILING",
     "PAIR_FLOOR_FACTOR",
     "PAIR_FLOOR_MIN_ROWS",
     "PAIR_MINIMA_FILE",
@@ -75,11 +71,9 @@ __all__ = [
     "interplanar_spacings",
     "largest_vacuum",
     "neighbour_distances",
-    "pair_ceiling_problem",
     "pair_floor_problem",
     "pair_shortest_distances",
     "reference_pair_minima",
-    "reference_pair_typical",
 ]
 
 MIN_DISTANCE_ANGSTROM = 0.5
@@ -133,13 +127,6 @@ data (:func:`pair_floor_problem`)."""
 
 PAIR_FLOOR_MIN_ROWS = 20
 """Reference rows a pair needs before it gets a floor; a rarer pair has only the shared distance rule."""
-
-PAIR_CEILING = 1.85
-"""Ingest refuses a cell whose tightest bond ratio (:func:`pair_ceiling_problem`) is above this: a cell in Bohr
-is 1.8897 x too large; left one source out, 6 of the 76,930 trusted rows of the mirror lie above it."""
-
-PAIR_CEILING_PERCENTILE = 1.0
-"""The percentile of a pair's shortest distance over the trusted rows that is the ceiling's reference."""
 
 PAIR_MINIMA_FILE = Path(__file__).with_name("pair_min_distances.json")
 """The reference table: per element pair the shortest distance in the trusted sources and their row count,
@@ -253,54 +240,7 @@ def reference_pair_minima() -> dict[tuple[str, str], tuple[float, int]]:
         OSError: if the packaged table is missing; ValueError: if it is not the expected JSON.
     """
     doc = json.loads(PAIR_MINIMA_FILE.read_text())
-    return {tuple(key.split("-")): (float(v[0]), int(v[1])) for key, v in doc["pairs"].items()}  # type: ignore[misc]
-
-
-@lru_cache(maxsize=1)
-def reference_pair_typical() -> dict[tuple[str, str], tuple[float, int]]:
-    """Per element pair the ``PAIR_CEILING_PERCENTILE``-th percentile of its shortest distance over the trusted
-    rows holding it (the third number of :data:`PAIR_MINIMA_FILE`) and those rows: the reference of
-    :func:`pair_ceiling_problem`, which one odd row cannot set (hcp Mg's Mg-Mg minimum is 1.455 A, from a
-    prototype; its 1st percentile is 2.963 A)."""
-    doc = json.loads(PAIR_MINIMA_FILE.read_text())
-    return {tuple(key.split("-")): (float(v[2]), int(v[1])) for key, v in doc["pairs"].items()}  # type: ignore[misc]
-
-
-def pair_ceiling_problem(dist: np.ndarray, species: Sequence[str]) -> str | None:
-    """Why a cell is uniformly too large (every bond stretched), else None.
-
-    The tightest bond ratio of a cell is the smallest, over its element pairs held by at least
-    ``PAIR_FLOOR_MIN_ROWS`` reference rows, of the pair's shortest distance (:func:`pair_shortest_distances`)
-    over its reference (:func:`reference_pair_typical`); above ``PAIR_CEILING`` no bond of the cell is as short as in the trusted
-    crystals: a lattice written in Bohr (1.8897 x too large: MgO's Mg-O at 3.98 A) or a wrong lattice
-    constant. A cell with an element in no such pair (noble gases, rare pairs: Pm in the Pm3XY anti-perovskites,
-whose only referenced pair may be an unbonded one) has no ceiling. Measured leave one source out
-    by ``benchmarks/pair_min_distance.py --ceiling`` (docs/reliability.md).
-
-    Args:
-        dist: (n, n) distances from :func:`neighbour_distances`, Angstrom.
-        species: element symbols, one per site.
-    """
-    table = reference_pair_typical()
-    best: tuple[float, tuple[str, str], float, float] | None = None
-    covered: set[str] = set()
-    for pair, d in pair_shortest_distances(dist, species).items():
-        ref = table.get(pair)
-        if ref is None or ref[1] < PAIR_FLOOR_MIN_ROWS:
-            continue
-        covered.update(pair)
-        ratio = d / ref[0]
-        if best is None or ratio < best[0]:
-            best = (ratio, pair, d, ref[0])
-    if best is None or not set(species) <= covered or best[0] <= PAIR_CEILING:
-        return None
-    ratio, pair, d, ref_d = best
-    name = "-".join(pair)
-    return (
-        f"every bond is stretched: the tightest, {name} at {d:.3f} A, is {ratio:.2f} x the usual shortest {name} "
-        f"distance in the reference data ({ref_d:.3f} A), above the ceiling of {PAIR_CEILING:g} x "
-        "(a cell in Bohr or a wrong lattice constant?)"
-    )
+    return {tuple(key.split("-")): (float(d), int(n)) for key, (d, n) in doc["pairs"].items()}  # type: ignore[misc]
 
 
 def pair_floor_problem(dist: np.ndarray, species: Sequence[str]) -> str | None:
@@ -346,16 +286,14 @@ def check_geometry(
         lattice: (3, 3) rows a, b, c, Angstrom.
         species: element symbols, one per site.
         frac_coords: (n, 3) fractional coordinates.
-        pair_floor: also apply :func:`pair_floor_problem` and :func:`pair_ceiling_problem` (files and
-            databases read by ingest); False for
+        pair_floor: also apply :func:`pair_floor_problem` (files and databases read by ingest); False for
             the project's own generated structures (universal-potential labels of random and rattled
             candidates), which the search makes under the shared distance rule alone.
 
     Raises:
         StructureError: for a volume per atom outside [MIN_VOLUME_PER_ATOM, MAX_VOLUME_PER_ATOM], two
             atoms closer than the shared distance rule allows, an element pair closer than
-            PAIR_FLOOR_FACTOR x its reference minimum (:func:`pair_floor_problem`), a tightest bond ratio above
-            PAIR_CEILING (:func:`pair_ceiling_problem`), an empty slab wider than MAX_VACUUM_ANGSTROM or an
+            PAIR_FLOOR_FACTOR x its reference minimum (:func:`pair_floor_problem`), an empty slab wider than MAX_VACUUM_ANGSTROM or an
             atom with no neighbour within MAX_NEAREST_NEIGHBOUR_ANGSTROM; the message gives the numbers.
     """
     lattice = np.asarray(lattice, dtype=float)
@@ -386,9 +324,6 @@ def check_geometry(
     too_short = pair_floor_problem(dist, species) if pair_floor else None
     if too_short is not None:
         raise StructureError(too_short)
-    too_long = pair_ceiling_problem(dist, species) if pair_floor else None
-    if too_long is not None:
-        raise StructureError(too_long)
     density = density_g_per_cm3(lattice, species)
     if density > MAX_DENSITY_G_PER_CM3:
         raise StructureError(
