@@ -18,20 +18,9 @@ SPLIT_FRACTIONS = {"train": 0.8, "val": 0.1, "test": 0.1}
 #: OPTIMADE queries and campaigns, and a 1:1 cell of K and O is ``KO``, the plain stoichiometric formula (a
 #: rock-salt ``KO`` cell was stored as ``K2O2``, which ``reduced_formula='KO'`` missed). Lakes written before
 #: ing22d (elements) and sym2 (the peroxides) hold the molecular names: the lake's views read them as the plain
-#: formula (:data:`MOLECULAR_NAMES_SQL`); a stored reduced formula is never one of them otherwise.
-MOLECULAR_NAMES = {
-    "H2": "H",
-    "N2": "N",
-    "O2": "O",
-    "F2": "F",
-    "Cl2": "Cl",
-    "H2O2": "HO",
-    "Li2O2": "LiO",
-    "Na2O2": "NaO",
-    "K2O2": "KO",
-    "Rb2O2": "RbO",
-    "Cs2O2": "CsO",
-}
+#: formula (:data:`MOLECULAR_NAMES_SQL`); a stored reduced formula is never one of them otherwise. Read from
+#: pymatgen's own ``Composition.special_formulas``, as ``csp.structures.composition.reduced_formula`` does.
+MOLECULAR_NAMES = {special: written for written, special in Composition.special_formulas.items()}
 _LEGACY_NAMES = {symbol: name for name, symbol in MOLECULAR_NAMES.items()}
 
 
