@@ -1,7 +1,8 @@
 """PU training sets with hypothetical polymorphs: the lake's PU rows + committed label parts -> one ``.npz``.
 
-Wiring only: :func:`storage.training_sets.hypothetical_polymorphs` reads the prototype decorations of the label
-parts (last relaxation frames, the exclusion list honoured, formula-hash splits);
+Wiring only: :func:`storage.training_sets.hypothetical_polymorphs` reads the hypothetical structures of the label
+parts (prototype decorations' last relaxation frames, the search generator's random structures, active rounds'
+search structures; the exclusion list honoured, formula-hash splits);
 :func:`csp.models.pu_polymorphs.with_hypothetical_polymorphs` deduplicates them and leaves out every unlabeled
 row that is a positive's own structure; :func:`csp.models.dataset.save_arrays` writes the file. Reached through
 ``csp models dataset pu --hypothetical-polymorphs ...`` and ``csp models train pu --hypothetical-polymorphs ...``.
@@ -10,6 +11,7 @@ row that is a positive's own structure; :func:`csp.models.dataset.save_arrays` w
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -77,6 +79,7 @@ def export_with_polymorphs(
         hypothetical={
             "files": [p.name for p in paths],
             "prototype_rows_read": extra.read,
+            "per_kind": dict(sorted(Counter(map(str, extra.kinds)).items())) if extra.kinds is not None else {},
             "left_out": extra.skipped,
         }
         | report,

@@ -36,6 +36,15 @@ Kind = Literal["dft", "exp", "pu"]
 #: label-part rows that stand for a hypothetical polymorph: a prototype decoration's last relaxation frame
 POLYMORPH_KIND = "prototype"
 FINAL_FRAMES = ("relaxed", "partially_relaxed")
+#: the label-part kinds that join a PU set as hypothetical structures, and the relaxation states taken of
+#: each: a prototype decoration's last frame; the search generator's own symmetric random structures (single
+#: points: what a campaign scores before anything relaxes it); an active round's campaign top structures
+#: (``search``: at the geometry the search found and after a symmetry-kept relaxation)
+HYPOTHETICAL_KINDS = {
+    POLYMORPH_KIND: FINAL_FRAMES,
+    "random": ("unrelaxed",),
+    "search": ("unrelaxed", *FINAL_FRAMES),
+}
 
 
 @dataclass(frozen=True)
@@ -211,8 +220,10 @@ class HypotheticalPolymorphs:
     Attributes:
         rows: the arrays (layout of :class:`TrainingArrays`; ``source`` is the potential that relaxed them,
             ``ids`` are ``<potential>:<label id>``, ``split`` the formula hash of :func:`storage.splits.split_of`).
-        prototype: (S,) str, the AFLOW prototype label each row decorates (``AB_cF8_225_a_b``).
-        read: prototype rows read (every frame).
+        prototype: (S,) str, the AFLOW prototype label each row decorates (``AB_cF8_225_a_b``); a random or
+            search row's own ``<kind>:<id>`` (no two of them are taken for twins by their Wyckoff string alone).
+        kinds: (S,) str, each row's kind (:data:`HYPOTHETICAL_KINDS`).
+        read: rows of those kinds read (every frame).
         skipped: final frames left out, per reason.
     """
 
@@ -220,15 +231,19 @@ class HypotheticalPolymorphs:
     prototype: np.ndarray
     read: int
     skipped: dict[str, int]
+    kinds: np.ndarray | None = None
 
 
 def hypothetical_polymorphs(
     paths: Sequence[Path], *, exclude: Iterable[str], max_sites: int = 64
 ) -> HypotheticalPolymorphs:
-    """The prototype decorations of committed label parts (:mod:`storage.label_parts`) as unlabeled rows.
+    """The hypothetical structures of committed label parts (:mod:`storage.label_parts`) as unlabeled rows.
 
-    One row per decoration: its last relaxation frame (``relaxation`` relaxed or partially_relaxed); the first
-    and intermediate frames are left out. Each row passes what ingest checks for machine-labelled rows: a
+    Per kind (:data:`HYPOTHETICAL_KINDS`): one row per prototype decoration, its last relaxation frame
+    (``relaxation`` relaxed or partially_relaxed; the first and intermediate frames are left out); every
+    symmetric random structure of the search's generator (single points); and every ``search`` row of an
+    active round (a campaign's top structure at its found geometry and relaxed). Reference rows (held-out DFT
+    structures) and elemental rows never join. Each row passes what ingest checks for machine-labelled rows: a
     finite formation enthalpy within 10 eV/atom and :func:`storage.validation.check_geometry`. The rows are
     not deduplicated here: equivalent decorations of one prototype, and decorations that are the
     experimental structure itself, are the science's to find (``csp.models.pu_polymorphs``).
@@ -249,11 +264,11 @@ def hypothetical_polymorphs(
     excluded = {normalise_formula(f) for f in exclude}
     numbers_of = _symbol_numbers()
     symbol_of = {z: s for s, z in numbers_of.items()}
-    prototype_rows = np.flatnonzero(columns["kind"] == POLYMORPH_KIND)
+    prototype_rows = np.flatnonzero(np.isin(columns["kind"], list(HYPOTHETICAL_KINDS)))
     skipped = {"not the last frame": 0, "validation compound": 0, "size": 0, "formation enthalpy": 0}
     kept: list[tuple[int, str]] = []
     for i in prototype_rows:
-        if columns["relaxation"][i] not in FINAL_FRAMES:
+        if columns["relaxation"][i] not in HYPOTHETICAL_KINDS[str(columns["kind"][i])]:
             skipped["not the last frame"] += 1
             continue
         formula = normalise_formula(str(columns["formula"][i]))
@@ -302,10 +317,18 @@ def hypothetical_polymorphs(
         licences={name: licence_of(name) for name in source_names},
         excluded_rows=skipped["validation compound"] + skipped["size"],
     )
-    prototype = np.array([str(columns["tag"][i]).split(":")[0] for i in index])
+    prototype = np.array(  # a random or search structure is its own group: its id
+        [
+            str(columns["tag"][i]).split(":")[0]
+            if columns["kind"][i] == POLYMORPH_KIND
+            else f"{columns['kind'][i]}:{columns['id'][i]}"
+            for i in index
+        ]
+    )
     return HypotheticalPolymorphs(
         rows=rows,
         prototype=prototype,
+        kinds=np.array([str(columns["kind"][i]) for i in index]),
         read=len(prototype_rows),
         skipped={k: v for k, v in skipped.items() if v},
     )

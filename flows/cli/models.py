@@ -17,7 +17,8 @@ from flows.settings import settings as current_settings
 HYPOTHETICAL = typer.Option(
     "--hypothetical-polymorphs",
     help="pu: labelled Parquet parts (files, folders or quoted globs, e.g. 'data/labels/chgnet-0.3.0/part-*.parquet') "
-    "whose prototype decorations join the unlabeled rows as hypothetical polymorphs of known compositions.",
+    "whose hypothetical structures (prototype decorations' last frames, the search generator's random structures, "
+    "active rounds' search structures) join the unlabeled rows as hypothetical polymorphs of known compositions.",
 )
 
 models_app = typer.Typer(help="Trained models: train, export, list, verify.", no_args_is_help=True)

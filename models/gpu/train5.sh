@@ -1,7 +1,8 @@
 #!/bin/bash
 # Issue 20, GPU stage: five ensemble members of dft-mf-ens5 trained in parallel on one GPU.
 # env: T (seconds of training per member), WAIT (seconds this call watches before returning),
-#      STAGE (a: new members, the default; b: each committed member continued, --init models/checkpoints/dft-mf-ens5/member-K)
+#      STAGE (a: new members, the default; b: each committed member continued, --init models/checkpoints/dft-mf-ens5/member-K),
+#      LR (stage b: the continuation's learning rate, default 5e-4)
 set -u
 R=/tmp/runs; mkdir -p $R
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
@@ -26,7 +27,7 @@ for K in 0 1 2 3 4; do
   if [ "$STAGE" = a ]; then
     ARGS="dft $COMMON --out $R/member-$K --ensemble 5 --member $K --fidelity delta --lr 1e-3 --hidden 128 --alignn-layers 2 --gcn-layers 2"
   else
-    ARGS="transfer $COMMON --out $R/member-$K --init models/checkpoints/dft-mf-ens5/member-$K --lr 5e-4"
+    ARGS="transfer $COMMON --out $R/member-$K --init models/checkpoints/dft-mf-ens5/member-$K --lr ${LR:-5e-4}"
   fi
   setsid nohup python3 -m csp.models.training $ARGS > $R/train-$K.log 2>&1 < /dev/null &
 done

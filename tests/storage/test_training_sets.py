@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from flows.models import export_training_set
@@ -141,3 +143,38 @@ def test_a_stored_row_todays_geometry_rule_refuses_is_left_out_and_counted(lake,
     arrays = load_arrays(summary.path)
     assert "mp_flla2015:old" not in set(arrays.ids)
     assert len(dataset_graphs(arrays, k=4).natoms) == 4
+
+
+def test_hypothetical_structures_of_each_kind_join_as_their_own_group(tmp_path):
+    """Prototype decorations join by their last frame (grouped by prototype); the search generator's random
+    structures and an active round's search structures join each as its own group; frames, references and
+    elements never join."""
+    from storage.label_parts import read_label_parts, write_label_parts
+    from storage.training_sets import hypothetical_polymorphs
+
+    repo = Path(__file__).resolve().parents[2]
+    parts = sorted((repo / "data" / "labels" / "chgnet-0.3.0").glob("part-00[04].parquet"))
+    parts += sorted((repo / "data" / "labels" / "active").glob("round-001/part-*.parquet"))
+    columns, natoms = read_label_parts(parts)
+    wanted = {"NaCl", "Li6Br3N"}
+    index = np.flatnonzero(np.isin(columns["formula"], sorted(wanted)))
+    offsets = np.concatenate([[0], np.cumsum(natoms)])
+    atoms = np.concatenate([np.arange(offsets[i], offsets[i + 1]) for i in index])
+    sub = {k: v[index] for k, v in columns.items() if k not in ("numbers", "frac_coords")}
+    sub |= {"numbers": columns["numbers"][atoms], "frac_coords": columns["frac_coords"][atoms]}
+    write_label_parts(sub, natoms[index], tmp_path)
+    got = hypothetical_polymorphs(sorted(tmp_path.glob("part-*.parquet")), exclude=["MgO"])
+    ids = [str(i).split(":", 1)[1] for i in got.rows.arrays["ids"]]
+    kinds = dict(zip(ids, got.kinds, strict=True))
+    by_kind = {k: [i for i in ids if kinds[i] == k] for k in ("prototype", "random", "search")}
+    assert all(by_kind.values()), {k: len(v) for k, v in by_kind.items()}
+    relaxation = dict(zip(map(str, sub["id"]), map(str, sub["relaxation"]), strict=True))
+    assert {relaxation[i] for i in by_kind["prototype"]} <= {"relaxed", "partially_relaxed"}
+    assert {relaxation[i] for i in by_kind["random"]} == {"unrelaxed"}
+    assert any(i.endswith("|initial") for i in by_kind["search"])  # the structure as the search found it
+    assert any(i.endswith("|relaxed") for i in by_kind["search"])
+    assert not any(relaxation[i] == "frame" for i in ids) and not any(i.startswith("ref|") for i in ids)
+    labels = dict(zip(ids, got.prototype, strict=True))
+    assert all(labels[i] == f"{kinds[i]}:{i}" for i in by_kind["random"] + by_kind["search"])
+    assert all(labels[i] == i.split("|")[2].split(":")[0] for i in by_kind["prototype"])  # AB_cF8_225_a_b
+    assert (got.rows.arrays["target"] == 0).all()
