@@ -1687,11 +1687,12 @@ def check_cell(cell: Cell) -> None:
 
 
 def structure_fields(
-    cell: Cell, *, symprec: float = SYMPREC_ANGSTROM, pair_floor: bool = True
+    cell: Cell, *, symprec: float = SYMPREC_ANGSTROM, pair_floor: bool = True, units_check: bool = False
 ) -> dict[str, Any]:
     """The composition, geometry and symmetry columns of a ``structures`` row.
 
-    ``pair_floor`` is :func:`storage.validation.check_geometry`'s (False only for generated label structures).
+    ``pair_floor`` and ``units_check`` are :func:`storage.validation.check_geometry`'s (``pair_floor`` False only
+    for generated label structures; ``units_check`` True only for the files a user hands us).
 
     Raises:
         StructureError: for an empty cell, non-finite numbers, a singular lattice, an unknown element or
@@ -1700,7 +1701,7 @@ def structure_fields(
     """
     check_cell(cell)
     volume = float(abs(np.linalg.det(cell.lattice)))
-    check_geometry(cell.lattice, cell.species, cell.frac_coords, pair_floor=pair_floor)
+    check_geometry(cell.lattice, cell.species, cell.frac_coords, pair_floor=pair_floor, units_check=units_check)
     numbers = [SYMBOL_TO_Z[s] for s in cell.species]
     spacegroup = spacegroup_number(cell.lattice, cell.frac_coords, numbers, symprec=symprec)
     counts = Counter(cell.species)
@@ -1764,6 +1765,8 @@ class PendingStructure:
             ``chemical_formula_reduced``); a CIF's ``_chemical_formula_sum`` is read from ``cif``.
         pair_floor: apply :func:`storage.validation.pair_floor_problem` (every file and database; False only
             for the project's own generated label structures).
+        units_check: apply :func:`storage.validation.stretched_cell_problem` (a cell in Bohr): True for the files
+            a user hands us (:mod:`storage.readers.user_formats`), False for the mirror's databases.
     """
 
     file: str
@@ -1775,6 +1778,7 @@ class PendingStructure:
     raw: str = field(default="", repr=False)
     declared_formula: str = ""
     pair_floor: bool = True
+    units_check: bool = False
 
 
 #: the core CIF formula tags (``_chemical_formula_<kind>``), in the order the first one declared is compared with
@@ -1879,7 +1883,7 @@ def finish_structure(item: PendingStructure | Rejection) -> Item:
         mismatch = reading_problem(cell, declared=declared, cif=item.cif, geometry=False)
         if mismatch:
             raise StructureError(mismatch)
-        fields = structure_fields(cell, pair_floor=item.pair_floor)
+        fields = structure_fields(cell, pair_floor=item.pair_floor, units_check=item.units_check)
     except StructureError as exc:
         return Rejection(item.file, item.index, item.source_id, str(exc), excerpt(item.raw or item.cif or ""))
     except Exception as exc:  # noqa: BLE001 - a third-party parser may raise anything; keep the batch alive
