@@ -633,6 +633,13 @@ def _label_group_problem(written: str, sites: frozenset[str]) -> str | None:
     )
 
 
+#: water's oxygen or hydrogen as hydrate CIFs name it in a type symbol or label: ``Ow``, ``OW``, ``Hw``, ``HW``, with
+#: an optional site number and suffix (``OW1``, ``Hw2a``); read as O and H, as pymatgen builds them and as the SHELX
+#: labels ``O1W``, ``H1W`` already are. No element is spelt ``Ow`` or ``Hw``, and ``OW`` / ``HW`` name no group a
+#: type symbol would write (tungsten is ``W``), so the reading is not ambiguous; a declared formula still has to agree.
+_WATER_SITE = re.compile(r"([OoHh])[Ww](\d+[A-Za-z]?)?")
+
+
 def _symbol_element_problem(
     raw: str, *, label: bool, declared: set[str] | None, sites: frozenset[str] = frozenset()
 ) -> str | None:
@@ -640,6 +647,9 @@ def _symbol_element_problem(
     element as the structure is built, or None. ``declared`` holds the elements of a declared formula (None
     without one): it resolves an upper-case pair such as ``CO`` that is both an element and two."""
     written = raw.strip()
+    water = _WATER_SITE.fullmatch(written)
+    if water and pymatgen_site_element(written) == water.group(1).upper():
+        return None  # Ow, OW, HW1: water's O or H, as the parser builds it (the O1W of SHELX labels likewise)
     if label:
         letters = re.match(r"[A-Za-z]*", written).group(0)
         if letters in _ISOTOPES:
