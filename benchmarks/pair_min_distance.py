@@ -210,12 +210,22 @@ def tightest_ratio(
 def ceiling_report(names, source, rows, trusted, items, args) -> None:
     """The ``--ceiling`` measurement (module docstring)."""
     full = percentile_table(rows, trusted, args.ceiling_percentile)
-    lonely = [k for k in trusted if tightest_ratio(rows[k], full, args.min_rows)[1] is None]
+    held_out = {
+        s: percentile_table(rows, [k for k in trusted if source[k] != s], args.ceiling_percentile)
+        for s in sorted({source[k] for k in trusted})
+    }
+    lonely = [
+        k
+        for k in trusted
+        if any(tightest_ratio(rows[k], t, args.min_rows)[1] is None for t in (full, held_out[source[k]]))
+    ]
     with quiet_executor(args.workers) as pool:  # the wide look of the rows the 7 A one gives no ratio
         wide = dict(
             zip(lonely, pool.map(wide_pair_minima, [items[k] for k in lonely], chunksize=64), strict=True)
         )
-    print(f"{len(lonely)} trusted rows with no ratio within 7 A: their pairs within 13.2 A computed")
+    print(
+        f"{len(lonely)} trusted rows with no ratio within 7 A (held out or not): their pairs within 13.2 A computed"
+    )
     print(f"reference of a pair: percentile {args.ceiling_percentile:g} of its shortest distance")
     print("\ntightest bond ratio of the trusted rows (reference from the OTHER trusted sources)")
     print(
@@ -231,7 +241,7 @@ def ceiling_report(names, source, rows, trusted, items, args) -> None:
     above: list[str] = []
     everything: list[float] = []
     for s, idx in sorted(by_source.items()):
-        table = percentile_table(rows, [k for k in trusted if source[k] != s], args.ceiling_percentile)
+        table = held_out[s]
         ratios = []
         for k in idx:
             r, p = tightest_ratio(rows[k], table, args.min_rows, wide=wide.get(k))
