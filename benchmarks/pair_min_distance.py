@@ -18,6 +18,13 @@ prints:
   fault of issue 22, W3) the shared distance rule refuses, and how many more the floor refuses;
 - the pairs whose reference minimum lies far below their second-shortest row (one odd row sets the floor).
 
+``--ceiling`` prints instead the measurement of the ceiling (``storage.validation.stretched_cell_problem``): per
+trusted row its tightest bond ratio (over the pairs present with at least ``--min-rows`` reference rows, the
+shortest distance of the pair over the ``--ceiling-percentile`` percentile of that pair over the trusted rows;
+the minimum over the pairs), left one source out,
+how many rows each candidate ceiling would refuse (and which at ``--ceiling-at``), and how many trusted rows
+whose cell is uniformly enlarged by ``SCALES`` (1.8897: a cell written in Bohr) it refuses with the full table.
+
 ``--write`` stores the table (all trusted rows) with its provenance as the JSON that
 :mod:`storage.validation` loads.
 """
@@ -47,25 +54,29 @@ TRUSTED = (
     "mp_flla2015",
     "oqmd_intermetallics",
 )
+CEILINGS = (1.3, 1.5, 1.7, 1.8, 1.85, 1.9, 2.0)
+SCALES = (1.1, 1.2, 1.5, 1.8897)
+RADIUS = 7.0  # MAX_NEAREST_NEIGHBOUR_ANGSTROM: a pair enlarged beyond it is no longer seen
+BOHR_ANGSTROM = 0.529177210903  # storage.validation.BOHR_ANGSTROM
 MIXUP_SAMPLE = 4000
 MIXUP_MAX_SITES = 4
 
 
-def pair_minima(item: tuple[list[float], list[str], list[float]]) -> dict[tuple[str, str], float]:
+def wide_pair_minima(item: tuple[list[float], list[str], list[float]]) -> dict[tuple[str, str], float]:
+    """:func:`pair_minima` within ``RADIUS / BOHR_ANGSTROM`` (13.2 A), the wide look of the ceiling."""
+    return pair_minima(item, RADIUS / BOHR_ANGSTROM)
+
+
+def pair_minima(
+    item: tuple[list[float], list[str], list[float]], radius: float = RADIUS
+) -> dict[tuple[str, str], float]:
     """Shortest distance per element pair of one cell (lattice rows 9 floats, symbols, fractional 3n)."""
-    from storage.validation import (
-        MAX_NEAREST_NEIGHBOUR_ANGSTROM,
-        StructureError,
-        neighbour_distances,
-        pair_shortest_distances,
-    )
+    from storage.validation import StructureError, neighbour_distances, pair_shortest_distances
 
     lattice, species, frac = item
     try:
         dist = neighbour_distances(
-            np.asarray(lattice, float).reshape(3, 3),
-            np.asarray(frac, float).reshape(-1, 3),
-            MAX_NEAREST_NEIGHBOUR_ANGSTROM,
+            np.asarray(lattice, float).reshape(3, 3), np.asarray(frac, float).reshape(-1, 3), radius
         )
     except StructureError:
         return {}
@@ -144,6 +155,16 @@ def table_of(rows: list[dict], keep: list[int]) -> dict[tuple[str, str], tuple[f
     return {p: (float(v[0]), int(v[1]), int(v[2])) for p, v in table.items()}
 
 
+def percentile_table(rows: list[dict], keep: list[int], q: float) -> dict[tuple[str, str], tuple[float, int]]:
+    """Per pair (the ``q``-th percentile of the pair's shortest distance over the rows holding it, those rows):
+    the reference of the ceiling, which one odd row (Mg-Mg 1.455 A in a prototype) cannot set."""
+    values: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for k in keep:
+        for pair, d in rows[k].items():
+            values[pair].append(d)
+    return {p: (float(np.percentile(v, q)), len(v)) for p, v in values.items()}
+
+
 def refused(row: dict, table: dict, factor: float, min_rows: int) -> tuple[str, str] | None:
     """The first pair of a row below ``factor`` x its reference minimum, else None."""
     for pair, d in row.items():
@@ -153,6 +174,108 @@ def refused(row: dict, table: dict, factor: float, min_rows: int) -> tuple[str, 
     return None
 
 
+def tightest_ratio(
+    row: dict, table: dict, min_rows: int, scale: float = 1.0, wide: dict | None = None
+) -> tuple[float, tuple | None]:
+    """The smallest (pair distance x ``scale``) / reference over the pairs of a row with a reference of at least
+    ``min_rows`` rows and within ``RADIUS`` once scaled (inf, None when no pair has one, or when an element with a
+    pair within the radius is in no such pair), as ``storage.validation.tightest_bond`` has it; when that gives none,
+    the same over the pairs within ``RADIUS / BOHR_ANGSTROM`` (13.2 A) once scaled, as
+    ``storage.validation.stretched_cell_problem`` looks wider: from ``wide`` (the row's pair minima within 13.2 A)
+    when given, else from ``row`` (its pairs within 7 A unscaled: exact for the Bohr scale, a lower bound on the
+    pairs seen for a smaller one)."""
+
+    def over(pairs: dict, limit: float) -> tuple[float, tuple | None]:
+        best, which = float("inf"), None
+        seen: set[str] = set()
+        covered: set[str] = set()
+        for pair, d in pairs.items():
+            if d * scale > limit:
+                continue
+            seen.update(pair)
+            ref = table.get(pair)
+            if ref is None or ref[1] < min_rows:
+                continue
+            covered.update(pair)
+            if d * scale / ref[0] < best:
+                best, which = d * scale / ref[0], pair
+        return (best, which) if which is not None and seen <= covered else (float("inf"), None)
+
+    found = over(row, RADIUS)
+    if found[1] is None:
+        found = over(wide if wide is not None else row, RADIUS / BOHR_ANGSTROM)
+    return found
+
+
+def ceiling_report(names, source, rows, trusted, items, args) -> None:
+    """The ``--ceiling`` measurement (module docstring)."""
+    full = percentile_table(rows, trusted, args.ceiling_percentile)
+    held_out = {
+        s: percentile_table(rows, [k for k in trusted if source[k] != s], args.ceiling_percentile)
+        for s in sorted({source[k] for k in trusted})
+    }
+    lonely = [
+        k
+        for k in trusted
+        if any(tightest_ratio(rows[k], t, args.min_rows)[1] is None for t in (full, held_out[source[k]]))
+    ]
+    with quiet_executor(args.workers) as pool:  # the wide look of the rows the 7 A one gives no ratio
+        wide = dict(
+            zip(lonely, pool.map(wide_pair_minima, [items[k] for k in lonely], chunksize=64), strict=True)
+        )
+    print(
+        f"{len(lonely)} trusted rows with no ratio within 7 A (held out or not): their pairs within 13.2 A computed"
+    )
+    print(f"reference of a pair: percentile {args.ceiling_percentile:g} of its shortest distance")
+    print("\ntightest bond ratio of the trusted rows (reference from the OTHER trusted sources)")
+    print(
+        "source".ljust(26)
+        + "rows".rjust(7)
+        + "no ref".rjust(8)
+        + "max".rjust(7)
+        + "".join(f">{c:g}".rjust(7) for c in CEILINGS)
+    )
+    by_source: dict[str, list[int]] = defaultdict(list)
+    for k in trusted:
+        by_source[source[k]].append(k)
+    above: list[str] = []
+    everything: list[float] = []
+    for s, idx in sorted(by_source.items()):
+        table = held_out[s]
+        ratios = []
+        for k in idx:
+            r, p = tightest_ratio(rows[k], table, args.min_rows, wide=wide.get(k))
+            ratios.append(r)
+            if np.isfinite(r) and r > args.ceiling_at:
+                d = rows[k][p]
+                above.append(f"{names[k]} {'-'.join(p)} {d:.3f} A = {r:.3f} x {table[p][0]:.3f}")
+        arr = np.array(ratios)
+        fin = arr[np.isfinite(arr)]
+        everything.extend(fin.tolist())
+        counts = "".join(f"{int((fin > c).sum()):7d}" for c in CEILINGS)
+        print(f"{s:26s}{len(idx):7d}{int((~np.isfinite(arr)).sum()):8d}{fin.max():7.3f}{counts}")
+    mine = [(k, *tightest_ratio(rows[k], full, args.min_rows, wide=wide.get(k))) for k in trusted]
+    own = np.array([r for _, r, _ in mine if np.isfinite(r)])
+    print("all trusted, full table".ljust(41) + "".join(f"{int((own > c).sum()):7d}" for c in CEILINGS))
+    for k, r, p in mine:
+        if np.isfinite(r) and r > args.ceiling_at:
+            print(f"    full table: {names[k]} {'-'.join(p)} {rows[k][p]:.3f} A = {r:.3f} x {full[p][0]:.3f}")
+    q = np.percentile(everything, [50, 99, 99.9, 99.99, 100]).round(3).tolist()
+    print(f"  percentiles 50, 99, 99.9, 99.99, 100 of the ratio: {q}")
+    print(f"  rows above {args.ceiling_at:g}: {len(above)}" + "".join(f"\n    {line}" for line in above))
+    print("\ntrusted rows enlarged uniformly, full table: rows whose tightest ratio exceeds each ceiling")
+    print(
+        "scale".ljust(10)
+        + "rows".rjust(7)
+        + "no ref".rjust(8)
+        + "".join(f">{c:g}".rjust(8) for c in CEILINGS)
+    )
+    for scale in SCALES:
+        arr = np.array([tightest_ratio(rows[k], full, args.min_rows, scale, wide.get(k))[0] for k in trusted])
+        counts = "".join(f"{int(((arr > c) & np.isfinite(arr)).sum()):8d}" for c in CEILINGS)
+        print(f"{scale:<10g}{len(arr):7d}{int((~np.isfinite(arr)).sum()):8d}{counts}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--labels", type=Path, action="append", default=[], help="a folder of label parts")
@@ -160,6 +283,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--factor", type=float, default=0.6, help="list the trusted rows refused at this f")
     parser.add_argument("--mixup", action="store_true", help="also the fractional-as-Cartesian sample")
+    parser.add_argument("--ceiling", action="store_true", help="measure the ceiling instead (docstring)")
+    parser.add_argument("--ceiling-percentile", type=float, default=1.0, help="the ceiling's reference")
+    parser.add_argument("--ceiling-at", type=float, default=1.5, help="list the trusted rows above this")
     parser.add_argument("--write", type=Path, help="store the table (JSON) here")
     parser.add_argument("--cache", type=Path, help="keep the per-row pair minima here (pickle) for a rerun")
     args = parser.parse_args()
@@ -170,13 +296,15 @@ def main() -> None:
         names, items = names + n, items + i
     source = [name.split(":", 1)[0] for name in names]
     cached = pickle.loads(args.cache.read_bytes()) if args.cache is not None and args.cache.exists() else {}
-    todo = [k for k, name in enumerate(names) if name not in cached]
+    todo = [
+        k for k, name in enumerate(names) if name not in cached and (not args.ceiling or source[k] in TRUSTED)
+    ]
     with quiet_executor(args.workers) as pool:
         for k, pairs in zip(
             todo, pool.map(pair_minima, [items[k] for k in todo], chunksize=256), strict=True
         ):
             cached[names[k]] = pairs
-    rows = [cached[name] for name in names]
+    rows = [cached.get(name, {}) for name in names]
     if args.cache is not None and todo:
         args.cache.write_bytes(pickle.dumps(cached))
     trusted = [k for k, s in enumerate(source) if s in TRUSTED]
@@ -185,6 +313,10 @@ def main() -> None:
     print(
         f"{len(names)} rows, {len(trusted)} trusted; {len(full)} pairs, {floored} with >= {args.min_rows} rows"
     )
+
+    if args.ceiling:
+        ceiling_report(names, source, rows, trusted, items, args)
+        return
 
     print("\nrows refused (trusted: reference from the other trusted sources; others: the full table)")
     print("source".ljust(28) + "rows".rjust(8) + "".join(f"f={f:g}".rjust(8) for f in FACTORS))
@@ -253,9 +385,14 @@ def main() -> None:
             "sources": {s: len(by_source[s]) for s in TRUSTED if s in by_source},
             "date": datetime.now(UTC).strftime("%Y-%m-%d"),
             "radius_angstrom": 7.0,
-            "pairs": "element pair (alphabetical) -> [shortest distance in Angstrom, trusted rows holding the pair]",
+            "pairs": "element pair (alphabetical) -> [shortest distance in Angstrom, trusted rows holding the pair, "
+            f"percentile {args.ceiling_percentile:g} of the pair's shortest distance over those rows (the ceiling's "
+            "reference)]",
         }
-        lines = [f'"{"-".join(p)}": [{v[0]:.4f}, {v[1]}]' for p, v in sorted(full.items())]
+        typical = percentile_table(rows, trusted, args.ceiling_percentile)
+        lines = [
+            f'"{"-".join(p)}": [{v[0]:.4f}, {v[1]}, {typical[p][0]:.4f}]' for p, v in sorted(full.items())
+        ]
         text = (
             '{"provenance": '
             + json.dumps(provenance, indent=1)

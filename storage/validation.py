@@ -20,6 +20,12 @@ input" section):
   which the shared rule passes and 0.51 x the Li-H minimum (1.702 A) does not. Left one source out, no DFT row
   of the mirror falls under 0.6 x the other sources' minima (docs/reliability.md); the search's own label
   structures (``pair_floor=False``) keep the shared rule alone.
+- **a ceiling on the tightest bond for the files a user hands us** (:func:`stretched_cell_problem`, issue 22 F1;
+  ``check_geometry(..., units_check=True)``, set by the user-file readers alone): a cell none of whose element
+  pairs comes as close as ``STRETCH_CEILING`` (1.85) x the pair's usual shortest distance (percentile 1 over the
+  trusted rows) is uniformly too large: a lattice in Bohr (1.8897 x: MgO's Mg-O at 3.98 A). The mirror's
+  databases and the lake's training sets are not checked by it (one MP row, an H cell with no H-H under 3.5 A,
+  lies above it).
 - ``MAX_DENSITY_G_PER_CM3`` (30 g/cm^3): the densest element at ambient pressure is osmium (22.6 g/cm^3);
   a CIF read in the wrong setting (36 Bi atoms where 2 were declared: 176.5 g/cm^3) fails it. A density the
   file declares (``_exptl_crystal_density_diffrn``) must agree within ``DENSITY_TOLERANCE`` (5 %).
@@ -59,6 +65,7 @@ __all__ = [
     "PAIR_FLOOR_FACTOR",
     "PAIR_FLOOR_MIN_ROWS",
     "PAIR_MINIMA_FILE",
+    "STRETCH_CEILING",
     "StructureError",
     "cell_parameters_problem",
     "check_geometry",
@@ -74,6 +81,9 @@ __all__ = [
     "pair_floor_problem",
     "pair_shortest_distances",
     "reference_pair_minima",
+    "reference_pair_typical",
+    "stretched_cell_problem",
+    "tightest_bond",
 ]
 
 MIN_DISTANCE_ANGSTROM = 0.5
@@ -128,9 +138,21 @@ data (:func:`pair_floor_problem`)."""
 PAIR_FLOOR_MIN_ROWS = 20
 """Reference rows a pair needs before it gets a floor; a rarer pair has only the shared distance rule."""
 
+STRETCH_CEILING = 1.85
+"""User files: a cell whose tightest bond ratio (:func:`stretched_cell_problem`) lies above this is refused. A
+cell in Bohr is 1.8897 x too large (MgO lies at 1.90, diamond at 2.25); left one source out, 1 of the 76,930
+trusted rows of the mirror lies above it (docs/reliability.md)."""
+
+STRETCH_PERCENTILE = 1.0
+"""The percentile of a pair's shortest distance over the trusted rows that is the ceiling's reference (the third
+number of each pair in :data:`PAIR_MINIMA_FILE`)."""
+
+BOHR_ANGSTROM = 0.529177210903
+"""One Bohr radius in Angstrom (CODATA 2018): a length written in Bohr is 1 / 0.529 = 1.8897 x too long."""
+
 PAIR_MINIMA_FILE = Path(__file__).with_name("pair_min_distances.json")
-"""The reference table: per element pair the shortest distance in the trusted sources and their row count,
-with its provenance (made by ``benchmarks/pair_min_distance.py``)."""
+"""The reference table: per element pair the shortest distance in the trusted sources, their row count and the
+percentile ``STRETCH_PERCENTILE`` of the pair's shortest distance over those rows, with its provenance (made by ``benchmarks/pair_min_distance.py``)."""
 
 _MAX_IMAGE_CANDIDATES = 20_000_000  # pair-image distances computed at once (bounds memory)
 _THIN_SPACING_ANGSTROM = 1.0  # a plane spacing below this (no bonded layer fits) makes a cell thin
@@ -240,7 +262,100 @@ def reference_pair_minima() -> dict[tuple[str, str], tuple[float, int]]:
         OSError: if the packaged table is missing; ValueError: if it is not the expected JSON.
     """
     doc = json.loads(PAIR_MINIMA_FILE.read_text())
-    return {tuple(key.split("-")): (float(d), int(n)) for key, (d, n) in doc["pairs"].items()}  # type: ignore[misc]
+    return {tuple(key.split("-")): (float(v[0]), int(v[1])) for key, v in doc["pairs"].items()}  # type: ignore[misc]
+
+
+@lru_cache(maxsize=1)
+def reference_pair_typical() -> dict[tuple[str, str], tuple[float, int]]:
+    """Per element pair the percentile ``STRETCH_PERCENTILE`` (1) of its shortest distance over the trusted rows
+    holding it and the number of those rows (the third and second numbers of :data:`PAIR_MINIMA_FILE`): the
+    reference of :func:`stretched_cell_problem`, which one odd row cannot set (the Mg-Mg minimum is 1.455 A, from
+    a prototype; its percentile 1 is 2.963 A, hcp Mg's shortest Mg-Mg 3.18 A)."""
+    doc = json.loads(PAIR_MINIMA_FILE.read_text())
+    return {tuple(key.split("-")): (float(v[2]), int(v[1])) for key, v in doc["pairs"].items()}  # type: ignore[misc]
+
+
+def tightest_bond(
+    dist: np.ndarray, species: Sequence[str]
+) -> tuple[float, tuple[str, str], float, float, int] | None:
+    """A cell's tightest bond ratio and where it lies: ``(ratio, pair, distance, reference, rows)``, else None.
+
+    Over the element pairs of the cell with a reference (:func:`reference_pair_typical`, held by at least
+    ``PAIR_FLOOR_MIN_ROWS`` rows), the pair's shortest distance (:func:`pair_shortest_distances`) over its
+    reference; the smallest ratio. A genuine crystal holds at least one bond near its usual length (median ratio
+    1.04 over the mirror), a molecular crystal or a vdW layer too (its covalent bonds). None when no pair has a
+    reference, or when an element with a neighbour within the radius is in no referenced pair (noble gases, rare
+    pairs: Pm in the Pm3XY anti-perovskites, whose tightest referenced pair is then an unbonded X-Y contact).
+
+    Args:
+        dist: (n, n) distances from :func:`neighbour_distances`, Angstrom.
+        species: element symbols, one per site.
+    """
+    table = reference_pair_typical()
+    best: tuple[float, tuple[str, str], float, float, int] | None = None
+    seen: set[str] = set()
+    covered: set[str] = set()
+    for pair, d in pair_shortest_distances(dist, species).items():
+        seen.update(pair)
+        ref = table.get(pair)
+        if ref is None or ref[1] < PAIR_FLOOR_MIN_ROWS:
+            continue
+        covered.update(pair)
+        if best is None or d / ref[0] < best[0]:
+            best = (d / ref[0], pair, d, ref[0], ref[1])
+    return best if best is not None and seen <= covered else None
+
+
+def stretched_cell_problem(
+    lattice: np.ndarray, species: Sequence[str], frac_coords: np.ndarray, *, dist: np.ndarray | None = None
+) -> str | None:
+    """Why a cell is uniformly too large (its lengths look like Bohr), else None.
+
+    Refused when the tightest bond ratio (:func:`tightest_bond`) lies above ``STRETCH_CEILING``: no bond of the cell
+    is as short as in known crystals. A lattice written in Bohr is 1.8897 x too large (MgO's Mg-O at 3.98 A,
+    62.9 A^3 per atom, inside the volume bounds). When no pair within ``MAX_NEAREST_NEIGHBOUR_ANGSTROM`` gives a
+    ratio (a Bohr cell pushes a metal's neighbours beyond it: hcp La's La-La 3.73 A becomes 7.05 A), the pairs
+    within that radius over ``BOHR_ANGSTROM`` (13.2 A) are taken. For the files a user hands us
+    (``check_geometry(..., units_check=True)``), not the mirror's databases: measured by
+    ``benchmarks/bohr_user_files.py`` and ``benchmarks/pair_min_distance.py --ceiling`` (docs/reliability.md).
+
+    Args:
+        lattice: (3, 3) rows a, b, c, Angstrom.
+        species: element symbols, one per site.
+        frac_coords: (n, 3) fractional coordinates.
+        dist: the cell's :func:`neighbour_distances` within ``MAX_NEAREST_NEIGHBOUR_ANGSTROM``, when known.
+    """
+    lattice = np.asarray(lattice, dtype=float)
+    frac = np.asarray(frac_coords, dtype=float)
+    if dist is None:
+        dist = neighbour_distances(lattice, frac, MAX_NEAREST_NEIGHBOUR_ANGSTROM)
+    found = tightest_bond(dist, species)
+    if found is None:
+        try:
+            wide = neighbour_distances(lattice, frac, MAX_NEAREST_NEIGHBOUR_ANGSTROM / BOHR_ANGSTROM)
+        except StructureError:  # too many images for a wide look: the later checks judge the cell
+            return None
+        found = tightest_bond(wide, species)
+    if found is None or found[0] <= STRETCH_CEILING:
+        return None
+    ratio, pair, d, ref_d, rows = found
+    name = "-".join(pair)
+    bohr = 1.0 / BOHR_ANGSTROM
+    how = (
+        f"lengths look like Bohr (1 Bohr = {BOHR_ANGSTROM:.4f} A)"
+        if ratio / bohr < 1.35
+        else "every length looks too long (a unit other than Angstrom or a wrong lattice constant)"
+    )
+    fix = (
+        f"convert the lengths to Angstrom (multiply by {BOHR_ANGSTROM:.4f})"
+        if ratio / bohr < 1.35
+        else "check the cell's length unit and lattice constants"
+    )
+    return (
+        f"{how}: the tightest {name} distance {d:.3f} A is {ratio:.2f} x the shortest usual {name} distance in "
+        f"known crystals ({ref_d:.3f} A, percentile {STRETCH_PERCENTILE:g} over {rows:,} trusted rows), above "
+        f"{STRETCH_CEILING:g} x; {fix}"
+    )
 
 
 def pair_floor_problem(dist: np.ndarray, species: Sequence[str]) -> str | None:
@@ -278,7 +393,12 @@ def pair_floor_problem(dist: np.ndarray, species: Sequence[str]) -> str | None:
 
 
 def check_geometry(
-    lattice: np.ndarray, species: list[str], frac_coords: np.ndarray, *, pair_floor: bool = True
+    lattice: np.ndarray,
+    species: list[str],
+    frac_coords: np.ndarray,
+    *,
+    pair_floor: bool = True,
+    units_check: bool = False,
 ) -> None:
     """Refuse a cell that is not a physically sensible bulk crystal.
 
@@ -289,11 +409,15 @@ def check_geometry(
         pair_floor: also apply :func:`pair_floor_problem` (files and databases read by ingest); False for
             the project's own generated structures (universal-potential labels of random and rattled
             candidates), which the search makes under the shared distance rule alone.
+        units_check: also apply :func:`stretched_cell_problem` (a cell in Bohr): True for the files a user hands
+            us (``csp ingest folder``, ``csp ingest optimade``), False for the mirror's databases, which define
+            the training sets, and for the re-check of stored rows.
 
     Raises:
         StructureError: for a volume per atom outside [MIN_VOLUME_PER_ATOM, MAX_VOLUME_PER_ATOM], two
             atoms closer than the shared distance rule allows, an element pair closer than
-            PAIR_FLOOR_FACTOR x its reference minimum (:func:`pair_floor_problem`), an empty slab wider than MAX_VACUUM_ANGSTROM or an
+            PAIR_FLOOR_FACTOR x its reference minimum (:func:`pair_floor_problem`), with ``units_check`` a
+            tightest bond ratio above STRETCH_CEILING (:func:`stretched_cell_problem`), an empty slab wider than MAX_VACUUM_ANGSTROM or an
             atom with no neighbour within MAX_NEAREST_NEIGHBOUR_ANGSTROM; the message gives the numbers.
     """
     lattice = np.asarray(lattice, dtype=float)
@@ -324,6 +448,10 @@ def check_geometry(
     too_short = pair_floor_problem(dist, species) if pair_floor else None
     if too_short is not None:
         raise StructureError(too_short)
+    # before the volume, vacuum and isolation checks, which a Bohr cell may fail for its units alone
+    too_long = stretched_cell_problem(lattice, species, frac, dist=dist) if units_check else None
+    if too_long is not None:
+        raise StructureError(too_long)
     density = density_g_per_cm3(lattice, species)
     if density > MAX_DENSITY_G_PER_CM3:
         raise StructureError(
@@ -436,6 +564,13 @@ def compare_density(declared: float | None, lattice: np.ndarray, species: list[s
     parsed = density_g_per_cm3(lattice, species)
     if abs(parsed - declared) <= DENSITY_TOLERANCE * declared:
         return None
+    cubed = BOHR_ANGSTROM**-3  # a cell in Bohr: 1.8897 x too long on each axis, 6.75 x too light
+    if abs(declared / parsed - cubed) <= DENSITY_TOLERANCE * cubed:
+        return (
+            f"lengths look like Bohr (1 Bohr = {BOHR_ANGSTROM:.4f} A): the declared density {declared:g} g/cm^3 is "
+            f"{declared / parsed:.2f} x the parsed cell's {parsed:.3g} g/cm^3, as for a cell 1.8897 x too long on "
+            f"each axis; convert the lengths to Angstrom (multiply by {BOHR_ANGSTROM:.4f})"
+        )
     return (
         f"declared density {declared:g} g/cm^3 disagrees with the parsed cell's {parsed:.3g} g/cm^3 "
         "(missing or extra atoms, or the cell read in another setting)"

@@ -633,6 +633,13 @@ def _label_group_problem(written: str, sites: frozenset[str]) -> str | None:
     )
 
 
+#: water's oxygen or hydrogen as hydrate CIFs name it in a type symbol or label: ``Ow``, ``OW``, ``Hw``, ``HW``, with
+#: an optional site number and suffix (``OW1``, ``Hw2a``); read as O and H, as pymatgen builds them and as the SHELX
+#: labels ``O1W``, ``H1W`` already are. No element is spelt ``Ow`` or ``Hw``, and ``OW`` / ``HW`` name no group a
+#: type symbol would write (tungsten is ``W``), so the reading is not ambiguous; a declared formula still has to agree.
+_WATER_SITE = re.compile(r"([OoHh])[Ww](\d+[A-Za-z]?)?")
+
+
 def _symbol_element_problem(
     raw: str, *, label: bool, declared: set[str] | None, sites: frozenset[str] = frozenset()
 ) -> str | None:
@@ -640,6 +647,9 @@ def _symbol_element_problem(
     element as the structure is built, or None. ``declared`` holds the elements of a declared formula (None
     without one): it resolves an upper-case pair such as ``CO`` that is both an element and two."""
     written = raw.strip()
+    water = _WATER_SITE.fullmatch(written)
+    if water and pymatgen_site_element(written) == water.group(1).upper():
+        return None  # Ow, OW, HW1: water's O or H, as the parser builds it (the O1W of SHELX labels likewise)
     if label:
         letters = re.match(r"[A-Za-z]*", written).group(0)
         if letters in _ISOTOPES:
@@ -1687,11 +1697,12 @@ def check_cell(cell: Cell) -> None:
 
 
 def structure_fields(
-    cell: Cell, *, symprec: float = SYMPREC_ANGSTROM, pair_floor: bool = True
+    cell: Cell, *, symprec: float = SYMPREC_ANGSTROM, pair_floor: bool = True, units_check: bool = False
 ) -> dict[str, Any]:
     """The composition, geometry and symmetry columns of a ``structures`` row.
 
-    ``pair_floor`` is :func:`storage.validation.check_geometry`'s (False only for generated label structures).
+    ``pair_floor`` and ``units_check`` are :func:`storage.validation.check_geometry`'s (``pair_floor`` False only
+    for generated label structures; ``units_check`` True only for the files a user hands us).
 
     Raises:
         StructureError: for an empty cell, non-finite numbers, a singular lattice, an unknown element or
@@ -1700,7 +1711,7 @@ def structure_fields(
     """
     check_cell(cell)
     volume = float(abs(np.linalg.det(cell.lattice)))
-    check_geometry(cell.lattice, cell.species, cell.frac_coords, pair_floor=pair_floor)
+    check_geometry(cell.lattice, cell.species, cell.frac_coords, pair_floor=pair_floor, units_check=units_check)
     numbers = [SYMBOL_TO_Z[s] for s in cell.species]
     spacegroup = spacegroup_number(cell.lattice, cell.frac_coords, numbers, symprec=symprec)
     counts = Counter(cell.species)
@@ -1764,6 +1775,8 @@ class PendingStructure:
             ``chemical_formula_reduced``); a CIF's ``_chemical_formula_sum`` is read from ``cif``.
         pair_floor: apply :func:`storage.validation.pair_floor_problem` (every file and database; False only
             for the project's own generated label structures).
+        units_check: apply :func:`storage.validation.stretched_cell_problem` (a cell in Bohr): True for the files
+            a user hands us (:mod:`storage.readers.user_formats`), False for the mirror's databases.
     """
 
     file: str
@@ -1775,6 +1788,7 @@ class PendingStructure:
     raw: str = field(default="", repr=False)
     declared_formula: str = ""
     pair_floor: bool = True
+    units_check: bool = False
 
 
 #: the core CIF formula tags (``_chemical_formula_<kind>``), in the order the first one declared is compared with
@@ -1879,7 +1893,7 @@ def finish_structure(item: PendingStructure | Rejection) -> Item:
         mismatch = reading_problem(cell, declared=declared, cif=item.cif, geometry=False)
         if mismatch:
             raise StructureError(mismatch)
-        fields = structure_fields(cell, pair_floor=item.pair_floor)
+        fields = structure_fields(cell, pair_floor=item.pair_floor, units_check=item.units_check)
     except StructureError as exc:
         return Rejection(item.file, item.index, item.source_id, str(exc), excerpt(item.raw or item.cif or ""))
     except Exception as exc:  # noqa: BLE001 - a third-party parser may raise anything; keep the batch alive

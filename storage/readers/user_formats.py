@@ -1,4 +1,8 @@
-"""Formats a user brings: a folder of CIF/POSCAR files with ``id_prop.csv``, and OPTIMADE responses."""
+"""Formats a user brings: a folder of CIF/POSCAR files with ``id_prop.csv``, and OPTIMADE responses.
+
+Their structures get one check the mirror's databases do not (``units_check``:
+:func:`storage.validation.stretched_cell_problem`): a cell whose lengths look like Bohr is refused.
+"""
 
 from __future__ import annotations
 
@@ -545,7 +549,7 @@ def _pending_id_prop(
             extra={"file": found.name},
         )
         yield PendingStructure(
-            file, item.index, sid, row, cif=None if cell else text, cell=cell, raw=item.raw
+            file, item.index, sid, row, cif=None if cell else text, cell=cell, raw=item.raw, units_check=True
         )
 
 
@@ -944,7 +948,9 @@ def _pending_optimade(
             energy_kind=f"optimade:{energy_field}" if energy_field else None,
             extra=extra,
         )
-        yield PendingStructure(file, index, sid, row, cell=cell, raw=raw, declared_formula=str(reduced))
+        yield PendingStructure(
+            file, index, sid, row, cell=cell, raw=raw, declared_formula=str(reduced), units_check=True
+        )
 
 
 def _json_energy(value: Any, what: str) -> tuple[float | None, str | None]:

@@ -411,11 +411,13 @@ def test_a_reduced_formula_out_of_alphabetical_order_is_refused(tmp_path, reduce
 
 
 def test_an_elemental_cell_is_stored_as_its_symbol(tmp_path):
-    one_o = "O\n1.0\n4.5 0 0\n0 4.5 0\n0 0 4.5\nO\n1\nDirect\n0 0 0\n"
-    two_h = "H\n1.0\n4.5 0 0\n0 4.5 0\n0 0 4.5\nH\n2\nDirect\n0 0 0\n0.5 0.5 0.5\n"
+    # molecular crystals, as a user's file holds them: an O2 (O-O 1.21 A) and an H2 molecule (H-H 0.74 A) per cell,
+    # neighbours 2.2-3.4 A away (atoms 4.5 A from any other, as before, are a cell in Bohr to the user-file check)
+    o2 = "O\n1.0\n4.0 0 0\n0 3.3 0\n0 0 3.3\nO\n2\nDirect\n0 0 0\n0.3025 0 0\n"
+    h2 = "H\n1.0\n3.4 0 0\n0 3.4 0\n0 0 3.4\nH\n2\nDirect\n0 0 0\n0.21765 0 0\n"
     from tests.storage.test_no_impossible_crystal import ingest_folder
 
-    stored_rows, quarantined = ingest_folder(tmp_path, {"o.vasp": one_o, "h.vasp": two_h})
+    stored_rows, quarantined = ingest_folder(tmp_path, {"o.vasp": o2, "h.vasp": h2})
     assert quarantined == []
     assert sorted((r["source_id"], r["reduced_formula"]) for r in stored_rows) == [("h", "H"), ("o", "O")]
     lake = Lake(tmp_path / "home")

@@ -275,7 +275,9 @@ def test_castelli_missing_column(tmp_path: Path) -> None:
 
 
 def test_id_prop_folder(tmp_path: Path) -> None:
-    (tmp_path / "a.cif").write_text(p1_cif())
+    # CsCl-type NaCl at a = 3.26 A (Na-Cl 2.82 A, as in rock salt); at a = 5.64 A, Na-Cl 4.88 A, the user-file
+    # check refuses it as a cell in Bohr
+    (tmp_path / "a.cif").write_text(p1_cif(a=3.26))
     (tmp_path / "b.cif").write_text("data_x\nnonsense\n")
     (tmp_path / "POSCAR_c").write_text(
         "KCl\n1.0\n3.1 0 0\n0 3.1 0\n0 0 3.1\nK Cl\n1 1\nDirect\n0 0 0\n0.5 0.5 0.5\n"
