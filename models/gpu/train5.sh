@@ -36,6 +36,6 @@ end=$(( $(date +%s) + WAIT ))
 while [ $(date +%s) -lt $end ]; do
   sleep 60
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
-  for K in 0 1 2 3 4; do echo "m$K: $(grep -i 'epoch' $R/train-$K.log | tail -1 | cut -c1-160)"; done
-  n=$(pgrep -f "csp.models.training (dft|transfer) " | wc -l); echo "running: $n"; [ "$n" = 0 ] && break
+  for f in $R/train-*.log; do echo "$(basename $f): $(grep -i 'epoch' $f | tail -1 | cut -c1-160)"; done
+  n=$(pgrep -f "csp.models.training (dft|transfer|pu) " | wc -l); echo "running: $n"; [ "$n" = 0 ] && break
 done
