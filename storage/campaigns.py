@@ -40,24 +40,40 @@ def candidates_sql(campaign_id: str, limit: int = 20) -> str:
     )
 
 
+#: the candidates each campaign has stored, counted from the rows themselves (the ``candidates`` view keeps one
+#: row per key): the count :func:`candidate_counts` gives and the ``completed`` event records, but the same for
+#: a campaign still running, interrupted, killed (``stale``) or failed, whose last event carries no count
+STORED_COUNTS_SQL = (
+    "SELECT campaign_id, count(*) AS n FROM candidates WHERE stage = 'inner' GROUP BY campaign_id"
+)
+
+
 def list_campaigns(lake: Lake) -> pa.Table:
     """Every campaign with its latest status, newest first (id, composition, status, counts, reason).
 
+    ``n_candidates`` is what the lake holds for the campaign (:data:`STORED_COUNTS_SQL`), whatever its state.
     ``elapsed_s`` is the latest event's: the seconds of the last run (a resume's own part).
     ``total_elapsed_s`` adds up every run of the campaign (each run's ending event records its seconds: completed,
     interrupted or failed; a run killed outright (``kill -9``) recorded none and adds nothing)."""
     return lake.query(
         # one ending event per run carries elapsed_s (a run's `running` event has none)
-        "WITH totals AS (SELECT campaign_id, sum(elapsed_s) AS total FROM campaign_events GROUP BY 1) "
-        "SELECT c.campaign_id, c.composition, c.status, c.n_candidates, round(c.elapsed_s, 1) AS elapsed_s, "
-        "round(t.total, 1) AS total_elapsed_s, c.reason, c.written_at "
-        "FROM campaigns c LEFT JOIN totals t USING (campaign_id) ORDER BY c.written_at DESC"
+        "WITH totals AS (SELECT campaign_id, sum(elapsed_s) AS total FROM campaign_events GROUP BY 1), "
+        f"stored AS ({STORED_COUNTS_SQL}) "
+        "SELECT c.campaign_id, c.composition, c.status, coalesce(s.n, 0) AS n_candidates, "
+        "round(c.elapsed_s, 1) AS elapsed_s, round(t.total, 1) AS total_elapsed_s, c.reason, c.written_at "
+        "FROM campaigns c LEFT JOIN totals t USING (campaign_id) LEFT JOIN stored s USING (campaign_id) "
+        "ORDER BY c.written_at DESC"
     )
 
 
 def campaign_row(lake: Lake, campaign_id: str) -> dict[str, Any] | None:
-    """The ``campaigns`` row of one campaign (its latest event), or ``None`` when the lake has none."""
-    rows = lake.query("SELECT * FROM campaigns WHERE campaign_id = ?", [campaign_id]).to_pylist()
+    """The ``campaigns`` row of one campaign (its latest event), or ``None`` when the lake has none; its
+    ``n_candidates`` is what the lake holds for it, whatever its state (as in :func:`list_campaigns`)."""
+    rows = lake.query(
+        "SELECT * REPLACE (coalesce((SELECT count(*) FROM candidates WHERE campaign_id = ? AND stage = 'inner'), 0) "
+        "AS n_candidates) FROM campaigns WHERE campaign_id = ?",
+        [campaign_id, campaign_id],
+    ).to_pylist()
     return rows[0] if rows else None
 
 
