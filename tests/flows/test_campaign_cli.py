@@ -18,7 +18,7 @@ SMALL = [
     "--outer-steps",
     "4",
     "--inner-steps",
-    "60",
+    "30",
     "--z-max",
     "2",
     "--inner-optimizer",
@@ -43,7 +43,8 @@ def raw_keys(lake: Lake, campaign_id: str) -> list[tuple[int, int]]:
 
 
 def test_killed_campaign_resumes_without_loss_or_duplicates(tmp_path):
-    proc = csp(tmp_path, "campaign", "run", "MgO", *SMALL, "--outer-steps", "6", "--campaign-id", "k1")
+    longer = [*SMALL, "--outer-steps", "6", "--inner-steps", "60"]  # long enough to kill mid-campaign
+    proc = csp(tmp_path, "campaign", "run", "MgO", *longer, "--campaign-id", "k1")
     lake = Lake(tmp_path).init()
     deadline = time.time() + 240
     try:
@@ -85,6 +86,6 @@ def test_concurrent_campaigns_lose_no_rows(tmp_path):
     lake = Lake(tmp_path)
     for f in ("MgO", "CaO"):
         keys = raw_keys(lake, f"c-{f}")
-        assert len(keys) == len(set(keys)) == 4 * 61
+        assert len(keys) == len(set(keys)) == 4 * 31
     search_rows = lake.query("SELECT count(*) AS n FROM candidates WHERE inner_step >= -1").to_pylist()
-    assert search_rows == [{"n": 8 * 61}]
+    assert search_rows == [{"n": 8 * 31}]

@@ -238,7 +238,9 @@ def test_an_id_belongs_to_one_set_of_parameters(tmp_path):
 @pytest.mark.slow
 def test_sigterm_and_kill_leave_honest_states(tmp_path):
     lake = Lake(tmp_path).init()
-    longer = ["--outer-steps", "6", "--inner-steps", "60", "--batch-size", "6", "--z-max", "2"]
+    outer, inner_steps = 6, 30  # 186 search rows: the signals land at 12, the resumes score the rest
+    longer = ["--outer-steps", str(outer), "--inner-steps", str(inner_steps), "--batch-size", "6"]
+    longer += ["--z-max", "2"]
     longer += ["--no-refine", "--gap-probes", "0"]  # the search is what is interrupted here
     signals = {"t": signal.SIGTERM, "i": signal.SIGINT, "k": signal.SIGKILL}
     # the three campaigns run at once; each gets its signal once it has stored 12 candidates. Ctrl-C as a
@@ -293,11 +295,13 @@ def test_sigterm_and_kill_leave_honest_states(tmp_path):
         outs[cid], err = proc.communicate(timeout=240)
         assert proc.returncode == 0, err
         assert status(lake, cid) == "completed"
-        assert candidates(lake, cid) == 6 * 61
+        assert candidates(lake, cid) == outer * (inner_steps + 1)
     # fault F6: the resume says what it replayed and what it scored; the estimate counts only timed families
     out = outs["i"]
-    assert f"360 candidates: {before} replayed from earlier runs, {360 - before} scored by this run in" in out
-    assert "for 0 structures" not in out and f"{360 - before} structures scored now, {before} replayed" in out
+    total = outer * inner_steps
+    now = total - before
+    assert f"{total} candidates: {before} replayed from earlier runs, {now} scored by this run in" in out
+    assert "for 0 structures" not in out and f"{now} structures scored now, {before} replayed" in out
     # `campaign list` adds up the seconds of both runs (each run's last event records its own)
     runs = "SELECT status, elapsed_s FROM campaign_events WHERE campaign_id = 'i' AND status <> 'running'"
     ended = {r["status"]: r["elapsed_s"] for r in lake.query(runs).to_pylist()}

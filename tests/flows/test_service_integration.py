@@ -9,6 +9,8 @@ stops every process it started, also when an assertion fails, and checks that no
 
 from __future__ import annotations
 
+import time
+import uuid
 from datetime import UTC, datetime
 
 import pytest
@@ -19,6 +21,37 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(400
 
 SMALL = dict(composition="MgO", outer_steps=3, inner_steps=12, batch_size=6, formula_units_max=2, top_k=3)
 SMALL |= dict(refine=False, gap_probes=0)  # the service is under test, not the potential
+
+# How long a test waits out a server that answers 503 Service Unavailable. The server says 503 for an
+# error a client may retry (SQLite busy: the worker, the flow run and the server's own loop services all
+# write to one database file); Prefect's client already retries it 5 times (~1 min of back-off), which a
+# loaded 2-core machine has outlasted. A bounded wait here, never an unbounded one: a server that stays
+# busy past it fails the test with the 503.
+BUSY_S = 240.0
+
+
+def when_ready(call, deadline: float):
+    """``call()``, tried again every 2 s while the server answers 503, until ``deadline`` (monotonic)."""
+    import httpx
+
+    while True:
+        try:
+            return call()
+        except httpx.HTTPStatusError as exc:
+            if exc.response.status_code != 503 or time.monotonic() > deadline:
+                raise
+        time.sleep(2.0)
+
+
+def run_deployment(name: str, **kwargs):
+    """Prefect's ``run_deployment``, tried again while the server is busy (:func:`when_ready`). Every try
+    carries one idempotency key, so a try whose flow run was created before the 503 (or during its wait)
+    finds that run again instead of creating a second one."""
+    from prefect.deployments import run_deployment as prefect_run_deployment
+
+    kwargs.setdefault("idempotency_key", uuid.uuid4().hex)
+    deadline = time.monotonic() + BUSY_S
+    return when_ready(lambda: prefect_run_deployment(name, **kwargs), deadline)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +88,6 @@ def service_a(tmp_path_factory):
 def test_service_runs_a_campaign_deployment_once_per_slot(service_a, monkeypatch):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
-    from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from storage.lake import Lake
@@ -69,10 +101,14 @@ def test_service_runs_a_campaign_deployment_once_per_slot(service_a, monkeypatch
                 run_deployment("campaign/campaign", parameters=SMALL, scheduled_time=slot, timeout=180)
                 for _ in range(2)
             ]
+            deadline = time.monotonic() + BUSY_S
             with get_client(sync_client=True) as client:
                 artifacts = [
-                    client.read_artifacts(
-                        artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[r.id]))
+                    when_ready(
+                        lambda r=r: client.read_artifacts(
+                            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[r.id]))
+                        ),
+                        deadline,
                     )
                     for r in runs
                 ]
@@ -108,10 +144,8 @@ def test_two_homes_on_one_port_cannot_cross_lakes(service_a, tmp_path, monkeypat
     keeps the rows of the test before, if it ran, and gets none more). Stops A's worker: the last test."""
     import subprocess
     import sys
-    import time
 
     from prefect.client.orchestration import get_client
-    from prefect.deployments import run_deployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.service import Service, read_pid, status, stop_pid, up, work_pool_for
@@ -182,10 +216,14 @@ def test_two_homes_on_one_port_cannot_cross_lakes(service_a, tmp_path, monkeypat
                 )
             with get_client(sync_client=True) as client:
                 deadline = time.monotonic() + 180
-                state = client.read_flow_run(run.id).state
+
+                def read_state():
+                    return when_ready(lambda: client.read_flow_run(run.id).state, deadline + BUSY_S)
+
+                state = read_state()
                 while not state.is_final() and time.monotonic() < deadline:
                     time.sleep(1)
-                    state = client.read_flow_run(run.id).state
+                    state = read_state()
         print((tmp_path / "rogue.log").read_text()[-4000:])
         assert state.is_failed(), state
         assert f"deployed for the lake {lake_a.resolve()}, but its worker writes to {lake_b.resolve()}" in (
