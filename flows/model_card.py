@@ -59,13 +59,13 @@ def summary_table(meta: dict[str, Any], command: str) -> list[str]:
     ]
     if "mae_ev_per_atom" in test:
         rows.append(
-            f"| test MAE | {test['mae_ev_per_atom']:.4f} eV/atom ({_number(test.get('count', 0))} rows) |"
+            f"| test MAE | {_fmt(test['mae_ev_per_atom'], '.4f')} eV/atom ({_number(test.get('count', 0))} rows) |"
         )
-        rows.append(f"| test R2 | {test.get('r2', float('nan')):.4f} |")
+        rows.append(f"| test R2 | {_fmt(test.get('r2'), '.4f')} |")
     if "tpr_at_0.5" in test:
         rows.append(
-            f"| test P_syn >= 0.5 | {test['tpr_at_0.5']:.1%} of {_number(test.get('positives', 0))} positives, "
-            f"{test.get('unlabeled_fraction_at_0.5', float('nan')):.1%} of {_number(test.get('unlabeled', 0))} "
+            f"| test P_syn >= 0.5 | {_fmt(test['tpr_at_0.5'], '.1%')} of {_number(test.get('positives', 0))} positives, "
+            f"{_fmt(test.get('unlabeled_fraction_at_0.5'), '.1%')} of {_number(test.get('unlabeled', 0))} "
             "unlabeled |"
         )
     polymorphs = test.get("polymorphs", {})
@@ -73,11 +73,17 @@ def summary_table(meta: dict[str, Any], command: str) -> list[str]:
         rows.append(
             f"| test polymorph discrimination | a positive scored highest in {polymorphs['positive_highest']:.1%} "
             f"of {polymorphs['compositions']} compositions with unlabeled siblings (random scores: "
-            f"{polymorphs['random_baseline']:.1%}) |"
+            f"{_fmt(polymorphs.get('random_baseline'), '.1%')}) |"
         )
     rows.append(f"| exported | {str(meta.get('exported_at', 'n/a'))[:10]} |")
     rows.append(f"| command | `{command}` |" if command else "| command | see *How it was made* |")
     return rows
+
+
+def _fmt(value: Any, spec: str) -> str:
+    """``value`` formatted with ``spec``, or ``n/a`` where a metric has no value (a split without positives
+    has no TPR; a split without rows no MAE): a card is written for every model, whatever its splits hold."""
+    return "n/a" if value is None else format(value, spec)
 
 
 def _hypothetical_lines(meta: dict[str, Any]) -> list[str]:
