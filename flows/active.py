@@ -197,7 +197,10 @@ def _start(
     from storage.splits import load_exclusions
 
     previous = load_state(labels_dir, number - 1) if number > 1 else None
-    model = previous.model_after if previous is not None else settings.model_dir("dft").name
+    # a model named in the settings (CSP_DFT_MODEL) is the one asked for; otherwise the loop goes on from the
+    # previous round's model (the one it trained, or the one it scored with)
+    named = "dft_model" in settings.model_fields_set or previous is None
+    model = settings.model_dir("dft").name if named else previous.model_after
     _, model_before_id = model_id(settings, model)
     used = [
         f

@@ -104,6 +104,9 @@ def test_a_round_labelled_without_training_trains_later_and_the_next_round_start
     params = ActiveParameters(composition=["KCl"], fresh_composition=["NaBr"], labels_dir=tmp / "labels")
     nxt = _start(params, 2, settings(), tmp / "labels", "csp learn run")
     assert nxt.model_before == name and nxt.model_before_id == entry["model_after"]
+    monkeypatch.setenv("CSP_DFT_MODEL", "ALIGNN-DFT-2026.11-Eform")  # a model the user names wins
+    named = _start(params, 2, settings(), tmp / "labels", "csp learn run")
+    assert named.model_before == "ALIGNN-DFT-2026.11-Eform"
 
 
 @pytest.mark.slow
