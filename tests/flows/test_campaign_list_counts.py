@@ -48,27 +48,17 @@ def test_every_state_lists_the_candidates_stored_in_the_lake(tmp_path):
 
     settings = Settings(home=tmp_path)
     lake = Lake(tmp_path)
-    # Ctrl-C after the first family: `interrupted`, with that family's rows stored
-    with pytest.raises(KeyboardInterrupt):
-        run_campaign(
-            TINY,
-            campaign_id="ctrl-c",
-            settings=settings,
-            progress=stop_after_first_family(KeyboardInterrupt()),
-        )
-    # an error after the first family: `failed`
-    with pytest.raises(RuntimeError):
-        run_campaign(
-            TINY, campaign_id="broke", settings=settings, progress=stop_after_first_family(RuntimeError("x"))
-        )
-    # killed outright after its first family: its last event says `running`, its process is gone (`stale`)
-    with pytest.raises(KeyboardInterrupt):
-        run_campaign(
-            TINY,
-            campaign_id="killed",
-            settings=settings,
-            progress=stop_after_first_family(KeyboardInterrupt()),
-        )
+    # Ctrl-C after the first family: `interrupted`, with that family's rows stored; an error after it:
+    # `failed`; killed outright after it: its last event says `running`, its process is gone (`stale`)
+    for campaign_id, error in (
+        ("ctrl-c", KeyboardInterrupt()),
+        ("broke", RuntimeError("x")),
+        ("killed", KeyboardInterrupt()),
+    ):
+        with pytest.raises(type(error)):
+            run_campaign(
+                TINY, campaign_id=campaign_id, settings=settings, progress=stop_after_first_family(error)
+            )
     row = campaign_row(lake, "killed")
     record_event(
         lake, "killed", composition="MgO", status="running", parameters={}, run_id="gone", reason=None
