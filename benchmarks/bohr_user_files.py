@@ -39,7 +39,11 @@ SOURCES = {
     "gnome": "dft/gnome_structures.jsonl.gz",
     "experimental_prototypes": "synth/experimental_prototypes.jsonl.gz",
 }
-UNITS_MARKS = ("lengths look like Bohr", "every length looks too long")
+UNITS_MARKS = (
+    "lengths look like Bohr",
+    "every length looks too long",
+    "no bond as short as in known crystals",
+)
 _LENGTH = re.compile(r"^(\s*_cell[._]length_[abc]\s+)([0-9.eE+-]+)(\(\d+\))?", re.MULTILINE)
 
 

@@ -35,6 +35,27 @@ def configured_model_ids(settings: Settings, dhf_source: str) -> list[str] | Non
     return None if None in ids else [i for i in ids if i is not None]
 
 
+def missing_model(kind: str, folder: Path) -> InputError:
+    """The one-line refusal of a model folder without ``model.json`` (issue 22, trial item 4c): it names the
+    variable that chose the folder (``CSP_EXP_MODEL`` ...) and the model folders that exist, where it blamed
+    ``CSP_MODELS_DIR`` for a typo or a blank ``CSP_EXP_MODEL``."""
+
+    def models_in(root: Path) -> list[str]:
+        subs = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+        return sorted(p.name for p in subs if (p / "model.json").is_file())
+
+    root = folder if models_in(folder) else folder.parent  # a blank name leaves the models folder itself
+    names = models_in(root)
+    choice = (
+        f"set it to one of the model folders in {root}: {', '.join(names)} (or a folder's path)"
+        if names
+        else f"no model folder lies in {root}: set CSP_MODELS_DIR to the folder holding them"
+    )
+    return InputError(
+        f"The {kind} model folder {folder} has no model.json: CSP_{kind.upper()}_MODEL names no model; {choice}."
+    )
+
+
 def open_scorer(settings: Settings, dhf_source: str, **options: Any) -> Any:
     """Warm models of the configured folders (``options``: ``allow_unseen_elements``, ``score_device`` of
     :func:`csp.models.scoring.load_scorer`: onnxruntime, or torch on a GPU), each checked for its role by
@@ -49,7 +70,7 @@ def open_scorer(settings: Settings, dhf_source: str, **options: Any) -> Any:
     folders = model_folders(settings, dhf_source)
     for kind, folder in folders.items():
         if folder is not None and not (folder / "model.json").is_file():
-            raise InputError(f"The {kind} model folder {folder} has no model.json; set CSP_MODELS_DIR.")
+            raise missing_model(kind, folder)
     return load_scorer(
         settings.models_dir,
         dhf_source=dhf_source,

@@ -12,6 +12,13 @@ minutes::
 
     campaign flowtest-mgo: family 3/3, best FV 0.0365, 36 structures scored, ETA 0 s, elapsed 3 s
 
+With refinement on (the default), the search's ETA says that refinement follows (``ETA 4 s, then refinement of up
+to 32 structures``), and refinement, which takes as long as the search or longer, has its own lines: one when it
+starts, then its progress with an ETA measured from the relaxations finished so far::
+
+    campaign c: search done; refining 32 structures with chgnet-0.3.0 (timed once the first is relaxed)
+    campaign c: refining 12/32, ETA 40 s, elapsed 1 min
+
 The CLI prints these lines (stdout not a terminal); the Prefect campaign flow sends the same lines to its
 run logger (``log=``), so ``prefect deployment run ... --watch`` and the UI's logs show them. Ctrl-C and
 SIGTERM end with a one-line hint to resume.
@@ -44,6 +51,7 @@ class ProgressReporter:
         tty: a terminal shows a bar (``on_update``) instead of progress lines.
         on_update: called with ``total``, ``completed`` and ``info`` on every outer step (the bar).
         log: receives each line instead of ``console`` (e.g. a Prefect run logger's ``info``).
+        refine_n: the structures refinement will relax after the search (0: none); the search's ETA says so.
     """
 
     def __init__(
@@ -54,6 +62,7 @@ class ProgressReporter:
         tty: bool,
         on_update: Callable[..., None] | None = None,
         log: Callable[[str], Any] | None = None,
+        refine_n: int = 0,
     ):
         if log is None and console is None:
             raise ValueError("A progress reporter needs a console or a log function.")
@@ -71,6 +80,9 @@ class ProgressReporter:
         self.scored_rows = 0
         self.estimated = False
         self.total: int | None = None
+        self.refine_n = refine_n
+        self.refine_start: float | None = None
+        self.then = f", then refinement of up to {refine_n} structures" if refine_n else ""
 
     def eta(self, done: int) -> float | None:
         """Seconds left at the rate of the families timed after the first; None until one is."""
@@ -80,7 +92,31 @@ class ProgressReporter:
             return 0.0
         return eta_seconds(self.scored_steps, self.scored_steps + (self.total - done), self.scored_s)
 
+    def refining(self, p: dict[str, Any]) -> None:
+        """A progress dict of refinement (or gap probes): a line when it starts, then its progress."""
+        now = time.monotonic()
+        done, total = int(p["done"]), int(p["total"])
+        what = "refining" if p["phase"] == "refine" else "single points (gap probes) of"
+        if self.refine_start is None or done == 0:
+            self.refine_start = self.last_log = now
+            self.say(
+                f"{self.label}: search done; {what} {total} structures with {p['potential']} (timed once the "
+                "first is finished)"
+            )
+            return
+        elapsed = now - self.refine_start
+        eta = elapsed / done * (total - done)
+        info = f"{'refining' if p['phase'] == 'refine' else 'probing'} {done}/{total}, ETA {duration(eta)}"
+        if self.on_update is not None:
+            self.on_update(total=total, completed=done, info=info)
+        if not self.tty and (now - self.last_log >= LOG_EVERY_S or done == total):
+            self.last_log = now
+            self.say(f"{self.label}: {info}, elapsed {duration(now - self.start)}")
+
     def __call__(self, p: dict[str, Any]) -> None:
+        if p.get("phase") in ("refine", "probe"):
+            self.refining(p)
+            return
         now = time.monotonic()
         step_s, self.last = now - self.last, now
         self.total = int(p.get("planned_steps") or p["outer_steps"])
@@ -103,11 +139,12 @@ class ProgressReporter:
             self.say(
                 f"{self.label}: {self.total} families to try (the first took {duration(self.first[0])} for "
                 f"{self.first[1]} structures, start-up included; the next {duration(step_s)} for {fresh}"
-                f"{before}); estimated time left {duration(eta)}"
+                f"{before}); estimated time left {'for the search ' if self.refine_n else ''}"
+                f"{duration(eta)}{self.then}"
             )
         counts = f"{scored} structures scored" + (f" now, {replayed} replayed" if replayed else "")
         shown = "estimating..." if eta is None else duration(eta)
-        info = f"best FV {p['best_fitness']:.4f}, {counts}, ETA {shown}"
+        info = f"best FV {p['best_fitness']:.4f}, {counts}, ETA {shown}{self.then}"
         if self.on_update is not None:
             self.on_update(total=self.total, completed=done, info=info)
         if not self.tty and (now - self.last_log >= LOG_EVERY_S or done == self.total):
@@ -168,8 +205,11 @@ def run_with_progress(
         check_targets(campaign_id, export_dir)
         listing = listing_reporter(lambda text: console.print(text, highlight=False), label)
         campaign = prepare(params, campaign_id=campaign_id, force=force, report=listing)
+        config = campaign.params.search_config()  # as it will run: rs-relax turns refinement on
+        refine_n = config.refine_top_n if config.refine else 0
         if not tty:
-            return campaign.run(ProgressReporter(console, label, tty=False), export_dir=export_dir)
+            reporter = ProgressReporter(console, label, tty=False, refine_n=refine_n)
+            return campaign.run(reporter, export_dir=export_dir)
         with Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -181,7 +221,7 @@ def run_with_progress(
         ) as bar:
             task = bar.add_task(label, total=campaign.params.outer_steps, info="")
             reporter = ProgressReporter(
-                console, label, tty=True, on_update=lambda **kw: bar.update(task, **kw)
+                console, label, tty=True, on_update=lambda **kw: bar.update(task, **kw), refine_n=refine_n
             )
             return campaign.run(reporter, export_dir=export_dir)
     except CampaignError as exc:

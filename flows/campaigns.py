@@ -275,7 +275,7 @@ class Campaign:
         except CSPError as exc:
             raise CampaignError(str(exc)) from exc
         search_s = time.perf_counter() - start
-        refine_or_probe(result.outer_rows, params.search_config(), self.scorer, sink, self.campaign_id)
+        refine_or_probe(result.outer_rows, params.search_config(), self.scorer, sink, self.campaign_id, progress)  # fmt: skip
         elapsed = time.perf_counter() - start
         self.lake.compact("candidates", partition=self.campaign_id)
         # the one answer, made from the rows as the lake holds them (every face makes it the same way)

@@ -48,12 +48,13 @@ def check_models(
     from csp.errors import InputError
     from csp.models.check import check_model_folder, training_element_counts
     from csp.search.two_stage import check_spread_penalty
+    from flows.campaign_models import missing_model
 
     numbers = sorted(set(int(z) for z in composition.numbers()))
     for role, folder in folders.items():
         meta_path = folder / "model.json"
         if not meta_path.is_file():
-            raise InputError(f"The {role} model folder {folder} has no model.json; set CSP_MODELS_DIR.")
+            raise missing_model(role, folder)
         meta = check_model_folder(folder, role)
         if role in ("dft", "exp"):
             check_spread_penalty(spread_penalty, int(meta.get("n_members", 1)))

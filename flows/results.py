@@ -2,7 +2,8 @@
 
 :func:`result_of` reads a campaign's stored parameters (``top_k``, ``refine_ranking``) and its outer,
 refined and probe rows, and hands them to :func:`csp.potentials.result.campaign_result`, the only place a
-campaign's answer is ranked.
+campaign's answer is ranked, with the lake's physical check (:func:`storage.validation.structure_problem`):
+what ``csp ingest`` would refuse is marked and ranked after what it accepts on every face.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ def result_of(
     """
     from csp.potentials.refine import DEFAULT_RANKING
     from csp.potentials.result import campaign_result
+    from storage.validation import structure_problem
 
     params = stored_parameters(lake, campaign_id)
     if params is None:
@@ -61,4 +63,5 @@ def result_of(
         rows,
         k=int(k or params.get("top_k") or 5),
         rule=params.get("refine_ranking") or DEFAULT_RANKING,
+        check=structure_problem,
     )

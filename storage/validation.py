@@ -83,6 +83,7 @@ __all__ = [
     "reference_pair_minima",
     "reference_pair_typical",
     "stretched_cell_problem",
+    "structure_problem",
     "tightest_bond",
 ]
 
@@ -309,7 +310,8 @@ def tightest_bond(
 def stretched_cell_problem(
     lattice: np.ndarray, species: Sequence[str], frac_coords: np.ndarray, *, dist: np.ndarray | None = None
 ) -> str | None:
-    """Why a cell is uniformly too large (its lengths look like Bohr), else None.
+    """Why a cell has no bond as short as in known crystals (lengths in Bohr, or atoms bonded as in no known
+    crystal), else None.
 
     Refused when the tightest bond ratio (:func:`tightest_bond`) lies above ``STRETCH_CEILING``: no bond of the cell
     is as short as in known crystals. A lattice written in Bohr is 1.8897 x too large (MgO's Mg-O at 3.98 A,
@@ -341,20 +343,18 @@ def stretched_cell_problem(
     ratio, pair, d, ref_d, rows = found
     name = "-".join(pair)
     bohr = 1.0 / BOHR_ANGSTROM
-    how = (
-        f"lengths look like Bohr (1 Bohr = {BOHR_ANGSTROM:.4f} A)"
+    # the same numbers come from a file in Bohr and from a cell whose atoms sit apart as in no known crystal
+    # (a campaign's surrogate artefact, written in Angstrom): the reason says both (issue 22, trial item 2)
+    cause = (
+        f"the lengths may be in Bohr (then convert them to Angstrom: multiply by {BOHR_ANGSTROM:.4f})"
         if ratio / bohr < 1.35
-        else "every length looks too long (a unit other than Angstrom or a wrong lattice constant)"
-    )
-    fix = (
-        f"convert the lengths to Angstrom (multiply by {BOHR_ANGSTROM:.4f})"
-        if ratio / bohr < 1.35
-        else "check the cell's length unit and lattice constants"
+        else "the lengths may be in a unit other than Angstrom or a lattice constant wrong"
     )
     return (
-        f"{how}: the tightest {name} distance {d:.3f} A is {ratio:.2f} x the shortest usual {name} distance in "
-        f"known crystals ({ref_d:.3f} A, percentile {STRETCH_PERCENTILE:g} over {rows:,} trusted rows), above "
-        f"{STRETCH_CEILING:g} x; {fix}"
+        f"no bond as short as in known crystals: the shortest distance of every element pair is >= "
+        f"{STRETCH_CEILING:g} x the shortest usual one (the tightest, {name} {d:.3f} A, is {ratio:.2f} x the "
+        f"{ref_d:.3f} A of known crystals, percentile {STRETCH_PERCENTILE:g} over {rows:,} trusted rows); "
+        f"{cause}, or the atoms are not bonded as in any known crystal of these elements"
     )
 
 
@@ -476,6 +476,22 @@ def check_geometry(
             f"{species[far]} site {far} has no neighbour within {MAX_NEAREST_NEIGHBOUR_ANGSTROM} A "
             "(an isolated atom, not part of a bulk crystal)"
         )
+
+
+def structure_problem(structure) -> str | None:
+    """Why ``csp ingest`` would refuse a pymatgen ``Structure`` as a user file (:func:`check_geometry` with the
+    per-pair floor and the stretched-cell check), else None: the lake's physical check, which a campaign's
+    result marks its entries with (``flows.results.result_of``; issue 22)."""
+    try:
+        check_geometry(
+            np.asarray(structure.lattice.matrix),
+            [site.specie.symbol for site in structure],
+            np.asarray(structure.frac_coords),
+            units_check=True,
+        )
+    except StructureError as exc:
+        return str(exc)
+    return None
 
 
 @lru_cache(maxsize=1)

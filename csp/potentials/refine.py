@@ -388,6 +388,7 @@ def refine(
     potential: Any = None,
     deadline: float | None = None,
     spread_penalty: float = 0.0,
+    progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Relax the best distinct structures of a search under their symmetry and store one row each.
 
@@ -405,6 +406,8 @@ def refine(
         deadline: ``time.monotonic()`` after which relaxations stop (partially relaxed).
         spread_penalty: the campaign's kappa: a refined row's FV uses the enthalpy mean + kappa * std
             (:func:`csp.search.fitness.fitness_value`).
+        progress: called with ``{"phase": "refine" (or "probe"), "done", "total", "potential"}`` before the
+            first relaxation (``done`` 0) and after each (``total``: the structures this call relaxes).
 
     Returns:
         The refined (or probe) rows of the campaign, stored ones included, in source order.
@@ -453,6 +456,14 @@ def refine(
             row["seconds"] = time.perf_counter() - clock0
             sink.append([row])
             out[source["outer_step"]] = row
+            tell(len(out) - len(stored))
+
+        def tell(done: int) -> None:
+            if progress is not None:
+                phase = "probe" if probe_only else "refine"
+                progress({"phase": phase, "done": done, "total": len(todo), "potential": potential.name})
+
+        tell(0)
 
         with _torch_threads(cfg.cpu_threads if str(cfg.device) == "cpu" else None):
             relax(
@@ -568,11 +579,17 @@ def attach_gaps(top: list[dict[str, Any]], probes: Sequence[dict[str, Any]]) -> 
 
 # --------------------------------------------------------------------------------- campaign wiring
 def refine_or_probe(
-    rows: list[dict[str, Any]], config: Any, scorer: Any, sink: Any, campaign_id: str
+    rows: list[dict[str, Any]],
+    config: Any,
+    scorer: Any,
+    sink: Any,
+    campaign_id: str,
+    progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """The potential's part of a campaign after the search: refinement on, the refined rows of
     :func:`refine`; off, single points of the search's top ``config.gap_probes`` (the exploitation gap);
-    none when ``gap_probes`` is 0 (no potential is loaded). The rows are appended to ``sink``."""
+    none when ``gap_probes`` is 0 (no potential is loaded). The rows are appended to ``sink``; ``progress``
+    gets :func:`refine`'s progress dicts (``phase`` ``refine`` or ``probe``)."""
     if not config.refine and config.gap_probes <= 0:
         return []
     return refine(
@@ -584,6 +601,7 @@ def refine_or_probe(
         settings=settings_of(config),
         probe_only=0 if config.refine else config.gap_probes,
         spread_penalty=config.spread_penalty,
+        progress=progress,
     )
 
 

@@ -17,6 +17,14 @@ Both are deduplicated by :func:`csp.structures.matching.rank` (space group first
 Ties are broken by (outer step, inner step), so the same rows always give the same answer, in memory or
 read back from the lake.
 
+Physical check (``check``, issue 22): the search keeps the shared distance rule alone (docs/bad-input.md), so
+the models can rank first a crystal that the lake's ingest refuses as impossible (an Al-H bond of 0.85 A). When
+a face passes the lake's check (``flows.results.result_of`` passes
+``storage.validation.structure_problem``), the final top k holds every structure that passes it before any
+that fails, each in its rank-rule order, and every entry carries ``check``: why it fails (None: it passes). A
+structure the lake would refuse is never rank 1 while one that passes exists, and never shown unmarked.
+``search_top`` keeps the search's own order (the paper's answer), its entries marked alike.
+
 Each :class:`ResultEntry` carries ``delta_e_mev_per_atom``: the energy of the rank rule above rank 1, in
 meV/atom (the potential's energy when refined; the model's predicted dHf when ranked by FV, where it is
 not the ranking quantity and can be negative).
@@ -26,7 +34,7 @@ from __future__ import annotations
 
 import numbers
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +44,10 @@ from csp.potentials.refine import DEFAULT_RANKING, REFINED_STAGE, RankingRule, r
 if TYPE_CHECKING:
     from pymatgen.core import Structure
 
-__all__ = ["CampaignResult", "ResultEntry", "campaign_result", "predict", "rank_rule_text"]
+__all__ = ["CampaignResult", "ResultEntry", "StructureCheck", "campaign_result", "predict", "rank_rule_text"]
+
+#: A physical check: why a structure is no possible crystal (one line), or None when it passes.
+StructureCheck = Callable[["Structure"], "str | None"]
 
 #: The stages a result is made from (inner rows are never needed).
 RESULT_STAGES = ("outer", REFINED_STAGE, "single_point")
@@ -62,6 +73,8 @@ class ResultEntry:
     ``spacegroup`` and ``wyckoff`` are detected by spglib at the one tolerance on ``structure`` (the
     symmetrised conventional cell shown); ``family_spacegroup`` / ``family_wyckoff`` are the search template
     the structure came from. ``key`` is the lake key ``(stage, outer_step, inner_step)`` of the best member.
+    ``check`` is why ``structure`` fails the physical check the result was made with (the lake's ingest
+    check), None when it passes or no check was given (:attr:`CampaignResult.checked`).
     """
 
     rank: int
@@ -91,6 +104,7 @@ class ResultEntry:
     duplicates: int
     outer_step: int
     key: tuple[str, int, int]
+    check: str | None
     structure: Structure = field(repr=False, compare=False)
 
     def public(self) -> dict[str, Any]:
@@ -126,6 +140,8 @@ class CampaignResult:
             (stopped at the step limit, still ranked), ``collapsed``, ``exploded``, ``failed``, and
             ``potential``; empty when refinement did not run.
         energy_kind: what ``delta_e_mev_per_atom`` is a difference of.
+        checked: True when the entries were judged by a physical check (their ``check``); the final top k
+            then holds the structures that pass it first.
     """
 
     formula: str
@@ -136,6 +152,7 @@ class CampaignResult:
     search_top: list[ResultEntry]
     refinement: dict[str, Any] = field(default_factory=dict)
     energy_kind: str = ""
+    checked: bool = False
 
     @property
     def best(self) -> ResultEntry | None:
@@ -170,10 +187,32 @@ class CampaignResult:
             "rank_rule": self.rank_rule,
             "refined": self.refined,
             "energy_kind": self.energy_kind,
+            "checked": self.checked,
+            "check_line": self.check_line(),
             "refinement": dict(self.refinement),
             "top": [e.public() for e in self.top],
             "search_top": [e.public() for e in self.search_top],
         }
+
+    def check_line(self, which: str = "final") -> str | None:
+        """One line under the table when entries of ``top`` (``final``) or ``search_top`` (``search``) fail the
+        physical check, e.g. ``"2 of the top 5 fail the lake's physical check (column check): ..."``; None
+        when all pass or nothing was checked."""
+        entries = self.top if which == "final" else self.search_top
+        failing = [e for e in entries if e.check]
+        if not self.checked or not failing:
+            return None
+        order = (
+            f"ranked after the {len(entries) - len(failing)} that pass"
+            if which == "final"
+            else "the final answer ranks every structure that passes before them"
+        )
+        whose = "top" if which == "final" else "search's own top"
+        return (
+            f"{len(failing)} of the {whose} {len(entries)} fail the lake's physical check (column check; `csp ingest` "
+            "would refuse them): likely artefacts of the surrogate models, which the search's looser distance "
+            f"rule lets through (docs/bad-input.md); {order}."
+        )
 
     def refinement_line(self) -> str | None:
         """The refinement counted in words, e.g. ``"19 structures relaxed with chgnet-0.3.0: 9 converged,
@@ -191,7 +230,47 @@ class CampaignResult:
         return f"{r['relaxed']} structures relaxed with {r['potential']}: " + ", ".join(parts) + "."
 
 
-def _entries(ranked: list[dict[str, Any]], energy_col: str | None) -> list[ResultEntry]:
+def _checked_first(key: Callable[[dict[str, Any]], Any], check: StructureCheck | None) -> Callable[..., Any]:
+    """``key`` with the rows whose structure fails ``check`` after every row that passes (None stays None)."""
+    if check is None:
+        return key
+    from csp.structures.matching import row_crystal
+
+    fails: dict[int, bool] = {}
+
+    def ordered(row: dict[str, Any]) -> Any:
+        value = key(row)
+        if value is None:
+            return None
+        if id(row) not in fails:
+            fails[id(row)] = check(row_crystal(row).to_pymatgen()) is not None
+        return (fails[id(row)], value)
+
+    return ordered
+
+
+def _passing_first(
+    rows: Sequence[dict[str, Any]],
+    k: int,
+    key: Callable[[dict[str, Any]], Any],
+    check: StructureCheck | None,
+    ranked: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """The one rule of the answer: the top ``k`` of ``rows`` by ``key``, those whose structure passes ``check``
+    before any that fails. ``ranked`` (already ``rank(rows, k, key)``, or None) is returned itself when
+    nothing in it fails, so the rows are checked only when an entry of the plain ranking fails."""
+    from csp.structures.matching import rank
+
+    if ranked is None:
+        ranked = rank(rows, k=k, key=key)
+    if check is None or not any(check(item["structure"]) for item in ranked):
+        return ranked
+    return rank(rows, k=k, key=_checked_first(key, check))
+
+
+def _entries(
+    ranked: list[dict[str, Any]], energy_col: str | None, check: StructureCheck | None = None
+) -> list[ResultEntry]:
     base = None
     out = []
     for item in ranked:
@@ -230,6 +309,7 @@ def _entries(ranked: list[dict[str, Any]], energy_col: str | None) -> list[Resul
                 duplicates=int(item["duplicates"]),
                 outer_step=int(row.get("outer_step", -1)),
                 key=(str(row.get("stage")), int(row.get("outer_step", -1)), int(row.get("inner_step", -1))),
+                check=check(item["structure"]) if check is not None else None,
                 structure=item["structure"],
             )
         )
@@ -266,6 +346,7 @@ def campaign_result(
     *,
     k: int = 5,
     rule: RankingRule = DEFAULT_RANKING,
+    check: StructureCheck | None = None,
 ) -> CampaignResult:
     """The one result of a campaign from its rows (see the module docstring for the rank rule).
 
@@ -275,6 +356,9 @@ def campaign_result(
             (3n floats), scores and refined columns); inner rows are ignored.
         k: entries in ``top`` and ``search_top``.
         rule: the campaign's ``refine_ranking`` (used when refined rows exist).
+        check: a physical check of a structure (the lake's: ``storage.validation.structure_problem``): the
+            final top k holds the structures that pass it first, and every entry says why it fails. None: no
+            check (entries unmarked, ``checked`` False).
 
     Returns:
         The :class:`CampaignResult`; its ``top`` is empty when no row was scored.
@@ -289,36 +373,44 @@ def campaign_result(
     outer = [r for r in rows if r.get("stage") == "outer"]
     refined = [r for r in rows if r.get("stage") == REFINED_STAGE]
     probes = [r for r in rows if r.get("stage") == "single_point"]
-    search = rank(outer, k=k, key=tie_broken(lambda r: r.get("fitness")))
+    by_fitness = tie_broken(lambda r: r.get("fitness"))
+    search = rank(outer, k=k, key=by_fitness)
     attach_gaps(search, refined or probes)
     usable = [r for r in refined if r.get("valid") and r.get("energy_potential_ev_per_atom") is not None]
-    final = rank(usable, k=k, key=tie_broken(ranking_key(usable, rule))) if usable else []
+    final = _passing_first(usable, k, tie_broken(ranking_key(usable, rule)), check) if usable else []
     if final:
         attach_gaps(final, refined)
         for entry in final:  # a refined row is its own probe: its gap is that of its source
             entry["exploitation_gap_ev_per_atom"] = entry["row"].get("exploitation_gap_ev_per_atom")
     potential = refined[0].get("potential") if refined else None
-    search_entries = _entries(search, "dhf_pred_ev_per_atom")
+    search_entries = _entries(search, "dhf_pred_ev_per_atom", check)
     if final:
         return CampaignResult(
             formula=final[0]["formula"],
             rule=rule,
             rank_rule=rank_rule_text(rule, True, potential),
             refined=True,
-            top=_entries(final, "energy_potential_ev_per_atom"),
+            top=_entries(final, "energy_potential_ev_per_atom", check),
             search_top=search_entries,
             refinement=refinement_counts(refined),
             energy_kind=f"energy of {potential} per atom of the relaxed structure",
+            checked=check is not None,
         )
+    top = search_entries
+    answer = _passing_first(outer, k, by_fitness, check, search)
+    if answer is not search:  # the answer holds those that pass first; the search's own order kept aside
+        attach_gaps(answer, refined or probes)
+        top = _entries(answer, "dhf_pred_ev_per_atom", check)
     return CampaignResult(
         formula=search[0]["formula"] if search else "",
         rule="search-fitness",
         rank_rule=rank_rule_text("fitness", False),
         refined=False,
-        top=search_entries,
+        top=top,
         search_top=search_entries,
         refinement=refinement_counts(refined) if refined else {},
         energy_kind="the models' predicted formation enthalpy dHf (not the ranking quantity)",
+        checked=check is not None,
     )
 
 
@@ -331,6 +423,7 @@ def predict(
     sink: Any = None,
     campaign_id: str = "local",
     progress: Any = None,
+    check: StructureCheck | None = None,
 ) -> CampaignResult:
     """The one-call front door: search ``composition``, refine when ``config.refine`` (the default), and
     return the campaign's :class:`CampaignResult`, the same answer ``csp campaign run`` gives for the same
@@ -351,6 +444,9 @@ def predict(
             keep every row).
         campaign_id: the rows' campaign id.
         progress: called once per outer step (see :func:`csp.search.two_stage.run_search`).
+        check: the physical check of :func:`campaign_result` (``csp`` never imports the lake: pass
+            ``storage.validation.structure_problem`` to mark and rank last what ``csp ingest`` would refuse, as
+            every face of ``flows`` does).
 
     Returns:
         The :class:`CampaignResult` (``result.top``: the final top k; ``result.search_top``: the search's).
@@ -373,4 +469,4 @@ def predict(
     sink = sink if sink is not None else InMemorySink()
     found = run_search(composition, config, scorer, sink, campaign_id=campaign_id, progress=progress)
     refine_or_probe(found.outer_rows, config, scorer, sink, campaign_id)
-    return campaign_result(sink.history(campaign_id), k=k, rule=config.refine_ranking)
+    return campaign_result(sink.history(campaign_id), k=k, rule=config.refine_ranking, check=check)

@@ -17,6 +17,20 @@ def _yes_no(value: bool | None) -> str:
     return "" if value is None else ("yes" if value else "NO")
 
 
+def _check(entry: Any, result: Any) -> str:
+    """The check column: ``ok`` or ``FAILS: why`` (empty when the result was not checked)."""
+    if not result.checked:
+        return ""
+    return f"FAILS: {entry.check}" if entry.check else "ok"
+
+
+def print_check_line(result: Any, which: str = "final") -> None:
+    """The one line saying how many of the shown top k fail the lake's physical check (nothing when none)."""
+    line = result.check_line(which)
+    if line:
+        console.print(line, highlight=False, style="bold")
+
+
 def print_result(result: Any, campaign_id: str) -> None:
     """Print :class:`csp.potentials.result.CampaignResult`: what the table ranks by, the final top k
     (ΔE above rank 1 in meV/atom, converged, duplicates, source family), the refinement counted in words
@@ -45,6 +59,8 @@ def print_result(result: Any, campaign_id: str) -> None:
         ("from family", "left"),
         ("duplicates", "right"),
     ]
+    if result.checked:
+        cols.append(("check", "left"))
     for name, justify in cols:
         view.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for e in result.top:
@@ -60,8 +76,11 @@ def print_result(result: Any, campaign_id: str) -> None:
             e.source_family,
             str(e.duplicates),
         ]
+        if result.checked:
+            cells.append(_check(e, result))
         view.add_row(*cells)
     console.print(view)
+    print_check_line(result)
     console.print(
         f"{delta}: {result.energy_kind}, above rank 1. duplicates: other "
         f"{'relaxed ' if refined else ''}structures merged into this one (same space group, StructureMatcher).",
@@ -72,6 +91,8 @@ def print_result(result: Any, campaign_id: str) -> None:
         console.print(line, highlight=False)
     if refined:
         _print_search_top(result)
+    else:  # the search's own top k is not shown: say how many of its best the check set aside
+        print_check_line(result, "search")
 
 
 def _print_search_top(result: Any) -> None:
@@ -85,8 +106,9 @@ def _print_search_top(result: Any) -> None:
         "FV",
         "gap (eV/atom)",
         "final rank",
+        *(("check",) if result.checked else ()),
     ):
-        view.add_column(name, justify="left" if name == "structure" else "right")
+        view.add_column(name, justify="left" if name in ("structure", "check") else "right")
     for e in result.search_top:
         shown = sources.get(e.outer_step)
         view.add_row(
@@ -97,6 +119,7 @@ def _print_search_top(result: Any) -> None:
             _num(e.fitness, ".4f"),
             _num(e.exploitation_gap_ev_per_atom, "+.3f"),
             "" if shown is None else str(shown),
+            *((_check(e, result),) if result.checked else ()),
         )
     console.print(
         "The search's own top k (the models' FV before refinement; gap: the potential's dHf at the found "
@@ -104,6 +127,7 @@ def _print_search_top(result: Any) -> None:
         highlight=False,
     )
     console.print(view)
+    print_check_line(result, "search")
 
 
 def print_xrd(result: Any) -> None:

@@ -268,6 +268,9 @@ def campaign_export(
     for path in write_structures(structures, out, fmt, names=names):
         console.print(f"wrote {path}", highlight=False)
     console.print(f"ranked by {result.rank_rule}", highlight=False)
+    from flows.cli._result import print_check_line
+
+    print_check_line(result)
 
 
 def demo() -> None:

@@ -231,6 +231,9 @@ def candidates_export(
             console.print(f"wrote {len(paths)} {fmt} files to {out}", highlight=False)
         what = result.rank_rule if stage == "final" else "fitness FV of the search, before refinement"
         console.print(f"ranked by {what}", highlight=False)
+        from flows.cli._result import print_check_line
+
+        print_check_line(result, stage)
     except (*history_errors(), NoCampaignError) as exc:
         fail_one_line(exc)
 

@@ -27,6 +27,7 @@ TOP_COLUMNS = (
     "family",
     "duplicates",
     "exploitation_gap_ev_per_atom",
+    "check",
 )
 
 
@@ -215,6 +216,8 @@ def summary_markdown(
     counts = result.get("refinement") or {}
     if counts:
         lines.append(f"- {refinement_words(counts)}")
+    if result.get("check_line"):
+        lines.append(f"- **{result['check_line']}**")
     lines += [
         "",
         "## Convergence (best fitness vs outer step, lower is better)",

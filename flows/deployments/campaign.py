@@ -115,6 +115,8 @@ def search(params: dict[str, Any], campaign_id: str, run_id: str) -> dict[str, A
 
     def progress(p: dict[str, Any]) -> None:
         reporter(p)  # the log line: every LOG_EVERY_S seconds and at the last family
+        if "outer_step" not in p:  # refinement's progress (its own log lines), after the search's steps
+            return
         done = p["outer_step"] + 1
         now = time.monotonic()
         # every outer step, but at most twice a second (a resume replays stored steps very fast)

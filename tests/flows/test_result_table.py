@@ -32,7 +32,7 @@ def test_the_footnote_names_the_column_it_explains(monkeypatch, refined, column,
     monkeypatch.setattr(_result, "console", Console(file=out, width=300))
     result = SimpleNamespace(
         top=[_entry(1), _entry(2)], search_top=[], formula="MgO", rank_rule="FV", refined=refined,
-        energy_kind=kind, refinement_line=lambda: "",
+        energy_kind=kind, refinement_line=lambda: "", checked=False, check_line=lambda which="final": None,
     )  # fmt: skip
     monkeypatch.setattr(_result, "_print_search_top", lambda result: None)
     _result.print_result(result, "c")

@@ -30,7 +30,20 @@ BOHR = 1.8897261  # Bohr radii per Angstrom
 MGO_HALF = 2.105  # rock-salt MgO, a = 4.21 A
 DIAMOND_HALF = 1.7835  # diamond, a = 3.567 A
 KW = {"source": "f1", "license": "test"}
-FIX = "convert the lengths to Angstrom (multiply by 0.5292)"
+FIX = (
+    "the lengths may be in Bohr (then convert them to Angstrom: multiply by 0.5292), or the atoms are not bonded as "
+    "in any known crystal of these elements"
+)
+HEAD = "no bond as short as in known crystals: the shortest distance of every element pair is >= 1.85 x the shortest usual one"
+
+
+def why(pair: str, d: str, ratio: str, ref: str, rows: str) -> str:
+    """The reason of a cell with no bond as short as in known crystals (issue 22, trial item 2: true for a file in
+    Bohr and for a campaign's own structure in Angstrom whose atoms sit apart as in no known crystal)."""
+    return (
+        f"{HEAD} (the tightest, {pair} {d} A, is {ratio} x the {ref} A of known crystals, percentile 1 over {rows} "
+        f"trusted rows); {FIX}"
+    )
 
 
 def fcc(half: float) -> np.ndarray:
@@ -74,15 +87,12 @@ def test_mgo_and_diamond_in_bohr_are_refused_only_when_the_units_are_checked():
     with pytest.raises(StructureError) as info:
         check_geometry(fcc(MGO_HALF * BOHR), ["Mg", "O"], frac_mgo, units_check=True)
     # Mg-O lies at 3.978 A = 2.14 x 1.861 A; the fcc Mg-Mg contact, 5.626 A = 1.90 x 2.963 A, is the tightest
-    assert str(info.value) == (
-        "lengths look like Bohr (1 Bohr = 0.5292 A): the tightest Mg-Mg distance 5.626 A is 1.90 x the shortest "
-        "usual Mg-Mg distance in known crystals (2.963 A, percentile 1 over 2,513 trusted rows), above 1.85 x; "
-        f"{FIX}"
-    )
+    assert str(info.value) == why("Mg-Mg", "5.626", "1.90", "2.963", "2,513")
     frac_c = np.array([[0.0, 0.0, 0.0], [0.25, 0.25, 0.25]])
     check_geometry(fcc(DIAMOND_HALF), ["C", "C"], frac_c, units_check=True)
     with pytest.raises(
-        StructureError, match=r"^lengths look like Bohr .* the tightest C-C distance 2\.919 A is 2\.25 x"
+        StructureError,
+        match=r"^no bond as short as in known crystals: .*\(the tightest, C-C 2\.919 A, is 2\.25 x",
     ):
         check_geometry(fcc(DIAMOND_HALF * BOHR), ["C", "C"], frac_c, units_check=True)
 
@@ -110,10 +120,8 @@ def test_a_metal_whose_neighbours_leave_the_radius_in_bohr_is_still_caught():
     frac = np.array([[0, 0, 0], [0, 0, 0.5], [1 / 3, 2 / 3, 0.25], [2 / 3, 1 / 3, 0.75]])
     with pytest.raises(StructureError) as info:
         check_geometry(lattice, ["La"] * 4, frac, units_check=True)
-    assert str(info.value) == (  # the La-La contact between the hexagonal layers: 3.739 A x 1.8897
-        "lengths look like Bohr (1 Bohr = 0.5292 A): the tightest La-La distance 7.065 A is 2.22 x the shortest "
-        f"usual La-La distance in known crystals (3.185 A, percentile 1 over 3,118 trusted rows), above 1.85 x; {FIX}"
-    )
+    # the La-La contact between the hexagonal layers: 3.739 A x 1.8897
+    assert str(info.value) == why("La-La", "7.065", "2.22", "3.185", "3,118")
     check_geometry(lattice / BOHR, ["La"] * 4, frac, units_check=True)
 
 
@@ -125,15 +133,11 @@ def test_a_real_mirror_cif_in_bohr_is_quarantined_with_the_cause_and_as_written_
         tmp_path, {"nacl.cif": nacl, "nacl_bohr.cif": in_bohr(nacl), "ca.cif": ca, "ca_bohr.cif": in_bohr(ca)}
     )
     assert items["nacl"].row["reduced_formula"] == "NaCl" and items["ca"].row["reduced_formula"] == "Ca"
-    assert items["nacl_bohr"].reason == (
-        "nacl_bohr.cif: lengths look like Bohr (1 Bohr = 0.5292 A): the tightest Cl-Na distance 5.280 A is 2.11 x "
-        "the shortest usual Cl-Na distance in known crystals (2.506 A, percentile 1 over 85 trusted rows), above "
-        f"1.85 x; {FIX}"
-    )
+    assert items["nacl_bohr"].reason == "nacl_bohr.cif: " + why("Cl-Na", "5.280", "2.11", "2.506", "85")
     # fcc Ca's Ca-Ca 3.91 A becomes 7.38 A, beyond the 7 A of the other checks
     assert re.fullmatch(
-        r"ca_bohr\.cif: lengths look like Bohr \(1 Bohr = 0\.5292 A\): the tightest Ca-Ca distance 7\.3\d\d A is "
-        rf"2\.\d\d x the shortest usual Ca-Ca distance in known crystals \(3\.\d+ A, .*\), above 1\.85 x; {re.escape(FIX)}",
+        rf"ca_bohr\.cif: {re.escape(HEAD)} \(the tightest, Ca-Ca 7\.3\d\d A, is 2\.\d\d x the 3\.\d+ A of known "
+        rf"crystals, .*\); {re.escape(FIX)}",
         items["ca_bohr"].reason,
     ), items["ca_bohr"].reason
 
@@ -157,10 +161,8 @@ def test_molecular_and_layered_mirror_crystals_are_stored_and_refused_in_bohr(tm
         "mos2": "MoS2",
         "cl2": "Cl",
     }
-    assert items["s8_bohr"].reason.startswith(
-        "s8_bohr.cif: lengths look like Bohr (1 Bohr = 0.5292 A): the tightest S-S"
-    )
-    assert items["mos2_bohr"].reason.startswith("mos2_bohr.cif: lengths look like Bohr")
+    assert items["s8_bohr"].reason.startswith(f"s8_bohr.cif: {HEAD} (the tightest, S-S")
+    assert items["mos2_bohr"].reason.startswith(f"mos2_bohr.cif: {HEAD}")
 
 
 def test_an_optimade_entry_in_bohr_is_quarantined(tmp_path):
@@ -182,7 +184,7 @@ def test_an_optimade_entry_in_bohr_is_quarantined(tmp_path):
     items = list(read_optimade(path, **KW))
     assert isinstance(items[0], Record) and items[0].row["reduced_formula"] == "MgO"
     assert isinstance(items[1], Rejection) and items[1].reason.startswith(
-        "lengths look like Bohr (1 Bohr = 0.5292 A): the tightest Mg-Mg distance 5.626 A is 1.90 x"
+        f"{HEAD} (the tightest, Mg-Mg 5.626 A, is 1.90 x"
     )
 
 
@@ -206,5 +208,17 @@ def test_the_mirror_readers_do_not_check_units(tmp_path):
     assert [type(i).__name__ for i in items] == ["Record"]
     (tmp_path / "u").mkdir()
     refused = ingest(tmp_path / "u", {"c.cif": cif})["c"]
-    assert isinstance(refused, Rejection) and "the tightest C-C distance 2.919 A is 2.25 x" in refused.reason
+    assert isinstance(refused, Rejection) and "the tightest, C-C 2.919 A, is 2.25 x" in refused.reason
     assert STRETCH_CEILING == 1.85
+
+
+def test_a_campaign_structure_in_angstrom_is_refused_without_blaming_bohr():
+    """CH4 as a campaign exported it (rank 1, written in Angstrom by `csp campaign export`): C-H 1.486 A, H-H far
+    apart. Still refused, but the reason must not claim the lengths are in Bohr: it names both possible causes."""
+    lattice = np.eye(3) * 4.0
+    frac = np.array([[0, 0, 0], [0.3715, 0, 0], [0, 0.3715, 0], [0, 0, 0.3715], [0.5, 0.5, 0.5]])
+    with pytest.raises(StructureError) as info:
+        check_geometry(lattice, ["C", "H", "H", "H", "H"], frac, units_check=True)
+    text = str(info.value)
+    assert text.startswith(HEAD) and "C-H 1.486 A" in text
+    assert "look like Bohr" not in text and text.endswith(FIX)
