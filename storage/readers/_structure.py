@@ -321,7 +321,9 @@ def _cell_value_problem(tags: dict[str, Any]) -> str | None:
         if raw is None:
             continue
         if not isinstance(raw, str):
-            return f"the CIF gives {tag} more than one value (in a loop); give the cell parameter as one number"
+            return (
+                f"the CIF gives {tag} more than one value (in a loop); give the cell parameter as one number"
+            )
         if _cif_value(raw) is None:
             unit = "A" if "length" in tag else "degrees"
             meaning = {"?": " (unknown)", ".": " (inapplicable)"}.get(raw.strip(), "")
@@ -660,7 +662,9 @@ def _symbol_element_problem(
     else:
         if written in ("?", "."):
             said = "unknown" if written == "?" else "inapplicable"
-            return f"{said} ({written!r}): the CIF does not say which element the site holds; write its element"
+            return (
+                f"{said} ({written!r}): the CIF does not say which element the site holds; write its element"
+            )
         mixed = _MIXED_VALENCE.fullmatch(written)  # Fe2.5+: a mixed-valence site of one element reads
         charge = None if mixed else _SIGNED_CHARGE.search(written)
         letters = mixed.group(1) if mixed else _SIGNED_CHARGE.sub("", written)
@@ -673,10 +677,14 @@ def _symbol_element_problem(
         if problem:
             return problem
         numbered = re.fullmatch(r"([A-Za-z]+)(\d+)", letters)
-        if numbered:  # Fe1 (an element in its own letter case, a site number) reads; NO3, PO4, CO3, NH4 do not
+        if (
+            numbered
+        ):  # Fe1 (an element in its own letter case, a site number) reads; NO3, PO4, CO3, NH4 do not
             base = numbered.group(1)
             if base != base.capitalize() or base not in SYMBOL_TO_Z:
-                if charge and charge.group(0) != "0":  # PO4-3, SO4-2: the sign is there; the symbol is a group
+                if (
+                    charge and charge.group(0) != "0"
+                ):  # PO4-3, SO4-2: the sign is there; the symbol is a group
                     return (
                         f"not an element: a molecular group with a charge ({letters} with charge "
                         f"{charge.group(0)}); a type symbol is one element with an optional charge (Fe3+); "
@@ -704,6 +712,12 @@ def _symbol_element_problem(
         and {letters[0], letters[1]} <= _ONE_LETTER
         and not (declared and element in declared)
     ):
+        if unmeasured_element_problem([element]):  # NH (nihonium), CN (copernicium): only the group is real
+            return (
+                f"not an element: upper-case {letters!r} reads as the group {letters[0]}+{letters[1]} (the element "
+                f"{element} has no measured crystal structure); a molecular group is not supported: write one "
+                "site per atom"
+            )
         return (
             f"ambiguous: upper-case {letters!r} is the element {element} or the group {letters[0]}+{letters[1]} "
             f"(write {element} for the element, or one site per atom; a declared _chemical_formula_sum naming "
@@ -1541,7 +1555,9 @@ def _pymatgen_cell(text: str) -> Cell:
                 raise StructureError(
                     "two or more sites share one position, closer than 0.5 A (overlapping or duplicated sites)"
                 ) from exc
-            raise StructureError(one_line(f"malformed CIF: {exc}" + (f" ({detail})" if detail else ""))) from exc
+            raise StructureError(
+                one_line(f"malformed CIF: {exc}" + (f" ({detail})" if detail else ""))
+            ) from exc
     if len(structures) != 1:
         raise StructureError(f"malformed CIF: it holds {len(structures)} structures, one was expected")
     problem = _applied_operation_problem(parser, text)
@@ -1634,7 +1650,9 @@ def cell_from_arrays(lattice: Any, species: Iterable[str], frac_coords: Any) -> 
         lat = np.asarray(lattice, dtype=float).reshape(3, 3)
         frac = np.asarray(frac_coords, dtype=float).reshape(-1, 3)
     except OverflowError:  # a 400-digit integer: no float holds it
-        raise StructureError("malformed structure arrays: a number is out of range (beyond +-1.8e308)") from None
+        raise StructureError(
+            "malformed structure arrays: a number is out of range (beyond +-1.8e308)"
+        ) from None
     except (TypeError, ValueError) as exc:
         raise StructureError(f"malformed structure arrays: {excerpt(str(exc), 120)}") from exc
     symbols = [str(s) for s in species]
@@ -1711,7 +1729,9 @@ def structure_fields(
     """
     check_cell(cell)
     volume = float(abs(np.linalg.det(cell.lattice)))
-    check_geometry(cell.lattice, cell.species, cell.frac_coords, pair_floor=pair_floor, units_check=units_check)
+    check_geometry(
+        cell.lattice, cell.species, cell.frac_coords, pair_floor=pair_floor, units_check=units_check
+    )
     numbers = [SYMBOL_TO_Z[s] for s in cell.species]
     spacegroup = spacegroup_number(cell.lattice, cell.frac_coords, numbers, symprec=symprec)
     counts = Counter(cell.species)

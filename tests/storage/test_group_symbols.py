@@ -228,3 +228,12 @@ def test_one_fault_of_many_files_is_one_kind_of_reason_naming_the_first_file(tmp
     assert [n for _, n in kinds] == [2, 1]
     assert kinds[0][0].startswith("a.cif: site B1: type symbol 'NO3' is not an element")
     assert kinds[1][0].startswith("c.cif: site B1: type symbol 'HO' is ambiguous")
+
+
+@pytest.mark.parametrize("symbol", ["NH4+", "NH", "CN"])
+def test_a_pair_whose_element_has_no_crystal_is_told_it_is_a_group_never_to_write_that_element(symbol):
+    """NH4+ was told 'write Nh for the element', advice whose result ingest then refuses (no measured crystal)."""
+    with pytest.raises(StructureError) as err:
+        cell_from_cif(typed_cif(symbol))
+    assert "no measured crystal structure" in str(err.value) and "write one site per atom" in str(err.value)
+    assert "write Nh" not in str(err.value) and "write Cn" not in str(err.value)
