@@ -115,10 +115,7 @@ def cell_from_poscar(text: str) -> Cell:
         try:
             structure = Poscar.from_str(text).structure
         except IndexError as exc:  # pymatgen ran past the last line
-            raise StructureError(
-                f"malformed POSCAR: it ends after {len(text.strip().splitlines())} line(s), before its lattice, "
-                "counts, coordinate mode and coordinates are complete"
-            ) from exc
+            raise StructureError(_short_poscar_reason(text)) from exc
         except Exception as exc:  # pymatgen raises its own StructureError, MemoryError, warnings as errors
             detail = " ".join(str(exc).split()) or "the element counts ask for more atoms than memory holds"
             raise StructureError(f"malformed POSCAR: {type(exc).__name__}: {detail}") from exc
@@ -139,6 +136,23 @@ def cell_from_poscar(text: str) -> Cell:
             "the lake stores elements only: write H"
         )
     return cell_from_arrays(structure.lattice.matrix, species, structure.frac_coords)
+
+
+def _short_poscar_reason(text: str) -> str:
+    """Why pymatgen ran past a POSCAR's last line: the file is short, or a blank line ends its first block and
+    the lines after it are too few for what VASP reads there (a velocity block holds one line per atom)."""
+    blocks = [b for b in re.split(r"\n[ \t\r]*\n", text.strip()) if b.strip()]
+    if len(blocks) > 1:
+        extra = sum(len(b.splitlines()) for b in blocks[1:])
+        return (
+            f"malformed POSCAR: a blank line after line {len(blocks[0].splitlines())} ends its structure, and "
+            f"{extra} more line(s) follow it; VASP reads a block there as the velocities of every atom (one line "
+            "each), which these are not: remove them, or put the coordinates before the blank line"
+        )
+    return (
+        f"malformed POSCAR: it ends after {len(text.strip().splitlines())} line(s), before its lattice, "
+        "counts, coordinate mode and coordinates are complete"
+    )
 
 
 #: hydrogen's isotopes that pymatgen reads as H without a word: refused, never stored as H silently
@@ -199,9 +213,11 @@ def _element_line_problem(text: str) -> str | None:
         element = re.sub(r"[\d.]*[+-]$", "", symbol)  # an oxidation state (O2-, Mg2+) still reads
         if not Element.is_valid_symbol(element):
             proper = element.capitalize()
-            hint = f" (element symbols are capitalised: {proper!r})" if (
-                Element.is_valid_symbol(proper) and proper not in ISOTOPES and Element(proper).Z < 100
-            ) else ""
+            hint = (
+                f" (element symbols are capitalised: {proper!r})"
+                if (Element.is_valid_symbol(proper) and proper not in ISOTOPES and Element(proper).Z < 100)
+                else ""
+            )
             if not hint and Element.is_valid_symbol(proper) and proper not in ISOTOPES:  # NO: No, Z = 102
                 hint = (
                     f" ({proper}, Z = {Element(proper).Z}, is no element of a measured crystal; "
@@ -250,7 +266,9 @@ def _coordinate_block(lines: list[str]) -> tuple[int, int] | None:
 
 
 #: what VASP reads on a POSCAR's scale, lattice and coordinate lines, for a refusal
-_SCALE_LINE = "the scale line holds 1 number (a scale factor, or a negative cell volume) or 3 (factors for x, y and z)"
+_SCALE_LINE = (
+    "the scale line holds 1 number (a scale factor, or a negative cell volume) or 3 (factors for x, y and z)"
+)
 _LATTICE_LINE = "a lattice line holds the 3 Cartesian components of a cell vector"
 _COORDINATE_LINE = "a coordinate line begins with 3 numbers"
 
@@ -280,7 +298,9 @@ def _number_lines_problem(text: str) -> str | None:
     return None
 
 
-def _numbers_problem(tokens: list[str], line: int, expected: str, *, sizes: tuple[int, ...] = ()) -> str | None:
+def _numbers_problem(
+    tokens: list[str], line: int, expected: str, *, sizes: tuple[int, ...] = ()
+) -> str | None:
     """Why the ``tokens`` of POSCAR line ``line`` (1-based) are not finite numbers (``sizes`` of them, when
     given), else None."""
     shown = " ".join(tokens) or "blank"
@@ -308,7 +328,11 @@ def _counts_problem(text: str) -> str | None:
     found = _counts_line(lines)
     if found is None:
         k = next((k for k in range(5, len(lines)) if any(_numbers([t]) for t in lines[k].split())), None)
-        bad = None if k is None else next((t for t in lines[k].split() if not re.fullmatch(r"[+-]?\d+", t)), None)
+        bad = (
+            None
+            if k is None
+            else next((t for t in lines[k].split() if not re.fullmatch(r"[+-]?\d+", t)), None)
+        )
         if k is None or bad is None:
             return None
         return (
@@ -647,7 +671,9 @@ def cell_from_optimade(attributes: Any) -> Cell:
             f"{len(names)} species_at_sites"
         )
     if attrs.nsites is not None and attrs.nsites != len(names):
-        raise StructureError(f"OPTIMADE entry declares nsites = {short_token(attrs.nsites)} but lists {len(names)} sites")
+        raise StructureError(
+            f"OPTIMADE entry declares nsites = {short_token(attrs.nsites)} but lists {len(names)} sites"
+        )
     species = _site_symbols(names, attrs.species)
     _check_structure_features(attrs)
     _check_declared_composition(attrs, species)

@@ -345,3 +345,21 @@ def test_committed_fixtures(tmp_path: Path) -> None:
     out = list(parse_many([(FIXTURES / "nacl_fm-3m.cif").read_text(), (FIXTURES / "broken.cif").read_text()]))
     assert out[0]["spacegroup"] == 225 and out[0]["reduced_formula"] == "NaCl"
     assert isinstance(out[1], str) and out[1].startswith("malformed CIF")
+
+
+def test_a_poscar_with_lines_after_a_blank_line_is_told_so_not_that_it_ends_early():
+    """A block after a blank line (2 lines for 8 atoms) was told 'it ends after 19 line(s), before its lattice,
+    counts, coordinate mode and coordinates are complete' although all of those are there (issue 22 trial)."""
+    from storage.readers.user_formats import cell_from_poscar
+    from storage.validation import StructureError
+
+    head = "MgO\n1.0\n4.21 0 0\n0 4.21 0\n0 0 4.21\nMg O\n4 4\nDirect\n"
+    coords = "0 0 0\n0.5 0.5 0\n0.5 0 0.5\n0 0.5 0.5\n0.5 0 0\n0 0.5 0\n0 0 0.5\n0.5 0.5 0.5\n"
+    assert cell_from_poscar(head + coords).species == ["Mg"] * 4 + ["O"] * 4
+    with pytest.raises(StructureError) as err:
+        cell_from_poscar(head + coords + "\n0.25 0.25 0.25\n0.75 0.75 0.75\n")
+    assert str(err.value) == (
+        "malformed POSCAR: a blank line after line 16 ends its structure, and 2 more line(s) follow it; VASP "
+        "reads a block there as the velocities of every atom (one line each), which these are not: remove "
+        "them, or put the coordinates before the blank line"
+    )
