@@ -146,14 +146,17 @@ def check_read_only(sql: str) -> None:
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
-        raise LakeError(f"The query could not be parsed: {exc}") from exc
+        raise LakeError(f"The query could not be parsed: {' '.join(str(exc).split())}") from exc
     if not statements:
         raise LakeError("The query is empty.")
     for statement in statements:
         if statement.type not in _ALLOWED_STATEMENTS:
-            kind = statement.type.name
+            # the statement's own first word: DuckDB types INSTALL as LOAD and names ATTACH's type in capitals
+            words = statement.query.split()
+            kind = words[0].upper() if words else statement.type.name
+            article = "an" if kind[:1] in "AEIOU" else "a"
             raise ReadOnlyError(
-                f"Refused a {kind} statement: the query interface is read-only; "
+                f"Refused {article} {kind} statement: the query interface is read-only; "
                 "the lake is changed only by the ingest, training and campaign flows."
             )
 

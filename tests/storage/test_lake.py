@@ -324,3 +324,24 @@ def test_a_valid_candidate_has_a_null_reject_reason_and_old_parts_read_empty_as_
     assert known() == [(0, "atoms too close")]
     # the search's own row layout (resume) keeps "" for a valid row
     assert [r["reject_reason"] for r in search_rows(lake, "c")] == ["", "atoms too close", ""]
+
+
+@pytest.mark.parametrize(
+    ("sql", "said"),
+    [
+        ("ATTACH 'x.duckdb'", "Refused an ATTACH statement"),
+        ("INSTALL httpfs", "Refused an INSTALL statement"),  # DuckDB types it LOAD
+        ("LOAD httpfs", "Refused a LOAD statement"),
+        ("  delete from structures", "Refused a DELETE statement"),
+    ],
+)
+def test_a_refusal_names_the_statement_as_written(sql, said):
+    with pytest.raises(ReadOnlyError) as err:
+        check_read_only(sql)
+    assert str(err.value).startswith(said + ": the query interface is read-only")
+
+
+def test_a_query_that_does_not_parse_is_one_line():
+    with pytest.raises(LakeError) as err:
+        check_read_only("SELEC 1 FROM")
+    assert "\n" not in str(err.value) and str(err.value).startswith("The query could not be parsed: ")
