@@ -46,7 +46,7 @@ from storage.readers._structure import (
     cell_from_arrays,
     finish_all,
 )
-from storage.validation import compare_formulas, full_occupancy
+from storage.validation import OCCUPANCY_TOLERANCE, compare_formulas, full_occupancy
 
 _SUFFIXES = ("", ".cif", ".vasp", ".poscar", ".POSCAR")
 
@@ -732,6 +732,18 @@ def _site_symbols(names: list[str], species: list[OptimadeSpecies] | None) -> li
         if bad_mass:
             raise StructureError(
                 f"OPTIMADE species {spec.name!r} gives the mass {bad_mass[0]}, which is not a finite number"
+            )
+        isotopes = [sym for sym in symbols if sym in ISOTOPES]
+        if isotopes:  # chemical_symbols ["D"]: told as the CIF and POSCAR readers tell it
+            raise StructureError(
+                f"OPTIMADE species {spec.name!r} names {ISOTOPES[isotopes[0]]} ({isotopes[0]}) as a chemical "
+                "symbol; the lake stores elements only: write H"
+            )
+        total = sum(c for c in spec.concentration if isinstance(c, (int, float)) and math.isfinite(c))
+        if total > 1 + OCCUPANCY_TOLERANCE:
+            raise StructureError(
+                f"OPTIMADE species {spec.name!r} has concentrations {list(spec.concentration)} adding up to "
+                f"{total:g}: a site holds at most one atom (the concentrations must sum to 1 or less)"
             )
         if isotope_name(spec.name, symbols) or _isotope_mass(symbols, spec.mass):
             raise StructureError(

@@ -163,7 +163,10 @@ CONTRADICTIONS = [
             lih("types-float", dimension_types=[1, 1.0, 1]),
             "malformed OPTIMADE attribute dimension_types[1]: 1.0 is not an integer",
         ),
-        (lih("types-bool", dimension_types=True), "malformed OPTIMADE attribute dimension_types: True is not a list"),
+        (
+            lih("types-bool", dimension_types=True),
+            "malformed OPTIMADE attribute dimension_types: True is not a list",
+        ),
         (
             lih("types-object", dimension_types={"a": 1}),
             "malformed OPTIMADE attribute dimension_types: {'a': 1} is not a list",
@@ -241,7 +244,9 @@ def test_a_mass_that_is_not_finite_is_refused(tmp_path, mass):
     stored, reasons = ingest(tmp_path, with_species(1, mass=mass))
     assert stored == ["before", "after"]
     (reason,) = reasons.values()
-    assert reason.startswith("OPTIMADE species 'H' gives the mass ") and reason.endswith("not a finite number")
+    assert reason.startswith("OPTIMADE species 'H' gives the mass ") and reason.endswith(
+        "not a finite number"
+    )
 
 
 @pytest.mark.parametrize(
@@ -408,3 +413,24 @@ def test_a_disordered_species_is_still_refused_as_disorder(tmp_path):
     stored, reasons = ingest(tmp_path, entry)
     assert stored == ["before", "after"]
     assert list(reasons.values()) == ["disordered site occupancies are not supported"]
+
+
+def test_deuterium_as_a_chemical_symbol_is_told_so(tmp_path):
+    """chemical_symbols ["D"] was told "unknown element 'D'", where CIF and POSCAR say deuterium."""
+    stored, reasons = ingest(tmp_path, with_species(1, chemical_symbols=["D"]))
+    assert stored == ["before", "after"]
+    assert list(reasons.values()) == [
+        "OPTIMADE species 'H' names deuterium (D) as a chemical symbol; the lake stores elements only: write H"
+    ]
+
+
+def test_concentrations_adding_up_to_more_than_one_are_told_so(tmp_path):
+    """[0.8, 0.4] was told only that disordered sites are not supported."""
+    stored, reasons = ingest(
+        tmp_path, with_species(0, chemical_symbols=["Li", "Na"], concentration=[0.8, 0.4])
+    )
+    assert stored == ["before", "after"]
+    assert list(reasons.values()) == [
+        "OPTIMADE species 'Li' has concentrations [0.8, 0.4] adding up to 1.2: a site holds at most one atom "
+        "(the concentrations must sum to 1 or less)"
+    ]
