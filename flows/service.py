@@ -346,6 +346,18 @@ def up(svc: Service, log=print) -> None:
 
 
 def down(svc: Service, log=print) -> None:
+    """Stop this home's worker and server.
+
+    Raises:
+        RuntimeError: the server of this home was started on another port than ``svc.port`` (nothing stopped:
+            `csp service down --port 4392` must not stop the server answering on 4391).
+    """
+    recorded = svc.server_port_file.read_text().strip() if svc.server_port_file.exists() else ""
+    if recorded.isdigit() and int(recorded) != svc.port:
+        raise RuntimeError(
+            f"The service of PREFECT_HOME {svc.home} runs on port {recorded}, not {svc.port}; nothing was "
+            f"stopped (`csp service down --port {recorded}` stops it)."
+        )
     stopped = False
     pid = own_pid(svc, "worker", log)
     if pid is not None:

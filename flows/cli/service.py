@@ -41,7 +41,10 @@ def service_down(port: Annotated[int, number_option(PORT_HELP, low=1, high=65535
     """Stop the worker (two signals) and the server; remove the pid files."""
     from flows.service import down
 
-    down(_service(port), log=lambda m: console.print(m, highlight=False, soft_wrap=True))
+    try:
+        down(_service(port), log=lambda m: console.print(m, highlight=False, soft_wrap=True))
+    except RuntimeError as exc:
+        fail(str(exc))
 
 
 @service_app.command("status")

@@ -233,3 +233,23 @@ def test_a_corrupt_pid_file_is_no_pid_and_status_removes_it(tmp_path, text):
     blank = tmp_path / "blank.pid"
     blank.write_text("")
     assert verify(blank, (b"uvicorn",), tmp_path) == (None, "none") and blank.exists()
+
+
+def test_down_on_another_port_than_the_server_of_this_home_stops_nothing_and_says_so(tmp_path):
+    """Trial: `csp service down --port 4392` in user A's shell silently stopped A's server on 4391."""
+    port = free_port()
+    svc = Service(port=port, home=tmp_path / "ph", lake=tmp_path / "lake")
+    svc.state_dir.mkdir(parents=True)
+    server = stand_in(tmp_path / "server", ["sleeping"])
+    try:
+        svc.server_pid_file.write_text(f"{server.pid}\n")
+        svc.server_port_file.write_text(f"{port}\n")
+        other = port + 1 if port < 65535 else port - 1
+        shown = invoke_csp(
+            svc.lake, "service", "down", "--port", str(other), env={"PREFECT_HOME": str(svc.home)}
+        )
+        assert shown.returncode == 1
+        assert f"runs on port {port}, not {other}; nothing was stopped" in shown.stdout + shown.stderr
+        assert server.poll() is None and svc.server_pid_file.exists() and svc.server_port_file.exists()
+    finally:
+        _stop(server)
