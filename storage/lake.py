@@ -146,7 +146,7 @@ def check_read_only(sql: str) -> None:
     try:
         statements = duckdb.extract_statements(sql)
     except duckdb.Error as exc:
-        raise LakeError(f"The query could not be parsed: {' '.join(str(exc).split())}") from exc
+        raise LakeError(f"The query could not be parsed: {_one_line_duckdb(exc)}") from exc
     if not statements:
         raise LakeError("The query is empty.")
     for statement in statements:
@@ -159,6 +159,16 @@ def check_read_only(sql: str) -> None:
                 f"Refused {article} {kind} statement: the query interface is read-only; "
                 "the lake is changed only by the ingest, training and campaign flows."
             )
+
+
+def _one_line_duckdb(exc: BaseException) -> str:
+    """DuckDB's message on one line, without advice the read-only interface refuses (``SET
+    max_expression_depth``: every SET is refused here)."""
+    text = " ".join(str(exc).split())
+    if "max_expression_depth" in text:
+        text = re.sub(r"\s*Use \"?SET max_expression_depth[^.]*\.?", "", text).rstrip()
+        text += " (the query nests too deeply for the read-only interface: flatten it)"
+    return text
 
 
 def _vanished(exc: BaseException) -> bool:
@@ -204,7 +214,7 @@ class LakeConnection:
         except duckdb.PermissionException as exc:
             raise ReadOnlyError(_NO_FILES) from exc
         except duckdb.Error as exc:
-            raise LakeError(f"The query failed: {exc}") from exc
+            raise LakeError(f"The query failed: {_one_line_duckdb(exc)}") from exc
 
     def _fetch(self, sql: str, params: Sequence[Any] | dict[str, Any] | None, how: str) -> Any:
         def run() -> Any:

@@ -345,3 +345,17 @@ def test_a_query_that_does_not_parse_is_one_line():
     with pytest.raises(LakeError) as err:
         check_read_only("SELEC 1 FROM")
     assert "\n" not in str(err.value) and str(err.value).startswith("The query could not be parsed: ")
+
+
+def test_a_too_deep_query_is_one_line_without_advice_the_interface_refuses(lake):
+    sql = "SELECT " + "(" * 1200 + "1" + ")" * 1200
+    with pytest.raises(LakeError) as err:
+        lake.query(sql)
+    text = str(err.value)
+    assert "\n" not in text and "SET max_expression_depth" not in text and "flatten it" in text
+
+
+def test_a_failing_query_is_one_line(lake):
+    with pytest.raises(LakeError) as err:
+        lake.query("SELECT nosuchcolumn FROM structures")
+    assert "\n" not in str(err.value) and str(err.value).startswith("The query failed: Binder Error")
