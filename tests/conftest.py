@@ -49,6 +49,14 @@ def lake(tmp_path):
 def pytest_configure(config):
     # subprocesses started by tests (the CLI) find the data mirror the same way the tests do
     os.environ.setdefault("CSP_DATA_MIRROR", str(mirror_path()))
+    # the CLI's output is read as piped output (flows/cli/_common.py: full width unless COLUMNS says
+    # otherwise, read once when its consoles are made). pytest loads GNU readline, which sets COLUMNS=80
+    # and LINES=24 in the C environment: every child inherits them, and pytest-xdist's workers find them
+    # in os.environ, where the CLI's consoles took 80 columns and cut tables and messages. A test that
+    # wants a width sets COLUMNS itself.
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
+        os.unsetenv(name)
 
 
 def pytest_runtest_setup(item):
