@@ -24,14 +24,20 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# two test processes (pytest-xdist): much of the suite waits on subprocesses, servers and I/O. loadgroup with
+# the groups tests/conftest.py gives: a file's tests that share a module-scoped fixture stay on one worker (it
+# is built once), the session's Prefect server is started by one worker, the rest spread test by test; the
+# order tests/conftest.py gives (slow units first) is kept. `make test XDIST=` runs serially.
+XDIST ?= -n 2 --dist loadgroup --no-loadscope-reorder
+
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST)
 
 # the fast subset (every package, under 3 minutes on 2 cores): tests marked slow are left out
 test-fast: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) -m "not slow"
 
 # the documentation site (mkdocs.yml, docs/): serve at http://127.0.0.1:8000, or build with every warning an error
 $(DOCS_STAMP): $(STAMP) pyproject.toml

@@ -3,7 +3,8 @@
 The server is the project's own (:func:`flows.service.start_server`: ``prefect server start`` on a free
 loopback port, a temporary ``PREFECT_HOME``). Starting one costs 15-25 s on 2 cores, most of it database
 migrations, so it starts in the background as soon as collection shows that a test will ask for it: the
-tests before that one run meanwhile (pytest runs on one core; the server migrates on the other).
+tests before that one run meanwhile (pytest runs on one core; the server migrates on the other). Under
+pytest-xdist a worker starts it when a test first asks for it.
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ def _start_server_in_background(config: pytest.Config) -> None:
 def pytest_collection_finish(session):
     # the items left after -k/-m selection; nothing starts for --collect-only
     if session.config.option.collectonly:
+        return
+    # an xdist worker sees the whole collection but runs only what it is handed: it starts the server when a
+    # test first asks (tests/conftest.py hands every such test to one worker, first, under --dist loadgroup;
+    # the worker's wait leaves its core to the server's migrations while the other worker runs tests)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
         return
     if any("prefect_api" in getattr(item, "fixturenames", ()) for item in session.items):
         _start_server_in_background(session.config)
