@@ -24,11 +24,10 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# two test processes (pytest-xdist): much of the suite waits on subprocesses, servers and I/O. loadgroup with
-# the groups tests/conftest.py gives: a file's tests that share a module-scoped fixture stay on one worker (it
-# is built once), the session's Prefect server is started by one worker, the rest spread test by test; the
-# order tests/conftest.py gives (slow units first) is kept. `make test XDIST=` runs serially.
-XDIST ?= -n 2 --dist loadgroup --no-loadscope-reorder
+# two test processes (pytest-xdist): much of the suite waits on subprocesses, servers and I/O. loadfile: a
+# file's tests stay on one worker (its module-scoped fixtures are built once), and tests/conftest.py makes the
+# files of the session's Prefect server one unit (one server). `make test XDIST=` runs serially.
+XDIST ?= -n 2 --dist loadfile
 
 test: $(STAMP)
 	$(BIN)/ruff check .

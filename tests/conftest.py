@@ -66,51 +66,26 @@ def pytest_runtest_setup(item):
             pytest.fail(message, pytrace=False)
 
 
-# --- pytest-xdist (make test: -n 2 --dist loadgroup --no-loadscope-reorder) -------------------------------
-# Each worker builds its own module- and session-scoped fixtures. Under --dist loadgroup a test's work unit is
-# its xdist_group, else the test alone; so that no expensive fixture is built twice, the tests of a file that
-# use a module-scoped fixture (a trained model, a history lake, a relax server) form one group, and every
-# test of the session's Prefect server (tests/flows/conftest.py) one more, run by one worker that starts one
-# server. The other tests spread one by one. Units are handed out in collection order: the units with the
-# most slow tests go first, so that a long test never starts last while the other worker idles.
+# --- pytest-xdist (make test: -n 2 --dist loadfile) ---------------------------------------------------------
+# Each worker builds its own module- and session-scoped fixtures. --dist loadfile keeps a file's tests on one
+# worker, so a module-scoped fixture (a trained model, a history lake, a relax server) is built once. The
+# files whose tests use the session's Prefect server (tests/flows/conftest.py) are one unit more, so that
+# one worker starts one server. (--dist loadgroup with xdist_group marks would say this per test, but
+# pytest-xdist 3.8.0 writes the group into ``item._nodeid``, which pytest 9.2 no longer reads: the marks
+# have no effect there, and every test is a unit of its own.)
 
-_BROAD_SCOPES = {"module", "class", "package"}
-
-
-def _xdist_group(item) -> str | None:
-    if item.get_closest_marker("xdist_group") is not None:
-        return None  # the test names its own group
-    if "prefect_api" in item.fixturenames:
-        return "prefect-api"
-    info = getattr(item, "_fixtureinfo", None)
-    defs = info.name2fixturedefs.values() if info is not None else ()
-    if any(d.scope in _BROAD_SCOPES for chain in defs for d in chain):
-        return item.nodeid.split("::")[0]
-    return None
+#: the test files that use the ``prefect_api`` fixture; tests/flows/conftest.py checks the list at collection
+PREFECT_API_FILES = frozenset({"tests/flows/test_campaign_ids_prefect.py", "tests/flows/test_deployments.py"})
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which writes the groups into the node ids
-def pytest_collection_modifyitems(config, items):
-    if not getattr(config.option, "loadgroup", False):  # set in an xdist worker under --dist loadgroup
-        return
-    unit_of: dict[int, str] = {}
-    for item in items:
-        group = _xdist_group(item)
-        if group is not None:
-            item.add_marker(pytest.mark.xdist_group(group))
-        mark = item.get_closest_marker("xdist_group")
-        unit_of[id(item)] = (
-            (mark.args[0] if mark.args else mark.kwargs.get("name", "default")) if mark else item.nodeid
-        )
-    slow: dict[str, int] = {}
-    size: dict[str, int] = {}
-    for item in items:
-        unit = unit_of[id(item)]
-        size[unit] = size.get(unit, 0) + 1
-        slow[unit] = slow.get(unit, 0) + (item.get_closest_marker("slow") is not None)
-    first = {unit: i for i, unit in reversed(list(enumerate(unit_of[id(item)] for item in items)))}
+def pytest_xdist_make_scheduler(config, log):
+    if config.getvalue("dist") != "loadfile":
+        return None  # xdist's own scheduler for the mode asked for
+    from xdist.scheduler import LoadFileScheduling
 
-    def order(unit: str) -> tuple:
-        return (unit != "prefect-api", -slow[unit], -size[unit], first[unit])
+    class FileScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return "prefect-api" if scope in PREFECT_API_FILES else scope
 
-    items[:] = sorted(items, key=lambda item: order(unit_of[id(item)]))  # stable: a unit keeps its order
+    return FileScheduling(config, log)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import PREFECT_API_FILES
 from tests.flows.cli_process import free_port
 
 _SERVER: dict[str, object] = {}
@@ -55,9 +56,14 @@ def pytest_collection_finish(session):
     # the items left after -k/-m selection; nothing starts for --collect-only
     if session.config.option.collectonly:
         return
+    users = {item.nodeid.split("::")[0] for item in session.items if "prefect_api" in item.fixturenames}
+    if users - PREFECT_API_FILES:  # make test hands these files to one worker (tests/conftest.py)
+        raise pytest.UsageError(
+            f"add {sorted(users - PREFECT_API_FILES)} to PREFECT_API_FILES in tests/conftest.py: the tests "
+            "of the session's Prefect server run on one pytest-xdist worker"
+        )
     # an xdist worker sees the whole collection but runs only what it is handed: it starts the server when a
-    # test first asks (tests/conftest.py hands every such test to one worker, first, under --dist loadgroup;
-    # the worker's wait leaves its core to the server's migrations while the other worker runs tests)
+    # test first asks (its wait leaves its core to the server's migrations while the other worker runs tests)
     if os.environ.get("PYTEST_XDIST_WORKER"):
         return
     if any("prefect_api" in getattr(item, "fixturenames", ()) for item in session.items):
