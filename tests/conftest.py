@@ -8,8 +8,6 @@ a clear message when the mirror is missing; nothing skips silently.
 from __future__ import annotations
 
 import os
-import signal
-import warnings
 from pathlib import Path
 
 import pytest
@@ -61,34 +59,11 @@ def pytest_configure(config):
         os.unsetenv(name)
 
 
-@pytest.hookimpl(tryfirst=True)  # before any fixture of the test is set up
 def pytest_runtest_setup(item):
-    item.stash[_SIGINT_BEFORE] = signal.getsignal(signal.SIGINT)  # see pytest_runtest_teardown below
     if item.get_closest_marker("mirror") is not None:
         message = _missing_mirror()
         if message:
             pytest.fail(message, pytrace=False)
-
-
-# SIGINT as each test found it: a test (or a fixture it set up, of any scope) that leaves SIGINT handled
-# otherwise is named in a warning and the handler put back, so that a later test in the same process (under
-# pytest-xdist, any test of the worker that runs it next) finds Python's own. Seen: after the Prefect-server
-# tests ran first in a worker, test_detection_workers_leave_ctrl_c_to_the_parent found SIGINT ignored.
-_SIGINT_BEFORE = pytest.StashKey[object]()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item, nextitem):
-    try:
-        return (yield)
-    finally:
-        before = item.stash.get(_SIGINT_BEFORE, None)
-        after = signal.getsignal(signal.SIGINT)
-        if before is not None and after != before:
-            signal.signal(signal.SIGINT, before)
-            warnings.warn(
-                f"{item.nodeid} left SIGINT handled by {after!r} (was {before!r}); put back", stacklevel=1
-            )
 
 
 # --- pytest-xdist (make test: -n 2 --dist loadfile) ---------------------------------------------------------
