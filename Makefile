@@ -24,14 +24,19 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# two test processes (pytest-xdist): much of the suite waits on subprocesses, servers and I/O. loadfile: a
+# file's tests stay on one worker (its module-scoped fixtures are built once), and tests/conftest.py makes the
+# files of the session's Prefect server one unit (one server). `make test XDIST=` runs serially.
+XDIST ?= -n 2 --dist loadfile
+
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST)
 
 # the fast subset (every package, under 3 minutes on 2 cores): tests marked slow are left out
 test-fast: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+	$(BIN)/python -m pytest -q -p no:cacheprovider $(XDIST) -m "not slow"
 
 # the documentation site (mkdocs.yml, docs/): serve at http://127.0.0.1:8000, or build with every warning an error
 $(DOCS_STAMP): $(STAMP) pyproject.toml

@@ -3,7 +3,8 @@
 The server is the project's own (:func:`flows.service.start_server`: ``prefect server start`` on a free
 loopback port, a temporary ``PREFECT_HOME``). Starting one costs 15-25 s on 2 cores, most of it database
 migrations, so it starts in the background as soon as collection shows that a test will ask for it: the
-tests before that one run meanwhile (pytest runs on one core; the server migrates on the other).
+tests before that one run meanwhile (pytest runs on one core; the server migrates on the other). Under
+pytest-xdist a worker starts it when a test first asks for it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import PREFECT_API_FILES
 from tests.flows.cli_process import free_port
 
 _SERVER: dict[str, object] = {}
@@ -53,6 +55,16 @@ def _start_server_in_background(config: pytest.Config) -> None:
 def pytest_collection_finish(session):
     # the items left after -k/-m selection; nothing starts for --collect-only
     if session.config.option.collectonly:
+        return
+    users = {item.nodeid.split("::")[0] for item in session.items if "prefect_api" in item.fixturenames}
+    if users - PREFECT_API_FILES:  # make test hands these files to one worker (tests/conftest.py)
+        raise pytest.UsageError(
+            f"add {sorted(users - PREFECT_API_FILES)} to PREFECT_API_FILES in tests/conftest.py: the tests "
+            "of the session's Prefect server run on one pytest-xdist worker"
+        )
+    # an xdist worker sees the whole collection but runs only what it is handed: it starts the server when a
+    # test first asks (its wait leaves its core to the server's migrations while the other worker runs tests)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
         return
     if any("prefect_api" in getattr(item, "fixturenames", ()) for item in session.items):
         _start_server_in_background(session.config)
