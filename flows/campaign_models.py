@@ -40,16 +40,31 @@ def missing_model(kind: str, folder: Path) -> InputError:
     variable that chose the folder (``CSP_EXP_MODEL`` ...) and the model folders that exist, where it blamed
     ``CSP_MODELS_DIR`` for a typo or a blank ``CSP_EXP_MODEL``."""
 
+    import json
+
+    from csp.models.check import ROLE_OUTPUTS
+
+    task = ROLE_OUTPUTS.get(kind, (None, ()))[0]
+
+    def fits(
+        meta: Path,
+    ) -> bool:  # a folder whose model.json is of this slot's task (a DFT folder for exp too)
+        try:
+            return task is None or json.loads(meta.read_text()).get("task") == task
+        except (OSError, ValueError, AttributeError):
+            return False
+
     def models_in(root: Path) -> list[str]:
         subs = [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
-        return sorted(p.name for p in subs if (p / "model.json").is_file())
+        return sorted(p.name for p in subs if (p / "model.json").is_file() and fits(p / "model.json"))
 
     root = folder if models_in(folder) else folder.parent  # a blank name leaves the models folder itself
     names = models_in(root)
+    what = f"{task} model folders" if task else "model folders"
     choice = (
-        f"set it to one of the model folders in {root}: {', '.join(names)} (or a folder's path)"
+        f"set it to one of the {what} in {root}: {', '.join(names)} (or a folder's path)"
         if names
-        else f"no model folder lies in {root}: set CSP_MODELS_DIR to the folder holding them"
+        else f"no {what[:-1]} lies in {root}: set CSP_MODELS_DIR to the folder holding them"
     )
     return InputError(
         f"The {kind} model folder {folder} has no model.json: CSP_{kind.upper()}_MODEL names no model; {choice}."

@@ -176,7 +176,8 @@ def check_model_folder(folder: Path | str, role: str | None = None) -> dict[str,
         if meta["task"] != task or lacking:
             raise ModelError(
                 f"{json_path} describes a {meta['task']!r} model with outputs {sorted(outputs)}, but the {role} "
-                f"slot needs a {task!r} model with outputs {list(needed)}; put the right model in {folder}."
+                f"slot needs a {task!r} model with outputs {list(needed)}; name a {task} model folder for it "
+                f"(CSP_{role.upper()}_MODEL), and leave this one where it is."
             )
     members = meta.get("n_members", 1)
     if not isinstance(members, int) or isinstance(members, bool) or members < 1:
