@@ -230,6 +230,23 @@ class CampaignResult:
         return f"{r['relaxed']} structures relaxed with {r['potential']}: " + ", ".join(parts) + "."
 
 
+def _once_each(check: StructureCheck | None) -> StructureCheck | None:
+    """``check`` asked once per structure object: the answer's ranking, its entries and the search's own top k
+    meet the same structures (a check builds neighbour lists: about 0.1 s a structure)."""
+    if check is None:
+        return None
+    seen: dict[
+        int, tuple[Any, str | None]
+    ] = {}  # id -> (the structure, kept alive so its id stays its own; answer)
+
+    def once(structure: Structure) -> str | None:
+        if id(structure) not in seen:
+            seen[id(structure)] = (structure, check(structure))
+        return seen[id(structure)][1]
+
+    return once
+
+
 def _checked_first(key: Callable[[dict[str, Any]], Any], check: StructureCheck | None) -> Callable[..., Any]:
     """``key`` with the rows whose structure fails ``check`` after every row that passes (None stays None)."""
     if check is None:
@@ -370,6 +387,7 @@ def campaign_result(
     from csp.structures.matching import rank
 
     check_k(k)
+    check = _once_each(check)
     outer = [r for r in rows if r.get("stage") == "outer"]
     refined = [r for r in rows if r.get("stage") == REFINED_STAGE]
     probes = [r for r in rows if r.get("stage") == "single_point"]
