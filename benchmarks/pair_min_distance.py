@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from csp.pool_workers import quiet_executor
+from storage.validation import BOHR_ANGSTROM
 
 FACTORS = (0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9)
 TRUSTED = (
@@ -57,7 +58,6 @@ TRUSTED = (
 CEILINGS = (1.3, 1.5, 1.7, 1.8, 1.85, 1.9, 2.0)
 SCALES = (1.1, 1.2, 1.5, 1.8897)
 RADIUS = 7.0  # MAX_NEAREST_NEIGHBOUR_ANGSTROM: a pair enlarged beyond it is no longer seen
-BOHR_ANGSTROM = 0.529177210903  # storage.validation.BOHR_ANGSTROM
 MIXUP_SAMPLE = 4000
 MIXUP_MAX_SITES = 4
 

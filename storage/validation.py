@@ -262,8 +262,14 @@ def reference_pair_minima() -> dict[tuple[str, str], tuple[float, int]]:
     Raises:
         OSError: if the packaged table is missing; ValueError: if it is not the expected JSON.
     """
+    return {pair: (v[0], int(v[1])) for pair, v in _pair_table().items()}
+
+
+@lru_cache(maxsize=1)
+def _pair_table() -> dict[tuple[str, str], tuple[float, ...]]:
+    """:data:`PAIR_MINIMA_FILE` read once: per element pair (minimum, rows, percentile), numbers as floats."""
     doc = json.loads(PAIR_MINIMA_FILE.read_text())
-    return {tuple(key.split("-")): (float(v[0]), int(v[1])) for key, v in doc["pairs"].items()}  # type: ignore[misc]
+    return {tuple(key.split("-")): tuple(map(float, v)) for key, v in doc["pairs"].items()}  # type: ignore[misc]
 
 
 @lru_cache(maxsize=1)
@@ -272,8 +278,7 @@ def reference_pair_typical() -> dict[tuple[str, str], tuple[float, int]]:
     holding it and the number of those rows (the third and second numbers of :data:`PAIR_MINIMA_FILE`): the
     reference of :func:`stretched_cell_problem`, which one odd row cannot set (the Mg-Mg minimum is 1.455 A, from
     a prototype; its percentile 1 is 2.963 A, hcp Mg's shortest Mg-Mg 3.18 A)."""
-    doc = json.loads(PAIR_MINIMA_FILE.read_text())
-    return {tuple(key.split("-")): (float(v[2]), int(v[1])) for key, v in doc["pairs"].items()}  # type: ignore[misc]
+    return {pair: (v[2], int(v[1])) for pair, v in _pair_table().items()}
 
 
 def tightest_bond(
