@@ -79,9 +79,7 @@ def export_with_polymorphs(
         hypothetical={
             "files": [p.name for p in paths],
             "prototype_rows_read": extra.read,
-            "per_kind": dict(sorted(Counter(map(str, extra.kinds)).items()))
-            if extra.kinds is not None
-            else {},
+            "per_kind": dict(sorted(Counter(map(str, extra.kinds)).items())),
             "left_out": extra.skipped,
         }
         | report,

@@ -231,7 +231,7 @@ class HypotheticalPolymorphs:
     prototype: np.ndarray
     read: int
     skipped: dict[str, int]
-    kinds: np.ndarray | None = None
+    kinds: np.ndarray
 
 
 def hypothetical_polymorphs(
@@ -264,10 +264,10 @@ def hypothetical_polymorphs(
     excluded = {normalise_formula(f) for f in exclude}
     numbers_of = _symbol_numbers()
     symbol_of = {z: s for s, z in numbers_of.items()}
-    prototype_rows = np.flatnonzero(np.isin(columns["kind"], list(HYPOTHETICAL_KINDS)))
+    candidate_rows = np.flatnonzero(np.isin(columns["kind"], list(HYPOTHETICAL_KINDS)))
     skipped = {"not the last frame": 0, "validation compound": 0, "size": 0, "formation enthalpy": 0}
     kept: list[tuple[int, str]] = []
-    for i in prototype_rows:
+    for i in candidate_rows:
         if columns["relaxation"][i] not in HYPOTHETICAL_KINDS[str(columns["kind"][i])]:
             skipped["not the last frame"] += 1
             continue
@@ -329,6 +329,6 @@ def hypothetical_polymorphs(
         rows=rows,
         prototype=prototype,
         kinds=np.array([str(columns["kind"][i]) for i in index]),
-        read=len(prototype_rows),
+        read=len(candidate_rows),
         skipped={k: v for k, v in skipped.items() if v},
     )
